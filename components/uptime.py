@@ -1,0 +1,67 @@
+"""Uptime arithmetic on plain values: splitting time into days and weighing outages."""
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from components.models import STATUS_SEVERITY, ComponentStatus
+
+
+def split_by_day(start: datetime, end: datetime, zone: ZoneInfo) -> Iterator[tuple[date, float]]:
+    """Seconds of [start, end) that fall on each local day of `zone` (DST days are 23 or 25 h)."""
+    cursor = start
+    while cursor < end:
+        local_day = cursor.astimezone(zone).date()
+        next_midnight = datetime.combine(local_day + timedelta(days=1), time(), tzinfo=zone)
+        segment_end = min(end, next_midnight)
+        yield local_day, (segment_end - cursor).total_seconds()
+        cursor = segment_end
+
+
+@dataclass
+class DayUptime:
+    day: date
+    seconds: dict[str, float] = field(default_factory=dict)
+    incidents: list = field(default_factory=list)
+
+    def add(self, status: str, seconds: float) -> None:
+        self.seconds[status] = self.seconds.get(status, 0) + seconds
+
+    @property
+    def has_data(self) -> bool:
+        return any(self.seconds.values())
+
+    @property
+    def counted_seconds(self) -> float:
+        """The day's length for uptime: observed time, maintenance excluded."""
+        return sum(
+            seconds
+            for status, seconds in self.seconds.items()
+            if status != ComponentStatus.UNDER_MAINTENANCE
+        )
+
+    @property
+    def weighted_downtime(self) -> float:
+        weights: Mapping[str, float] = settings.BEACON_UPTIME_WEIGHTS
+        return sum(self.seconds.get(status, 0) * weight for status, weight in weights.items())
+
+    @property
+    def uptime_percent(self) -> float | None:
+        if not self.counted_seconds:
+            return None
+        return 100 * (1 - self.weighted_downtime / self.counted_seconds)
+
+    @property
+    def worst_status(self) -> str | None:
+        seen = [status for status, seconds in self.seconds.items() if seconds > 0]
+        return max(seen, key=STATUS_SEVERITY.__getitem__) if seen else None
+
+
+def uptime_percent_over(days: list[DayUptime]) -> float | None:
+    counted = sum(day.counted_seconds for day in days)
+    if not counted:
+        return None
+    return 100 * (1 - sum(day.weighted_downtime for day in days) / counted)

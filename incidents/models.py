@@ -1,0 +1,228 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from components.models import Component, ComponentStatus, worst_status
+from statuspage.ids import new_public_id
+
+
+class IncidentKind(models.TextChoices):
+    INCIDENT = "incident", "Incident"
+    MAINTENANCE = "maintenance", "Scheduled maintenance"
+
+
+class IncidentStatus(models.TextChoices):
+    INVESTIGATING = "investigating", "Investigating"
+    IDENTIFIED = "identified", "Identified"
+    MONITORING = "monitoring", "Monitoring"
+    RESOLVED = "resolved", "Resolved"
+    POSTMORTEM = "postmortem", "Postmortem"
+    SCHEDULED = "scheduled", "Scheduled"
+    IN_PROGRESS = "in_progress", "In progress"
+    VERIFYING = "verifying", "Verifying"
+    COMPLETED = "completed", "Completed"
+
+
+INCIDENT_STATUSES = [
+    IncidentStatus.INVESTIGATING,
+    IncidentStatus.IDENTIFIED,
+    IncidentStatus.MONITORING,
+    IncidentStatus.RESOLVED,
+]
+MAINTENANCE_STATUSES = [
+    IncidentStatus.SCHEDULED,
+    IncidentStatus.IN_PROGRESS,
+    IncidentStatus.VERIFYING,
+    IncidentStatus.COMPLETED,
+]
+UNRESOLVED_STATUSES = [
+    IncidentStatus.INVESTIGATING,
+    IncidentStatus.IDENTIFIED,
+    IncidentStatus.MONITORING,
+]
+CLOSED_STATUSES = [IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM, IncidentStatus.COMPLETED]
+ACTIVE_MAINTENANCE_STATUSES = [IncidentStatus.IN_PROGRESS, IncidentStatus.VERIFYING]
+
+
+class Impact(models.TextChoices):
+    NONE = "none", "None"
+    MINOR = "minor", "Minor"
+    MAJOR = "major", "Major"
+    CRITICAL = "critical", "Critical"
+    MAINTENANCE = "maintenance", "Maintenance"
+
+
+# Statuspage's rule: an incident's impact follows the worst status it gave a component.
+IMPACT_OF_COMPONENT_STATUS = {
+    ComponentStatus.OPERATIONAL: Impact.NONE,
+    ComponentStatus.UNDER_MAINTENANCE: Impact.NONE,
+    ComponentStatus.DEGRADED_PERFORMANCE: Impact.MINOR,
+    ComponentStatus.PARTIAL_OUTAGE: Impact.MAJOR,
+    ComponentStatus.MAJOR_OUTAGE: Impact.CRITICAL,
+}
+
+
+class IncidentQuerySet(models.QuerySet):
+    def incidents(self):
+        return self.filter(kind=IncidentKind.INCIDENT)
+
+    def maintenances(self):
+        return self.filter(kind=IncidentKind.MAINTENANCE)
+
+    def unresolved(self):
+        return self.incidents().filter(status__in=UNRESOLVED_STATUSES)
+
+    def upcoming_maintenances(self):
+        return self.maintenances().filter(status=IncidentStatus.SCHEDULED)
+
+    def active_maintenances(self):
+        return self.maintenances().filter(status__in=ACTIVE_MAINTENANCE_STATUSES)
+
+    def closed(self):
+        return self.filter(status__in=CLOSED_STATUSES)
+
+
+class Incident(models.Model):
+    """An incident, or (kind=maintenance) a scheduled maintenance, as Statuspage models both."""
+
+    public_id = models.CharField(
+        "code", max_length=12, unique=True, default=new_public_id, editable=False
+    )
+    kind = models.CharField(
+        max_length=16, choices=IncidentKind.choices, default=IncidentKind.INCIDENT
+    )
+    name = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=IncidentStatus.choices)
+    impact = models.CharField(max_length=16, choices=Impact.choices, default=Impact.NONE)
+    impact_override = models.CharField(
+        max_length=16,
+        choices=Impact.choices,
+        blank=True,
+        help_text="Leave empty to derive the impact from the affected components.",
+    )
+    components = models.ManyToManyField(Component, blank=True, related_name="incidents")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(default=timezone.now)
+    monitoring_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    backfilled = models.BooleanField(default=False)
+    postmortem_body = models.TextField(blank=True, help_text="Markdown.")
+    postmortem_published_at = models.DateTimeField(null=True, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    scheduled_until = models.DateTimeField(null=True, blank=True)
+    scheduled_auto_in_progress = models.BooleanField(
+        "start automatically", default=True, help_text="Move to In progress at the start time."
+    )
+    scheduled_auto_completed = models.BooleanField(
+        "complete automatically", default=True, help_text="Move to Completed at the end time."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["kind", "status"]),
+            models.Index(fields=["-started_at"]),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_maintenance(self) -> bool:
+        return self.kind == IncidentKind.MAINTENANCE
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
+
+    @property
+    def allowed_statuses(self) -> list[str]:
+        return MAINTENANCE_STATUSES if self.is_maintenance else INCIDENT_STATUSES
+
+    @property
+    def ended_at(self):
+        return self.resolved_at
+
+    @property
+    def duration(self):
+        end = self.resolved_at or timezone.now()
+        return end - self.started_at if end >= self.started_at else None
+
+    @property
+    def has_published_postmortem(self) -> bool:
+        return bool(self.postmortem_published_at and self.postmortem_body)
+
+    def derived_impact(self, statuses_set) -> str:
+        if self.impact_override:
+            return self.impact_override
+        if self.is_maintenance:
+            return Impact.MAINTENANCE
+        return IMPACT_OF_COMPONENT_STATUS[worst_status(statuses_set)]
+
+
+class IncidentUpdate(models.Model):
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="updates")
+    status = models.CharField(max_length=16, choices=IncidentStatus.choices)
+    body = models.TextField(blank=True, help_text="Markdown.")
+    display_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    deliver_notifications = models.BooleanField("notify subscribers", default=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-display_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_status_display()}: {self.incident}"
+
+
+class AffectedComponent(models.Model):
+    """A component an update named, with the status it found and the one it set."""
+
+    update = models.ForeignKey(
+        IncidentUpdate, on_delete=models.CASCADE, related_name="affected_components"
+    )
+    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="+")
+    old_status = models.CharField(max_length=32, choices=ComponentStatus.choices)
+    new_status = models.CharField(max_length=32, choices=ComponentStatus.choices)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["update", "component"], name="component_once_per_update"
+            )
+        ]
+
+
+class IncidentTemplate(models.Model):
+    """A ready-made incident staff start from when the same kind of trouble comes back."""
+
+    name = models.CharField(max_length=255, help_text="What staff pick it by.")
+    title = models.CharField("incident name", max_length=255)
+    status = models.CharField(
+        max_length=16,
+        choices=[(s.value, s.label) for s in INCIDENT_STATUSES],
+        default=IncidentStatus.INVESTIGATING,
+    )
+    body = models.TextField(blank=True, help_text="Markdown.")
+    components = models.ManyToManyField(Component, blank=True, related_name="+")
+    component_status = models.CharField(
+        max_length=32, choices=ComponentStatus.choices, default=ComponentStatus.MAJOR_OUTAGE
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,296 @@
+"""Writes to incidents and maintenances. Each public function is one transaction."""
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from components.models import Component, ComponentStatus, StatusChangeCause
+from components.services import component_set_status
+from incidents.models import (
+    AffectedComponent,
+    Impact,
+    Incident,
+    IncidentKind,
+    IncidentStatus,
+    IncidentUpdate,
+)
+
+MAINTENANCE_STARTED_BODY = (
+    "Scheduled maintenance is currently in progress. We will provide updates as necessary."
+)
+MAINTENANCE_COMPLETED_BODY = "The scheduled maintenance has been completed."
+RESOLVED_BODY = "This incident has been resolved."
+MAINTENANCE_SCHEDULED_BODY = "Maintenance has been scheduled."
+
+ComponentStatuses = Mapping[Component, str]
+
+
+def incident_create(
+    *,
+    name: str,
+    status: str,
+    body: str = "",
+    kind: str = IncidentKind.INCIDENT,
+    component_statuses: ComponentStatuses | None = None,
+    affected_components: Iterable[Component] = (),
+    impact_override: str = "",
+    deliver_notifications: bool = True,
+    started_at: datetime | None = None,
+    backfilled: bool = False,
+    scheduled_for: datetime | None = None,
+    scheduled_until: datetime | None = None,
+    scheduled_auto_in_progress: bool = True,
+    scheduled_auto_completed: bool = True,
+    author=None,
+) -> Incident:
+    """Open an incident (or schedule a maintenance) together with its first update."""
+    name = (name or "").strip()
+    errors = {}
+    if not name:
+        errors["name"] = "Give the incident a name."
+    elif len(name) > 255:
+        errors["name"] = "Keep the name under 256 characters."
+    if impact_override and impact_override not in Impact.values:
+        errors["impact_override"] = f"Unknown impact {impact_override!r}."
+    if kind == IncidentKind.MAINTENANCE:
+        if not scheduled_for or not scheduled_until:
+            errors["scheduled_for"] = "A maintenance needs a start and an end time."
+        elif scheduled_until <= scheduled_for:
+            errors["scheduled_until"] = "The maintenance must end after it starts."
+    if backfilled and component_statuses:
+        errors["components"] = "A backfilled incident is history: it cannot change components."
+    if errors:
+        raise ValidationError(errors)
+
+    now = timezone.now()
+    if kind == IncidentKind.MAINTENANCE:
+        started_at = started_at or scheduled_for
+    started_at = started_at or now
+    with transaction.atomic():
+        incident = Incident.objects.create(
+            kind=kind,
+            name=name,
+            status=status,
+            impact_override=impact_override,
+            created_at=now,
+            started_at=started_at,
+            updated_at=now,
+            backfilled=backfilled,
+            scheduled_for=scheduled_for,
+            scheduled_until=scheduled_until,
+            scheduled_auto_in_progress=scheduled_auto_in_progress,
+            scheduled_auto_completed=scheduled_auto_completed,
+            created_by=author,
+        )
+        incident.components.add(*affected_components)
+        first_update_at = started_at if (backfilled or started_at < now) else now
+        if kind == IncidentKind.MAINTENANCE and status == IncidentStatus.SCHEDULED:
+            first_update_at = now
+        incident_post_update(
+            incident=incident,
+            status=status,
+            body=body,
+            component_statuses=component_statuses,
+            deliver_notifications=deliver_notifications,
+            display_at=first_update_at,
+            author=author,
+        )
+    incident.refresh_from_db()
+    return incident
+
+
+def incident_post_update(
+    *,
+    incident: Incident,
+    status: str,
+    body: str = "",
+    component_statuses: ComponentStatuses | None = None,
+    deliver_notifications: bool = True,
+    display_at: datetime | None = None,
+    author=None,
+    cause: str | None = None,
+) -> IncidentUpdate:
+    """Post an update and apply its component statuses, all or nothing.
+
+    Closing an incident returns the components it affected to operational, and completing a
+    maintenance returns them to what they were before it, unless the update sets them itself.
+    Starting a maintenance puts its components under maintenance the same way.
+    """
+    now = timezone.now()
+    display_at = display_at or now
+    component_statuses = dict(component_statuses or {})
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        _validate_update(incident, status, component_statuses)
+        cause = cause or (
+            StatusChangeCause.MAINTENANCE if incident.is_maintenance else StatusChangeCause.INCIDENT
+        )
+        if not incident.backfilled:
+            component_statuses = {
+                **_implied_component_statuses(incident, status),
+                **component_statuses,
+            }
+
+        update = IncidentUpdate.objects.create(
+            incident=incident,
+            status=status,
+            body=body.strip(),
+            display_at=display_at,
+            created_at=now,
+            updated_at=now,
+            deliver_notifications=deliver_notifications,
+            author=author,
+        )
+        change_at = min(display_at, now)
+        for component, new_status in component_statuses.items():
+            component.refresh_from_db(
+                fields=["status", "status_changed_at", "uptime_accounted_until"]
+            )
+            old_status = component.status
+            component_set_status(
+                component=component,
+                status=new_status,
+                cause=cause,
+                actor=author,
+                at=max(change_at, component.status_changed_at),
+                note=f"{incident.name} ({update.get_status_display()})",
+            )
+            AffectedComponent.objects.create(
+                update=update, component=component, old_status=old_status, new_status=new_status
+            )
+        incident.components.add(*component_statuses)
+
+        incident.status = status
+        incident.updated_at = now
+        if status == IncidentStatus.MONITORING and not incident.monitoring_at:
+            incident.monitoring_at = display_at
+        if status in (IncidentStatus.RESOLVED, IncidentStatus.COMPLETED):
+            incident.resolved_at = display_at
+        elif incident.resolved_at:
+            incident.resolved_at = None  # reopened
+        if status == IncidentStatus.IN_PROGRESS and incident.started_at > display_at:
+            incident.started_at = display_at
+        incident.impact = incident.derived_impact(
+            AffectedComponent.objects.filter(update__incident=incident).values_list(
+                "new_status", flat=True
+            )
+        )
+        incident.save()
+    return update
+
+
+def _validate_update(incident: Incident, status: str, component_statuses: dict) -> None:
+    if status not in incident.allowed_statuses:
+        kind = "a maintenance" if incident.is_maintenance else "an incident"
+        raise ValidationError({"status": f"{status!r} is not a status of {kind}."})
+    unknown = [s for s in component_statuses.values() if s not in ComponentStatus.values]
+    if unknown:
+        raise ValidationError({"components": f"Unknown component status {unknown[0]!r}."})
+    if incident.backfilled and component_statuses:
+        raise ValidationError(
+            {"components": "A backfilled incident is history: it cannot change components."}
+        )
+
+
+def _implied_component_statuses(incident: Incident, status: str) -> dict[Component, str]:
+    """Component statuses that a status move implies when the update does not say otherwise."""
+    if status == IncidentStatus.RESOLVED:
+        return dict.fromkeys(incident.components.exclude(status=ComponentStatus.OPERATIONAL), ComponentStatus.OPERATIONAL)
+    if status == IncidentStatus.IN_PROGRESS:
+        return dict.fromkeys(incident.components.exclude(status=ComponentStatus.UNDER_MAINTENANCE), ComponentStatus.UNDER_MAINTENANCE)
+    if status == IncidentStatus.COMPLETED:
+        before = _statuses_before_maintenance(incident)
+        return {
+            component: before.get(component.pk, ComponentStatus.OPERATIONAL)
+            for component in incident.components.filter(status=ComponentStatus.UNDER_MAINTENANCE)
+        }
+    return {}
+
+
+def _statuses_before_maintenance(incident: Incident) -> dict[int, str]:
+    """Each component's status just before the maintenance first put it under maintenance."""
+    before: dict[int, str] = {}
+    entries = AffectedComponent.objects.filter(
+        update__incident=incident, new_status=ComponentStatus.UNDER_MAINTENANCE
+    ).order_by("update__created_at", "id")
+    for entry in entries:
+        if entry.old_status != ComponentStatus.UNDER_MAINTENANCE:
+            before.setdefault(entry.component_id, entry.old_status)
+    return before
+
+
+def incident_resolve(*, incident: Incident, author=None, body: str = "") -> IncidentUpdate:
+    """The one-click close: resolve an incident, or complete a maintenance."""
+    if incident.is_maintenance:
+        status, default_body = IncidentStatus.COMPLETED, MAINTENANCE_COMPLETED_BODY
+    else:
+        status, default_body = IncidentStatus.RESOLVED, RESOLVED_BODY
+    return incident_post_update(
+        incident=incident, status=status, body=body or default_body, author=author
+    )
+
+
+def postmortem_publish(*, incident: Incident, body: str | None = None) -> Incident:
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if body is not None:
+            incident.postmortem_body = body.strip()
+        if not incident.postmortem_body:
+            raise ValidationError({"postmortem_body": "Write the postmortem before publishing it."})
+        if incident.is_maintenance or incident.status not in (
+            IncidentStatus.RESOLVED,
+            IncidentStatus.POSTMORTEM,
+        ):
+            raise ValidationError("Only a resolved incident can have a postmortem.")
+        now = timezone.now()
+        incident.postmortem_published_at = incident.postmortem_published_at or now
+        incident.status = IncidentStatus.POSTMORTEM
+        incident.updated_at = now
+        incident.save()
+    return incident
+
+
+def maintenances_advance_due(*, now: datetime | None = None) -> int:
+    """Start and complete the maintenances whose times have come; returns updates posted.
+
+    Safe to run from several schedulers at once: each maintenance is claimed with a row lock
+    that others skip, and its status is checked again under the lock.
+    """
+    now = now or timezone.now()
+    posted = 0
+    due_to_start = Incident.objects.maintenances().filter(
+        status=IncidentStatus.SCHEDULED, scheduled_auto_in_progress=True, scheduled_for__lte=now
+    )
+    for pk in due_to_start.values_list("pk", flat=True):
+        posted += _advance(pk, IncidentStatus.SCHEDULED, IncidentStatus.IN_PROGRESS, now)
+    due_to_end = Incident.objects.active_maintenances().filter(
+        scheduled_auto_completed=True, scheduled_until__lte=now
+    )
+    for pk in due_to_end.values_list("pk", flat=True):
+        posted += _advance(pk, None, IncidentStatus.COMPLETED, now)
+    return posted
+
+
+def _advance(pk: int, from_status: str | None, to_status: str, now: datetime) -> int:
+    with transaction.atomic():
+        claimed = Incident.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+        if claimed is None or (from_status and claimed.status != from_status) or claimed.is_closed:
+            return 0
+        display_at = (
+            claimed.scheduled_for
+            if to_status == IncidentStatus.IN_PROGRESS
+            else claimed.scheduled_until
+        )
+        incident_post_update(
+            incident=claimed,
+            status=to_status,
+            body=MAINTENANCE_STARTED_BODY
+            if to_status == IncidentStatus.IN_PROGRESS
+            else MAINTENANCE_COMPLETED_BODY,
+            display_at=min(display_at, now),
+            cause=StatusChangeCause.MAINTENANCE,
+        )
+    return 1

@@ -1,0 +1,29 @@
+"""The Celery app and the one policy every Beacon task follows."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statuspage.settings")
+
+app = Celery("statuspage")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_ignore_result=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue="default",
+    timezone="UTC",
+    beat_schedule={
+        "advance-scheduled-maintenances": {
+            "task": "incidents.tasks.advance_scheduled_maintenances",
+            "schedule": 30.0,
+        },
+        "roll-up-uptime": {
+            "task": "components.tasks.roll_up_uptime",
+            "schedule": 300.0,
+        },
+    },
+)
+app.autodiscover_tasks()

@@ -1,0 +1,62 @@
+import zoneinfo
+
+from django.core.cache import cache
+from django.core.validators import RegexValidator
+from django.db import models
+
+from statuspage.ids import new_public_id
+
+
+def _time_zone_choices():
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class PageSettings(models.Model):
+    """The one status page of this installation."""
+
+    CACHE_KEY = "beacon:page-settings"
+
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    name = models.CharField(max_length=100, default="Status")
+    url = models.URLField(
+        "public URL",
+        blank=True,
+        help_text="Where this status page is published, e.g. https://status.example.com",
+    )
+    home_url = models.URLField("home URL", blank=True, help_text="Your company's website.")
+    support_url = models.URLField("support URL", blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC", choices=_time_zone_choices)
+    logo = models.ImageField(upload_to="branding/", blank=True)
+    brand_color = models.CharField(
+        max_length=7,
+        default="#2563eb",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #2563eb.")],
+    )
+    footer_text = models.TextField(
+        blank=True, help_text="Markdown, shown at the foot of every page."
+    )
+    hidden_from_search_engines = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "page settings"
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    @classmethod
+    def load(cls) -> "PageSettings":
+        """The page's settings, from the cache when possible; created on first use."""
+        page = cache.get(cls.CACHE_KEY)
+        if page is None:
+            page, _ = cls.objects.get_or_create(pk=1)
+            cache.set(cls.CACHE_KEY, page, None)
+        return page
+
+    @classmethod
+    def forget_cached(cls) -> None:
+        cache.delete(cls.CACHE_KEY)

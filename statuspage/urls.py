@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path, re_path
+from django.views.static import serve
+
+from statuspage import views
+
+urlpatterns = [
+    path("", views.status_page, name="status-page"),
+    path("incidents/<str:code>/", views.incident_detail, name="incident-detail"),
+    path("history/", views.history, name="history"),
+    path("robots.txt", views.robots_txt, name="robots-txt"),
+    path("admin/", admin.site.urls),
+]
+if settings.SERVE_MEDIA:
+    # Uploaded logos; a production proxy serves MEDIA_ROOT itself.
+    urlpatterns.append(
+        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})
+    )

@@ -1,0 +1,8 @@
+from django.http import HttpResponse
+
+
+def status_page(request):
+    return HttpResponse("")
+
+
+incident_detail = history = robots_txt = status_page

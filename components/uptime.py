@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -12,11 +12,12 @@ from components.models import STATUS_SEVERITY, ComponentStatus
 
 def split_by_day(start: datetime, end: datetime, zone: ZoneInfo) -> Iterator[tuple[date, float]]:
     """Seconds of [start, end) that fall on each local day of `zone` (DST days are 23 or 25 h)."""
-    cursor = start
+    # Arithmetic in UTC: subtracting two times of one zone would ignore a DST shift.
+    cursor, end = start.astimezone(UTC), end.astimezone(UTC)
     while cursor < end:
         local_day = cursor.astimezone(zone).date()
         next_midnight = datetime.combine(local_day + timedelta(days=1), time(), tzinfo=zone)
-        segment_end = min(end, next_midnight)
+        segment_end = min(end, next_midnight.astimezone(UTC))
         yield local_day, (segment_end - cursor).total_seconds()
         cursor = segment_end
 

@@ -198,9 +198,15 @@ def _validate_update(incident: Incident, status: str, component_statuses: dict) 
 def _implied_component_statuses(incident: Incident, status: str) -> dict[Component, str]:
     """Component statuses that a status move implies when the update does not say otherwise."""
     if status == IncidentStatus.RESOLVED:
-        return dict.fromkeys(incident.components.exclude(status=ComponentStatus.OPERATIONAL), ComponentStatus.OPERATIONAL)
+        return dict.fromkeys(
+            incident.components.exclude(status=ComponentStatus.OPERATIONAL),
+            ComponentStatus.OPERATIONAL,
+        )
     if status == IncidentStatus.IN_PROGRESS:
-        return dict.fromkeys(incident.components.exclude(status=ComponentStatus.UNDER_MAINTENANCE), ComponentStatus.UNDER_MAINTENANCE)
+        return dict.fromkeys(
+            incident.components.exclude(status=ComponentStatus.UNDER_MAINTENANCE),
+            ComponentStatus.UNDER_MAINTENANCE,
+        )
     if status == IncidentStatus.COMPLETED:
         before = _statuses_before_maintenance(incident)
         return {

@@ -3,6 +3,17 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 
+def _invalidate_public_pages(sender, **kwargs):
+    from statuspage import public_cache
+    from statuspage.models import PageSettings
+
+    if sender is PageSettings:
+        # Now for this transaction, and again once other processes can see the change.
+        PageSettings.forget_cached()
+        transaction.on_commit(PageSettings.forget_cached)
+    public_cache.invalidate_on_commit()
+
+
 class StatuspageConfig(AppConfig):
     name = "statuspage"
     verbose_name = "Status page"
@@ -12,28 +23,10 @@ class StatuspageConfig(AppConfig):
         # the public sees (services, admin, shell) must make the cached pages stale.
         from components.models import Component, ComponentGroup
         from incidents.models import AffectedComponent, Incident, IncidentUpdate
-        from statuspage import public_cache
         from statuspage.models import PageSettings
 
-        def invalidate(sender, **kwargs):
-            if sender is PageSettings:
-                transaction.on_commit(PageSettings.forget_cached)
-            public_cache.invalidate_on_commit()
-
-        for model in (
-            PageSettings,
-            ComponentGroup,
-            Component,
-            Incident,
-            IncidentUpdate,
-            AffectedComponent,
-        ):
-            post_save.connect(
-                invalidate, sender=model, dispatch_uid=f"public-cache-save-{model.__name__}"
-            )
-            post_delete.connect(
-                invalidate, sender=model, dispatch_uid=f"public-cache-del-{model.__name__}"
-            )
-        m2m_changed.connect(
-            invalidate, sender=Incident.components.through, dispatch_uid="public-cache-m2m"
-        )
+        models = (PageSettings, ComponentGroup, Component, Incident, IncidentUpdate)
+        for model in (*models, AffectedComponent):
+            post_save.connect(_invalidate_public_pages, sender=model)
+            post_delete.connect(_invalidate_public_pages, sender=model)
+        m2m_changed.connect(_invalidate_public_pages, sender=Incident.components.through)

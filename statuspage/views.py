@@ -1,8 +1,68 @@
-from django.http import HttpResponse
+"""The public pages. Each is rendered once per change and served from the public cache."""
+
+from django.http import Http404, HttpResponse
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from statuspage import public_cache, selectors
+from statuspage.models import PageSettings
+
+LIVE_PARTIAL = "status-body"
 
 
+def _render_cached(request, key: str, template: str, build_context) -> HttpResponse:
+    page = PageSettings.load()
+    today = timezone.now().astimezone(page.zone).date().isoformat()
+    if request.htmx:
+        template, key = f"{template}#{LIVE_PARTIAL}", f"{key}:partial"
+
+    html = public_cache.cached(
+        f"{key}:{today}", lambda: render_to_string(template, build_context())
+    )
+    return HttpResponse(html)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
 def status_page(request):
-    return HttpResponse("")
+    return _render_cached(
+        request,
+        "status",
+        "statuspage/status_page.html",
+        lambda: {"status_page": selectors.build_status_page()},
+    )
 
 
-incident_detail = history = robots_txt = status_page
+@require_GET
+@vary_on_headers("HX-Request")
+def incident_detail(request, code: str):
+    def build():
+        incident = selectors.incident_detail(code)
+        if incident is None:
+            raise Http404("No incident with this code.")
+        return {"incident": incident, "page": PageSettings.load()}
+
+    if not code.isalnum() or len(code) > 12:
+        raise Http404("No incident with this code.")
+    return _render_cached(request, f"incident:{code}", "statuspage/incident_detail.html", build)
+
+
+@require_GET
+def history(request):
+    page_number = request.GET.get("page", "1")
+    if not page_number.isdigit():
+        page_number = "1"
+
+    def build():
+        paginator_page, months = selectors.incident_history(page_number=page_number)
+        return {"page": PageSettings.load(), "paginator_page": paginator_page, "months": months}
+
+    return _render_cached(request, f"history:{page_number}", "statuspage/history.html", build)
+
+
+@require_GET
+def robots_txt(request):
+    rules = "Disallow: /" if PageSettings.load().hidden_from_search_engines else "Disallow: /admin/"
+    return HttpResponse(f"User-agent: *\n{rules}\n", content_type="text/plain")

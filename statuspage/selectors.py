@@ -1,0 +1,196 @@
+"""Page assembly: the data behind every public page, built in one place.
+
+The HTML pages use these today; the JSON API, feeds and snapshots reuse them, so what a
+visitor reads and what a client parses always agree.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.core.paginator import Page, Paginator
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from components.models import Component, ComponentGroup, worst_status
+from components.selectors import (
+    OverallStatus,
+    daily_uptime,
+    first_uptime_day,
+    overall_status,
+    page_components,
+    uptime_percent_over,
+)
+from components.uptime import DayUptime
+from incidents.models import AffectedComponent, Incident, IncidentKind, IncidentUpdate
+from statuspage.models import PageSettings
+
+
+@dataclass
+class ComponentRow:
+    component: Component
+    days: list[DayUptime]
+    uptime_percent: float | None
+
+    @property
+    def status(self) -> str:
+        return self.component.status
+
+
+@dataclass
+class GroupRow:
+    group: ComponentGroup
+    rows: list[ComponentRow] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return worst_status(row.status for row in self.rows)
+
+    @property
+    def is_degraded(self) -> bool:
+        return any(row.status != "operational" for row in self.rows)
+
+
+@dataclass
+class PastDay:
+    day: date
+    incidents: list[Incident]
+
+
+@dataclass
+class StatusPage:
+    page: PageSettings
+    generated_at: datetime
+    status: OverallStatus
+    components: list[Component]
+    sections: list[ComponentRow | GroupRow]
+    active_incidents: list[Incident]
+    active_maintenances: list[Incident]
+    upcoming_maintenances: list[Incident]
+    past_days: list[PastDay]
+
+
+def with_timeline(incidents: QuerySet) -> QuerySet:
+    """Incidents with their updates (newest first), affected components and components."""
+    return incidents.prefetch_related(
+        Prefetch(
+            "updates",
+            queryset=IncidentUpdate.objects.order_by("-display_at", "-id").prefetch_related(
+                Prefetch(
+                    "affected_components",
+                    queryset=AffectedComponent.objects.select_related("component"),
+                )
+            ),
+        ),
+        Prefetch("components", queryset=Component.objects.ordered()),
+    )
+
+
+def build_status_page(*, now: datetime | None = None) -> StatusPage:
+    now = now or timezone.now()
+    page = PageSettings.load()
+    zone = page.zone
+    components = page_components()
+    uptime_days = daily_uptime(components, days=settings.BEACON_UPTIME_DAYS, now=now, zone=zone)
+    today = now.astimezone(zone).date()
+    first_day = today - timedelta(days=settings.BEACON_UPTIME_DAYS - 1)
+
+    recent = list(
+        with_timeline(
+            Incident.objects.filter(
+                started_at__gte=datetime.combine(first_day, datetime.min.time(), tzinfo=zone),
+                started_at__lte=now,
+            )
+            | Incident.objects.filter(resolved_at__isnull=True, started_at__lte=now)
+            | Incident.objects.upcoming_maintenances()
+        ).order_by("-started_at", "-id")
+    )
+    _attach_incidents_to_days(recent, uptime_days, zone=zone, now=now)
+
+    sections: list[ComponentRow | GroupRow] = []
+    groups: dict[int, GroupRow] = {}
+    for component in components:
+        days = [
+            day if day.day >= first_uptime_day(component, zone) else DayUptime(day.day)
+            for day in uptime_days[component.pk]
+        ]
+        row = ComponentRow(component, days, uptime_percent_over(days))
+        if not component.is_visible:
+            continue
+        if component.group_id is None:
+            sections.append(row)
+            continue
+        if component.group_id not in groups:
+            groups[component.group_id] = GroupRow(component.group)
+            sections.append(groups[component.group_id])
+        groups[component.group_id].rows.append(row)
+
+    incidents = [i for i in recent if i.kind == IncidentKind.INCIDENT]
+    maintenances = [i for i in recent if i.kind == IncidentKind.MAINTENANCE]
+    return StatusPage(
+        page=page,
+        generated_at=now,
+        status=overall_status(c.status for c in components),
+        components=components,
+        sections=sections,
+        active_incidents=[i for i in incidents if not i.is_closed],
+        active_maintenances=[i for i in maintenances if i.status in ("in_progress", "verifying")],
+        upcoming_maintenances=sorted(
+            (i for i in maintenances if i.status == "scheduled"), key=lambda i: i.scheduled_for
+        ),
+        past_days=_past_days(recent, today=today, zone=zone),
+    )
+
+
+def _attach_incidents_to_days(incidents, uptime_days, *, zone, now) -> None:
+    """Name each incident on every uptime day it was open, for the bar's tooltips."""
+    for incident in incidents:
+        if incident.kind != IncidentKind.INCIDENT:
+            continue
+        first = incident.started_at.astimezone(zone).date()
+        last = (incident.resolved_at or now).astimezone(zone).date()
+        for component in incident.components.all():
+            for day in uptime_days.get(component.pk, []):
+                if first <= day.day <= last:
+                    day.incidents.append(incident)
+
+
+def _past_days(incidents: list[Incident], *, today: date, zone) -> list[PastDay]:
+    by_day: dict[date, list[Incident]] = defaultdict(list)
+    for incident in incidents:
+        if incident.status == "scheduled":
+            continue
+        by_day[incident.started_at.astimezone(zone).date()].append(incident)
+    return [
+        PastDay(day, by_day.get(day, []))
+        for day in (today - timedelta(days=i) for i in range(settings.BEACON_PAST_INCIDENT_DAYS))
+    ]
+
+
+def incident_detail(code: str) -> Incident | None:
+    return (
+        with_timeline(Incident.objects.filter(public_id=code)).select_related("created_by").first()
+    )
+
+
+@dataclass
+class HistoryMonth:
+    month: date
+    incidents: list[Incident]
+
+
+def incident_history(*, page_number, per_page: int = 25) -> tuple[Page, list[HistoryMonth]]:
+    """Past incidents and maintenances, newest first, grouped by month of the page zone."""
+    zone = PageSettings.load().zone
+    past = with_timeline(
+        Incident.objects.filter(started_at__lte=timezone.now()).exclude(status="scheduled")
+    ).order_by("-started_at", "-id")
+    page = Paginator(past, per_page).get_page(page_number)
+    months: list[HistoryMonth] = []
+    for incident in page.object_list:
+        month = incident.started_at.astimezone(zone).date().replace(day=1)
+        if not months or months[-1].month != month:
+            months.append(HistoryMonth(month, []))
+        months[-1].incidents.append(incident)
+    return page, months

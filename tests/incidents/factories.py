@@ -1,0 +1,36 @@
+from datetime import timedelta
+
+import factory
+from django.utils import timezone
+
+from incidents import services
+from incidents.models import IncidentKind, IncidentStatus
+
+
+def open_incident(**kwargs):
+    """An incident opened the way staff open one, through the service."""
+    kwargs.setdefault("name", "Elevated error rates")
+    kwargs.setdefault("status", IncidentStatus.INVESTIGATING)
+    kwargs.setdefault("body", "We are investigating.")
+    return services.incident_create(**kwargs)
+
+
+def schedule_maintenance(*, starts_in=timedelta(hours=2), lasts=timedelta(hours=1), **kwargs):
+    start = timezone.now() + starts_in
+    kwargs.setdefault("name", "Database upgrade")
+    kwargs.setdefault("body", "We will upgrade the primary database.")
+    return services.incident_create(
+        kind=IncidentKind.MAINTENANCE,
+        status=IncidentStatus.SCHEDULED,
+        scheduled_for=start,
+        scheduled_until=start + lasts,
+        **kwargs,
+    )
+
+
+class IncidentTemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "incidents.IncidentTemplate"
+
+    name = factory.Sequence(lambda n: f"Template {n}")
+    title = "Degraded performance"

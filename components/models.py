@@ -1,5 +1,3 @@
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -157,11 +155,3 @@ class DailyUptime(models.Model):
 
     def seconds_by_status(self) -> dict[str, int]:
         return {status: getattr(self, self.seconds_field(status)) for status in ComponentStatus}
-
-    def add(self, status: str, seconds: float) -> None:
-        field = self.seconds_field(status)
-        setattr(self, field, getattr(self, field) + round(seconds))
-
-
-UPTIME_STATUS_FIELDS = [DailyUptime.seconds_field(s) for s in ComponentStatus]
-MAX_DAY = timedelta(days=1)

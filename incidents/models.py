@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from components.models import Component, ComponentStatus, worst_status
@@ -133,6 +134,9 @@ class Incident(models.Model):
     def __str__(self):
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return reverse("incident-detail", kwargs={"code": self.public_id})
+
     @property
     def is_maintenance(self) -> bool:
         return self.kind == IncidentKind.MAINTENANCE
@@ -164,6 +168,22 @@ class Incident(models.Model):
         if self.is_maintenance:
             return Impact.MAINTENANCE
         return IMPACT_OF_COMPONENT_STATUS[worst_status(statuses_set)]
+
+
+class MaintenanceManager(models.Manager.from_queryset(IncidentQuerySet)):
+    def get_queryset(self):
+        return super().get_queryset().maintenances()
+
+
+class ScheduledMaintenance(Incident):
+    """Maintenances on their own, for the admin's "Scheduled maintenances" entry."""
+
+    objects = MaintenanceManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "scheduled maintenance"
+        verbose_name_plural = "scheduled maintenances"
 
 
 class IncidentUpdate(models.Model):
@@ -203,6 +223,9 @@ class AffectedComponent(models.Model):
                 fields=["update", "component"], name="component_once_per_update"
             )
         ]
+
+    def __str__(self):
+        return f"{self.component}: {self.old_status} → {self.new_status}"
 
 
 class IncidentTemplate(models.Model):

@@ -1,0 +1,417 @@
+"""The staff side of incidents and maintenances. Forms collect input; services do the writes."""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.views.decorators.http import require_POST
+
+from components.models import Component
+from incidents import services
+from incidents.forms import (
+    IncidentChangeForm,
+    IncidentCreateForm,
+    MaintenanceCreateForm,
+    accepts_postmortem,
+    accepts_updates,
+    component_fieldsets,
+    initial_from_template,
+)
+from incidents.models import Incident, IncidentTemplate, IncidentUpdate, ScheduledMaintenance
+
+
+class ServiceRejected(Exception):
+    """A service refused the form's input; carries its ValidationError out of the transaction."""
+
+    def __init__(self, error: ValidationError):
+        super().__init__(error)
+        self.error = error
+
+
+def call_service(service, **kwargs):
+    try:
+        return service(**kwargs)
+    except ValidationError as error:
+        raise ServiceRejected(error) from error
+
+
+def update_added(update: IncidentUpdate) -> dict:
+    """A change-message entry for the history, in the admin's own format."""
+    return {"added": {"name": str(IncidentUpdate._meta.verbose_name), "object": str(update)}}
+
+
+class IncidentUpdateInline(admin.StackedInline):
+    """Posted updates, newest first: only their wording and display time can be corrected."""
+
+    model = IncidentUpdate
+    fields = ["status", "body", "display_at", "components_changed", "author", "created_at"]
+    readonly_fields = ["status", "components_changed", "author", "created_at"]
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "updates"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("author")
+            .prefetch_related("affected_components__component")
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="components")
+    def components_changed(self, update):
+        return format_html_join(
+            ", ",
+            "{}: {} → {}",
+            (
+                (a.component.name, a.get_old_status_display(), a.get_new_status_display())
+                for a in update.affected_components.all()
+            ),
+        )
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    add_form = IncidentCreateForm
+    form = IncidentChangeForm
+    change_form_template = "admin/incidents/incident/change_form.html"
+    list_display = ["name", "status", "impact", "started_at", "updated_at", "component_names"]
+    list_filter = ["kind", "status", "impact"]
+    search_fields = ["name"]
+    readonly_fields = [
+        "public_id",
+        "kind",
+        "current_status",
+        "impact",
+        "impact_override",
+        "started_at",
+        "resolved_at",
+        "backfilled",
+        "postmortem_published_at",
+        "created_by",
+    ]
+    inlines = [IncidentUpdateInline]
+    actions = ["resolve_selected"]
+    close_label = "Resolve"
+    closed_label = "Resolved"
+    offers_templates = True
+
+    # Pages
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("components")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/resolve/",
+                self.admin_site.admin_view(self.resolve_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_resolve",
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else []
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = self.form if obj else self.add_form
+        kwargs.update(form=form, fields=form._meta.fields)
+        form = super().get_form(request, obj, change, **kwargs)
+        error = getattr(request, "service_error", None)
+        if error is not None:
+            form = type(form.__name__, (form,), {"service_error": error})
+        return form
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.add_fieldsets(request)
+        fieldsets = [
+            (
+                None,
+                {
+                    "fields": [
+                        "name",
+                        ("public_id", "kind"),
+                        ("current_status", "impact", "impact_override"),
+                        ("started_at", "resolved_at", "backfilled"),
+                        "created_by",
+                    ]
+                },
+            )
+        ]
+        if not self.has_change_permission(request, obj):
+            return fieldsets
+        if accepts_updates(obj):
+            fieldsets.append(
+                (
+                    "Post an update",
+                    {"fields": ["status", "body", ("deliver_notifications", "display_at")]},
+                )
+            )
+            if not obj.backfilled:
+                fieldsets += component_fieldsets(Component.objects.ordered())
+        if accepts_postmortem(obj):
+            fieldsets.append(
+                (
+                    "Postmortem",
+                    {
+                        "fields": [
+                            "postmortem_body",
+                            ("publish_postmortem", "postmortem_published_at"),
+                        ]
+                    },
+                )
+            )
+        return fieldsets
+
+    def add_fieldsets(self, request):
+        return [
+            (
+                None,
+                {
+                    "fields": [
+                        "name",
+                        "status",
+                        "body",
+                        ("impact_override", "deliver_notifications"),
+                        ("started_at", "backfilled"),
+                    ]
+                },
+            ),
+            *component_fieldsets(Component.objects.ordered()),
+        ]
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        template_id = initial.pop("template", "")
+        if self.offers_templates and template_id.isdigit():
+            template = IncidentTemplate.objects.filter(pk=template_id).first()
+            if template:
+                initial.update(initial_from_template(template))
+        return initial
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if self.offers_templates:
+            extra_context = {
+                "incident_templates": IncidentTemplate.objects.all(),
+                "template_id": request.GET.get("template", ""),
+                **(extra_context or {}),
+            }
+        return super().add_view(request, form_url, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        incident = self.get_object(request, unquote(object_id))
+        if incident and incident.is_maintenance and self.model is Incident:
+            return redirect("admin:incidents_scheduledmaintenance_change", incident.pk)
+        if incident and accepts_updates(incident) and self.has_change_permission(request, incident):
+            extra_context = {
+                "close_url": reverse(
+                    f"admin:{self.opts.app_label}_{self.opts.model_name}_resolve",
+                    args=[incident.pk],
+                ),
+                "close_label": self.close_label,
+                **(extra_context or {}),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRejected as rejected:
+            # The attempt was rolled back with its transaction: show the same input again,
+            # with the service's reasons on the form.
+            request.service_error = rejected.error
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    # Saving: every write of state goes through a service
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            created = call_service(
+                services.incident_create, **form.create_kwargs(), author=request.user
+            )
+            obj.pk = created.pk
+            obj.refresh_from_db()
+            obj._state.adding = False
+            return
+        plain_fields = [name for name in form.changed_data if name in form._meta.fields]
+        if plain_fields:
+            obj.save(update_fields=plain_fields)
+        form.posted_update = None
+        if form.update_requested():
+            form.posted_update = call_service(
+                services.incident_post_update,
+                incident=obj,
+                author=request.user,
+                **form.update_kwargs(),
+            )
+        if form.cleaned_data.get("publish_postmortem"):
+            call_service(
+                services.postmortem_publish,
+                incident=obj,
+                body=form.cleaned_data["postmortem_body"],
+            )
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        # Components are set by the services; only the updates inline is saved here.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change)
+
+    def response_post_save_add(self, request, obj):
+        # An incident just opened is where its next update will be posted.
+        return redirect(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", obj.pk)
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        message = super().construct_change_message(request, form, formsets, add)
+        update = getattr(form, "posted_update", None)
+        if update is not None:
+            message.append(update_added(update))
+        return message
+
+    # Closing in one click
+
+    @admin.action(description="Resolve selected incidents", permissions=["change"])
+    def resolve_selected(self, request, queryset):
+        closed = 0
+        for incident in queryset:
+            if incident.is_closed:
+                continue
+            try:
+                update = services.incident_resolve(incident=incident, author=request.user)
+            except ValidationError as error:
+                self.message_user(
+                    request, f"{incident}: {' '.join(error.messages)}", messages.ERROR
+                )
+                continue
+            self.log_change(request, incident, [update_added(update)])
+            closed += 1
+        self.message_user(request, f"{self.closed_label} {closed} of {len(queryset)}.")
+
+    def resolve_view(self, request, object_id):
+        return require_POST(self._resolve)(request, object_id)
+
+    def _resolve(self, request, object_id):
+        incident = self.get_object(request, unquote(object_id))
+        if incident is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, incident):
+            raise PermissionDenied
+        change_url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[incident.pk]
+        )
+        if incident.is_closed:
+            self.message_user(request, f"“{incident}” is already closed.", messages.WARNING)
+            return redirect(change_url)
+        try:
+            update = services.incident_resolve(incident=incident, author=request.user)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return redirect(change_url)
+        self.log_change(request, incident, [update_added(update)])
+        self.message_user(request, f"{update}.", messages.SUCCESS)
+        return redirect(change_url)
+
+    # Columns
+
+    @admin.display(description="status", ordering="status")
+    def current_status(self, incident):
+        return incident.get_status_display()
+
+    @admin.display(description="components")
+    def component_names(self, incident):
+        return ", ".join(component.name for component in incident.components.all())
+
+
+@admin.register(ScheduledMaintenance)
+class MaintenanceAdmin(IncidentAdmin):
+    """Maintenances get their own entry; whoever may run incidents may run maintenances."""
+
+    add_form = MaintenanceCreateForm
+    list_display = ["name", "status", "scheduled_for", "scheduled_until", "component_names"]
+    list_filter = ["status"]
+    readonly_fields = [
+        *IncidentAdmin.readonly_fields,
+        "scheduled_for",
+        "scheduled_until",
+        "scheduled_auto_in_progress",
+        "scheduled_auto_completed",
+    ]
+    actions = ["complete_selected"]
+    close_label = "Complete"
+    closed_label = "Completed"
+    offers_templates = False
+
+    def add_fieldsets(self, request):
+        return [
+            (None, {"fields": ["name", "status", "body", "deliver_notifications"]}),
+            (
+                "Schedule",
+                {
+                    "fields": [
+                        ("scheduled_for", "scheduled_until"),
+                        ("scheduled_auto_in_progress", "scheduled_auto_completed"),
+                    ]
+                },
+            ),
+            ("Components", {"fields": ["affected_components"]}),
+        ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None:
+            fieldsets.insert(
+                1,
+                (
+                    "Schedule",
+                    {
+                        "fields": [
+                            ("scheduled_for", "scheduled_until"),
+                            ("scheduled_auto_in_progress", "scheduled_auto_completed"),
+                        ]
+                    },
+                ),
+            )
+        return fieldsets
+
+    @admin.action(description="Complete selected maintenances", permissions=["change"])
+    def complete_selected(self, request, queryset):
+        return self.resolve_selected(request, queryset)
+
+    # A maintenance is an incident of another kind: the incident permissions cover both.
+
+    def _incident_permission(self, request, action):
+        return request.user.has_perm(f"incidents.{action}_incident")
+
+    def has_add_permission(self, request):
+        return self._incident_permission(request, "add")
+
+    def has_change_permission(self, request, obj=None):
+        return self._incident_permission(request, "change")
+
+    def has_delete_permission(self, request, obj=None):
+        return self._incident_permission(request, "delete")
+
+    def has_view_permission(self, request, obj=None):
+        return self._incident_permission(request, "view") or self.has_change_permission(
+            request, obj
+        )
+
+
+@admin.register(IncidentTemplate)
+class IncidentTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "title", "status", "component_status"]
+    search_fields = ["name", "title"]
+    filter_horizontal = ["components"]

@@ -1,0 +1,260 @@
+"""Admin forms for incidents and maintenances: they collect input for the services."""
+
+from itertools import groupby
+
+from django import forms
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.core.exceptions import ValidationError
+
+from components.models import Component, ComponentStatus
+from incidents.models import (
+    INCIDENT_STATUSES,
+    Incident,
+    IncidentKind,
+    IncidentStatus,
+    IncidentTemplate,
+)
+
+NO_CHANGE = ""
+COMPONENT_STATUS_CHOICES = [(NO_CHANGE, "No change"), *ComponentStatus.choices]
+NEW_MAINTENANCE_STATUSES = [IncidentStatus.SCHEDULED, IncidentStatus.IN_PROGRESS]
+
+
+def status_choices(statuses) -> list[tuple[str, str]]:
+    return [(status.value, status.label) for status in statuses]
+
+
+def component_field_name(component: Component) -> str:
+    return f"component_{component.pk}"
+
+
+def component_fieldsets(components) -> list[tuple[str, dict]]:
+    """Admin fieldsets for the per-component selects: one per group, in page order."""
+    return [
+        (
+            group.name if group else "Components",
+            {"fields": [component_field_name(c) for c in members]},
+        )
+        for group, members in groupby(components, key=lambda c: c.group)
+    ]
+
+
+def accepts_updates(incident: Incident) -> bool:
+    return not incident.is_closed
+
+
+def accepts_postmortem(incident: Incident) -> bool:
+    return not incident.is_maintenance and incident.status in (
+        IncidentStatus.RESOLVED,
+        IncidentStatus.POSTMORTEM,
+    )
+
+
+def initial_from_template(template: IncidentTemplate) -> dict[str, str]:
+    """Add-form values for an incident started from `template`."""
+    return {
+        "name": template.title,
+        "status": template.status,
+        "body": template.body,
+        **{component_field_name(c): template.component_status for c in template.components.all()},
+    }
+
+
+class ServiceForm(forms.ModelForm):
+    """A form whose writes are done by a service; the admin hands back what the service refused.
+
+    The admin sets `service_error` when it renders the same POST again after the service
+    raised ValidationError, so the error shows where it belongs.
+    """
+
+    service_error: ValidationError | None = None
+
+    def clean(self):
+        cleaned_data = super().clean()
+        if self.service_error is not None:
+            self.add_service_error(self.service_error)
+        return cleaned_data
+
+    def add_service_error(self, error: ValidationError) -> None:
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for field, errors in error.error_dict.items():
+            self.add_error(field if field in self.fields else None, errors)
+
+
+class ComponentStatusesMixin:
+    """One select per component ("No change" or a status), added in __init__ in page order."""
+
+    def add_component_fields(self, current: dict[int, str] | None = None) -> None:
+        """`current` prefills components (by pk) with the status they have now."""
+        current = current or {}
+        self.components = list(Component.objects.ordered())
+        for component in self.components:
+            self.fields[component_field_name(component)] = forms.ChoiceField(
+                label=component.name,
+                choices=COMPONENT_STATUS_CHOICES,
+                required=False,
+                initial=current.get(component.pk, NO_CHANGE),
+            )
+
+    def chosen_component_statuses(self, *, only_changed: bool) -> dict[Component, str]:
+        """The components given a status.
+
+        With `only_changed`, a component left at its prefilled status is not a change.
+        """
+        chosen = {}
+        for component in getattr(self, "components", []):
+            name = component_field_name(component)
+            status = self.cleaned_data.get(name)
+            if status and (not only_changed or name in self.changed_data):
+                chosen[component] = status
+        return chosen
+
+
+class IncidentCreateForm(ComponentStatusesMixin, ServiceForm):
+    status = forms.ChoiceField(
+        choices=status_choices(INCIDENT_STATUSES), initial=IncidentStatus.INVESTIGATING
+    )
+    body = forms.CharField(
+        label="Message", widget=forms.Textarea, required=False, help_text="Markdown."
+    )
+    deliver_notifications = forms.BooleanField(
+        label="Notify subscribers", required=False, initial=True
+    )
+    started_at = forms.SplitDateTimeField(
+        label="Started at",
+        required=False,
+        widget=AdminSplitDateTime,
+        help_text="Leave empty for now; set a past time to backfill an incident.",
+    )
+
+    class Meta:
+        model = Incident
+        fields = ["name", "impact_override", "backfilled"]
+        help_texts = {"backfilled": "History only: a backfilled incident changes no components."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_component_fields()
+
+    def create_kwargs(self) -> dict:
+        """Arguments for incidents.services.incident_create."""
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "status": data["status"],
+            "body": data["body"],
+            "impact_override": data["impact_override"],
+            "deliver_notifications": data["deliver_notifications"],
+            "started_at": data["started_at"],
+            "backfilled": data["backfilled"],
+            "component_statuses": self.chosen_component_statuses(only_changed=False),
+        }
+
+
+class MaintenanceCreateForm(ServiceForm):
+    status = forms.ChoiceField(
+        choices=status_choices(NEW_MAINTENANCE_STATUSES), initial=IncidentStatus.SCHEDULED
+    )
+    body = forms.CharField(
+        label="Message", widget=forms.Textarea, required=False, help_text="Markdown."
+    )
+    deliver_notifications = forms.BooleanField(
+        label="Notify subscribers", required=False, initial=True
+    )
+    affected_components = forms.ModelMultipleChoiceField(
+        queryset=Component.objects.ordered(),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Put under maintenance while it is in progress.",
+    )
+
+    class Meta:
+        model = Incident
+        fields = [
+            "name",
+            "scheduled_for",
+            "scheduled_until",
+            "scheduled_auto_in_progress",
+            "scheduled_auto_completed",
+        ]
+
+    def create_kwargs(self) -> dict:
+        """Arguments for incidents.services.incident_create."""
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "status": data["status"],
+            "body": data["body"],
+            "deliver_notifications": data["deliver_notifications"],
+            "scheduled_for": data["scheduled_for"],
+            "scheduled_until": data["scheduled_until"],
+            "scheduled_auto_in_progress": data["scheduled_auto_in_progress"],
+            "scheduled_auto_completed": data["scheduled_auto_completed"],
+            "affected_components": data["affected_components"],
+            "kind": IncidentKind.MAINTENANCE,
+        }
+
+
+class IncidentChangeForm(ComponentStatusesMixin, ServiceForm):
+    """The change page: edit the name, post an update while open, publish a postmortem after."""
+
+    status = forms.ChoiceField()
+    body = forms.CharField(
+        label="Message", widget=forms.Textarea, required=False, help_text="Markdown."
+    )
+    deliver_notifications = forms.BooleanField(
+        label="Notify subscribers", required=False, initial=True
+    )
+    display_at = forms.SplitDateTimeField(
+        label="Display time",
+        required=False,
+        widget=AdminSplitDateTime,
+        help_text="Leave empty for now.",
+    )
+    publish_postmortem = forms.BooleanField(
+        required=False, help_text="Publish the postmortem on the incident's public page."
+    )
+
+    class Meta:
+        model = Incident
+        fields = ["name", "postmortem_body"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        incident = self.instance
+        if not accepts_postmortem(incident):
+            self.fields.pop("publish_postmortem")
+            self.fields.pop("postmortem_body", None)  # absent for view-only staff
+        if not accepts_updates(incident):
+            for name in ["status", "body", "deliver_notifications", "display_at"]:
+                del self.fields[name]
+            return
+        self.fields["status"].choices = status_choices(incident.allowed_statuses)
+        self.initial["status"] = incident.status
+        if not incident.backfilled:
+            current = dict(incident.components.values_list("pk", "status"))
+            self.add_component_fields(current)
+
+    def update_requested(self) -> bool:
+        """Whether to post an update: a message, a new status or a component change."""
+        if "status" not in self.fields:
+            return False
+        data = self.cleaned_data
+        return bool(
+            data["body"].strip()
+            or data["status"] != self.instance.status
+            or self.chosen_component_statuses(only_changed=True)
+        )
+
+    def update_kwargs(self) -> dict:
+        """Arguments for incidents.services.incident_post_update."""
+        data = self.cleaned_data
+        return {
+            "status": data["status"],
+            "body": data["body"],
+            "deliver_notifications": data["deliver_notifications"],
+            "display_at": data["display_at"],
+            "component_statuses": self.chosen_component_statuses(only_changed=True),
+        }

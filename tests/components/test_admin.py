@@ -1,0 +1,191 @@
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.core.cache import cache
+from django.urls import reverse
+
+from components.models import (
+    Component,
+    ComponentStatus,
+    ComponentStatusChange,
+    StatusChangeCause,
+)
+from components.services import component_set_status
+from tests.components.factories import ComponentFactory, ComponentGroupFactory
+from tests.incidents.factories import StaffFactory
+
+CHANGELIST_URL = reverse("admin:components_component_changelist")
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _isolated_admin(settings):
+    # The admin's templates need no collectstatic manifest in tests, and the file cache in
+    # var/ is shared with any other test run going on at the same time.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "beacon-admin-tests",
+        }
+    }
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def responder(client):
+    user = StaffFactory(groups=["Responders"])
+    client.force_login(user)
+    return user
+
+
+def test_list_editable_status_change_records_staff_change_with_actor(client, responder):
+    api = ComponentFactory(name="API")
+    web = ComponentFactory(name="Web")
+
+    response = client.post(
+        CHANGELIST_URL,
+        {
+            "form-TOTAL_FORMS": 2,
+            "form-INITIAL_FORMS": 2,
+            "form-0-id": api.pk,
+            "form-0-status": ComponentStatus.PARTIAL_OUTAGE,
+            "form-1-id": web.pk,
+            "form-1-status": ComponentStatus.OPERATIONAL,
+            "_save": "Save",
+        },
+    )
+
+    assert response.status_code == 302
+    api.refresh_from_db()
+    assert api.status == ComponentStatus.PARTIAL_OUTAGE
+    change = ComponentStatusChange.objects.get()
+    assert change.component == api
+    assert change.from_status == ComponentStatus.OPERATIONAL
+    assert change.to_status == ComponentStatus.PARTIAL_OUTAGE
+    assert change.cause == StatusChangeCause.STAFF
+    assert change.actor == responder
+    assert LogEntry.objects.filter(
+        user=responder, action_flag=CHANGE, object_id=str(api.pk)
+    ).exists()
+
+
+def test_set_status_action_moves_selected_components(client, responder):
+    api, web = ComponentFactory(), ComponentFactory(major_outage=True)
+    other = ComponentFactory()
+
+    response = client.post(
+        CHANGELIST_URL,
+        {
+            "action": "set_status",
+            "status": ComponentStatus.MAJOR_OUTAGE,
+            "_selected_action": [api.pk, web.pk],
+            "index": 0,
+        },
+    )
+
+    assert response.status_code == 302
+    statuses = dict(Component.objects.values_list("pk", "status"))
+    assert statuses == {
+        api.pk: ComponentStatus.MAJOR_OUTAGE,
+        web.pk: ComponentStatus.MAJOR_OUTAGE,
+        other.pk: ComponentStatus.OPERATIONAL,
+    }
+    change = ComponentStatusChange.objects.get()  # web already had the status
+    assert (change.component, change.cause, change.actor) == (
+        api,
+        StatusChangeCause.STAFF,
+        responder,
+    )
+    assert LogEntry.objects.filter(user=responder, object_id=str(api.pk)).exists()
+
+
+def test_set_status_action_without_a_status_changes_nothing(client, responder):
+    api = ComponentFactory()
+
+    response = client.post(
+        CHANGELIST_URL,
+        {"action": "set_status", "status": "", "_selected_action": [api.pk], "index": 0},
+        follow=True,
+    )
+
+    assert "Choose the status to set." in response.text
+    assert not ComponentStatusChange.objects.exists()
+
+
+def test_change_page_status_goes_through_the_service(client, responder):
+    api = ComponentFactory(name="API")
+    url = reverse("admin:components_component_change", args=[api.pk])
+
+    response = client.post(
+        url,
+        {
+            "name": "Public API",
+            "description": "",
+            "group": "",
+            "position": api.position,
+            "status": ComponentStatus.DEGRADED_PERFORMANCE,
+            "showcase": "on",
+            "start_date": "",
+            "status_changes-TOTAL_FORMS": 0,
+            "status_changes-INITIAL_FORMS": 0,
+        },
+    )
+
+    assert response.status_code == 302
+    api.refresh_from_db()
+    assert api.name == "Public API"
+    assert api.status == ComponentStatus.DEGRADED_PERFORMANCE
+    assert ComponentStatusChange.objects.get().actor == responder
+
+
+def test_change_page_shows_the_latest_20_status_changes(client, responder):
+    api = ComponentFactory()
+    for i in range(25):
+        status = ComponentStatus.MAJOR_OUTAGE if i % 2 == 0 else ComponentStatus.OPERATIONAL
+        component_set_status(component=api, status=status, note=f"change {i}")
+
+    response = client.get(reverse("admin:components_component_change", args=[api.pk]))
+
+    assert response.status_code == 200
+    (history,) = response.context["inline_admin_formsets"]
+    shown = [form.original.note for form in history]
+    assert shown == [f"change {i}" for i in range(24, 4, -1)]
+
+
+def test_status_history_is_a_read_only_list_filtered_by_cause(client, responder):
+    api = ComponentFactory(name="API")
+    component_set_status(
+        component=api,
+        status=ComponentStatus.MAJOR_OUTAGE,
+        note="by alert",
+        cause=StatusChangeCause.ALERT,
+    )
+    component_set_status(component=api, status=ComponentStatus.OPERATIONAL, note="by staff")
+    url = reverse("admin:components_componentstatuschange_changelist")
+
+    response = client.get(url, {"cause__exact": StatusChangeCause.ALERT})
+
+    assert response.status_code == 200
+    assert "by alert" in response.text
+    assert "by staff" not in response.text
+    assert client.get(reverse("admin:components_componentstatuschange_add")).status_code == 403
+    change = ComponentStatusChange.objects.first()
+    change_url = reverse("admin:components_componentstatuschange_change", args=[change.pk])
+    assert client.post(change_url, {"note": "edited"}).status_code == 403
+
+
+def test_group_page_lists_its_components(client):
+    client.force_login(StaffFactory(groups=["Admins"]))
+    group = ComponentGroupFactory(name="Platform")
+    ComponentFactory(name="API", group=group)
+
+    response = client.get(reverse("admin:components_componentgroup_change", args=[group.pk]))
+
+    assert response.status_code == 200
+    assert 'value="API"' in response.text

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -18,7 +19,7 @@ from statuspage import public_cache
 from statuspage.models import PageSettings
 
 
-class StatusChangeError(ValueError):
+class StatusChangeError(ValidationError):
     pass
 
 

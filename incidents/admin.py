@@ -91,7 +91,6 @@ class IncidentAdmin(admin.ModelAdmin):
         "kind",
         "current_status",
         "impact",
-        "impact_override",
         "started_at",
         "resolved_at",
         "backfilled",
@@ -246,9 +245,15 @@ class IncidentAdmin(admin.ModelAdmin):
             obj.refresh_from_db()
             obj._state.adding = False
             return
-        plain_fields = [name for name in form.changed_data if name in form._meta.fields]
-        if plain_fields:
-            obj.save(update_fields=plain_fields)
+        if {"name", "impact_override"} & set(form.changed_data):
+            call_service(
+                services.incident_edit,
+                incident=obj,
+                name=form.cleaned_data["name"],
+                impact_override=form.cleaned_data.get("impact_override", obj.impact_override),
+            )
+        if "postmortem_body" in form.changed_data:
+            obj.save(update_fields=["postmortem_body"])  # a draft until it is published
         form.posted_update = None
         if form.update_requested():
             form.posted_update = call_service(

@@ -219,7 +219,7 @@ class IncidentChangeForm(ComponentStatusesMixin, ServiceForm):
 
     class Meta:
         model = Incident
-        fields = ["name", "postmortem_body"]
+        fields = ["name", "impact_override", "postmortem_body"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -228,8 +228,31 @@ def _statuses_before_maintenance(incident: Incident) -> dict[int, str]:
     return before
 
 
+def incident_edit(*, incident: Incident, name: str, impact_override: str = "") -> Incident:
+    """Rename an incident or change its impact override; the impact follows at once."""
+    name = (name or "").strip()
+    if not name or len(name) > 255:
+        raise ValidationError({"name": "Give the incident a name of at most 255 characters."})
+    if impact_override and impact_override not in Impact.values:
+        raise ValidationError({"impact_override": f"Unknown impact {impact_override!r}."})
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        incident.name = name
+        incident.impact_override = impact_override
+        incident.impact = incident.derived_impact(
+            AffectedComponent.objects.filter(update__incident=incident).values_list(
+                "new_status", flat=True
+            )
+        )
+        incident.updated_at = timezone.now()
+        incident.save()
+    return incident
+
+
 def incident_resolve(*, incident: Incident, author=None, body: str = "") -> IncidentUpdate:
     """The one-click close: resolve an incident, or complete a maintenance."""
+    if incident.is_closed:
+        raise ValidationError(f"“{incident.name}” is already closed.")
     if incident.is_maintenance:
         status, default_body = IncidentStatus.COMPLETED, MAINTENANCE_COMPLETED_BODY
     else:

@@ -224,3 +224,20 @@ def test_maintenance_without_auto_start_waits_for_staff(api):
     assert services.maintenances_advance_due(now=timezone.now() + timedelta(days=1)) == 0
     maintenance.refresh_from_db()
     assert maintenance.status == "scheduled"
+
+
+def test_changing_the_impact_override_recomputes_the_impact(api):
+    incident = open_incident(component_statuses={api: "partial_outage"})
+    incident = services.incident_edit(incident=incident, name="Renamed", impact_override="critical")
+    assert (incident.name, incident.impact) == ("Renamed", "critical")
+    incident = services.incident_edit(incident=incident, name="Renamed", impact_override="")
+    assert incident.impact == "major"
+
+
+def test_resolving_twice_is_refused(api):
+    incident = open_incident(component_statuses={api: "major_outage"})
+    services.incident_resolve(incident=incident)
+    incident.refresh_from_db()
+    with pytest.raises(ValidationError):
+        services.incident_resolve(incident=incident)
+    assert incident.updates.count() == 2

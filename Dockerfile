@@ -1,0 +1,29 @@
+# Beacon for real deployments; docker-compose.yml runs it with PostgreSQL and Redis.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    BEACON_VAR_DIR=/data
+
+WORKDIR /app
+
+# Dependencies first, so code changes do not reinstall them.
+COPY pyproject.toml ./
+RUN pip install .
+
+COPY . .
+# Settings need a key and a writable var dir to load; neither is kept in the image.
+RUN SECRET_KEY=collectstatic-only BEACON_VAR_DIR=/tmp/build-var \
+        python manage.py collectstatic --noinput --verbosity 0 \
+    && rm -rf /tmp/build-var \
+    && useradd --system --uid 1000 --home-dir /app beacon \
+    && mkdir -p /data \
+    && chown beacon /data
+
+USER beacon
+VOLUME ["/data"]
+EXPOSE 8000
+CMD ["gunicorn", "statuspage.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", \
+     "--access-logfile", "-"]

@@ -1,0 +1,57 @@
+# Beacon: `make run` starts a demo page on embedded defaults, `make test` runs the suite.
+# DATABASE_URL, REDIS_URL, EMAIL_URL, HOST and PORT are taken from the environment.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WEB_WORKERS ?= 2
+WORKER_CONCURRENCY ?= 2
+VAR_DIR := $(or $(BEACON_VAR_DIR),var)
+
+.PHONY: run test lint install
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py seed_demo --if-empty
+	@login="$$($(BIN)/python manage.py ensure_admin)" || exit 1; \
+	if [ -n "$$EMAIL_URL" ]; then mail="sent through EMAIL_URL"; \
+	else mail="written to $(VAR_DIR)/mail/"; fi; \
+	trap 'trap - INT TERM EXIT; kill $$web $$worker $$beat 2>/dev/null; wait' INT TERM EXIT; \
+	$(BIN)/gunicorn statuspage.wsgi --bind '$(HOST):$(PORT)' --workers $(WEB_WORKERS) \
+		--access-logfile - & web=$$!; \
+	$(BIN)/celery -A statuspage worker -Q default,checks,notify \
+		--concurrency $(WORKER_CONCURRENCY) --loglevel=info & worker=$$!; \
+	$(BIN)/celery -A statuspage beat --loglevel=info & beat=$$!; \
+	sleep 2; \
+	echo; \
+	echo "=================================================================="; \
+	echo "  Beacon is running at   http://$(HOST):$(PORT)/"; \
+	echo "  Staff admin            http://$(HOST):$(PORT)/admin/"; \
+	echo "  $$login"; \
+	echo "  Emails are $$mail"; \
+	echo "  Press Ctrl-C to stop the web server, the worker and beat."; \
+	echo "=================================================================="; \
+	echo; \
+	wait -n
+
+test: $(STAMP)
+	BEACON_VAR_DIR='$(CURDIR)/var/test' $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

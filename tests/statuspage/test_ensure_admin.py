@@ -1,0 +1,63 @@
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+
+
+def ensure_admin() -> str:
+    out = StringIO()
+    call_command("ensure_admin", stdout=out)
+    return out.getvalue()
+
+
+def test_it_creates_a_superuser_once_and_prints_the_same_password(tmp_path):
+    first = ensure_admin()
+    second = ensure_admin()
+
+    password = (tmp_path / "admin-password").read_text().strip()
+    assert first == second == f"Admin login: username admin  password {password}\n"
+    [admin] = User.objects.all()
+    assert admin.username == "admin"
+    assert admin.is_superuser and admin.is_staff
+    assert admin.check_password(password)
+
+
+def test_the_password_file_is_private(tmp_path):
+    ensure_admin()
+
+    assert (tmp_path / "admin-password").stat().st_mode & 0o777 == 0o600
+
+
+def test_it_recreates_a_deleted_admin_with_the_kept_password(tmp_path):
+    printed = ensure_admin()
+    User.objects.all().delete()
+
+    assert ensure_admin() == printed
+    assert User.objects.get().check_password((tmp_path / "admin-password").read_text().strip())
+
+
+def test_it_does_not_print_a_password_that_was_changed():
+    ensure_admin()
+    admin = User.objects.get()
+    admin.set_password("a new secret phrase")
+    admin.save()
+
+    printed = ensure_admin()
+
+    assert "was changed" in printed
+    assert "a new secret phrase" not in printed
+
+
+def test_it_leaves_an_existing_superuser_alone():
+    User.objects.create_superuser("ops", "", "correct horse battery")
+
+    assert "already exists" in ensure_admin()
+    assert list(User.objects.values_list("username", flat=True)) == ["ops"]

@@ -1,3 +1,6 @@
+import os
+import uuid
+
 import pytest
 from django.core.cache import cache
 
@@ -5,10 +8,30 @@ from statuspage.models import PageSettings
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
+def _isolated_cache_and_static_files(settings):
+    """Each test gets a cache nobody else writes to, and needs no collectstatic manifest.
+
+    With REDIS_URL the real Redis backend is kept under a key prefix of the test's own
+    (clearing would flush the whole Redis database); otherwise a private memory cache.
+    """
+    if os.environ.get("REDIS_URL"):
+        settings.CACHES = {
+            "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+        }
+    else:
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "LOCATION": f"beacon-test-{uuid.uuid4().hex}",
+            }
+        }
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
     yield
-    cache.clear()
+    if not os.environ.get("REDIS_URL"):
+        cache.clear()
 
 
 @pytest.fixture

@@ -1,9 +1,13 @@
+import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from html import escape as html_escape
 
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from components.models import ComponentStatus
 from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
 
@@ -52,3 +56,83 @@ def percent(value: float | None) -> str:
     if value is None:
         return "No data"
     return f"{value:.2f}%" if value < 100 else "100%"
+
+
+# Status colours: component statuses and page indicators share one scale of tones.
+TONES = {
+    "operational": "ok",
+    "degraded_performance": "minor",
+    "partial_outage": "major",
+    "major_outage": "critical",
+    "under_maintenance": "maintenance",
+    # OverallStatus.indicator
+    "none": "ok",
+    "minor": "minor",
+    "major": "major",
+    "critical": "critical",
+    "maintenance": "maintenance",
+}
+HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+DEFAULT_BRAND_COLOR = "#2563eb"
+
+
+@register.filter
+def tone(status: str | None) -> str:
+    """The colour tone (ok, minor, major, critical, maintenance) of a status or indicator."""
+    return TONES.get(status or "", "nodata")
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """'major_outage' -> 'Major outage'."""
+    try:
+        return ComponentStatus(status).label
+    except ValueError:
+        return status
+
+
+@register.filter
+def css_color(value: str) -> str:
+    """A brand colour safe to put in a style attribute: the validated hex or the default."""
+    return value if isinstance(value, str) and HEX_COLOR.match(value) else DEFAULT_BRAND_COLOR
+
+
+@lru_cache(maxsize=512)
+def _day_text(day) -> str:
+    return day.strftime("%b %-d, %Y")
+
+
+def uptime_day_label(day) -> str:
+    parts = [_day_text(day.day)]
+    if not day.has_data:
+        parts.append("No data")
+    elif day.uptime_percent is None:
+        parts.append("Under maintenance")
+    else:
+        parts.append(f"{percent(day.uptime_percent)} uptime")
+    if day.incidents:
+        parts.append("Incidents: " + "; ".join(incident.name for incident in day.incidents))
+    elif day.has_data:
+        parts.append("No incidents")
+    return ". ".join(parts) + "."
+
+
+@register.simple_tag
+def uptime_bar(days, label: str = ""):
+    """One list item per day, coloured by its worst status; the label is its tooltip.
+
+    Built here with the standard library's escape rather than in a template loop or with
+    format_html: a page of 500 components has 45,000 cells. Only today's cell is in the tab
+    order; beacon.js moves focus along the bar with the arrow keys.
+    """
+    last = len(days) - 1
+    cells = "".join(
+        '<li class="tone-{}"{} aria-label="{}"></li>'.format(
+            tone(day.worst_status) if day.has_data else "nodata",
+            ' tabindex="0"' if index == last else "",
+            html_escape(uptime_day_label(day), quote=True),
+        )
+        for index, day in enumerate(days)
+    )
+    title = html_escape(f"{label}: uptime per day over the past {len(days)} days", quote=True)
+    return mark_safe(f'<ol class="bar" aria-label="{title}">{cells}</ol>')  # noqa: S308 - escaped

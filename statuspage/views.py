@@ -3,13 +3,16 @@
 from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from statuspage import public_cache, selectors
 from statuspage.models import PageSettings
+from statuspage.templatetags.beacon import page_time
 
 LIVE_PARTIAL = "status-body"
+# Cached pages are current until the next change, so "last updated" is the time of serving.
+SERVED_AT_MARKER = "<!--beacon:served-at-->"
 
 
 def _render_cached(request, key: str, template: str, build_context) -> HttpResponse:
@@ -19,12 +22,17 @@ def _render_cached(request, key: str, template: str, build_context) -> HttpRespo
         template, key = f"{template}#{LIVE_PARTIAL}", f"{key}:partial"
 
     html = public_cache.cached(
-        f"{key}:{today}", lambda: render_to_string(template, build_context())
+        f"{key}:{today}",
+        lambda: render_to_string(
+            template, {**build_context(), "served_at_marker": SERVED_AT_MARKER}
+        ),
     )
+    if SERVED_AT_MARKER in html:
+        html = html.replace(SERVED_AT_MARKER, page_time(timezone.now(), "datetime"), 1)
     return HttpResponse(html)
 
 
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def status_page(request):
     return _render_cached(
@@ -35,7 +43,7 @@ def status_page(request):
     )
 
 
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def incident_detail(request, code: str):
     def build():
@@ -49,7 +57,7 @@ def incident_detail(request, code: str):
     return _render_cached(request, f"incident:{code}", "statuspage/incident_detail.html", build)
 
 
-@require_GET
+@require_safe
 def history(request):
     page_number = request.GET.get("page", "1")
     if not page_number.isdigit():
@@ -62,7 +70,7 @@ def history(request):
     return _render_cached(request, f"history:{page_number}", "statuspage/history.html", build)
 
 
-@require_GET
+@require_safe
 def robots_txt(request):
     rules = "Disallow: /" if PageSettings.load().hidden_from_search_engines else "Disallow: /admin/"
     return HttpResponse(f"User-agent: *\n{rules}\n", content_type="text/plain")

@@ -449,3 +449,19 @@ def test_a_status_change_shows_up_after_commit(client, page, django_capture_on_c
     html = html_of(client, "/")
     assert "Major System Outage" in html
     assert "Major outage" in section(html, "components-title")
+
+
+def test_last_updated_is_the_time_of_serving_even_from_the_cache(client, page):
+    import time_machine
+
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        first = html_of(client, "/")
+        traveller.shift(timedelta(minutes=10))
+        later = html_of(client, "/")
+    stamp = re.compile(r'data-last-updated>Last updated <time datetime="([^"]+)"')
+    assert stamp.search(first).group(1) != stamp.search(later).group(1)
+
+
+def test_head_requests_are_answered_for_uptime_monitors(client, page):
+    assert client.head("/").status_code == 200
+    assert client.post("/").status_code == 405

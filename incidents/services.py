@@ -44,9 +44,14 @@ def incident_create(
     scheduled_until: datetime | None = None,
     scheduled_auto_in_progress: bool = True,
     scheduled_auto_completed: bool = True,
+    created_at: datetime | None = None,
     author=None,
 ) -> Incident:
-    """Open an incident (or schedule a maintenance) together with its first update."""
+    """Open an incident (or schedule a maintenance) together with its first update.
+
+    Past times are allowed for history: `started_at` for an incident, `created_at` for when
+    a maintenance was announced.
+    """
     name = (name or "").strip()
     errors = {}
     if not name:
@@ -62,20 +67,27 @@ def incident_create(
             errors["scheduled_until"] = "The maintenance must end after it starts."
     if backfilled and component_statuses:
         errors["components"] = "A backfilled incident is history: it cannot change components."
+    if kind == IncidentKind.INCIDENT and started_at and started_at > timezone.now():
+        errors["started_at"] = "An incident cannot start in the future."
     if errors:
         raise ValidationError(errors)
 
     now = timezone.now()
     if kind == IncidentKind.MAINTENANCE:
         started_at = started_at or scheduled_for
-    started_at = started_at or now
+        created_at = min(created_at or now, now)
+        first_update_at = created_at if status == IncidentStatus.SCHEDULED else min(started_at, now)
+    else:
+        started_at = started_at or now
+        created_at = min(created_at or started_at, now)
+        first_update_at = min(started_at, now)
     with transaction.atomic():
         incident = Incident.objects.create(
             kind=kind,
             name=name,
             status=status,
             impact_override=impact_override,
-            created_at=now,
+            created_at=created_at,
             started_at=started_at,
             updated_at=now,
             backfilled=backfilled,
@@ -86,9 +98,6 @@ def incident_create(
             created_by=author,
         )
         incident.components.add(*affected_components)
-        first_update_at = started_at if (backfilled or started_at < now) else now
-        if kind == IncidentKind.MAINTENANCE and status == IncidentStatus.SCHEDULED:
-            first_update_at = now
         incident_post_update(
             incident=incident,
             status=status,

@@ -241,3 +241,16 @@ def test_resolving_twice_is_refused(api):
     with pytest.raises(ValidationError):
         services.incident_resolve(incident=incident)
     assert incident.updates.count() == 2
+
+
+def test_an_incident_cannot_start_in_the_future(page):
+    with pytest.raises(ValidationError) as error:
+        open_incident(started_at=timezone.now() + timedelta(hours=1))
+    assert "started_at" in error.value.message_dict
+
+
+def test_a_maintenance_announced_in_the_past_keeps_its_announcement_time(page):
+    announced = timezone.now() - timedelta(days=5)
+    maintenance = schedule_maintenance(starts_in=timedelta(days=-4), created_at=announced)
+    assert maintenance.created_at == announced
+    assert maintenance.updates.get().display_at == announced

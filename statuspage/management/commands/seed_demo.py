@@ -142,6 +142,13 @@ STORIES = [
         "Database maintenance for the Developer console and Billing",
         [
             Step(
+                66,
+                "15:30",
+                IncidentStatus.SCHEDULED,
+                "We will upgrade the database behind the **Developer console** and **Billing**. "
+                "Both may be read-only for up to two hours. The API is not affected.",
+            ),
+            Step(
                 63,
                 "02:00",
                 IncidentStatus.IN_PROGRESS,
@@ -533,6 +540,7 @@ def _replay(components: dict[str, Component], today: date, zone, now: datetime) 
                 affected_components=[components[name] for name in story.affected],
                 deliver_notifications=False,
                 started_at=None if step.status == IncidentStatus.SCHEDULED else at,
+                created_at=at,
                 **window,
             )
         else:

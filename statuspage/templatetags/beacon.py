@@ -1,3 +1,4 @@
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -55,7 +56,8 @@ def duration(value: timedelta | None) -> str:
 def percent(value: float | None) -> str:
     if value is None:
         return "No data"
-    return f"{value:.2f}%" if value < 100 else "100%"
+    # Truncated, not rounded: a day with any downtime must never read 100%.
+    return f"{math.floor(value * 100) / 100:.2f}%" if value < 100 else "100%"
 
 
 # Status colours: component statuses and page indicators share one scale of tones.

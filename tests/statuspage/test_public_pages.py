@@ -465,3 +465,11 @@ def test_last_updated_is_the_time_of_serving_even_from_the_cache(client, page):
 def test_head_requests_are_answered_for_uptime_monitors(client, page):
     assert client.head("/").status_code == 200
     assert client.post("/").status_code == 405
+
+
+def test_uptime_with_any_downtime_never_reads_100_percent():
+    from statuspage.templatetags.beacon import percent
+
+    assert percent(99.9999) == "99.99%"
+    assert percent(100.0) == "100%"
+    assert percent(None) == "No data"

@@ -83,6 +83,17 @@ class ServiceForm(forms.ModelForm):
             self.add_error(field if field in self.fields else None, errors)
 
 
+class UpdateMessageFields(forms.Form):
+    """What every posted update says, and whether subscribers hear of it."""
+
+    body = forms.CharField(
+        label="Message", widget=forms.Textarea, required=False, help_text="Markdown."
+    )
+    deliver_notifications = forms.BooleanField(
+        label="Notify subscribers", required=False, initial=True
+    )
+
+
 class ComponentStatusesMixin:
     """One select per component ("No change" or a status), added in __init__ in page order."""
 
@@ -112,15 +123,9 @@ class ComponentStatusesMixin:
         return chosen
 
 
-class IncidentCreateForm(ComponentStatusesMixin, ServiceForm):
+class IncidentCreateForm(ComponentStatusesMixin, UpdateMessageFields, ServiceForm):
     status = forms.ChoiceField(
         choices=status_choices(INCIDENT_STATUSES), initial=IncidentStatus.INVESTIGATING
-    )
-    body = forms.CharField(
-        label="Message", widget=forms.Textarea, required=False, help_text="Markdown."
-    )
-    deliver_notifications = forms.BooleanField(
-        label="Notify subscribers", required=False, initial=True
     )
     started_at = forms.SplitDateTimeField(
         label="Started at",
@@ -153,15 +158,9 @@ class IncidentCreateForm(ComponentStatusesMixin, ServiceForm):
         }
 
 
-class MaintenanceCreateForm(ServiceForm):
+class MaintenanceCreateForm(UpdateMessageFields, ServiceForm):
     status = forms.ChoiceField(
         choices=status_choices(NEW_MAINTENANCE_STATUSES), initial=IncidentStatus.SCHEDULED
-    )
-    body = forms.CharField(
-        label="Message", widget=forms.Textarea, required=False, help_text="Markdown."
-    )
-    deliver_notifications = forms.BooleanField(
-        label="Notify subscribers", required=False, initial=True
     )
     affected_components = forms.ModelMultipleChoiceField(
         queryset=Component.objects.ordered(),
@@ -197,16 +196,10 @@ class MaintenanceCreateForm(ServiceForm):
         }
 
 
-class IncidentChangeForm(ComponentStatusesMixin, ServiceForm):
+class IncidentChangeForm(ComponentStatusesMixin, UpdateMessageFields, ServiceForm):
     """The change page: edit the name, post an update while open, publish a postmortem after."""
 
     status = forms.ChoiceField()
-    body = forms.CharField(
-        label="Message", widget=forms.Textarea, required=False, help_text="Markdown."
-    )
-    deliver_notifications = forms.BooleanField(
-        label="Notify subscribers", required=False, initial=True
-    )
     display_at = forms.SplitDateTimeField(
         label="Display time",
         required=False,

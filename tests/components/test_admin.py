@@ -1,6 +1,5 @@
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.core.cache import cache
 from django.urls import reverse
 
 from components.models import (
@@ -16,25 +15,6 @@ from tests.incidents.factories import StaffFactory
 CHANGELIST_URL = reverse("admin:components_component_changelist")
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _isolated_admin(settings):
-    # The admin's templates need no collectstatic manifest in tests, and the file cache in
-    # var/ is shared with any other test run going on at the same time.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "beacon-admin-tests",
-        }
-    }
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,25 +28,6 @@ ADD_URL = reverse("admin:incidents_incident_add")
 MAINTENANCE_ADD_URL = reverse("admin:incidents_scheduledmaintenance_add")
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _isolated_admin(settings):
-    # The admin's templates need no collectstatic manifest in tests, and the file cache in
-    # var/ is shared with any other test run going on at the same time.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "beacon-admin-tests",
-        }
-    }
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

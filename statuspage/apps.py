@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
 
 def _invalidate_public_pages(sender, **kwargs):
@@ -12,6 +12,13 @@ def _invalidate_public_pages(sender, **kwargs):
         PageSettings.forget_cached()
         transaction.on_commit(PageSettings.forget_cached)
     public_cache.invalidate_on_commit()
+
+
+def _invalidate_after_deploy(sender, **kwargs):
+    # Every deploy migrates: pages cached by the previous release must not outlive it.
+    from statuspage import public_cache
+
+    public_cache.invalidate()
 
 
 class StatuspageConfig(AppConfig):
@@ -30,3 +37,4 @@ class StatuspageConfig(AppConfig):
             post_save.connect(_invalidate_public_pages, sender=model)
             post_delete.connect(_invalidate_public_pages, sender=model)
         m2m_changed.connect(_invalidate_public_pages, sender=Incident.components.through)
+        post_migrate.connect(_invalidate_after_deploy, sender=self)

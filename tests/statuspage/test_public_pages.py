@@ -473,3 +473,13 @@ def test_uptime_with_any_downtime_never_reads_100_percent():
     assert percent(99.9999) == "99.99%"
     assert percent(100.0) == "100%"
     assert percent(None) == "No data"
+
+
+def test_migrating_a_new_release_drops_pages_cached_by_the_old_one(client, page):
+    from django.core.management import call_command
+
+    from statuspage import public_cache
+
+    before = public_cache.generation()
+    call_command("migrate", verbosity=0)
+    assert public_cache.generation() != before

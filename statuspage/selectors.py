@@ -180,13 +180,16 @@ class HistoryMonth:
     incidents: list[Incident]
 
 
-def incident_history(*, page_number, per_page: int = 25) -> tuple[Page, list[HistoryMonth]]:
-    """Past incidents and maintenances, newest first, grouped by month of the page zone."""
+def incident_history(*, page_number: int, per_page: int = 25) -> tuple[Page, list[HistoryMonth]]:
+    """Past incidents and maintenances, newest first, grouped by month of the page zone.
+
+    Raises EmptyPage past the last page, so made-up page numbers cannot fill the cache.
+    """
     zone = PageSettings.load().zone
     past = with_timeline(
         Incident.objects.filter(started_at__lte=timezone.now()).exclude(status="scheduled")
     ).order_by("-started_at", "-id")
-    page = Paginator(past, per_page).get_page(page_number)
+    page = Paginator(past, per_page, allow_empty_first_page=True).page(page_number)
     months: list[HistoryMonth] = []
     for incident in page.object_list:
         month = incident.started_at.astimezone(zone).date().replace(day=1)

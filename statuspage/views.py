@@ -1,5 +1,6 @@
 """The public pages. Each is rendered once per change and served from the public cache."""
 
+from django.core.paginator import EmptyPage
 from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -60,11 +61,14 @@ def incident_detail(request, code: str):
 @require_safe
 def history(request):
     page_number = request.GET.get("page", "1")
-    if not page_number.isdigit():
+    if not page_number.isdigit() or len(page_number) > 6:
         page_number = "1"
 
     def build():
-        paginator_page, months = selectors.incident_history(page_number=page_number)
+        try:
+            paginator_page, months = selectors.incident_history(page_number=int(page_number))
+        except EmptyPage:
+            raise Http404("There is no such page of history.") from None
         return {"page": PageSettings.load(), "paginator_page": paginator_page, "months": months}
 
     return _render_cached(request, f"history:{page_number}", "statuspage/history.html", build)

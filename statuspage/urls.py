@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import path, re_path
-from django.views.static import serve
 
 from statuspage import views
 
@@ -14,6 +13,4 @@ urlpatterns = [
 ]
 if settings.SERVE_MEDIA:
     # Uploaded logos; a production proxy serves MEDIA_ROOT itself.
-    urlpatterns.append(
-        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})
-    )
+    urlpatterns.append(re_path(r"^media/(?P<path>.*)$", views.media, name="media"))

@@ -1,11 +1,13 @@
 """The public pages. Each is rendered once per change and served from the public cache."""
 
+from django.conf import settings
 from django.core.paginator import EmptyPage
 from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
+from django.views.static import serve
 
 from statuspage import public_cache, selectors
 from statuspage.models import PageSettings
@@ -72,6 +74,12 @@ def history(request):
         return {"page": PageSettings.load(), "paginator_page": paginator_page, "months": months}
 
     return _render_cached(request, f"history:{page_number}", "statuspage/history.html", build)
+
+
+@require_safe
+def media(request, path: str):
+    """Uploaded logos, for installs without a proxy in front (SERVE_MEDIA)."""
+    return serve(request, path, document_root=settings.MEDIA_ROOT)
 
 
 @require_safe

@@ -69,3 +69,42 @@ def test_page_settings_cannot_be_added_twice_or_deleted(client, page):
     delete_url = reverse("admin:statuspage_pagesettings_delete", args=[page.pk])
     assert client.post(delete_url, {"post": "yes"}).status_code == 403
     assert PageSettings.objects.count() == 1
+
+
+def test_an_uploaded_logo_shows_on_the_public_page(
+    client, page, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    settings.MEDIA_ROOT = tmp_path
+    png = io.BytesIO()
+    Image.new("RGB", (40, 20), "purple").save(png, "PNG")
+    client.force_login(StaffFactory(groups=["Admins"]))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            change_url(page),
+            settings_data(logo=SimpleUploadedFile("logo.png", png.getvalue(), "image/png")),
+        )
+    assert response.status_code == 302
+
+    html = client.get("/").content.decode()
+    logo_url = PageSettings.load().logo.url
+    assert f'<img src="{logo_url}" alt="Acme status"' in html
+    assert client.get(logo_url).status_code == 200
+
+
+def test_a_file_that_is_not_an_image_is_refused_as_a_logo(client, page, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(StaffFactory(groups=["Admins"]))
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    response = client.post(
+        change_url(page), settings_data(logo=SimpleUploadedFile("logo.svg", svg, "image/svg+xml"))
+    )
+    assert response.status_code == 200
+    assert "Upload a valid image" in response.content.decode()
+    assert not PageSettings.load().logo

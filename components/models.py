@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from statuspage.ids import new_public_id
@@ -14,7 +15,7 @@ class ComponentStatus(models.TextChoices):
 
 
 # How bad a status is for the people using the service, least to most.
-STATUS_SEVERITY = {
+STATUS_SEVERITY: dict[str, int] = {
     ComponentStatus.OPERATIONAL: 0,
     ComponentStatus.UNDER_MAINTENANCE: 1,
     ComponentStatus.DEGRADED_PERFORMANCE: 2,
@@ -47,11 +48,11 @@ class ComponentGroup(models.Model):
 
 
 class ComponentQuerySet(models.QuerySet):
-    def ordered(self):
+    def in_page_order(self):
         """Page order: ungrouped and grouped components interleaved by their group's position."""
         return self.select_related("group").order_by(
-            models.functions.Coalesce("group__position", "position"),
-            models.functions.Coalesce("group_id", models.Value(0)),
+            Coalesce("group__position", "position"),
+            Coalesce("group_id", models.Value(0)),
             "position",
             "name",
         )

@@ -48,7 +48,7 @@ def overall_status(statuses: Iterable[str]) -> OverallStatus:
 
 def page_components() -> list[Component]:
     """Every component in page order, groups joined."""
-    return list(Component.objects.ordered())
+    return list(Component.objects.in_page_order())
 
 
 def first_uptime_day(component: Component, zone: ZoneInfo) -> date:
@@ -71,17 +71,17 @@ def daily_uptime(
         component__in=[c.pk for c in components], day__gte=first_day, day__lte=today
     )
     for row in rows:
-        day = DayUptime(row.day)
+        stored_day = DayUptime(row.day)
         for status, seconds in row.seconds_by_status().items():
             if seconds:
-                day.add(status, seconds)
-        by_component[row.component_id][row.day] = day
+                stored_day.add(status, seconds)
+        by_component[row.component_id][row.day] = stored_day
     result = {}
     for component in components:
         stored = by_component[component.pk]
-        for day, seconds in split_by_day(component.uptime_accounted_until, now, zone):
-            if day >= first_day:
-                stored.setdefault(day, DayUptime(day)).add(component.status, seconds)
+        for local_day, elapsed in split_by_day(component.uptime_accounted_until, now, zone):
+            if local_day >= first_day:
+                stored.setdefault(local_day, DayUptime(local_day)).add(component.status, elapsed)
         result[component.pk] = [
             stored.get(first_day + timedelta(days=i), DayUptime(first_day + timedelta(days=i)))
             for i in range(days)

@@ -160,7 +160,7 @@ class IncidentAdmin(admin.ModelAdmin):
                 )
             )
             if not obj.backfilled:
-                fieldsets += component_fieldsets(Component.objects.ordered())
+                fieldsets += component_fieldsets(Component.objects.in_page_order())
         if accepts_postmortem(obj):
             fieldsets.append(
                 (
@@ -189,7 +189,7 @@ class IncidentAdmin(admin.ModelAdmin):
                     ]
                 },
             ),
-            *component_fieldsets(Component.objects.ordered()),
+            *component_fieldsets(Component.objects.in_page_order()),
         ]
 
     def get_changeform_initial_data(self, request):
@@ -358,6 +358,9 @@ class MaintenanceAdmin(IncidentAdmin):
     close_label = "Complete"
     closed_label = "Completed"
     offers_templates = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).maintenances()
 
     def add_fieldsets(self, request):
         return [

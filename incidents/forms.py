@@ -100,7 +100,7 @@ class ComponentStatusesMixin:
     def add_component_fields(self, current: dict[int, str] | None = None) -> None:
         """`current` prefills components (by pk) with the status they have now."""
         current = current or {}
-        self.components = list(Component.objects.ordered())
+        self.components = list(Component.objects.in_page_order())
         for component in self.components:
             self.fields[component_field_name(component)] = forms.ChoiceField(
                 label=component.name,
@@ -163,7 +163,7 @@ class MaintenanceCreateForm(UpdateMessageFields, ServiceForm):
         choices=status_choices(NEW_MAINTENANCE_STATUSES), initial=IncidentStatus.SCHEDULED
     )
     affected_components = forms.ModelMultipleChoiceField(
-        queryset=Component.objects.ordered(),
+        queryset=Component.objects.in_page_order(),
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text="Put under maintenance while it is in progress.",

@@ -1,3 +1,5 @@
+from collections.abc import Sequence
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -54,7 +56,7 @@ class Impact(models.TextChoices):
 
 
 # Statuspage's rule: an incident's impact follows the worst status it gave a component.
-IMPACT_OF_COMPONENT_STATUS = {
+IMPACT_OF_COMPONENT_STATUS: dict[str, str] = {
     ComponentStatus.OPERATIONAL: Impact.NONE,
     ComponentStatus.UNDER_MAINTENANCE: Impact.NONE,
     ComponentStatus.DEGRADED_PERFORMANCE: Impact.MINOR,
@@ -81,6 +83,9 @@ class IncidentQuerySet(models.QuerySet):
 
     def closed(self):
         return self.filter(status__in=CLOSED_STATUSES)
+
+
+IncidentManager = models.Manager.from_queryset(IncidentQuerySet)
 
 
 class Incident(models.Model):
@@ -122,7 +127,7 @@ class Incident(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
-    objects = IncidentQuerySet.as_manager()
+    objects = IncidentManager()
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -146,7 +151,7 @@ class Incident(models.Model):
         return self.status in CLOSED_STATUSES
 
     @property
-    def allowed_statuses(self) -> list[str]:
+    def allowed_statuses(self) -> Sequence[str]:
         return MAINTENANCE_STATUSES if self.is_maintenance else INCIDENT_STATUSES
 
     @property
@@ -170,15 +175,8 @@ class Incident(models.Model):
         return IMPACT_OF_COMPONENT_STATUS[worst_status(statuses_set)]
 
 
-class MaintenanceManager(models.Manager.from_queryset(IncidentQuerySet)):
-    def get_queryset(self):
-        return super().get_queryset().maintenances()
-
-
 class ScheduledMaintenance(Incident):
     """Maintenances on their own, for the admin's "Scheduled maintenances" entry."""
-
-    objects = MaintenanceManager()
 
     class Meta:
         proxy = True

@@ -74,7 +74,7 @@ def incident_create(
 
     now = timezone.now()
     if kind == IncidentKind.MAINTENANCE:
-        started_at = started_at or scheduled_for
+        started_at = started_at or scheduled_for or now
         created_at = min(created_at or now, now)
         first_update_at = created_at if status == IncidentStatus.SCHEDULED else min(started_at, now)
     else:

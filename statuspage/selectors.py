@@ -83,7 +83,7 @@ def with_timeline(incidents: QuerySet) -> QuerySet:
                 )
             ),
         ),
-        Prefetch("components", queryset=Component.objects.ordered()),
+        Prefetch("components", queryset=Component.objects.in_page_order()),
     )
 
 
@@ -118,13 +118,14 @@ def build_status_page(*, now: datetime | None = None) -> StatusPage:
         row = ComponentRow(component, days, uptime_percent_over(days))
         if not component.is_visible:
             continue
-        if component.group_id is None:
+        group = component.group
+        if group is None:
             sections.append(row)
             continue
-        if component.group_id not in groups:
-            groups[component.group_id] = GroupRow(component.group)
-            sections.append(groups[component.group_id])
-        groups[component.group_id].rows.append(row)
+        if group.pk not in groups:
+            groups[group.pk] = GroupRow(group)
+            sections.append(groups[group.pk])
+        groups[group.pk].rows.append(row)
 
     incidents = [i for i in recent if i.kind == IncidentKind.INCIDENT]
     maintenances = [i for i in recent if i.kind == IncidentKind.MAINTENANCE]
@@ -137,7 +138,8 @@ def build_status_page(*, now: datetime | None = None) -> StatusPage:
         active_incidents=[i for i in incidents if not i.is_closed],
         active_maintenances=[i for i in maintenances if i.status in ("in_progress", "verifying")],
         upcoming_maintenances=sorted(
-            (i for i in maintenances if i.status == "scheduled"), key=lambda i: i.scheduled_for
+            (i for i in maintenances if i.status == "scheduled"),
+            key=lambda i: i.scheduled_for or i.started_at,
         ),
         past_days=_past_days(recent, today=today, zone=zone),
     )

@@ -11,7 +11,7 @@ from django.views.static import serve
 
 from statuspage import public_cache, selectors
 from statuspage.models import PageSettings
-from statuspage.templatetags.beacon import page_time
+from statuspage.templatetags.beacon import format_page_time
 
 LIVE_PARTIAL = "status-body"
 # Cached pages are current until the next change, so "last updated" is the time of serving.
@@ -27,11 +27,14 @@ def _render_cached(request, key: str, template: str, build_context) -> HttpRespo
     html = public_cache.cached(
         f"{key}:{today}",
         lambda: render_to_string(
-            template, {**build_context(), "served_at_marker": SERVED_AT_MARKER}
+            template,
+            {**build_context(), "page_zone": page.zone, "served_at_marker": SERVED_AT_MARKER},
         ),
     )
     if SERVED_AT_MARKER in html:
-        html = html.replace(SERVED_AT_MARKER, page_time(timezone.now(), "datetime"), 1)
+        html = html.replace(
+            SERVED_AT_MARKER, format_page_time(timezone.now(), "datetime", zone=page.zone), 1
+        )
     return HttpResponse(html)
 
 

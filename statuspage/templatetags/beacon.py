@@ -27,12 +27,16 @@ def markdown(text: str) -> str:
     return mark_safe(render_markdown(text))  # noqa: S308 - sanitised by nh3
 
 
-@register.simple_tag
-def page_time(value: datetime | None, style: str = "datetime"):
+@register.simple_tag(takes_context=True)
+def page_time(context, value: datetime | None, style: str = "datetime"):
     """A <time> in UTC for machines, shown in the page's zone until JS shows the visitor's."""
+    return format_page_time(value, style, zone=context.get("page_zone"))
+
+
+def format_page_time(value: datetime | None, style: str = "datetime", *, zone=None) -> str:
     if value is None:
         return ""
-    local = value.astimezone(PageSettings.load().zone)
+    local = value.astimezone(zone or PageSettings.load().zone)
     return format_html(
         '<time datetime="{}" data-format="{}">{}</time>',
         value.astimezone(UTC).isoformat().replace("+00:00", "Z"),

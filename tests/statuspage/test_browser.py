@@ -71,6 +71,20 @@ def test_the_page_polls_every_30_seconds(live_server, browser_page, components):
     assert browser_page.evaluate("window.stillTheSamePage") is True
 
 
+def test_a_hidden_tab_does_not_poll(live_server, browser_page, components):
+    browser_page.clock.install()
+    browser_page.goto(live_server.url + "/")
+    requests = []
+    browser_page.on("request", lambda request: requests.append(request.url))
+    browser_page.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {get: () => 'hidden'})"
+    )
+
+    browser_page.clock.run_for(95_000)
+
+    assert requests == []
+
+
 def test_no_horizontal_scroll_at_360_px(live_server, browser, components):
     open_incident(
         name="A rather long incident name that goes on and on about elevated error rates",

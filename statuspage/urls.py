@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import path, re_path
 
-from statuspage import views
+from statuspage import api_v2, badges, feeds, views
 
 urlpatterns = [
     path("", views.status_page, name="status-page"),
@@ -10,6 +10,9 @@ urlpatterns = [
     path("history/", views.history, name="history"),
     path("robots.txt", views.robots_txt, name="robots-txt"),
     path("admin/", admin.site.urls),
+    *api_v2.urlpatterns,
+    *feeds.urlpatterns,
+    *badges.urlpatterns,
 ]
 if settings.SERVE_MEDIA:
     # Uploaded logos; a production proxy serves MEDIA_ROOT itself.

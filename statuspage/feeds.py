@@ -1,3 +1,314 @@
-"""Routes filled in by the module's views."""
+"""History feeds (Atom, RSS) and the maintenance calendar, shaped like Statuspage's.
 
-urlpatterns: list = []
+Feed readers and the parsers written against Statuspage read `<strong>Status</strong> - body`
+from each entry's HTML and `Incident/<id>` from its id, so both follow the real feeds
+exactly. Everything is built into bytes once per change and served by `public_output`.
+"""
+
+import html
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from urllib.parse import urlsplit
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+from django.urls import path
+from django.utils import timezone
+from django.utils.feedgenerator import Rss201rev2Feed
+from django.utils.html import strip_tags
+from django.utils.xmlutils import SimplerXMLGenerator
+from django.views.decorators.http import require_safe
+from icalendar import Calendar, Event
+
+from components.models import Component
+from incidents.models import Incident, IncidentStatus, IncidentUpdate
+from statuspage.markdown import render_markdown
+from statuspage.models import PageSettings
+from statuspage.public_http import public_output
+from statuspage.selectors import with_timeline
+
+FEED_SIZE = 50
+CALENDAR_PAST_DAYS = 90
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+RSS_TYPE = "application/rss+xml; charset=utf-8"
+CALENDAR_TYPE = "text/calendar; charset=utf-8"
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+# What goes into a feed
+
+
+def feed_incidents(component: Component | None = None) -> list[Incident]:
+    """The 50 incidents and maintenances announced last, newest first, with their updates."""
+    incidents = Incident.objects.filter(
+        Exists(IncidentUpdate.objects.filter(incident=OuterRef("pk")))
+    )
+    if component is not None:
+        incidents = incidents.filter(components=component)
+    return list(with_timeline(incidents).order_by("-created_at", "-id")[:FEED_SIZE])
+
+
+def incident_url(base_url: str, incident: Incident) -> str:
+    return base_url + incident.get_absolute_url()
+
+
+def xml_text(text: str) -> str:
+    """Text without the control characters XML 1.0 cannot carry (a pasted log line may)."""
+    return XML_ILLEGAL.sub("", text)
+
+
+def _host(base_url: str) -> str:
+    return urlsplit(base_url).hostname or "localhost"
+
+
+def _feed_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _small_time(moment: datetime, zone) -> str:
+    """`Jun <var data-var='date'> 6</var>, <var data-var='time'>04:43</var> UTC`, as Statuspage."""
+    local = moment.astimezone(zone)
+    return (
+        f"{MONTHS[local.month - 1]} <var data-var='date'>{local.day:>2}</var>, "
+        f"<var data-var='time'>{local:%H:%M}</var> {local.tzname()}"
+    )
+
+
+def _inline_body(markdown_text: str) -> str:
+    """Sanitised HTML of a body made to sit inside the update's one <p>, as Statuspage's do.
+
+    Paragraphs become `<br /><br />`-separated text; lists and tables stay as they are.
+    """
+    body = render_markdown(markdown_text)
+    body = re.sub(r"\s*</p>\s*<p>\s*", "<br /><br />", body)
+    return re.sub(r"\s*</?p>\s*", "", body).strip()
+
+
+def _paragraph(moment: datetime, label: str, body: str, zone) -> str:
+    return (
+        f"<p><small>{_small_time(moment, zone)}</small><br>"
+        f"<strong>{label}</strong> - {_inline_body(body)}</p>"
+    )
+
+
+def entry_html(incident: Incident, zone) -> str:
+    """One <p> per update, newest first; "Update" when an update kept the status it found."""
+    oldest_first = list(reversed(incident.updates.all()))
+    paragraphs = []
+    previous = None
+    for update in oldest_first:
+        label = "Update" if update.status == previous else update.get_status_display()
+        paragraphs.append(_paragraph(update.display_at, label, update.body, zone))
+        previous = update.status
+    if incident.postmortem_published_at and incident.postmortem_body:  # published
+        paragraphs.append(
+            _paragraph(
+                incident.postmortem_published_at,
+                IncidentStatus.POSTMORTEM.label,
+                incident.postmortem_body,
+                zone,
+            )
+        )
+    return xml_text("".join(reversed(paragraphs)))
+
+
+# Atom and RSS
+
+
+def atom_feed(
+    *, base_url: str, page: PageSettings, incidents: Iterable[Incident], path: str, title: str
+) -> bytes:
+    host = _host(base_url)
+    incidents = list(incidents)
+    updated = max((i.updated_at for i in incidents), default=page.updated_at)
+    out = StringIO()
+    xml = SimplerXMLGenerator(out, "utf-8", short_empty_elements=True)
+    xml.startDocument()
+    xml.startElement("feed", {"xml:lang": "en-US", "xmlns": "http://www.w3.org/2005/Atom"})
+    xml.addQuickElement("id", f"tag:{host},2005:{path.removesuffix('.atom')}")
+    xml.addQuickElement("link", None, {"rel": "alternate", "type": "text/html", "href": base_url})
+    xml.addQuickElement(
+        "link", None, {"rel": "self", "type": "application/atom+xml", "href": base_url + path}
+    )
+    xml.addQuickElement("title", xml_text(title))
+    xml.addQuickElement("updated", _feed_time(updated))
+    xml.startElement("author", {})
+    xml.addQuickElement("name", xml_text(page.name))
+    xml.endElement("author")
+    for incident in incidents:
+        url = incident_url(base_url, incident)
+        xml.startElement("entry", {})
+        xml.addQuickElement("id", f"tag:{host},2005:Incident/{incident.public_id}")
+        xml.addQuickElement("published", _feed_time(incident.created_at))
+        xml.addQuickElement("updated", _feed_time(incident.updated_at))
+        xml.addQuickElement("link", None, {"rel": "alternate", "type": "text/html", "href": url})
+        xml.addQuickElement("title", xml_text(incident.name))
+        xml.addQuickElement("content", entry_html(incident, page.zone), {"type": "html"})
+        xml.endElement("entry")
+    xml.endElement("feed")
+    xml.endDocument()
+    return out.getvalue().encode()
+
+
+def rss_feed(
+    *, base_url: str, page: PageSettings, incidents: Iterable[Incident], path: str, title: str
+) -> bytes:
+    feed = Rss201rev2Feed(
+        title=xml_text(title),
+        link=base_url,
+        description=xml_text(title),
+        language="en-us",
+        feed_url=base_url + path,
+    )
+    for incident in incidents:
+        url = incident_url(base_url, incident)
+        feed.add_item(
+            title=xml_text(incident.name),
+            link=url,
+            description=entry_html(incident, page.zone),
+            pubdate=incident.created_at,
+            updateddate=incident.updated_at,
+            unique_id=url,
+            unique_id_is_permalink=True,
+        )
+    return feed.writeString("utf-8").encode()
+
+
+FORMATS = {"atom": (atom_feed, ATOM_TYPE), "rss": (rss_feed, RSS_TYPE)}
+
+
+@require_safe
+def history_feed(request, fmt: str):
+    write, content_type = FORMATS[fmt]
+
+    def build(base_url: str) -> bytes:
+        page = PageSettings.load()
+        return write(
+            base_url=base_url,
+            page=page,
+            incidents=feed_incidents(),
+            path=f"/history.{fmt}",
+            title=f"{page.name} Status - Incident History",
+        )
+
+    return public_output(request, f"history.{fmt}", build, content_type)
+
+
+@require_safe
+def component_history_feed(request, public_id: str, fmt: str):
+    write, content_type = FORMATS[fmt]
+
+    def build(base_url: str) -> bytes:
+        # Raised before anything is cached: only real components get a cache entry.
+        component = Component.objects.filter(public_id=public_id).first()
+        if component is None:
+            raise Http404("No such component.")
+        page = PageSettings.load()
+        return write(
+            base_url=base_url,
+            page=page,
+            incidents=feed_incidents(component),
+            path=f"/components/{public_id}/history.{fmt}",
+            title=f"{page.name} Status - {component.name} Incident History",
+        )
+
+    return public_output(request, f"components/{public_id}/history.{fmt}", build, content_type)
+
+
+# The maintenance calendar
+
+
+def calendar_maintenances(*, now: datetime | None = None) -> QuerySet[Incident]:
+    """Upcoming and running maintenances, and those completed in the last 90 days."""
+    now = now or timezone.now()
+    return with_timeline(
+        Incident.objects.maintenances()
+        .filter(scheduled_for__isnull=False, scheduled_until__isnull=False)
+        .filter(
+            Q(
+                status__in=[
+                    IncidentStatus.SCHEDULED,
+                    IncidentStatus.IN_PROGRESS,
+                    IncidentStatus.VERIFYING,
+                ]
+            )
+            | Q(
+                status=IncidentStatus.COMPLETED,
+                resolved_at__gte=now - timedelta(days=CALENDAR_PAST_DAYS),
+            )
+        )
+    ).order_by("scheduled_for", "id")
+
+
+def plain_text(markdown_text: str) -> str:
+    """A body as a calendar shows it: the rendered Markdown without any markup."""
+    rendered = render_markdown(markdown_text)
+    rendered = re.sub(r"<br\s*/?>", "\n", rendered)
+    rendered = re.sub(r"</(p|li|h\d|tr|blockquote|pre)>", "\n", rendered)
+    text = html.unescape(strip_tags(rendered))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def maintenance_event(incident: Incident, *, base_url: str) -> Event:
+    url = incident_url(base_url, incident)
+    updates = list(incident.updates.all())
+    lines = [plain_text(updates[0].body)] if updates and updates[0].body else []
+    names = [component.name for component in incident.components.all()]
+    if names:
+        lines.append("Affected: " + ", ".join(names))
+    lines.append(url)
+
+    event = Event()
+    event.add("uid", f"{incident.public_id}@{_host(base_url)}")
+    event.add("dtstamp", incident.updated_at.astimezone(UTC))
+    event.add("last-modified", incident.updated_at.astimezone(UTC))
+    event.add("created", incident.created_at.astimezone(UTC))
+    # Every posted update is a new revision of the event.
+    event.add("sequence", max(len(updates) - 1, 0))
+    event.add("dtstart", incident.scheduled_for.astimezone(UTC))
+    event.add("dtend", incident.scheduled_until.astimezone(UTC))
+    event.add("summary", incident.name)
+    event.add("description", "\n\n".join(lines))
+    event.add("url", url)
+    event.add("status", "CONFIRMED")
+    return event
+
+
+def maintenance_calendar(base_url: str) -> bytes:
+    page = PageSettings.load()
+    calendar = Calendar()
+    calendar.add("prodid", "-//Beacon//Maintenance calendar//EN")
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("x-wr-calname", f"{page.name} maintenance")
+    calendar.add("x-published-ttl", "PT1H")
+    for incident in calendar_maintenances():
+        calendar.add_component(maintenance_event(incident, base_url=base_url))
+    return calendar.to_ical()
+
+
+@require_safe
+def maintenance_ics(request):
+    return public_output(request, "maintenance.ics", maintenance_calendar, CALENDAR_TYPE)
+
+
+urlpatterns = [
+    path("history.atom", history_feed, {"fmt": "atom"}, name="history-atom"),
+    path("history.rss", history_feed, {"fmt": "rss"}, name="history-rss"),
+    path(
+        "components/<str:public_id>/history.atom",
+        component_history_feed,
+        {"fmt": "atom"},
+        name="component-history-atom",
+    ),
+    path(
+        "components/<str:public_id>/history.rss",
+        component_history_feed,
+        {"fmt": "rss"},
+        name="component-history-rss",
+    ),
+    path("maintenance.ics", maintenance_ics, name="maintenance-ics"),
+]

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 
 from components.models import Component, ComponentGroup, worst_status
@@ -199,3 +199,53 @@ def incident_history(*, page_number: int, per_page: int = 25) -> tuple[Page, lis
             months.append(HistoryMonth(month, []))
         months[-1].incidents.append(incident)
     return page, months
+
+
+# The public JSON API (statuspage/api_v2.py): lists as Statuspage's API v2 returns them.
+
+API_LIST_LIMIT = 50
+
+
+@dataclass
+class ComponentTree:
+    """Every component in page order and every group, hidden ones included, with the rollup."""
+
+    page: PageSettings
+    components: list[Component]
+    groups: list[ComponentGroup]
+    status: OverallStatus
+
+
+def component_tree() -> ComponentTree:
+    components = page_components()
+    return ComponentTree(
+        page=PageSettings.load(),
+        components=components,
+        groups=list(ComponentGroup.objects.order_by("position", "name")),
+        status=overall_status(c.status for c in components),
+    )
+
+
+def recent_incidents(
+    *, limit: int | None = API_LIST_LIMIT, unresolved: bool = False
+) -> list[Incident]:
+    """The most recent incidents (not maintenances), newest first, with their timelines.
+
+    `limit=None` lists them all (for the unresolved ones, which are few).
+    """
+    incidents = Incident.objects.unresolved() if unresolved else Incident.objects.incidents()
+    return list(with_timeline(incidents).order_by("-started_at", "-id")[:limit])
+
+
+def recent_maintenances(
+    *, limit: int | None = API_LIST_LIMIT, statuses: list[str] | None = None
+) -> list[Incident]:
+    """The most recent maintenances (by start time), newest first, with their timelines."""
+    maintenances = Incident.objects.maintenances()
+    if statuses is not None:
+        maintenances = maintenances.filter(status__in=statuses)
+    return list(
+        with_timeline(maintenances).order_by(
+            F("scheduled_for").desc(nulls_last=True), "-started_at", "-id"
+        )[:limit]
+    )

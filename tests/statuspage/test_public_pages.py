@@ -483,3 +483,10 @@ def test_migrating_a_new_release_drops_pages_cached_by_the_old_one(client, page)
     before = public_cache.generation()
     call_command("migrate", verbosity=0)
     assert public_cache.generation() != before
+
+
+def test_pages_advertise_the_history_feeds_and_the_calendar(client, page):
+    html = html_of(client, "/")
+    assert '<link rel="alternate" type="application/atom+xml"' in html
+    assert 'href="/history.rss"' in html
+    assert 'href="/maintenance.ics"' in html

@@ -1,3 +1,239 @@
-"""Routes filled in by the module's views."""
+"""Status badges (shields.io "flat" SVG and endpoint JSON) and the embeddable notice script.
 
-urlpatterns: list = []
+All are public outputs: built once per change, served from the public cache with ETag, 304s
+and CORS. Badge labels are fixed (no `?label=`), so a badge has exactly one cache entry.
+"""
+
+import html
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.http import Http404
+from django.urls import path
+from django.views.decorators.http import require_safe
+
+from components.models import Component, ComponentStatus
+from components.selectors import overall_status
+from statuspage import public_cache
+from statuspage.models import PageSettings
+from statuspage.public_http import public_output
+
+EMBED_SCRIPT = Path(settings.BASE_DIR) / "static" / "js" / "embed.js"
+EMBED_MAX_AGE_SECONDS = 300
+
+LABEL_COLOR = "#555"
+# The page's text-safe tones (static/css/beacon.css): white on each is at least 4.5:1.
+GREEN, YELLOW, ORANGE, RED, BLUE = "#1a7f37", "#8a6100", "#bc4c00", "#cf222e", "#0969da"
+
+COMPONENT_COLORS = {
+    ComponentStatus.OPERATIONAL: GREEN,
+    ComponentStatus.DEGRADED_PERFORMANCE: YELLOW,
+    ComponentStatus.PARTIAL_OUTAGE: ORANGE,
+    ComponentStatus.MAJOR_OUTAGE: RED,
+    ComponentStatus.UNDER_MAINTENANCE: BLUE,
+}
+INDICATOR_COLORS = {
+    "none": GREEN,
+    "minor": YELLOW,
+    "major": ORANGE,
+    "critical": RED,
+    "maintenance": BLUE,
+}
+
+# Advance widths of Verdana's printable ASCII (space to tilde) in font units of a 2048 em,
+# the font shields.io measures with; 11px text is units * 11 / 2048 pixels wide.
+# fmt: off
+_VERDANA_UNITS = (
+    720, 824, 942, 1716, 1304, 2222, 1493, 550, 910, 910, 1304, 1716, 745, 909, 745, 1311,
+    1303, 1303, 1303, 1303, 1303, 1303, 1303, 1303, 1303, 1303, 909, 909, 1716, 1716, 1716, 1116,
+    2048, 1401, 1405, 1430, 1577, 1294, 1178, 1587, 1540, 862, 931, 1425, 1145, 1717, 1532, 1626,
+    1237, 1626, 1434, 1402, 1237, 1502, 1401, 2025, 1403, 1239, 1403, 910, 1311, 910, 1716, 1304,
+    1304, 1224, 1272, 1063, 1272, 1214, 720, 1272, 1291, 560, 705, 1195, 560, 1983, 1291, 1247,
+    1272, 1272, 874, 1063, 807, 1291, 1195, 1669, 1195, 1195, 1060, 1302, 910, 1302, 1716,
+)
+# fmt: on
+VERDANA_11PX = {chr(32 + i): units * 11 / 2048 for i, units in enumerate(_VERDANA_UNITS)}
+FALLBACK_WIDTH = 7.5  # Latin letters beyond ASCII, symbols
+WIDE_WIDTH = 11.0  # CJK and other full-width characters: one em
+HORIZONTAL_PADDING = 5
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def text_width(text: str) -> float:
+    """The width of `text` in Verdana 11px, as shields.io lays badges out."""
+    width = 0.0
+    for char in text:
+        if char in VERDANA_11PX:
+            width += VERDANA_11PX[char]
+        elif unicodedata.combining(char):
+            continue
+        elif unicodedata.east_asian_width(char) in ("W", "F"):
+            width += WIDE_WIDTH
+        else:
+            width += FALLBACK_WIDTH
+    return width
+
+
+@dataclass(frozen=True)
+class Badge:
+    label: str
+    message: str
+    color: str
+
+    def as_endpoint_json(self) -> str:
+        """The shields.io endpoint format, for https://img.shields.io/endpoint?url=…"""
+        return json.dumps(
+            {
+                "schemaVersion": 1,
+                "label": self.label,
+                "message": self.message,
+                "color": self.color.removeprefix("#"),
+            }
+        )
+
+    def as_svg(self) -> str:
+        label, message = _clean(self.label), _clean(self.message)
+        label_width = round(text_width(label)) + 2 * HORIZONTAL_PADDING
+        message_width = round(text_width(message)) + 2 * HORIZONTAL_PADDING
+        width = label_width + message_width
+        title = _xml(f"{label}: {message}")
+        # Text is laid out at 10x and scaled down, as shields does, for sub-pixel centring.
+        parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20" '
+            f'role="img" aria-label="{title}">',
+            f"<title>{title}</title>",
+            '<linearGradient id="s" x2="0" y2="100%">'
+            '<stop offset="0" stop-color="#bbb" stop-opacity=".1"/>'
+            '<stop offset="1" stop-opacity=".1"/></linearGradient>',
+            f'<clipPath id="r"><rect width="{width}" height="20" rx="3" fill="#fff"/></clipPath>',
+            '<g clip-path="url(#r)">',
+            f'<rect width="{label_width}" height="20" fill="{LABEL_COLOR}"/>',
+            f'<rect x="{label_width}" width="{message_width}" height="20" fill="{self.color}"/>',
+            f'<rect width="{width}" height="20" fill="url(#s)"/>',
+            "</g>",
+            '<g fill="#fff" text-anchor="middle" '
+            'font-family="Verdana,Geneva,DejaVu Sans,sans-serif" '
+            'text-rendering="geometricPrecision" font-size="110">',
+            *_shadowed_text(label, centre=label_width / 2),
+            *_shadowed_text(message, centre=label_width + message_width / 2),
+            "</g></svg>",
+        ]
+        return "".join(parts)
+
+
+def _shadowed_text(text: str, *, centre: float) -> list[str]:
+    x = round(centre * 10)
+    length = round(text_width(text) * 10)
+    escaped = _xml(text)
+    return [
+        f'<text aria-hidden="true" x="{x}" y="150" fill="#010101" fill-opacity=".3" '
+        f'transform="scale(.1)" textLength="{length}">{escaped}</text>',
+        f'<text x="{x}" y="140" transform="scale(.1)" fill="#fff" '
+        f'textLength="{length}">{escaped}</text>',
+    ]
+
+
+def _clean(text: str) -> str:
+    """One line of text with no characters XML cannot carry."""
+    return " ".join(_XML_INVALID.sub("", text).split())
+
+
+def _xml(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def overall_badge() -> Badge:
+    status = overall_status(Component.objects.values_list("status", flat=True))
+    return Badge(
+        label=PageSettings.load().name,
+        message=status.description.lower(),
+        color=INDICATOR_COLORS[status.indicator],
+    )
+
+
+def component_badges() -> dict[str, Badge]:
+    """A badge per component public id; cached, so unknown ids are refused without a query."""
+    return public_cache.cached(
+        "badges:components",
+        lambda: {
+            public_id: Badge(
+                label=name,
+                message=ComponentStatus(status).label.lower(),
+                color=COMPONENT_COLORS[status],
+            )
+            for public_id, name, status in Component.objects.values_list(
+                "public_id", "name", "status"
+            )
+        },
+    )
+
+
+def _component_badge(public_id: str) -> Badge:
+    badge = component_badges().get(public_id)
+    if badge is None:
+        raise Http404("No component with this id.")
+    return badge
+
+
+@require_safe
+def overall_svg(request):
+    return public_output(
+        request, "/badge.svg", lambda base_url: overall_badge().as_svg(), "image/svg+xml"
+    )
+
+
+@require_safe
+def overall_json(request):
+    return public_output(
+        request,
+        "/badge.json",
+        lambda base_url: overall_badge().as_endpoint_json(),
+        "application/json",
+    )
+
+
+@require_safe
+def component_svg(request, public_id: str):
+    badge = _component_badge(public_id)
+    return public_output(
+        request,
+        f"/components/{public_id}/badge.svg",
+        lambda base_url: badge.as_svg(),
+        "image/svg+xml",
+    )
+
+
+@require_safe
+def component_json(request, public_id: str):
+    badge = _component_badge(public_id)
+    return public_output(
+        request,
+        f"/components/{public_id}/badge.json",
+        lambda base_url: badge.as_endpoint_json(),
+        "application/json",
+    )
+
+
+@require_safe
+def embed_js(request):
+    return public_output(
+        request,
+        "/embed.js",
+        lambda base_url: EMBED_SCRIPT.read_bytes(),
+        "text/javascript; charset=utf-8",
+        max_age=EMBED_MAX_AGE_SECONDS,
+    )
+
+
+urlpatterns = [
+    path("badge.svg", overall_svg, name="badge-svg"),
+    path("badge.json", overall_json, name="badge-json"),
+    path("components/<str:public_id>/badge.svg", component_svg, name="component-badge-svg"),
+    path("components/<str:public_id>/badge.json", component_json, name="component-badge-json"),
+    path("embed.js", embed_js, name="embed-js"),
+]

@@ -12,7 +12,7 @@ WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 VAR_DIR := $(or $(BEACON_VAR_DIR),var)
 
-.PHONY: run test lint install
+.PHONY: run test lint install bench bench-quick
 
 install: $(STAMP)
 
@@ -34,7 +34,7 @@ run: $(STAMP)
 	trap 'trap - INT TERM EXIT; kill $$web $$worker $$beat 2>/dev/null; wait' INT TERM EXIT; \
 	$(BIN)/gunicorn statuspage.wsgi --bind '$(HOST):$(PORT)' --workers $(WEB_WORKERS) \
 		--access-logfile - & web=$$!; \
-	$(BIN)/celery -A statuspage worker -Q default,checks,notify \
+	$(BIN)/celery -A statuspage worker -Q default,checks,notify,snapshots \
 		--concurrency $(WORKER_CONCURRENCY) --loglevel=info & worker=$$!; \
 	$(BIN)/celery -A statuspage beat --loglevel=info & beat=$$!; \
 	sleep 2; \
@@ -56,3 +56,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Load and scale benchmark (bench/run.py; needs wrk and nginx, PostgreSQL and Redis on
+# 127.0.0.1). Writes bench/results/<timestamp>.json and the tables in docs/performance.md.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)

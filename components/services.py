@@ -15,7 +15,7 @@ from components.models import (
     StatusChangeCause,
 )
 from components.uptime import split_by_day
-from statuspage import public_cache
+from statuspage import snapshots
 from statuspage.models import PageSettings
 
 
@@ -102,5 +102,5 @@ def roll_up_uptime(*, until: datetime | None = None) -> int:
                 )
                 moved += 1
     if moved:
-        public_cache.invalidate_on_commit()
+        snapshots.publish_change_on_commit()
     return moved

@@ -48,7 +48,7 @@ def _serve(request: HttpRequest, name: str, build: Build) -> HttpResponse:
         data = build(ctx, tree)
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
-    return public_output(request, f"api-v2:{name}", render, "application/json")
+    return public_output(request, render, "application/json")
 
 
 def _incidents(ctx: PageJson, incidents) -> list[Json]:

@@ -4,21 +4,21 @@ from django.db.models.signals import m2m_changed, post_delete, post_migrate, pos
 
 
 def _invalidate_public_pages(sender, **kwargs):
-    from statuspage import public_cache
+    from statuspage import snapshots
     from statuspage.models import PageSettings
 
     if sender is PageSettings:
         # Now for this transaction, and again once other processes can see the change.
         PageSettings.forget_cached()
         transaction.on_commit(PageSettings.forget_cached)
-    public_cache.invalidate_on_commit()
+    snapshots.publish_change_on_commit()
 
 
 def _invalidate_after_deploy(sender, **kwargs):
     # Every deploy migrates: pages cached by the previous release must not outlive it.
-    from statuspage import public_cache
+    from statuspage import snapshots
 
-    public_cache.invalidate()
+    snapshots.publish_change()
 
 
 class StatuspageConfig(AppConfig):

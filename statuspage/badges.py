@@ -182,16 +182,13 @@ def _component_badge(public_id: str) -> Badge:
 
 @require_safe
 def overall_svg(request):
-    return public_output(
-        request, "/badge.svg", lambda base_url: overall_badge().as_svg(), "image/svg+xml"
-    )
+    return public_output(request, lambda base_url: overall_badge().as_svg(), "image/svg+xml")
 
 
 @require_safe
 def overall_json(request):
     return public_output(
         request,
-        "/badge.json",
         lambda base_url: overall_badge().as_endpoint_json(),
         "application/json",
     )
@@ -202,7 +199,6 @@ def component_svg(request, public_id: str):
     badge = _component_badge(public_id)
     return public_output(
         request,
-        f"/components/{public_id}/badge.svg",
         lambda base_url: badge.as_svg(),
         "image/svg+xml",
     )
@@ -213,7 +209,6 @@ def component_json(request, public_id: str):
     badge = _component_badge(public_id)
     return public_output(
         request,
-        f"/components/{public_id}/badge.json",
         lambda base_url: badge.as_endpoint_json(),
         "application/json",
     )
@@ -223,10 +218,9 @@ def component_json(request, public_id: str):
 def embed_js(request):
     return public_output(
         request,
-        "/embed.js",
         lambda base_url: EMBED_SCRIPT.read_bytes(),
         "text/javascript; charset=utf-8",
-        max_age=EMBED_MAX_AGE_SECONDS,
+        cache_control=f"public, max-age={EMBED_MAX_AGE_SECONDS}",
     )
 
 

@@ -14,6 +14,8 @@ app.conf.update(
     task_ignore_result=True,
     worker_prefetch_multiplier=1,
     task_default_queue="default",
+    # Snapshot rebuilds never wait behind a backlog of checks or notifications.
+    task_routes={"statuspage.tasks.rebuild_snapshots": {"queue": "snapshots"}},
     timezone="UTC",
     beat_schedule={
         "advance-scheduled-maintenances": {

@@ -194,7 +194,7 @@ def history_feed(request, fmt: str):
             title=f"{page.name} Status - Incident History",
         )
 
-    return public_output(request, f"history.{fmt}", build, content_type)
+    return public_output(request, build, content_type)
 
 
 @require_safe
@@ -215,7 +215,7 @@ def component_history_feed(request, public_id: str, fmt: str):
             title=f"{page.name} Status - {component.name} Incident History",
         )
 
-    return public_output(request, f"components/{public_id}/history.{fmt}", build, content_type)
+    return public_output(request, build, content_type)
 
 
 # The maintenance calendar
@@ -292,7 +292,7 @@ def maintenance_calendar(base_url: str) -> bytes:
 
 @require_safe
 def maintenance_ics(request):
-    return public_output(request, "maintenance.ics", maintenance_calendar, CALENDAR_TYPE)
+    return public_output(request, maintenance_calendar, CALENDAR_TYPE)
 
 
 urlpatterns = [

@@ -1,20 +1,26 @@
-"""One cache for everything the public sees, invalidated as a whole on any change.
+"""The public generation: one token that changes whenever anything the public sees changes.
 
-Entries are keyed by a generation token; bumping the token after a commit makes every
-public page stale at once, so a read costs one or two cache hits and no database query.
+Snapshots (statuspage.snapshots) and cached values are tied to the generation they were
+built for; bumping it after a commit makes every public output stale at once. The token is
+kept in the cache (Redis in production) and on local disk, so processes still agree on it
+while Redis is away and after it restarts empty.
 """
 
+import logging
+import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 
 GENERATION_KEY = "beacon:public:generation"
 T = TypeVar("T")
+logger = logging.getLogger("beacon.snapshots")
 
 
 def _new_generation() -> str:
@@ -22,11 +28,42 @@ def _new_generation() -> str:
     return f"{time.time_ns()}-{secrets.token_hex(4)}"
 
 
+def _disk_file() -> Path:
+    return Path(settings.BEACON_SNAPSHOT_DIR) / "generation"
+
+
+def _read_disk() -> str | None:
+    try:
+        return _disk_file().read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _write_disk(token: str) -> None:
+    path = _disk_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
+            handle.write(token)
+        os.replace(handle.name, path)
+    except OSError:
+        logger.warning("could not write the public generation to disk", exc_info=True)
+
+
 def generation() -> str:
-    token = cache.get(GENERATION_KEY)
-    if token is None:
-        cache.add(GENERATION_KEY, _new_generation(), None)
+    try:
         token = cache.get(GENERATION_KEY)
+        if token is None:
+            cache.add(GENERATION_KEY, _read_disk() or _new_generation(), None)
+            token = cache.get(GENERATION_KEY)
+    except Exception:
+        logger.debug("cache unavailable; reading the generation from disk", exc_info=True)
+        token = None
+    if token is None:
+        token = _read_disk()
+        if token is None:
+            token = _new_generation()
+            _write_disk(token)
     return token
 
 
@@ -36,23 +73,20 @@ def changed_at(token: str) -> float:
 
 
 def invalidate() -> None:
-    cache.set(GENERATION_KEY, _new_generation(), None)
-
-
-def invalidate_on_commit() -> None:
-    transaction.on_commit(invalidate)
+    token = _new_generation()
+    try:
+        cache.set(GENERATION_KEY, token, None)
+    except Exception:
+        logger.warning("cache unavailable; the new generation is on disk only")
+    _write_disk(token)
 
 
 def cached(key: str, build: Callable[[], T]) -> T:
-    return cached_with_generation(key, lambda token: build())
-
-
-def cached_with_generation(key: str, build: Callable[[str], T]) -> T:
-    """Like `cached`, with the generation token handed to `build`."""
+    """A value computed once per generation (e.g. the set of known component ids)."""
     token = generation()
     full_key = f"beacon:public:{token}:{key}"
     value = cache.get(full_key)
     if value is None:
-        value = build(token)
+        value = build()
         cache.set(full_key, value, settings.BEACON_PUBLIC_CACHE_SECONDS)
     return value

@@ -1,30 +1,17 @@
 """HTTP for the machine-readable public outputs: JSON, feeds, calendar, badges, scripts.
 
-Each is built once per change into bytes with a strong ETag, served from the public cache
-with Last-Modified, a short shared max-age, CORS for browsers on other origins and 304s for
-clients that revalidate. The key never includes the query string, so `?foo=1` cannot bypass
-the cache.
+Each is rendered into bytes by its view and kept as a snapshot (statuspage.snapshots), which
+adds the strong ETag, Last-Modified, 304s and compressed variants when serving it. The view
+sets what is particular to the output: its content type, CORS for browsers on other origins
+and how long shared caches may keep it.
 """
 
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
-from django.utils.http import http_date, parse_http_date_safe, quote_etag
+from django.http import HttpRequest, HttpResponse
 
-from statuspage import public_cache
 from statuspage.models import PageSettings
-
-MAX_AGE_SECONDS = 30
-
-
-@dataclass(frozen=True)
-class CachedOutput:
-    body: bytes
-    content_type: str
-    etag: str
-    last_modified: int
+from statuspage.snapshots import DEFAULT_CACHE_CONTROL
 
 
 def page_base_url(request: HttpRequest) -> str:
@@ -37,42 +24,13 @@ def page_base_url(request: HttpRequest) -> str:
 
 def public_output(
     request: HttpRequest,
-    key: str,
     build: Callable[[str], bytes | str],
     content_type: str,
     *,
-    max_age: int = MAX_AGE_SECONDS,
+    cache_control: str = DEFAULT_CACHE_CONTROL,
 ) -> HttpResponse:
-    """Serve `build(base_url)` from the public cache, revalidating with ETag and dates."""
-    base_url = page_base_url(request)
-
-    def render(token: str) -> CachedOutput:
-        body = build(base_url)
-        if isinstance(body, str):
-            body = body.encode()
-        return CachedOutput(
-            body=body,
-            content_type=content_type,
-            etag=quote_etag(hashlib.sha256(body).hexdigest()[:32]),
-            last_modified=int(public_cache.changed_at(token)),
-        )
-
-    output = public_cache.cached_with_generation(f"{key}@{base_url}", render)
-    if _not_modified(request, output):
-        response: HttpResponse = HttpResponseNotModified()
-    else:
-        response = HttpResponse(output.body, content_type=output.content_type)
-    response["ETag"] = output.etag
-    response["Last-Modified"] = http_date(output.last_modified)
-    response["Cache-Control"] = f"public, max-age={max_age}"
+    """The response for `build(base_url)`, readable from any origin."""
+    response = HttpResponse(build(page_base_url(request)), content_type=content_type)
+    response["Cache-Control"] = cache_control
     response["Access-Control-Allow-Origin"] = "*"
     return response
-
-
-def _not_modified(request: HttpRequest, output: CachedOutput) -> bool:
-    if_none_match = request.headers.get("If-None-Match")
-    if if_none_match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return output.etag in tags or "*" in tags
-    since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
-    return since is not None and output.last_modified <= since

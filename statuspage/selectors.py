@@ -176,13 +176,23 @@ def incident_detail(code: str) -> Incident | None:
     )
 
 
+HISTORY_PAGE_SIZE = 25
+
+
+def history_page_count() -> int:
+    past = Incident.objects.filter(started_at__lte=timezone.now()).exclude(status="scheduled")
+    return max(1, -(-past.count() // HISTORY_PAGE_SIZE))
+
+
 @dataclass
 class HistoryMonth:
     month: date
     incidents: list[Incident]
 
 
-def incident_history(*, page_number: int, per_page: int = 25) -> tuple[Page, list[HistoryMonth]]:
+def incident_history(
+    *, page_number: int, per_page: int = HISTORY_PAGE_SIZE
+) -> tuple[Page, list[HistoryMonth]]:
     """Past incidents and maintenances, newest first, grouped by month of the page zone.
 
     Raises EmptyPage past the last page, so made-up page numbers cannot fill the cache.

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before sessions and auth: a public read is answered without touching either.
+    "statuspage.middleware.SnapshotMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -96,6 +98,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="beacon"),
+            # Fail fast when Redis is away: pages fall back to their copies on disk.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
         }
     }
 else:
@@ -180,6 +184,15 @@ BEACON_UPTIME_WEIGHTS = {
 BEACON_UPTIME_DAYS = 90
 BEACON_PAST_INCIDENT_DAYS = 14
 BEACON_PUBLIC_CACHE_SECONDS = env.int("PUBLIC_CACHE_SECONDS", default=24 * 3600)
+# Render-on-write snapshots of the public outputs (statuspage/snapshots.py).
+BEACON_SNAPSHOT_DIR = Path(env.str("SNAPSHOT_DIR", default=str(VAR_DIR / "snapshots")))
+# How often a process looks for a newer generation, and how long a generation must be still
+# before it is rebuilt (a burst of changes then costs one or two rebuilds).
+BEACON_SNAPSHOT_GENERATION_CHECK = env.float("SNAPSHOT_GENERATION_CHECK", default=0.2)
+BEACON_SNAPSHOT_SETTLE_SECONDS = env.float("SNAPSHOT_SETTLE_SECONDS", default=0.2)
+BEACON_SNAPSHOT_PROBE_SECONDS = env.float("SNAPSHOT_PROBE_SECONDS", default=5.0)
+# The worker rebuilds the hot outputs after each change (render on write).
+BEACON_SNAPSHOT_RENDER_ON_WRITE = env.bool("SNAPSHOT_RENDER_ON_WRITE", default=True)
 
 LOGGING = {
     "version": 1,

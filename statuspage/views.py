@@ -1,66 +1,42 @@
-"""The public pages. Each is rendered once per change and served from the public cache."""
+"""The public pages. Each is rendered once per change and kept as a snapshot.
+
+statuspage.middleware.SnapshotMiddleware answers every read from the snapshot; these views
+run only to build one. Live refresh fetches the same page and swaps in `#status-body`.
+"""
 
 from django.conf import settings
 from django.core.paginator import EmptyPage
 from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.views.decorators.http import require_safe
-from django.views.decorators.vary import vary_on_headers
 from django.views.static import serve
 
-from statuspage import public_cache, selectors
+from statuspage import selectors
 from statuspage.models import PageSettings
-from statuspage.templatetags.beacon import format_page_time
-
-LIVE_PARTIAL = "status-body"
-# Cached pages are current until the next change, so "last updated" is the time of serving.
-SERVED_AT_MARKER = "<!--beacon:served-at-->"
+from statuspage.snapshots import PAGE_CACHE_CONTROL, PAGE_CDN_CACHE_CONTROL
 
 
-def _render_cached(request, key: str, template: str, build_context) -> HttpResponse:
+def _render(template: str, context: dict) -> HttpResponse:
     page = PageSettings.load()
-    today = timezone.now().astimezone(page.zone).date().isoformat()
-    if request.htmx:
-        template, key = f"{template}#{LIVE_PARTIAL}", f"{key}:partial"
-
-    html = public_cache.cached(
-        f"{key}:{today}",
-        lambda: render_to_string(
-            template,
-            {**build_context(), "page_zone": page.zone, "served_at_marker": SERVED_AT_MARKER},
-        ),
-    )
-    if SERVED_AT_MARKER in html:
-        html = html.replace(
-            SERVED_AT_MARKER, format_page_time(timezone.now(), "datetime", zone=page.zone), 1
-        )
-    return HttpResponse(html)
+    response = HttpResponse(render_to_string(template, {"page_zone": page.zone, **context}))
+    response["Cache-Control"] = PAGE_CACHE_CONTROL
+    response["CDN-Cache-Control"] = PAGE_CDN_CACHE_CONTROL
+    return response
 
 
 @require_safe
-@vary_on_headers("HX-Request")
 def status_page(request):
-    return _render_cached(
-        request,
-        "status",
-        "statuspage/status_page.html",
-        lambda: {"status_page": selectors.build_status_page()},
-    )
+    return _render("statuspage/status_page.html", {"status_page": selectors.build_status_page()})
 
 
 @require_safe
-@vary_on_headers("HX-Request")
 def incident_detail(request, code: str):
-    def build():
-        incident = selectors.incident_detail(code)
-        if incident is None:
-            raise Http404("No incident with this code.")
-        return {"incident": incident, "page": PageSettings.load()}
-
-    if not code.isalnum() or len(code) > 12:
+    incident = selectors.incident_detail(code) if code.isalnum() and len(code) <= 12 else None
+    if incident is None:
         raise Http404("No incident with this code.")
-    return _render_cached(request, f"incident:{code}", "statuspage/incident_detail.html", build)
+    return _render(
+        "statuspage/incident_detail.html", {"incident": incident, "page": PageSettings.load()}
+    )
 
 
 @require_safe
@@ -68,15 +44,14 @@ def history(request):
     page_number = request.GET.get("page", "1")
     if not page_number.isdigit() or len(page_number) > 6:
         page_number = "1"
-
-    def build():
-        try:
-            paginator_page, months = selectors.incident_history(page_number=int(page_number))
-        except EmptyPage:
-            raise Http404("There is no such page of history.") from None
-        return {"page": PageSettings.load(), "paginator_page": paginator_page, "months": months}
-
-    return _render_cached(request, f"history:{page_number}", "statuspage/history.html", build)
+    try:
+        paginator_page, months = selectors.incident_history(page_number=int(page_number))
+    except EmptyPage:
+        raise Http404("There is no such page of history.") from None
+    return _render(
+        "statuspage/history.html",
+        {"page": PageSettings.load(), "paginator_page": paginator_page, "months": months},
+    )
 
 
 @require_safe

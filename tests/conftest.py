@@ -1,14 +1,18 @@
 import os
 import uuid
 
+# Read when settings load: migrations and tests must not queue snapshot rebuilds on a broker.
+os.environ.setdefault("SNAPSHOT_RENDER_ON_WRITE", "0")
+
 import pytest
 from django.core.cache import cache
 
+from statuspage import snapshots
 from statuspage.models import PageSettings
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache_and_static_files(settings):
+def _isolated_cache_and_static_files(settings, tmp_path):
     """Each test gets a cache nobody else writes to, and needs no collectstatic manifest.
 
     With REDIS_URL the real Redis backend is kept under a key prefix of the test's own
@@ -29,6 +33,14 @@ def _isolated_cache_and_static_files(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    # Snapshots: a directory of the test's own, and changes visible at once (no coalescing
+    # delay, no generation polling interval); render-on-write is tested where it matters.
+    settings.BEACON_SNAPSHOT_DIR = tmp_path / "snapshots"
+    settings.BEACON_SNAPSHOT_GENERATION_CHECK = 0
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0
+    settings.BEACON_SNAPSHOT_RENDER_ON_WRITE = False
+    settings.BEACON_SNAPSHOT_PROBE_SECONDS = 3600
+    snapshots.reset_memory()
     yield
     if not os.environ.get("REDIS_URL"):
         cache.clear()

@@ -24,6 +24,7 @@ from incidents.models import (
     IncidentUpdate,
 )
 from incidents.services import incident_post_update, incident_resolve, postmortem_publish
+from statuspage.snapshots import DEFAULT_CACHE_CONTROL
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
 from tests.incidents.factories import open_incident, schedule_maintenance
 from tests.statuspage.contract import shape_differences
@@ -583,7 +584,7 @@ def test_responses_carry_cors_and_cache_headers(client, page):
         assert response["Access-Control-Allow-Origin"] == "*"
         assert response["ETag"].startswith('"')
         assert response["Last-Modified"].endswith("GMT")
-        assert response["Cache-Control"] == "public, max-age=30"
+        assert response["Cache-Control"] == DEFAULT_CACHE_CONTROL
 
 
 def test_revalidation_with_etag_gives_304(client, page):

@@ -1,0 +1,31 @@
+from django.http import HttpResponse
+
+from statuspage import snapshots
+
+UNAVAILABLE = (
+    b"<!doctype html><title>Status temporarily unavailable</title>"
+    b"<p>This status page cannot be shown right now. Please try again in a minute.</p>"
+)
+
+
+class SnapshotMiddleware:
+    """Serve every public GET from its snapshot; the view runs only to (re)build one."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method not in ("GET", "HEAD") or getattr(request, "beacon_render", False):
+            return self.get_response(request)
+        key = snapshots.key_for(request.path_info, request.GET)
+        if key is None:
+            return self.get_response(request)
+        return snapshots.serve(request, key, lambda: self._render_live(request))
+
+    def _render_live(self, request):
+        """No snapshot and none could be built (a made-up URL, or the database is away)."""
+        request.beacon_render = True
+        try:
+            return self.get_response(request)
+        except Exception:
+            return HttpResponse(UNAVAILABLE, status=503, headers={"Retry-After": "30"})

@@ -1,0 +1,716 @@
+"""Render-on-write snapshots: every public output built once per change, then served as bytes.
+
+A snapshot is the complete response for one public URL (body, gzip and brotli variants,
+content type, strong ETag). Snapshots live in three places, fastest first: this process's
+memory, the shared cache (Redis in production) and a copy on local disk (which nginx can
+serve directly and which keeps pages up while Redis is away). Serving one touches neither
+PostgreSQL nor the ORM.
+
+Freshness follows the public generation (statuspage.public_cache): any change the public can
+see bumps it after commit. A snapshot of an older generation is rebuilt by exactly one
+process (a short lock in the cache) while the others keep serving the stale copy; rebuilds
+wait until the generation has been still for a moment, so a burst of changes costs one or
+two rebuilds. The worker rebuilds the hot outputs right after each change (render on write),
+so readers rarely build anything themselves. When the database cannot be reached, the last
+snapshot keeps being served and pages say since when they could not be refreshed.
+"""
+
+import gzip
+import hashlib
+import logging
+import os
+import pickle
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import brotli
+from django.conf import settings
+from django.core.cache import cache
+from django.core.handlers.base import BaseHandler
+from django.core.handlers.wsgi import WSGIRequest
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.http import HttpResponse, HttpResponseNotModified
+from django.urls import Resolver404, resolve
+from django.utils.html import format_html
+from django.utils.http import http_date, parse_http_date_safe
+
+from statuspage import public_cache
+from statuspage.static_export import key_to_file
+
+logger = logging.getLogger("beacon.snapshots")
+
+ENTRY_KEY = "beacon:snap:entry:{}"
+LOCK_KEY = "beacon:snap:lock:{}"
+BASE_URL_KEY = "beacon:snap:base-url"
+REFRESH_FAILING_KEY = "beacon:snap:refresh-failing-since"
+REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
+LOCK_SECONDS = 30
+COLD_WAIT_SECONDS = 3.0
+MEMORY_ENTRIES = 512
+DEFAULT_CACHE_CONTROL = "public, max-age=15, stale-while-revalidate=60, stale-if-error=86400"
+# Pages: browsers revalidate each live refresh (a 304 while nothing changed) and never show a
+# stale copy while revalidating, which would hide a new incident for a whole refresh; shared
+# caches keep them briefly, and CDNs that read CDN-Cache-Control (RFC 9213) may serve them
+# stale while they revalidate.
+PAGE_CACHE_CONTROL = "public, max-age=0, s-maxage=15, stale-if-error=86400"
+PAGE_CDN_CACHE_CONTROL = "max-age=15, stale-while-revalidate=60, stale-if-error=86400"
+REFRESH_NOTICE_MARKER = b"<!--beacon:refresh-notice-->"
+# Response headers a snapshot keeps from the view that rendered it.
+KEPT_HEADERS = ("Cache-Control", "CDN-Cache-Control", "Access-Control-Allow-Origin", "X-Robots-Tag")
+
+# Public URL names, and the query parameters that select a different output.
+PUBLIC_URLS = {
+    "status-page": (),
+    "incident-detail": (),
+    "history": ("page",),
+    "history-atom": (),
+    "history-rss": (),
+    "component-history-atom": (),
+    "component-history-rss": (),
+    "maintenance-ics": (),
+    "badge-svg": (),
+    "badge-json": (),
+    "component-badge-svg": (),
+    "component-badge-json": (),
+    "embed-js": (),
+    "robots-txt": (),
+    "api-v2-summary": (),
+    "api-v2-status": (),
+    "api-v2-components": (),
+    "api-v2-incidents": (),
+    "api-v2-incidents-unresolved": (),
+    "api-v2-scheduled-maintenances": (),
+    "api-v2-scheduled-maintenances-upcoming": (),
+    "api-v2-scheduled-maintenances-active": (),
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    key: str
+    status: int
+    content_type: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    gzip: bytes
+    brotli: bytes
+    etag: str
+    last_modified: int
+    generation: str
+    built_at: float
+
+    @property
+    def is_html(self) -> bool:
+        return self.content_type.startswith("text/html")
+
+
+class RefreshFailed(Exception):
+    """The output could not be built (the database is away) and no older copy exists."""
+
+
+# Keys
+
+
+def key_for(path: str, query: dict) -> str | None:
+    """The snapshot key of a request path, or None when the path is not a public output."""
+    name = _url_name(path)
+    if name is None or name not in PUBLIC_URLS:
+        return None
+    selected = [(param, query.get(param, "")) for param in PUBLIC_URLS[name]]
+    selected = [(param, value) for param, value in selected if value]
+    if name == "history":
+        page = dict(selected).get("page", "1")
+        return path if page in ("", "1") or not page.isdigit() else f"{path}?page={int(page)}"
+    return path
+
+
+_url_names: OrderedDict[str, str | None] = OrderedDict()
+
+
+def _url_name(path: str) -> str | None:
+    if path in _url_names:
+        return _url_names[path]
+    try:
+        name = resolve(path).url_name
+    except Resolver404:
+        name = None
+    _url_names[path] = name
+    if len(_url_names) > 4096:
+        _url_names.popitem(last=False)
+    return name
+
+
+# Where snapshots are kept
+
+
+def _snapshot_dir() -> Path:
+    return Path(settings.BEACON_SNAPSHOT_DIR)
+
+
+def _entry_file(key: str) -> Path:
+    return _snapshot_dir() / "entries" / f"{hashlib.sha1(key.encode()).hexdigest()}.pickle"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+        handle.write(data)
+    os.chmod(handle.name, 0o644)  # nginx's workers run as another user
+    os.replace(handle.name, path)
+
+
+class _Memory:
+    """This process's copy: the snapshots it served last and the generation it last saw."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[str, Snapshot] = OrderedDict()
+        self.generation: str | None = None
+        self.generation_checked_at = 0.0
+        self.refresh_failing_since: float | None = None
+        self.probe_started_at = 0.0
+        self.base_url_remembered = False
+        self.shared_checked_at: dict[str, float] = {}
+        self.noticed: dict[tuple[str, str, float], Snapshot] = {}
+
+    def get(self, key: str) -> Snapshot | None:
+        with self.lock:
+            snapshot = self.entries.get(key)
+            if snapshot is not None:
+                self.entries.move_to_end(key)
+            return snapshot
+
+    def put(self, snapshot: Snapshot) -> None:
+        with self.lock:
+            self.entries[snapshot.key] = snapshot
+            self.entries.move_to_end(snapshot.key)
+            while len(self.entries) > MEMORY_ENTRIES:
+                self.entries.popitem(last=False)
+
+
+_memory = _Memory()
+
+
+def reset_memory() -> None:
+    """Forget this process's copies (tests, and after settings change)."""
+    global _memory
+    _memory = _Memory()
+
+
+def current_generation(*, fresh: bool = False) -> str:
+    """The public generation, looked up at most every BEACON_SNAPSHOT_GENERATION_CHECK s."""
+    now = time.monotonic()
+    interval = settings.BEACON_SNAPSHOT_GENERATION_CHECK
+    if (
+        not fresh
+        and _memory.generation is not None
+        and now - _memory.generation_checked_at < interval
+    ):
+        return _memory.generation
+    token = public_cache.generation()
+    _memory.generation, _memory.generation_checked_at = token, now
+    return token
+
+
+def load(key: str) -> Snapshot | None:
+    """The newest snapshot of `key` this process can find, fresh or not."""
+    snapshot = _memory.get(key)
+    if snapshot is not None and snapshot.generation == current_generation():
+        return snapshot
+    # While a stale copy waits for its rebuild, look for a newer one only now and then.
+    now = time.monotonic()
+    if snapshot is not None:
+        checked_at = _memory.shared_checked_at.get(key, 0.0)
+        if now - checked_at < settings.BEACON_SNAPSHOT_GENERATION_CHECK:
+            return snapshot
+    _memory.shared_checked_at[key] = now
+    if len(_memory.shared_checked_at) > 4 * MEMORY_ENTRIES:
+        _memory.shared_checked_at.clear()
+    shared = _load_shared(key)
+    if shared is not None and (snapshot is None or shared.built_at > snapshot.built_at):
+        _memory.put(shared)
+        return shared
+    return snapshot
+
+
+def _load_shared(key: str) -> Snapshot | None:
+    try:
+        snapshot = cache.get(ENTRY_KEY.format(key))
+    except Exception:
+        snapshot = None
+    if snapshot is None:
+        try:
+            snapshot = pickle.loads(_entry_file(key).read_bytes())  # noqa: S301 - our own files
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            return None
+    return snapshot
+
+
+def store(snapshot: Snapshot, *, write_file: bool = False) -> None:
+    _memory.put(snapshot)
+    try:
+        cache.set(ENTRY_KEY.format(snapshot.key), snapshot, None)
+    except Exception:
+        logger.warning("could not store snapshot %s in the cache", snapshot.key)
+    try:
+        _atomic_write(_entry_file(snapshot.key), pickle.dumps(snapshot))
+        if write_file:
+            _write_files_tree(snapshot)
+    except OSError:
+        logger.warning("could not write snapshot %s to disk", snapshot.key, exc_info=True)
+
+
+def _files_dir() -> Path:
+    return _snapshot_dir() / "files"
+
+
+def _write_files_tree(snapshot: Snapshot) -> None:
+    """The copy nginx serves directly: the body and its .gz sibling, at the URL's path.
+
+    Only the hot outputs are written, by the worker's rebuild, which also removes the files
+    of outputs that left the hot set; everything else nginx asks Django for.
+    """
+    relative = key_to_file(snapshot.key) if snapshot.status == 200 else None
+    if relative is None:
+        return
+    target = _files_dir() / relative
+    _atomic_write(target.with_name(target.name + ".gz"), snapshot.gzip)
+    _atomic_write(target, snapshot.body)
+
+
+def _prune_files_tree(keep: set[str]) -> None:
+    root = _files_dir()
+    wanted = {name for name in map(key_to_file, keep) if name is not None}
+    wanted |= {name + ".gz" for name in wanted}
+    for path in root.rglob("*") if root.exists() else []:
+        if path.is_file() and str(path.relative_to(root)) not in wanted:
+            path.unlink(missing_ok=True)
+
+
+# Building
+
+
+def render_key(key: str, *, base_url: str | None = None) -> Snapshot:
+    """Render the output of `key` fresh from the database (not stored)."""
+    path, _, query = key.partition("?")
+    host = _request_host(base_url)
+    request = WSGIRequest(
+        {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": host,
+            "SERVER_PORT": "80",
+            "HTTP_HOST": host,
+            "wsgi.url_scheme": "http",
+            "wsgi.input": BytesIO(),
+        }
+    )
+    request.beacon_render = True  # type: ignore[attr-defined]
+    generation = current_generation()
+    response = _handler().get_response(request)
+    if response.status_code >= 500:
+        raise RefreshFailed(f"{key} answered {response.status_code}")
+    return make_snapshot(key, response, generation=generation)
+
+
+def make_snapshot(key: str, response, *, generation: str) -> Snapshot:
+    body = response.content
+    headers = tuple((name, response[name]) for name in KEPT_HEADERS if response.has_header(name))
+    if not response.has_header("Cache-Control"):
+        headers += (("Cache-Control", DEFAULT_CACHE_CONTROL),)
+    return Snapshot(
+        key=key,
+        status=response.status_code,
+        content_type=response["Content-Type"],
+        headers=headers,
+        body=body,
+        gzip=gzip.compress(body, compresslevel=6, mtime=0),
+        brotli=brotli.compress(body, quality=6),
+        etag=hashlib.sha256(body).hexdigest()[:32],
+        last_modified=int(public_cache.changed_at(generation)),
+        generation=generation,
+        built_at=time.time(),
+    )
+
+
+_handler_instance: BaseHandler | None = None
+
+
+def _handler() -> BaseHandler:
+    global _handler_instance
+    if _handler_instance is None:
+        handler = BaseHandler()
+        handler.load_middleware()
+        _handler_instance = handler
+    return _handler_instance
+
+
+def _request_host(base_url: str | None) -> str:
+    """A host this installation answers to, for requests made up by the renderer."""
+    for candidate in (base_url, _remembered_base_url()):
+        if candidate:
+            host = urlsplit(candidate).netloc
+            if host:
+                return host
+    allowed = [h for h in settings.ALLOWED_HOSTS if h and "*" not in h and not h.startswith(".")]
+    return allowed[0] if allowed else "localhost"
+
+
+def _remembered_base_url() -> str | None:
+    try:
+        return cache.get(BASE_URL_KEY)
+    except Exception:
+        return None
+
+
+def remember_base_url(request) -> None:
+    """Renderers outside a request (the worker) reuse the host visitors reach the page at."""
+    if _memory.base_url_remembered:
+        return
+    try:
+        cache.set(BASE_URL_KEY, f"{request.scheme}://{request.get_host()}", None)
+        _memory.base_url_remembered = True
+    except Exception:
+        logger.debug("could not remember the base URL", exc_info=True)
+
+
+def rebuild(
+    key: str, *, base_url: str | None = None, wait: bool = False, write_file: bool = False
+) -> Snapshot | None:
+    """Rebuild one output under its lock; None when another process holds the lock.
+
+    With `wait`, wait a little for the other process and return what it built.
+    """
+    lock = LOCK_KEY.format(key)
+    deadline = time.monotonic() + (COLD_WAIT_SECONDS if wait else 0)
+    while True:
+        try:
+            acquired = cache.add(lock, 1, LOCK_SECONDS)
+        except Exception:
+            acquired = True  # no shared cache: nobody to share the work with
+        if acquired:
+            break
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+        fresh = _load_shared(key)
+        if fresh is not None and fresh.generation == current_generation():
+            _memory.put(fresh)
+            if write_file:
+                _write_files_tree(fresh)
+            return fresh
+    try:
+        started = time.monotonic()
+        snapshot = render_key(key, base_url=base_url)
+        if snapshot.status == 200:  # a 404 is not kept: made-up URLs must not fill storage
+            store(snapshot, write_file=write_file)
+        logger.info(
+            "snapshot rebuilt path=%s bytes=%d seconds=%.3f",
+            key,
+            len(snapshot.body),
+            time.monotonic() - started,
+        )
+        _refresh_succeeded()
+        return snapshot
+    except (DatabaseError, RefreshFailed):
+        _refresh_failed()
+        raise
+    finally:
+        try:
+            cache.delete(lock)
+        except Exception:
+            logger.debug("could not release %s", lock, exc_info=True)
+
+
+def generation_is_settled(generation: str) -> bool:
+    """Whether the generation has been still long enough to rebuild (coalescing bursts)."""
+    age = time.time() - public_cache.changed_at(generation)
+    return age >= settings.BEACON_SNAPSHOT_SETTLE_SECONDS
+
+
+# Refresh health: since when pages could not be refreshed
+
+
+def _refresh_failed() -> None:
+    if _memory.refresh_failing_since is None:
+        _memory.refresh_failing_since = time.time()
+        logger.warning("cannot refresh public snapshots: the database is unavailable")
+        _write_notices_to_files_tree()
+    try:
+        cache.add(REFRESH_FAILING_KEY, _memory.refresh_failing_since, None)
+    except Exception:
+        logger.debug("could not share the refresh failure", exc_info=True)
+
+
+def _refresh_succeeded() -> None:
+    was_failing = _memory.refresh_failing_since is not None
+    _memory.refresh_failing_since = None
+    try:
+        if cache.get(REFRESH_FAILING_KEY) is not None:
+            cache.delete(REFRESH_FAILING_KEY)
+            was_failing = True
+    except Exception:
+        logger.debug("could not clear the refresh failure", exc_info=True)
+    if was_failing:
+        logger.info("public snapshots refresh again")
+
+
+def refresh_failing_since() -> float | None:
+    return _memory.refresh_failing_since
+
+
+def probe_database_soon() -> None:
+    """Check the database in the background every few seconds, never on the request path."""
+    now = time.monotonic()
+    if now - _memory.probe_started_at < settings.BEACON_SNAPSHOT_PROBE_SECONDS:
+        return
+    _memory.probe_started_at = now
+    threading.Thread(target=_probe_database, name="beacon-db-probe", daemon=True).start()
+
+
+def _probe_database() -> None:
+    try:
+        close_old_connections()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        _refresh_failed()
+    else:
+        if _memory.refresh_failing_since is not None:
+            _refresh_succeeded()
+            # Back from an outage: make every output current again right away.
+            public_cache.invalidate()
+    finally:
+        connection.close()
+
+
+def _write_notices_to_files_tree() -> None:
+    """Pages nginx serves from disk say so too; the next rebuild writes them plain again."""
+    with _memory.lock:
+        pages = [s for s in _memory.entries.values() if s.is_html]
+    for snapshot in pages:
+        relative = key_to_file(snapshot.key)
+        if relative is not None and (_files_dir() / relative).exists():
+            try:
+                _write_files_tree(with_refresh_notice(snapshot))
+            except OSError:
+                logger.debug("could not write the notice for %s", snapshot.key, exc_info=True)
+
+
+def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
+    """The snapshot, with a notice that it could not be refreshed, for HTML pages."""
+    since = _memory.refresh_failing_since
+    if since is None or not snapshot.is_html or REFRESH_NOTICE_MARKER not in snapshot.body:
+        return snapshot
+    memo_key = (snapshot.key, snapshot.etag, since)
+    noticed = _memory.noticed.get(memo_key)
+    if noticed is None:
+        from statuspage.templatetags.beacon import format_page_time
+
+        # UTC rather than the page's zone: reading page settings could need the database.
+        stamp = format_page_time(_utc(since), "datetime", zone=UTC)
+        notice = format_html(
+            '<p class="refresh-notice" role="status">We cannot refresh this page right now. '
+            "It shows the status as of {}; we are working on it.</p>",
+            stamp,
+        ).encode()
+        body = snapshot.body.replace(REFRESH_NOTICE_MARKER, notice, 1)
+        noticed = replace(
+            snapshot,
+            body=body,
+            gzip=gzip.compress(body, compresslevel=6, mtime=0),
+            brotli=brotli.compress(body, quality=5),
+            etag=hashlib.sha256(body).hexdigest()[:32],
+        )
+        _memory.noticed = {memo_key: noticed}
+    return noticed
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+# Render on write: the outputs visitors hit during an outage, rebuilt right after a change
+
+HOT_URL_NAMES = [
+    "status-page",
+    "history",
+    "history-atom",
+    "history-rss",
+    "maintenance-ics",
+    "badge-svg",
+    "badge-json",
+    "embed-js",
+    "robots-txt",
+    "api-v2-summary",
+    "api-v2-status",
+    "api-v2-components",
+    "api-v2-incidents",
+    "api-v2-incidents-unresolved",
+    "api-v2-scheduled-maintenances",
+    "api-v2-scheduled-maintenances-upcoming",
+    "api-v2-scheduled-maintenances-active",
+]
+COMPONENT_URL_NAMES = [
+    "component-badge-svg",
+    "component-badge-json",
+    "component-history-atom",
+    "component-history-rss",
+]
+
+
+def public_keys(*, everything: bool = False) -> list[str]:
+    """Snapshot keys: the hot set, or with `everything` every public output there is.
+
+    The hot set is what the status page links to while something is happening: the page, the
+    API, feeds, badges, and the pages of incidents that are open, upcoming or recent.
+    """
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from components.models import Component
+    from incidents.models import Incident
+
+    keys = [reverse(name) for name in HOT_URL_NAMES]
+    incidents = Incident.objects.all()
+    if not everything:
+        recent = timezone.now() - timedelta(days=settings.BEACON_PAST_INCIDENT_DAYS)
+        incidents = incidents.exclude(status__in=["resolved", "postmortem", "completed"]) | (
+            incidents.filter(started_at__gte=recent)
+        )
+    codes = incidents.order_by("-started_at").values_list("public_id", flat=True)
+    keys += [reverse("incident-detail", args=[code]) for code in codes]
+    if everything:
+        from statuspage.selectors import history_page_count
+
+        history = reverse("history")
+        keys += [f"{history}?page={n}" for n in range(2, history_page_count() + 1)]
+        for public_id in Component.objects.values_list("public_id", flat=True):
+            keys += [reverse(name, args=[public_id]) for name in COMPONENT_URL_NAMES]
+    return keys
+
+
+def rebuild_hot_snapshots(*, base_url: str | None = None) -> int:
+    """Rebuild the hot outputs once the generation has settled; returns how many were built."""
+    generation = current_generation(fresh=True)
+    deadline = time.monotonic() + settings.BEACON_SNAPSHOT_SETTLE_SECONDS * 5
+    while not generation_is_settled(generation) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        generation = current_generation(fresh=True)
+    keys = public_keys()
+    built = 0
+    for key in keys:
+        current = load(key)
+        if current is not None and current.generation == generation:
+            _write_files_tree(current)
+            continue
+        if rebuild(key, base_url=base_url, wait=True, write_file=True) is not None:
+            built += 1
+    _prune_files_tree(set(keys))
+    return built
+
+
+def publish_change() -> None:
+    """Something public changed: make every output stale and have the worker rebuild."""
+    public_cache.invalidate()
+    schedule_rebuild()
+
+
+def publish_change_on_commit() -> None:
+    transaction.on_commit(publish_change)
+
+
+def schedule_rebuild() -> None:
+    """Ask the worker for one rebuild; changes while one is queued join it."""
+    from statuspage.tasks import rebuild_snapshots
+
+    if not settings.BEACON_SNAPSHOT_RENDER_ON_WRITE:
+        return
+    try:
+        if not cache.add(REBUILD_QUEUED_KEY, 1, LOCK_SECONDS):
+            return
+        rebuild_snapshots.delay()
+    except Exception:
+        # Readers rebuild what they serve by themselves; the worker only gets there first.
+        logger.warning("could not queue the snapshot rebuild", exc_info=True)
+
+
+def rebuild_started() -> None:
+    try:
+        cache.delete(REBUILD_QUEUED_KEY)
+    except Exception:
+        logger.debug("could not clear the queued rebuild", exc_info=True)
+
+
+# Serving
+
+
+def serve(request, key: str, render_on_miss) -> HttpResponse:
+    """Answer from the snapshot of `key`, rebuilding it first when it is missing or stale."""
+    probe_database_soon()
+    snapshot = load(key)
+    generation = current_generation()
+    if snapshot is None or (
+        snapshot.generation != generation and generation_is_settled(generation)
+    ):
+        remember_base_url(request)
+        try:
+            rebuilt = rebuild(key, wait=snapshot is None)
+        except Exception:
+            logger.exception("could not rebuild %s", key)
+            rebuilt = None
+        snapshot = rebuilt or snapshot
+        if snapshot is None:
+            return render_on_miss()
+    return respond(request, with_refresh_notice(snapshot))
+
+
+def respond(request, snapshot: Snapshot) -> HttpResponse:
+    accepted = request.headers.get("Accept-Encoding", "")
+    if "br" in accepted:
+        body, encoding, suffix = snapshot.brotli, "br", "-br"
+    elif "gzip" in accepted:
+        body, encoding, suffix = snapshot.gzip, "gzip", "-gz"
+    else:
+        body, encoding, suffix = snapshot.body, "", ""
+    etag = f'"{snapshot.etag}{suffix}"'
+
+    if _not_modified(request, snapshot):
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        response = HttpResponse(
+            b"" if request.method == "HEAD" else body,
+            status=snapshot.status,
+            content_type=snapshot.content_type,
+        )
+        response["Content-Length"] = str(len(body))
+        if encoding:
+            response["Content-Encoding"] = encoding
+    response["ETag"] = etag
+    response["Last-Modified"] = http_date(snapshot.last_modified)
+    response["Vary"] = "Accept-Encoding"
+    for name, value in snapshot.headers:
+        response[name] = value
+    return response
+
+
+def _not_modified(request, snapshot: Snapshot) -> bool:
+    if snapshot.status != 200:
+        return False
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = {
+            tag.strip().removeprefix("W/").strip('"').removesuffix("-gz").removesuffix("-br")
+            for tag in if_none_match.split(",")
+        }
+        return snapshot.etag in tags or "*" in tags
+    since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+    return since is not None and snapshot.last_modified <= since

@@ -26,6 +26,9 @@ class SnapshotMiddleware:
         """No snapshot and none could be built (a made-up URL, or the database is away)."""
         request.beacon_render = True
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
         except Exception:
+            response = None
+        if response is None or response.status_code >= 500:
             return HttpResponse(UNAVAILABLE, status=503, headers={"Retry-After": "30"})
+        return response

@@ -6,6 +6,7 @@ kept in the cache (Redis in production) and on local disk, so processes still ag
 while Redis is away and after it restarts empty.
 """
 
+import contextlib
 import logging
 import os
 import secrets
@@ -83,10 +84,13 @@ def invalidate() -> None:
 
 def cached(key: str, build: Callable[[], T]) -> T:
     """A value computed once per generation (e.g. the set of known component ids)."""
-    token = generation()
-    full_key = f"beacon:public:{token}:{key}"
-    value = cache.get(full_key)
+    full_key = f"beacon:public:{generation()}:{key}"
+    try:
+        value = cache.get(full_key)
+    except Exception:
+        return build()  # Redis away: compute it every time rather than fail
     if value is None:
         value = build()
-        cache.set(full_key, value, settings.BEACON_PUBLIC_CACHE_SECONDS)
+        with contextlib.suppress(Exception):
+            cache.set(full_key, value, settings.BEACON_PUBLIC_CACHE_SECONDS)
     return value

@@ -190,6 +190,7 @@ BEACON_SNAPSHOT_DIR = Path(env.str("SNAPSHOT_DIR", default=str(VAR_DIR / "snapsh
 # before it is rebuilt (a burst of changes then costs one or two rebuilds).
 BEACON_SNAPSHOT_GENERATION_CHECK = env.float("SNAPSHOT_GENERATION_CHECK", default=0.2)
 BEACON_SNAPSHOT_SETTLE_SECONDS = env.float("SNAPSHOT_SETTLE_SECONDS", default=0.2)
+BEACON_SNAPSHOT_MAX_STALE_SECONDS = env.float("SNAPSHOT_MAX_STALE_SECONDS", default=1.0)
 BEACON_SNAPSHOT_PROBE_SECONDS = env.float("SNAPSHOT_PROBE_SECONDS", default=5.0)
 # The worker rebuilds the hot outputs after each change (render on write).
 BEACON_SNAPSHOT_RENDER_ON_WRITE = env.bool("SNAPSHOT_RENDER_ON_WRITE", default=True)

@@ -175,7 +175,7 @@ class _Memory:
         self.generation: str | None = None
         self.generation_checked_at = 0.0
         self.refresh_failing_since: float | None = None
-        self.probe_started_at = 0.0
+        self.probe_started_at = time.monotonic()  # the first probe comes a period after start
         self.base_url_remembered = False
         self.shared_checked_at: dict[str, float] = {}
         self.noticed: dict[tuple[str, str, float], Snapshot] = {}
@@ -659,7 +659,12 @@ def serve(request, key: str, render_on_miss) -> HttpResponse:
     snapshot = load(key)
     generation = current_generation()
     if snapshot is None or (
-        snapshot.generation != generation and generation_is_settled(generation)
+        snapshot.generation != generation
+        and (
+            generation_is_settled(generation)
+            # A steady stream of changes must not starve readers of every update.
+            or time.time() - snapshot.built_at >= settings.BEACON_SNAPSHOT_MAX_STALE_SECONDS
+        )
     ):
         remember_base_url(request)
         try:

@@ -1,0 +1,279 @@
+"""Render-on-write snapshots: what readers get after every kind of change, and when parts fail."""
+
+import gzip
+import logging
+import os
+import time
+from datetime import timedelta
+
+import brotli
+import pytest
+from django.db import OperationalError, connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.test import Client
+from django.utils import timezone
+
+from components.models import ComponentStatus
+from components.services import component_set_status, roll_up_uptime
+from incidents.services import incident_post_update, maintenances_advance_due
+from statuspage import public_cache, snapshots
+from statuspage.models import PageSettings
+from tests.components.factories import ComponentFactory
+from tests.incidents.factories import open_incident, schedule_maintenance
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HOT = ["/", "/api/v2/summary.json", "/history.atom", "/badge.svg"]
+
+
+@pytest.fixture
+def api(page):
+    return ComponentFactory(name="API")
+
+
+def body(client, url, **headers):
+    response = client.get(url, **headers)
+    assert response.status_code == 200, (url, response.status_code)
+    return response.content.decode()
+
+
+def rebuilds(caplog, key):
+    return [r for r in caplog.records if r.getMessage().startswith(f"snapshot rebuilt path={key} ")]
+
+
+# Every kind of change reaches every output
+
+
+def rename_page(api):
+    page = PageSettings.objects.get(pk=1)
+    page.name = "Renamed Co"
+    page.save()
+
+
+def open_outage(api):
+    open_incident(name="Logins failing", component_statuses={api: "major_outage"})
+
+
+def degrade(api):
+    component_set_status(component=api, status="partial_outage")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected", "changed_urls"),
+    [
+        (open_outage, "Logins failing", HOT),
+        # The history feed lists incidents only; a status change leaves it as it was.
+        (degrade, "artial", ["/", "/api/v2/summary.json", "/badge.svg"]),
+        (rename_page, "Renamed Co", HOT),
+    ],
+    ids=["incident", "component-status", "page-settings"],
+)
+def test_no_output_is_stale_after_a_change(client, api, change, expected, changed_urls):
+    before = {url: body(client, url) for url in HOT}
+    change(api)
+    after = {url: body(client, url) for url in HOT}
+    assert [url for url in changed_urls if after[url] == before[url]] == []
+    assert expected in after["/"] and expected in after["/api/v2/summary.json"]
+
+
+def test_an_update_a_maintenance_start_and_a_rollup_all_refresh_the_page(client, api):
+    incident = open_incident(name="Slow API", component_statuses={api: "degraded_performance"})
+    body(client, "/")
+    incident_post_update(incident=incident, status="identified", body="Found the slow query.")
+    assert "Found the slow query." in body(client, "/")
+
+    maintenance = schedule_maintenance(
+        name="Router swap", starts_in=timedelta(minutes=1), affected_components=[api]
+    )
+    assert "Router swap" in body(client, "/api/v2/scheduled-maintenances/upcoming.json")
+    maintenances_advance_due(now=timezone.now() + timedelta(minutes=2))
+    assert "Router swap" in body(client, "/api/v2/scheduled-maintenances/active.json")
+    assert maintenance.name in body(client, f"/incidents/{maintenance.public_id}/")
+
+    first = client.get("/")["ETag"]
+    roll_up_uptime(until=timezone.now() + timedelta(hours=1))
+    assert client.get("/")["ETag"] != first
+
+
+# Serving
+
+
+def test_a_fresh_snapshot_is_served_without_the_database(client, api, django_assert_num_queries):
+    body(client, "/")
+    with django_assert_num_queries(0):
+        for url in ["/", "/?utm=1", "/?cachebust=42"]:
+            body(client, url)
+            body(client, url, HTTP_CACHE_CONTROL="no-cache", HTTP_PRAGMA="no-cache")
+        body(client, "/", HTTP_HX_REQUEST="true")
+
+
+def test_variants_are_precompressed_and_revalidate(client, api):
+    plain = client.get("/api/v2/summary.json")
+    gzipped = client.get("/api/v2/summary.json", HTTP_ACCEPT_ENCODING="gzip")
+    brotlied = client.get("/api/v2/summary.json", HTTP_ACCEPT_ENCODING="gzip, br")
+
+    assert gzipped["Content-Encoding"] == "gzip" and brotlied["Content-Encoding"] == "br"
+    assert gzip.decompress(gzipped.content) == plain.content
+    assert brotli.decompress(brotlied.content) == plain.content
+    assert plain["Vary"] == "Accept-Encoding"
+    assert len({plain["ETag"], gzipped["ETag"], brotlied["ETag"]}) == 3
+    for response in (plain, gzipped, brotlied):
+        again = client.get(
+            "/api/v2/summary.json",
+            HTTP_IF_NONE_MATCH=response["ETag"],
+            HTTP_ACCEPT_ENCODING="gzip, br",
+        )
+        assert again.status_code == 304 and not again.content
+    since = client.get("/api/v2/summary.json", HTTP_IF_MODIFIED_SINCE=plain["Last-Modified"])
+    assert since.status_code == 304
+
+
+def test_pages_are_for_cdns_and_revalidated_by_browsers(client, api):
+    page = client.get("/")
+    assert page["Cache-Control"] == snapshots.PAGE_CACHE_CONTROL
+    assert "stale-while-revalidate" in page["CDN-Cache-Control"]
+    assert "stale-while-revalidate" in client.get("/api/v2/status.json")["Cache-Control"]
+
+
+def test_head_answers_with_the_length_and_no_body(client, api):
+    get = client.get("/badge.svg")
+    head = client.head("/badge.svg")
+    assert head.status_code == 200 and head.content == b""
+    assert head["Content-Length"] == str(len(get.content))
+
+
+def test_made_up_urls_are_not_stored(client, api, settings):
+    assert client.get("/incidents/doesnotexist/").status_code == 404
+    assert client.get("/components/nope/badge.svg").status_code == 404
+    entries = settings.BEACON_SNAPSHOT_DIR / "entries"
+    assert not entries.exists() or len(list(entries.iterdir())) == 0
+
+
+# Coalescing
+
+
+def test_a_burst_of_changes_costs_one_or_two_rebuilds(client, api, settings, caplog):
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.3
+    caplog.set_level(logging.INFO, logger="beacon.snapshots")
+    body(client, "/")
+    caplog.clear()
+
+    started = time.monotonic()
+    statuses = [ComponentStatus.MAJOR_OUTAGE, ComponentStatus.PARTIAL_OUTAGE]
+    for n in range(50):
+        component_set_status(component=api, status=statuses[n % 2])
+        client.get("/")  # readers keep coming during the burst
+    assert time.monotonic() - started < 1.0
+    time.sleep(0.35)
+    assert "Partial outage" in body(client, "/")
+
+    assert 1 <= len(rebuilds(caplog, "/")) <= 2
+
+
+def test_a_steady_stream_of_changes_does_not_starve_readers(client, api, settings, caplog):
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 10
+    settings.BEACON_SNAPSHOT_MAX_STALE_SECONDS = 0.3
+    body(client, "/")
+    component_set_status(component=api, status="major_outage")
+    time.sleep(0.35)
+    assert "Major outage" in body(client, "/")
+
+
+# Render on write
+
+
+def test_the_worker_rebuilds_the_hot_set_and_writes_files_for_nginx(client, api, settings):
+    incident = open_incident(name="Queue delays", component_statuses={api: "major_outage"})
+    built = snapshots.rebuild_hot_snapshots()
+
+    files = settings.BEACON_SNAPSHOT_DIR / "files"
+    assert built >= 15
+    assert "Queue delays" in (files / "index.html").read_text()
+    assert (files / "api/v2/summary.json").exists()
+    assert (
+        gzip.decompress((files / "index.html.gz").read_bytes())
+        == (files / "index.html").read_bytes()
+    )
+    assert (files / f"incidents/{incident.public_id}/index.html").exists()
+    assert oct((files / "index.html").stat().st_mode & 0o777) == "0o644"
+    # Already current: a second run builds nothing.
+    assert snapshots.rebuild_hot_snapshots() == 0
+
+
+def test_pages_that_leave_the_hot_set_are_removed_from_the_files_tree(client, api, settings):
+    old = open_incident(name="Old one", started_at=timezone.now() - timedelta(days=40))
+    snapshots.rebuild_hot_snapshots()
+    files = settings.BEACON_SNAPSHOT_DIR / "files"
+    assert (files / f"incidents/{old.public_id}/index.html").exists()
+    from incidents.services import incident_resolve
+
+    incident_resolve(incident=old)
+    snapshots.rebuild_hot_snapshots()
+    assert not (files / f"incidents/{old.public_id}/index.html").exists()
+    assert "Old one" in body(client, f"/incidents/{old.public_id}/")  # Django still has it
+
+
+def test_a_change_queues_one_rebuild_on_the_snapshots_queue(api, settings, monkeypatch):
+    settings.BEACON_SNAPSHOT_RENDER_ON_WRITE = True
+    queued = []
+    monkeypatch.setattr("statuspage.tasks.rebuild_snapshots.delay", lambda: queued.append(1))
+    for status in ["major_outage", "operational", "partial_outage"]:
+        component_set_status(component=api, status=status)
+    assert queued == [1]
+    snapshots.rebuild_started()
+    component_set_status(component=api, status="operational")
+    assert queued == [1, 1]
+
+
+# When parts fail
+
+
+def test_the_database_going_away_keeps_pages_up_and_says_since_when(api, monkeypatch):
+    # The failing rebuild is answered inside Beacon; the test client must not re-raise it.
+    client = Client(raise_request_exception=False)
+    before = {url: body(client, url) for url in HOT}
+
+    def refuse(self):
+        raise OperationalError('connection to server at "127.0.0.1", port 5432 failed')
+
+    connection.close()
+    monkeypatch.setattr(BaseDatabaseWrapper, "ensure_connection", refuse)
+    try:
+        assert {url: body(client, url) for url in HOT} == before
+        # A change elsewhere (another process) makes the snapshots stale; rebuilding fails.
+        public_cache.invalidate()
+        html = body(client, "/")
+        assert "We cannot refresh this page right now" in html
+        assert "All Systems Operational" in html
+        assert client.get("/api/v2/summary.json").content.decode() == before["/api/v2/summary.json"]
+        assert client.get("/history/?page=7").status_code == 503  # never built: nothing to show
+    finally:
+        monkeypatch.undo()
+    # Back again: the next read rebuilds, and the notice is gone.
+    snapshots._probe_database()
+    assert "We cannot refresh" not in body(client, "/")
+
+
+def unreachable_redis() -> dict:
+    """Redis stopped: the real client against a closed port, or a stand-in without Redis."""
+    if os.environ.get("REDIS_URL"):
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    return {"BACKEND": "tests.statuspage.broken_cache.UnreachableCache"}
+
+
+def test_with_redis_gone_pages_come_from_the_disk_copy(
+    client, api, settings, django_assert_num_queries
+):
+    before = {url: body(client, url) for url in HOT}
+    snapshots.reset_memory()  # a process that starts while Redis is away
+    settings.CACHES = {"default": unreachable_redis()}
+
+    with django_assert_num_queries(0):
+        assert {url: body(client, url) for url in HOT} == before
+    # Changes still reach readers: the generation is on disk too.
+    component_set_status(component=api, status="major_outage")
+    assert "Major outage" in body(client, "/")

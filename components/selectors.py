@@ -67,15 +67,15 @@ def daily_uptime(
     today = now.astimezone(zone).date()
     first_day = today - timedelta(days=days - 1)
     by_component: dict[int, dict[date, DayUptime]] = defaultdict(dict)
+    statuses = list(ComponentStatus)
     rows = DailyUptime.objects.filter(
         component__in=[c.pk for c in components], day__gte=first_day, day__lte=today
-    )
-    for row in rows:
-        stored_day = DayUptime(row.day)
-        for status, seconds in row.seconds_by_status().items():
-            if seconds:
-                stored_day.add(status, seconds)
-        by_component[row.component_id][row.day] = stored_day
+    ).values_list("component_id", "day", *(DailyUptime.seconds_field(s) for s in statuses))
+    # Tuples, not model instances: a page of 1,000 components reads 90,000 rows.
+    for component_id, day, *seconds in rows:
+        by_component[component_id][day] = DayUptime(
+            day, {status: value for status, value in zip(statuses, seconds, strict=True) if value}
+        )
     result = {}
     for component in components:
         stored = by_component[component.pk]

@@ -3,6 +3,7 @@
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -22,20 +23,27 @@ def split_by_day(start: datetime, end: datetime, zone: ZoneInfo) -> Iterator[tup
         cursor = segment_end
 
 
+DERIVED = ("has_data", "counted_seconds", "weighted_downtime", "uptime_percent", "worst_status")
+
+
 @dataclass
 class DayUptime:
+    """Seconds per status on one day; the figures derived from them are computed once."""
+
     day: date
     seconds: dict[str, float] = field(default_factory=dict)
     incidents: list = field(default_factory=list)
 
     def add(self, status: str, seconds: float) -> None:
         self.seconds[status] = self.seconds.get(status, 0) + seconds
+        for name in DERIVED:
+            self.__dict__.pop(name, None)
 
-    @property
+    @cached_property
     def has_data(self) -> bool:
         return any(self.seconds.values())
 
-    @property
+    @cached_property
     def counted_seconds(self) -> float:
         """The day's length for uptime: observed time, maintenance excluded."""
         return sum(
@@ -44,18 +52,18 @@ class DayUptime:
             if status != ComponentStatus.UNDER_MAINTENANCE
         )
 
-    @property
+    @cached_property
     def weighted_downtime(self) -> float:
         weights: Mapping[str, float] = settings.BEACON_UPTIME_WEIGHTS
         return sum(self.seconds.get(status, 0) * weight for status, weight in weights.items())
 
-    @property
+    @cached_property
     def uptime_percent(self) -> float | None:
         if not self.counted_seconds:
             return None
         return 100 * (1 - self.weighted_downtime / self.counted_seconds)
 
-    @property
+    @cached_property
     def worst_status(self) -> str | None:
         seen = [status for status, seconds in self.seconds.items() if seconds > 0]
         return max(seen, key=STATUS_SEVERITY.__getitem__) if seen else None

@@ -71,21 +71,32 @@ def daily_uptime(
     rows = DailyUptime.objects.filter(
         component__in=[c.pk for c in components], day__gte=first_day, day__lte=today
     ).values_list("component_id", "day", *(DailyUptime.seconds_field(s) for s in statuses))
-    # Tuples, not model instances: a page of 1,000 components reads 90,000 rows.
+    # Tuples, not model instances: a page of 1,000 components reads 90,000 rows. Most days
+    # of most components are alike (a whole day operational), so equal rows share one
+    # DayUptime whose figures and cell are then computed once for the whole page.
+    shared: dict[tuple, DayUptime] = {}
     for component_id, day, *seconds in rows:
-        by_component[component_id][day] = DayUptime(
-            day, {status: value for status, value in zip(statuses, seconds, strict=True) if value}
-        )
+        key = (day, *seconds)
+        entry = shared.get(key)
+        if entry is None:
+            entry = shared[key] = DayUptime(
+                day, {s: value for s, value in zip(statuses, seconds, strict=True) if value}
+            )
+        by_component[component_id][day] = entry
+    empty = {
+        first_day + timedelta(days=i): DayUptime(first_day + timedelta(days=i)) for i in range(days)
+    }
+
     result = {}
     for component in components:
         stored = by_component[component.pk]
         for local_day, elapsed in split_by_day(component.uptime_accounted_until, now, zone):
             if local_day >= first_day:
-                stored.setdefault(local_day, DayUptime(local_day)).add(component.status, elapsed)
-        result[component.pk] = [
-            stored.get(first_day + timedelta(days=i), DayUptime(first_day + timedelta(days=i)))
-            for i in range(days)
-        ]
+                existing = stored.get(local_day)
+                live = DayUptime(local_day, dict(existing.seconds) if existing else {})
+                live.add(component.status, elapsed)
+                stored[local_day] = live  # a copy: the stored entry may be shared
+        result[component.pk] = [stored.get(day) or empty[day] for day in empty]
     return result
 
 

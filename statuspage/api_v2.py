@@ -36,19 +36,31 @@ Build = Callable[[PageJson, selectors.ComponentTree], Json]
 
 def _serve(request: HttpRequest, name: str, build: Build) -> HttpResponse:
     def render(base_url: str) -> bytes:
-        tree = selectors.component_tree()
-        changed_at = public_cache.changed_at(public_cache.generation())
-        ctx = page_json_context(
-            page=tree.page,
-            base_url=base_url,
-            updated_at=datetime.fromtimestamp(changed_at, UTC),
-            components=tree.components,
-            groups=tree.groups,
-        )
+        ctx, tree = _page_context(base_url, public_cache.generation())
         data = build(ctx, tree)
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
     return public_output(request, render, "application/json")
+
+
+_context_memo: dict[tuple[str, str], tuple[PageJson, selectors.ComponentTree]] = {}
+
+
+def _page_context(base_url: str, generation: str) -> tuple[PageJson, selectors.ComponentTree]:
+    """The serialised components, once per generation: a rebuild renders eight endpoints."""
+    key = (base_url, generation)
+    if key not in _context_memo:
+        tree = selectors.component_tree()
+        ctx = page_json_context(
+            page=tree.page,
+            base_url=base_url,
+            updated_at=datetime.fromtimestamp(public_cache.changed_at(generation), UTC),
+            components=tree.components,
+            groups=tree.groups,
+        )
+        _context_memo.clear()
+        _context_memo[key] = (ctx, tree)
+    return _context_memo[key]
 
 
 def _incidents(ctx: PageJson, incidents) -> list[Json]:

@@ -111,9 +111,9 @@ def build_status_page(*, now: datetime | None = None) -> StatusPage:
     sections: list[ComponentRow | GroupRow] = []
     groups: dict[int, GroupRow] = {}
     for component in components:
+        first = first_uptime_day(component, zone)
         days = [
-            day if day.day >= first_uptime_day(component, zone) else DayUptime(day.day)
-            for day in uptime_days[component.pk]
+            day if day.day >= first else DayUptime(day.day) for day in uptime_days[component.pk]
         ]
         row = ComponentRow(component, days, uptime_percent_over(days))
         if not component.is_visible:
@@ -153,9 +153,11 @@ def _attach_incidents_to_days(incidents, uptime_days, *, zone, now) -> None:
         first = incident.started_at.astimezone(zone).date()
         last = (incident.resolved_at or now).astimezone(zone).date()
         for component in incident.components.all():
-            for day in uptime_days.get(component.pk, []):
+            days = uptime_days.get(component.pk, [])
+            for index, day in enumerate(days):
                 if first <= day.day <= last:
-                    day.incidents.append(incident)
+                    # Days are shared between components (see daily_uptime): copy, then add.
+                    days[index] = DayUptime(day.day, day.seconds, [*day.incidents, incident])
 
 
 def _past_days(incidents: list[Incident], *, today: date, zone) -> list[PastDay]:

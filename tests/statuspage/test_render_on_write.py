@@ -33,5 +33,5 @@ def test_a_status_change_is_rebuilt_by_the_worker_within_a_second(page, settings
         time.sleep(0.05)
     else:
         pytest.fail("the worker did not rebuild the page")
-    # Generous for a loaded CI machine; typically well under a second.
-    assert time.monotonic() - changed_at < 3
+    # Generous for a loaded CI machine; typically well under a second (see docs/performance.md).
+    assert time.monotonic() - changed_at < 5

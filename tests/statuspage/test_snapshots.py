@@ -154,16 +154,15 @@ def test_made_up_urls_are_not_stored(client, api, settings):
 
 def test_a_burst_of_changes_costs_one_or_two_rebuilds(client, api, settings, caplog):
     settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.3
+    settings.BEACON_SNAPSHOT_MAX_STALE_SECONDS = 60  # only the settling coalesces here
     caplog.set_level(logging.INFO, logger="beacon.snapshots")
     body(client, "/")
     caplog.clear()
 
-    started = time.monotonic()
     statuses = [ComponentStatus.MAJOR_OUTAGE, ComponentStatus.PARTIAL_OUTAGE]
     for n in range(50):
         component_set_status(component=api, status=statuses[n % 2])
         client.get("/")  # readers keep coming during the burst
-    assert time.monotonic() - started < 1.0
     time.sleep(0.35)
     assert "Partial outage" in body(client, "/")
 

@@ -34,15 +34,6 @@ ACTIVE = list(ACTIVE_MAINTENANCE_STATUSES)
 Build = Callable[[PageJson, selectors.ComponentTree], Json]
 
 
-def _serve(request: HttpRequest, name: str, build: Build) -> HttpResponse:
-    def render(base_url: str) -> bytes:
-        ctx, tree = _page_context(base_url, public_cache.generation())
-        data = build(ctx, tree)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-    return public_output(request, render, "application/json")
-
-
 _context_memo: dict[tuple[str, str], tuple[PageJson, selectors.ComponentTree]] = {}
 
 
@@ -67,128 +58,75 @@ def _incidents(ctx: PageJson, incidents) -> list[Json]:
     return [incident_json(incident, ctx) for incident in incidents]
 
 
-@require_safe
-def summary(request: HttpRequest) -> HttpResponse:
-    return _serve(
-        request,
-        "summary",
-        lambda ctx, tree: {
-            "page": page_json(ctx),
-            "components": ctx.components,
-            "incidents": _incidents(ctx, selectors.recent_incidents(unresolved=True, limit=None)),
-            "scheduled_maintenances": _incidents(
-                ctx, selectors.recent_maintenances(statuses=UPCOMING + ACTIVE, limit=None)
-            ),
-            "status": status_json(tree.status),
-        },
-    )
+def _summary(ctx: PageJson, tree: selectors.ComponentTree) -> Json:
+    return {
+        "page": page_json(ctx),
+        "components": ctx.components,
+        "incidents": _incidents(ctx, selectors.recent_incidents(unresolved=True, limit=None)),
+        "scheduled_maintenances": _incidents(
+            ctx, selectors.recent_maintenances(statuses=UPCOMING + ACTIVE, limit=None)
+        ),
+        "status": status_json(tree.status),
+    }
 
 
-@require_safe
-def status(request: HttpRequest) -> HttpResponse:
-    return _serve(
-        request,
+def _listing(key: str, incidents: Callable[[], list]) -> Build:
+    return lambda ctx, tree: {"page": page_json(ctx), key: _incidents(ctx, incidents())}
+
+
+# Path under /api/v2/, URL name suffix, and what the document holds.
+ENDPOINTS: list[tuple[str, str, Build]] = [
+    ("summary.json", "summary", _summary),
+    (
+        "status.json",
         "status",
         lambda ctx, tree: {"page": page_json(ctx), "status": status_json(tree.status)},
-    )
-
-
-@require_safe
-def components(request: HttpRequest) -> HttpResponse:
-    return _serve(
-        request,
+    ),
+    (
+        "components.json",
         "components",
         lambda ctx, tree: {"page": page_json(ctx), "components": ctx.components},
-    )
-
-
-@require_safe
-def incidents(request: HttpRequest) -> HttpResponse:
-    return _serve(
-        request,
-        "incidents",
-        lambda ctx, tree: {
-            "page": page_json(ctx),
-            "incidents": _incidents(ctx, selectors.recent_incidents()),
-        },
-    )
-
-
-@require_safe
-def incidents_unresolved(request: HttpRequest) -> HttpResponse:
-    return _serve(
-        request,
-        "incidents/unresolved",
-        lambda ctx, tree: {
-            "page": page_json(ctx),
-            "incidents": _incidents(ctx, selectors.recent_incidents(unresolved=True, limit=None)),
-        },
-    )
-
-
-@require_safe
-def scheduled_maintenances(request: HttpRequest) -> HttpResponse:
-    return _serve(
-        request,
+    ),
+    ("incidents.json", "incidents", _listing("incidents", selectors.recent_incidents)),
+    (
+        "incidents/unresolved.json",
+        "incidents-unresolved",
+        _listing("incidents", lambda: selectors.recent_incidents(unresolved=True, limit=None)),
+    ),
+    (
+        "scheduled-maintenances.json",
         "scheduled-maintenances",
-        lambda ctx, tree: {
-            "page": page_json(ctx),
-            "scheduled_maintenances": _incidents(ctx, selectors.recent_maintenances()),
-        },
-    )
+        _listing("scheduled_maintenances", selectors.recent_maintenances),
+    ),
+    (
+        "scheduled-maintenances/upcoming.json",
+        "scheduled-maintenances-upcoming",
+        _listing(
+            "scheduled_maintenances",
+            lambda: selectors.recent_maintenances(statuses=UPCOMING, limit=None),
+        ),
+    ),
+    (
+        "scheduled-maintenances/active.json",
+        "scheduled-maintenances-active",
+        _listing(
+            "scheduled_maintenances",
+            lambda: selectors.recent_maintenances(statuses=ACTIVE, limit=None),
+        ),
+    ),
+]
 
 
 @require_safe
-def scheduled_maintenances_upcoming(request: HttpRequest) -> HttpResponse:
-    return _serve(
-        request,
-        "scheduled-maintenances/upcoming",
-        lambda ctx, tree: {
-            "page": page_json(ctx),
-            "scheduled_maintenances": _incidents(
-                ctx, selectors.recent_maintenances(statuses=UPCOMING, limit=None)
-            ),
-        },
-    )
+def endpoint(request: HttpRequest, build: Build) -> HttpResponse:
+    def render(base_url: str) -> bytes:
+        ctx, tree = _page_context(base_url, public_cache.generation())
+        return json.dumps(build(ctx, tree), ensure_ascii=False, separators=(",", ":")).encode()
 
-
-@require_safe
-def scheduled_maintenances_active(request: HttpRequest) -> HttpResponse:
-    return _serve(
-        request,
-        "scheduled-maintenances/active",
-        lambda ctx, tree: {
-            "page": page_json(ctx),
-            "scheduled_maintenances": _incidents(
-                ctx, selectors.recent_maintenances(statuses=ACTIVE, limit=None)
-            ),
-        },
-    )
+    return public_output(request, render, "application/json")
 
 
 urlpatterns = [
-    path("api/v2/summary.json", summary, name="api-v2-summary"),
-    path("api/v2/status.json", status, name="api-v2-status"),
-    path("api/v2/components.json", components, name="api-v2-components"),
-    path("api/v2/incidents.json", incidents, name="api-v2-incidents"),
-    path(
-        "api/v2/incidents/unresolved.json",
-        incidents_unresolved,
-        name="api-v2-incidents-unresolved",
-    ),
-    path(
-        "api/v2/scheduled-maintenances.json",
-        scheduled_maintenances,
-        name="api-v2-scheduled-maintenances",
-    ),
-    path(
-        "api/v2/scheduled-maintenances/upcoming.json",
-        scheduled_maintenances_upcoming,
-        name="api-v2-scheduled-maintenances-upcoming",
-    ),
-    path(
-        "api/v2/scheduled-maintenances/active.json",
-        scheduled_maintenances_active,
-        name="api-v2-scheduled-maintenances-active",
-    ),
+    path(f"api/v2/{suffix}", endpoint, {"build": build}, name=f"api-v2-{name}")
+    for suffix, name, build in ENDPOINTS
 ]

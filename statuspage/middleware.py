@@ -17,7 +17,7 @@ class SnapshotMiddleware:
     def __call__(self, request):
         if request.method not in ("GET", "HEAD") or getattr(request, "beacon_render", False):
             return self.get_response(request)
-        key = snapshots.key_for(request.path_info, request.GET)
+        key = snapshots.key_for(request.path_info, request.META.get("QUERY_STRING", ""))
         if key is None:
             return self.get_response(request)
         return snapshots.serve(request, key, lambda: self._render_live(request))

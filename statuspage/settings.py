@@ -47,10 +47,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a public read is answered from its snapshot without any other middleware. The
+    # security headers are kept in the snapshot from when it was rendered through them all.
+    "statuspage.middleware.SnapshotMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Before sessions and auth: a public read is answered without touching either.
-    "statuspage.middleware.SnapshotMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -26,9 +26,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from io import BytesIO
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import brotli
 from django.conf import settings
@@ -63,7 +64,18 @@ PAGE_CACHE_CONTROL = "public, max-age=0, s-maxage=15, stale-if-error=86400"
 PAGE_CDN_CACHE_CONTROL = "max-age=15, stale-while-revalidate=60, stale-if-error=86400"
 REFRESH_NOTICE_MARKER = b"<!--beacon:refresh-notice-->"
 # Response headers a snapshot keeps from the view that rendered it.
-KEPT_HEADERS = ("Cache-Control", "CDN-Cache-Control", "Access-Control-Allow-Origin", "X-Robots-Tag")
+KEPT_HEADERS = (
+    "Cache-Control",
+    "CDN-Cache-Control",
+    "Access-Control-Allow-Origin",
+    "X-Robots-Tag",
+    # Set by the security middleware when the output was rendered; reads skip that middleware.
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Cross-Origin-Opener-Policy",
+    "Strict-Transport-Security",
+)
 
 # Public URL names, and the query parameters that select a different output.
 PUBLIC_URLS = {
@@ -106,6 +118,10 @@ class Snapshot:
     generation: str
     built_at: float
 
+    @cached_property
+    def http_last_modified(self) -> str:
+        return http_date(self.last_modified)
+
     @property
     def is_html(self) -> bool:
         return self.content_type.startswith("text/html")
@@ -118,16 +134,18 @@ class RefreshFailed(Exception):
 # Keys
 
 
-def key_for(path: str, query: dict) -> str | None:
-    """The snapshot key of a request path, or None when the path is not a public output."""
+def key_for(path: str, query_string: str = "") -> str | None:
+    """The snapshot key of a request path, or None when the path is not a public output.
+
+    Only history pages read the query (`page`); anything else in it selects nothing.
+    """
     name = _url_name(path)
     if name is None or name not in PUBLIC_URLS:
         return None
-    selected = [(param, query.get(param, "")) for param in PUBLIC_URLS[name]]
-    selected = [(param, value) for param, value in selected if value]
-    if name == "history":
-        page = dict(selected).get("page", "1")
-        return path if page in ("", "1") or not page.isdigit() else f"{path}?page={int(page)}"
+    if name == "history" and query_string:
+        page = parse_qs(query_string).get("page", ["1"])[-1]
+        if page.isdigit() and len(page) <= 6 and int(page) > 1:
+            return f"{path}?page={int(page)}"
     return path
 
 
@@ -397,6 +415,14 @@ def rebuild(
         except Exception:
             acquired = True  # no shared cache: nobody to share the work with
         if acquired:
+            # Whoever held the lock before may have just built it: then there is nothing to do.
+            fresh = _load_shared(key)
+            if fresh is not None and fresh.generation == current_generation(fresh=True):
+                _release(lock)
+                _memory.put(fresh)
+                if write_file:
+                    _write_files_tree(fresh)
+                return fresh
             break
         if time.monotonic() >= deadline:
             return None
@@ -424,10 +450,14 @@ def rebuild(
         _refresh_failed()
         raise
     finally:
-        try:
-            cache.delete(lock)
-        except Exception:
-            logger.debug("could not release %s", lock, exc_info=True)
+        _release(lock)
+
+
+def _release(lock: str) -> None:
+    try:
+        cache.delete(lock)
+    except Exception:
+        logger.debug("could not release %s", lock, exc_info=True)
 
 
 def generation_is_settled(generation: str) -> bool:
@@ -679,7 +709,8 @@ def serve(request, key: str, render_on_miss) -> HttpResponse:
 
 
 def respond(request, snapshot: Snapshot) -> HttpResponse:
-    accepted = request.headers.get("Accept-Encoding", "")
+    # request.META rather than request.headers: this is the hot path of every public read.
+    accepted = request.META.get("HTTP_ACCEPT_ENCODING", "")
     if "br" in accepted:
         body, encoding, suffix = snapshot.brotli, "br", "-br"
     elif "gzip" in accepted:
@@ -700,7 +731,7 @@ def respond(request, snapshot: Snapshot) -> HttpResponse:
         if encoding:
             response["Content-Encoding"] = encoding
     response["ETag"] = etag
-    response["Last-Modified"] = http_date(snapshot.last_modified)
+    response["Last-Modified"] = snapshot.http_last_modified
     response["Vary"] = "Accept-Encoding"
     for name, value in snapshot.headers:
         response[name] = value
@@ -710,12 +741,12 @@ def respond(request, snapshot: Snapshot) -> HttpResponse:
 def _not_modified(request, snapshot: Snapshot) -> bool:
     if snapshot.status != 200:
         return False
-    if_none_match = request.headers.get("If-None-Match")
+    if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
         tags = {
             tag.strip().removeprefix("W/").strip('"').removesuffix("-gz").removesuffix("-br")
             for tag in if_none_match.split(",")
         }
         return snapshot.etag in tags or "*" in tags
-    since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+    since = parse_http_date_safe(request.META.get("HTTP_IF_MODIFIED_SINCE", ""))
     return since is not None and snapshot.last_modified <= since

@@ -276,3 +276,27 @@ def test_with_redis_gone_pages_come_from_the_disk_copy(
     # Changes still reach readers: the generation is on disk too.
     component_set_status(component=api, status="major_outage")
     assert "Major outage" in body(client, "/")
+
+
+def test_snapshots_keep_the_security_headers_they_were_rendered_with(client, api):
+    for response in (client.get("/"), client.get("/"), client.get("/api/v2/status.json")):
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["X-Frame-Options"] == "DENY"
+        assert response["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "key"),
+    [
+        ("/history/", "", "/history/"),
+        ("/history/", "page=1", "/history/"),
+        ("/history/", "page=abc&x=1", "/history/"),
+        ("/history/", "page=3&utm_source=x", "/history/?page=3"),
+        ("/", "page=3", "/"),
+        ("/api/v2/summary.json", "callback=x", "/api/v2/summary.json"),
+        ("/admin/", "", None),
+        ("/static/css/beacon.css", "", None),
+    ],
+)
+def test_only_the_history_page_number_selects_another_snapshot(path, query, key):
+    assert snapshots.key_for(path, query) == key

@@ -82,6 +82,9 @@ class ServiceForm(forms.ModelForm):
         for field, errors in error.error_dict.items():
             self.add_error(field if field in self.fields else None, errors)
 
+    def cleaned_subset(self, *names: str) -> dict:
+        return {name: self.cleaned_data[name] for name in names}
+
 
 class UpdateMessageFields(forms.Form):
     """What every posted update says, and whether subscribers hear of it."""
@@ -145,15 +148,16 @@ class IncidentCreateForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
 
     def create_kwargs(self) -> dict:
         """Arguments for incidents.services.incident_create."""
-        data = self.cleaned_data
         return {
-            "name": data["name"],
-            "status": data["status"],
-            "body": data["body"],
-            "impact_override": data["impact_override"],
-            "deliver_notifications": data["deliver_notifications"],
-            "started_at": data["started_at"],
-            "backfilled": data["backfilled"],
+            **self.cleaned_subset(
+                "name",
+                "status",
+                "body",
+                "impact_override",
+                "deliver_notifications",
+                "started_at",
+                "backfilled",
+            ),
             "component_statuses": self.chosen_component_statuses(only_changed=False),
         }
 
@@ -181,17 +185,18 @@ class MaintenanceCreateForm(UpdateMessageFields, ServiceForm):
 
     def create_kwargs(self) -> dict:
         """Arguments for incidents.services.incident_create."""
-        data = self.cleaned_data
         return {
-            "name": data["name"],
-            "status": data["status"],
-            "body": data["body"],
-            "deliver_notifications": data["deliver_notifications"],
-            "scheduled_for": data["scheduled_for"],
-            "scheduled_until": data["scheduled_until"],
-            "scheduled_auto_in_progress": data["scheduled_auto_in_progress"],
-            "scheduled_auto_completed": data["scheduled_auto_completed"],
-            "affected_components": data["affected_components"],
+            **self.cleaned_subset(
+                "name",
+                "status",
+                "body",
+                "deliver_notifications",
+                "scheduled_for",
+                "scheduled_until",
+                "scheduled_auto_in_progress",
+                "scheduled_auto_completed",
+                "affected_components",
+            ),
             "kind": IncidentKind.MAINTENANCE,
         }
 
@@ -243,11 +248,7 @@ class IncidentChangeForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
 
     def update_kwargs(self) -> dict:
         """Arguments for incidents.services.incident_post_update."""
-        data = self.cleaned_data
         return {
-            "status": data["status"],
-            "body": data["body"],
-            "deliver_notifications": data["deliver_notifications"],
-            "display_at": data["display_at"],
+            **self.cleaned_subset("status", "body", "deliver_notifications", "display_at"),
             "component_statuses": self.chosen_component_statuses(only_changed=True),
         }

@@ -20,6 +20,7 @@ class SnapshotMiddleware:
         key = snapshots.key_for(request.path_info, request.META.get("QUERY_STRING", ""))
         if key is None:
             return self.get_response(request)
+        request.get_host()  # a host this site does not answer to is a 400, as everywhere
         return snapshots.serve(request, key, lambda: self._render_live(request))
 
     def _render_live(self, request):

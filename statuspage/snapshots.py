@@ -37,7 +37,7 @@ from django.core.cache import cache
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.http import HttpResponse, HttpResponseNotModified
+from django.http import HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.html import format_html
 from django.utils.http import http_date, parse_http_date_safe
@@ -708,45 +708,63 @@ def serve(request, key: str, render_on_miss) -> HttpResponse:
     return respond(request, with_refresh_notice(snapshot))
 
 
-def respond(request, snapshot: Snapshot) -> HttpResponse:
-    # request.META rather than request.headers: this is the hot path of every public read.
-    accepted = request.META.get("HTTP_ACCEPT_ENCODING", "")
-    if "br" in accepted:
-        body, encoding, suffix = snapshot.brotli, "br", "-br"
-    elif "gzip" in accepted:
-        body, encoding, suffix = snapshot.gzip, "gzip", "-gz"
-    else:
-        body, encoding, suffix = snapshot.body, "", ""
-    etag = f'"{snapshot.etag}{suffix}"'
+def representation(snapshot: Snapshot, meta: dict) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body answering a request with these WSGI/META headers.
 
-    if _not_modified(request, snapshot):
-        response: HttpResponse = HttpResponseNotModified()
+    The same answer whether it is built by the middleware or by the WSGI fast path.
+    """
+    accepted = meta.get("HTTP_ACCEPT_ENCODING", "")
+    if "br" in accepted:
+        body, encoding = snapshot.brotli, "br"
+    elif "gzip" in accepted:
+        body, encoding = snapshot.gzip, "gzip"
     else:
-        response = HttpResponse(
-            b"" if request.method == "HEAD" else body,
-            status=snapshot.status,
-            content_type=snapshot.content_type,
-        )
-        response["Content-Length"] = str(len(body))
-        if encoding:
-            response["Content-Encoding"] = encoding
-    response["ETag"] = etag
-    response["Last-Modified"] = snapshot.http_last_modified
-    response["Vary"] = "Accept-Encoding"
-    for name, value in snapshot.headers:
+        body, encoding = snapshot.body, ""
+    headers = [
+        ("ETag", f'"{snapshot.etag}-{encoding}"' if encoding else f'"{snapshot.etag}"'),
+        ("Last-Modified", snapshot.http_last_modified),
+        ("Vary", "Accept-Encoding"),
+        *snapshot.headers,
+    ]
+    if _not_modified(meta, snapshot):
+        return 304, headers, b""
+    headers += [("Content-Type", snapshot.content_type), ("Content-Length", str(len(body)))]
+    if encoding:
+        headers.append(("Content-Encoding", encoding))
+    return snapshot.status, headers, b"" if meta.get("REQUEST_METHOD") == "HEAD" else body
+
+
+def respond(request, snapshot: Snapshot) -> HttpResponse:
+    status, headers, body = representation(snapshot, request.META)
+    response = HttpResponse(body, status=status)
+    if status == 304:
+        del response["Content-Type"]
+    for name, value in headers:
         response[name] = value
     return response
 
 
-def _not_modified(request, snapshot: Snapshot) -> bool:
+def _not_modified(meta: dict, snapshot: Snapshot) -> bool:
     if snapshot.status != 200:
         return False
-    if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
+    if_none_match = meta.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
         tags = {
-            tag.strip().removeprefix("W/").strip('"').removesuffix("-gz").removesuffix("-br")
+            tag.strip().removeprefix("W/").strip('"').removesuffix("-gzip").removesuffix("-br")
             for tag in if_none_match.split(",")
         }
         return snapshot.etag in tags or "*" in tags
-    since = parse_http_date_safe(request.META.get("HTTP_IF_MODIFIED_SINCE", ""))
+    since = parse_http_date_safe(meta.get("HTTP_IF_MODIFIED_SINCE", ""))
     return since is not None and snapshot.last_modified <= since
+
+
+def fresh_in_memory(path: str, query_string: str) -> Snapshot | None:
+    """The current snapshot for a request if this process holds it, without any I/O but the
+    generation check: what the WSGI fast path serves."""
+    key = key_for(path, query_string)
+    if key is None or _memory.refresh_failing_since is not None:
+        return None
+    snapshot = _memory.get(key)
+    if snapshot is None or snapshot.generation != current_generation():
+        return None
+    return snapshot

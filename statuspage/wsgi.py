@@ -1,6 +1,38 @@
 import os
+from http import HTTPStatus
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statuspage.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from django.conf import settings  # noqa: E402
+from django.http.request import split_domain_port, validate_host  # noqa: E402
+
+from statuspage import snapshots  # noqa: E402
+
+REASONS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
+def application(environ, start_response):
+    """Answer a public read from this process's current snapshot before Django sees it.
+
+    Everything else — a snapshot to build or refresh, the admin, static files, a host this
+    site does not answer to — goes to Django, where SnapshotMiddleware does the same work
+    with a full request.
+    """
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and _allowed_host(environ):
+        snapshot = snapshots.fresh_in_memory(
+            environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", "")
+        )
+        if snapshot is not None:
+            status, headers, body = snapshots.representation(snapshot, environ)
+            start_response(REASONS[status], headers)
+            return [body]
+    return django_application(environ, start_response)
+
+
+def _allowed_host(environ) -> bool:
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)

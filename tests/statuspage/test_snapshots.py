@@ -300,3 +300,62 @@ def test_snapshots_keep_the_security_headers_they_were_rendered_with(client, api
 )
 def test_only_the_history_page_number_selects_another_snapshot(path, query, key):
     assert snapshots.key_for(path, query) == key
+
+
+# The WSGI fast path: a current snapshot answered before Django builds a request
+
+
+def call_wsgi(path, **headers):
+    from io import BytesIO
+
+    from statuspage.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": headers.pop("method", "GET"),
+        "PATH_INFO": path,
+        "QUERY_STRING": headers.pop("query", ""),
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": headers.pop("host", "testserver"),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": BytesIO(),
+        "wsgi.errors": BytesIO(),
+        **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
+    }
+    answer = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        answer["status"], answer["headers"] = status, dict(response_headers)
+
+    answer["body"] = b"".join(application(environ, start_response))
+    return answer
+
+
+def test_the_wsgi_fast_path_serves_the_same_answer_without_django(
+    client, api, django_assert_num_queries, settings
+):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    through_django = client.get("/api/v2/summary.json", HTTP_ACCEPT_ENCODING="gzip")
+    with django_assert_num_queries(0):
+        fast = call_wsgi("/api/v2/summary.json", accept_encoding="gzip")
+    assert fast["status"] == "200 OK"
+    assert fast["body"] == through_django.content
+    assert fast["headers"]["ETag"] == through_django["ETag"]
+    assert fast["headers"]["X-Content-Type-Options"] == "nosniff"
+    assert fast["headers"]["Access-Control-Allow-Origin"] == "*"
+
+    again = call_wsgi("/api/v2/summary.json", if_none_match=fast["headers"]["ETag"])
+    assert again["status"] == "304 Not Modified" and again["body"] == b""
+    head = call_wsgi("/api/v2/summary.json", method="HEAD")
+    assert head["body"] == b"" and int(head["headers"]["Content-Length"]) > 0
+
+
+def test_the_wsgi_fast_path_leaves_stale_snapshots_and_strange_hosts_to_django(
+    client, api, settings
+):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    client.get("/")
+    assert call_wsgi("/", host="evil.example")["status"].startswith("400")
+    component_set_status(component=api, status="major_outage")
+    answer = call_wsgi("/")
+    assert answer["status"] == "200 OK" and b"Major outage" in answer["body"]

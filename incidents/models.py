@@ -134,6 +134,8 @@ class Incident(models.Model):
         indexes = [
             models.Index(fields=["kind", "status"]),
             models.Index(fields=["-started_at"]),
+            # The history feeds list the latest announced: no sort of every incident.
+            models.Index(fields=["-created_at", "-id"], name="incident_latest_created"),
         ]
 
     def __str__(self):

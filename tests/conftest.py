@@ -10,6 +10,7 @@ from django.core.cache import cache
 
 from statuspage import snapshots
 from statuspage.models import PageSettings
+from tests.incidents.factories import StaffFactory
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +56,11 @@ def page(db) -> PageSettings:
     page.url = "https://status.acme.test"
     page.save()
     return PageSettings.load()
+
+
+@pytest.fixture
+def responder(client):
+    """A staff member of the Responders group, logged in."""
+    user = StaffFactory(groups=["Responders"])
+    client.force_login(user)
+    return user

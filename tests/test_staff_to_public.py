@@ -1,21 +1,11 @@
 """The path that matters most during an outage: staff post, the public page shows it."""
 
-import pytest
-
 from components.models import ComponentStatus
 from tests.components.factories import ComponentFactory
-from tests.incidents.factories import StaffFactory
-
-
-@pytest.fixture
-def responder(client, page):
-    user = StaffFactory(groups=["Responders"])
-    client.force_login(user)
-    return user
 
 
 def test_an_incident_a_responder_posts_is_on_the_public_page_at_once(
-    client, responder, django_capture_on_commit_callbacks, django_assert_num_queries
+    client, page, responder, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
     chat = ComponentFactory(name="Web chat")
     with django_capture_on_commit_callbacks(execute=True):

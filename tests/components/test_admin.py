@@ -17,13 +17,6 @@ CHANGELIST_URL = reverse("admin:components_component_changelist")
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def responder(client):
-    user = StaffFactory(groups=["Responders"])
-    client.force_login(user)
-    return user
-
-
 def test_list_editable_status_change_records_staff_change_with_actor(client, responder):
     api = ComponentFactory(name="API")
     web = ComponentFactory(name="Web")

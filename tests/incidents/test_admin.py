@@ -30,13 +30,6 @@ MAINTENANCE_ADD_URL = reverse("admin:incidents_scheduledmaintenance_add")
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def responder(client):
-    user = StaffFactory(groups=["Responders"])
-    client.force_login(user)
-    return user
-
-
 def change_url(incident):
     return reverse("admin:incidents_incident_change", args=[incident.pk])
 

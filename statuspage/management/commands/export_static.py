@@ -213,8 +213,8 @@ def _asset_bytes(url: str) -> bytes | None:
         if staticfiles_storage.exists(name):
             with staticfiles_storage.open(name) as handle:
                 return handle.read()
-    except (OSError, NotImplementedError):
-        pass
+    except OSError:
+        pass  # not collected (or unreadable): fall back to the source file below
     hashed_files = getattr(staticfiles_storage, "hashed_files", {})
     original = next((src for src, hashed in hashed_files.items() if hashed == name), name)
     source = finders.find(original)

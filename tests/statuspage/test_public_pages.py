@@ -166,20 +166,27 @@ def test_component_shows_status_description_and_uptime(client, page):
     assert "100% uptime" in components  # degraded performance costs no uptime by default
 
 
-def test_uptime_bar_has_one_cell_per_day_with_a_tooltip(client, page):
+def spans(cells: list[str]) -> list[int]:
+    return [int(m.group(1)) if (m := re.search(r"--n:(\d+)", c)) else 1 for c in cells]
+
+
+def test_uptime_bar_covers_90_days_in_runs_with_tooltips(client, page):
     api = ComponentFactory(name="API")
     open_incident(name="API is down", component_statuses={api: ComponentStatus.MAJOR_OUTAGE})
 
     [bar] = bars(html_of(client, "/"))
 
     cells = re.findall(r"<li [^>]*>", bar)
-    assert len(cells) == 90
+    assert sum(spans(cells)) == 90
     assert 'aria-label="API: uptime per day over the past 90 days"' in bar
     today = timezone.localdate().strftime("%b %-d, %Y")
     assert re.search(rf'aria-label="{today}\. [\d.]+% uptime\. Incidents: API is down\."', bar)
-    assert 'class="tone-critical" tabindex="0"' in cells[-1]  # today, the one tab stop
+    assert 'class="tone-critical tip-end" tabindex="0"' in cells[-1]  # today, the one tab stop
     assert not any("tabindex" in cell for cell in cells[:-1])
-    assert 'class="tone-nodata"' in cells[0]  # before the component existed
+    # Before the component existed: no data, in two runs split where narrow screens start.
+    assert spans(cells) == [60, 29, 1]
+    assert 'class="tone-nodata early"' in cells[0] and "No data." in cells[0]
+    assert 'class="tone-nodata tip-end"' in cells[1]
 
 
 def test_only_showcased_components_get_an_uptime_bar(client, page):

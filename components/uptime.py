@@ -23,7 +23,14 @@ def split_by_day(start: datetime, end: datetime, zone: ZoneInfo) -> Iterator[tup
         cursor = segment_end
 
 
-DERIVED = ("has_data", "counted_seconds", "weighted_downtime", "uptime_percent", "worst_status")
+DERIVED = (
+    "has_data",
+    "counted_seconds",
+    "weighted_downtime",
+    "uptime_percent",
+    "worst_status",
+    "figures",
+)
 
 
 @dataclass
@@ -62,6 +69,11 @@ class DayUptime:
         if not self.counted_seconds:
             return None
         return 100 * (1 - self.weighted_downtime / self.counted_seconds)
+
+    @cached_property
+    def figures(self) -> tuple[bool, str | None, float | None]:
+        """What a day shows besides its date and incidents: days with equal figures look alike."""
+        return self.has_data, self.worst_status, self.uptime_percent
 
     @cached_property
     def worst_status(self) -> str | None:

@@ -166,12 +166,14 @@ def uptime_bar(days, label: str = ""):
         summary = _day_summary(day.has_data, day.uptime_percent, incidents)
         end = start + 1
         if not incidents:
+            figures = day.figures
             while end < total - 1 and end != narrow_from:
                 following = days[end]
-                if following is not day and (
-                    following.incidents
-                    or (tone(following.worst_status) if following.has_data else "nodata")
-                    != tone_name
+                if following.incidents:
+                    break
+                # Equal figures (nearly always) look alike; otherwise compare what is shown.
+                if following.figures != figures and (
+                    (tone(following.worst_status) if following.has_data else "nodata") != tone_name
                     or _day_summary(following.has_data, following.uptime_percent, "") != summary
                 ):
                     break

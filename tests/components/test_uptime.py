@@ -130,7 +130,7 @@ def test_daily_uptime_adds_the_time_not_yet_rolled_up(page, django_assert_max_nu
     with time_machine.travel(at(2026, 5, 1), tick=False):
         components = [ComponentFactory(), ComponentFactory()]
     component_set_status(component=components[0], status="major_outage", at=at(2026, 5, 3, 12))
-    with django_assert_max_num_queries(1):
+    with django_assert_max_num_queries(2):
         days = daily_uptime(components, days=90, now=at(2026, 5, 3, 18), zone=UTC)
     first = days[components[0].pk]
     assert len(first) == 90
@@ -140,3 +140,53 @@ def test_daily_uptime_adds_the_time_not_yet_rolled_up(page, django_assert_max_nu
     assert first[-2].uptime_percent == 100
     assert not first[0].has_data
     assert days[components[1].pk][-1].uptime_percent == 100
+
+
+def test_daily_uptime_reads_every_day_as_stored_whether_whole_partial_or_missing(page):
+    """Whole operational days are counted in SQL, not read: the result must not differ."""
+    with time_machine.travel(at(2026, 3, 1, 9, tz=NEW_YORK), tick=False):
+        component = ComponentFactory()
+    component.uptime_accounted_until = at(2026, 3, 12, tz=NEW_YORK)
+    component.save(update_fields=["uptime_accounted_until"])
+    stored = {
+        date(2026, 3, 1): {"operational_seconds": 15 * 3600},  # created at 9:00
+        **{date(2026, 3, d): {"operational_seconds": 86400} for d in range(2, 8)},
+        date(2026, 3, 8): {"operational_seconds": 23 * 3600},  # the DST day
+        date(2026, 3, 9): {"operational_seconds": 80000, "major_outage_seconds": 6400},
+        # March 10th missing: history imported with a gap
+        date(2026, 3, 11): {"operational_seconds": 86400},
+    }
+    for day, seconds in stored.items():
+        DailyUptime.objects.create(component=component, day=day, **seconds)
+
+    days = daily_uptime([component], days=12, now=at(2026, 3, 12, tz=NEW_YORK), zone=NEW_YORK)
+
+    by_day = {entry.day: entry for entry in days[component.pk]}
+    for day, seconds in stored.items():
+        expected = {name.removesuffix("_seconds"): value for name, value in seconds.items()}
+        assert by_day[day].seconds == expected, day
+    assert not by_day[date(2026, 3, 10)].has_data
+    assert len(by_day) == 12
+
+
+def test_daily_uptime_of_many_components_reads_two_queries(page, django_assert_max_num_queries):
+    with time_machine.travel(at(2026, 2, 1), tick=False):
+        components = ComponentFactory.create_batch(3)
+    for component in components:
+        component.uptime_accounted_until = at(2026, 3, 1)
+        component.save(update_fields=["uptime_accounted_until"])
+        DailyUptime.objects.bulk_create(
+            DailyUptime(
+                component=component,
+                day=date(2026, 2, 1) + timedelta(days=i),
+                operational_seconds=86400,
+            )
+            for i in range(28)
+        )
+
+    with django_assert_max_num_queries(2):
+        days = daily_uptime(components, days=30, now=at(2026, 3, 1), zone=UTC)
+
+    for component in components:
+        assert [d.has_data for d in days[component.pk]] == [False] + [True] * 28 + [False]
+        assert all(d.uptime_percent == 100 for d in days[component.pk][1:-1])

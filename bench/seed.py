@@ -32,7 +32,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.db import transaction  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from components.models import (  # noqa: E402
@@ -97,6 +97,10 @@ def seed(*, components: int, incidents: int) -> dict:
         _past_incidents(incidents, comps, rng, now=now)
     roll_up_uptime(until=now)
     code = _live_incidents(comps, now=now)
+    # What autovacuum would do a minute later: without statistics, the planner reads 100,000
+    # incidents' affected components with a sequential scan, and the run measures that.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     public_cache.invalidate()
     return {"components": components, "incidents": incidents, "incident_code": code}
 

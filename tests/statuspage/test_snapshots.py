@@ -359,3 +359,23 @@ def test_the_wsgi_fast_path_leaves_stale_snapshots_and_strange_hosts_to_django(
     component_set_status(component=api, status="major_outage")
     answer = call_wsgi("/")
     assert answer["status"] == "200 OK" and b"Major outage" in answer["body"]
+
+
+def test_a_starting_worker_loads_the_hot_snapshots_without_the_database(
+    client, api, django_assert_num_queries, settings
+):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    snapshots.rebuild_hot_snapshots()
+    snapshots.reset_memory()  # a new worker process
+    assert snapshots.fresh_in_memory("/", "") is None
+
+    with django_assert_num_queries(0):
+        warmed = snapshots.warm_memory()
+        first = call_wsgi("/")
+
+    assert warmed == len(snapshots.HOT_URL_NAMES)
+    assert first["status"] == "200 OK" and b"API" in first["body"]
+    # A stale copy is not warmed: the worker renders the current one instead.
+    snapshots.reset_memory()
+    component_set_status(component=api, status="major_outage")
+    assert snapshots.warm_memory() == 0

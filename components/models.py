@@ -1,4 +1,7 @@
+import uuid
+
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -29,11 +32,25 @@ def worst_status(statuses) -> str:
     return max(statuses, key=STATUS_SEVERITY.__getitem__, default=ComponentStatus.OPERATIONAL)
 
 
+class Automation(models.TextChoices):
+    AUTOMATIC = "automatic", "Automatic: health checks and alerts may change the status"
+    MANUAL = "manual", "Manual only: staff set the status"
+
+
+class AutoIncident(models.TextChoices):
+    OFF = "off", "Off"
+    DRAFT = "draft", "Prepare a draft for staff to publish"
+    PUBLISH = "publish", "Publish at once"
+
+
 class ComponentGroup(models.Model):
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     name = models.CharField(max_length=255)
     description = models.TextField(blank=True)
     position = models.PositiveIntegerField(default=0)
+    managed_by_config = models.BooleanField(
+        default=False, editable=False, help_text="Declared in a file applied with apply_config."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -84,6 +101,24 @@ class Component(models.Model):
     # Time before this instant is already counted in DailyUptime; after it, the component has
     # been in `status` the whole time. Advancing it is how rollups stay incremental.
     uptime_accounted_until = models.DateTimeField(default=timezone.now, editable=False)
+    automation = models.CharField(
+        max_length=16, choices=Automation.choices, default=Automation.AUTOMATIC
+    )
+    auto_incident = models.CharField(
+        max_length=16,
+        choices=AutoIncident.choices,
+        default=AutoIncident.OFF,
+        help_text="When a health check takes this component down, open an incident naming it.",
+    )
+    auto_incident_recovery = models.CharField(
+        max_length=16,
+        choices=[("resolved", "Resolved"), ("monitoring", "Monitoring")],
+        default="resolved",
+        help_text="The update an automatic incident gets when the checks recover.",
+    )
+    managed_by_config = models.BooleanField(
+        default=False, editable=False, help_text="Declared in a file applied with apply_config."
+    )
 
     objects = ComponentQuerySet.as_manager()
 
@@ -156,3 +191,238 @@ class DailyUptime(models.Model):
 
     def seconds_by_status(self) -> dict[str, int]:
         return {status: getattr(self, self.seconds_field(status)) for status in ComponentStatus}
+
+
+# Health checks: staff attach them to components; workers run them and move the component.
+
+
+class CheckKind(models.TextChoices):
+    HTTP = "http", "HTTP(S)"
+    TCP = "tcp", "TCP port"
+    DNS = "dns", "DNS record"
+    TLS = "tls", "TLS certificate"
+    HEARTBEAT = "heartbeat", "Heartbeat (push)"
+    PROMETHEUS = "prometheus", "Prometheus query"
+    UPSTREAM = "upstream", "Upstream status page"
+
+
+class Verdict(models.TextChoices):
+    """What a check says about its component, least to most severe (UNKNOWN says nothing)."""
+
+    UNKNOWN = "unknown", "No verdict yet"
+    UP = "up", "Up"
+    DEGRADED = "degraded", "Degraded"
+    DOWN = "down", "Down"
+
+
+VERDICT_SEVERITY = {Verdict.UNKNOWN: -1, Verdict.UP: 0, Verdict.DEGRADED: 1, Verdict.DOWN: 2}
+
+DEFAULT_LOCATION = "default"
+
+
+def default_locations() -> list[str]:
+    return [DEFAULT_LOCATION]
+
+
+class HealthCheck(models.Model):
+    """A health source polled (or, for heartbeats, pinged) on a schedule.
+
+    One wide table for every kind, as each kind uses a few of the fields; the kind's class in
+    components/checks/ says which it needs and validates them.
+    """
+
+    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="checks")
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=CheckKind.choices)
+    enabled = models.BooleanField(default=True)
+    interval = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(10)], help_text="Seconds between runs (≥ 10)."
+    )
+    timeout = models.FloatField(
+        default=10.0,
+        validators=[MinValueValidator(0.1)],
+        help_text="Seconds before a run counts as failed.",
+    )
+    locations = models.JSONField(
+        default=default_locations,
+        blank=True,
+        help_text='Where it runs from: worker locations, e.g. ["eu", "us"]. '
+        "A worker serves a location with --queues=checks.<location>.",
+    )
+    quorum = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="How many locations must agree before the component changes.",
+    )
+    failures_before_down = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1)]
+    )
+    down_status = models.CharField(
+        max_length=32,
+        choices=[c for c in ComponentStatus.choices if c[0] != ComponentStatus.OPERATIONAL],
+        default=ComponentStatus.MAJOR_OUTAGE,
+        help_text="The component's status when this check is down.",
+    )
+    successes_before_up = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1)]
+    )
+    degraded_latency_ms = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Answers slower than this count as degraded performance.",
+    )
+
+    # HTTP(S); also the base URL of a Prometheus server or an upstream status page.
+    url = models.URLField(max_length=2000, blank=True)
+    method = models.CharField(max_length=8, default="GET")
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True)
+    expect_status = models.JSONField(
+        default=list, blank=True, help_text="Accepted status codes; empty accepts 200–399."
+    )
+    keyword = models.CharField(max_length=255, blank=True)
+    keyword_absent = models.BooleanField(
+        default=False, help_text="The keyword must not appear (an error page's wording)."
+    )
+    json_assertion = models.CharField(
+        max_length=255, blank=True, help_text='On a JSON body, e.g. $.status == "ok".'
+    )
+    follow_redirects = models.BooleanField(default=True)
+    verify_tls = models.BooleanField(default=True)
+
+    # TCP, TLS (host and port) and DNS (host is the name asked for).
+    host = models.CharField(max_length=255, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    record_type = models.CharField(max_length=8, default="A", blank=True)
+    expected_values = models.JSONField(default=list, blank=True)
+    resolver = models.CharField(max_length=64, blank=True, help_text="A resolver's IP address.")
+
+    # TLS certificate.
+    expiry_warning_days = models.PositiveIntegerField(default=14)
+
+    # Heartbeat: the service calls /ping/<ping_token>/ within every interval + grace.
+    ping_token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    grace = models.PositiveIntegerField(default=60, help_text="Seconds of lateness forgiven.")
+    last_ping_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_ping_failed = models.BooleanField(default=False, editable=False)
+
+    # Prometheus: the check fails when `value <comparison> threshold` holds.
+    query = models.TextField(blank=True)
+    comparison = models.CharField(
+        max_length=2,
+        blank=True,
+        choices=[(op, op) for op in (">", ">=", "<", "<=", "==", "!=")],
+    )
+    threshold = models.FloatField(null=True, blank=True)
+
+    # Upstream status page: the vendor's component, by id or name.
+    upstream_component = models.CharField(max_length=255, blank=True)
+
+    # Schedule and the latest word.
+    next_run_at = models.DateTimeField(default=timezone.now, db_index=True)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, default=Verdict.UNKNOWN)
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_ok = models.BooleanField(null=True, editable=False)
+    last_latency_ms = models.FloatField(null=True, blank=True, editable=False)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    last_error = models.CharField(max_length=500, blank=True, editable=False)
+    managed_by_config = models.BooleanField(
+        default=False, editable=False, help_text="Declared in a file applied with apply_config."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["component__position", "component__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["component", "name"], name="check_name_per_component")
+        ]
+
+    def __str__(self):
+        return f"{self.component.name}: {self.name}"
+
+    @property
+    def ping_path(self) -> str:
+        return f"/ping/{self.ping_token}/"
+
+
+class CheckLocationState(models.Model):
+    """What one location has seen of a check lately: its own streaks and verdict."""
+
+    health_check = models.ForeignKey(
+        HealthCheck, on_delete=models.CASCADE, related_name="location_states"
+    )
+    location = models.CharField(max_length=64)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, default=Verdict.UNKNOWN)
+    streak_verdict = models.CharField(
+        max_length=16, choices=Verdict.choices, default=Verdict.UNKNOWN
+    )
+    streak = models.PositiveIntegerField(default=0)
+    # The last slot this location ran: a run is claimed by moving it forward, so a task
+    # delivered twice runs its checks once.
+    last_slot = models.DateTimeField(null=True, blank=True)
+    last_result_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["health_check", "location"], name="one_state_per_check_location"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.health_check} from {self.location}"
+
+
+class CheckResult(models.Model):
+    """One run of a check from one location: raw, kept for CHECK_RESULT_RETENTION_DAYS."""
+
+    health_check = models.ForeignKey(HealthCheck, on_delete=models.CASCADE, related_name="results")
+    location = models.CharField(max_length=64, default=DEFAULT_LOCATION)
+    at = models.DateTimeField()
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    latency_ms = models.FloatField(null=True, blank=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["health_check", "-at"]), models.Index(fields=["at"])]
+
+    def __str__(self):
+        return f"{self.health_check} at {self.at:%Y-%m-%d %H:%M:%S}: {self.verdict}"
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict != Verdict.DOWN
+
+
+class RollupPeriod(models.TextChoices):
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day"
+
+
+class CheckRollup(models.Model):
+    """Counts and latency percentiles of a check's results over one hour or one day (UTC)."""
+
+    health_check = models.ForeignKey(HealthCheck, on_delete=models.CASCADE, related_name="rollups")
+    period = models.CharField(max_length=8, choices=RollupPeriod.choices)
+    start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    latency_min = models.FloatField(null=True, blank=True)
+    latency_p50 = models.FloatField(null=True, blank=True)
+    latency_p95 = models.FloatField(null=True, blank=True)
+    latency_p99 = models.FloatField(null=True, blank=True)
+    latency_max = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["health_check", "period", "start"], name="one_rollup_per_check_period"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.health_check}: {self.period} from {self.start:%Y-%m-%d %H:%M}"

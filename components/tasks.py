@@ -1,8 +1,39 @@
+from datetime import datetime
+
 from celery import shared_task
 
 from components import services
+from components.checks import services as checks
 
 
 @shared_task
 def roll_up_uptime() -> None:
     services.roll_up_uptime()
+
+
+@shared_task
+def dispatch_due_checks() -> None:
+    """Beat, every few seconds: hand the due checks to their locations' queues in batches."""
+    for batch in checks.checks_claim_due():
+        run_checks.apply_async(
+            args=(batch.location, [(pk, slot.isoformat()) for pk, slot in batch.runs]),
+            queue=checks.queue_for(batch.location),
+        )
+
+
+@shared_task
+def run_checks(location: str, runs: list) -> None:
+    """Run a batch of checks concurrently from this worker's location and record them."""
+    from components.checks.runner import run_batch
+
+    claimed = checks.check_runs_claim(
+        location=location, runs=[(pk, datetime.fromisoformat(slot)) for pk, slot in runs]
+    )
+    if claimed:
+        results = list(zip(claimed, run_batch(claimed), strict=True))
+        checks.check_results_record(location=location, results=results)
+
+
+@shared_task
+def prune_check_results() -> None:
+    checks.check_results_prune()

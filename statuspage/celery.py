@@ -26,6 +26,16 @@ app.conf.update(
             "task": "components.tasks.roll_up_uptime",
             "schedule": 300.0,
         },
+        # One scheduler for every health check: the due ones are read from the database.
+        "dispatch-due-checks": {
+            "task": "components.tasks.dispatch_due_checks",
+            "schedule": float(os.environ.get("CHECKS_DISPATCH_SECONDS", "2")),
+            "options": {"expires": 10},
+        },
+        "prune-check-results": {
+            "task": "components.tasks.prune_check_results",
+            "schedule": 3600.0,
+        },
     },
 )
 app.autodiscover_tasks()

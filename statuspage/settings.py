@@ -196,6 +196,12 @@ BEACON_SNAPSHOT_PROBE_SECONDS = env.float("SNAPSHOT_PROBE_SECONDS", default=5.0)
 # The worker rebuilds the hot outputs after each change (render on write).
 BEACON_SNAPSHOT_RENDER_ON_WRITE = env.bool("SNAPSHOT_RENDER_ON_WRITE", default=True)
 
+# Health checks (components/checks/).
+# Private, loopback and reserved targets are refused unless allowed (internal services).
+BEACON_CHECKS_ALLOW_PRIVATE = env.bool("CHECKS_ALLOW_PRIVATE", default=False)
+BEACON_CHECKS_BATCH_SIZE = env.int("CHECKS_BATCH_SIZE", default=100)
+BEACON_CHECK_RESULT_RETENTION_DAYS = env.int("CHECK_RESULT_RETENTION_DAYS", default=14)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,6 +1,6 @@
 import factory
 
-from components.models import Component, ComponentGroup, ComponentStatus
+from components.models import CheckKind, Component, ComponentGroup, ComponentStatus, HealthCheck
 
 
 class ComponentGroupFactory(factory.django.DjangoModelFactory):
@@ -23,3 +23,14 @@ class ComponentFactory(factory.django.DjangoModelFactory):
         partial_outage = factory.Trait(status=ComponentStatus.PARTIAL_OUTAGE)
         major_outage = factory.Trait(status=ComponentStatus.MAJOR_OUTAGE)
         under_maintenance = factory.Trait(status=ComponentStatus.UNDER_MAINTENANCE)
+
+
+class HealthCheckFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = HealthCheck
+
+    component = factory.SubFactory(ComponentFactory)
+    name = factory.Sequence(lambda n: f"Check {n}")
+    kind = CheckKind.HTTP
+    url = "http://example.test/health"
+    timeout = 2.0

@@ -1,0 +1,28 @@
+"""The shape every check kind has: what it needs from a HealthCheck, and how it runs."""
+
+import httpx
+
+from components.checks.outcome import Outcome
+
+
+class CheckKindRunner:
+    """One class per kind (components/checks/<kind>.py), registered in KINDS.
+
+    `required` names the HealthCheck fields the kind cannot run without; `validate` may add
+    rules of its own. `run` answers an Outcome or raises: the runner turns timeouts and
+    exceptions into a down Outcome, and applies the latency threshold.
+    """
+
+    required: tuple[str, ...] = ()
+    # Heartbeats are pushed to Beacon, not polled: they run in one place only.
+    polled = True
+
+    def validate(self, check) -> dict[str, str]:
+        return {
+            field: "This check kind needs it."
+            for field in self.required
+            if getattr(check, field) in ("", None, [], {})
+        }
+
+    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+        raise NotImplementedError

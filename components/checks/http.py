@@ -1,0 +1,108 @@
+"""HTTP(S): a request, then its status code, body keyword and JSON assertion."""
+
+import json
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from components.checks import jsonpath
+from components.checks.base import CheckKindRunner
+from components.checks.network import resolve
+from components.checks.outcome import Outcome
+
+MAX_REDIRECTS = 5
+# Enough of a body for keywords and health JSON; a check never downloads a whole site.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class HttpCheck(CheckKindRunner):
+    required = ("url",)
+
+    def validate(self, check) -> dict[str, str]:
+        errors = super().validate(check)
+        if check.url and urlsplit(check.url).scheme not in ("http", "https"):
+            errors["url"] = "Use an http:// or https:// URL."
+        if not all(isinstance(code, int) and 100 <= code <= 599 for code in check.expect_status):
+            errors["expect_status"] = "A list of status codes between 100 and 599."
+        if not isinstance(check.headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in check.headers.items()
+        ):
+            errors["headers"] = 'An object of header names and values, e.g. {"X-Key": "…"}.'
+        if check.json_assertion:
+            try:
+                jsonpath.parse(check.json_assertion)
+            except jsonpath.AssertionSyntaxError as error:
+                errors["json_assertion"] = str(error)
+        return errors
+
+    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+        if check.verify_tls:
+            return await self._follow(check, client)
+        # httpx fixes TLS verification per client: an unverified check gets one of its own.
+        async with httpx.AsyncClient(
+            verify=False, headers=client.headers, follow_redirects=False
+        ) as unverified:
+            return await self._follow(check, unverified)
+
+    async def _follow(self, check, client: httpx.AsyncClient) -> Outcome:
+        url = check.url
+        for _ in range(MAX_REDIRECTS + 1):
+            await _guard(url)  # every hop: a redirect must not lead to a refused address
+            request = client.build_request(
+                check.method or "GET",
+                url,
+                headers=check.headers or None,
+                content=check.body.encode() if check.body else None,
+            )
+            response = await client.send(request, stream=True)
+            try:
+                if check.follow_redirects and response.is_redirect:
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                body = await _read_some(response)
+            finally:
+                await response.aclose()
+            return judge(check, response.status_code, body)
+        return Outcome.down(f"More than {MAX_REDIRECTS} redirects")
+
+
+async def _guard(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"Not an http(s) URL: {url}")
+    await resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+
+
+async def _read_some(response: httpx.Response) -> bytes:
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_BODY_BYTES:
+            break
+    return b"".join(chunks)[:MAX_BODY_BYTES]
+
+
+def judge(check, status_code: int, body: bytes) -> Outcome:
+    accepted = check.expect_status or range(200, 400)
+    if status_code not in accepted:
+        expected = ", ".join(map(str, check.expect_status)) or "200–399"
+        return Outcome.down(f"Status {status_code}, expected {expected}", status_code=status_code)
+    text = body.decode("utf-8", errors="replace")
+    if check.keyword:
+        present = check.keyword in text
+        if present and check.keyword_absent:
+            return Outcome.down(f"Found {check.keyword!r}", status_code=status_code)
+        if not present and not check.keyword_absent:
+            return Outcome.down(f"{check.keyword!r} not found", status_code=status_code)
+    if check.json_assertion:
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError:
+            return Outcome.down("The body is not JSON", status_code=status_code)
+        ok, found = jsonpath.holds(check.json_assertion, document)
+        if not ok:
+            return Outcome.down(
+                f"{check.json_assertion} does not hold: {found}", status_code=status_code
+            )
+    return Outcome.up(status_code=status_code)

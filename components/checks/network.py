@@ -1,0 +1,55 @@
+"""Where checks may connect: public addresses, and private ones only when allowed.
+
+A status page's checks are configured by staff, but an admin account should not turn the
+workers into a scanner of the network they run in, nor read the cloud metadata service.
+Loopback, private, link-local, reserved and metadata addresses are refused unless the
+deployment allows them (CHECKS_ALLOW_PRIVATE=true, for pages that check internal services);
+metadata addresses are refused even then.
+"""
+
+import asyncio
+import ipaddress
+import socket
+
+from django.conf import settings
+
+# Cloud instance metadata: credentials live there. Never a health check's business.
+METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
+
+
+class TargetRefused(Exception):
+    """The target resolves to an address checks may not connect to."""
+
+
+def refusal(address: str) -> str | None:
+    """Why checks may not connect to this IP address, or None when they may."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip in METADATA_ADDRESSES:
+        return f"{ip} is a cloud metadata address"
+    if settings.BEACON_CHECKS_ALLOW_PRIVATE:
+        return None
+    if not ip.is_global:
+        return (
+            f"{ip} is a private, loopback or reserved address "
+            "(set CHECKS_ALLOW_PRIVATE=true to check internal services)"
+        )
+    return None
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, all of them allowed; TargetRefused otherwise."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise TargetRefused(f"cannot resolve {host}: {error.strerror}") from error
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    for address in addresses:
+        reason = refusal(address)
+        if reason:
+            raise TargetRefused(f"{host}: {reason}")
+    return addresses

@@ -1,0 +1,81 @@
+"""Run a batch of checks at once: each with a hard timeout, none waiting for another.
+
+A target that never answers, or answers a byte a second, costs its own check its timeout
+and nothing else: every run is a coroutine on one event loop, cancelled at its deadline.
+"""
+
+import asyncio
+import time
+
+import httpx
+
+from components.checks import KINDS
+from components.checks.network import TargetRefused
+from components.checks.outcome import Outcome
+from components.models import Verdict
+
+USER_AGENT = "Beacon health check (+https://github.com/beacon-status)"
+
+
+def run_batch(checks: list) -> list[Outcome]:
+    """Outcomes of `checks`, in the same order."""
+    return asyncio.run(_run_all(checks))
+
+
+async def _run_all(checks: list) -> list[Outcome]:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        limits=limits, headers={"User-Agent": USER_AGENT}, follow_redirects=False
+    ) as client:
+        return list(await asyncio.gather(*(run_one(check, client) for check in checks)))
+
+
+async def run_one(check, client: httpx.AsyncClient) -> Outcome:
+    kind = KINDS.get(check.kind)
+    if kind is None:
+        return Outcome.down(f"Unknown check kind {check.kind!r}")
+    started = time.perf_counter()
+    try:
+        outcome = await asyncio.wait_for(kind.run(check, client), timeout=check.timeout)
+    except TimeoutError:
+        return Outcome.down(
+            f"No complete answer within {check.timeout:g} s", latency_ms=check.timeout * 1000
+        )
+    except TargetRefused as refused:
+        return Outcome.down(f"Refused: {refused}")
+    except Exception as error:  # noqa: BLE001 - a failing target is a result, not a crash
+        return Outcome.down(describe_error(error), latency_ms=_elapsed_ms(started))
+    if outcome.latency_ms is None:
+        outcome = Outcome(outcome.verdict, _elapsed_ms(started), outcome.status_code, outcome.error)
+    return apply_latency_threshold(check, outcome)
+
+
+def apply_latency_threshold(check, outcome: Outcome) -> Outcome:
+    threshold = check.degraded_latency_ms
+    if (
+        outcome.verdict == Verdict.UP
+        and threshold
+        and outcome.latency_ms is not None
+        and outcome.latency_ms > threshold
+    ):
+        return Outcome.degraded(
+            f"Slow: {outcome.latency_ms:.0f} ms, above {threshold} ms",
+            latency_ms=outcome.latency_ms,
+            status_code=outcome.status_code,
+        )
+    return outcome
+
+
+def describe_error(error: BaseException) -> str:
+    text = str(error) or error.__class__.__name__
+    if isinstance(error, httpx.ConnectError):
+        return f"Cannot connect: {text}"
+    if isinstance(error, ConnectionRefusedError):
+        return "Connection refused"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return text
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,270 @@
+"""Writes of health checks: claiming due runs, recording results, moving components."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from components.checks import KINDS, policy
+from components.checks.outcome import Outcome
+from components.models import (
+    DEFAULT_LOCATION,
+    Automation,
+    CheckLocationState,
+    CheckResult,
+    Component,
+    ComponentStatus,
+    HealthCheck,
+    StatusChangeCause,
+    Verdict,
+)
+from components.services import component_set_status
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Checks one location runs together: (check id, slot) pairs."""
+
+    location: str
+    runs: list[tuple[int, datetime]]
+
+
+def check_locations(check: HealthCheck) -> list[str]:
+    kind = KINDS.get(check.kind)
+    if kind is not None and not kind.polled:
+        return [DEFAULT_LOCATION]  # pushed to Beacon: judged in one place
+    return list(dict.fromkeys(check.locations or [DEFAULT_LOCATION]))
+
+
+def queue_for(location: str) -> str:
+    return "checks" if location == DEFAULT_LOCATION else f"checks.{location}"
+
+
+def checks_claim_due(*, now: datetime | None = None, limit: int = 5000) -> list[Batch]:
+    """Claim the checks that are due and move their next run on; returns them in batches.
+
+    Rows are locked with SKIP LOCKED and moved to their next slot in the same transaction,
+    so two schedulers running at once never hand out one slot twice.
+    """
+    now = now or timezone.now()
+    by_location: dict[str, list[tuple[int, datetime]]] = defaultdict(list)
+    with transaction.atomic():
+        due = list(
+            HealthCheck.objects.select_for_update(skip_locked=True)
+            .filter(enabled=True, next_run_at__lte=now)
+            .order_by("next_run_at")[:limit]
+        )
+        for check in due:
+            slot = check.next_run_at
+            missed = int((now - slot).total_seconds() // check.interval)
+            check.next_run_at = slot + timedelta(seconds=check.interval * (missed + 1))
+            for location in check_locations(check):
+                by_location[location].append((check.pk, slot))
+        HealthCheck.objects.bulk_update(due, ["next_run_at"])
+    size = settings.BEACON_CHECKS_BATCH_SIZE
+    return [
+        Batch(location, runs[i : i + size])
+        for location, runs in by_location.items()
+        for i in range(0, len(runs), size)
+    ]
+
+
+def check_runs_claim(*, location: str, runs: list[tuple[int, datetime]]) -> list[HealthCheck]:
+    """The checks of `runs` this location has not run in their slot yet, now claimed.
+
+    The claim is a conditional UPDATE of the location's last slot: a batch delivered twice
+    (a worker lost mid-task, a broker redelivery) runs each check once.
+    """
+    claimed = []
+    for check_id, slot in runs:
+        state = _location_state(check_id, location)
+        if state is None:
+            continue
+        moved = (
+            CheckLocationState.objects.filter(pk=state.pk)
+            .filter(Q(last_slot__isnull=True) | Q(last_slot__lt=slot))
+            .update(last_slot=slot)
+        )
+        if moved:
+            claimed.append(check_id)
+    checks = HealthCheck.objects.select_related("component").in_bulk(claimed)
+    return [checks[pk] for pk in claimed if pk in checks and checks[pk].enabled]
+
+
+def _location_state(check_id: int, location: str) -> CheckLocationState | None:
+    try:
+        state, _ = CheckLocationState.objects.get_or_create(
+            health_check_id=check_id, location=location
+        )
+    except IntegrityError:  # created at the same moment by another worker, or check deleted
+        state = CheckLocationState.objects.filter(
+            health_check_id=check_id, location=location
+        ).first()
+    return state
+
+
+def check_results_record(
+    *, location: str, results: list[tuple[HealthCheck, Outcome]], at: datetime | None = None
+) -> None:
+    """Store each run's result, advance its location's streak and the check's verdict, and
+    move components whose checks now say something else."""
+    at = at or timezone.now()
+    CheckResult.objects.bulk_create(
+        CheckResult(
+            health_check=check,
+            location=location,
+            at=at,
+            verdict=outcome.verdict,
+            latency_ms=outcome.latency_ms,
+            status_code=outcome.status_code,
+            error=outcome.error,
+        )
+        for check, outcome in results
+    )
+    changed: dict[int, tuple[HealthCheck, Outcome]] = {}
+    for check, outcome in results:
+        if _advance_verdict(check, location, outcome, at):
+            changed[check.component_id] = (check, outcome)
+    for check, outcome in changed.values():
+        component_follow_checks(component_id=check.component_id, reason=(check, outcome))
+
+
+def _advance_verdict(check: HealthCheck, location: str, outcome: Outcome, at: datetime) -> bool:
+    """Returns whether the check's verdict changed."""
+    with transaction.atomic():
+        locked = HealthCheck.objects.select_for_update().filter(pk=check.pk).first()
+        if locked is None:
+            return False
+        state, _ = CheckLocationState.objects.select_for_update().get_or_create(
+            health_check=locked, location=location
+        )
+        streak = policy.after_result(
+            policy.Streak(state.verdict, state.streak_verdict, state.streak),
+            outcome.verdict,
+            failures_before_down=locked.failures_before_down,
+            successes_before_up=locked.successes_before_up,
+        )
+        state.verdict, state.streak_verdict, state.streak = (
+            streak.verdict,
+            streak.toward,
+            streak.length,
+        )
+        state.last_result_at = at
+        state.save(update_fields=["verdict", "streak_verdict", "streak", "last_result_at"])
+        locations = check_locations(locked)
+        verdicts = list(
+            CheckLocationState.objects.filter(
+                health_check=locked, location__in=locations
+            ).values_list("verdict", flat=True)
+        )
+        previous = locked.verdict
+        locked.verdict = policy.check_verdict(
+            verdicts, quorum=min(locked.quorum, len(locations)), previous=previous
+        )
+        locked.last_run_at = at
+        locked.last_ok = outcome.verdict != Verdict.DOWN
+        locked.last_latency_ms = outcome.latency_ms
+        locked.last_status_code = outcome.status_code
+        locked.last_error = outcome.error
+        locked.save(
+            update_fields=[
+                "verdict",
+                "last_run_at",
+                "last_ok",
+                "last_latency_ms",
+                "last_status_code",
+                "last_error",
+                "updated_at",
+            ]
+        )
+    check.verdict = locked.verdict
+    return locked.verdict != previous
+
+
+def component_follow_checks(
+    *, component_id: int, reason: tuple[HealthCheck, Outcome] | None = None
+) -> str | None:
+    """Move a component to what its checks say, unless people hold it; returns the new status.
+
+    People hold a component when staff chose manual status for it, when an open incident or
+    maintenance names it, or when staff (or an incident) set a status other than operational
+    last: checks never silently override a person's word.
+    """
+    with transaction.atomic():
+        component = Component.objects.select_for_update().get(pk=component_id)
+        if component.automation == Automation.MANUAL or _held_by_people(component):
+            return None
+        wanted = policy.component_status(component.checks.all())
+        if wanted is None or wanted == component.status:
+            return None
+        note = ""
+        if reason is not None:
+            check, outcome = reason
+            note = f"{check.name}: {outcome.describe()}"
+        component_set_status(
+            component=component, status=wanted, cause=StatusChangeCause.HEALTH_CHECK, note=note
+        )
+    return wanted
+
+
+def _held_by_people(component: Component) -> bool:
+    from incidents.models import CLOSED_STATUSES, Incident
+
+    open_incident = (
+        Incident.objects.filter(components=component)
+        .exclude(status__in=CLOSED_STATUSES)
+        .exclude(status="scheduled")
+        .exists()
+    )
+    if open_incident:
+        return True
+    if component.status == ComponentStatus.OPERATIONAL:
+        return False
+    last = component.status_changes.order_by("-at", "-id").first()
+    return last is not None and last.cause not in (
+        StatusChangeCause.HEALTH_CHECK,
+        StatusChangeCause.ALERT,
+    )
+
+
+def heartbeat_ping(*, token, failed: bool = False, at: datetime | None = None) -> bool:
+    """Record a ping; a failure ping is judged at once. Returns False for an unknown token."""
+    at = at or timezone.now()
+    updated = HealthCheck.objects.filter(ping_token=token, kind="heartbeat").update(
+        last_ping_at=at, last_ping_failed=failed
+    )
+    if not updated:
+        return False
+    check = HealthCheck.objects.select_related("component").get(ping_token=token)
+    if check.enabled:
+        from components.checks.heartbeat import judge
+
+        check_results_record(
+            location=DEFAULT_LOCATION, results=[(check, judge(check, now=at))], at=at
+        )
+    return True
+
+
+def check_run_now(*, check: HealthCheck) -> Outcome:
+    """Run one check here and now (staff's "Run now"), recording its result like any other."""
+    from components.checks.runner import run_batch
+
+    [outcome] = run_batch([check])
+    check_results_record(location=DEFAULT_LOCATION, results=[(check, outcome)])
+    return outcome
+
+
+def check_results_prune(*, older_than: timedelta | None = None, batch: int = 5000) -> int:
+    """Delete raw results past the retention period, a batch per transaction."""
+    older_than = older_than or timedelta(days=settings.BEACON_CHECK_RESULT_RETENTION_DAYS)
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    while True:
+        ids = list(CheckResult.objects.filter(at__lt=cutoff).values_list("pk", flat=True)[:batch])
+        if not ids:
+            return deleted
+        deleted += CheckResult.objects.filter(pk__in=ids).delete()[0]

@@ -1,0 +1,144 @@
+"""Checks against a real HTTP server: results recorded, components moved, people respected."""
+
+import pytest
+from werkzeug import Response
+
+from components.checks.services import (
+    check_results_prune,
+    check_run_now,
+    checks_claim_due,
+    component_follow_checks,
+)
+from components.models import Automation, CheckResult, ComponentStatus, Verdict
+from components.services import component_set_status
+from tests.components.factories import ComponentFactory, HealthCheckFactory
+from tests.incidents.factories import open_incident
+
+
+@pytest.fixture(autouse=True)
+def allow_local_targets(settings):
+    settings.BEACON_CHECKS_ALLOW_PRIVATE = True
+
+
+@pytest.fixture
+def api(page):
+    return ComponentFactory(name="API")
+
+
+def run(check, times=1):
+    outcomes = [check_run_now(check=check) for _ in range(times)]
+    check.refresh_from_db()
+    check.component.refresh_from_db()
+    return outcomes[-1]
+
+
+def test_three_failures_take_the_component_down_and_two_successes_bring_it_back(api, httpserver):
+    check = HealthCheckFactory(component=api, url=httpserver.url_for("/health"))
+    httpserver.expect_request("/health").respond_with_data("boom", status=503)
+
+    run(check, times=2)
+    assert check.verdict == Verdict.UNKNOWN and api.status == ComponentStatus.OPERATIONAL
+    outcome = run(check)
+    assert outcome.error == "Status 503, expected 200–399"
+    assert check.verdict == Verdict.DOWN
+    assert check.component.status == ComponentStatus.MAJOR_OUTAGE
+    change = check.component.status_changes.get()
+    assert change.cause == "health_check"
+    assert change.note.startswith(f"{check.name}: Status 503, expected 200–399 · HTTP 503 · ")
+
+    httpserver.clear()
+    httpserver.expect_request("/health").respond_with_data("ok")
+    run(check)
+    assert check.component.status == ComponentStatus.MAJOR_OUTAGE
+    run(check)
+    assert check.component.status == ComponentStatus.OPERATIONAL
+    assert CheckResult.objects.filter(health_check=check).count() == 5
+
+
+def test_a_slow_answer_is_degraded_performance(api, httpserver):
+    check = HealthCheckFactory(
+        component=api,
+        url=httpserver.url_for("/slow"),
+        degraded_latency_ms=50,
+        failures_before_down=1,
+    )
+
+    def slow(request):
+        import time
+
+        time.sleep(0.2)
+        return Response("ok")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    outcome = run(check)
+    assert outcome.verdict == Verdict.DEGRADED and outcome.latency_ms >= 200
+    assert check.component.status == ComponentStatus.DEGRADED_PERFORMANCE
+
+
+def test_checks_do_not_override_staff_or_an_open_incident(api, httpserver):
+    check = HealthCheckFactory(
+        component=api, url=httpserver.url_for("/health"), failures_before_down=1
+    )
+    httpserver.expect_request("/health").respond_with_data("ok")
+    component_set_status(component=api, status=ComponentStatus.PARTIAL_OUTAGE)
+    run(check)
+    assert check.verdict == Verdict.UP
+    assert check.component.status == ComponentStatus.PARTIAL_OUTAGE  # staff's word stands
+
+    component_set_status(component=api, status=ComponentStatus.OPERATIONAL)
+    open_incident(name="Investigating", component_statuses={api: ComponentStatus.OPERATIONAL})
+    httpserver.clear()
+    httpserver.expect_request("/health").respond_with_data("no", status=500)
+    run(check)
+    assert check.verdict == Verdict.DOWN
+    assert check.component.status == ComponentStatus.OPERATIONAL  # the incident holds it
+
+
+def test_a_manual_component_is_never_moved(api, httpserver):
+    api.automation = Automation.MANUAL
+    api.save()
+    check = HealthCheckFactory(component=api, url=httpserver.url_for("/x"), failures_before_down=1)
+    httpserver.expect_request("/x").respond_with_data("no", status=500)
+    run(check)
+    assert check.verdict == Verdict.DOWN and check.component.status == "operational"
+    assert component_follow_checks(component_id=api.pk) is None
+
+
+def test_private_targets_are_refused_unless_allowed(api, httpserver, settings):
+    settings.BEACON_CHECKS_ALLOW_PRIVATE = False
+    check = HealthCheckFactory(component=api, url=httpserver.url_for("/health"))
+    outcome = run(check)
+    assert outcome.verdict == Verdict.DOWN
+    assert "127.0.0.1 is a private, loopback or reserved address" in outcome.error
+    assert len(httpserver.log) == 0
+
+    metadata = HealthCheckFactory(component=api, url="http://169.254.169.254/latest/")
+    settings.BEACON_CHECKS_ALLOW_PRIVATE = True
+    assert "cloud metadata" in run(metadata).error
+
+
+def test_a_due_check_is_handed_out_once_per_slot(api):
+    from django.utils import timezone
+
+    check = HealthCheckFactory(component=api, interval=30, locations=["eu", "us"])
+    now = timezone.now()
+    batches = checks_claim_due(now=now)
+    assert sorted(b.location for b in batches) == ["eu", "us"]
+    assert checks_claim_due(now=now) == []
+    check.refresh_from_db()
+    assert 0 < (check.next_run_at - now).total_seconds() <= 30
+
+
+def test_old_results_are_pruned(api, httpserver):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    check = HealthCheckFactory(component=api, url=httpserver.url_for("/h"))
+    httpserver.expect_request("/h").respond_with_data("ok")
+    run(check, times=3)
+    CheckResult.objects.filter(pk__in=CheckResult.objects.values("pk")[:2]).update(
+        at=timezone.now() - timedelta(days=15)
+    )
+    assert check_results_prune(batch=1) == 2
+    assert CheckResult.objects.count() == 1

@@ -271,6 +271,9 @@ class HealthCheck(models.Model):
         blank=True,
         help_text="Answers slower than this count as degraded performance.",
     )
+    show_on_page = models.BooleanField(
+        default=False, help_text="Show this check's response times on the public page."
+    )
 
     # HTTP(S); also the base URL of a Prometheus server or an upstream status page.
     url = models.URLField(max_length=2000, blank=True)

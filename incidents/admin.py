@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html_join
@@ -10,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from components.models import Component
 from incidents import services
+from incidents.automatic import incident_draft_discard, incident_draft_publish
 from incidents.forms import (
     IncidentChangeForm,
     IncidentCreateForm,
@@ -19,7 +21,13 @@ from incidents.forms import (
     component_fieldsets,
     initial_from_template,
 )
-from incidents.models import Incident, IncidentTemplate, IncidentUpdate, ScheduledMaintenance
+from incidents.models import (
+    Incident,
+    IncidentDraft,
+    IncidentTemplate,
+    IncidentUpdate,
+    ScheduledMaintenance,
+)
 
 
 class ServiceRejected(Exception):
@@ -423,3 +431,85 @@ class IncidentTemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "title", "status", "component_status"]
     search_fields = ["name", "title"]
     filter_horizontal = ["components"]
+
+
+@admin.register(IncidentDraft)
+class IncidentDraftAdmin(admin.ModelAdmin):
+    """Incidents health checks prepared: staff read them and publish (or discard) in a click."""
+
+    list_display = ["name", "component", "created_at", "state"]
+    list_filter = [("published_at", admin.EmptyFieldListFilter)]
+    readonly_fields = [
+        "component",
+        "name",
+        "body",
+        "component_status",
+        "reason",
+        "created_at",
+        "published_incident",
+        "published_at",
+        "published_by",
+        "discarded_at",
+        "discard_reason",
+    ]
+    change_form_template = "admin/incidents/incidentdraft/change_form.html"
+
+    def has_add_permission(self, request):
+        return False  # checks prepare drafts; staff open incidents themselves
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("incidents.add_incident")
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj) or super().has_view_permission(
+            request, obj
+        )
+
+    @admin.display(description="State")
+    def state(self, draft: IncidentDraft) -> str:
+        if draft.published_at:
+            return "Published"
+        if draft.discarded_at:
+            return "Discarded"
+        return "Waiting for staff"
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/publish/",
+                self.admin_site.admin_view(require_POST(self.publish_view)),
+                name="incidents_incidentdraft_publish",
+            ),
+            path(
+                "<path:object_id>/discard/",
+                self.admin_site.admin_view(require_POST(self.discard_view)),
+                name="incidents_incidentdraft_discard",
+            ),
+            *super().get_urls(),
+        ]
+
+    def publish_view(self, request, object_id):
+        draft = self._draft(request, object_id)
+        try:
+            incident = incident_draft_publish(draft=draft, author=request.user)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return redirect("admin:incidents_incidentdraft_change", draft.pk)
+        self.log_change(request, draft, "Published.")
+        self.message_user(request, f"Published “{incident}”.", messages.SUCCESS)
+        return redirect("admin:incidents_incident_change", incident.pk)
+
+    def discard_view(self, request, object_id):
+        draft = self._draft(request, object_id)
+        incident_draft_discard(draft=draft, reason=f"Discarded by {request.user}.")
+        self.log_change(request, draft, "Discarded.")
+        self.message_user(request, f"Discarded “{draft}”.", messages.SUCCESS)
+        return redirect("admin:incidents_incidentdraft_changelist")
+
+    def _draft(self, request, object_id) -> IncidentDraft:
+        draft = self.get_object(request, unquote(object_id))
+        if draft is None:
+            raise Http404("No such draft.")
+        if not self.has_change_permission(request, draft):
+            raise PermissionDenied
+        return draft

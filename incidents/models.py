@@ -126,11 +126,28 @@ class Incident(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Opened by health checks for this component; they post its recovery too.
+    auto_component = models.ForeignKey(
+        Component,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        verbose_name="opened automatically for",
+    )
 
     objects = IncidentManager()
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["auto_component"],
+                condition=~models.Q(status__in=CLOSED_STATUSES),
+                name="one_open_auto_incident_per_component",
+            )
+        ]
         indexes = [
             models.Index(fields=["kind", "status"]),
             models.Index(fields=["-started_at"]),
@@ -249,3 +266,40 @@ class IncidentTemplate(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class IncidentDraft(models.Model):
+    """An incident health checks prepared for staff to publish (components set to "draft")."""
+
+    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=255)
+    body = models.TextField(blank=True, help_text="Markdown.")
+    component_status = models.CharField(max_length=32, choices=ComponentStatus.choices)
+    reason = models.CharField(max_length=500, blank=True, help_text="What the checks found.")
+    created_at = models.DateTimeField(default=timezone.now)
+    published_incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    discard_reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["component"],
+                condition=models.Q(published_at__isnull=True, discarded_at__isnull=True),
+                name="one_pending_draft_per_component",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_pending(self) -> bool:
+        return self.published_at is None and self.discarded_at is None

@@ -201,6 +201,8 @@ BEACON_SNAPSHOT_RENDER_ON_WRITE = env.bool("SNAPSHOT_RENDER_ON_WRITE", default=T
 BEACON_CHECKS_ALLOW_PRIVATE = env.bool("CHECKS_ALLOW_PRIVATE", default=False)
 BEACON_CHECKS_BATCH_SIZE = env.int("CHECKS_BATCH_SIZE", default=100)
 BEACON_CHECK_RESULT_RETENTION_DAYS = env.int("CHECK_RESULT_RETENTION_DAYS", default=14)
+# Staff hear of automatic changes by email and, when set, at this Slack-compatible webhook.
+BEACON_STAFF_WEBHOOK_URL = env.str("STAFF_WEBHOOK_URL", default="")
 
 LOGGING = {
     "version": 1,

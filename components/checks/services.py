@@ -23,6 +23,7 @@ from components.models import (
     Verdict,
 )
 from components.services import component_set_status
+from incidents.automatic import auto_incident_follow
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,12 @@ def component_follow_checks(
         if reason is not None:
             check, outcome = reason
             note = f"{check.name}: {outcome.describe()}"
+        old_status = component.status
         component_set_status(
             component=component, status=wanted, cause=StatusChangeCause.HEALTH_CHECK, note=note
+        )
+        auto_incident_follow(
+            component=component, old_status=old_status, new_status=wanted, reason=note
         )
     return wanted
 
@@ -218,6 +223,7 @@ def _held_by_people(component: Component) -> bool:
         Incident.objects.filter(components=component)
         .exclude(status__in=CLOSED_STATUSES)
         .exclude(status="scheduled")
+        .exclude(auto_component=component)  # the checks' own incident holds nothing
         .exists()
     )
     if open_incident:

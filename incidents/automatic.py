@@ -1,0 +1,254 @@
+"""Incidents that health checks open and close on their own, and telling staff about it.
+
+Per component (Component.auto_incident): off; draft, an IncidentDraft staff publish with one
+click; or publish, an `investigating` incident at once. Recovery posts `resolved` (or
+`monitoring`) to the open automatic incident and discards a draft nobody published. A
+component never has two open automatic incidents (a partial unique constraint), and staff
+hear of every automatic change by email (the Responders and Admins groups) and, when
+STAFF_WEBHOOK_URL is set, by a Slack-compatible webhook.
+"""
+
+import logging
+from urllib.parse import urljoin
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from components.models import AutoIncident, Component, ComponentStatus
+from incidents.models import CLOSED_STATUSES, Incident, IncidentDraft, IncidentStatus
+from incidents.services import incident_create, incident_post_update
+from statuspage.models import PageSettings
+
+logger = logging.getLogger("beacon.automatic")
+
+STAFF_GROUPS = ("Responders", "Admins")
+
+
+def auto_incident_follow(
+    *, component: Component, old_status: str, new_status: str, reason: str
+) -> Incident | IncidentDraft | None:
+    """React to a status change made by health checks (or alerts); returns what it made."""
+    if new_status == ComponentStatus.OPERATIONAL:
+        return _recover(component, old_status=old_status, reason=reason)
+    made: Incident | IncidentDraft | None = None
+    if component.auto_incident == AutoIncident.PUBLISH:
+        made = _open_incident(component, new_status, reason)
+    elif component.auto_incident == AutoIncident.DRAFT:
+        made = _prepare_draft(component, new_status, reason)
+    staff_tell_about_change(
+        component=component, old_status=old_status, new_status=new_status, reason=reason, made=made
+    )
+    return made
+
+
+def open_auto_incident(component: Component) -> Incident | None:
+    return (
+        Incident.objects.filter(auto_component=component)
+        .exclude(status__in=CLOSED_STATUSES)
+        .first()
+    )
+
+
+def _title(component: Component, status: str) -> str:
+    label = ComponentStatus(status).label.lower()
+    return f"{component.name}: {label}"
+
+
+def _body(component: Component, status: str) -> str:
+    label = ComponentStatus(status).label.lower()
+    return (
+        f"Our automated checks show {component.name} with a {label}. "
+        "We are investigating and will post an update shortly."
+    )
+
+
+def _open_incident(component: Component, status: str, reason: str) -> Incident | None:
+    if open_auto_incident(component) is not None:
+        return None
+    try:
+        with transaction.atomic():
+            incident = incident_create(
+                name=_title(component, status),
+                status=IncidentStatus.INVESTIGATING,
+                body=_body(component, status),
+                component_statuses={component: status},
+            )
+            Incident.objects.filter(pk=incident.pk).update(auto_component=component)
+    except IntegrityError:
+        return None  # another worker opened it a moment ago
+    incident.auto_component = component
+    logger.info("automatic incident opened component=%s incident=%s", component.pk, incident.pk)
+    return incident
+
+
+def _prepare_draft(component: Component, status: str, reason: str) -> IncidentDraft | None:
+    if open_auto_incident(component) is not None:
+        return None
+    pending = IncidentDraft.objects.filter(
+        component=component, published_at=None, discarded_at=None
+    ).first()
+    if pending is not None:
+        if pending.component_status != status:
+            pending.component_status, pending.name = status, _title(component, status)
+            pending.body, pending.reason = _body(component, status), reason[:500]
+            pending.save(update_fields=["component_status", "name", "body", "reason"])
+        return pending
+    try:
+        with transaction.atomic():
+            return IncidentDraft.objects.create(
+                component=component,
+                name=_title(component, status),
+                body=_body(component, status),
+                component_status=status,
+                reason=reason[:500],
+            )
+    except IntegrityError:
+        return None
+
+
+def _recover(component: Component, *, old_status: str, reason: str) -> Incident | None:
+    incident = open_auto_incident(component)
+    if incident is not None:
+        status = component.auto_incident_recovery or IncidentStatus.RESOLVED
+        if incident.status != status:
+            incident_post_update(
+                incident=incident,
+                status=status,
+                body=(
+                    f"{component.name} is operational again; our checks pass."
+                    if status == IncidentStatus.RESOLVED
+                    else f"{component.name} is answering again. We are monitoring the results."
+                ),
+                component_statuses={component: ComponentStatus.OPERATIONAL},
+            )
+    IncidentDraft.objects.filter(component=component, published_at=None, discarded_at=None).update(
+        discarded_at=timezone.now(), discard_reason="The checks recovered before it was published."
+    )
+    staff_tell_about_change(
+        component=component,
+        old_status=old_status,
+        new_status=ComponentStatus.OPERATIONAL,
+        reason=reason,
+        made=incident,
+    )
+    return incident
+
+
+def incident_draft_publish(*, draft: IncidentDraft, author=None) -> Incident:
+    """Publish a prepared draft as an `investigating` incident (staff's one click)."""
+    with transaction.atomic():
+        locked = IncidentDraft.objects.select_for_update().get(pk=draft.pk)
+        if locked.published_incident_id:
+            return locked.published_incident  # type: ignore[return-value]
+        if locked.discarded_at:
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError("This draft was discarded: " + locked.discard_reason)
+        incident = incident_create(
+            name=locked.name,
+            status=IncidentStatus.INVESTIGATING,
+            body=locked.body,
+            component_statuses={locked.component: locked.component_status},
+            author=author,
+        )
+        Incident.objects.filter(pk=incident.pk).update(auto_component=locked.component)
+        locked.published_incident, locked.published_at, locked.published_by = (
+            incident,
+            timezone.now(),
+            author,
+        )
+        locked.save(update_fields=["published_incident", "published_at", "published_by"])
+    return incident
+
+
+def incident_draft_discard(*, draft: IncidentDraft, reason: str = "Discarded by staff.") -> None:
+    IncidentDraft.objects.filter(pk=draft.pk, published_at=None, discarded_at=None).update(
+        discarded_at=timezone.now(), discard_reason=reason[:255]
+    )
+
+
+# Telling staff
+
+
+def staff_tell_about_change(
+    *,
+    component: Component,
+    old_status: str,
+    new_status: str,
+    reason: str,
+    made: Incident | IncidentDraft | None,
+) -> None:
+    old, new = ComponentStatus(old_status).label, ComponentStatus(new_status).label
+    subject = f"{component.name}: {new.lower()} (health check)"
+    lines = [
+        f"Health checks moved {component.name} from {old} to {new}.",
+        f"What they found: {reason}" if reason else "",
+    ]
+    link = _admin_link("admin:components_component_change", component.pk)
+    if isinstance(made, IncidentDraft):
+        lines.append("A draft incident is ready; publish it with one click:")
+        link = _admin_link("admin:incidents_incidentdraft_change", made.pk)
+    elif isinstance(made, Incident):
+        verb = "posted its recovery to" if new_status == ComponentStatus.OPERATIONAL else "opened"
+        lines.append(f"Beacon {verb} the incident “{made.name}”:")
+        link = _admin_link("admin:incidents_incident_change", made.pk)
+    text = "\n".join(line for line in lines if line) + f"\n{link}\n"
+    transaction.on_commit(lambda: _enqueue(subject=subject, text=text), robust=True)
+
+
+def _enqueue(*, subject: str, text: str) -> None:
+    from incidents import tasks
+
+    # Two tasks, so that retrying a failed webhook never sends the emails again.
+    tasks.tell_staff_by_email.delay(subject, text)
+    if settings.BEACON_STAFF_WEBHOOK_URL:
+        tasks.tell_staff_by_webhook.delay(subject, text)
+
+
+def _admin_link(name: str, pk: int) -> str:
+    base = PageSettings.load().url or "http://127.0.0.1:8000/"
+    return urljoin(base, reverse(name, args=[pk]))
+
+
+def staff_recipients() -> list[str]:
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    staff = users.filter(groups__name__in=STAFF_GROUPS) | users.filter(is_superuser=True)
+    return sorted(set(staff.values_list("email", flat=True)))
+
+
+def staff_email(*, subject: str, text: str) -> int:
+    """Email staff (the Responders and Admins groups, and superusers); returns how many."""
+    from django.core.mail import send_mail
+
+    recipients = staff_recipients()
+    if recipients:
+        send_mail(f"[{PageSettings.load().name}] {subject}", text, None, recipients)
+    return len(recipients)
+
+
+def staff_webhook(*, subject: str, text: str) -> None:
+    """Post to STAFF_WEBHOOK_URL as Slack incoming webhooks expect ({"text": ...})."""
+    url = settings.BEACON_STAFF_WEBHOOK_URL
+    if url:
+        _post_staff_webhook(url, f"*{subject}*\n{text}")
+
+
+def _post_staff_webhook(url: str, text: str) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    from components.checks.network import refusal
+
+    parts = urlsplit(url)
+    infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    for info in infos:
+        reason = refusal(info[4][0])
+        if reason:
+            logger.warning("staff webhook refused: %s", reason)
+            return
+    httpx.post(url, json={"text": text}, timeout=10, follow_redirects=False).raise_for_status()

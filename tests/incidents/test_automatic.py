@@ -1,0 +1,135 @@
+"""Incidents health checks open, draft and close on their own; staff hear of each change."""
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from components.checks.services import check_run_now
+from components.models import AutoIncident, ComponentStatus
+from incidents.automatic import open_auto_incident
+from incidents.models import Incident, IncidentDraft
+from tests.components.factories import ComponentFactory, HealthCheckFactory
+from tests.incidents.factories import StaffFactory
+
+
+@pytest.fixture(autouse=True)
+def allow_local_targets(settings):
+    settings.BEACON_CHECKS_ALLOW_PRIVATE = True
+
+
+@pytest.fixture
+def target(httpserver):
+    def answer(status):
+        httpserver.clear()
+        httpserver.expect_request("/health").respond_with_data("x", status=status)
+
+    answer(200)
+    return answer
+
+
+def make_check(httpserver, mode):
+    component = ComponentFactory(name="Login", auto_incident=mode)
+    return HealthCheckFactory(
+        component=component,
+        url=httpserver.url_for("/health"),
+        failures_before_down=1,
+        successes_before_up=1,
+    )
+
+
+def run(check, capture):
+    with capture(execute=True):
+        check_run_now(check=check)
+    check.component.refresh_from_db()
+
+
+def test_published_mode_opens_one_incident_and_resolves_it_on_recovery(
+    page, httpserver, target, django_capture_on_commit_callbacks
+):
+    check = make_check(httpserver, AutoIncident.PUBLISH)
+    target(503)
+    run(check, django_capture_on_commit_callbacks)
+    run(check, django_capture_on_commit_callbacks)  # still down: no second incident
+
+    [incident] = Incident.objects.all()
+    assert incident.name == "Login: major outage"
+    assert incident.status == "investigating" and incident.impact == "critical"
+    assert incident.auto_component == check.component
+    assert check.component.status == ComponentStatus.MAJOR_OUTAGE
+
+    target(200)
+    run(check, django_capture_on_commit_callbacks)
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    assert "Login is operational again" in incident.updates.first().body
+    assert check.component.status == ComponentStatus.OPERATIONAL
+    assert open_auto_incident(check.component) is None
+
+
+def test_draft_mode_prepares_a_draft_staff_publish_with_one_click(
+    page, httpserver, target, client, django_capture_on_commit_callbacks, settings
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    responder = StaffFactory(groups=["Responders"], email="oncall@acme.test")
+    check = make_check(httpserver, AutoIncident.DRAFT)
+    target(500)
+    run(check, django_capture_on_commit_callbacks)
+
+    assert not Incident.objects.exists()  # nothing public before staff decide
+    draft = IncidentDraft.objects.get()
+    assert draft.is_pending and draft.component_status == "major_outage"
+    [email] = mail.outbox
+    assert email.to == ["oncall@acme.test"]
+    assert email.subject == "[Acme] Login: major outage (health check)"
+    publish_page = f"https://status.acme.test/admin/incidents/incidentdraft/{draft.pk}/change/"
+    assert "Status 500, expected 200–399" in email.body and publish_page in email.body
+
+    client.force_login(responder)
+    page_html = client.get(reverse("admin:incidents_incidentdraft_change", args=[draft.pk]))
+    assert b"Publish as an incident" in page_html.content
+    response = client.post(reverse("admin:incidents_incidentdraft_publish", args=[draft.pk]))
+    incident = Incident.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:incidents_incident_change", args=[incident.pk])
+    assert incident.status == "investigating" and incident.auto_component == check.component
+
+
+def test_a_draft_nobody_published_is_discarded_when_the_checks_recover(
+    page, httpserver, target, django_capture_on_commit_callbacks
+):
+    check = make_check(httpserver, AutoIncident.DRAFT)
+    target(500)
+    run(check, django_capture_on_commit_callbacks)
+    target(200)
+    run(check, django_capture_on_commit_callbacks)
+
+    draft = IncidentDraft.objects.get()
+    assert not draft.is_pending and "recovered" in draft.discard_reason
+    assert not Incident.objects.exists()
+
+
+def test_off_mode_opens_nothing_but_still_tells_staff(
+    page, httpserver, target, django_capture_on_commit_callbacks, settings
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    StaffFactory(groups=["Admins"], email="admin@acme.test")
+    check = make_check(httpserver, AutoIncident.OFF)
+    target(500)
+    run(check, django_capture_on_commit_callbacks)
+
+    assert not Incident.objects.exists() and not IncidentDraft.objects.exists()
+    assert [m.to for m in mail.outbox] == [["admin@acme.test"]]
+
+
+def test_the_staff_webhook_gets_a_slack_message(
+    page, httpserver, target, django_capture_on_commit_callbacks, settings
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.BEACON_STAFF_WEBHOOK_URL = httpserver.url_for("/slack")
+    check = make_check(httpserver, AutoIncident.OFF)
+    target(500)
+    httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
+    run(check, django_capture_on_commit_callbacks)
+
+    [slack] = [entry for entry, _ in httpserver.log if entry.path == "/slack"]
+    assert slack.json["text"].startswith("*Login: major outage (health check)*")

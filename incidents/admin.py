@@ -461,9 +461,7 @@ class IncidentDraftAdmin(admin.ModelAdmin):
         return request.user.has_perm("incidents.add_incident")
 
     def has_view_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj) or super().has_view_permission(
-            request, obj
-        )
+        return self.has_change_permission(request, obj) or super().has_view_permission(request, obj)
 
     @admin.display(description="State")
     def state(self, draft: IncidentDraft) -> str:

@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from celery import shared_task
+from django.conf import settings
 
 from components import services
 from components.checks import services as checks
@@ -14,7 +15,7 @@ def roll_up_uptime() -> None:
 @shared_task
 def dispatch_due_checks() -> None:
     """Beat, every few seconds: hand the due checks to their locations' queues in batches."""
-    for batch in checks.checks_claim_due():
+    for batch in checks.checks_claim_due(ahead=settings.BEACON_CHECKS_DISPATCH_SECONDS):
         run_checks.apply_async(
             args=(batch.location, [(pk, slot.isoformat()) for pk, slot in batch.runs]),
             queue=checks.queue_for(batch.location),
@@ -26,11 +27,11 @@ def run_checks(location: str, runs: list) -> None:
     """Run a batch of checks concurrently from this worker's location and record them."""
     from components.checks.runner import run_batch
 
-    claimed = checks.check_runs_claim(
-        location=location, runs=[(pk, datetime.fromisoformat(slot)) for pk, slot in runs]
-    )
+    slots = {pk: datetime.fromisoformat(slot) for pk, slot in runs}
+    claimed = checks.check_runs_claim(location=location, runs=list(slots.items()))
     if claimed:
-        results = list(zip(claimed, run_batch(claimed), strict=True))
+        outcomes = run_batch(claimed, start_at=[slots[check.pk] for check in claimed])
+        results = list(zip(claimed, outcomes, strict=True))
         checks.check_results_record(location=location, results=results)
 
 

@@ -29,7 +29,7 @@ app.conf.update(
         # One scheduler for every health check: the due ones are read from the database.
         "dispatch-due-checks": {
             "task": "components.tasks.dispatch_due_checks",
-            "schedule": float(os.environ.get("CHECKS_DISPATCH_SECONDS", "2")),
+            "schedule": float(os.environ.get("CHECKS_DISPATCH_SECONDS", "2")),  # as settings
             "options": {"expires": 10},
         },
         "prune-check-results": {

@@ -200,6 +200,11 @@ BEACON_SNAPSHOT_RENDER_ON_WRITE = env.bool("SNAPSHOT_RENDER_ON_WRITE", default=T
 # Private, loopback and reserved targets are refused unless allowed (internal services).
 BEACON_CHECKS_ALLOW_PRIVATE = env.bool("CHECKS_ALLOW_PRIVATE", default=False)
 BEACON_CHECKS_BATCH_SIZE = env.int("CHECKS_BATCH_SIZE", default=100)
+# How often beat hands out due checks (also how far ahead: workers wait for each slot).
+BEACON_CHECKS_DISPATCH_SECONDS = env.float("CHECKS_DISPATCH_SECONDS", default=2.0)
+# Extra CA certificates to trust (a PEM file), for internal PKI: TLS certificate checks
+# accept chains that end in them as well as in the system's CAs.
+BEACON_CHECKS_CA_BUNDLE = env.str("CHECKS_CA_BUNDLE", default="")
 BEACON_CHECK_RESULT_RETENTION_DAYS = env.int("CHECK_RESULT_RETENTION_DAYS", default=14)
 # Staff hear of automatic changes by email and, when set, at this Slack-compatible webhook.
 BEACON_STAFF_WEBHOOK_URL = env.str("STAFF_WEBHOOK_URL", default="")

@@ -45,13 +45,17 @@ def queue_for(location: str) -> str:
     return "checks" if location == DEFAULT_LOCATION else f"checks.{location}"
 
 
-def checks_claim_due(*, now: datetime | None = None, limit: int = 5000) -> list[Batch]:
-    """Claim the checks that are due and move their next run on; returns them in batches.
+def checks_claim_due(
+    *, now: datetime | None = None, ahead: float = 0.0, limit: int = 5000
+) -> list[Batch]:
+    """Claim the checks due by `ahead` seconds from now and move their next run on; returns
+    them in batches. Workers wait for each check's slot, so a check handed out early still
+    starts on time.
 
     Rows are locked with SKIP LOCKED and moved to their next slot in the same transaction,
     so two schedulers running at once never hand out one slot twice.
     """
-    now = now or timezone.now()
+    now = (now or timezone.now()) + timedelta(seconds=ahead)
     by_location: dict[str, list[tuple[int, datetime]]] = defaultdict(list)
     with transaction.atomic():
         due = list(

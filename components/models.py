@@ -215,7 +215,12 @@ class Verdict(models.TextChoices):
     DOWN = "down", "Down"
 
 
-VERDICT_SEVERITY = {Verdict.UNKNOWN: -1, Verdict.UP: 0, Verdict.DEGRADED: 1, Verdict.DOWN: 2}
+VERDICT_SEVERITY: dict[str, int] = {
+    Verdict.UNKNOWN: -1,
+    Verdict.UP: 0,
+    Verdict.DEGRADED: 1,
+    Verdict.DOWN: 2,
+}
 
 DEFAULT_LOCATION = "default"
 

@@ -47,7 +47,7 @@ class HttpCheck(CheckKindRunner):
     async def _follow(self, check, client: httpx.AsyncClient) -> Outcome:
         url = check.url
         for _ in range(MAX_REDIRECTS + 1):
-            await _guard(url)  # every hop: a redirect must not lead to a refused address
+            await guard_url(url)  # every hop: a redirect must not lead to a refused address
             request = client.build_request(
                 check.method or "GET",
                 url,
@@ -56,24 +56,34 @@ class HttpCheck(CheckKindRunner):
             )
             response = await client.send(request, stream=True)
             try:
-                if check.follow_redirects and response.is_redirect:
+                if check.follow_redirects and response.has_redirect_location:
                     url = urljoin(url, response.headers["location"])
                     continue
-                body = await _read_some(response)
+                body = await read_some(response)
             finally:
                 await response.aclose()
             return judge(check, response.status_code, body)
         return Outcome.down(f"More than {MAX_REDIRECTS} redirects")
 
 
-async def _guard(url: str) -> None:
+async def fetch(client: httpx.AsyncClient, url: str, **params) -> tuple[int, bytes]:
+    """GET a URL that checks may reach: its status code and up to MAX_BODY_BYTES of body."""
+    await guard_url(url)
+    response = await client.send(client.build_request("GET", url, params=params), stream=True)
+    try:
+        return response.status_code, await read_some(response)
+    finally:
+        await response.aclose()
+
+
+async def guard_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"Not an http(s) URL: {url}")
     await resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
 
 
-async def _read_some(response: httpx.Response) -> bytes:
+async def read_some(response: httpx.Response) -> bytes:
     chunks, size = [], 0
     async for chunk in response.aiter_bytes():
         chunks.append(chunk)

@@ -6,8 +6,10 @@ so that what staff write is what runs, with a clear error when it cannot.
 import json
 import operator
 import re
+from collections.abc import Callable
+from typing import Any
 
-COMPARISONS = {
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
     "!=": operator.ne,
     ">=": operator.ge,

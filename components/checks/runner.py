@@ -6,6 +6,7 @@ and nothing else: every run is a coroutine on one event loop, cancelled at its d
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
@@ -13,6 +14,7 @@ import httpx
 from components.checks import KINDS
 from components.checks.network import TargetRefused
 from components.checks.outcome import Outcome
+from components.checks.tls import ssl_context
 from components.models import Verdict
 
 USER_AGENT = "Beacon health check (+https://github.com/beacon-status)"
@@ -24,13 +26,23 @@ def run_batch(checks: list, *, start_at: list[datetime] | None = None) -> list[O
     The scheduler hands out checks a little before they are due, so that each one starts on
     time rather than up to a dispatch period late.
     """
-    return asyncio.run(_run_all(checks, start_at or [None] * len(checks)))
+    work = _run_all(checks, start_at or [None] * len(checks))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    # Called from code that already runs an event loop: give the batch a thread of its own.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, work).result()
 
 
 async def _run_all(checks: list, start_at: list) -> list[Outcome]:
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
     async with httpx.AsyncClient(
-        limits=limits, headers={"User-Agent": USER_AGENT}, follow_redirects=False
+        limits=limits,
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+        verify=ssl_context(),  # the system's CAs and CHECKS_CA_BUNDLE, as TLS checks trust
     ) as client:
         return list(
             await asyncio.gather(

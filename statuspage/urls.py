@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from statuspage import api_v2, badges, feeds, views
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("history/", views.history, name="history"),
     path("robots.txt", views.robots_txt, name="robots-txt"),
     path("admin/", admin.site.urls),
+    path("", include("components.urls")),
     *api_v2.urlpatterns,
     *feeds.urlpatterns,
     *badges.urlpatterns,

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from components import views
+
+# With and without the trailing slash, as cron jobs' curl lines are written both ways (a
+# redirect would lose a POST). The token is checked by the view: a malformed one is a plain 404.
+urlpatterns = [
+    path("ping/<str:token>/", views.ping, name="ping"),
+    path("ping/<str:token>", views.ping),
+    path("ping/<str:token>/fail/", views.ping, {"failed": True}, name="ping-fail"),
+    path("ping/<str:token>/fail", views.ping, {"failed": True}),
+]

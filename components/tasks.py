@@ -5,6 +5,7 @@ from django.conf import settings
 
 from components import services
 from components.checks import services as checks
+from components.checks.tasks import update_check_rollups  # noqa: F401 - found by Celery here
 
 
 @shared_task

@@ -32,6 +32,11 @@ app.conf.update(
             "schedule": float(os.environ.get("CHECKS_DISPATCH_SECONDS", "2")),  # as settings
             "options": {"expires": 10},
         },
+        "update-check-rollups": {
+            "task": "components.checks.tasks.update_check_rollups",
+            "schedule": 60.0,
+            "options": {"expires": 50},
+        },
         "prune-check-results": {
             "task": "components.tasks.prune_check_results",
             "schedule": 3600.0,

@@ -6,14 +6,16 @@ visitor reads and what a client parses always agree.
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
+from functools import cached_property
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import F, Prefetch, QuerySet
 from django.utils import timezone
 
-from components.models import Component, ComponentGroup, worst_status
+from components import charts
+from components.models import CheckRollup, Component, ComponentGroup, HealthCheck, worst_status
 from components.selectors import (
     OverallStatus,
     daily_uptime,
@@ -58,6 +60,40 @@ class PastDay:
     incidents: list[Incident]
 
 
+@dataclass(frozen=True)
+class Chart:
+    range: charts.Range
+    svg: str
+
+
+@dataclass
+class CheckMetrics:
+    """A check shown on the page, with its rollups for every chart range."""
+
+    check: HealthCheck
+    component: Component
+    rollups: list[CheckRollup]
+    dom_id: str
+    now: datetime
+    zone: tzinfo
+
+    @cached_property
+    def charts(self) -> list[Chart]:
+        return [
+            Chart(
+                spec,
+                charts.response_time_svg(
+                    charts.series(self.rollups, spec, self.now),
+                    title=f"{self.component.name} {self.check.name}: response times, "
+                    f"last {spec.spoken}",
+                    zone=self.zone,
+                    chart_id=f"{self.dom_id}-{spec.key}",
+                ),
+            )
+            for spec in charts.RANGES.values()
+        ]
+
+
 @dataclass
 class StatusPage:
     page: PageSettings
@@ -69,6 +105,7 @@ class StatusPage:
     active_maintenances: list[Incident]
     upcoming_maintenances: list[Incident]
     past_days: list[PastDay]
+    metrics: list[CheckMetrics] = field(default_factory=list)
 
 
 def with_timeline(incidents: QuerySet) -> QuerySet:
@@ -142,7 +179,44 @@ def build_status_page(*, now: datetime | None = None) -> StatusPage:
             key=lambda i: i.scheduled_for or i.started_at,
         ),
         past_days=_past_days(recent, today=today, zone=zone),
+        metrics=check_metrics(components, now=now, zone=zone),
     )
+
+
+def check_metrics(
+    components: list[Component], *, now: datetime, zone: tzinfo
+) -> list[CheckMetrics]:
+    """Response times of the enabled checks shown on the page, in page order: two queries
+    (one when no check is shown), however many checks there are."""
+    order = {component.pk: (index, component) for index, component in enumerate(components)}
+    checks = sorted(
+        (
+            check
+            for check in HealthCheck.objects.filter(enabled=True, show_on_page=True)
+            .only("pk", "name", "component_id")
+            .order_by()  # sorted below by the page's order, without joining components
+            if check.component_id in order
+        ),
+        key=lambda check: (order[check.component_id][0], check.name),
+    )
+    if not checks:
+        return []
+    rollups: dict[int, list[CheckRollup]] = defaultdict(list)
+    for rollup in CheckRollup.objects.filter(
+        charts.rollups_filter(now), health_check_id__in=[check.pk for check in checks]
+    ):
+        rollups[rollup.health_check_id].append(rollup)
+    return [
+        CheckMetrics(
+            check=check,
+            component=order[check.component_id][1],
+            rollups=rollups[check.pk],
+            dom_id=f"metric-{index}",
+            now=now,
+            zone=zone,
+        )
+        for index, check in enumerate(checks, start=1)
+    ]
 
 
 def _attach_incidents_to_days(incidents, uptime_days, *, zone, now) -> None:

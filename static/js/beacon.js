@@ -162,11 +162,21 @@
 
   document.addEventListener("keydown", onBarKey);
   document.addEventListener("toggle", onToggle, true);
+  /* The response-time range a visitor picked (24 h / 7 d / 30 d) survives the refresh. */
+  var pickedRanges = [];
+
   document.addEventListener("htmx:beforeSwap", function () {
     pendingFocus = focusKey(document.activeElement);
+    pickedRanges = Array.prototype.map.call(
+      document.querySelectorAll("input.range-input:checked"), function (input) { return input.id; }
+    );
   });
   document.addEventListener("htmx:afterSwap", function (event) {
     var root = document.getElementById("status-body") || event.target;
+    for (var i = 0; i < pickedRanges.length; i++) {
+      var input = document.getElementById(pickedRanges[i]);
+      if (input) input.checked = true;
+    }
     restore(root);
     enhance(root);
   });

@@ -247,7 +247,7 @@ def _post_staff_webhook(url: str, text: str) -> None:
     parts = urlsplit(url)
     infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
     for info in infos:
-        reason = refusal(info[4][0])
+        reason = refusal(str(info[4][0]))
         if reason:
             logger.warning("staff webhook refused: %s", reason)
             return

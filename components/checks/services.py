@@ -102,14 +102,13 @@ def check_runs_claim(*, location: str, runs: list[tuple[int, datetime]]) -> list
 
 def _location_state(check_id: int, location: str) -> CheckLocationState | None:
     try:
-        state, _ = CheckLocationState.objects.get_or_create(
+        return CheckLocationState.objects.get_or_create(
             health_check_id=check_id, location=location
-        )
+        )[0]
     except IntegrityError:  # created at the same moment by another worker, or check deleted
-        state = CheckLocationState.objects.filter(
+        return CheckLocationState.objects.filter(
             health_check_id=check_id, location=location
         ).first()
-    return state
 
 
 def check_results_record(
@@ -204,6 +203,8 @@ def component_follow_checks(
         if component.automation == Automation.MANUAL or _held_by_people(component):
             return None
         wanted = policy.component_status(component.checks.all())
+        if wanted is None and _set_by_checks(component):
+            wanted = ComponentStatus.OPERATIONAL  # its checks were disabled or removed
         if wanted is None or wanted == component.status:
             return None
         note = ""
@@ -239,6 +240,13 @@ def _held_by_people(component: Component) -> bool:
         StatusChangeCause.HEALTH_CHECK,
         StatusChangeCause.ALERT,
     )
+
+
+def _set_by_checks(component: Component) -> bool:
+    if component.status == ComponentStatus.OPERATIONAL:
+        return False
+    last = component.status_changes.order_by("-at", "-id").first()
+    return last is not None and last.cause == StatusChangeCause.HEALTH_CHECK
 
 
 def heartbeat_ping(*, token, failed: bool = False, at: datetime | None = None) -> bool:
@@ -278,3 +286,41 @@ def check_results_prune(*, older_than: timedelta | None = None, batch: int = 500
         if not ids:
             return deleted
         deleted += CheckResult.objects.filter(pk__in=ids).delete()[0]
+
+
+# What a check is judged on: changing any of these makes its past verdict meaningless.
+JUDGED_FIELDS = (
+    "kind", "url", "method", "headers", "body", "expect_status", "keyword", "keyword_absent",
+    "json_assertion", "follow_redirects", "verify_tls", "host", "port", "record_type",
+    "expected_values", "resolver", "expiry_warning_days", "query", "comparison", "threshold",
+    "upstream_component", "locations", "down_status", "degraded_latency_ms",
+)  # fmt: skip
+
+
+def check_save(*, check: HealthCheck, changed: list[str] | None = None) -> HealthCheck:
+    """Save a check staff (or a config file) edited, and keep its component consistent.
+
+    A check judged on something new starts over (no verdict, no streaks, due at once);
+    disabling or re-enabling a check, or changing what its verdict means, lets the component
+    follow its checks again, so that a disabled failing check does not hold it down.
+    """
+    created = check.pk is None
+    with transaction.atomic():
+        if not created and (changed is None or set(changed) & set(JUDGED_FIELDS)):
+            check.verdict = Verdict.UNKNOWN
+            check.next_run_at = timezone.now()
+            CheckLocationState.objects.filter(health_check=check).delete()
+        if created:
+            check.next_run_at = timezone.now()
+        check.save()
+    if not created:
+        component_follow_checks(component_id=check.component_id)
+    return check
+
+
+def check_delete(*, check: HealthCheck) -> None:
+    """Delete a check; its component then follows the checks it has left."""
+    component_id = check.component_id
+    with transaction.atomic():
+        check.delete()
+    component_follow_checks(component_id=component_id)

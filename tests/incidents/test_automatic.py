@@ -15,6 +15,8 @@ from tests.incidents.factories import StaffFactory
 @pytest.fixture(autouse=True)
 def allow_local_targets(settings):
     settings.BEACON_CHECKS_ALLOW_PRIVATE = True
+    # Staff are told by tasks: run them here rather than leave messages in the test broker.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
 
 
 @pytest.fixture
@@ -69,7 +71,6 @@ def test_published_mode_opens_one_incident_and_resolves_it_on_recovery(
 def test_draft_mode_prepares_a_draft_staff_publish_with_one_click(
     page, httpserver, target, client, django_capture_on_commit_callbacks, settings
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     responder = StaffFactory(groups=["Responders"], email="oncall@acme.test")
     check = make_check(httpserver, AutoIncident.DRAFT)
     target(500)
@@ -111,7 +112,6 @@ def test_a_draft_nobody_published_is_discarded_when_the_checks_recover(
 def test_off_mode_opens_nothing_but_still_tells_staff(
     page, httpserver, target, django_capture_on_commit_callbacks, settings
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     StaffFactory(groups=["Admins"], email="admin@acme.test")
     check = make_check(httpserver, AutoIncident.OFF)
     target(500)
@@ -124,7 +124,6 @@ def test_off_mode_opens_nothing_but_still_tells_staff(
 def test_the_staff_webhook_gets_a_slack_message(
     page, httpserver, target, django_capture_on_commit_callbacks, settings
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.BEACON_STAFF_WEBHOOK_URL = httpserver.url_for("/slack")
     check = make_check(httpserver, AutoIncident.OFF)
     target(500)

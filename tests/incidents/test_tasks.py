@@ -12,7 +12,10 @@ from tests.incidents.factories import schedule_maintenance
 
 @pytest.fixture
 def celery_worker(transactional_db):
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+    app.control.purge()  # what earlier tests queued is not this test's business
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=["default"]
+    ) as worker:
         yield worker
 
 

@@ -142,3 +142,39 @@ def test_old_results_are_pruned(api, httpserver):
     )
     assert check_results_prune(batch=1) == 2
     assert CheckResult.objects.count() == 1
+
+
+def test_disabling_the_failing_check_lets_the_component_recover(api, httpserver):
+    from components.checks.services import check_save
+
+    check = HealthCheckFactory(
+        component=api, url=httpserver.url_for("/health"), failures_before_down=1
+    )
+    httpserver.expect_request("/health").respond_with_data("no", status=500)
+    run(check)
+    assert check.component.status == ComponentStatus.MAJOR_OUTAGE
+
+    check.enabled = False
+    check_save(check=check, changed=["enabled"])
+    api.refresh_from_db()
+    assert api.status == ComponentStatus.OPERATIONAL
+    assert api.status_changes.first().cause == "health_check"
+
+
+def test_pointing_a_check_elsewhere_starts_its_verdict_over(api, httpserver):
+    from components.checks.services import check_delete, check_save
+
+    check = HealthCheckFactory(
+        component=api, url=httpserver.url_for("/health"), failures_before_down=1
+    )
+    httpserver.expect_request("/health").respond_with_data("no", status=500)
+    run(check)
+    check.url = httpserver.url_for("/other")
+    check_save(check=check, changed=["url"])
+    check.refresh_from_db()
+    assert check.verdict == Verdict.UNKNOWN
+    assert not check.location_states.exists()
+
+    check_delete(check=check)
+    api.refresh_from_db()
+    assert api.status == ComponentStatus.OPERATIONAL

@@ -22,6 +22,7 @@ def allow_local_targets(settings):
 @pytest.fixture
 def workers():
     """A worker serving the default location and "eu", as `-Q checks,checks.eu` would."""
+    app.control.purge()
     with start_worker(
         app,
         pool="solo",

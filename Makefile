@@ -12,7 +12,7 @@ WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 VAR_DIR := $(or $(BEACON_VAR_DIR),var)
 
-.PHONY: run test lint install bench bench-quick
+.PHONY: bench-checks run test lint install bench bench-quick
 
 install: $(STAMP)
 
@@ -61,6 +61,11 @@ lint: $(STAMP)
 # 127.0.0.1). Writes bench/results/<timestamp>.json and the tables in docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/checks.py
+
+# Health checks at scale only: 2,000 checks every 30 s through the real beat and worker.
+bench-checks: $(STAMP)
+	$(BIN)/python bench/checks.py $(BENCH_CHECKS_ARGS)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)

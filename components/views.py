@@ -16,7 +16,7 @@ def _text(body: str, *, status: int = 200) -> HttpResponse:
 
 @csrf_exempt
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def ping(request, token: str, failed: bool = False):
     try:
         ping_token = uuid.UUID(token)

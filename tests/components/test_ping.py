@@ -93,7 +93,15 @@ def test_the_token_of_a_polled_check_is_not_a_heartbeat(client):
     assert http_check.last_ping_at is None
 
 
-@pytest.mark.parametrize("method", ["put", "delete", "patch", "head"])
+def test_a_head_request_pings_as_uptime_monitors_send_it(client, heartbeat):
+    response = client.head(f"/ping/{heartbeat.ping_token}/")
+
+    assert response.status_code == 200
+    heartbeat.refresh_from_db()
+    assert heartbeat.last_ping_at is not None
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
 def test_other_methods_are_not_allowed(client, heartbeat, method):
     response = getattr(client, method)(f"/ping/{heartbeat.ping_token}/")
 

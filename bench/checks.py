@@ -283,7 +283,7 @@ at the start {result["load_start"]}, at the end {result["load_end"]}.
 | Results recorded per second | {result["results_per_s"]} | ≥ 95 % of due |
 | Lateness, median / p99 / max | {lat["median"]} / {lat["p99"]} / {lat["max"]} s | |
 | Checks starting within 2 s of their slot | {lat["within_2s"]:.2%} | 100 % |
-| Worker CPU (`-Q checks --pool threads -c 4`) | {cpu["worker"]:.2f} cores | < 1 core |
+| Worker CPU (`-Q checks,default --pool threads -c 4`) | {cpu["worker"]:.2f} cores | < 1 core |
 | Beat CPU | {cpu["beat"]:.2f} cores | |
 
 Target met: {"yes" if meets else "**no**"}.

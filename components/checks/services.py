@@ -14,6 +14,7 @@ from components.checks.outcome import Outcome
 from components.models import (
     DEFAULT_LOCATION,
     Automation,
+    CheckKind,
     CheckLocationState,
     CheckResult,
     Component,
@@ -41,6 +42,18 @@ def check_locations(check: HealthCheck) -> list[str]:
     return list(dict.fromkeys(check.locations or [DEFAULT_LOCATION]))
 
 
+# A heartbeat's interval is how often the job pings; its silence is looked for more often,
+# so a missed ping is noticed within this long of its deadline, not an interval later.
+HEARTBEAT_LOOK_SECONDS = 30
+
+
+def run_every(check: HealthCheck) -> int:
+    """Seconds between a check's scheduled runs."""
+    if check.kind == CheckKind.HEARTBEAT:
+        return min(check.interval, HEARTBEAT_LOOK_SECONDS)
+    return check.interval
+
+
 def queue_for(location: str) -> str:
     return "checks" if location == DEFAULT_LOCATION else f"checks.{location}"
 
@@ -65,8 +78,9 @@ def checks_claim_due(
         )
         for check in due:
             slot = check.next_run_at
-            missed = int((now - slot).total_seconds() // check.interval)
-            check.next_run_at = slot + timedelta(seconds=check.interval * (missed + 1))
+            step = run_every(check)
+            missed = int((now - slot).total_seconds() // step)
+            check.next_run_at = slot + timedelta(seconds=step * (missed + 1))
             for location in check_locations(check):
                 by_location[location].append((check.pk, slot))
         HealthCheck.objects.bulk_update(due, ["next_run_at"])

@@ -178,3 +178,13 @@ def test_pointing_a_check_elsewhere_starts_its_verdict_over(api, httpserver):
     check_delete(check=check)
     api.refresh_from_db()
     assert api.status == ComponentStatus.OPERATIONAL
+
+
+def test_a_silent_heartbeat_is_looked_for_more_often_than_it_pings(api):
+    from django.utils import timezone
+
+    check = HealthCheckFactory(component=api, kind="heartbeat", url="", interval=3600)
+    now = timezone.now()
+    checks_claim_due(now=now)
+    check.refresh_from_db()
+    assert (check.next_run_at - now).total_seconds() <= 30

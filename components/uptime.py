@@ -82,7 +82,10 @@ class DayUptime:
 
 
 def uptime_percent_over(days: list[DayUptime]) -> float | None:
-    counted = sum(day.counted_seconds for day in days)
+    counted = weighted = 0.0
+    for day in days:  # one pass: a page of 1,000 components sums 90,000 days
+        counted += day.counted_seconds
+        weighted += day.weighted_downtime
     if not counted:
         return None
-    return 100 * (1 - sum(day.weighted_downtime for day in days) / counted)
+    return 100 * (1 - weighted / counted)

@@ -195,3 +195,47 @@ def _cell(tone_name: str, start: int, length: int, total: int, summary: str, fir
     span = f' style="--n:{length}"' if length > 1 else ""
     focusable = ' tabindex="0"' if start + length == total else ""
     return f'<li class="{classes}"{span}{focusable} aria-label="{label}"></li>'
+
+
+@register.simple_tag
+def component_row(row):
+    """A component's line on the page: name, help tip, status, and its 90-day bar.
+
+    Written here rather than as a template partial for the same reason as uptime_bar: a
+    page of 1,000 components renders it 1,000 times on every rebuild, and the template
+    engine's lookups were a fifth of the page's build time.
+    """
+    component = row.component
+    name = html_escape(component.name)
+    tone_name = tone(row.status)
+    help_tip = ""
+    if component.description:
+        anchor = f"about-{html_escape(component.public_id, quote=True)}"
+        help_tip = (
+            f'<button type="button" class="help" aria-describedby="{anchor}">'
+            '<span aria-hidden="true">?</span>'
+            f'<span class="visually-hidden">About {name}</span></button>'
+            f'<span class="help-tip" role="tooltip" id="{anchor}">'
+            f"{html_escape(component.description)}</span>"
+        )
+    head = (
+        f'<div class="component-head"><span class="component-name">{name}</span>{help_tip}'
+        f'<span class="status-text tone-{tone_name}"><svg class="icon" aria-hidden="true" '
+        f'focusable="false"><use href="#i-{tone_name}"></use></svg>'
+        f"{html_escape(component.get_status_display())}</span></div>"
+    )
+    bar = ""
+    if component.showcase:
+        uptime = row.uptime_percent
+        figure = "No data" if uptime is None else f"{percent(uptime)} uptime"
+        spoken = "no uptime data" if uptime is None else f"{percent(uptime)} uptime"
+        bar = (
+            f"{uptime_bar(row.days, label=component.name)}"
+            '<div class="bar-legend" aria-hidden="true"><span><span class="days-90">90 days ago'
+            '</span><span class="days-30">30 days ago</span></span>'
+            '<span class="bar-rule"></span>'
+            f'<span class="bar-uptime">{figure}</span>'
+            '<span class="bar-rule"></span><span>Today</span></div>'
+            f'<p class="visually-hidden">{name}: {spoken} over the past 90 days.</p>'
+        )
+    return mark_safe(f'<div class="component">{head}{bar}</div>')  # noqa: S308 - escaped

@@ -486,3 +486,13 @@ def test_pages_advertise_the_history_feeds_and_the_calendar(client, page):
     assert '<link rel="alternate" type="application/atom+xml"' in html
     assert 'href="/history.rss"' in html
     assert 'href="/maintenance.ics"' in html
+
+
+def test_component_names_and_descriptions_are_escaped(client, page):
+    ComponentFactory(name='<script>alert("n")</script>', description="<img src=x onerror=alert(1)>")
+
+    html = html_of(client, "/")
+
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&quot;n&quot;)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html

@@ -1,11 +1,13 @@
 """The shape every check kind has: what it needs from a HealthCheck, and how it runs."""
 
+from abc import ABC, abstractmethod
+
 import httpx
 
 from components.checks.outcome import Outcome
 
 
-class CheckKindRunner:
+class CheckKindRunner(ABC):
     """One class per kind (components/checks/<kind>.py), registered in KINDS.
 
     `required` names the HealthCheck fields the kind cannot run without; `validate` may add
@@ -24,5 +26,6 @@ class CheckKindRunner:
             if getattr(check, field) in ("", None, [], {})
         }
 
+    @abstractmethod
     async def run(self, check, client: httpx.AsyncClient) -> Outcome:
-        raise NotImplementedError
+        """What the check finds now."""

@@ -24,7 +24,12 @@ from django.views.decorators.http import require_POST
 
 from components.checks import KINDS
 from components.checks.outcome import Outcome
-from components.checks.services import check_delete, check_run_now, check_save
+from components.checks.services import (
+    check_delete,
+    check_run_now,
+    check_save,
+    checks_run_now,
+)
 from components.forms import ComponentActionForm, LatestStatusChangesFormSet
 from components.models import (
     CheckKind,
@@ -465,8 +470,8 @@ class HealthCheckAdmin(admin.ModelAdmin):
     @admin.action(description="Run selected checks now", permissions=["change"])
     def run_selected(self, request, queryset):
         verdicts: Counter[str] = Counter()
-        for check in queryset.select_related("component"):
-            outcome = check_run_now(check=check)
+        checks = list(queryset.select_related("component"))
+        for check, outcome in zip(checks, checks_run_now(checks=checks), strict=True):
             verdicts[Verdict(outcome.verdict).label.lower()] += 1
             if outcome.verdict != Verdict.UP:
                 self.message_user(request, f"{check}: {outcome_text(outcome)}", messages.WARNING)

@@ -237,18 +237,16 @@ def staff_webhook(*, subject: str, text: str) -> None:
 
 
 def _post_staff_webhook(url: str, text: str) -> None:
-    import socket
     from urllib.parse import urlsplit
 
     import httpx
 
-    from components.checks.network import refusal
+    from components.checks.network import TargetRefused, resolve_blocking
 
     parts = urlsplit(url)
-    infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    for info in infos:
-        reason = refusal(str(info[4][0]))
-        if reason:
-            logger.warning("staff webhook refused: %s", reason)
-            return
+    try:
+        resolve_blocking(parts.hostname or "", parts.port or 443)
+    except TargetRefused as refused:
+        logger.warning("staff webhook refused: %s", refused)
+        return
     httpx.post(url, json={"text": text}, timeout=10, follow_redirects=False).raise_for_status()

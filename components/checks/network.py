@@ -47,7 +47,20 @@ async def resolve(host: str, port: int) -> list[str]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise TargetRefused(f"cannot resolve {host}: {error.strerror}") from error
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    return _allowed(host, infos)
+
+
+def resolve_blocking(host: str, port: int) -> list[str]:
+    """`resolve` for code outside an event loop (a Celery task posting a webhook)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise TargetRefused(f"cannot resolve {host}: {error.strerror}") from error
+    return _allowed(host, infos)
+
+
+def _allowed(host: str, infos) -> list[str]:
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in addresses:
         reason = refusal(address)
         if reason:

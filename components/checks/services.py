@@ -247,20 +247,23 @@ def _held_by_people(component: Component) -> bool:
     )
     if open_incident:
         return True
-    if component.status == ComponentStatus.OPERATIONAL:
-        return False
-    last = component.status_changes.order_by("-at", "-id").first()
-    return last is not None and last.cause not in (
+    cause = _last_cause(component)
+    return cause is not None and cause not in (
         StatusChangeCause.HEALTH_CHECK,
         StatusChangeCause.ALERT,
     )
 
 
 def _set_by_checks(component: Component) -> bool:
+    return _last_cause(component) == StatusChangeCause.HEALTH_CHECK
+
+
+def _last_cause(component: Component) -> str | None:
+    """Who set the component's current status; None while it is operational."""
     if component.status == ComponentStatus.OPERATIONAL:
-        return False
+        return None
     last = component.status_changes.order_by("-at", "-id").first()
-    return last is not None and last.cause == StatusChangeCause.HEALTH_CHECK
+    return last.cause if last is not None else None
 
 
 def heartbeat_ping(*, token, failed: bool = False, at: datetime | None = None) -> bool:
@@ -283,11 +286,19 @@ def heartbeat_ping(*, token, failed: bool = False, at: datetime | None = None) -
 
 def check_run_now(*, check: HealthCheck) -> Outcome:
     """Run one check here and now (staff's "Run now"), recording its result like any other."""
+    [outcome] = checks_run_now(checks=[check])
+    return outcome
+
+
+def checks_run_now(*, checks: list[HealthCheck]) -> list[Outcome]:
+    """Run checks here and now, together (a slow one delays none of the others)."""
     from components.checks.runner import run_batch
 
-    [outcome] = run_batch([check])
-    check_results_record(location=DEFAULT_LOCATION, results=[(check, outcome)])
-    return outcome
+    outcomes = run_batch(checks)
+    check_results_record(
+        location=DEFAULT_LOCATION, results=list(zip(checks, outcomes, strict=True))
+    )
+    return outcomes
 
 
 def check_results_prune(*, older_than: timedelta | None = None, batch: int = 5000) -> int:

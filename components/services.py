@@ -31,9 +31,12 @@ def component_set_status(
     actor=None,
     at: datetime | None = None,
     note: str = "",
+    notify: bool = True,
 ) -> ComponentStatusChange | None:
     """Move a component to `status`, recording the change; None when it already had it.
 
+    `notify` tells webhook subscribers (Statuspage's component_update), unless the incident
+    update that made the change asked not to notify anyone.
     Changes are recorded in time order per component (`at` may be in the past, for imports,
     but never before the component's last change), which keeps uptime rollups incremental.
     """
@@ -66,6 +69,10 @@ def component_set_status(
         locked.save(
             update_fields=["status", "status_changed_at", "uptime_accounted_until", "updated_at"]
         )
+        if notify:
+            from incidents.notify.events import event_for_status_change
+
+            event_for_status_change(change)
     component.status = locked.status
     component.status_changed_at = locked.status_changed_at
     component.uptime_accounted_until = locked.uptime_accounted_until

@@ -123,6 +123,18 @@ class Incident(models.Model):
     scheduled_auto_completed = models.BooleanField(
         "complete automatically", default=True, help_text="Move to Completed at the end time."
     )
+    scheduled_remind_prior = models.BooleanField(
+        "remind subscribers",
+        default=True,
+        help_text="Email subscribers a reminder before the start (MAINTENANCE_REMINDER_MINUTES).",
+    )
+    scheduled_reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    auto_transition_deliver_notifications_at_start = models.BooleanField(
+        "notify subscribers at the automatic start", default=True
+    )
+    auto_transition_deliver_notifications_at_end = models.BooleanField(
+        "notify subscribers at the automatic completion", default=True
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -303,3 +315,11 @@ class IncidentDraft(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.published_at is None and self.discarded_at is None
+
+
+# Subscribers and notifications live in their own module but belong to this app.
+from incidents.notify.models import (  # noqa: E402, F401
+    Delivery,
+    NotificationEvent,
+    Subscriber,
+)

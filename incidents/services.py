@@ -17,6 +17,7 @@ from incidents.models import (
     IncidentStatus,
     IncidentUpdate,
 )
+from incidents.notify.events import event_for_postmortem, event_for_update
 
 MAINTENANCE_STARTED_BODY = (
     "Scheduled maintenance is currently in progress. We will provide updates as necessary."
@@ -44,6 +45,9 @@ def incident_create(
     scheduled_until: datetime | None = None,
     scheduled_auto_in_progress: bool = True,
     scheduled_auto_completed: bool = True,
+    scheduled_remind_prior: bool = True,
+    auto_transition_deliver_notifications_at_start: bool = True,
+    auto_transition_deliver_notifications_at_end: bool = True,
     created_at: datetime | None = None,
     author=None,
 ) -> Incident:
@@ -95,6 +99,13 @@ def incident_create(
             scheduled_until=scheduled_until,
             scheduled_auto_in_progress=scheduled_auto_in_progress,
             scheduled_auto_completed=scheduled_auto_completed,
+            scheduled_remind_prior=scheduled_remind_prior,
+            auto_transition_deliver_notifications_at_start=(
+                auto_transition_deliver_notifications_at_start
+            ),
+            auto_transition_deliver_notifications_at_end=(
+                auto_transition_deliver_notifications_at_end
+            ),
             created_by=author,
         )
         incident.components.add(*affected_components)
@@ -134,6 +145,9 @@ def incident_post_update(
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         _validate_update(incident, status, component_statuses)
+        previous_status = (
+            incident.status if IncidentUpdate.objects.filter(incident=incident).exists() else None
+        )
         cause = cause or (
             StatusChangeCause.MAINTENANCE if incident.is_maintenance else StatusChangeCause.INCIDENT
         )
@@ -166,6 +180,7 @@ def incident_post_update(
                 actor=author,
                 at=max(change_at, component.status_changed_at),
                 note=f"{incident.name} ({update.get_status_display()})",
+                notify=deliver_notifications and not incident.backfilled,
             )
             AffectedComponent.objects.create(
                 update=update, component=component, old_status=old_status, new_status=new_status
@@ -188,6 +203,7 @@ def incident_post_update(
             )
         )
         incident.save()
+        event_for_update(incident=incident, update=update, previous_status=previous_status)
     return update
 
 
@@ -271,7 +287,10 @@ def incident_resolve(*, incident: Incident, author=None, body: str = "") -> Inci
     )
 
 
-def postmortem_publish(*, incident: Incident, body: str | None = None) -> Incident:
+def postmortem_publish(
+    *, incident: Incident, body: str | None = None, notify_subscribers: bool = True
+) -> Incident:
+    """Publish the postmortem; subscribers hear of it once, the first time it is published."""
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if body is not None:
@@ -288,6 +307,8 @@ def postmortem_publish(*, incident: Incident, body: str | None = None) -> Incide
         incident.status = IncidentStatus.POSTMORTEM
         incident.updated_at = now
         incident.save()
+        if notify_subscribers and not incident.backfilled:
+            event_for_postmortem(incident=incident)
     return incident
 
 
@@ -330,5 +351,8 @@ def _advance(pk: int, from_status: str | None, to_status: str, now: datetime) ->
             else MAINTENANCE_COMPLETED_BODY,
             display_at=min(display_at, now),
             cause=StatusChangeCause.MAINTENANCE,
+            deliver_notifications=claimed.auto_transition_deliver_notifications_at_start
+            if to_status == IncidentStatus.IN_PROGRESS
+            else claimed.auto_transition_deliver_notifications_at_end,
         )
     return 1

@@ -2,10 +2,12 @@ import httpx
 from celery import shared_task
 
 from incidents import services
+from incidents.notify import delivery, events
 
 
 @shared_task
 def advance_scheduled_maintenances() -> None:
+    events.maintenance_reminders_due()
     services.maintenances_advance_due()
 
 
@@ -26,3 +28,41 @@ def tell_staff_by_webhook(subject: str, text: str) -> None:
     from incidents.automatic import staff_webhook
 
     staff_webhook(subject=subject, text=text)
+
+
+# Subscriber notifications. Every task may run twice or never: the ledger and the sweeper
+# make the outcome the same (incidents/notify/delivery.py).
+
+
+@shared_task
+def expand_notification_event(event_id: int) -> None:
+    _hand_out(delivery.event_expand(event_id=event_id))
+
+
+@shared_task
+def send_notification_batch(event_id: int, channel: str, first_id: int, last_id: int) -> None:
+    delivery.batch_send(batch=delivery.Batch(event_id, channel, first_id, last_id))
+
+
+@shared_task
+def sweep_notifications() -> None:
+    unexpanded, batches = delivery.notifications_sweep()
+    for event_id in unexpanded:
+        expand_notification_event.delay(event_id)
+    _hand_out(batches)
+
+
+def _hand_out(batches: list[delivery.Batch]) -> None:
+    for batch in batches:
+        send_notification_batch.delay(batch.event_id, batch.channel, batch.first_id, batch.last_id)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
+def send_subscription_email(which: str, subscriber_id: int) -> None:
+    """The confirmation link, or "you are already subscribed" with the manage link."""
+    from incidents.notify.email import subscription_email_send
+    from incidents.notify.models import Subscriber
+
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is not None:
+        subscription_email_send(which=which, subscriber=subscriber)

@@ -15,12 +15,24 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_default_queue="default",
     # Snapshot rebuilds never wait behind a backlog of checks or notifications.
-    task_routes={"statuspage.tasks.rebuild_snapshots": {"queue": "snapshots"}},
+    task_routes={
+        "statuspage.tasks.rebuild_snapshots": {"queue": "snapshots"},
+        "incidents.tasks.expand_notification_event": {"queue": "notify"},
+        "incidents.tasks.send_notification_batch": {"queue": "notify"},
+        "incidents.tasks.sweep_notifications": {"queue": "notify"},
+        "incidents.tasks.send_subscription_email": {"queue": "notify"},
+    },
     timezone="UTC",
     beat_schedule={
         "advance-scheduled-maintenances": {
             "task": "incidents.tasks.advance_scheduled_maintenances",
             "schedule": 30.0,
+        },
+        # Expands events whose doorbell was lost, and hands out retries and lost batches.
+        "sweep-notifications": {
+            "task": "incidents.tasks.sweep_notifications",
+            "schedule": float(os.environ.get("NOTIFY_SWEEP_SECONDS", "10")),  # as settings
+            "options": {"expires": 30},
         },
         "roll-up-uptime": {
             "task": "components.tasks.roll_up_uptime",

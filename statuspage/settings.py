@@ -209,6 +209,27 @@ BEACON_CHECK_RESULT_RETENTION_DAYS = env.int("CHECK_RESULT_RETENTION_DAYS", defa
 # Staff hear of automatic changes by email and, when set, at this Slack-compatible webhook.
 BEACON_STAFF_WEBHOOK_URL = env.str("STAFF_WEBHOOK_URL", default="")
 
+# Subscriber notifications (incidents/notify/).
+BEACON_NOTIFY_EMAIL_BATCH_SIZE = env.int("NOTIFY_EMAIL_BATCH_SIZE", default=500)
+BEACON_NOTIFY_WEBHOOK_BATCH_SIZE = env.int("NOTIFY_WEBHOOK_BATCH_SIZE", default=10)
+# A batch owns its rows this long (renewed while it works); then the sweeper hands them out
+# again, which is how a batch whose worker was killed gets finished.
+BEACON_NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=120)
+BEACON_NOTIFY_REDISPATCH_SECONDS = env.int("NOTIFY_REDISPATCH_SECONDS", default=120)
+BEACON_NOTIFY_SWEEP_SECONDS = env.float("NOTIFY_SWEEP_SECONDS", default=10.0)
+# Temporary failures are retried after 1, 2, 4 … minutes (at most an hour apart) for a day.
+BEACON_NOTIFY_RETRY_BASE_SECONDS = env.int("NOTIFY_RETRY_BASE_SECONDS", default=60)
+BEACON_NOTIFY_GIVE_UP_HOURS = env.int("NOTIFY_GIVE_UP_HOURS", default=24)
+BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS = env.float("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Webhooks to private, loopback and reserved addresses are refused unless allowed.
+BEACON_WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+BEACON_MAINTENANCE_REMINDER_MINUTES = env.int("MAINTENANCE_REMINDER_MINUTES", default=60)
+# Confirmation links in subscription emails expire after this many hours.
+BEACON_SUBSCRIBE_CONFIRM_HOURS = env.int("SUBSCRIBE_CONFIRM_HOURS", default=48)
+# The public subscribe form: attempts per hour from one IP address, and for one address.
+BEACON_SUBSCRIBE_LIMIT_PER_IP = env.int("SUBSCRIBE_LIMIT_PER_IP", default=10)
+BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = env.int("SUBSCRIBE_LIMIT_PER_ADDRESS", default=3)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,320 @@
+"""Who hears about what: subscribing, confirming, choosing components, leaving.
+
+The public form never tells a visitor anything about an address: whatever its state, the
+answer is "check your inbox", and the inbox gets the email that fits.
+"""
+
+import csv
+import io
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from components.models import Component
+from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
+from statuspage.models import PageSettings
+
+logger = logging.getLogger(__name__)
+
+_CONFIRM_SALT = "beacon.subscriber.confirm"
+_MANAGE_SALT = "beacon.subscriber.manage"
+
+
+# Links in emails and payloads
+
+
+def page_base_url() -> str:
+    return (PageSettings.load().url or "http://127.0.0.1:8000").rstrip("/")
+
+
+def confirm_token(subscriber: Subscriber) -> str:
+    return signing.TimestampSigner(salt=_CONFIRM_SALT).sign(subscriber.public_id)
+
+
+def manage_token(subscriber: Subscriber) -> str:
+    """Never expires: it is in every email. A new subscription gets a new code."""
+    return signing.Signer(salt=_MANAGE_SALT).sign(subscriber.public_id)
+
+
+def subscriber_by_confirm_token(token: str) -> Subscriber | None:
+    from django.conf import settings
+
+    try:
+        code = signing.TimestampSigner(salt=_CONFIRM_SALT).unsign(
+            token, max_age=settings.BEACON_SUBSCRIBE_CONFIRM_HOURS * 3600
+        )
+    except signing.BadSignature:  # SignatureExpired included
+        return None
+    return Subscriber.objects.filter(public_id=code).first()
+
+
+def subscriber_by_manage_token(token: str) -> Subscriber | None:
+    try:
+        code = signing.Signer(salt=_MANAGE_SALT).unsign(token)
+    except signing.BadSignature:
+        return None
+    return Subscriber.objects.filter(public_id=code).first()
+
+
+def confirm_url(subscriber: Subscriber) -> str:
+    path = reverse("subscription-confirm", kwargs={"token": confirm_token(subscriber)})
+    return urljoin(page_base_url() + "/", path.lstrip("/"))
+
+
+def manage_url(subscriber: Subscriber) -> str:
+    path = reverse("subscription-manage", kwargs={"token": manage_token(subscriber)})
+    return urljoin(page_base_url() + "/", path.lstrip("/"))
+
+
+def unsubscribe_url(subscriber: Subscriber) -> str:
+    """RFC 8058's target: a POST here unsubscribes, no login, no second click."""
+    path = reverse("subscription-unsubscribe", kwargs={"token": manage_token(subscriber)})
+    return urljoin(page_base_url() + "/", path.lstrip("/"))
+
+
+# The public form
+
+
+def normalise_email(address: str) -> str:
+    address = (address or "").strip()
+    if not address:
+        raise ValidationError({"email": "Enter your email address."})
+    try:
+        validate_email(address)
+    except ValidationError as error:
+        raise ValidationError({"email": "Enter a valid email address."}) from error
+    local, _, domain = address.rpartition("@")
+    # The domain is case-insensitive; most providers treat the local part the same way.
+    return f"{local}@{domain}".lower()
+
+
+def _components(component_ids: Iterable[int] | None) -> list[Component]:
+    ids = sorted(set(component_ids or ()))
+    found = list(Component.objects.filter(pk__in=ids))
+    if len(found) != len(ids):
+        raise ValidationError({"components": "Choose components from the list."})
+    return found
+
+
+def subscription_request(*, email: str, component_ids: Iterable[int] | None = None) -> None:
+    """The public form: subscribe, or send the email that fits the address's state.
+
+    `component_ids` empty or None means every component. An active subscriber's choices are
+    not changed by an anonymous form: they get a link to change them themselves.
+    """
+    address = normalise_email(email)
+    components = _components(component_ids)
+    with transaction.atomic():
+        subscriber = (
+            Subscriber.objects.select_for_update()
+            .filter(channel=Channel.EMAIL, email=address)
+            .first()
+        )
+        if subscriber is None:
+            try:
+                with transaction.atomic():
+                    subscriber = Subscriber.objects.create(channel=Channel.EMAIL, email=address)
+            except IntegrityError:  # the same address, submitted twice at once
+                return
+        if subscriber.state == SubscriberState.ACTIVE:
+            _send_after_commit("already_subscribed", subscriber)
+            return
+        # Unconfirmed (or disabled after bouncing): this request's choices, a fresh link.
+        subscriber.state = SubscriberState.UNCONFIRMED
+        subscriber.all_components = not components
+        subscriber.confirmation_sent_at = timezone.now()
+        subscriber.save(update_fields=["state", "all_components", "confirmation_sent_at"])
+        subscriber.components.set(components)
+        _send_after_commit("confirm", subscriber)
+
+
+def _send_after_commit(which: str, subscriber: Subscriber) -> None:
+    def send() -> None:
+        from incidents import tasks
+
+        tasks.send_subscription_email.delay(which, subscriber.pk)
+
+    transaction.on_commit(send, robust=True)
+
+
+def subscription_confirm(*, subscriber: Subscriber) -> Subscriber:
+    """Double opt-in's second step. Confirming twice is harmless."""
+    Subscriber.objects.filter(pk=subscriber.pk, confirmed_at__isnull=True).update(
+        confirmed_at=timezone.now()
+    )
+    Subscriber.objects.filter(pk=subscriber.pk).exclude(state=SubscriberState.ACTIVE).update(
+        state=SubscriberState.ACTIVE, quarantined_at=None, failing_since=None, last_error=""
+    )
+    subscriber.refresh_from_db()
+    return subscriber
+
+
+def subscription_set_components(
+    *, subscriber: Subscriber, component_ids: Iterable[int] | None
+) -> Subscriber:
+    """Empty or None: every component."""
+    components = _components(component_ids)
+    with transaction.atomic():
+        subscriber.all_components = not components
+        subscriber.save(update_fields=["all_components"])
+        subscriber.components.set(components)
+    return subscriber
+
+
+def subscription_cancel(*, subscriber: Subscriber) -> None:
+    """Unsubscribe: the address is forgotten, with what was sent to it."""
+    Subscriber.objects.filter(pk=subscriber.pk).delete()
+
+
+# Staff and the delivery engine
+
+
+def subscriber_quarantine(*, subscriber: Subscriber, reason: str) -> None:
+    """Stop sending to a subscriber that bounces or fails; staff are told about webhooks."""
+    changed = (
+        Subscriber.objects.filter(pk=subscriber.pk)
+        .exclude(state=SubscriberState.QUARANTINED)
+        .update(state=SubscriberState.QUARANTINED, quarantined_at=timezone.now())
+    )
+    subscriber.state = SubscriberState.QUARANTINED
+    if changed and subscriber.channel == Channel.WEBHOOK:
+        _tell_staff_webhook_disabled(subscriber, reason)
+
+
+def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
+    from incidents import tasks
+
+    subject = f"Webhook disabled: {subscriber.endpoint}"
+    path = reverse("admin:incidents_subscriber_change", args=[subscriber.pk])
+    text = (
+        f"Beacon stopped sending to the webhook {subscriber.endpoint} after it kept failing.\n"
+        f"Last error: {reason}\n"
+        f"Re-enable it once the endpoint works again: {page_base_url()}{path}\n"
+    )
+    transaction.on_commit(lambda: tasks.tell_staff_by_email.delay(subject, text), robust=True)
+
+
+def subscriber_reactivate(*, subscriber: Subscriber) -> None:
+    Subscriber.objects.filter(pk=subscriber.pk).update(
+        state=SubscriberState.ACTIVE,
+        quarantined_at=None,
+        failing_since=None,
+        last_error="",
+        confirmed_at=subscriber.confirmed_at or timezone.now(),
+    )
+
+
+def webhook_subscriber_create(
+    *,
+    endpoint: str,
+    email: str = "",
+    secret: str = "",
+    webhook_format: str = WebhookFormat.STATUSPAGE,
+    component_ids: Iterable[int] | None = None,
+    confirmed: bool = False,
+) -> Subscriber:
+    endpoint = (endpoint or "").strip()
+    errors = {}
+    try:
+        URLValidator(schemes=["http", "https"])(endpoint)
+    except ValidationError:
+        errors["endpoint"] = "Enter an http:// or https:// URL."
+    if webhook_format not in WebhookFormat.values:
+        errors["webhook_format"] = f"Unknown format {webhook_format!r}."
+    if errors:
+        raise ValidationError(errors)
+    address = normalise_email(email) if email else ""
+    components = _components(component_ids)
+    now = timezone.now()
+    with transaction.atomic():
+        subscriber = Subscriber.objects.create(
+            channel=Channel.WEBHOOK,
+            endpoint=endpoint,
+            email=address,
+            secret=secret,
+            webhook_format=webhook_format,
+            all_components=not components,
+            state=SubscriberState.ACTIVE if confirmed else SubscriberState.UNCONFIRMED,
+            confirmed_at=now if confirmed else None,
+        )
+        subscriber.components.set(components)
+    return subscriber
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    already_subscribed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def subscribers_import_csv(*, data: bytes) -> ImportResult:
+    """Staff import of addresses already confirmed elsewhere (another status page).
+
+    Columns: `email`, and optionally `components` (names or codes separated by `;`, empty
+    for all). Every line is checked before anything is written: one bad line, no import.
+    """
+    result = ImportResult()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        result.errors.append("The file is not UTF-8 text.")
+        return result
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
+        result.errors.append("The first line must name the columns, with an `email` column.")
+        return result
+    by_key = {}
+    for component in Component.objects.all():
+        by_key[component.name.lower()] = component
+        by_key[component.public_id.lower()] = component
+    rows: list[tuple[str, list[Component]]] = []
+    seen: set[str] = set()
+    for line, raw in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        try:
+            address = normalise_email(row.get("email", ""))
+        except ValidationError:
+            result.errors.append(f"Line {line}: {row.get('email', '')!r} is not an email address.")
+            continue
+        names = [n.strip() for n in row.get("components", "").split(";") if n.strip()]
+        unknown = [n for n in names if n.lower() not in by_key]
+        if unknown:
+            result.errors.append(f"Line {line}: no component named {unknown[0]!r}.")
+            continue
+        if address in seen:
+            continue
+        seen.add(address)
+        rows.append((address, [by_key[n.lower()] for n in names]))
+    if result.errors:
+        return result
+    existing = set(
+        Subscriber.objects.filter(
+            channel=Channel.EMAIL, email__in=[address for address, _ in rows]
+        ).values_list("email", flat=True)
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        for address, components in rows:
+            if address in existing:
+                result.already_subscribed += 1
+                continue
+            subscriber = Subscriber.objects.create(
+                channel=Channel.EMAIL,
+                email=address,
+                all_components=not components,
+                state=SubscriberState.ACTIVE,
+                confirmed_at=now,
+            )
+            if components:
+                subscriber.components.set(components)
+            result.created += 1
+    return result

@@ -1,0 +1,705 @@
+"""The webhook channel: Statuspage's JSON bodies, or Slack, Discord and Teams messages.
+
+The body of an event is the same for every subscriber but for Statuspage's `meta.unsubscribe`,
+so it is rendered once (`statuspage_payload`, kept on the event) and only the unsubscribe link
+is added per delivery. Chat formats are built from that stored payload, without queries.
+
+Every request is signed when the subscriber has a secret, goes only to an address that
+`network.resolve_blocking` allowed (the connection is made to that very address, so a second
+DNS answer cannot point it elsewhere), and follows no redirect: a 3xx is a failure, as on
+Statuspage.
+"""
+
+import contextvars
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from components.checks import network
+from components.models import ComponentStatus, ComponentStatusChange
+from incidents.models import Incident, IncidentStatus, IncidentUpdate
+from incidents.notify import subscriptions
+from incidents.notify.delivery import SENT, Outcome
+from incidents.notify.models import (
+    Delivery,
+    EventKind,
+    NotificationEvent,
+    Subscriber,
+    WebhookFormat,
+)
+from statuspage import selectors
+from statuspage.statuspage_json import (
+    Json,
+    PageJson,
+    component_json,
+    incident_update_json,
+    page_json_context,
+    timestamp,
+)
+
+logger = logging.getLogger(__name__)
+
+# httpx logs every request's URL at INFO, and a webhook's URL is often its secret (Slack's
+# and Discord's are): nothing httpx logs while a webhook is posted is kept.
+_posting = contextvars.ContextVar("beacon_webhook_posting", default=False)
+
+
+class _WhilePosting(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _posting.get()
+
+
+# httpcore's own records name the host and the method, never the path or the headers.
+logging.getLogger("httpx").addFilter(_WhilePosting())
+
+# The body is Statuspage's webhook format, field for field: its documentation describes it.
+# Beacon's own additions (the X-Beacon-* headers) are in docs/notifications.md.
+DOCUMENTATION_URL = "https://support.atlassian.com/statuspage/docs/enable-webhook-notifications/"
+
+USER_AGENT = "Beacon-Webhooks/1"
+
+_COMPONENT_KEYS = [
+    "status",
+    "name",
+    "created_at",
+    "updated_at",
+    "position",
+    "description",
+    "showcase",
+    "id",
+    "page_id",
+    "group_id",
+]
+
+# Statuspage's key order, object by object, named by the key that holds the object (see the
+# fixtures). PostgreSQL's jsonb keeps keys in an order of its own, so the payload stored on
+# the event is put back in this order when it is sent: some clients hash the raw text.
+_KEY_ORDER: dict[str, list[str]] = {
+    "$": ["meta", "page", "incident", "component", "component_update"],
+    "meta": ["unsubscribe", "documentation", "generated_at"],
+    "page": ["id", "status_indicator", "status_description"],
+    "incident": [
+        "name",
+        "status",
+        "created_at",
+        "updated_at",
+        "monitoring_at",
+        "resolved_at",
+        "impact",
+        "shortlink",
+        "postmortem_ignored",
+        "postmortem_body",
+        "postmortem_body_last_updated_at",
+        "postmortem_published_at",
+        "postmortem_notified_subscribers",
+        "postmortem_notified_twitter",
+        "backfilled",
+        "scheduled_for",
+        "scheduled_until",
+        "scheduled_remind_prior",
+        "scheduled_reminded_at",
+        "impact_override",
+        "scheduled_auto_in_progress",
+        "scheduled_auto_completed",
+        "id",
+        "page_id",
+        "incident_updates",
+        "components",
+    ],
+    "incident_updates": [
+        "status",
+        "body",
+        "created_at",
+        "wants_twitter_update",
+        "twitter_updated_at",
+        "updated_at",
+        "display_at",
+        "affected_components",
+        "custom_tweet",
+        "deliver_notifications",
+        "id",
+        "incident_id",
+    ],
+    "affected_components": ["code", "name", "old_status", "new_status"],
+    "components": _COMPONENT_KEYS,
+    "component": _COMPONENT_KEYS,
+    "component_update": [
+        "old_status",
+        "new_status",
+        "created_at",
+        "component_type",
+        "id",
+        "component_id",
+    ],
+}
+
+
+def statuspage_order(value, key: str = "$"):
+    """The payload with every object's keys in Statuspage's order (unknown keys last)."""
+    if isinstance(value, list):
+        return [statuspage_order(item, key) for item in value]
+    if not isinstance(value, dict):
+        return value
+    order = _KEY_ORDER.get(key, [])
+    keys = [k for k in order if k in value] + [k for k in value if k not in order]
+    return {k: statuspage_order(value[k], k) for k in keys}
+
+
+# The Statuspage body
+
+
+def statuspage_payload(event: NotificationEvent) -> Json:
+    """Statuspage's webhook body for the event, without `meta.unsubscribe` (per subscriber)."""
+    tree = selectors.component_tree()
+    ctx = page_json_context(
+        page=tree.page,
+        base_url=subscriptions.page_base_url(),
+        updated_at=timezone.now(),
+        components=tree.components,
+        groups=tree.groups,
+    )
+    body: Json = {
+        "meta": {
+            "documentation": DOCUMENTATION_URL,
+            "generated_at": ctx.time(timezone.now()),
+        },
+        "page": {
+            "id": tree.page.public_id,
+            "status_indicator": tree.status.indicator,
+            "status_description": tree.status.description,
+        },
+    }
+    if event.incident_id:
+        incident = selectors.with_timeline(Incident.objects.filter(pk=event.incident_id)).get()
+        body["incident"] = _incident(incident, ctx, update_id=event.update_id)
+    elif event.status_change_id:
+        change = ComponentStatusChange.objects.select_related("component__group").get(
+            pk=event.status_change_id
+        )
+        body["component"] = _component(change.component, ctx, status=change.to_status)
+        body["component_update"] = {
+            "old_status": change.from_status,
+            "new_status": change.to_status,
+            "created_at": ctx.time(change.at),
+            "component_type": "Component",
+            "id": derived_id("component_update", ctx.page.public_id, change.pk),
+            "component_id": change.component.public_id,
+        }
+    return body
+
+
+def derived_id(*parts: object) -> str:
+    """A stable Statuspage-style id (12 base-36 characters) for a row that has no public id."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    number = int.from_bytes(digest, "big") % 36**12
+    chars = []
+    for _ in range(12):
+        number, digit = divmod(number, 36)
+        chars.append("0123456789abcdefghijklmnopqrstuvwxyz"[digit])
+    return "".join(reversed(chars))
+
+
+def _component(component, ctx: PageJson, *, status: str | None = None) -> Json:
+    entry = ctx.by_component.get(component.pk) or component_json(
+        component, page=ctx.page, position=component.position
+    )
+    data = {key: entry[key] for key in _COMPONENT_KEYS}
+    if status is not None:
+        data["status"] = status
+    return data
+
+
+def _incident(incident: Incident, ctx: PageJson, *, update_id: int | None) -> Json:
+    """The incident as the event's update left it: later updates are not in its timeline."""
+    updates: list[IncidentUpdate] = list(incident.updates.all())
+    status = incident.status
+    updated_at = incident.updated_at
+    monitoring_at, resolved_at = incident.monitoring_at, incident.resolved_at
+    announced = next((u for u in updates if u.pk == update_id), None)
+    if announced is not None:
+        updates = [u for u in updates if u.pk <= announced.pk]
+        status = announced.status
+        cutoff = announced.created_at
+        updated_at = min(updated_at, cutoff)
+        monitoring_at = monitoring_at if monitoring_at and monitoring_at <= cutoff else None
+        resolved_at = resolved_at if resolved_at and resolved_at <= cutoff else None
+    maintenance = incident.is_maintenance
+    postmortem = incident.has_published_postmortem
+    postmortem_notified = (
+        postmortem
+        and incident.notification_events.filter(kind=EventKind.POSTMORTEM_PUBLISHED).exists()
+    )
+    return {
+        "name": incident.name,
+        "status": status,
+        "created_at": ctx.time(incident.created_at),
+        "updated_at": ctx.time(updated_at),
+        "monitoring_at": ctx.time(monitoring_at),
+        "resolved_at": ctx.time(resolved_at),
+        "impact": incident.impact,
+        "shortlink": ctx.base_url + incident.get_absolute_url(),
+        "postmortem_ignored": False,
+        # A draft postmortem stays private until it is published.
+        "postmortem_body": incident.postmortem_body if postmortem else None,
+        "postmortem_body_last_updated_at": (
+            ctx.time(incident.postmortem_published_at) if postmortem else None
+        ),
+        "postmortem_published_at": (
+            ctx.time(incident.postmortem_published_at) if postmortem else None
+        ),
+        "postmortem_notified_subscribers": postmortem_notified,
+        "postmortem_notified_twitter": False,
+        "backfilled": incident.backfilled,
+        "scheduled_for": ctx.time(incident.scheduled_for),
+        "scheduled_until": ctx.time(incident.scheduled_until),
+        # Statuspage reports the maintenance switches as false on incidents.
+        "scheduled_remind_prior": maintenance and incident.scheduled_remind_prior,
+        "scheduled_reminded_at": ctx.time(incident.scheduled_reminded_at),
+        "impact_override": incident.impact_override or None,
+        "scheduled_auto_in_progress": maintenance and incident.scheduled_auto_in_progress,
+        "scheduled_auto_completed": maintenance and incident.scheduled_auto_completed,
+        "id": incident.public_id,
+        "page_id": ctx.page.public_id,
+        "incident_updates": [_incident_update(u, ctx, incident.public_id) for u in updates],
+        "components": [_component(c, ctx) for c in incident.components.all()],
+    }
+
+
+def _incident_update(update: IncidentUpdate, ctx: PageJson, incident_id: str) -> Json:
+    api = incident_update_json(update, ctx, incident_id=incident_id)
+    return {
+        "status": api["status"],
+        "body": api["body"],
+        "created_at": api["created_at"],
+        "wants_twitter_update": False,
+        "twitter_updated_at": None,
+        "updated_at": api["updated_at"],
+        "display_at": api["display_at"],
+        "affected_components": api["affected_components"],
+        "custom_tweet": None,
+        "deliver_notifications": api["deliver_notifications"],
+        "id": api["id"],
+        "incident_id": incident_id,
+    }
+
+
+def with_unsubscribe(payload: Json, subscriber: Subscriber) -> Json:
+    """The stored body with this subscriber's `meta.unsubscribe`, in Statuspage's key order."""
+    meta = {**payload.get("meta", {}), "unsubscribe": subscriptions.unsubscribe_url(subscriber)}
+    return statuspage_order({**payload, "meta": meta})
+
+
+# Chat formats: staff-created, so no unsubscribe hint.
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    text: str
+    url: str
+    link_label: str
+    color: int
+    at: str | None
+
+
+# Statuspage's palette: green, yellow, orange, red, blue, grey.
+_GREEN, _YELLOW, _ORANGE, _RED, _BLUE, _GREY = (
+    0x2FCC66,
+    0xF1C40F,
+    0xE67E22,
+    0xE74C3C,
+    0x3498DB,
+    0x8C8C8C,
+)
+_STATUS_COLOR = {
+    ComponentStatus.OPERATIONAL: _GREEN,
+    ComponentStatus.DEGRADED_PERFORMANCE: _YELLOW,
+    ComponentStatus.PARTIAL_OUTAGE: _ORANGE,
+    ComponentStatus.MAJOR_OUTAGE: _RED,
+    ComponentStatus.UNDER_MAINTENANCE: _BLUE,
+}
+_IMPACT_COLOR = {
+    "none": _GREY,
+    "minor": _YELLOW,
+    "major": _ORANGE,
+    "critical": _RED,
+    "maintenance": _BLUE,
+}
+_ENDED = {IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM, IncidentStatus.COMPLETED}
+
+
+def _label(choices, value: str) -> str:
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return value.replace("_", " ").capitalize()
+
+
+def _local_time(value: str | None) -> str:
+    if not value:
+        return ""
+    at = datetime.fromisoformat(value)
+    return f"{at.day} {at:%b %Y %H:%M} {at.tzname()}"
+
+
+def message(event: NotificationEvent) -> Message:
+    """What the chat formats say: a title, the update, and a link to the page."""
+    payload = event.payload or statuspage_payload(event)
+    if "incident" in payload:
+        return _incident_message(event, payload["incident"])
+    if "component" in payload:
+        component, change = payload["component"], payload["component_update"]
+        old = _label(ComponentStatus, change["old_status"])
+        new = _label(ComponentStatus, change["new_status"])
+        return Message(
+            title=event.subject or f"{component['name']}: {old} → {new}",
+            text=f"{component['name']} is now {new.lower()} (was {old.lower()}).",
+            url=subscriptions.page_base_url(),
+            link_label="View status page",
+            color=_STATUS_COLOR.get(change["new_status"], _GREY),
+            at=change["created_at"],
+        )
+    return Message(
+        title=event.subject or event.get_kind_display(),
+        text=payload["page"]["status_description"],
+        url=subscriptions.page_base_url(),
+        link_label="View status page",
+        color=_GREY,
+        at=payload["meta"].get("generated_at"),
+    )
+
+
+def _incident_message(event: NotificationEvent, incident: Json) -> Message:
+    status = _label(IncidentStatus, incident["status"])
+    latest = incident["incident_updates"][0] if incident["incident_updates"] else None
+    lines: list[str] = []
+    at = latest["created_at"] if latest else incident["updated_at"]
+    if event.kind == EventKind.POSTMORTEM_PUBLISHED:
+        lines.append("Postmortem published.")
+        lines.append(incident["postmortem_body"] or "")
+        at = incident["postmortem_published_at"] or at
+    elif event.kind == EventKind.MAINTENANCE_REMINDER:
+        lines.append(
+            f"Starts {_local_time(incident['scheduled_for'])}, "
+            f"ends {_local_time(incident['scheduled_until'])}."
+        )
+    elif latest:
+        lines.append(f"{_label(IncidentStatus, latest['status'])}: {latest['body']}".rstrip())
+        for entry in latest["affected_components"] or []:
+            lines.append(f"• {entry['name']}: {_label(ComponentStatus, entry['new_status'])}")
+    if incident["scheduled_for"] and event.kind == EventKind.MAINTENANCE_SCHEDULED:
+        lines.append(
+            f"Scheduled for {_local_time(incident['scheduled_for'])} "
+            f"to {_local_time(incident['scheduled_until'])}."
+        )
+    ended = incident["status"] in _ENDED
+    color = _GREEN if ended else _IMPACT_COLOR.get(incident["impact"], _GREY)
+    return Message(
+        title=event.subject or f"{incident['name']} – {status}",
+        text="\n".join(line for line in lines if line).strip() or status,
+        url=incident["shortlink"],
+        link_label="View maintenance" if incident["scheduled_for"] else "View incident",
+        color=color,
+        at=at,
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(event: NotificationEvent) -> Json:
+    return slack_body(message(event))
+
+
+def discord_payload(event: NotificationEvent) -> Json:
+    return discord_body(message(event))
+
+
+def teams_payload(event: NotificationEvent) -> Json:
+    return teams_body(message(event))
+
+
+def slack_body(msg: Message) -> Json:
+    """A Slack incoming webhook: `text` for notifications, blocks for the message."""
+    link = f"<{msg.url}|{_slack_escape(msg.link_label)}>"
+    return {
+        "text": _clip(_slack_escape(msg.title), 3000),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": _clip(msg.title, 150)}},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _clip(_slack_escape(msg.text), 3000)},
+            },
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": link}]},
+        ],
+    }
+
+
+def discord_body(msg: Message) -> Json:
+    """A Discord webhook: one embed (title ≤ 256, description ≤ 4096 characters)."""
+    embed = {
+        "title": _clip(msg.title, 256),
+        "description": _clip(msg.text, 4096),
+        "url": msg.url,
+        "color": msg.color,
+    }
+    if msg.at:
+        embed["timestamp"] = msg.at
+    return {"content": _clip(msg.title, 2000), "embeds": [embed]}
+
+
+def teams_body(msg: Message) -> Json:
+    """Microsoft Teams (Workflows or incoming webhook): an Adaptive Card 1.4."""
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+            {
+                "type": "TextBlock",
+                "text": msg.title,
+                "weight": "Bolder",
+                "size": "Medium",
+                "wrap": True,
+            },
+            {"type": "TextBlock", "text": msg.text, "wrap": True},
+        ],
+        "actions": [{"type": "Action.OpenUrl", "title": msg.link_label, "url": msg.url}],
+    }
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": card,
+            }
+        ],
+    }
+
+
+# One function per chat format, from the event's message to the tool's body.
+CHAT_FORMATS: dict[str, Callable[[Message], Json]] = {
+    WebhookFormat.SLACK: slack_body,
+    WebhookFormat.DISCORD: discord_body,
+    WebhookFormat.TEAMS: teams_body,
+}
+
+
+# Sending
+
+
+def _client() -> httpx.Client:
+    # No redirects (a 3xx is a failure) and no proxy from the environment: the request must
+    # go to the address that was checked.
+    return httpx.Client(
+        timeout=settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def signature(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _post(
+    client: httpx.Client, subscriber: Subscriber, payload: Json, *, kind: str, delivery_id: str
+) -> Outcome:
+    """POST the payload to the subscriber's endpoint, at an address that was allowed."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        url = httpx.URL(subscriber.endpoint)
+    except httpx.InvalidURL as error:
+        return Outcome(sent=False, error=f"refused: invalid URL ({error})", permanent=True)
+    if url.scheme not in ("http", "https") or not url.raw_host:
+        return Outcome(sent=False, error="refused: not an http(s) URL", permanent=True)
+    host = url.raw_host.decode("ascii")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        addresses = network.resolve_blocking(
+            host, port, allow_private=settings.BEACON_WEBHOOKS_ALLOW_PRIVATE
+        )
+    except network.TargetRefused as refused:
+        # A name that does not resolve now may resolve later; a forbidden address will not.
+        unresolved = isinstance(refused.__cause__, socket.gaierror)
+        return Outcome(sent=False, error=f"refused: {refused}", permanent=not unresolved)
+    headers = {
+        "Host": url.netloc.decode("ascii"),
+        "Content-Type": "application/json",
+        "User-Agent": f"{USER_AGENT} (+{subscriptions.page_base_url()})",
+        "X-Beacon-Event": kind,
+        "X-Beacon-Delivery": delivery_id,
+    }
+    if subscriber.secret:
+        headers["X-Beacon-Signature-256"] = signature(body, subscriber.secret)
+    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+    timeout = settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
+    failure = ""
+    token = _posting.set(True)
+    try:
+        for address in addresses:
+            try:
+                response = client.post(
+                    url.copy_with(host=address),
+                    content=body,
+                    headers=headers,
+                    extensions=extensions,
+                )
+            except httpx.TimeoutException:
+                return Outcome(sent=False, error=f"timed out after {timeout:g} s")
+            except httpx.ConnectError as failed:  # try the name's next address
+                failure = f"cannot connect: {failed}"
+                continue
+            except httpx.HTTPError as failed:
+                return Outcome(sent=False, error=f"connection failed: {failed}")
+            if response.is_success:
+                return SENT
+            return Outcome(sent=False, error=_http_error(response))
+    finally:
+        _posting.reset(token)
+    return Outcome(sent=False, error=failure or "cannot connect")
+
+
+def _http_error(response: httpx.Response) -> str:
+    # The standard phrase, not the server's (some shout it, some leave it out).
+    try:
+        phrase = HTTPStatus(response.status_code).phrase
+    except ValueError:
+        phrase = ""
+    error = f"HTTP {response.status_code} {phrase}".rstrip()
+    if response.is_redirect:
+        error += " (redirects are not followed: use the final URL)"
+    return error
+
+
+class WebhookSender:
+    """Posts one event to each webhook of a batch, over one pooled HTTP client."""
+
+    def __init__(self, event: NotificationEvent):
+        self.event = event
+        self._client: httpx.Client | None = None
+        self._payload: Json | None = None
+        self._chat: dict[str, Json] = {}
+
+    def __enter__(self) -> "WebhookSender":
+        self._client = _client()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def payload(self, subscriber: Subscriber) -> Json:
+        if self._payload is None:
+            self._payload = self.event.payload or statuspage_payload(self.event)
+            self.event.payload = self._payload
+        chat = CHAT_FORMATS.get(subscriber.webhook_format)
+        if chat is None:
+            return with_unsubscribe(self._payload, subscriber)
+        if subscriber.webhook_format not in self._chat:
+            self._chat[subscriber.webhook_format] = chat(message(self.event))
+        return self._chat[subscriber.webhook_format]
+
+    def send(self, delivery: Delivery) -> Outcome:
+        assert self._client is not None, "use WebhookSender as a context manager"
+        subscriber = delivery.subscriber
+        outcome = _post(
+            self._client,
+            subscriber,
+            self.payload(subscriber),
+            kind=self.event.kind,
+            delivery_id=str(delivery.pk),
+        )
+        if not outcome.sent:
+            # The endpoint may hold a secret (Slack's URLs do): name the subscriber by code.
+            logger.info("webhook %s failed: %s", subscriber.public_id, outcome.error)
+        return outcome
+
+
+# Test deliveries, from the admin
+
+
+def sample_payload(subscriber: Subscriber) -> Json:
+    """A test body in the subscriber's format; Statuspage's names its first component."""
+    tree = selectors.component_tree()
+    now = timezone.now()
+    base_url = subscriptions.page_base_url()
+    chat = CHAT_FORMATS.get(subscriber.webhook_format)
+    if chat is not None:
+        return chat(
+            Message(
+                title=f"Test from {tree.page.name}",
+                text=f"This webhook will receive {tree.page.name}'s status notifications.",
+                url=base_url,
+                link_label="View status page",
+                color=_GREEN,
+                at=timestamp(now, tree.page.zone),
+            )
+        )
+    ctx = page_json_context(
+        page=tree.page,
+        base_url=base_url,
+        updated_at=now,
+        components=tree.components,
+        groups=tree.groups,
+    )
+    body: Json = {
+        "meta": {"documentation": DOCUMENTATION_URL, "generated_at": ctx.time(now)},
+        "page": {
+            "id": tree.page.public_id,
+            "status_indicator": tree.status.indicator,
+            "status_description": tree.status.description,
+        },
+    }
+    candidates = tree.components
+    if not subscriber.all_components:
+        chosen = set(subscriber.components.values_list("pk", flat=True))
+        candidates = [c for c in candidates if c.pk in chosen]
+    if candidates:
+        first = candidates[0]
+        # The same old and new status: nothing changed, which is what a test says.
+        body["component"] = _component(first, ctx)
+        body["component_update"] = {
+            "old_status": first.status,
+            "new_status": first.status,
+            "created_at": ctx.time(now),
+            "component_type": "Component",
+            "id": derived_id("test", secrets.token_hex(8)),
+            "component_id": first.public_id,
+        }
+    return with_unsubscribe(body, subscriber)
+
+
+def webhook_test_delivery(*, subscriber: Subscriber) -> Outcome:
+    """POST a test message; an endpoint that answers 2xx confirms the subscriber."""
+    with _client() as client:
+        outcome = _post(
+            client,
+            subscriber,
+            sample_payload(subscriber),
+            kind="test",
+            delivery_id=f"test-{secrets.token_hex(8)}",
+        )
+    if outcome.sent:
+        subscriptions.subscription_confirm(subscriber=subscriber)
+    else:
+        logger.info("test webhook %s failed: %s", subscriber.public_id, outcome.error)
+    return outcome

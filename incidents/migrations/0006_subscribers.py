@@ -108,6 +108,7 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
+                "verbose_name": "notification",
                 "ordering": ["-created_at", "-id"],
             },
         ),

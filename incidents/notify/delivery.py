@@ -130,15 +130,23 @@ def recipients(event: NotificationEvent, channel: str):
 
 def _insert_deliveries(event: NotificationEvent, channel: str, now: datetime) -> None:
     """One INSERT … SELECT: 100,000 rows without carrying them through Python."""
-    ids_sql, params = recipients(event, channel).values("pk").order_by("pk").query.sql_with_params()
+    chosen = recipients(event, channel).annotate(recipient_id=F("pk")).values("recipient_id")
+    ids_sql, params = chosen.order_by("pk").query.sql_with_params()
     table = Delivery._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} "
             "(event_id, subscriber_id, channel, state, attempts, next_attempt_at, error) "
-            f"SELECT %s, r.id, %s, %s, 0, %s, '' FROM ({ids_sql}) AS r "
+            # WHERE true: SQLite cannot tell ON CONFLICT from a join constraint without it.
+            f"SELECT %s, r.recipient_id, %s, %s, 0, %s, '' FROM ({ids_sql}) AS r WHERE true "
             "ON CONFLICT (event_id, subscriber_id) DO NOTHING",
-            [event.pk, channel, DeliveryState.QUEUED, now, *params],
+            [
+                event.pk,
+                channel,
+                DeliveryState.QUEUED,
+                connection.ops.adapt_datetimefield_value(now),
+                *params,
+            ],
         )
 
 

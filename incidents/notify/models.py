@@ -146,6 +146,7 @@ class NotificationEvent(models.Model):
     payload = models.JSONField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "notification"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(

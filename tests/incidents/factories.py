@@ -51,3 +51,32 @@ class StaffFactory(factory.django.DjangoModelFactory):
     def groups(self, create, extracted, **kwargs):
         if create and extracted:
             self.groups.add(*Group.objects.filter(name__in=extracted))
+
+
+class SubscriberFactory(factory.django.DjangoModelFactory):
+    """A confirmed email subscriber to every component; `components=[…]` narrows it."""
+
+    class Meta:
+        model = "incidents.Subscriber"
+        skip_postgeneration_save = True
+
+    channel = "email"
+    email = factory.Sequence(lambda n: f"reader{n}@example.test")
+    state = "active"
+    confirmed_at = factory.LazyFunction(timezone.now)
+
+    class Params:
+        unconfirmed = factory.Trait(state="unconfirmed", confirmed_at=None)
+        quarantined = factory.Trait(state="quarantined")
+        webhook = factory.Trait(
+            channel="webhook",
+            email="",
+            endpoint=factory.Sequence(lambda n: f"https://hooks.example.test/{n}"),
+        )
+
+    @factory.post_generation
+    def components(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.all_components = False
+            self.save(update_fields=["all_components"])
+            self.components.set(extracted)

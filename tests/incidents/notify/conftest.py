@@ -1,3 +1,4 @@
+import contextlib
 import email
 import email.policy
 import socket
@@ -39,10 +40,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_server(settings):
-    """A real SMTP server (aiosmtpd) on a free port; Django sends mail through it."""
-    handler = CapturingHandler()
+@contextlib.contextmanager
+def serving_smtp(handler, settings):
+    """Run `handler` as a real SMTP server (aiosmtpd) and point Django's mail at it."""
     controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -51,5 +51,14 @@ def smtp_server(settings):
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     settings.EMAIL_TIMEOUT = 10
-    yield handler
-    controller.stop()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on a free port that keeps what it accepts."""
+    with serving_smtp(CapturingHandler(), settings) as handler:
+        yield handler

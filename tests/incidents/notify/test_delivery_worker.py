@@ -1,0 +1,160 @@
+"""Exactly once with real workers: one killed in the middle of a batch, a batch run twice."""
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.db import connection
+
+from incidents import tasks
+from incidents.notify import delivery
+from incidents.notify.models import Delivery, DeliveryState, NotificationEvent
+from statuspage.celery import app
+from tests.incidents.factories import SubscriberFactory, open_incident
+from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def purge_notify_queue():
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("notify")
+
+
+class KillingHandler(CapturingHandler):
+    """Kills the sending worker while it waits for the server to accept message `kill_at`.
+
+    That message is never accepted, so the killed worker leaves: messages it sent (marked
+    sent), the rest of its batch (claimed until its lease ends), and later batches (queued).
+    """
+
+    kill_at = 0
+    worker: subprocess.Popen | None = None
+    killed = False
+
+    async def handle_DATA(self, server, session, envelope):
+        if not self.killed and len(self.messages) + 1 == self.kill_at:
+            self.killed = True
+            self.worker.kill()
+            self.worker.wait()
+            return "451 4.3.0 The worker died before this was accepted"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def worker_process(settings, tmp_path) -> subprocess.Popen:
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
+            f"{connection.settings_dict['NAME']}"
+        ),
+        "EMAIL_URL": f"smtp://{settings.EMAIL_HOST}:{settings.EMAIL_PORT}",
+        "NOTIFY_EMAIL_BATCH_SIZE": "10",
+        "NOTIFY_LEASE_SECONDS": "3",
+        "NOTIFY_REDISPATCH_SECONDS": "3",
+        "BEACON_VAR_DIR": str(tmp_path / "var"),
+        "SNAPSHOT_RENDER_ON_WRITE": "0",
+    }
+    command = [
+        *(sys.executable, "-m", "celery", "-A", "statuspage", "worker", "-Q", "notify"),
+        *("--pool", "solo", "--without-heartbeat", "--without-mingle", "--without-gossip"),
+        *("--loglevel", "warning"),
+    ]
+    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+needs_postgres_and_redis = pytest.mark.skipif(
+    not os.environ.get("REDIS_URL") or "postgres" not in os.environ.get("DATABASE_URL", ""),
+    reason="a worker in another process shares PostgreSQL and Redis with the test",
+)
+
+
+@needs_postgres_and_redis
+def test_a_worker_killed_mid_batch_still_gives_each_subscriber_one_message(
+    transactional_db, page, settings, tmp_path
+):
+    with serving_smtp(KillingHandler(), settings) as smtp_server:
+        smtp_server.kill_at = 14  # in the middle of the second batch of ten
+        _kill_a_worker_and_finish_with_another(smtp_server, settings, tmp_path)
+
+
+def _kill_a_worker_and_finish_with_another(smtp_server, settings, tmp_path):
+    settings.BEACON_NOTIFY_LEASE_SECONDS = 3
+    settings.BEACON_NOTIFY_REDISPATCH_SECONDS = 3
+    readers = SubscriberFactory.create_batch(35)
+    purge_notify_queue()
+
+    first = worker_process(settings, tmp_path)
+    smtp_server.worker = first
+    try:
+        open_incident(name="Checkout is down")  # rings the doorbell after commit
+        assert wait_for(lambda: smtp_server.killed), "the worker was never killed"
+        assert len(smtp_server.messages) == 13
+
+        second = worker_process(settings, tmp_path)
+        try:
+
+            def everyone_has_it():
+                tasks.sweep_notifications.delay()
+                return (
+                    len(smtp_server.messages) >= len(readers)
+                    and not Delivery.objects.filter(state=DeliveryState.QUEUED).exists()
+                )
+
+            assert wait_for(everyone_has_it, timeout=90)
+            time.sleep(1)  # anything sent twice would arrive now
+        finally:
+            second.terminate()
+            second.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        purge_notify_queue()
+
+    received = Counter(message["To"] for message in smtp_server.messages)
+    assert received == {reader.email: 1 for reader in readers}
+    event = NotificationEvent.objects.get()
+    assert event.deliveries.filter(state=DeliveryState.SENT).count() == 35
+
+
+@pytest.fixture
+def notify_worker(transactional_db):
+    purge_notify_queue()
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=["notify"]
+    ) as worker:
+        yield worker
+    purge_notify_queue()
+
+
+def test_a_batch_delivered_twice_by_the_broker_sends_once(page, smtp_server, notify_worker):
+    readers = SubscriberFactory.create_batch(5)
+    incident = open_incident()
+    event = NotificationEvent.objects.get(update__incident=incident)
+    (batch,) = delivery.event_expand(event_id=event.pk)
+    for _ in range(2):
+        tasks.send_notification_batch.delay(
+            batch.event_id, batch.channel, batch.first_id, batch.last_id
+        )
+
+    def all_sent():
+        return event.deliveries.filter(state=DeliveryState.SENT).count() == 5
+
+    assert wait_for(all_sent, timeout=30)
+    time.sleep(0.5)
+    assert Counter(m["To"] for m in smtp_server.messages) == {r.email: 1 for r in readers}

@@ -18,6 +18,12 @@ from incidents.models import (
 NO_CHANGE = ""
 COMPONENT_STATUS_CHOICES = [(NO_CHANGE, "No change"), *ComponentStatus.choices]
 NEW_MAINTENANCE_STATUSES = [IncidentStatus.SCHEDULED, IncidentStatus.IN_PROGRESS]
+# Whether subscribers hear of a maintenance before it starts and at its automatic steps.
+MAINTENANCE_NOTIFY_FLAGS = [
+    "scheduled_remind_prior",
+    "auto_transition_deliver_notifications_at_start",
+    "auto_transition_deliver_notifications_at_end",
+]
 
 
 def status_choices(statuses) -> list[tuple[str, str]]:
@@ -181,6 +187,7 @@ class MaintenanceCreateForm(UpdateMessageFields, ServiceForm):
             "scheduled_until",
             "scheduled_auto_in_progress",
             "scheduled_auto_completed",
+            *MAINTENANCE_NOTIFY_FLAGS,
         ]
 
     def create_kwargs(self) -> dict:
@@ -195,6 +202,7 @@ class MaintenanceCreateForm(UpdateMessageFields, ServiceForm):
                 "scheduled_until",
                 "scheduled_auto_in_progress",
                 "scheduled_auto_completed",
+                *MAINTENANCE_NOTIFY_FLAGS,
                 "affected_components",
             ),
             "kind": IncidentKind.MAINTENANCE,
@@ -214,6 +222,12 @@ class IncidentChangeForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
     publish_postmortem = forms.BooleanField(
         required=False, help_text="Publish the postmortem on the incident's public page."
     )
+    postmortem_notify_subscribers = forms.BooleanField(
+        label="Notify subscribers",
+        required=False,
+        initial=True,
+        help_text="Subscribers hear of a postmortem once, the first time it is published.",
+    )
 
     class Meta:
         model = Incident
@@ -224,6 +238,7 @@ class IncidentChangeForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
         incident = self.instance
         if not accepts_postmortem(incident):
             self.fields.pop("publish_postmortem")
+            self.fields.pop("postmortem_notify_subscribers")
             self.fields.pop("postmortem_body", None)  # absent for view-only staff
         if not accepts_updates(incident):
             for name in ["status", "body", "deliver_notifications", "display_at"]:
@@ -252,3 +267,53 @@ class IncidentChangeForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
             **self.cleaned_subset("status", "body", "deliver_notifications", "display_at"),
             "component_statuses": self.chosen_component_statuses(only_changed=True),
         }
+
+
+# The public subscription pages
+
+
+class ComponentChoiceForm(forms.Form):
+    """The components a subscriber hears about: checkboxes grouped as on the page.
+
+    None ticked means every component, including ones added later.
+    """
+
+    components = forms.TypedMultipleChoiceField(
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": "Choose components from the list."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.component_list = list(Component.objects.in_page_order())
+        self.fields["components"].choices = [(c.pk, c.name) for c in self.component_list]
+
+    def component_sections(self) -> list[tuple[object, list[tuple[Component, bool]]]]:
+        """(group or None, [(component, ticked)]) in page order."""
+        ticked = {str(value) for value in self["components"].value() or ()}
+        return [
+            (group, [(component, str(component.pk) in ticked) for component in members])
+            for group, members in groupby(self.component_list, key=lambda c: c.group)
+        ]
+
+
+class SubscribeForm(ComponentChoiceForm):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+    field_order = ["email", "components"]
+
+
+class PreferencesForm(ComponentChoiceForm):
+    """A subscriber's own choices, on the page their emails link to."""
+
+
+class MaintenanceChangeForm(IncidentChangeForm):
+    """A maintenance's change page: also whether subscribers hear of its next steps."""
+
+    class Meta(IncidentChangeForm.Meta):
+        fields = [*IncidentChangeForm.Meta.fields, *MAINTENANCE_NOTIFY_FLAGS]

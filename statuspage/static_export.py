@@ -62,6 +62,8 @@ _URL_ATTRIBUTE = re.compile(
     re.IGNORECASE,
 )
 _EXPORTED_HISTORY_PAGE = re.compile(r"^history/page/\d+/index\.html$")
+# What needs the live server (the subscribe form) is left out of the static copy.
+_LIVE_ONLY = re.compile(r"<!--beacon:live-only-->.*?<!--/beacon:live-only-->\n?", re.DOTALL)
 
 
 def rewrite_links_for_export(html: str, *, file_path: str) -> str:
@@ -72,6 +74,7 @@ def rewrite_links_for_export(html: str, *, file_path: str) -> str:
     exported files ("/history/?page=2" -> "page/2/index.html" from "history/index.html").
     Absolute URLs ("https://…", "//cdn…"), fragments and "mailto:" are left alone.
     """
+    html = _LIVE_ONLY.sub("", html)
     directory = posixpath.dirname(file_path)
     own_path = export_file_to_path(file_path)
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("robots.txt", views.robots_txt, name="robots-txt"),
     path("admin/", admin.site.urls),
     path("", include("components.urls")),
+    path("", include("incidents.urls")),
     *api_v2.urlpatterns,
     *feeds.urlpatterns,
     *badges.urlpatterns,

@@ -1,0 +1,198 @@
+"""Email subscriptions: the public form, the links in the emails, one-click unsubscribe.
+
+None of these pages is a snapshot (statuspage.snapshots.PUBLIC_URLS does not name them): each
+carries a CSRF token or a subscriber's own link, so each is rendered per request and never
+stored by a browser or a proxy. The status page itself fetches the form with htmx.
+"""
+
+import math
+from functools import wraps
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from incidents.forms import PreferencesForm, SubscribeForm
+from incidents.notify import subscriptions
+from incidents.notify.models import Subscriber
+from statuspage import ratelimit
+from statuspage.models import PageSettings
+
+RATE_WINDOW_SECONDS = 3600
+# Signed codes are short; anything much longer is not one of ours.
+MAX_TOKEN_LENGTH = 200
+
+
+def _private(view):
+    """For pages reached through a subscriber's link: the link must not leak or be indexed."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response["Referrer-Policy"] = "no-referrer"
+        response["X-Robots-Tag"] = "noindex"
+        return response
+
+    return wrapped
+
+
+def _context(**context) -> dict:
+    return {"page": PageSettings.load(), **context}
+
+
+# The public form
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def subscribe(request):
+    """The form: the whole page, or (htmx) the form alone, swapped in on the status page.
+
+    Every accepted address gets the same answer, whatever its state; the email says the rest.
+    """
+    if request.method != "POST":
+        return _subscribe_response(request, SubscribeForm())
+    form = SubscribeForm(request.POST)
+    if not form.is_valid():
+        return _subscribe_response(request, form, status=400)
+    try:
+        address = subscriptions.normalise_email(form.cleaned_data["email"])
+    except ValidationError as error:
+        form.add_error(None, error)
+        return _subscribe_response(request, form, status=400)
+    retry_after = _subscribe_retry_after(request, address)
+    if retry_after:
+        response = _subscribe_response(
+            request, form, status=429, retry_minutes=math.ceil(retry_after / 60)
+        )
+        response["Retry-After"] = str(retry_after)
+        return response
+    try:
+        subscriptions.subscription_request(
+            email=address, component_ids=form.cleaned_data["components"]
+        )
+    except ValidationError as error:  # a component deleted while the form was open
+        form.add_error(None, error)
+        return _subscribe_response(request, form, status=400)
+    return _subscribe_response(request, None, sent_to=address)
+
+
+def _subscribe_retry_after(request, address: str) -> int:
+    """Seconds to wait when this IP or this address has tried too often this hour, else 0."""
+    by_ip = ratelimit.hit(
+        f"subscribe:ip:{ratelimit.client_ip(request)}",
+        limit=settings.BEACON_SUBSCRIBE_LIMIT_PER_IP,
+        window=RATE_WINDOW_SECONDS,
+    )
+    if not by_ip.allowed:
+        return by_ip.retry_after
+    by_address = ratelimit.hit(
+        f"subscribe:address:{ratelimit.digest(address)}",
+        limit=settings.BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS,
+        window=RATE_WINDOW_SECONDS,
+    )
+    return by_address.retry_after
+
+
+def _subscribe_response(request, form, *, status=200, sent_to="", retry_minutes=0):
+    context = _context(form=form, sent_to=sent_to, retry_minutes=retry_minutes)
+    if request.htmx:
+        # htmx leaves 4xx answers unswapped: the form with its message is a 200 here.
+        return render(request, "subscriptions/subscribe.html#subscribe-form", context)
+    return render(request, "subscriptions/subscribe.html", context, status=status)
+
+
+# The links in the emails
+
+
+def _by_confirm_token(token: str) -> Subscriber | None:
+    if len(token) > MAX_TOKEN_LENGTH:
+        return None
+    return subscriptions.subscriber_by_confirm_token(token)
+
+
+def _by_manage_token(token: str) -> Subscriber | None:
+    if len(token) > MAX_TOKEN_LENGTH:
+        return None
+    return subscriptions.subscriber_by_manage_token(token)
+
+
+def _manage_path(subscriber: Subscriber) -> str:
+    return reverse("subscription-manage", kwargs={"token": subscriptions.manage_token(subscriber)})
+
+
+@_private
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def subscription_confirm(request, token: str):
+    """Double opt-in. A GET only asks: mail scanners open links, people press buttons."""
+    subscriber = _by_confirm_token(token)
+    if subscriber is None:
+        context = _context(state="invalid", confirm_hours=settings.BEACON_SUBSCRIBE_CONFIRM_HOURS)
+        return render(request, "subscriptions/confirm.html", context, status=410)
+    if request.method == "POST":
+        subscriber = subscriptions.subscription_confirm(subscriber=subscriber)
+    state = "subscribed" if subscriber.is_active else "ask"
+    return render(
+        request,
+        "subscriptions/confirm.html",
+        _context(state=state, subscriber=subscriber, manage_path=_manage_path(subscriber)),
+    )
+
+
+@_private
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def subscription_manage(request, token: str):
+    subscriber = _by_manage_token(token)
+    if subscriber is None:
+        return render(request, "subscriptions/manage.html", _context(form=None), status=404)
+    saved = False
+    if request.method == "POST":
+        form = PreferencesForm(request.POST)
+        if form.is_valid():
+            try:
+                subscriptions.subscription_set_components(
+                    subscriber=subscriber, component_ids=form.cleaned_data["components"]
+                )
+                saved = True
+            except ValidationError as error:
+                form.add_error(None, error)
+    else:
+        chosen = [] if subscriber.all_components else [c.pk for c in subscriber.components.all()]
+        form = PreferencesForm(initial={"components": chosen})
+    context = _context(
+        form=form,
+        saved=saved,
+        subscriber=subscriber,
+        unsubscribe_path=reverse("subscription-unsubscribe", kwargs={"token": token}),
+    )
+    if request.htmx:
+        return render(request, "subscriptions/manage.html#preferences-form", context)
+    status = 400 if form.errors else 200
+    return render(request, "subscriptions/manage.html", context, status=status)
+
+
+@csrf_exempt  # RFC 8058: mail clients POST here without cookies; the signed token decides
+@_private
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def subscription_unsubscribe(request, token: str):
+    """One-click unsubscribe. A GET asks first; a POST (a mail client's, or ours) leaves.
+
+    An unknown or already used link says "unsubscribed" too: it tells nobody anything.
+    """
+    subscriber = _by_manage_token(token)
+    if request.method == "POST":
+        if subscriber is not None:
+            subscriptions.subscription_cancel(subscriber=subscriber)
+        subscriber = None
+    return render(
+        request,
+        "subscriptions/unsubscribed.html",
+        _context(subscriber=subscriber, token=token),
+    )

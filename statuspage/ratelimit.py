@@ -1,0 +1,79 @@
+"""Fixed-window rate limits kept in the shared cache (Redis in production).
+
+A limit counts attempts per key in windows aligned to the clock (an hour from :00 to :00),
+so the time to wait is known without asking the cache for a key's expiry. When the cache
+cannot be reached the attempt is allowed and the failure logged: Redis being away must not
+stop people from subscribing.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.crypto import salted_hmac
+
+logger = logging.getLogger(__name__)
+
+KEY = "beacon:ratelimit:{name}:{window}:{start}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    # Seconds until the window ends and attempts are counted afresh; 0 when allowed.
+    retry_after: int = 0
+
+
+def hit(name: str, *, limit: int, window: int) -> Verdict:
+    """Count one attempt under `name`: allowed while this window has seen at most `limit`.
+
+    A limit of 0 or less means no limit.
+    """
+    if limit <= 0:
+        return Verdict(allowed=True)
+    now = int(time.time())
+    start = now - now % window
+    remaining = start + window - now
+    key = KEY.format(name=name, window=window, start=start)
+    try:
+        # One second past the window, so the key outlives the window it counts.
+        count = _count(key, timeout=remaining + 1)
+    except Exception:
+        logger.warning("Rate limit %s not checked: the cache is unreachable", name, exc_info=True)
+        return Verdict(allowed=True)
+    if count > limit:
+        return Verdict(allowed=False, retry_after=remaining)
+    return Verdict(allowed=True)
+
+
+def digest(value: str) -> str:
+    """A key part for personal data (an email address): the cache never holds the value."""
+    return salted_hmac("beacon.ratelimit", value, algorithm="sha256").hexdigest()[:32]
+
+
+def _count(key: str, *, timeout: int) -> int:
+    if cache.add(key, 1, timeout=timeout):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: this attempt opens the count again
+        cache.set(key, 1, timeout=timeout)
+        return 1
+
+
+def client_ip(request) -> str:
+    """The visitor's address: REMOTE_ADDR, or what the trusted proxies say it was.
+
+    Each trusted proxy appends the address it saw to X-Forwarded-For (nginx's
+    $proxy_add_x_forwarded_for), so the visitor is TRUSTED_PROXY_HOPS entries from the end;
+    entries before that are whatever the client sent, and are ignored.
+    """
+    trusted = settings.BEACON_TRUSTED_PROXY_HOPS
+    if trusted > 0:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if len(hops) >= trusted:
+            return hops[-trusted][:64]
+    return request.META.get("REMOTE_ADDR", "")[:64]

@@ -1,0 +1,584 @@
+"""Subscribing from the public page: the form, the emailed links, one-click unsubscribe."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from django.core import signing
+from django.test import Client
+from django.urls import reverse
+
+from incidents.notify import subscriptions
+from incidents.notify.delivery import recipients
+from incidents.notify.models import (
+    Channel,
+    EventKind,
+    NotificationEvent,
+    Subscriber,
+    SubscriberState,
+)
+from tests.components.factories import ComponentFactory, ComponentGroupFactory
+from tests.incidents.factories import SubscriberFactory
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+CSRF_INPUT = re.compile(r'<input type="hidden" name="csrfmiddlewaretoken" value="[^"]*">')
+# Half past noon: an hour's rate-limit window has 30 minutes left.
+HALF_PAST_NOON = datetime(2025, 3, 4, 12, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def components(page):
+    platform = ComponentGroupFactory(name="Platform")
+    return {
+        "api": ComponentFactory(name="API", group=platform),
+        "workers": ComponentFactory(name="Background workers", group=platform),
+        "website": ComponentFactory(name="Website"),
+    }
+
+
+@pytest.fixture
+def eager_email(settings, mailoutbox):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    return mailoutbox
+
+
+def subscribe(client, email="reader@example.test", components=(), **extra):
+    data = {"email": email, "components": [c.pk for c in components]}
+    return client.post(reverse("subscribe"), data, **extra)
+
+
+def link_in(message, name: str) -> str:
+    """The path of the first link to the URL named `name` in an email's text."""
+    prefix = reverse(name, kwargs={"token": "x"}).removesuffix("x/")
+    match = re.search(rf"https?://[^/\s]+({re.escape(prefix)}[^\s/]+/)", message.body)
+    assert match, f"no {name} link in:\n{message.body}"
+    return match[1]
+
+
+def without_csrf_token(response) -> str:
+    return CSRF_INPUT.sub("", response.content.decode())
+
+
+# The form
+
+
+def test_the_subscribe_page_shows_the_form_with_components_by_group(client, components):
+    response = client.get("/subscribe/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<h1" in html and "Subscribe to updates" in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert 'type="email"' in html
+    assert "<legend>Platform</legend>" in html
+    for component in components.values():
+        assert f'name="components" value="{component.pk}"' in html
+    assert "Leave all unticked for every component" in html
+    assert response["Cache-Control"].startswith("max-age=0")
+    assert "no-store" in response["Cache-Control"]
+    assert "private" in response["Cache-Control"]
+
+
+def test_htmx_gets_the_form_alone_with_its_own_csrf_token(client, components):
+    response = client.get("/subscribe/", **HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="subscribe-form"')
+    assert "<html" not in html and "<h1" not in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert 'hx-post="/subscribe/"' in html
+    assert "csrftoken" in response.cookies  # the snapshot page has none: this sets it
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_the_status_page_links_to_the_form_outside_the_refreshed_region(client, components):
+    html = client.get("/").content.decode()
+
+    button = re.search(r'<a [^>]*href="/subscribe/"[^>]*>', html)
+    assert button, "no subscribe link on the status page"
+    assert 'hx-get="/subscribe/"' in button[0]
+    assert 'hx-target="#subscribe-panel"' in button[0]
+    assert html.index('id="subscribe-panel"') < html.index('id="status-body"')
+    assert "csrfmiddlewaretoken" not in html  # the page is one snapshot for everybody
+
+
+def test_subscribing_says_check_your_inbox_and_stores_an_unconfirmed_subscriber(client, components):
+    response = subscribe(client, "  Reader@Example.TEST ", components=[components["api"]])
+
+    assert response.status_code == 200
+    assert "Check your inbox: we sent a link to confirm" in response.content.decode()
+    assert "reader@example.test" in response.content.decode()
+    subscriber = Subscriber.objects.get()
+    assert subscriber.email == "reader@example.test"
+    assert subscriber.state == SubscriberState.UNCONFIRMED
+    assert not subscriber.all_components
+    assert list(subscriber.components.all()) == [components["api"]]
+
+
+def test_no_component_ticked_means_every_component(client, components):
+    subscribe(client, "reader@example.test")
+
+    subscriber = Subscriber.objects.get()
+    assert subscriber.all_components
+    assert subscriber.components.count() == 0
+
+
+def test_htmx_subscribing_swaps_the_message_in_place(client, components):
+    response = subscribe(client, **HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="subscribe-form"')
+    assert "Check your inbox: we sent a link to confirm" in html
+    assert "<html" not in html
+
+
+def test_the_answer_is_the_same_for_a_new_an_unconfirmed_and_a_subscribed_address(
+    client, components
+):
+    SubscriberFactory(email="waiting@example.test", unconfirmed=True)
+    SubscriberFactory(email="reading@example.test")
+
+    bodies = {}
+    for address in ["new@example.test", "waiting@example.test", "reading@example.test"]:
+        for name, extra in [("page", {}), ("htmx", HTMX)]:
+            response = subscribe(Client(), address, **extra)
+            assert response.status_code == 200
+            body = without_csrf_token(response).replace(address, "ADDRESS")
+            bodies.setdefault(name, set()).add(body)
+
+    assert len(bodies["page"]) == 1
+    assert len(bodies["htmx"]) == 1
+    assert Subscriber.objects.get(email="reading@example.test").state == SubscriberState.ACTIVE
+
+
+def test_an_active_subscribers_choices_are_not_changed_by_the_public_form(client, components):
+    subscriber = SubscriberFactory(email="reading@example.test")
+
+    subscribe(client, "reading@example.test", components=[components["website"]])
+
+    subscriber.refresh_from_db()
+    assert subscriber.all_components
+    assert subscriber.components.count() == 0
+
+
+def test_an_invalid_address_shows_the_form_again_with_the_error(client, components):
+    response = subscribe(client, "not an address", components=[components["api"]])
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Enter a valid email address." in html
+    assert 'value="not an address"' in html
+    assert f'value="{components["api"].pk}" checked' in html
+    assert Subscriber.objects.count() == 0
+
+
+def test_htmx_gets_form_errors_as_a_200_partial(client, components):
+    response = subscribe(client, "", **HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="subscribe-form"')
+    assert "This field is required." in html
+    assert 'name="csrfmiddlewaretoken"' in html
+
+
+@pytest.mark.parametrize("value", ["999999", "abc", "-1"])
+def test_an_unknown_component_is_a_form_error(client, components, value):
+    response = client.post("/subscribe/", {"email": "reader@example.test", "components": value})
+
+    assert response.status_code == 400
+    assert "Choose components from the list." in response.content.decode()
+    assert Subscriber.objects.count() == 0
+
+
+def test_typed_markup_comes_back_escaped(client, components):
+    response = subscribe(client, "<script>alert(1)</script>@example.test")
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_the_form_needs_its_csrf_token(components):
+    client = Client(enforce_csrf_checks=True)
+
+    response = subscribe(client)
+
+    assert response.status_code == 403
+    assert Subscriber.objects.count() == 0
+
+
+def test_the_htmx_form_posts_with_the_token_it_was_rendered_with(components):
+    client = Client(enforce_csrf_checks=True)
+    html = client.get("/subscribe/", **HTMX).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)[1]
+
+    response = client.post(
+        "/subscribe/", {"email": "reader@example.test", "csrfmiddlewaretoken": token}, **HTMX
+    )
+
+    assert response.status_code == 200
+    assert Subscriber.objects.filter(email="reader@example.test").exists()
+
+
+# Rate limits
+
+
+@time_machine.travel(HALF_PAST_NOON, tick=False)
+def test_one_ip_address_is_limited_per_hour(client, components, settings):
+    settings.BEACON_SUBSCRIBE_LIMIT_PER_IP = 2
+
+    for number in range(2):
+        assert subscribe(client, f"reader{number}@example.test").status_code == 200
+    response = subscribe(client, "reader2@example.test")
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "1800"
+    assert "Too many attempts; try again in 30 minutes." in response.content.decode()
+    assert 'type="email"' in response.content.decode()  # the form is still there
+    assert not Subscriber.objects.filter(email="reader2@example.test").exists()
+    # Another visitor is not held up.
+    other = subscribe(client, "reader2@example.test", REMOTE_ADDR="192.0.2.7")
+    assert other.status_code == 200
+
+
+@time_machine.travel(HALF_PAST_NOON, tick=False)
+def test_htmx_shows_the_rate_limit_message_in_place(client, components, settings):
+    settings.BEACON_SUBSCRIBE_LIMIT_PER_IP = 1
+    subscribe(client, "reader0@example.test", **HTMX)
+
+    response = subscribe(client, "reader1@example.test", **HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200  # htmx does not swap a 429
+    assert html.lstrip().startswith('<div id="subscribe-form"')
+    assert "Too many attempts; try again in 30 minutes." in html
+
+
+@time_machine.travel(HALF_PAST_NOON, tick=False)
+def test_one_address_is_limited_per_hour_from_any_ip(client, components, settings):
+    settings.BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = 2
+    spellings = ["victim@example.test", "Victim@Example.test", " VICTIM@example.TEST"]
+
+    answers = [
+        subscribe(client, spelling, REMOTE_ADDR=f"198.51.100.{n}").status_code
+        for n, spelling in enumerate(spellings)
+    ]
+
+    assert answers == [200, 200, 429]
+    assert subscribe(client, "someone@example.test", REMOTE_ADDR="198.51.100.9").status_code == 200
+
+
+@time_machine.travel(HALF_PAST_NOON, tick=False)
+def test_the_limit_counts_afresh_the_next_hour(client, components, settings):
+    settings.BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = 1
+    assert subscribe(client).status_code == 200
+    assert subscribe(client).status_code == 429
+
+    with time_machine.travel(datetime(2025, 3, 4, 13, 0, 1, tzinfo=UTC), tick=False):
+        assert subscribe(client).status_code == 200
+
+
+@time_machine.travel(HALF_PAST_NOON, tick=False)
+def test_behind_a_trusted_proxy_the_address_it_saw_is_the_one_limited(client, components, settings):
+    settings.BEACON_TRUSTED_PROXY_HOPS = 1
+    settings.BEACON_SUBSCRIBE_LIMIT_PER_IP = 1
+    # Every request comes from the proxy; what the client wrote first is not trusted.
+    forwarded = {"REMOTE_ADDR": "10.0.0.2"}
+
+    first = subscribe(client, "a@example.test", HTTP_X_FORWARDED_FOR="203.0.113.5", **forwarded)
+    spoofed = subscribe(
+        client, "b@example.test", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.5", **forwarded
+    )
+    other = subscribe(client, "c@example.test", HTTP_X_FORWARDED_FOR="203.0.113.6", **forwarded)
+
+    assert [first.status_code, spoofed.status_code, other.status_code] == [200, 429, 200]
+
+
+def test_with_the_cache_unreachable_subscribing_still_works(client, components, settings, caplog):
+    settings.BEACON_SUBSCRIBE_LIMIT_PER_IP = 1
+    settings.CACHES = {"default": {"BACKEND": "tests.statuspage.broken_cache.UnreachableCache"}}
+
+    answers = [subscribe(client, f"reader{n}@example.test").status_code for n in range(3)]
+
+    assert answers == [200, 200, 200]
+    assert Subscriber.objects.count() == 3
+    assert "the cache is unreachable" in caplog.text
+
+
+# Confirming
+
+
+def test_the_emailed_link_confirms_only_when_the_button_is_pressed(
+    client, components, eager_email, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        subscribe(client, "reader@example.test", components=[components["api"]])
+    assert [m.to for m in eager_email] == [["reader@example.test"]]
+    path = link_in(eager_email[0], "subscription-confirm")
+
+    # Mail scanners open links: a GET only asks.
+    page = client.get(path)
+    assert page.status_code == 200
+    assert "Confirm your subscription to Acme" in page.content.decode()
+    assert 'name="csrfmiddlewaretoken"' in page.content.decode()
+    assert page["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in page["Cache-Control"]
+    assert Subscriber.objects.get().state == SubscriberState.UNCONFIRMED
+
+    done = client.post(path)
+
+    html = done.content.decode()
+    assert done.status_code == 200
+    assert "You're subscribed" in html
+    subscriber = Subscriber.objects.get()
+    assert subscriber.state == SubscriberState.ACTIVE
+    assert subscriber.confirmed_at is not None
+    manage = reverse(
+        "subscription-manage", kwargs={"token": subscriptions.manage_token(subscriber)}
+    )
+    assert f'href="{manage}"' in html
+    assert done["Referrer-Policy"] == "no-referrer"
+
+
+def test_nobody_hears_of_incidents_before_confirming(client, components):
+    subscribe(client, "reader@example.test")
+    event = NotificationEvent(kind=EventKind.INCIDENT_CREATED, component_ids=[components["api"].pk])
+
+    assert list(recipients(event, Channel.EMAIL)) == []
+
+    subscriptions.subscription_confirm(subscriber=Subscriber.objects.get())
+    assert [s.email for s in recipients(event, Channel.EMAIL)] == ["reader@example.test"]
+
+
+def test_an_already_confirmed_link_says_subscribed(client, components):
+    subscriber = SubscriberFactory()
+    path = reverse(
+        "subscription-confirm", kwargs={"token": subscriptions.confirm_token(subscriber)}
+    )
+
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert "You're subscribed" in response.content.decode()
+
+
+def test_an_expired_confirmation_link_suggests_subscribing_again(client, components, settings):
+    subscriber = SubscriberFactory(unconfirmed=True)
+    path = reverse(
+        "subscription-confirm", kwargs={"token": subscriptions.confirm_token(subscriber)}
+    )
+    later = datetime.now(UTC).timestamp() + (settings.BEACON_SUBSCRIBE_CONFIRM_HOURS + 1) * 3600
+
+    with time_machine.travel(later):
+        for response in (client.get(path), client.post(path)):
+            assert response.status_code == 410
+            assert "This link has expired" in response.content.decode()
+            assert 'href="/subscribe/"' in response.content.decode()
+    assert Subscriber.objects.get().state == SubscriberState.UNCONFIRMED
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "nonsense",
+        "abc:def:ghi",
+        "x" * 500,
+        "%00",
+        "..",
+        signing.TimestampSigner(salt="other").sign("abc"),
+    ],
+)
+def test_a_tampered_confirmation_link_is_410(client, components, token):
+    SubscriberFactory(unconfirmed=True)
+    path = f"/subscriptions/confirm/{token}/"
+
+    assert client.get(path).status_code == 410
+    assert client.post(path).status_code == 410
+    assert Subscriber.objects.get().state == SubscriberState.UNCONFIRMED
+
+
+def test_a_manage_token_does_not_confirm(client, components):
+    subscriber = SubscriberFactory(unconfirmed=True)
+    token = subscriptions.manage_token(subscriber)
+
+    assert client.post(f"/subscriptions/confirm/{token}/").status_code == 410
+    assert Subscriber.objects.get().state == SubscriberState.UNCONFIRMED
+
+
+# Managing
+
+
+def manage_path(subscriber) -> str:
+    return reverse("subscription-manage", kwargs={"token": subscriptions.manage_token(subscriber)})
+
+
+def test_the_manage_page_shows_the_current_choices(client, components):
+    everything = SubscriberFactory()
+    some = SubscriberFactory(components=[components["website"]])
+
+    html = client.get(manage_path(everything)).content.decode()
+    assert everything.email in html
+    assert " checked" not in html
+
+    response = client.get(manage_path(some))
+    html = response.content.decode()
+    assert f'value="{components["website"].pk}" checked' in html
+    assert f'value="{components["api"].pk}" checked' not in html
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response["Cache-Control"]
+    unsubscribe = reverse(
+        "subscription-unsubscribe", kwargs={"token": subscriptions.manage_token(some)}
+    )
+    assert f'action="{unsubscribe}"' in html
+
+
+def test_the_manage_page_saves_new_choices(client, components):
+    subscriber = SubscriberFactory()
+    path = manage_path(subscriber)
+
+    response = client.post(path, {"components": [components["api"].pk, components["workers"].pk]})
+
+    assert response.status_code == 200
+    assert "Saved." in response.content.decode()
+    subscriber.refresh_from_db()
+    assert not subscriber.all_components
+    assert set(subscriber.components.all()) == {components["api"], components["workers"]}
+
+    client.post(path, {}, **HTMX)  # nothing ticked: everything again
+    subscriber.refresh_from_db()
+    assert subscriber.all_components
+    assert subscriber.components.count() == 0
+
+
+def test_htmx_saves_in_place(client, components):
+    subscriber = SubscriberFactory()
+
+    response = client.post(manage_path(subscriber), {"components": [components["api"].pk]}, **HTMX)
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="preferences-form"')
+    assert "Saved." in html
+    assert f'value="{components["api"].pk}" checked' in html
+
+
+def test_the_manage_page_refuses_an_unknown_component(client, components):
+    subscriber = SubscriberFactory()
+
+    response = client.post(manage_path(subscriber), {"components": "424242"})
+
+    assert response.status_code == 400
+    assert "Choose components from the list." in response.content.decode()
+    subscriber.refresh_from_db()
+    assert subscriber.all_components
+
+
+@pytest.mark.parametrize("token", ["nonsense", "a:b", "y" * 500])
+def test_a_tampered_manage_link_is_a_friendly_404(client, components, token):
+    SubscriberFactory()
+    path = f"/subscriptions/manage/{token}/"
+
+    for response in (client.get(path), client.post(path, {"components": ""})):
+        assert response.status_code == 404
+        assert "Subscription not found" in response.content.decode()
+
+
+def test_a_confirmation_token_does_not_open_the_manage_page(client, components):
+    subscriber = SubscriberFactory()
+    token = subscriptions.confirm_token(subscriber)
+
+    assert client.get(f"/subscriptions/manage/{token}/").status_code == 404
+
+
+# Unsubscribing
+
+
+def unsubscribe_path(subscriber) -> str:
+    return reverse(
+        "subscription-unsubscribe", kwargs={"token": subscriptions.manage_token(subscriber)}
+    )
+
+
+def test_one_click_unsubscribe_needs_no_cookie_or_csrf_token(components):
+    subscriber = SubscriberFactory()
+    SubscriberFactory(email="stays@example.test")
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post(
+        unsubscribe_path(subscriber),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert response.status_code == 200
+    assert "You are unsubscribed" in response.content.decode()
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["stays@example.test"]
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_the_unsubscribe_link_asks_before_unsubscribing(client, components):
+    subscriber = SubscriberFactory()
+    path = unsubscribe_path(subscriber)
+
+    response = client.get(path)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert subscriber.email in html
+    assert f'<form method="post" action="{path}">' in html
+    assert Subscriber.objects.filter(pk=subscriber.pk).exists()
+
+    client.post(path, {"List-Unsubscribe": "One-Click"})
+    assert not Subscriber.objects.filter(pk=subscriber.pk).exists()
+
+
+def test_the_manage_pages_unsubscribe_button_unsubscribes(client, components):
+    subscriber = SubscriberFactory()
+    html = client.get(manage_path(subscriber)).content.decode()
+    action = re.search(r'<form class="unsubscribe-form" method="post" action="([^"]+)"', html)[1]
+
+    response = client.post(action, {"List-Unsubscribe": "One-Click"})
+
+    assert "You are unsubscribed" in response.content.decode()
+    assert Subscriber.objects.count() == 0
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_unsubscribing_twice_or_with_a_bad_link_says_unsubscribed(client, components, method):
+    gone = SubscriberFactory()
+    path = unsubscribe_path(gone)
+    client.post(path)
+
+    for url in (
+        path,
+        "/subscriptions/unsubscribe/nonsense/",
+        f"/subscriptions/unsubscribe/{'z' * 400}/",
+    ):
+        response = getattr(client, method)(url)
+        assert response.status_code == 200
+        assert "You are unsubscribed" in response.content.decode()
+
+
+def test_the_subscription_pages_are_never_snapshots(client, components):
+    subscriber = SubscriberFactory()
+    paths = [
+        "/subscribe/",
+        reverse("subscription-confirm", kwargs={"token": subscriptions.confirm_token(subscriber)}),
+        manage_path(subscriber),
+        unsubscribe_path(subscriber),
+    ]
+    first = {path: client.get(path) for path in paths}
+
+    for path, response in first.items():
+        assert "no-store" in response["Cache-Control"], path
+        assert "ETag" not in response, path
+    # Each answer is made for its request: two visitors get two CSRF tokens.
+    tokens = {CSRF_INPUT.search(Client().get("/subscribe/").content.decode())[0] for _ in range(2)}
+    assert len(tokens) == 2

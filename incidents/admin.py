@@ -13,8 +13,10 @@ from components.models import Component
 from incidents import services
 from incidents.automatic import incident_draft_discard, incident_draft_publish
 from incidents.forms import (
+    MAINTENANCE_NOTIFY_FLAGS,
     IncidentChangeForm,
     IncidentCreateForm,
+    MaintenanceChangeForm,
     MaintenanceCreateForm,
     accepts_postmortem,
     accepts_updates,
@@ -43,6 +45,24 @@ def call_service(service, **kwargs):
         return service(**kwargs)
     except ValidationError as error:
         raise ServiceRejected(error) from error
+
+
+class ServiceFormAdmin(admin.ModelAdmin):
+    """An admin whose saves call services: a refused save shows the same form again, with
+    the service's reasons on it (the attempt was rolled back with its transaction)."""
+
+    def form_with_service_error(self, request, form):
+        error = getattr(request, "service_error", None)
+        if error is not None:
+            form = type(form.__name__, (form,), {"service_error": error})
+        return form
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRejected as rejected:
+            request.service_error = rejected.error
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
 
 def update_added(update: IncidentUpdate) -> dict:
@@ -87,7 +107,7 @@ class IncidentUpdateInline(admin.StackedInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ServiceFormAdmin):
     add_form = IncidentCreateForm
     form = IncidentChangeForm
     change_form_template = "admin/incidents/incident/change_form.html"
@@ -135,11 +155,9 @@ class IncidentAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = self.form if obj else self.add_form
         kwargs.update(form=form, fields=form._meta.fields)
-        form = super().get_form(request, obj, change, **kwargs)
-        error = getattr(request, "service_error", None)
-        if error is not None:
-            form = type(form.__name__, (form,), {"service_error": error})
-        return form
+        return self.form_with_service_error(
+            request, super().get_form(request, obj, change, **kwargs)
+        )
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -176,7 +194,11 @@ class IncidentAdmin(admin.ModelAdmin):
                     {
                         "fields": [
                             "postmortem_body",
-                            ("publish_postmortem", "postmortem_published_at"),
+                            (
+                                "publish_postmortem",
+                                "postmortem_notify_subscribers",
+                                "postmortem_published_at",
+                            ),
                         ]
                     },
                 )
@@ -233,15 +255,6 @@ class IncidentAdmin(admin.ModelAdmin):
             }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ServiceRejected as rejected:
-            # The attempt was rolled back with its transaction: show the same input again,
-            # with the service's reasons on the form.
-            request.service_error = rejected.error
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
     # Saving: every write of state goes through a service
 
     def save_model(self, request, obj, form, change):
@@ -275,6 +288,7 @@ class IncidentAdmin(admin.ModelAdmin):
                 services.postmortem_publish,
                 incident=obj,
                 body=form.cleaned_data["postmortem_body"],
+                notify_subscribers=form.cleaned_data["postmortem_notify_subscribers"],
             )
         obj.refresh_from_db()
 
@@ -353,6 +367,7 @@ class MaintenanceAdmin(IncidentAdmin):
     """Maintenances get their own entry; whoever may run incidents may run maintenances."""
 
     add_form = MaintenanceCreateForm
+    form = MaintenanceChangeForm
     list_display = ["name", "status", "scheduled_for", "scheduled_until", "component_names"]
     list_filter = ["status"]
     readonly_fields = [
@@ -370,6 +385,12 @@ class MaintenanceAdmin(IncidentAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).maintenances()
 
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if obj is not None and not accepts_updates(obj):
+            return [*readonly, *MAINTENANCE_NOTIFY_FLAGS]  # nothing left to announce
+        return readonly
+
     def add_fieldsets(self, request):
         return [
             (None, {"fields": ["name", "status", "body", "deliver_notifications"]}),
@@ -382,6 +403,7 @@ class MaintenanceAdmin(IncidentAdmin):
                     ]
                 },
             ),
+            ("Subscribers", {"fields": MAINTENANCE_NOTIFY_FLAGS}),
             ("Components", {"fields": ["affected_components"]}),
         ]
 
@@ -396,11 +418,21 @@ class MaintenanceAdmin(IncidentAdmin):
                         "fields": [
                             ("scheduled_for", "scheduled_until"),
                             ("scheduled_auto_in_progress", "scheduled_auto_completed"),
+                            *MAINTENANCE_NOTIFY_FLAGS,
                         ]
                     },
                 ),
             )
         return fieldsets
+
+    def save_model(self, request, obj, form, change):
+        flags = [name for name in MAINTENANCE_NOTIFY_FLAGS if name in form.changed_data]
+        if change and flags:
+            # Settings of this row alone, read when reminders and automatic steps come due.
+            Incident.objects.filter(pk=obj.pk).update(
+                **{name: form.cleaned_data[name] for name in flags}
+            )
+        super().save_model(request, obj, form, change)
 
     @admin.action(description="Complete selected maintenances", permissions=["change"])
     def complete_selected(self, request, queryset):
@@ -511,3 +543,6 @@ class IncidentDraftAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, draft):
             raise PermissionDenied
         return draft
+
+
+from incidents import admin_subscribers  # noqa: E402, F401

@@ -12,7 +12,7 @@ WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 VAR_DIR := $(or $(BEACON_VAR_DIR),var)
 
-.PHONY: bench-checks run test lint install bench bench-quick
+.PHONY: bench-checks bench-notify run test lint install bench bench-quick
 
 install: $(STAMP)
 
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py seed_demo --if-empty
+	$(BIN)/python manage.py seed_demo --if-empty --url 'http://$(HOST):$(PORT)'
 	@login="$$($(BIN)/python manage.py ensure_admin)" || exit 1; \
 	if [ -n "$$EMAIL_URL" ]; then mail="sent through EMAIL_URL"; \
 	else mail="written to $(VAR_DIR)/mail/"; fi; \
@@ -62,10 +62,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/checks.py
+	$(BIN)/python bench/notify.py
 
 # Health checks at scale only: 2,000 checks every 30 s through the real beat and worker.
 bench-checks: $(STAMP)
 	$(BIN)/python bench/checks.py $(BENCH_CHECKS_ARGS)
+
+# Subscriber notifications only: one incident to 10,000 and 100,000 subscribers through the
+# real worker and a local SMTP server (Postfix's smtp-sink, fetched without installing it).
+bench-notify: $(STAMP)
+	$(BIN)/python bench/notify.py $(BENCH_NOTIFY_ARGS)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)

@@ -209,8 +209,9 @@ def _enqueue(*, subject: str, text: str) -> None:
 
 
 def _admin_link(name: str, pk: int) -> str:
-    base = PageSettings.load().url or "http://127.0.0.1:8000/"
-    return urljoin(base, reverse(name, args=[pk]))
+    from incidents.notify.subscriptions import page_base_url
+
+    return urljoin(page_base_url() + "/", reverse(name, args=[pk]))
 
 
 def staff_recipients() -> list[str]:

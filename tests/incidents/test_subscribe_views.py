@@ -328,7 +328,7 @@ def test_the_emailed_link_confirms_only_when_the_button_is_pressed(
     assert page.status_code == 200
     assert "Confirm your subscription to Acme" in page.content.decode()
     assert 'name="csrfmiddlewaretoken"' in page.content.decode()
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "same-origin"
     assert "no-store" in page["Cache-Control"]
     assert Subscriber.objects.get().state == SubscriberState.UNCONFIRMED
 
@@ -344,7 +344,7 @@ def test_the_emailed_link_confirms_only_when_the_button_is_pressed(
         "subscription-manage", kwargs={"token": subscriptions.manage_token(subscriber)}
     )
     assert f'href="{manage}"' in html
-    assert done["Referrer-Policy"] == "no-referrer"
+    assert done["Referrer-Policy"] == "same-origin"
 
 
 def test_nobody_hears_of_incidents_before_confirming(client, components):
@@ -431,7 +431,7 @@ def test_the_manage_page_shows_the_current_choices(client, components):
     html = response.content.decode()
     assert f'value="{components["website"].pk}" checked' in html
     assert f'value="{components["api"].pk}" checked' not in html
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "no-store" in response["Cache-Control"]
     unsubscribe = reverse(
         "subscription-unsubscribe", kwargs={"token": subscriptions.manage_token(some)}
@@ -519,7 +519,7 @@ def test_one_click_unsubscribe_needs_no_cookie_or_csrf_token(components):
     assert response.status_code == 200
     assert "You are unsubscribed" in response.content.decode()
     assert list(Subscriber.objects.values_list("email", flat=True)) == ["stays@example.test"]
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "no-store" in response["Cache-Control"]
 
 

@@ -1,5 +1,7 @@
 """Subscribing from the status page in a real browser (Debian's Chromium)."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -110,3 +112,39 @@ def test_without_javascript_the_link_leads_to_a_page_that_subscribes(
     expect(page.get_by_text("Check your inbox: we sent a link to confirm")).to_be_visible()
     assert Subscriber.objects.get().email == "reader@example.test"
     context.close()
+
+
+def test_a_reader_confirms_from_the_email_then_changes_and_leaves(
+    live_server, browser_page, components, console_errors, mailoutbox, page
+):
+    page.url = live_server.url  # the links in the emails lead to this server
+    page.save()
+    browser_page.goto(live_server.url + "/subscribe/")
+    browser_page.get_by_label("Email address").fill("reader@example.test")
+    browser_page.get_by_role("button", name="Subscribe").click()
+    expect(browser_page.get_by_text("Check your inbox")).to_be_visible()
+
+    (confirmation,) = mailoutbox
+    link = re.search(r"https?://\S+/subscriptions/confirm/\S+/", confirmation.body).group(0)
+    browser_page.goto(link)
+    assert Subscriber.objects.get().state == SubscriberState.UNCONFIRMED  # a GET only asks
+    browser_page.get_by_role("button", name="Confirm").click()
+    expect(browser_page.get_by_text("You're subscribed")).to_be_visible()
+    assert Subscriber.objects.get().state == SubscriberState.ACTIVE
+
+    browser_page.get_by_role("link", name="Choose components or unsubscribe").click()
+    browser_page.get_by_label("API").check()
+    browser_page.get_by_role("button", name=re.compile("Save", re.I)).click()
+    expect(browser_page.get_by_role("status")).to_contain_text("Saved.")
+    subscriber = Subscriber.objects.get()
+    assert (subscriber.all_components, list(subscriber.components.all())) == (
+        False,
+        [components["api"]],
+    )
+
+    browser_page.get_by_role("button", name="Unsubscribe").click()
+    if browser_page.get_by_role("button", name="Unsubscribe").count():  # asked to be sure
+        browser_page.get_by_role("button", name="Unsubscribe").click()
+    expect(browser_page.get_by_text(re.compile("unsubscribed", re.I)).first).to_be_visible()
+    assert not Subscriber.objects.exists()
+    assert console_errors == []

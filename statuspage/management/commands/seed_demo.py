@@ -429,8 +429,13 @@ class Command(BaseCommand):
             action="store_true",
             help="Only seed when the page has no components at all.",
         )
+        parser.add_argument(
+            "--url",
+            default=PAGE["url"],
+            help="The page's public URL, which links in emails are built from.",
+        )
 
-    def handle(self, *args, reset=False, if_empty=False, **options):
+    def handle(self, *args, reset=False, if_empty=False, url=PAGE["url"], **options):
         if reset:
             with transaction.atomic():
                 Incident.objects.all().delete()
@@ -448,7 +453,7 @@ class Command(BaseCommand):
             return
 
         now = timezone.now()
-        zone = _set_up_page().zone
+        zone = _set_up_page(url=url).zone
         today = now.astimezone(zone).date()
         with transaction.atomic():
             start = _local(today - timedelta(days=HISTORY_DAYS - 1), "00:00", zone)
@@ -469,10 +474,10 @@ def _local(day: date, hhmm: str, zone) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=zone)
 
 
-def _set_up_page() -> PageSettings:
+def _set_up_page(*, url: str) -> PageSettings:
     page = PageSettings.load()
     page = PageSettings.objects.get(pk=page.pk)
-    for name, value in PAGE.items():
+    for name, value in {**PAGE, "url": url}.items():
         setattr(page, name, value)
     page.save()
     # The cache is otherwise refreshed on commit; the replay needs the page's zone now.

@@ -19,6 +19,8 @@ collapse. Everything else is sent once.
 
 import logging
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -209,7 +211,7 @@ def batch_send(*, batch: Batch, now: datetime | None = None) -> int:
     pending = deque(claimed)
     sender_class = _senders()[batch.channel]
     try:
-        with sender_class(event) as sender:
+        with sender_class(event) as sender, _quick_commits():
             lease_ends = timezone.now() + lease()
             while pending:
                 delivery = pending[0]
@@ -268,6 +270,47 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600))
 
 
+_MARK_SENT = (
+    f"UPDATE {Delivery._meta.db_table} SET state = %s, sent_at = %s, claimed_until = NULL, "
+    "error = '' WHERE id = %s AND state = %s"
+)
+
+
+def _mark_sent(delivery_id: int, now: datetime) -> None:
+    # Once per message, between two messages: plain SQL, not a queryset built each time.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MARK_SENT,
+            [
+                DeliveryState.SENT,
+                connection.ops.adapt_datetimefield_value(now),
+                delivery_id,
+                DeliveryState.QUEUED,
+            ],
+        )
+
+
+@contextmanager
+def _quick_commits() -> Iterator[None]:
+    """While a batch sends, its commits do not wait for the disk (PostgreSQL only).
+
+    Each "sent" mark is its own commit, and waiting for the WAL flush was 40 % of the time
+    per message. A worker that dies loses nothing this way (the server has the commits); only
+    a crash of PostgreSQL itself can lose the last fraction of a second of marks, and those
+    few messages are then sent again, with the same Message-ID.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
+
+
 def delivery_record(
     *,
     delivery: Delivery,
@@ -279,7 +322,7 @@ def delivery_record(
     now = timezone.now()
     rows = Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.QUEUED)
     if outcome.sent:
-        rows.update(state=DeliveryState.SENT, sent_at=now, claimed_until=None, error="")
+        _mark_sent(delivery.pk, now)
         delivery.state = DeliveryState.SENT
         if delivery.subscriber.failing_since:
             Subscriber.objects.filter(pk=delivery.subscriber_id).update(

@@ -71,7 +71,7 @@ TARGET_SIZE = 100_000
 TARGET_SECONDS = 120
 WORKER_CONCURRENCY = 2
 REFERENCE_PER_CONNECTION = 500  # BEACON_NOTIFY_EMAIL_BATCH_SIZE: one connection per batch
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.5
 TIMEOUT_SECONDS = 600
 # No row sent, failed or added for this long: stuck (a retry comes after 60 s, plus a sweep).
 STALL_SECONDS = 150
@@ -249,6 +249,14 @@ FROM incidents_notificationevent e LEFT JOIN incidents_delivery d ON d.event_id 
 WHERE e.id = %s GROUP BY e.expanded_at
 """
 
+# While it runs: only the rows still queued, an index-only count that shrinks as it goes.
+# Counting every row five times a second cost PostgreSQL more than the sends at 100,000.
+PROGRESS_SQL = """
+SELECT e.expanded_at,
+       (SELECT count(*) FROM incidents_delivery d WHERE d.event_id = e.id AND d.state = 'queued')
+FROM incidents_notificationevent e WHERE e.id = %s
+"""
+
 DETAIL_SQL = """
 SELECT min(sent_at), max(sent_at), count(*) FILTER (WHERE attempts > 1),
        count(*) FILTER (WHERE error <> ''), count(DISTINCT subscriber_id),
@@ -404,6 +412,12 @@ def ledger(event_id: int):
     return pg_execute(LEDGER_SQL % int(event_id), dbname=DB)[0]
 
 
+def progress(event_id: int, expected: int):
+    """(expanded_at, sent or failed, failed unknown, rows) cheaply, for the loop below."""
+    expanded_at, queued = pg_execute(PROGRESS_SQL % int(event_id), dbname=DB)[0]
+    return expanded_at, expected - queued, 0, expected
+
+
 def deliver(procs, env, kind, sink, size, expected, tmp) -> dict:
     """One incident to every subscriber through the worker and one SMTP server."""
     label = f"{size}-{kind}"
@@ -483,7 +497,7 @@ def deliver(procs, env, kind, sink, size, expected, tmp) -> dict:
     shown = moved = time.monotonic()
     done, state = False, None
     while time.monotonic() < deadline:
-        expanded_at, sent, failed, total = ledger(event_id)
+        expanded_at, sent, failed, total = progress(event_id, expected)
         if expanded_at is not None and sent + failed == total:
             done = True
             break

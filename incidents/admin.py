@@ -5,8 +5,9 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from components.models import Component
@@ -30,6 +31,7 @@ from incidents.models import (
     IncidentUpdate,
     ScheduledMaintenance,
 )
+from incidents.notify.selectors import notifications_of_incident
 
 
 class ServiceRejected(Exception):
@@ -124,6 +126,7 @@ class IncidentAdmin(ServiceFormAdmin):
         "backfilled",
         "postmortem_published_at",
         "created_by",
+        "notifications",
     ]
     inlines = [IncidentUpdateInline]
     actions = ["resolve_selected"]
@@ -172,6 +175,7 @@ class IncidentAdmin(ServiceFormAdmin):
                         ("current_status", "impact", "impact_override"),
                         ("started_at", "resolved_at", "backfilled"),
                         "created_by",
+                        "notifications",
                     ]
                 },
             )
@@ -360,6 +364,24 @@ class IncidentAdmin(ServiceFormAdmin):
     @admin.display(description="components")
     def component_names(self, incident):
         return ", ".join(component.name for component in incident.components.all())
+
+    @admin.display(description="subscribers told")
+    def notifications(self, incident):
+        counts = notifications_of_incident(incident)
+        if not counts["events"]:
+            return "Nothing sent yet."
+        url = reverse("admin:incidents_notificationevent_changelist")
+        return format_html(
+            '<a href="{}?incident__id__exact={}">{} notification{}</a>: '
+            "{} sent, {} queued, {} failed",
+            url,
+            incident.pk,
+            counts["events"],
+            pluralize(counts["events"]),
+            counts["sent"],
+            counts["queued"],
+            counts["failed"],
+        )
 
 
 @admin.register(ScheduledMaintenance)

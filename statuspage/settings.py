@@ -217,7 +217,9 @@ BEACON_NOTIFY_WEBHOOK_BATCH_SIZE = env.int("NOTIFY_WEBHOOK_BATCH_SIZE", default=
 # A batch owns its rows this long (renewed while it works); then the sweeper hands them out
 # again, which is how a batch whose worker was killed gets finished.
 BEACON_NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=120)
-BEACON_NOTIFY_REDISPATCH_SECONDS = env.int("NOTIFY_REDISPATCH_SECONDS", default=120)
+# Rows handed out this long ago and still unclaimed are handed out again: their task was lost
+# (Redis restarted). Long enough that a big fan-out still waiting in the queue is left be.
+BEACON_NOTIFY_REDISPATCH_SECONDS = env.int("NOTIFY_REDISPATCH_SECONDS", default=300)
 BEACON_NOTIFY_SWEEP_SECONDS = env.float("NOTIFY_SWEEP_SECONDS", default=10.0)
 # Temporary failures are retried after 1, 2, 4 … minutes (at most an hour apart) for a day.
 BEACON_NOTIFY_RETRY_BASE_SECONDS = env.int("NOTIFY_RETRY_BASE_SECONDS", default=60)

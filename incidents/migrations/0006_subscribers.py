@@ -330,7 +330,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="delivery",
-            index=models.Index(fields=["event", "state"], name="delivery_event_state"),
+            index=models.Index(fields=["event", "state", "id"], name="delivery_event_state"),
         ),
         migrations.AddConstraint(
             model_name="delivery",

@@ -118,7 +118,7 @@ def event_expand(*, event_id: int, now: datetime | None = None) -> list[Batch]:
     for channel in event.channels:
         _insert_deliveries(event, channel, now)
     NotificationEvent.objects.filter(pk=event.pk, expanded_at__isnull=True).update(expanded_at=now)
-    return _dispatch(event.pk, now=now)
+    return _dispatch(event.pk, now=now, mark=False)
 
 
 def recipients(event: NotificationEvent, channel: str):
@@ -138,15 +138,17 @@ def _insert_deliveries(event: NotificationEvent, channel: str, now: datetime) ->
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} "
-            "(event_id, subscriber_id, channel, state, attempts, next_attempt_at, error) "
+            "(event_id, subscriber_id, channel, state, attempts, next_attempt_at, "
+            "dispatched_at, error) "
             # WHERE true: SQLite cannot tell ON CONFLICT from a join constraint without it.
-            f"SELECT %s, r.recipient_id, %s, %s, 0, %s, '' FROM ({ids_sql}) AS r WHERE true "
+            f"SELECT %s, r.recipient_id, %s, %s, 0, %s, %s, '' FROM ({ids_sql}) AS r WHERE true "
             "ON CONFLICT (event_id, subscriber_id) DO NOTHING",
             [
                 event.pk,
                 channel,
                 DeliveryState.QUEUED,
                 connection.ops.adapt_datetimefield_value(now),
+                connection.ops.adapt_datetimefield_value(now),  # handed out below
                 *params,
             ],
         )
@@ -158,8 +160,13 @@ def _due(now: datetime):
     )
 
 
-def _dispatch(event_id: int, *, now: datetime, extra: Q | None = None) -> list[Batch]:
-    """Cut the event's due rows into id ranges per channel and note when they went out."""
+def _dispatch(
+    event_id: int, *, now: datetime, extra: Q | None = None, mark: bool = True
+) -> list[Batch]:
+    """Cut the event's due rows into id ranges per channel and note when they went out.
+
+    New rows are inserted already marked (`mark=False`): one pass over 100,000 rows saved.
+    """
     rows = _due(now).filter(event_id=event_id)
     if extra is not None:
         rows = rows.filter(extra)
@@ -170,7 +177,7 @@ def _dispatch(event_id: int, *, now: datetime, extra: Q | None = None) -> list[B
         for start in range(0, len(ids), size):
             chunk = ids[start : start + size]
             batches.append(Batch(event_id, channel, chunk[0], chunk[-1]))
-        if ids:
+        if ids and mark:
             rows.filter(channel=channel).update(dispatched_at=now)
     return batches
 
@@ -277,17 +284,18 @@ _MARK_SENT = (
 
 
 def _mark_sent(delivery_id: int, now: datetime) -> None:
-    # Once per message, between two messages: plain SQL, not a queryset built each time.
+    """Once per message, between two messages: plain SQL, prepared on PostgreSQL.
+
+    Planning the statement each time cost PostgreSQL more than running it.
+    """
+    params = [DeliveryState.SENT, now, delivery_id, DeliveryState.QUEUED]
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        connection.connection.execute(_MARK_SENT, params, prepare=True)
+        return
+    params[1] = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
-        cursor.execute(
-            _MARK_SENT,
-            [
-                DeliveryState.SENT,
-                connection.ops.adapt_datetimefield_value(now),
-                delivery_id,
-                DeliveryState.QUEUED,
-            ],
-        )
+        cursor.execute(_MARK_SENT, params)
 
 
 @contextmanager

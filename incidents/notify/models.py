@@ -223,7 +223,8 @@ class Delivery(models.Model):
                 condition=models.Q(state="queued"),
                 name="delivery_queued_due",
             ),
-            models.Index(fields=["event", "state"], name="delivery_event_state"),
+            # A batch claims its id range among an event's queued rows; staff count by state.
+            models.Index(fields=["event", "state", "id"], name="delivery_event_state"),
         ]
 
     def __str__(self):

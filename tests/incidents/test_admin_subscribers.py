@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import Incident, IncidentStatus
+from incidents.notify import delivery
 from incidents.notify.models import (
     Channel,
     Delivery,
@@ -672,3 +673,15 @@ def test_an_email_subscriber_page_keeps_the_address_and_changes_components(clien
     assert list(subscriber.components.all()) == [api]
     assert subscriber.state == SubscriberState.ACTIVE
     assert subscriber.confirmed_at is not None
+
+
+def test_the_incident_page_says_how_many_subscribers_were_told(client, responder, page):
+    SubscriberFactory.create_batch(2)
+    incident = open_incident()
+    for batch in delivery.event_expand(event_id=NotificationEvent.objects.get().pk):
+        delivery.batch_send(batch=batch)
+
+    response = client.get(reverse("admin:incidents_incident_change", args=[incident.pk]))
+
+    assert "1 notification</a>: 2 sent, 0 queued, 0 failed" in response.content.decode()
+    assert f"?incident__id__exact={incident.pk}" in response.content.decode()

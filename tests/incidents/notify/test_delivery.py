@@ -163,7 +163,7 @@ def test_a_batch_whose_worker_died_is_handed_out_again_when_its_lease_ends(page,
     assert len(claimed) == 2
     assert delivery.batch_send(batch=batch) == 0  # the rows are still leased
     assert delivery.notifications_sweep()[1] == []
-    with time_machine.travel(timezone.now() + timedelta(minutes=3), tick=False):
+    with time_machine.travel(timezone.now() + timedelta(minutes=6), tick=False):
         (again,) = delivery.notifications_sweep()[1]
         assert delivery.batch_send(batch=again) == 2
     assert len(smtp_server.messages) == 2
@@ -193,7 +193,7 @@ def test_batches_lost_with_the_broker_are_handed_out_again(page, smtp_server):
     _, event = announce()
     lost = delivery.event_expand(event_id=event.pk)  # Redis restarted: never delivered
     assert delivery.notifications_sweep()[1] == []  # they may still be waiting in a queue
-    with time_machine.travel(timezone.now() + timedelta(minutes=3), tick=False):
+    with time_machine.travel(timezone.now() + timedelta(minutes=6), tick=False):
         again = delivery.notifications_sweep()[1]
         assert again == lost
         for batch in again:

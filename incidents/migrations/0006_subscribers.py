@@ -168,7 +168,7 @@ class Migration(migrations.Migration):
                     "secret",
                     models.CharField(
                         blank=True,
-                        help_text="Signs each delivery: an X-Beacon-Signature-256 header holds sha256=<HMAC-SHA256 of the body with this secret>.",
+                        help_text="Signs each delivery: the X-Beacon-Signature-256 header holds sha256= and the hex HMAC-SHA256 of the body with this secret.",
                         max_length=200,
                     ),
                 ),

@@ -45,8 +45,8 @@ class Subscriber(models.Model):
     secret = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Signs each delivery: an X-Beacon-Signature-256 header holds "
-        "sha256=<HMAC-SHA256 of the body with this secret>.",
+        help_text="Signs each delivery: the X-Beacon-Signature-256 header holds sha256= "
+        "and the hex HMAC-SHA256 of the body with this secret.",
     )
     all_components = models.BooleanField(
         default=True, help_text="Hear about every component, including ones added later."

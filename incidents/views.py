@@ -10,6 +10,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -56,6 +57,8 @@ def subscribe(request):
 
     Every accepted address gets the same answer, whatever its state; the email says the rest.
     """
+    if not PageSettings.load().allow_email_subscribers:
+        raise Http404("This page does not take subscribers.")
     if request.method != "POST":
         return _subscribe_response(request, SubscribeForm())
     form = SubscribeForm(request.POST)

@@ -15,6 +15,7 @@ class PageSettingsAdmin(admin.ModelAdmin):
         ("Links", {"fields": ["home_url", "support_url"]}),
         ("Look", {"fields": ["logo", "brand_color", "footer_text"]}),
         ("Search engines", {"fields": ["hidden_from_search_engines"]}),
+        ("Subscribers", {"fields": ["allow_email_subscribers"]}),
     ]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

@@ -37,6 +37,12 @@ class PageSettings(models.Model):
         blank=True, help_text="Markdown, shown at the foot of every page."
     )
     hidden_from_search_engines = models.BooleanField(default=False)
+    allow_email_subscribers = models.BooleanField(
+        "visitors may subscribe by email",
+        default=True,
+        help_text="Shows “Subscribe to updates” on the page. Turning it off keeps the "
+        "current subscribers; it only closes the form.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -288,14 +288,24 @@ def _mark_sent(delivery_id: int, now: datetime) -> None:
 
     Planning the statement each time cost PostgreSQL more than running it.
     """
-    params = [DeliveryState.SENT, now, delivery_id, DeliveryState.QUEUED]
     if connection.vendor == "postgresql":
         connection.ensure_connection()
-        connection.connection.execute(_MARK_SENT, params, prepare=True)
+        connection.connection.execute(
+            _MARK_SENT,
+            [DeliveryState.SENT, now, delivery_id, DeliveryState.QUEUED],
+            prepare=True,
+        )
         return
-    params[1] = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
-        cursor.execute(_MARK_SENT, params)
+        cursor.execute(
+            _MARK_SENT,
+            [
+                DeliveryState.SENT,
+                connection.ops.adapt_datetimefield_value(now),
+                delivery_id,
+                DeliveryState.QUEUED,
+            ],
+        )
 
 
 @contextmanager

@@ -582,3 +582,13 @@ def test_the_subscription_pages_are_never_snapshots(client, components):
     # Each answer is made for its request: two visitors get two CSRF tokens.
     tokens = {CSRF_INPUT.search(Client().get("/subscribe/").content.decode())[0] for _ in range(2)}
     assert len(tokens) == 2
+
+
+def test_a_page_that_takes_no_subscribers_has_no_form(client, components, page):
+    page.allow_email_subscribers = False
+    page.save()
+
+    assert client.get(reverse("subscribe")).status_code == 404
+    assert client.post(reverse("subscribe"), {"email": "a@example.test"}).status_code == 404
+    assert "Subscribe to updates" not in client.get(reverse("status-page")).content.decode()
+    assert not Subscriber.objects.exists()

@@ -1,11 +1,12 @@
 """The page's settings: one row, edited in place."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.shortcuts import redirect
 
-from statuspage.models import PageSettings
+from statuspage.api_keys import api_key_create, api_key_revoke
+from statuspage.models import ApiKey, PageSettings
 
 
 @admin.register(PageSettings)
@@ -30,3 +31,47 @@ class PageSettingsAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are shown once, when made; afterwards only their first characters."""
+
+    list_display = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "owner__username"]
+    fields = ["name", "owner", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "name", "owner"] if obj else self.readonly_fields
+
+    def get_changeform_initial_data(self, request):
+        return {"owner": request.user.pk}
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        key, raw = api_key_create(owner=obj.owner, name=obj.name)
+        obj.pk = key.pk
+        obj.prefix, obj.digest = key.prefix, key.digest
+        self.message_user(
+            request,
+            f"The key for “{key.name}” is {raw} — copy it now: it is not shown again. "
+            "Send it as “Authorization: OAuth <key>”.",
+            messages.WARNING,
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return (
+            False
+            if obj is not None and obj.revoked_at
+            else super().has_change_permission(request, obj)
+        )
+
+    @admin.action(description="Revoke the selected keys", permissions=["delete"])
+    def revoke_selected(self, request, queryset):
+        for key in queryset:
+            api_key_revoke(key=key)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)

@@ -33,3 +33,22 @@ class SnapshotMiddleware:
         if response is None or response.status_code >= 500:
             return HttpResponse(UNAVAILABLE, status=503, headers={"Retry-After": "30"})
         return response
+
+
+API_V1_PREFIX = "/api/v1/"
+
+
+def api_json_suffix(get_response):
+    """`/api/v1/pages/x/components.json` is `/api/v1/pages/x/components`, as on Statuspage."""
+
+    def middleware(request):
+        path = request.path_info
+        if (
+            path.startswith(API_V1_PREFIX)
+            and path.endswith(".json")
+            and path != "/api/v1/openapi.json"
+        ):
+            request.path_info = path.removesuffix(".json")
+        return get_response(request)
+
+    return middleware

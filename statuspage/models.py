@@ -1,6 +1,7 @@
 import contextlib
 import zoneinfo
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.validators import RegexValidator
 from django.db import models
@@ -72,3 +73,30 @@ class PageSettings(models.Model):
     def forget_cached(cls) -> None:
         with contextlib.suppress(Exception):
             cache.delete(cls.CACHE_KEY)
+
+
+class ApiKey(models.Model):
+    """A management API key. Only its SHA-256 is kept: the key is shown once, when made.
+
+    Keys are 32 random bytes, so a fast hash is as safe as a slow one and costs nothing per
+    request. A key acts with its owner's permissions.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. “Terraform” or “CI”.")
+    prefix = models.CharField(max_length=12, editable=False, help_text="Its first characters.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.owner.is_active

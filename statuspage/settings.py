@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "ninja",  # serves its Swagger UI from static files, not a CDN
     "template_partials",
     "statuspage",
     "components",
@@ -50,6 +51,8 @@ MIDDLEWARE = [
     # First: a public read is answered from its snapshot without any other middleware. The
     # security headers are kept in the snapshot from when it was rendered through them all.
     "statuspage.middleware.SnapshotMiddleware",
+    # Statuspage clients may add ".json" to management API paths.
+    "statuspage.middleware.api_json_suffix",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -233,6 +236,9 @@ BEACON_SUBSCRIBE_CONFIRM_HOURS = env.int("SUBSCRIBE_CONFIRM_HOURS", default=48)
 # The public subscribe form: attempts per hour from one IP address, and for one address.
 BEACON_SUBSCRIBE_LIMIT_PER_IP = env.int("SUBSCRIBE_LIMIT_PER_IP", default=10)
 BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = env.int("SUBSCRIBE_LIMIT_PER_ADDRESS", default=3)
+
+# Management API v1: requests per minute per key (Statuspage allows 1/s, in bursts).
+BEACON_API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=60)
 
 LOGGING = {
     "version": 1,

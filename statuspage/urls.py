@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from statuspage import api_v2, badges, feeds, views
+from statuspage.api_v1.routes import api as api_v1
 
 urlpatterns = [
     path("", views.status_page, name="status-page"),
@@ -10,6 +11,7 @@ urlpatterns = [
     path("history/", views.history, name="history"),
     path("robots.txt", views.robots_txt, name="robots-txt"),
     path("admin/", admin.site.urls),
+    path("api/v1/", api_v1.urls),
     path("", include("components.urls")),
     path("", include("incidents.urls")),
     *api_v2.urlpatterns,

@@ -1,0 +1,5 @@
+"""Management API v1, compatible with Statuspage's (see docs/api-v1.md).
+
+`api` is the NinjaAPI: the pydantic schemas that validate each request also write the
+OpenAPI document at /api/v1/openapi.json and the browsable docs at /api/v1/docs.
+"""

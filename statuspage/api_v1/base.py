@@ -1,0 +1,197 @@
+"""What every management API endpoint shares: keys, the rate limit, bodies and errors."""
+
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
+from ninja.security import APIKeyHeader, APIKeyQuery
+
+from statuspage import ratelimit
+from statuspage.api_keys import api_key_authenticate
+from statuspage.models import ApiKey, PageSettings
+
+RATE_WINDOW_SECONDS = 60
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+
+
+class _KeyChecks:
+    """A key found in the request, checked, and counted against its rate limit."""
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
+        raw = _raw_key(key)
+        api_key = api_key_authenticate(raw) if raw else None
+        if api_key is None:
+            return None
+        limit = ratelimit.hit(
+            f"api:key:{api_key.pk}",
+            limit=settings.BEACON_API_RATE_LIMIT_PER_MINUTE,
+            window=RATE_WINDOW_SECONDS,
+        )
+        if not limit.allowed:
+            raise RateLimited(limit.retry_after)
+        request.user = api_key.owner
+        return api_key
+
+
+def _raw_key(value: str | None) -> str:
+    """`OAuth <key>` as Statuspage clients send it, `Bearer <key>`, or the bare key."""
+    value = (value or "").strip()
+    scheme, _, rest = value.partition(" ")
+    if rest and scheme.lower() in ("oauth", "bearer", "token"):
+        return rest.strip()
+    return value
+
+
+class AuthorizationHeader(_KeyChecks, APIKeyHeader):
+    param_name = "Authorization"
+
+
+class ApiKeyParameter(_KeyChecks, APIKeyQuery):
+    param_name = "api_key"
+
+
+class StatuspageBodies(Parser):
+    """JSON, or form-encoded with Rails brackets (`incident[components][]=id`), as Statuspage."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        content_type = request.content_type or ""
+        if content_type == "application/x-www-form-urlencoded":
+            return rails_params(request.POST if request.method == "POST" else _form(request))
+        if not request.body:
+            return {}
+        try:
+            data = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise HttpError(400, f"The body is not valid JSON: {error}") from error
+        if not isinstance(data, dict):
+            raise HttpError(400, "The body must be a JSON object.")
+        return data
+
+
+def _form(request: HttpRequest):
+    from django.http import QueryDict
+
+    return QueryDict(request.body, encoding=request.encoding or "utf-8")
+
+
+_BRACKETS = re.compile(r"\[([^\]]*)\]")
+
+
+def rails_params(data) -> dict[str, Any]:
+    """`incident[name]=x&incident[component_ids][]=a` → {"incident": {"name": "x", …}}."""
+    result: dict[str, Any] = {}
+    for full_key in data:
+        head = full_key.split("[", 1)[0]
+        path = [head, *_BRACKETS.findall(full_key[len(head) :])]
+        values = data.getlist(full_key)
+        node = result
+        for index, part in enumerate(path):
+            last = index == len(path) - 1
+            if last:
+                node[part] = values if part == "" else values[-1]
+                break
+            if path[index + 1] == "":  # key[] : a list
+                node[part] = values
+                break
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+    return result
+
+
+api = NinjaAPI(
+    title="Beacon management API",
+    version="1",
+    description="Statuspage's manage API v1, served by Beacon. Send `Authorization: OAuth <key>`.",
+    urls_namespace="api-v1",
+    auth=[AuthorizationHeader(), ApiKeyParameter()],
+    parser=StatuspageBodies(),
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+def error_body(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    # Statuspage clients read either key.
+    return api.create_response(request, {"error": message, "message": message}, status=status)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, exc):
+    return error_body(request, "Could not authenticate", 401)
+
+
+@api.exception_handler(RateLimited)
+def _rate_limited(request, exc):
+    response = error_body(request, "Rate limit exceeded: 1 request per second per key.", 429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(NinjaValidationError)
+def _invalid(request, exc):
+    return error_body(request, _describe(exc.errors), 400)
+
+
+@api.exception_handler(ValidationError)
+def _rejected(request, exc):
+    return error_body(request, _describe_django(exc), 422)
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return error_body(request, str(exc) or "Your key's owner may not do this.", 403)
+
+
+@api.exception_handler(Http404)
+@api.exception_handler(ObjectDoesNotExist)
+def _not_found(request, exc):
+    return error_body(request, str(exc) or "Not found.", 404)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc):
+    return error_body(request, str(exc), exc.status_code)
+
+
+def _describe(errors: list[dict]) -> str:
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "payload"))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", ""))
+    return "; ".join(parts) or "Invalid request."
+
+
+def _describe_django(error: ValidationError) -> str:
+    if hasattr(error, "message_dict"):
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
+    return " ".join(error.messages)
+
+
+def page_or_404(page_id: str) -> PageSettings:
+    page = PageSettings.load()
+    if page.public_id != page_id:
+        raise Http404(f"No page {page_id!r}.")
+    return page
+
+
+def require_perm(request: HttpRequest, *perms: str) -> None:
+    """The key's owner must hold these Django permissions (as in the admin)."""
+    user = request.user
+    if not user.has_perms(perms):
+        raise PermissionDenied(f"{user.get_username()} may not do this ({', '.join(perms)}).")
+
+
+def json_response(data: Any, status: int = 200) -> JsonResponse:
+    return JsonResponse(data, status=status, safe=False)

@@ -1,0 +1,103 @@
+"""The page: `GET /pages`, `GET|PATCH|PUT /pages/{page_id}`."""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from ninja import Router, Schema
+from pydantic import Field
+
+from statuspage import statuspage_json
+from statuspage.api_v1.base import page_or_404, require_perm
+from statuspage.models import PageSettings
+
+router = Router()
+
+
+class PageFields(Schema):
+    name: str | None = Field(None, max_length=100)
+    url: str | None = Field(None, max_length=200)
+    time_zone: str | None = None
+    allow_email_subscribers: bool | None = None
+    hidden_from_search_engines: bool | None = None
+
+
+class PageBody(Schema):
+    page: PageFields
+
+
+def page_object(page: PageSettings) -> dict[str, Any]:
+    """Statuspage's manage-API Page, with the fields Beacon has."""
+    zone = page.zone
+    return {
+        "id": page.public_id,
+        "created_at": None,
+        "updated_at": statuspage_json.timestamp(page.updated_at, zone),
+        "name": page.name,
+        "page_description": None,
+        "headline": None,
+        "branding": "basic",
+        "subdomain": None,
+        "domain": None,
+        "url": page.url or None,
+        "support_url": page.support_url or None,
+        "hidden_from_search": page.hidden_from_search_engines,
+        "allow_page_subscribers": page.allow_email_subscribers,
+        "allow_incident_subscribers": False,
+        "allow_email_subscribers": page.allow_email_subscribers,
+        "allow_sms_subscribers": False,
+        "allow_rss_atom_feeds": True,
+        "allow_webhook_subscribers": True,
+        "notifications_from_email": None,
+        "notifications_email_footer": None,
+        "activity_score": 0,
+        "twitter_username": None,
+        "viewers_must_be_team_members": False,
+        "ip_restrictions": None,
+        "city": None,
+        "state": None,
+        "country": None,
+        "time_zone": page.time_zone,
+        "css_body_background_color": None,
+        "css_font_color": None,
+        "css_light_font_color": None,
+        "css_greens": None,
+        "css_yellows": None,
+        "css_oranges": None,
+        "css_blues": page.brand_color,
+        "css_reds": None,
+        "css_border_color": None,
+        "css_graph_color": None,
+        "css_link_color": page.brand_color,
+        "css_no_data": None,
+        "favicon_logo": None,
+        "transactional_logo": None,
+        "hero_cover": None,
+        "email_logo": None,
+        "twitter_logo": None,
+    }
+
+
+@router.get("", summary="List the pages (Beacon serves one)")
+def list_pages(request):
+    require_perm(request, "statuspage.view_pagesettings")
+    return [page_object(PageSettings.load())]
+
+
+@router.get("/{page_id}", summary="Get the page")
+def get_page(request, page_id: str):
+    require_perm(request, "statuspage.view_pagesettings")
+    return page_object(page_or_404(page_id))
+
+
+@router.api_operation(["PATCH", "PUT"], "/{page_id}", summary="Update the page")
+def update_page(request, page_id: str, payload: PageBody):
+    require_perm(request, "statuspage.change_pagesettings")
+    page = PageSettings.objects.get(pk=page_or_404(page_id).pk)
+    changes = payload.page.model_dump(exclude_unset=True, exclude_none=True)
+    if not changes:
+        raise ValidationError("Send at least one page field.")
+    for field, value in changes.items():
+        setattr(page, field, value)
+    page.full_clean()  # the time zone and URL are checked as in the admin
+    page.save()
+    return page_object(PageSettings.load())

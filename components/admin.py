@@ -507,3 +507,6 @@ class HealthCheckAdmin(admin.ModelAdmin):
         if check_chart_svg is None or check.pk is None:
             return "No data yet."
         return check_chart_svg(check) or "No data yet."
+
+
+from components.alerts import admin as alerts_admin  # noqa: E402, F401

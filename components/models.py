@@ -434,3 +434,6 @@ class CheckRollup(models.Model):
 
     def __str__(self):
         return f"{self.health_check}: {self.period} from {self.start:%Y-%m-%d %H:%M}"
+
+
+from components.alerts.models import AlertIntegration, AlertLog, AlertState  # noqa: E402, F401

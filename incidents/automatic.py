@@ -27,19 +27,33 @@ logger = logging.getLogger("beacon.automatic")
 STAFF_GROUPS = ("Responders", "Admins")
 
 
+# Who moved the component: the subject of staff emails and the words of incidents.
+SOURCES = {"health check": "Health checks", "alert": "Alerts"}
+
+
 def auto_incident_follow(
-    *, component: Component, old_status: str, new_status: str, reason: str
+    *,
+    component: Component,
+    old_status: str,
+    new_status: str,
+    reason: str,
+    source: str = "health check",
 ) -> Incident | IncidentDraft | None:
-    """React to a status change made by health checks (or alerts); returns what it made."""
+    """React to a status change made by health checks or alerts; returns what it made."""
     if new_status == ComponentStatus.OPERATIONAL:
-        return _recover(component, old_status=old_status, reason=reason)
+        return _recover(component, old_status=old_status, reason=reason, source=source)
     made: Incident | IncidentDraft | None = None
     if component.auto_incident == AutoIncident.PUBLISH:
         made = _open_incident(component, new_status, reason)
     elif component.auto_incident == AutoIncident.DRAFT:
         made = _prepare_draft(component, new_status, reason)
     staff_tell_about_change(
-        component=component, old_status=old_status, new_status=new_status, reason=reason, made=made
+        component=component,
+        old_status=old_status,
+        new_status=new_status,
+        reason=reason,
+        made=made,
+        source=source,
     )
     return made
 
@@ -60,7 +74,7 @@ def _title(component: Component, status: str) -> str:
 def _body(component: Component, status: str) -> str:
     label = ComponentStatus(status).label.lower()
     return (
-        f"Our automated checks show {component.name} with a {label}. "
+        f"Our monitoring shows {component.name} with a {label}. "
         "We are investigating and will post an update shortly."
     )
 
@@ -109,7 +123,7 @@ def _prepare_draft(component: Component, status: str, reason: str) -> IncidentDr
         return None
 
 
-def _recover(component: Component, *, old_status: str, reason: str) -> Incident | None:
+def _recover(component: Component, *, old_status: str, reason: str, source: str) -> Incident | None:
     incident = open_auto_incident(component)
     if incident is not None:
         status = component.auto_incident_recovery or IncidentStatus.RESOLVED
@@ -118,14 +132,14 @@ def _recover(component: Component, *, old_status: str, reason: str) -> Incident 
                 incident=incident,
                 status=status,
                 body=(
-                    f"{component.name} is operational again; our checks pass."
+                    f"{component.name} is operational again; our monitoring shows it healthy."
                     if status == IncidentStatus.RESOLVED
                     else f"{component.name} is answering again. We are monitoring the results."
                 ),
                 component_statuses={component: ComponentStatus.OPERATIONAL},
             )
     IncidentDraft.objects.filter(component=component, published_at=None, discarded_at=None).update(
-        discarded_at=timezone.now(), discard_reason="The checks recovered before it was published."
+        discarded_at=timezone.now(), discard_reason="It recovered before it was published."
     )
     staff_tell_about_change(
         component=component,
@@ -133,6 +147,7 @@ def _recover(component: Component, *, old_status: str, reason: str) -> Incident 
         new_status=ComponentStatus.OPERATIONAL,
         reason=reason,
         made=incident,
+        source=source,
     )
     return incident
 
@@ -180,11 +195,12 @@ def staff_tell_about_change(
     new_status: str,
     reason: str,
     made: Incident | IncidentDraft | None,
+    source: str = "health check",
 ) -> None:
     old, new = ComponentStatus(old_status).label, ComponentStatus(new_status).label
-    subject = f"{component.name}: {new.lower()} (health check)"
+    subject = f"{component.name}: {new.lower()} ({source})"
     lines = [
-        f"Health checks moved {component.name} from {old} to {new}.",
+        f"{SOURCES.get(source, source)} moved {component.name} from {old} to {new}.",
         f"What they found: {reason}" if reason else "",
     ]
     link = _admin_link("admin:components_component_change", component.pk)

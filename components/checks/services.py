@@ -13,6 +13,7 @@ from components.checks import KINDS, policy
 from components.checks.outcome import Outcome
 from components.models import (
     DEFAULT_LOCATION,
+    AlertState,
     Automation,
     CheckKind,
     CheckLocationState,
@@ -22,6 +23,7 @@ from components.models import (
     HealthCheck,
     StatusChangeCause,
     Verdict,
+    worst_status,
 )
 from components.services import component_set_status
 from incidents.automatic import auto_incident_follow
@@ -219,6 +221,13 @@ def component_follow_checks(
         wanted = policy.component_status(component.checks.all())
         if wanted is None and _set_by_checks(component):
             wanted = ComponentStatus.OPERATIONAL  # its checks were disabled or removed
+        firing = list(
+            AlertState.objects.filter(component=component, firing=True).values_list(
+                "status", flat=True
+            )
+        )
+        if wanted is not None and firing:  # a recovered check does not end a firing alert
+            wanted = worst_status([wanted, *firing])
         if wanted is None or wanted == component.status:
             return None
         note = ""

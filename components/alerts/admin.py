@@ -1,0 +1,189 @@
+"""The staff side of inbound alerts: integrations, their URL, what their alerts say now,
+and the deliveries Beacon could not use."""
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+
+from components.alerts.models import AlertIntegration, AlertLog, AlertState
+from components.alerts.services import alert_integration_regenerate_token
+from statuspage.models import PageSettings
+
+RECENT = 20
+
+
+def receive_url(request, integration: AlertIntegration) -> str:
+    """The URL to paste into the tool: under the page's public URL when it is set."""
+    base = PageSettings.load().url or request.build_absolute_uri("/")
+    path = reverse("alerts-receive", args=[integration.kind, integration.token])
+    return base.rstrip("/") + path
+
+
+def _when(moment) -> str:
+    if moment is None:
+        return "–"
+    return format_html(
+        '<time datetime="{}">{}</time>',
+        moment.isoformat(),
+        timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z"),
+    )
+
+
+@admin.register(AlertIntegration)
+class AlertIntegrationAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "enabled", "last_received_at"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name"]
+    actions = ["regenerate_token"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "enabled", "url", "last_received_at"]}),
+        (
+            "Rules",
+            {
+                "fields": [
+                    "match_label",
+                    "components_by_value",
+                    "severity_label",
+                    "severity_statuses",
+                    "default_status",
+                ],
+                "description": "A firing alert moves the components its match label names "
+                "to the status of its severity; the worst firing alert wins, and the status "
+                "before them comes back when the last one resolves. Components on manual "
+                "status, named by an open incident or set by a person are left alone. "
+                "Automatic incidents follow each component's own setting. See docs/alerts.md.",
+            },
+        ),
+        ("Now", {"fields": ["current_states", "recent_log"]}),
+    ]
+    readonly_fields = ["last_received_at", "current_states", "recent_log"]
+
+    def get_fieldsets(self, request, obj=None):
+        url = self._url_field(request)
+        return [
+            (title, {**options, "fields": [url if f == "url" else f for f in options["fields"]]})
+            for title, options in super().get_fieldsets(request, obj)
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [self._url_field(request), *super().get_readonly_fields(request, obj)]
+
+    @staticmethod
+    def _url_field(request):
+        """The URL, built from the request when the page has no public URL: a read-only
+        field made once per request (the admin instance is shared by all requests)."""
+        if not hasattr(request, "_alert_url_field"):
+
+            @admin.display(description="URL to paste into the tool")
+            def url(integration):
+                if integration.pk is None:
+                    return "Shown once saved."
+                return format_html(
+                    "<code>{}</code><br><small>Keep it secret: anyone with it can change "
+                    "statuses. “Regenerate the secret URL” in the list replaces it.</small>",
+                    receive_url(request, integration),
+                )
+
+            request._alert_url_field = url
+        return request._alert_url_field
+
+    @admin.display(description="Alerts (latest first)")
+    def current_states(self, integration):
+        if integration.pk is None:
+            return "–"
+        states = integration.states.select_related("component").order_by("-firing", "-event_at")[
+            :RECENT
+        ]
+        if not states:
+            return "No alerts yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    state.summary or state.fingerprint,
+                    state.component.name,
+                    "firing" if state.firing else "resolved",
+                    state.get_status_display() if state.firing else "–",
+                    _when(state.event_at),
+                )
+                for state in states
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>Alert</th><th>Component</th><th>State</th>"
+            "<th>Status it calls for</th><th>Last event</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="Deliveries to look at (latest first)")
+    def recent_log(self, integration):
+        if integration.pk is None:
+            return "–"
+        entries = integration.log_entries.all()[:RECENT]
+        if not entries:
+            return "None: every delivery was read and matched."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (
+                    _when(entry.received_at),
+                    "accepted" if entry.ok else "refused (400)",
+                    entry.reason,
+                    Truncator(entry.excerpt).chars(300),
+                )
+                for entry in entries
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>Received</th><th>Answer</th><th>Why</th>"
+            "<th>Body</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.action(
+        description="Regenerate the secret URL of selected integrations", permissions=["change"]
+    )
+    def regenerate_token(self, request, queryset):
+        for integration in queryset:
+            alert_integration_regenerate_token(integration=integration)
+            self.log_change(request, integration, "Regenerated the token.")
+        self.message_user(
+            request,
+            f"{len(queryset)} new URL(s): update them in the tools, the old ones no longer work.",
+            messages.WARNING,
+        )
+
+
+@admin.register(AlertState)
+class AlertStateAdmin(admin.ModelAdmin):
+    """What each alert last said: read-only, kept by deliveries."""
+
+    list_display = ["summary", "component", "integration", "firing", "status", "event_at"]
+    list_filter = ["firing", "integration", "component"]
+    list_select_related = ["component", "integration"]
+    search_fields = ["summary", "fingerprint", "component__name"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AlertLog)
+class AlertLogAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "integration", "ok", "reason"]
+    list_filter = ["ok", "integration"]
+    list_select_related = ["integration"]
+    search_fields = ["reason"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,272 @@
+"""One class per monitoring tool: its webhook body in, the alerts it speaks of out.
+
+A kind's `parse(body)` returns ParsedAlerts or raises PayloadError with a reason staff can
+act on. Kinds know nothing of components or statuses: the service maps labels to them.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+FIRING = "firing"
+RESOLVED = "resolved"
+
+MAX_FINGERPRINT = 255
+
+
+class PayloadError(ValueError):
+    """The body is not what this kind of integration sends."""
+
+
+@dataclass(frozen=True)
+class ParsedAlert:
+    fingerprint: str
+    status: str  # FIRING or RESOLVED
+    labels: dict[str, str] = field(default_factory=dict)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    summary: str = ""
+    # The tool's own severity, used when the integration's severity label is absent.
+    severity: str = ""
+
+    @property
+    def firing(self) -> bool:
+        return self.status == FIRING
+
+    @property
+    def event_at(self) -> datetime | None:
+        """When what this notification says happened: the start of a firing alert, the
+        end of a resolved one."""
+        return self.starts_at if self.firing else (self.ends_at or self.starts_at)
+
+
+def parse_time(value, where: str) -> datetime | None:
+    """An RFC 3339 time (Go's zero time and empty mean none) or Unix seconds/milliseconds."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise PayloadError(f"{where} is not a time: {value!r}.")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 100_000_000_000 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError) as error:
+            raise PayloadError(f"{where} is not a time: {value!r}.") from error
+    if not isinstance(value, str):
+        raise PayloadError(f"{where} is not a time: {value!r}.")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError as error:
+        raise PayloadError(f"{where} is not an RFC 3339 time: {value[:60]!r}.") from error
+    if moment.year <= 1:  # Go's zero time: "0001-01-01T00:00:00Z"
+        return None
+    if moment.tzinfo is None:
+        raise PayloadError(f"{where} has no time zone: {value[:60]!r}.")
+    return moment
+
+
+def string_map(value, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} must be an object of strings.")
+    result = {}
+    for key, item in value.items():
+        if isinstance(item, dict | list) or item is None:
+            raise PayloadError(f"{where}.{key} must be a string.")
+        result[str(key)] = item if isinstance(item, str) else json.dumps(item)
+    return result
+
+
+def fingerprint_of(labels: dict[str, str]) -> str:
+    """A stable fingerprint from labels, for senders that give none."""
+    canonical = json.dumps(labels, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def bounded(fingerprint: str) -> str:
+    if len(fingerprint) <= MAX_FINGERPRINT:
+        return fingerprint
+    return "sha256:" + hashlib.sha256(fingerprint.encode()).hexdigest()
+
+
+def _object(body, what: str) -> dict:
+    if not isinstance(body, dict):
+        raise PayloadError(f"The body must be a JSON object ({what}).")
+    return body
+
+
+def _text(value) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+class Alertmanager:
+    """Prometheus Alertmanager's webhook_config body, version 4."""
+
+    label = "Prometheus Alertmanager"
+    versions = {"4"}
+
+    def parse(self, body) -> list[ParsedAlert]:
+        body = _object(body, f"an {self.label} webhook notification")
+        version = body.get("version")
+        if version is not None and str(version) not in self.versions:
+            raise PayloadError(
+                f"Version {version!r} of the webhook payload is not supported "
+                f"(expected {' or '.join(sorted(self.versions))})."
+            )
+        alerts = body.get("alerts")
+        if not isinstance(alerts, list):
+            raise PayloadError('"alerts" must be a list.')
+        return [self._alert(alert, n) for n, alert in enumerate(alerts)]
+
+    def _alert(self, alert, n: int) -> ParsedAlert:
+        where = f"alerts[{n}]"
+        if not isinstance(alert, dict):
+            raise PayloadError(f"{where} must be an object.")
+        status = alert.get("status")
+        if status not in (FIRING, RESOLVED):
+            raise PayloadError(f'{where}.status must be "firing" or "resolved", not {status!r}.')
+        labels = string_map(alert.get("labels"), f"{where}.labels")
+        annotations = string_map(alert.get("annotations"), f"{where}.annotations")
+        name = labels.get("alertname", "")
+        about = annotations.get("summary") or annotations.get("description", "")
+        return ParsedAlert(
+            fingerprint=bounded(_text(alert.get("fingerprint")) or fingerprint_of(labels)),
+            status=status,
+            labels=labels,
+            starts_at=parse_time(alert.get("startsAt"), f"{where}.startsAt"),
+            ends_at=parse_time(alert.get("endsAt"), f"{where}.endsAt"),
+            summary=": ".join(part for part in (name, about) if part),
+        )
+
+
+class Grafana(Alertmanager):
+    """Grafana alerting's webhook contact point: Alertmanager's body plus Grafana's fields
+    (orgId, title, state, message, values)."""
+
+    label = "Grafana"
+    versions = {"1"}
+
+
+class Datadog:
+    """Datadog's Webhooks integration with the payload template in docs/alerts.md."""
+
+    label = "Datadog"
+    TRANSITIONS = {
+        "triggered": FIRING,
+        "re-triggered": FIRING,
+        "renotify": FIRING,
+        "warn": FIRING,
+        "re-warn": FIRING,
+        "recovered": RESOLVED,
+    }
+    NO_DATA = {"no data", "re-no data"}
+
+    def parse(self, body) -> list[ParsedAlert]:
+        body = _object(body, "Datadog's webhook payload")
+        alert_id = _text(str(body.get("alert_id", "")))
+        if not alert_id or alert_id.startswith("$"):
+            raise PayloadError('"alert_id" ($ALERT_ID) is missing: check the payload template.')
+        transition = _text(body.get("transition")).lower()
+        if transition in self.NO_DATA:
+            return []  # missing data says nothing about the component
+        status = self.TRANSITIONS.get(transition)
+        if status is None:
+            raise PayloadError(
+                f'"transition" ($ALERT_TRANSITION) {body.get("transition")!r} is not one '
+                f"Beacon knows ({', '.join(sorted(self.TRANSITIONS))}, No Data)."
+            )
+        scope = _text(body.get("scope"))
+        labels = {**self._tags(body.get("tags"), "tags"), **self._tags(scope, "scope")}
+        at = parse_time(body.get("date"), "date") or parse_time(
+            body.get("last_updated"), "last_updated"
+        )
+        warning = transition in ("warn", "re-warn") or _text(body.get("alert_type")) == "warning"
+        return [
+            ParsedAlert(
+                fingerprint=bounded(f"{alert_id}:{scope}" if scope else alert_id),
+                status=status,
+                labels=labels,
+                starts_at=at if status == FIRING else None,
+                ends_at=at if status == RESOLVED else None,
+                summary=_text(body.get("title")),
+                severity="warning" if warning else "critical",
+            )
+        ]
+
+    @staticmethod
+    def _tags(value, where: str) -> dict[str, str]:
+        """ "env:prod, component:api,monitor" → {"env": "prod", "component": "api", ...}."""
+        if value is None or value == "":
+            return {}
+        if isinstance(value, list):
+            items = value
+        elif isinstance(value, str):
+            items = value.split(",")
+        else:
+            raise PayloadError(f'"{where}" must be a comma-separated string of tags.')
+        labels: dict[str, str] = {}
+        for item in items:
+            if not isinstance(item, str):
+                raise PayloadError(f'"{where}" must hold strings.')
+            key, _, tag_value = item.strip().partition(":")
+            if key and not key.startswith("$"):
+                labels[key] = tag_value
+        return labels
+
+
+class Generic:
+    """Beacon's own format (docs/alerts.md): one alert, or {"alerts": [...]}."""
+
+    label = "Generic JSON"
+
+    def parse(self, body) -> list[ParsedAlert]:
+        body = _object(body, 'one alert or {"alerts": [...]}')
+        if "alerts" in body:
+            alerts = body["alerts"]
+            if not isinstance(alerts, list):
+                raise PayloadError('"alerts" must be a list.')
+            return [self._alert(alert, f"alerts[{n}]") for n, alert in enumerate(alerts)]
+        return [self._alert(body, "the alert")]
+
+    def _alert(self, alert, where: str) -> ParsedAlert:
+        if not isinstance(alert, dict):
+            raise PayloadError(f"{where} must be an object.")
+        fingerprint = alert.get("id")
+        if not isinstance(fingerprint, str | int) or isinstance(fingerprint, bool):
+            raise PayloadError(f'{where} needs an "id" (a string naming the alert).')
+        fingerprint = str(fingerprint).strip()
+        if not fingerprint:
+            raise PayloadError(f'{where} needs an "id" (a string naming the alert).')
+        status = alert.get("status")
+        if status not in (FIRING, RESOLVED):
+            raise PayloadError(f'{where}.status must be "firing" or "resolved", not {status!r}.')
+        summary = alert.get("summary", "")
+        if not isinstance(summary, str):
+            raise PayloadError(f"{where}.summary must be a string.")
+        return ParsedAlert(
+            fingerprint=bounded(fingerprint),
+            status=status,
+            labels=string_map(alert.get("labels"), f"{where}.labels"),
+            starts_at=parse_time(alert.get("starts_at"), f"{where}.starts_at"),
+            ends_at=parse_time(alert.get("ends_at"), f"{where}.ends_at"),
+            summary=summary.strip(),
+        )
+
+
+class Kind(Protocol):
+    label: str
+
+    def parse(self, body) -> list[ParsedAlert]: ...
+
+
+KINDS: dict[str, Kind] = {
+    "alertmanager": Alertmanager(),
+    "grafana": Grafana(),
+    "datadog": Datadog(),
+    "generic": Generic(),
+}

@@ -1,0 +1,257 @@
+"""Writes of inbound alerts: a delivery's alerts move the components they name.
+
+Each alert (by fingerprint) keeps an AlertState per component it names. A delivery changes
+a state only when it says something new and is not older than what the state last heard,
+so a notification delivered twice, a group's repeat, or a late firing after its resolution
+changes nothing. When a state changes, its component follows its alerts, by the rules
+health checks follow: never a component on manual status, one an open incident names, or
+one a person set last.
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from components.alerts.kinds import KINDS, ParsedAlert, PayloadError
+from components.alerts.models import AlertIntegration, AlertLog, AlertState, new_token
+from components.checks import policy
+from components.checks.services import _held_by_people
+from components.models import (
+    Automation,
+    Component,
+    ComponentStatus,
+    StatusChangeCause,
+    worst_status,
+)
+from components.services import component_set_status
+from incidents.automatic import auto_incident_follow
+
+logger = logging.getLogger("beacon.alerts")
+
+EXCERPT_BYTES = 2048
+
+CHANGED, UNCHANGED, STALE = "changed", "unchanged", "stale"
+
+
+@dataclass
+class ReceiveResult:
+    """What a delivery did, as the sender is told (and staff, when something is off)."""
+
+    alerts: int = 0
+    changed: int = 0  # alert states that fired, resolved or changed severity
+    unchanged: int = 0  # repeats: nothing new
+    stale: int = 0  # older than what Beacon already knew of that alert
+    unmatched: list[str] = field(default_factory=list)  # alerts naming no known component
+    moved: list[str] = field(default_factory=list)  # components whose status changed
+
+    def as_dict(self) -> dict:
+        return {
+            "alerts": self.alerts,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "stale": self.stale,
+            "unmatched": self.unmatched,
+            "components_changed": self.moved,
+        }
+
+
+def alerts_receive(
+    *, integration: AlertIntegration, body: bytes, now: datetime | None = None
+) -> ReceiveResult:
+    """Apply a delivery's alerts, each in its own transaction.
+
+    Raises PayloadError, after logging it for staff, when the body is not what the
+    integration's kind sends; nothing is applied then.
+    """
+    now = now or timezone.now()
+    AlertIntegration.objects.filter(pk=integration.pk).update(last_received_at=now)
+    try:
+        alerts = KINDS[integration.kind].parse(_json(body))
+    except PayloadError as error:
+        alert_log_write(integration=integration, ok=False, reason=str(error), body=body, at=now)
+        logger.info("alert delivery refused integration=%s: %s", integration.pk, error)
+        raise
+    result = ReceiveResult(alerts=len(alerts))
+    for alert in alerts:
+        components = _components_named(integration, alert)
+        if not components:
+            result.unmatched.append(_title(alert))
+            continue
+        for component in components:
+            outcome, moved = _alert_apply(integration, alert, component, now)
+            setattr(result, outcome, getattr(result, outcome) + 1)
+            if moved and component.name not in result.moved:
+                result.moved.append(component.name)
+    if result.unmatched:
+        label = integration.match_label
+        reason = (
+            f"No component matched {len(result.unmatched)} alert(s) by their “{label}” "
+            f"label: {'; '.join(result.unmatched)}"
+        )
+        alert_log_write(integration=integration, ok=True, reason=reason, body=body, at=now)
+    return result
+
+
+def _json(body: bytes):
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise PayloadError("The body is not UTF-8 text.") from error
+    except json.JSONDecodeError as error:
+        raise PayloadError(f"The body is not JSON: {error}.") from error
+
+
+def _title(alert: ParsedAlert) -> str:
+    return (alert.summary or alert.fingerprint)[:120]
+
+
+def _components_named(integration: AlertIntegration, alert: ParsedAlert) -> list[Component]:
+    """The components an alert's match label names: by name, ignoring case, after the
+    integration's own mapping; a value that names none is tried as a comma-separated list."""
+    value = alert.labels.get(integration.match_label, "").strip()
+    if not value:
+        return []
+    found = _by_names(integration.component_names(value))
+    if not found and "," in value:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        found = _by_names([name for part in parts for name in integration.component_names(part)])
+    return found
+
+
+def _by_names(names: list[str]) -> list[Component]:
+    query = Q()
+    for name in names:
+        query |= Q(name__iexact=name.strip())
+    return list(Component.objects.filter(query)) if names else []
+
+
+def _alert_apply(
+    integration: AlertIntegration, alert: ParsedAlert, component: Component, now: datetime
+) -> tuple[str, bool]:
+    """Record what one alert says about one component; returns the outcome and whether
+    the component's status moved."""
+    event_at = alert.event_at or now
+    status = ComponentStatus.OPERATIONAL.value
+    if alert.firing:
+        severity = alert.labels.get(integration.severity_label) or alert.severity
+        status = integration.status_for(severity)
+    with transaction.atomic():
+        # The component's row lock orders all alerts of one component, from any integration.
+        locked = Component.objects.select_for_update().get(pk=component.pk)
+        state = (
+            AlertState.objects.select_for_update()
+            .filter(integration=integration, fingerprint=alert.fingerprint, component=locked)
+            .first()
+        )
+        if state is None:
+            state = AlertState(
+                integration=integration,
+                fingerprint=alert.fingerprint,
+                component=locked,
+                firing=False,
+                status=ComponentStatus.OPERATIONAL,
+                status_before=locked.status,
+                event_at=event_at,
+            )
+        elif _is_stale(state, alert, event_at):
+            return STALE, False
+        changed = state.firing != alert.firing or (alert.firing and state.status != status)
+        if alert.firing and not state.firing:
+            state.status_before = _status_before(locked, exclude=state.pk)
+        state.firing, state.status, state.event_at = alert.firing, status, event_at
+        state.starts_at, state.ends_at = alert.starts_at, alert.ends_at
+        state.summary, state.labels = alert.summary[:255], alert.labels
+        state.save()
+        moved = False
+        if changed:
+            moved = _component_follow_alerts(locked, state, note=_note(integration, alert))
+    component.status = locked.status
+    return (CHANGED if changed else UNCHANGED), moved
+
+
+def _is_stale(state: AlertState, alert: ParsedAlert, event_at: datetime) -> bool:
+    """Older than what the state heard last; at the same instant, resolved comes after
+    firing, so a firing that arrives after its own resolution is stale too."""
+    if event_at < state.event_at:
+        return True
+    return event_at == state.event_at and alert.firing and not state.firing
+
+
+def _status_before(component: Component, *, exclude: int | None) -> str:
+    """The status before the component's alerts took it over: the firing alerts' record
+    of it, or its status now when none of them fires."""
+    others = AlertState.objects.filter(component=component, firing=True)
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    other = others.order_by("created_at", "pk").first()
+    return other.status_before if other is not None else component.status
+
+
+def _note(integration: AlertIntegration, alert: ParsedAlert) -> str:
+    return f"{_title(alert)} ({alert.status}, {integration.name})"[:255]
+
+
+def _component_follow_alerts(component: Component, state: AlertState, *, note: str) -> bool:
+    """Move a locked component to what its firing alerts say, or back to its status before
+    them when the last one resolved; returns whether it moved.
+
+    The worst firing alert wins, and never makes a component look better than its health
+    checks say. Alerts respect people as checks do (manual status, an open incident, a
+    status a person set last), and after the last alert resolves they undo only their own
+    change: if anyone else changed the status meanwhile, it stays.
+    """
+    if component.automation == Automation.MANUAL or _held_by_people(component):
+        return False
+    firing = list(
+        AlertState.objects.filter(component=component, firing=True).values_list("status", flat=True)
+    )
+    checks = policy.component_status(component.checks.all())
+    baseline = checks or state.status_before
+    if not any(status != ComponentStatus.OPERATIONAL for status in firing):
+        last = component.status_changes.order_by("-at", "-id").first()
+        if last is None or last.cause != StatusChangeCause.ALERT:
+            return False
+    wanted = worst_status([*firing, baseline])
+    if wanted == component.status:
+        return False
+    old_status = component.status
+    component_set_status(
+        component=component, status=wanted, cause=StatusChangeCause.ALERT, note=note
+    )
+    auto_incident_follow(
+        component=component, old_status=old_status, new_status=wanted, reason=note, source="alert"
+    )
+    return True
+
+
+def alert_log_write(
+    *, integration: AlertIntegration, ok: bool, reason: str, body: bytes, at: datetime
+) -> AlertLog:
+    """Log a delivery for staff, keeping the last AlertLog.LOG_KEEP of the integration."""
+    entry = AlertLog.objects.create(
+        integration=integration,
+        received_at=at,
+        ok=ok,
+        reason=reason[:500],
+        excerpt=body[:EXCERPT_BYTES].decode("utf-8", "replace"),
+    )
+    oldest_kept = (
+        AlertLog.objects.filter(integration=integration)
+        .order_by("-id")
+        .values_list("id", flat=True)[AlertLog.LOG_KEEP - 1 : AlertLog.LOG_KEEP]
+    )
+    if oldest_kept:
+        AlertLog.objects.filter(integration=integration, id__lt=oldest_kept[0]).delete()
+    return entry
+
+
+def alert_integration_regenerate_token(*, integration: AlertIntegration) -> str:
+    """A new secret URL for the integration; the old one stops working at once."""
+    integration.token = new_token()
+    integration.save(update_fields=["token"])
+    return integration.token

@@ -1,0 +1,48 @@
+"""The public endpoint monitoring tools post their alerts to, at an integration's secret URL."""
+
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from components.alerts.kinds import PayloadError
+from components.alerts.models import AlertIntegration
+from components.alerts.services import alerts_receive
+from statuspage import ratelimit
+
+MAX_BODY_BYTES = 1024 * 1024
+# Per integration: Alertmanager sends a group at a time, so this is many alerts a minute.
+RATE_LIMIT_PER_MINUTE = 600
+
+
+def _error(status: int, error: str, message: str, **headers) -> JsonResponse:
+    return JsonResponse({"error": error, "message": message}, status=status, headers=headers)
+
+
+@csrf_exempt
+@never_cache
+@require_http_methods(["POST", "PUT"])  # Grafana's contact point may be set to PUT
+def receive(request, kind: str, token: str):
+    integration = AlertIntegration.objects.filter(kind=kind, token=token, enabled=True).first()
+    if integration is None:
+        return _error(404, "not_found", "No enabled integration has this URL.")
+    verdict = ratelimit.hit(f"alerts:{integration.pk}", limit=RATE_LIMIT_PER_MINUTE, window=60)
+    if not verdict.allowed:
+        return _error(
+            429,
+            "rate_limited",
+            f"More than {RATE_LIMIT_PER_MINUTE} deliveries this minute.",
+            **{"Retry-After": str(verdict.retry_after)},
+        )
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    body = b"" if declared > MAX_BODY_BYTES else request.read(MAX_BODY_BYTES + 1)
+    if declared > MAX_BODY_BYTES or len(body) > MAX_BODY_BYTES:
+        return _error(413, "too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
+    try:
+        result = alerts_receive(integration=integration, body=body)
+    except PayloadError as error:
+        return _error(400, "invalid_payload", str(error))
+    return JsonResponse({"ok": True, **result.as_dict()})

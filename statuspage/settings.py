@@ -247,3 +247,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Prometheus metrics (/metrics, docs/metrics.md): a scrape is let in with this bearer token,
+# or without a token from these addresses or networks (CIDR).
+BEACON_METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+BEACON_METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from statuspage import api_v2, badges, feeds, views
+from statuspage import api_v2, badges, feeds, metrics, views
 from statuspage.api_v1.routes import api as api_v1
 
 urlpatterns = [
@@ -10,6 +10,7 @@ urlpatterns = [
     path("incidents/<str:code>/", views.incident_detail, name="incident-detail"),
     path("history/", views.history, name="history"),
     path("robots.txt", views.robots_txt, name="robots-txt"),
+    re_path(r"^metrics/?$", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", api_v1.urls),
     path("", include("components.urls")),

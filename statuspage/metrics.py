@@ -146,7 +146,7 @@ def counted_from(check: HealthCheck, *, now: datetime) -> datetime:
     retained = first_complete_bucket(
         now - timedelta(days=settings.BEACON_CHECK_RESULT_RETENTION_DAYS), RollupPeriod.HOUR
     )
-    latest = check.last_hourly or retained
+    latest = getattr(check, "last_hourly", None) or retained  # annotated by the caller
     return min(previous_hour, max(latest, retained))
 
 
@@ -203,7 +203,7 @@ def result_totals(checks: list[HealthCheck], *, now: datetime) -> dict[int, tupl
     return {check_id: (totals[check_id], failures[check_id]) for check_id in totals}
 
 
-def latency_quantiles(*, now: datetime) -> dict[tuple[int, str], dict[str, float]]:
+def latency_quantiles(*, now: datetime) -> dict[tuple[int, str], dict[str, float | None]]:
     """Nearest-rank latency quantiles (ms) of the last hour, per (check id, location).
 
     One query: the database ranks each location's latencies and returns only the rows at
@@ -226,7 +226,7 @@ def latency_quantiles(*, now: datetime) -> dict[tuple[int, str], dict[str, float
         .filter(at_rank)
         .values_list("health_check_id", "location", "rank", "n", "latency_ms")
     )
-    quantiles: dict[tuple[int, str], dict[str, float]] = defaultdict(dict)
+    quantiles: dict[tuple[int, str], dict[str, float | None]] = defaultdict(dict)
     for check_id, location, rank, n, latency in rows:
         for percent, label in LATENCY_PERCENTS.items():
             if 100 * (rank - 1) < percent * n <= 100 * rank:
@@ -292,6 +292,8 @@ def check_metrics(checks: list[HealthCheck], *, now: datetime):
         if check_id not in names:
             continue  # created after the checks were read
         for quantile, latency_ms in by_quantile.items():
+            if latency_ms is None:  # results without a latency (the connection failed)
+                continue
             latency.add_metric(
                 [names[check_id], str(check_id), location, quantile], latency_ms / 1000
             )

@@ -1,4 +1,4 @@
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 
 from statuspage import snapshots
 
@@ -38,17 +38,18 @@ class SnapshotMiddleware:
 API_V1_PREFIX = "/api/v1/"
 
 
-def api_json_suffix(get_response):
-    """`/api/v1/pages/x/components.json` is `/api/v1/pages/x/components`, as on Statuspage."""
+def api_v1_paths(get_response):
+    """`/api/v1/pages/x/components.json` is `/api/v1/pages/x/components`, as on Statuspage;
+    an id with a NUL in it is a 400 here, before PostgreSQL would refuse it with a 500."""
 
     def middleware(request):
         path = request.path_info
-        if (
-            path.startswith(API_V1_PREFIX)
-            and path.endswith(".json")
-            and path != "/api/v1/openapi.json"
-        ):
-            request.path_info = path.removesuffix(".json")
+        if path.startswith(API_V1_PREFIX):
+            if "\x00" in path:
+                message = "The path must not contain NUL (%00) characters."
+                return JsonResponse({"error": message, "message": message}, status=400)
+            if path.endswith(".json") and path != "/api/v1/openapi.json":
+                request.path_info = path.removesuffix(".json")
         return get_response(request)
 
     return middleware

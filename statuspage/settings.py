@@ -52,7 +52,7 @@ MIDDLEWARE = [
     # security headers are kept in the snapshot from when it was rendered through them all.
     "statuspage.middleware.SnapshotMiddleware",
     # Statuspage clients may add ".json" to management API paths.
-    "statuspage.middleware.api_json_suffix",
+    "statuspage.middleware.api_v1_paths",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

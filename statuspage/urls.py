@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from statuspage import api_v2, badges, feeds, metrics, views
+from statuspage.api_v1 import base as api_v1_base
 from statuspage.api_v1.routes import api as api_v1
 
 urlpatterns = [
@@ -13,6 +14,7 @@ urlpatterns = [
     re_path(r"^metrics/?$", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", api_v1.urls),
+    re_path(r"^api/v1/", api_v1_base.unknown_path),
     path("", include("components.urls")),
     path("", include("incidents.urls")),
     *api_v2.urlpatterns,

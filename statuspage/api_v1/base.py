@@ -7,17 +7,21 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
+from ninja.schema import DjangoGetter
 from ninja.security import APIKeyHeader, APIKeyQuery
+from pydantic import model_validator
 
 from statuspage import ratelimit
 from statuspage.api_keys import api_key_authenticate
 from statuspage.models import ApiKey, PageSettings
 
 RATE_WINDOW_SECONDS = 60
+# Far past any real list (100 per page), and small enough for a database OFFSET.
+LAST_PAGE = 1_000_000
 
 
 class RateLimited(Exception):
@@ -67,7 +71,8 @@ class StatuspageBodies(Parser):
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
         content_type = request.content_type or ""
         if content_type == "application/x-www-form-urlencoded":
-            return rails_params(request.POST if request.method == "POST" else _form(request))
+            form = request.POST if request.method == "POST" else _form(request)
+            return _without_nul(rails_params(form))
         if not request.body:
             return {}
         try:
@@ -76,7 +81,26 @@ class StatuspageBodies(Parser):
             raise HttpError(400, f"The body is not valid JSON: {error}") from error
         if not isinstance(data, dict):
             raise HttpError(400, "The body must be a JSON object.")
-        return data
+        return _without_nul(data)
+
+    def parse_querydict(self, data, list_fields, request):
+        return _without_nul(super().parse_querydict(data, list_fields, request))
+
+
+def _without_nul(data: Any) -> Any:
+    """PostgreSQL text cannot hold NUL: refuse it here, not with a 500 at the database."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise HttpError(400, "Text must not contain NUL (\\u0000) characters.")
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return data
 
 
 def _form(request: HttpRequest):
@@ -162,6 +186,10 @@ def _not_found(request, exc):
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc):
+    # ninja wraps whatever the body parser raised in a vague "Cannot parse request body":
+    # the parser's own 400 says what is wrong.
+    if isinstance(exc.__cause__, HttpError):
+        exc = exc.__cause__
     return error_body(request, str(exc), exc.status_code)
 
 
@@ -193,5 +221,28 @@ def require_perm(request: HttpRequest, *perms: str) -> None:
         raise PermissionDenied(f"{user.get_username()} may not do this ({', '.join(perms)}).")
 
 
+def unknown_path(request: HttpRequest) -> JsonResponse:
+    """Statuspage endpoints Beacon has not got (templates, SMS, metrics…): a JSON 404 a
+    client can read, not the public site's HTML page."""
+    message = f"Beacon has no {request.path} endpoint."
+    return JsonResponse({"error": message, "message": message}, status=404)
+
+
 def json_response(data: Any, status: int = 200) -> JsonResponse:
     return JsonResponse(data, status=status, safe=False)
+
+
+# Request envelopes
+
+
+class Fields(Schema):
+    """An envelope's content: ninja's Schema would read any value's attributes, so a string
+    or a list sent in place of the object would pass as an empty body."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value: Any) -> Any:
+        inner = value._obj if isinstance(value, DjangoGetter) else value
+        if not isinstance(inner, dict):
+            raise ValueError("must be a JSON object")
+        return value

@@ -75,6 +75,29 @@ def test_paths_with_a_json_suffix_work_too(client, admin_key):
     assert response.json()["id"] == page_id
 
 
+def test_nul_characters_are_a_400_not_a_database_error(client, admin_key):
+    page_id = PageSettings.load().public_id
+    in_path = get(client, f"/api/v1/pages/{page_id}/components/a%00b", admin_key)
+    in_query = get(client, f"/api/v1/pages/{page_id}/incidents?q=a%00b", admin_key)
+    in_body = client.patch(
+        f"/api/v1/pages/{page_id}",
+        '{"page": {"name": "Bad\\u0000name"}}',
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"OAuth {admin_key}",
+    )
+    for response in (in_path, in_query, in_body):
+        assert response.status_code == 400, response.content
+        assert "NUL" in response.json()["error"]
+    assert PageSettings.load().name != "Bad\x00name"
+
+
+def test_an_endpoint_beacon_has_not_got_is_a_json_404(client, admin_key):
+    page_id = PageSettings.load().public_id
+    response = get(client, f"/api/v1/pages/{page_id}/incident_templates", admin_key)
+    assert response.status_code == 404
+    assert "incident_templates" in response.json()["error"]
+
+
 def test_an_unknown_page_is_404(client, admin_key):
     response = get(client, "/api/v1/pages/nope", admin_key)
     assert response.status_code == 404
@@ -99,7 +122,7 @@ def test_bad_json_is_400_and_changes_nothing(client, admin_key):
         HTTP_AUTHORIZATION=f"OAuth {admin_key}",
     )
     assert response.status_code == 400
-    assert "body" in response.json()["message"]
+    assert "not valid JSON" in response.json()["message"]  # and where: "line 1 column 2"
 
 
 def test_a_wrong_type_is_400_and_a_bad_value_422(client, admin_key):

@@ -1,14 +1,18 @@
-"""Writes to components: status changes (with their history) and uptime rollups."""
+"""Writes to components: status changes (with their history), uptime rollups, and the
+components and groups themselves (created, edited and deleted through the management API)."""
 
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from components.models import (
     Component,
+    ComponentGroup,
     ComponentStatus,
     ComponentStatusChange,
     DailyUptime,
@@ -111,3 +115,168 @@ def roll_up_uptime(*, until: datetime | None = None) -> int:
     if moved:
         snapshots.publish_change_on_commit()
     return moved
+
+
+# Components and groups: the fields staff edit in the admin, validated as the admin does
+# (full_clean), each write in one transaction. A component's status only ever changes through
+# component_set_status, so its history and uptime stay whole.
+
+COMPONENT_FIELDS = frozenset(
+    {"name", "description", "group", "position", "showcase", "only_show_if_degraded", "start_date"}
+)
+
+
+def _check_status(status: str) -> None:
+    if status not in ComponentStatus.values:
+        raise StatusChangeError(
+            f"Unknown component status {status!r}; use one of {', '.join(ComponentStatus.values)}."
+        )
+
+
+def _next_position(group: ComponentGroup | None) -> int:
+    """The position after the last entry of a level: a group's components, or the top level
+    (ungrouped components and groups share one sequence)."""
+    if group is not None:
+        last = group.components.aggregate(last=Max("position"))["last"]
+        return (last or 0) + 1
+    last_component = Component.objects.filter(group=None).aggregate(last=Max("position"))["last"]
+    last_group = ComponentGroup.objects.aggregate(last=Max("position"))["last"]
+    return max(last_component or 0, last_group or 0) + 1
+
+
+def component_create(
+    *,
+    name: str,
+    description: str = "",
+    status: str = ComponentStatus.OPERATIONAL,
+    group: ComponentGroup | None = None,
+    position: int | None = None,
+    showcase: bool = True,
+    only_show_if_degraded: bool = False,
+    start_date: date | None = None,
+    cause: str = StatusChangeCause.STAFF,
+    actor=None,
+) -> Component:
+    """A new component, last of its level unless `position` is given.
+
+    It starts operational; any other `status` is recorded as its first change, as in the admin.
+    """
+    _check_status(status)
+    with transaction.atomic():
+        component = Component(
+            name=name,
+            description=description,
+            group=group,
+            position=_next_position(group) if position is None else position,
+            showcase=showcase,
+            only_show_if_degraded=only_show_if_degraded,
+            start_date=start_date,
+            status=ComponentStatus.OPERATIONAL,
+        )
+        component.full_clean()
+        component.save()
+        component_set_status(component=component, status=status, cause=cause, actor=actor)
+    return component
+
+
+def component_update(
+    *,
+    component: Component,
+    changes: Mapping[str, Any],
+    status: str | None = None,
+    cause: str = StatusChangeCause.STAFF,
+    actor=None,
+) -> Component:
+    """Edit a component's fields (COMPONENT_FIELDS) and, when `status` is given, move its status.
+
+    A component moved to another group goes last in it unless `changes` gives a position.
+    Nothing is written when any part is invalid. Returns the component as saved.
+    """
+    unknown = set(changes) - COMPONENT_FIELDS
+    if unknown:
+        raise ValidationError(f"Cannot change {', '.join(sorted(unknown))} of a component.")
+    if status is not None:
+        _check_status(status)
+    with transaction.atomic():
+        locked = Component.objects.select_for_update().get(pk=component.pk)
+        values = dict(changes)
+        if "group" in values and "position" not in values:
+            new_group = values["group"]
+            if (new_group.pk if new_group else None) != locked.group_id:
+                values["position"] = _next_position(new_group)
+        for field, value in values.items():
+            setattr(locked, field, value)
+        if values:
+            locked.full_clean()
+            locked.save(update_fields=[*values, "updated_at"])
+        if status is not None:
+            component_set_status(component=locked, status=status, cause=cause, actor=actor)
+    return locked
+
+
+def component_delete(*, component: Component) -> None:
+    """Delete a component with its history, uptime and checks."""
+    with transaction.atomic():
+        component.delete()
+
+
+def component_group_create(
+    *,
+    name: str,
+    description: str = "",
+    components: Sequence[Component] = (),
+    position: int | None = None,
+) -> ComponentGroup:
+    """A new group, last on the page unless `position` is given, holding `components` in
+    that order (they leave the groups they were in)."""
+    with transaction.atomic():
+        group = ComponentGroup(
+            name=name,
+            description=description,
+            position=_next_position(None) if position is None else position,
+        )
+        group.full_clean()
+        group.save()
+        _set_members(group, components)
+    return group
+
+
+def component_group_update(
+    *,
+    group: ComponentGroup,
+    name: str | None = None,
+    description: str | None = None,
+    components: Sequence[Component] | None = None,
+) -> ComponentGroup:
+    """Rename or describe a group; with `components`, they become its members in that order,
+    and the components it held before but not now go last on the page, ungrouped."""
+    with transaction.atomic():
+        locked = ComponentGroup.objects.select_for_update().get(pk=group.pk)
+        if name is not None:
+            locked.name = name
+        if description is not None:
+            locked.description = description
+        locked.full_clean()
+        locked.save()  # also when only the members change: the group's updated_at moves
+        if components is not None:
+            _set_members(locked, components)
+    return locked
+
+
+def component_group_delete(*, group: ComponentGroup) -> None:
+    """Delete a group; its components stay on the page, ungrouped."""
+    with transaction.atomic():
+        group.delete()
+
+
+def _set_members(group: ComponentGroup, components: Sequence[Component]) -> None:
+    wanted = list(dict.fromkeys(component.pk for component in components))
+    now = timezone.now()
+    leaving = list(group.components.exclude(pk__in=wanted).order_by("position", "name"))
+    next_top = _next_position(None)
+    for offset, component in enumerate(leaving):
+        Component.objects.filter(pk=component.pk).update(
+            group=None, position=next_top + offset, updated_at=now
+        )
+    for position, pk in enumerate(wanted, start=1):
+        Component.objects.filter(pk=pk).update(group=group, position=position, updated_at=now)

@@ -1,3 +1,472 @@
-from ninja import Router
+"""Components and their groups: `/pages/{page_id}/components…` and `/component-groups…`.
+
+A component's fields are those of the public API v2 (statuspage_json.component_json, groups
+included in the list as entries with `group: true`) plus `automation_email`; positions come
+from the page order, as on the public page. Writes go through components.services: a status
+sent with PATCH moves the component with component_set_status (cause "api", the key's owner
+as actor), so the status history and uptime see it.
+"""
+
+import calendar
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import Http404, HttpResponse
+from django.utils import timezone
+from ninja import Query, Router, Schema
+from ninja.errors import HttpError
+from pydantic import Field, field_validator
+
+from components import services
+from components.models import Component, ComponentGroup, ComponentStatus, StatusChangeCause
+from components.selectors import daily_uptime, first_uptime_day
+from components.uptime import uptime_percent_over
+from incidents.models import Incident
+from statuspage import selectors
+from statuspage.api_v1.base import LAST_PAGE, Fields, json_response, page_or_404, require_perm
+from statuspage.models import PageSettings
+from statuspage.statuspage_json import Json, page_json_context
 
 router = Router()
+
+MAX_PER_PAGE = 100
+
+# The component statuses; the manage spec also allows "", which leaves the status as it is.
+Status = Literal[
+    "operational",
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+    "under_maintenance",
+    "",
+]
+
+
+# Bodies
+
+
+class ComponentFields(Fields):
+    """`{"component": {…}}` for PATCH and PUT; unknown keys are ignored, as Statuspage does."""
+
+    name: str | None = Field(None, max_length=255)
+    description: str | None = None
+    status: Status | None = None
+    group_id: str | None = None
+    showcase: bool | None = None
+    only_show_if_degraded: bool | None = None
+    start_date: date | None = None
+
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _stripped(cls, value: Any) -> Any:
+        # As the admin's forms clean them: a name of spaces is a blank name.
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("description", "group_id", "start_date", mode="before")
+    @classmethod
+    def _empty_is_null(cls, value: Any) -> Any:
+        # Form bodies cannot send null: `component[group_id]=` ungroups.
+        return None if value == "" else value
+
+
+class NewComponentFields(ComponentFields):
+    name: str = Field(max_length=255)
+
+
+class ComponentBody(Schema):
+    component: ComponentFields
+
+
+class NewComponentBody(Schema):
+    component: NewComponentFields
+
+
+class GroupFields(Fields):
+    name: str | None = Field(None, max_length=255)
+    components: list[str] | None = None
+    description: str | None = None  # Statuspage reads it beside the envelope; both work
+
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _stripped(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+
+class NewGroupFields(GroupFields):
+    name: str = Field(max_length=255)
+    components: list[str]
+
+
+class GroupBody(Schema):
+    """Statuspage's quirk: `description` sits beside `component_group`, not inside it."""
+
+    description: str | None = None
+    component_group: GroupFields
+
+    @field_validator("description", mode="before")
+    @classmethod
+    def _stripped(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @property
+    def group_description(self) -> str | None:
+        inner = self.component_group.description
+        return inner if inner is not None else self.description
+
+
+class NewGroupBody(GroupBody):
+    component_group: NewGroupFields
+
+
+class Paging(Schema):
+    page: int = Field(1, ge=1, le=LAST_PAGE, description="1-based.")
+    per_page: int = Field(MAX_PER_PAGE, ge=1, description="At most 100.")
+
+
+class UptimeRange(Schema):
+    start: str | None = Field(None, description="YYYY, YYYY-MM or YYYY-MM-DD.")
+    end: str | None = Field(None, description="YYYY, YYYY-MM or YYYY-MM-DD.")
+
+
+# Objects
+
+
+def _entries(page: PageSettings) -> list[Json]:
+    """Every component and group entry in page order, as the public API lists them."""
+    tree = selectors.component_tree()
+    ctx = page_json_context(
+        page=page,
+        base_url=page.url or "",
+        updated_at=timezone.now(),
+        components=tree.components,
+        groups=tree.groups,
+    )
+    return [{**entry, "automation_email": None} for entry in ctx.components]
+
+
+def _group_object(entry: Json) -> Json:
+    """Statuspage's GroupComponent, from the group's entry in the component list."""
+    return {
+        "id": entry["id"],
+        "page_id": entry["page_id"],
+        "name": entry["name"],
+        "description": entry["description"],
+        "components": entry["components"],
+        "position": entry["position"],
+        "created_at": entry["created_at"],
+        "updated_at": entry["updated_at"],
+    }
+
+
+def _entry(page: PageSettings, public_id: str, *, group: bool | None = None) -> Json:
+    for entry in _entries(page):
+        if entry["id"] == public_id and (group is None or entry["group"] == group):
+            return entry
+    raise Http404(f"No {'component group' if group else 'component'} {public_id!r}.")
+
+
+def _paged(items: list, paging: Paging) -> list:
+    per_page = min(paging.per_page, MAX_PER_PAGE)
+    start = (paging.page - 1) * per_page
+    return items[start : start + per_page]
+
+
+def _component(component_id: str) -> Component:
+    component = Component.objects.select_related("group").filter(public_id=component_id).first()
+    if component is None:
+        raise Http404(f"No component {component_id!r}.")
+    return component
+
+
+def _group(group_id: str) -> ComponentGroup:
+    group = ComponentGroup.objects.filter(public_id=group_id).first()
+    if group is None:
+        raise Http404(f"No component group {group_id!r}.")
+    return group
+
+
+def _group_for_body(group_id: str | None) -> ComponentGroup | None:
+    if group_id is None:
+        return None
+    group = ComponentGroup.objects.filter(public_id=group_id).first()
+    if group is None:
+        raise ValidationError({"group_id": [f"No component group {group_id!r}."]})
+    return group
+
+
+def _components_for_body(component_ids: list[str]) -> list[Component]:
+    found = {c.public_id: c for c in Component.objects.filter(public_id__in=component_ids)}
+    unknown = [component_id for component_id in component_ids if component_id not in found]
+    if unknown:
+        raise ValidationError({"components": [f"No component {', '.join(map(repr, unknown))}."]})
+    return [found[component_id] for component_id in component_ids]
+
+
+def _component_changes(fields: ComponentFields) -> dict[str, Any]:
+    """The model fields a body sets; null clears a description, group or start date."""
+    sent = fields.model_fields_set
+    changes: dict[str, Any] = {}
+    for name in ("name", "showcase", "only_show_if_degraded"):
+        if name in sent and getattr(fields, name) is not None:
+            changes[name] = getattr(fields, name)
+    if "description" in sent:
+        changes["description"] = fields.description or ""
+    if "start_date" in sent:
+        changes["start_date"] = fields.start_date
+    if "group_id" in sent:
+        changes["group"] = _group_for_body(fields.group_id)
+    return changes
+
+
+# Components
+
+
+@router.get("/{page_id}/components", summary="List components")
+def list_components(request, page_id: str, paging: Query[Paging]):
+    require_perm(request, "components.view_component")
+    return _paged(_entries(page_or_404(page_id)), paging)
+
+
+@router.post("/{page_id}/components", summary="Create a component")
+def create_component(request, page_id: str, payload: NewComponentBody):
+    require_perm(request, "components.add_component")
+    page = page_or_404(page_id)
+    fields = payload.component
+    changes = _component_changes(fields)
+    component = services.component_create(
+        **changes,
+        status=fields.status or ComponentStatus.OPERATIONAL,
+        cause=StatusChangeCause.API,
+        actor=request.user,
+    )
+    return json_response(_entry(page, component.public_id, group=False), status=201)
+
+
+@router.get("/{page_id}/components/{component_id}", summary="Get a component")
+def get_component(request, page_id: str, component_id: str):
+    require_perm(request, "components.view_component")
+    return _entry(page_or_404(page_id), component_id)
+
+
+@router.api_operation(
+    ["PATCH", "PUT"], "/{page_id}/components/{component_id}", summary="Update a component"
+)
+def update_component(request, page_id: str, component_id: str, payload: ComponentBody):
+    require_perm(request, "components.change_component")
+    page = page_or_404(page_id)
+    component = _component(component_id)
+    fields = payload.component
+    changes = _component_changes(fields)
+    status = fields.status or None
+    if not changes and status is None:
+        raise ValidationError("Send at least one component field.")
+    services.component_update(
+        component=component,
+        changes=changes,
+        status=status,
+        cause=StatusChangeCause.API,
+        actor=request.user,
+    )
+    return _entry(page, component.public_id, group=False)
+
+
+@router.delete("/{page_id}/components/{component_id}", summary="Delete a component")
+def delete_component(request, page_id: str, component_id: str):
+    require_perm(request, "components.delete_component")
+    page_or_404(page_id)
+    services.component_delete(component=_component(component_id))
+    return HttpResponse(status=204)
+
+
+# Uptime
+
+EARLIEST = date(1970, 1, 1)
+DEFAULT_DAYS = 90
+_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+
+
+def _partial_date(value: str, name: str, *, last: bool) -> date:
+    """`2024` / `2024-05` / `2024-05-17`: a year or month means its first (or last) day."""
+    match = _PARTIAL_DATE.fullmatch(value.strip())
+    if not match:
+        raise HttpError(400, f"{name}: expected YYYY, YYYY-MM or YYYY-MM-DD, got {value!r}.")
+    year, month, day = (int(part) if part else None for part in match.groups())
+    try:
+        if month is None:
+            return date(year, 12, 31) if last else date(year, 1, 1)
+        if day is None:
+            return date(year, month, calendar.monthrange(year, month)[1] if last else 1)
+        return date(year, month, day)
+    except ValueError as error:
+        raise HttpError(400, f"{name}: {error}.") from error
+
+
+def _months_before(day: date, months: int) -> date:
+    month_index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(month_index, 12)
+    month += 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _uptime_range(
+    first_day: date, params: UptimeRange, *, today: date
+) -> tuple[date, date, list[str]]:
+    """Statuspage's rules: end defaults to today, start to the component's first day or 90
+    days before, whichever is later; at most six calendar months, none before 1970."""
+    warnings: list[str] = []
+    end = _partial_date(params.end, "end", last=True) if params.end else today
+    if end < EARLIEST:
+        raise ValidationError("The end date must not be before 1970-01-01.")
+    if end > today:
+        warnings.append(f"The end date was moved to today, {today.isoformat()}.")
+        end = today
+    if params.start:
+        start = _partial_date(params.start, "start", last=False)
+    else:
+        start = max(end - timedelta(days=DEFAULT_DAYS - 1), first_day)
+        start = min(start, end)
+    if start > end:
+        raise ValidationError("The start date must not be after the end date.")
+    earliest = max(EARLIEST, _months_before(end, 6))
+    if start < earliest:
+        warnings.append(
+            f"The start date was moved to {earliest.isoformat()}: "
+            "the range is at most six calendar months."
+        )
+        start = earliest
+    return start, end, warnings
+
+
+def _seconds_in(days, status: str) -> int:
+    return round(sum(day.seconds.get(status, 0) for day in days))
+
+
+def _uptime(
+    public_id: str, name: str, components: list[Component], params: UptimeRange, page
+) -> Json:
+    """Statuspage's uptime object for one component or a group (its components' days pooled)."""
+    zone = page.zone
+    now = timezone.now()
+    today = now.astimezone(zone).date()
+    first_days = [first_uptime_day(component, zone) for component in components]
+    start, end, warnings = _uptime_range(min(first_days, default=today), params, today=today)
+
+    first = max(start, min(first_days, default=today))  # nothing is counted before
+    in_range = []
+    if components and first <= end:
+        days = daily_uptime(components, days=(today - first).days + 1, now=now, zone=zone)
+        in_range = [
+            day
+            for component in components
+            for day in days[component.pk]
+            if first <= day.day and day.day <= end
+        ]
+    percent = uptime_percent_over(in_range)
+    if percent is None:
+        warnings.append("There is no uptime data in the range.")
+
+    range_from = datetime.combine(start, time(), tzinfo=zone)
+    range_until = datetime.combine(end + timedelta(days=1), time(), tzinfo=zone)
+    events = (
+        Incident.objects.incidents()
+        .filter(components__in=components, started_at__lt=range_until)
+        .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=range_from))
+        .order_by("started_at", "id")
+        .values_list("public_id", flat=True)
+        .distinct()
+    )
+    return {
+        "id": public_id,
+        "name": name,
+        "range_start": start.isoformat(),
+        "range_end": end.isoformat(),
+        "uptime_percentage": None if percent is None else round(percent, 4),
+        "major_outage": _seconds_in(in_range, ComponentStatus.MAJOR_OUTAGE),
+        "partial_outage": _seconds_in(in_range, ComponentStatus.PARTIAL_OUTAGE),
+        "warnings": warnings,
+        "related_events": [{"id": public_id} for public_id in events],
+    }
+
+
+@router.get("/{page_id}/components/{component_id}/uptime", summary="Get a component's uptime")
+def component_uptime(request, page_id: str, component_id: str, params: Query[UptimeRange]):
+    require_perm(request, "components.view_component")
+    page = page_or_404(page_id)
+    component = _component(component_id)
+    return _uptime(component.public_id, component.name, [component], params, page)
+
+
+@router.get(
+    "/{page_id}/component-groups/{group_id}/uptime", summary="Get a component group's uptime"
+)
+def group_uptime(request, page_id: str, group_id: str, params: Query[UptimeRange]):
+    require_perm(request, "components.view_componentgroup")
+    page = page_or_404(page_id)
+    group = _group(group_id)
+    components = list(group.components.all())
+    return _uptime(group.public_id, group.name, components, params, page)
+
+
+# Component groups
+
+
+@router.get("/{page_id}/component-groups", summary="List component groups")
+def list_groups(request, page_id: str, paging: Query[Paging]):
+    require_perm(request, "components.view_componentgroup")
+    groups = [_group_object(e) for e in _entries(page_or_404(page_id)) if e["group"]]
+    return _paged(groups, paging)
+
+
+@router.post("/{page_id}/component-groups", summary="Create a component group")
+def create_group(request, page_id: str, payload: NewGroupBody):
+    require_perm(request, "components.add_componentgroup", "components.change_component")
+    page = page_or_404(page_id)
+    group = services.component_group_create(
+        name=payload.component_group.name,
+        description=payload.group_description or "",
+        components=_components_for_body(payload.component_group.components),
+    )
+    return json_response(_group_object(_entry(page, group.public_id, group=True)), status=201)
+
+
+@router.get("/{page_id}/component-groups/{group_id}", summary="Get a component group")
+def get_group(request, page_id: str, group_id: str):
+    require_perm(request, "components.view_componentgroup")
+    return _group_object(_entry(page_or_404(page_id), group_id, group=True))
+
+
+@router.api_operation(
+    ["PATCH", "PUT"], "/{page_id}/component-groups/{group_id}", summary="Update a component group"
+)
+def update_group(request, page_id: str, group_id: str, payload: GroupBody):
+    fields = payload.component_group
+    perms = ["components.change_componentgroup"]
+    if fields.components is not None:
+        perms.append("components.change_component")
+    require_perm(request, *perms)
+    page = page_or_404(page_id)
+    group = _group(group_id)
+    description = payload.group_description
+    if fields.name is None and fields.components is None and description is None:
+        raise ValidationError("Send at least one component group field.")
+    services.component_group_update(
+        group=group,
+        name=fields.name,
+        description=description,
+        components=None if fields.components is None else _components_for_body(fields.components),
+    )
+    return _group_object(_entry(page, group.public_id, group=True))
+
+
+@router.delete("/{page_id}/component-groups/{group_id}", summary="Delete a component group")
+def delete_group(request, page_id: str, group_id: str):
+    """Statuspage answers with the deleted group; its components stay, ungrouped."""
+    require_perm(request, "components.delete_componentgroup")
+    page = page_or_404(page_id)
+    group = _group(group_id)
+    deleted = _group_object(_entry(page, group.public_id, group=True))
+    services.component_group_delete(group=group)
+    return deleted

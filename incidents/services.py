@@ -356,3 +356,137 @@ def _advance(pk: int, from_status: str | None, to_status: str, now: datetime) ->
             else claimed.auto_transition_deliver_notifications_at_end,
         )
     return 1
+
+
+def incident_add_components(*, incident: Incident, components: Iterable[Component]) -> Incident:
+    """Name more components as affected, without changing their statuses."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        incident.components.add(*components)
+        incident.updated_at = timezone.now()
+        incident.save(update_fields=["updated_at"])
+    return incident
+
+
+def maintenance_reschedule(
+    *,
+    incident: Incident,
+    scheduled_for: datetime | None = None,
+    scheduled_until: datetime | None = None,
+    scheduled_remind_prior: bool | None = None,
+    scheduled_auto_in_progress: bool | None = None,
+    scheduled_auto_completed: bool | None = None,
+    auto_transition_deliver_notifications_at_start: bool | None = None,
+    auto_transition_deliver_notifications_at_end: bool | None = None,
+) -> Incident:
+    """Move a maintenance's window or change its automatic steps; None leaves a field as is."""
+    changes = {
+        "scheduled_for": scheduled_for,
+        "scheduled_until": scheduled_until,
+        "scheduled_remind_prior": scheduled_remind_prior,
+        "scheduled_auto_in_progress": scheduled_auto_in_progress,
+        "scheduled_auto_completed": scheduled_auto_completed,
+        "auto_transition_deliver_notifications_at_start": (
+            auto_transition_deliver_notifications_at_start
+        ),
+        "auto_transition_deliver_notifications_at_end": (
+            auto_transition_deliver_notifications_at_end
+        ),
+    }
+    changes = {field: value for field, value in changes.items() if value is not None}
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if not changes:
+            return incident
+        if not incident.is_maintenance:
+            raise ValidationError(
+                {"scheduled_for": "Only a maintenance has a schedule; this is an incident."}
+            )
+        for field, value in changes.items():
+            setattr(incident, field, value)
+        starts, ends = incident.scheduled_for, incident.scheduled_until
+        if starts is None or ends is None or ends <= starts:
+            raise ValidationError({"scheduled_until": "The maintenance must end after it starts."})
+        if incident.status == IncidentStatus.SCHEDULED:
+            incident.started_at = starts
+        incident.updated_at = timezone.now()
+        incident.save()
+    return incident
+
+
+def incident_update_edit(
+    *,
+    update: IncidentUpdate,
+    body: str | None = None,
+    display_at: datetime | None = None,
+    deliver_notifications: bool | None = None,
+) -> IncidentUpdate:
+    """Correct a posted update's words or time; nothing is sent again.
+
+    `deliver_notifications` only records the flag: the update was announced (or not) when it
+    was posted. None leaves a field as is.
+    """
+    now = timezone.now()
+    if display_at is not None and display_at > now:
+        raise ValidationError({"display_at": "An update cannot be dated in the future."})
+    with transaction.atomic():
+        update = IncidentUpdate.objects.select_for_update().get(pk=update.pk)
+        if body is not None:
+            update.body = body.strip()
+        if display_at is not None:
+            update.display_at = display_at
+        if deliver_notifications is not None:
+            update.deliver_notifications = deliver_notifications
+        update.updated_at = now
+        update.save()
+        Incident.objects.filter(pk=update.incident_id).update(updated_at=now)
+    return update
+
+
+def incident_delete(*, incident: Incident) -> None:
+    """Remove an incident with its updates; component statuses stay as they are."""
+    with transaction.atomic():
+        Incident.objects.filter(pk=incident.pk).delete()
+
+
+def postmortem_save_draft(*, incident: Incident, body: str) -> Incident:
+    """Write the postmortem without publishing it (a published one shows the new text)."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if incident.is_maintenance:
+            raise ValidationError("A maintenance has no postmortem.")
+        incident.postmortem_body = (body or "").strip()
+        incident.updated_at = timezone.now()
+        incident.save(update_fields=["postmortem_body", "updated_at"])
+    return incident
+
+
+def postmortem_revert(*, incident: Incident) -> Incident:
+    """Unpublish the postmortem: the text stays as a draft, the incident is resolved again."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if incident.postmortem_published_at is None:
+            raise ValidationError("The postmortem is not published.")
+        incident.postmortem_published_at = None
+        if incident.status == IncidentStatus.POSTMORTEM:
+            incident.status = IncidentStatus.RESOLVED
+        incident.updated_at = timezone.now()
+        incident.save(update_fields=["postmortem_published_at", "status", "updated_at"])
+    return incident
+
+
+def postmortem_delete(*, incident: Incident) -> Incident:
+    """Remove the postmortem, published or not; the incident is resolved again."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if not incident.postmortem_body and incident.postmortem_published_at is None:
+            raise ValidationError("The incident has no postmortem.")
+        incident.postmortem_body = ""
+        incident.postmortem_published_at = None
+        if incident.status == IncidentStatus.POSTMORTEM:
+            incident.status = IncidentStatus.RESOLVED
+        incident.updated_at = timezone.now()
+        incident.save(
+            update_fields=["postmortem_body", "postmortem_published_at", "status", "updated_at"]
+        )
+    return incident

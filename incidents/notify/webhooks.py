@@ -182,7 +182,7 @@ def statuspage_payload(event: NotificationEvent) -> Json:
     }
     if event.incident_id:
         incident = selectors.with_timeline(Incident.objects.filter(pk=event.incident_id)).get()
-        body["incident"] = _incident(incident, ctx, update_id=event.update_id)
+        body["incident"] = incident_json(incident, ctx, update_id=event.update_id)
     elif event.status_change_id:
         change = ComponentStatusChange.objects.select_related("component__group").get(
             pk=event.status_change_id
@@ -220,7 +220,7 @@ def _component(component, ctx: PageJson, *, status: str | None = None) -> Json:
     return data
 
 
-def _incident(incident: Incident, ctx: PageJson, *, update_id: int | None) -> Json:
+def incident_json(incident: Incident, ctx: PageJson, *, update_id: int | None) -> Json:
     """The incident as the event's update left it: later updates are not in its timeline."""
     updates: list[IncidentUpdate] = list(incident.updates.all())
     status = incident.status

@@ -1,3 +1,528 @@
-from ninja import Router
+"""Incidents and maintenances: `/pages/{page_id}/incidents…`, their updates and postmortems.
+
+Statuspage keeps both in one resource: a maintenance is an incident with a maintenance status
+or a `scheduled_for`. Every write goes through incidents.services, and a request that does
+several things does them in one transaction: a failing part writes nothing.
+"""
+
+from datetime import date, datetime, time
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.http import Http404, HttpResponse
+from django.utils import timezone
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from components.models import Component
+from incidents import services
+from incidents.models import (
+    MAINTENANCE_STATUSES,
+    Incident,
+    IncidentKind,
+    IncidentStatus,
+    IncidentUpdate,
+)
+from incidents.notify import subscriptions, webhooks
+from incidents.notify.models import EventKind
+from statuspage import selectors
+from statuspage.api_v1.base import LAST_PAGE, Fields, json_response, page_or_404, require_perm
+from statuspage.models import PageSettings
+from statuspage.statuspage_json import Json, PageJson, page_json_context
 
 router = Router()
+
+MAX_PER_PAGE = 100
+
+
+# Bodies
+
+
+class IncidentFields(Fields):
+    """`{"incident": {…}}`, for POST and PATCH alike (D.2); unknown keys are ignored."""
+
+    name: str | None = None
+    status: str | None = None
+    impact_override: str | None = None
+    body: str | None = Field(None, max_length=25000)
+    component_ids: list[str] | None = None
+    components: dict[str, str] | None = None
+    deliver_notifications: bool | None = None
+    metadata: dict[str, dict[str, Any]] | None = None
+    scheduled_for: datetime | None = None
+    scheduled_until: datetime | None = None
+    scheduled_remind_prior: bool | None = None
+    scheduled_auto_in_progress: bool | None = None
+    scheduled_auto_transition: bool | None = None  # the older name of the one above
+    scheduled_auto_completed: bool | None = None
+    # Beacon always moves a maintenance's components at its start and end (unless the update
+    # sets them itself): these are accepted for compatibility.
+    auto_transition_to_maintenance_state: bool | None = None
+    auto_transition_to_operational_state: bool | None = None
+    auto_transition_deliver_notifications_at_start: bool | None = None
+    auto_transition_deliver_notifications_at_end: bool | None = None
+    backfilled: bool | None = None
+    backfill_date: datetime | date | None = None
+    # Legacy Twitter switches: accepted and ignored, as Statuspage does today.
+    auto_tweet_at_beginning: bool | None = None
+    auto_tweet_on_completion: bool | None = None
+    auto_tweet_on_creation: bool | None = None
+    auto_tweet_one_hour_before: bool | None = None
+    wants_twitter_update: bool | None = None
+
+    @property
+    def auto_in_progress(self) -> bool | None:
+        if self.scheduled_auto_in_progress is not None:
+            return self.scheduled_auto_in_progress
+        return self.scheduled_auto_transition
+
+
+class IncidentBody(Schema):
+    incident: IncidentFields
+
+
+class IncidentUpdateFields(Fields):
+    body: str | None = Field(None, max_length=25000)
+    display_at: datetime | None = None
+    deliver_notifications: bool | None = None
+    wants_twitter_update: bool | None = None  # ignored
+
+
+class IncidentUpdateBody(Schema):
+    incident_update: IncidentUpdateFields
+
+
+class PostmortemFields(Fields):
+    body_draft: str | None = Field(None, max_length=100000)
+    notify_subscribers: bool | None = None
+    notify_twitter: bool | None = None  # ignored
+    custom_tweet: str | None = None  # ignored
+
+
+class PostmortemBody(Schema):
+    postmortem: PostmortemFields
+
+
+class PostmortemPublishBody(Schema):
+    postmortem: PostmortemFields = Field(default_factory=PostmortemFields)
+
+
+class Pagination(Schema):
+    page: int = Field(1, ge=1, le=LAST_PAGE)
+    per_page: int = Field(MAX_PER_PAGE, ge=1)
+
+    def window(self) -> slice:
+        size = min(self.per_page, MAX_PER_PAGE)
+        return slice((self.page - 1) * size, self.page * size)
+
+
+class Search(Schema):
+    q: str = ""
+    limit: int = Field(MAX_PER_PAGE, ge=1)
+    page: int = Field(1, ge=1, le=LAST_PAGE)
+
+    def window(self) -> slice:
+        size = min(self.limit, MAX_PER_PAGE)
+        return slice((self.page - 1) * size, self.page * size)
+
+
+# Responses
+
+
+def _context(page: PageSettings) -> PageJson:
+    tree = selectors.component_tree()
+    return page_json_context(
+        page=page,
+        base_url=subscriptions.page_base_url(),
+        updated_at=timezone.now(),
+        components=tree.components,
+        groups=tree.groups,
+    )
+
+
+def incident_object(incident: Incident, ctx: PageJson) -> Json:
+    """The manage API's Incident: the webhook's full incident plus the manage-only fields."""
+    data = webhooks.incident_json(incident, ctx, update_id=None)
+    maintenance = incident.is_maintenance
+    for update in data["incident_updates"]:
+        update["tweet_id"] = None
+    data.update(
+        {
+            "started_at": ctx.time(incident.started_at),
+            "metadata": {},
+            "auto_transition_to_maintenance_state": maintenance,
+            "auto_transition_to_operational_state": maintenance,
+            "auto_transition_deliver_notifications_at_start": (
+                maintenance and incident.auto_transition_deliver_notifications_at_start
+            ),
+            "auto_transition_deliver_notifications_at_end": (
+                maintenance and incident.auto_transition_deliver_notifications_at_end
+            ),
+        }
+    )
+    return data
+
+
+def _incidents(queryset: QuerySet, page: PageSettings) -> list[Json]:
+    incidents = list(selectors.with_timeline(queryset))
+    ctx = _context(page)
+    return [incident_object(incident, ctx) for incident in incidents]
+
+
+def _one(incident_id: str, page: PageSettings) -> Json:
+    return incident_object(_get(incident_id), _context(page))
+
+
+def _get(incident_id: str) -> Incident:
+    incident = selectors.with_timeline(Incident.objects.filter(public_id=incident_id)).first()
+    if incident is None:
+        raise Http404(f"No incident {incident_id!r}.")
+    return incident
+
+
+def _update_object(update: IncidentUpdate, page: PageSettings) -> Json:
+    incident = _get(update.incident.public_id)
+    data = incident_object(incident, _context(page))
+    return next(u for u in data["incident_updates"] if u["id"] == update.public_id)
+
+
+def postmortem_object(incident: Incident, ctx: PageJson) -> Json:
+    published = incident.postmortem_published_at is not None
+    notified = (
+        published
+        and incident.notification_events.filter(kind=EventKind.POSTMORTEM_PUBLISHED).exists()
+    )
+    return {
+        "preview_key": None,
+        "body": incident.postmortem_body if published else None,
+        "body_last_updated_at": ctx.time(incident.postmortem_published_at),
+        "body_draft": incident.postmortem_body or None,
+        "ignored": False,
+        "notify_subscribers": notified,
+        "notify_twitter": False,
+        "custom_tweet": None,
+        "published_at": ctx.time(incident.postmortem_published_at),
+        "created_at": None,
+        "updated_at": ctx.time(incident.updated_at),
+    }
+
+
+# Turning a body into service arguments
+
+
+def _aware(value: datetime | date | None, page: PageSettings) -> datetime | None:
+    """Times without an offset are the page's local time; a bare date is its midnight."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=page.zone)
+    return value
+
+
+def _components_by_id(ids: list[str], field: str) -> dict[str, Component]:
+    wanted = set(ids)
+    found = {c.public_id: c for c in Component.objects.filter(public_id__in=wanted)}
+    unknown = sorted(wanted - found.keys())
+    if unknown:
+        raise ValidationError({field: f"No component {', '.join(map(repr, unknown))}."})
+    return found
+
+
+def _component_statuses(fields: IncidentFields) -> dict[Component, str]:
+    # "" is allowed by Statuspage's enum and changes nothing.
+    wanted = {code: status for code, status in (fields.components or {}).items() if status}
+    found = _components_by_id(list(wanted), "components")
+    return {found[code]: status for code, status in wanted.items()}
+
+
+def _affected(fields: IncidentFields) -> list[Component]:
+    return list(_components_by_id(fields.component_ids or [], "component_ids").values())
+
+
+def _create(fields: IncidentFields, page: PageSettings, author) -> Incident:
+    maintenance = fields.status in MAINTENANCE_STATUSES or fields.scheduled_for is not None
+    backfilled = bool(fields.backfilled)
+    if maintenance:
+        default_status = IncidentStatus.SCHEDULED
+    elif backfilled:
+        default_status = IncidentStatus.RESOLVED
+    else:
+        default_status = IncidentStatus.INVESTIGATING
+    options: dict[str, Any] = {
+        "scheduled_remind_prior": fields.scheduled_remind_prior,
+        "scheduled_auto_in_progress": fields.auto_in_progress,
+        "scheduled_auto_completed": fields.scheduled_auto_completed,
+        "auto_transition_deliver_notifications_at_start": (
+            fields.auto_transition_deliver_notifications_at_start
+        ),
+        "auto_transition_deliver_notifications_at_end": (
+            fields.auto_transition_deliver_notifications_at_end
+        ),
+        "deliver_notifications": fields.deliver_notifications,
+    }
+    return services.incident_create(
+        name=fields.name or "",
+        status=fields.status or default_status,
+        body=fields.body or "",
+        kind=IncidentKind.MAINTENANCE if maintenance else IncidentKind.INCIDENT,
+        component_statuses=_component_statuses(fields),
+        affected_components=_affected(fields),
+        impact_override=fields.impact_override or "",
+        backfilled=backfilled,
+        started_at=_aware(fields.backfill_date, page) if backfilled else None,
+        scheduled_for=_aware(fields.scheduled_for, page),
+        scheduled_until=_aware(fields.scheduled_until, page),
+        author=author,
+        **{name: value for name, value in options.items() if value is not None},
+    )
+
+
+_SCHEDULE_FIELDS = {
+    "scheduled_for",
+    "scheduled_until",
+    "scheduled_remind_prior",
+    "scheduled_auto_in_progress",
+    "scheduled_auto_transition",
+    "scheduled_auto_completed",
+    "auto_transition_deliver_notifications_at_start",
+    "auto_transition_deliver_notifications_at_end",
+}
+
+
+def _change(incident: Incident, fields: IncidentFields, page: PageSettings, author) -> None:
+    """A PATCH: rename, reschedule, name components, then post at most one update."""
+    sent = fields.model_fields_set
+    if "name" in sent or "impact_override" in sent:
+        services.incident_edit(
+            incident=incident,
+            name=fields.name if fields.name is not None else incident.name,
+            impact_override=(
+                (fields.impact_override or "")
+                if "impact_override" in sent
+                else incident.impact_override
+            ),
+        )
+    if sent & _SCHEDULE_FIELDS:
+        services.maintenance_reschedule(
+            incident=incident,
+            scheduled_for=_aware(fields.scheduled_for, page),
+            scheduled_until=_aware(fields.scheduled_until, page),
+            scheduled_remind_prior=fields.scheduled_remind_prior,
+            scheduled_auto_in_progress=fields.auto_in_progress,
+            scheduled_auto_completed=fields.scheduled_auto_completed,
+            auto_transition_deliver_notifications_at_start=(
+                fields.auto_transition_deliver_notifications_at_start
+            ),
+            auto_transition_deliver_notifications_at_end=(
+                fields.auto_transition_deliver_notifications_at_end
+            ),
+        )
+    affected = _affected(fields)
+    if affected:
+        services.incident_add_components(incident=incident, components=affected)
+    component_statuses = _component_statuses(fields)
+    if fields.status or fields.body or component_statuses:
+        incident.refresh_from_db(fields=["status"])
+        services.incident_post_update(
+            incident=incident,
+            status=fields.status or incident.status,
+            body=fields.body or "",
+            component_statuses=component_statuses,
+            deliver_notifications=(
+                True if fields.deliver_notifications is None else fields.deliver_notifications
+            ),
+            author=author,
+        )
+
+
+# Lists
+
+
+@router.get("/{page_id}/incidents", summary="List incidents and maintenances")
+def list_incidents(request, page_id: str, params: Query[Search]):
+    require_perm(request, "incidents.view_incident")
+    page = page_or_404(page_id)
+    incidents = Incident.objects.all()
+    q = params.q.strip()
+    if q:
+        incidents = incidents.filter(
+            Q(name__icontains=q)
+            | Q(status__iexact=q)
+            | Q(postmortem_body__icontains=q)
+            | Exists(IncidentUpdate.objects.filter(incident=OuterRef("pk"), body__icontains=q))
+        )
+    return _incidents(incidents.order_by("-created_at", "-id")[params.window()], page)
+
+
+@router.get("/{page_id}/incidents/unresolved", summary="List unresolved incidents")
+def list_unresolved(request, page_id: str, params: Query[Pagination]):
+    require_perm(request, "incidents.view_incident")
+    incidents = Incident.objects.unresolved().order_by("-created_at", "-id")
+    return _incidents(incidents[params.window()], page_or_404(page_id))
+
+
+def _maintenances(queryset: QuerySet) -> QuerySet:
+    return queryset.order_by(F("scheduled_for").desc(nulls_last=True), "-started_at", "-id")
+
+
+@router.get("/{page_id}/incidents/scheduled", summary="List scheduled maintenances")
+def list_scheduled(request, page_id: str, params: Query[Pagination]):
+    require_perm(request, "incidents.view_incident")
+    incidents = _maintenances(Incident.objects.maintenances())
+    return _incidents(incidents[params.window()], page_or_404(page_id))
+
+
+@router.get("/{page_id}/incidents/upcoming", summary="List maintenances yet to start")
+def list_upcoming(request, page_id: str, params: Query[Pagination]):
+    require_perm(request, "incidents.view_incident")
+    incidents = _maintenances(Incident.objects.upcoming_maintenances())
+    return _incidents(incidents[params.window()], page_or_404(page_id))
+
+
+@router.get("/{page_id}/incidents/active_maintenance", summary="List maintenances in progress")
+def list_active_maintenance(request, page_id: str, params: Query[Pagination]):
+    require_perm(request, "incidents.view_incident")
+    incidents = _maintenances(Incident.objects.active_maintenances())
+    return _incidents(incidents[params.window()], page_or_404(page_id))
+
+
+# One incident
+
+
+@router.post("/{page_id}/incidents", summary="Create an incident or a maintenance")
+def create_incident(request, page_id: str, payload: IncidentBody):
+    require_perm(request, "incidents.add_incident")
+    page = page_or_404(page_id)
+    incident = _create(payload.incident, page, request.user)
+    return json_response(_one(incident.public_id, page), status=201)
+
+
+@router.get("/{page_id}/incidents/{incident_id}", summary="Get an incident")
+def get_incident(request, page_id: str, incident_id: str):
+    require_perm(request, "incidents.view_incident")
+    page = page_or_404(page_id)
+    return incident_object(_get(incident_id), _context(page))
+
+
+@router.api_operation(
+    ["PATCH", "PUT"], "/{page_id}/incidents/{incident_id}", summary="Update an incident"
+)
+def update_incident(request, page_id: str, incident_id: str, payload: IncidentBody):
+    require_perm(request, "incidents.change_incident")
+    page = page_or_404(page_id)
+    incident = _get(incident_id)
+    if not payload.incident.model_fields_set:
+        raise ValidationError("Send at least one incident field.")
+    with transaction.atomic():
+        _change(incident, payload.incident, page, request.user)
+    return _one(incident_id, page)
+
+
+@router.delete("/{page_id}/incidents/{incident_id}", summary="Delete an incident")
+def delete_incident(request, page_id: str, incident_id: str):
+    require_perm(request, "incidents.delete_incident")
+    page = page_or_404(page_id)
+    incident = _get(incident_id)
+    deleted = incident_object(incident, _context(page))
+    services.incident_delete(incident=incident)
+    return deleted
+
+
+@router.api_operation(
+    ["PATCH", "PUT"],
+    "/{page_id}/incidents/{incident_id}/incident_updates/{update_id}",
+    summary="Edit a posted incident update",
+)
+def edit_incident_update(
+    request, page_id: str, incident_id: str, update_id: str, payload: IncidentUpdateBody
+):
+    require_perm(request, "incidents.change_incident")
+    page = page_or_404(page_id)
+    update = (
+        IncidentUpdate.objects.select_related("incident")
+        .filter(public_id=update_id, incident__public_id=incident_id)
+        .first()
+    )
+    if update is None:
+        raise Http404(f"No update {update_id!r} on incident {incident_id!r}.")
+    fields = payload.incident_update
+    if fields.body is None and fields.display_at is None and fields.deliver_notifications is None:
+        raise ValidationError("Send the body, display_at or deliver_notifications to change.")
+    services.incident_update_edit(
+        update=update,
+        body=fields.body,
+        display_at=_aware(fields.display_at, page),
+        deliver_notifications=fields.deliver_notifications,
+    )
+    return _update_object(update, page)
+
+
+# Postmortems
+
+
+def _incident_for_postmortem(incident_id: str) -> Incident:
+    incident = Incident.objects.filter(public_id=incident_id).first()
+    if incident is None:
+        raise Http404(f"No incident {incident_id!r}.")
+    return incident
+
+
+@router.get("/{page_id}/incidents/{incident_id}/postmortem", summary="Get the postmortem")
+def get_postmortem(request, page_id: str, incident_id: str):
+    require_perm(request, "incidents.view_incident")
+    page = page_or_404(page_id)
+    return postmortem_object(_incident_for_postmortem(incident_id), _context(page))
+
+
+@router.put("/{page_id}/incidents/{incident_id}/postmortem", summary="Save a postmortem draft")
+def save_postmortem(request, page_id: str, incident_id: str, payload: PostmortemBody):
+    require_perm(request, "incidents.change_incident")
+    page = page_or_404(page_id)
+    if payload.postmortem.body_draft is None:
+        raise ValidationError({"body_draft": "Send the postmortem's text."})
+    incident = services.postmortem_save_draft(
+        incident=_incident_for_postmortem(incident_id), body=payload.postmortem.body_draft
+    )
+    return postmortem_object(incident, _context(page))
+
+
+@router.put(
+    "/{page_id}/incidents/{incident_id}/postmortem/publish", summary="Publish the postmortem"
+)
+def publish_postmortem(request, page_id: str, incident_id: str, payload: PostmortemPublishBody):
+    require_perm(request, "incidents.change_incident")
+    page = page_or_404(page_id)
+    fields = payload.postmortem
+    with transaction.atomic():
+        incident = _incident_for_postmortem(incident_id)
+        if fields.body_draft is not None:
+            incident = services.postmortem_save_draft(incident=incident, body=fields.body_draft)
+        incident = services.postmortem_publish(
+            incident=incident,
+            notify_subscribers=(
+                True if fields.notify_subscribers is None else fields.notify_subscribers
+            ),
+        )
+    return postmortem_object(incident, _context(page))
+
+
+@router.put(
+    "/{page_id}/incidents/{incident_id}/postmortem/revert", summary="Unpublish the postmortem"
+)
+def revert_postmortem(request, page_id: str, incident_id: str):
+    require_perm(request, "incidents.change_incident")
+    page = page_or_404(page_id)
+    incident = services.postmortem_revert(incident=_incident_for_postmortem(incident_id))
+    return postmortem_object(incident, _context(page))
+
+
+@router.delete("/{page_id}/incidents/{incident_id}/postmortem", summary="Delete the postmortem")
+def delete_postmortem(request, page_id: str, incident_id: str):
+    require_perm(request, "incidents.change_incident")
+    page_or_404(page_id)
+    services.postmortem_delete(incident=_incident_for_postmortem(incident_id))
+    return HttpResponse(status=204)

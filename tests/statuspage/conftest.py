@@ -1,11 +1,16 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright, never a downloaded browser.
+"""Browser fixtures: Debian's Chromium driven by Playwright, never a downloaded browser; and
+a management API client.
 
 Cache isolation and plain static files for every test live in tests/conftest.py.
 """
 
+import json
 import os
 
 import pytest
+
+from statuspage.api_keys import api_key_create
+from tests.incidents.factories import StaffFactory
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # around it are still synchronous and safe.
@@ -42,3 +47,21 @@ def browser_page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def manage_api(client, page):
+    """A management API v1 client with an Admins key: call("get", "/incidents", q="x")."""
+    key = api_key_create(owner=StaffFactory(groups=["Admins"]), name="CI")[1]
+    base = f"/api/v1/pages/{page.public_id}"
+
+    def call(method, path, body=None, raw=None, **params):
+        kwargs = {"HTTP_AUTHORIZATION": f"OAuth {key}"}
+        if body is not None or raw is not None:
+            kwargs["data"] = raw if raw is not None else json.dumps(body)
+            kwargs["content_type"] = "application/json"
+        elif params:
+            kwargs["data"] = params
+        return getattr(client, method)(base + path, **kwargs)
+
+    return call

@@ -177,6 +177,33 @@ def subscription_cancel(*, subscriber: Subscriber) -> None:
 # Staff and the delivery engine
 
 
+def email_subscriber_create_confirmed(
+    *, email: str, components: Iterable[Component] = ()
+) -> Subscriber:
+    """Staff (or the API) add an address already opted in elsewhere: active, no email sent.
+
+    An address already subscribed is refused rather than changed behind its owner's back.
+    """
+    address = normalise_email(email)
+    components = list(components)
+    with transaction.atomic():
+        if Subscriber.objects.filter(channel=Channel.EMAIL, email=address).exists():
+            raise ValidationError({"email": f"{address} is already subscribed."})
+        try:
+            with transaction.atomic():
+                subscriber = Subscriber.objects.create(
+                    channel=Channel.EMAIL,
+                    email=address,
+                    all_components=not components,
+                    state=SubscriberState.ACTIVE,
+                    confirmed_at=timezone.now(),
+                )
+        except IntegrityError as error:  # the same address, added twice at once
+            raise ValidationError({"email": f"{address} is already subscribed."}) from error
+        subscriber.components.set(components)
+    return subscriber
+
+
 def subscriber_quarantine(*, subscriber: Subscriber, reason: str) -> None:
     """Stop sending to a subscriber that bounces or fails; staff are told about webhooks."""
     changed = (
@@ -210,6 +237,20 @@ def subscriber_reactivate(*, subscriber: Subscriber) -> None:
         last_error="",
         confirmed_at=subscriber.confirmed_at or timezone.now(),
     )
+
+
+def subscription_resend_confirmation(*, subscriber: Subscriber) -> bool:
+    """A fresh confirmation link for an email address that has not confirmed yet.
+
+    Returns False (and sends nothing) for anyone else: an active or quarantined subscriber,
+    or a webhook, which is confirmed when staff add it.
+    """
+    changed = Subscriber.objects.filter(
+        pk=subscriber.pk, channel=Channel.EMAIL, state=SubscriberState.UNCONFIRMED
+    ).update(confirmation_sent_at=timezone.now())
+    if changed:
+        _send_after_commit("confirm", subscriber)
+    return bool(changed)
 
 
 def webhook_subscriber_create(

@@ -1,3 +1,368 @@
-from ninja import Router
+"""Subscribers: `/pages/{page_id}/subscribers…`, email and webhook (Beacon has no SMS or chat
+apps of Statuspage's kind; those types list nothing and cannot be created)."""
+
+from typing import Any, Literal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Case, CharField, Count, F, QuerySet, When
+from django.http import Http404, HttpResponse
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from components.models import Component
+from incidents.notify import subscriptions
+from incidents.notify.models import Channel, Subscriber, SubscriberState
+from statuspage.api_v1.base import LAST_PAGE, Fields, json_response, page_or_404, require_perm
+from statuspage.models import PageSettings
+from statuspage.statuspage_json import Json, timestamp
 
 router = Router()
+
+MAX_PER_PAGE = 100
+
+SubscriberType = Literal["email", "sms", "webhook", "slack", "teams", "integration_partner"]
+StateFilter = Literal["active", "unconfirmed", "quarantined", "all"]
+
+
+# Bodies and parameters
+
+
+class SubscriberFields(Fields):
+    email: str | None = None
+    endpoint: str | None = None
+    phone_number: str | None = None
+    phone_country: str | None = None
+    component_ids: list[str] | None = None
+    skip_confirmation_notification: bool = False
+    page_access_user: str | None = None  # audience-specific pages: not in Beacon
+
+
+class SubscriberBody(Schema):
+    subscriber: SubscriberFields
+
+
+class ComponentsFields(Fields):
+    component_ids: list[str] | None = None
+
+
+class SubscriberPatch(Schema):
+    """Statuspage's spec puts `component_ids` at the top; some clients wrap it."""
+
+    component_ids: list[str] | None = None
+    subscriber: ComponentsFields | None = None
+
+
+class Selection(Schema):
+    """Up to 100 subscriber codes, or "all" of a type in a state (if there are 100 or fewer)."""
+
+    subscribers: list[str] | Literal["all"] = Field(..., max_length=MAX_PER_PAGE)
+    type: SubscriberType | None = None
+    state: StateFilter = "active"
+
+
+class UnsubscribeBody(Selection):
+    skip_unsubscription_notification: bool = False  # Beacon sends no goodbye message
+
+
+class ReactivateBody(Selection):
+    state: StateFilter = "quarantined"
+
+
+class ResendConfirmationBody(Selection):
+    state: StateFilter = "unconfirmed"
+
+
+class Filters(Schema):
+    type: SubscriberType | None = None
+    state: StateFilter = "active"
+
+
+class Listing(Filters):
+    q: str = ""
+    limit: int = Field(MAX_PER_PAGE, ge=1)
+    page: int = Field(0, ge=0, le=LAST_PAGE)
+    sort_field: Literal["primary", "created_at", "quarantined_at", "relevance"] = "primary"
+    sort_direction: Literal["asc", "desc"] = "asc"
+
+
+class Removal(Schema):
+    skip_unsubscription_notification: bool = False  # Beacon sends no goodbye message
+
+
+# Responses
+
+
+def _all_component_ids() -> list[str]:
+    return list(Component.objects.in_page_order().values_list("public_id", flat=True))
+
+
+def subscriber_object(
+    subscriber: Subscriber, page: PageSettings, all_components: list[str] | None = None
+) -> Json:
+    """Statuspage's manage-API Subscriber. A subscriber to every component lists them all."""
+    if subscriber.all_components:
+        components = all_components if all_components is not None else _all_component_ids()
+    else:
+        components = [c.public_id for c in subscriber.components.all()]
+    return {
+        "id": subscriber.public_id,
+        "mode": subscriber.channel,
+        "email": subscriber.email or None,
+        "endpoint": subscriber.endpoint or None,
+        "phone_number": None,
+        "phone_country": None,
+        "display_phone_number": None,
+        "obfuscated_channel_name": None,
+        "workspace_name": None,
+        "quarantined_at": timestamp(subscriber.quarantined_at, page.zone),
+        "purge_at": None,
+        "components": components,
+        "page_access_user_id": None,
+        "created_at": timestamp(subscriber.created_at, page.zone),
+        "skip_confirmation_notification": False,
+    }
+
+
+def _with_components(subscribers: QuerySet) -> QuerySet:
+    return subscribers.prefetch_related("components")
+
+
+def _filtered(filters: Filters) -> QuerySet:
+    subscribers = Subscriber.objects.all()
+    if filters.type is not None:
+        if filters.type not in Channel.values:
+            return Subscriber.objects.none()
+        subscribers = subscribers.filter(channel=filters.type)
+    if filters.state != "all":
+        subscribers = subscribers.filter(state=filters.state)
+    return subscribers
+
+
+def _get(subscriber_id: str) -> Subscriber:
+    subscriber = _with_components(Subscriber.objects.filter(public_id=subscriber_id)).first()
+    if subscriber is None:
+        raise Http404(f"No subscriber {subscriber_id!r}.")
+    return subscriber
+
+
+def _component_pks(component_ids: list[str] | None) -> list[int]:
+    wanted = set(component_ids or ())
+    found = dict(Component.objects.filter(public_id__in=wanted).values_list("public_id", "pk"))
+    unknown = sorted(wanted - found.keys())
+    if unknown:
+        raise ValidationError({"component_ids": f"No component {', '.join(map(repr, unknown))}."})
+    return list(found.values())
+
+
+# Lists and counts
+
+
+@router.get("/{page_id}/subscribers", summary="List subscribers")
+def list_subscribers(request, page_id: str, params: Query[Listing]):
+    require_perm(request, "incidents.view_subscriber")
+    page = page_or_404(page_id)
+    subscribers = _filtered(params)
+    q = params.q.strip()
+    if q:
+        subscribers = subscribers.filter(email__icontains=q) | subscribers.filter(
+            endpoint__icontains=q
+        )
+    primary = Case(
+        When(channel=Channel.WEBHOOK, then=F("endpoint")),
+        default=F("email"),
+        output_field=CharField(),
+    )
+    sort = {
+        "primary": primary,
+        "relevance": primary,
+        "created_at": F("created_at"),
+        "quarantined_at": F("quarantined_at"),
+    }[params.sort_field]
+    order = (
+        sort.desc(nulls_last=True) if params.sort_direction == "desc" else sort.asc(nulls_last=True)
+    )
+    size = min(params.limit, MAX_PER_PAGE)
+    window = subscribers.order_by(order, "id")[params.page * size : (params.page + 1) * size]
+    everything = _all_component_ids()
+    return [subscriber_object(s, page, everything) for s in _with_components(window)]
+
+
+@router.get("/{page_id}/subscribers/count", summary="Count subscribers")
+def count_subscribers(request, page_id: str, params: Query[Filters]):
+    require_perm(request, "incidents.view_subscriber")
+    page_or_404(page_id)
+    return {"count": _filtered(params).count()}
+
+
+@router.get("/{page_id}/subscribers/histogram_by_state", summary="Count subscribers by state")
+def histogram_by_state(request, page_id: str):
+    require_perm(request, "incidents.view_subscriber")
+    page_or_404(page_id)
+    result: dict[str, Any] = {
+        channel: dict.fromkeys(SubscriberState.values, 0) for channel in Channel.values
+    }
+    counts = Subscriber.objects.values_list("channel", "state").annotate(n=Count("id")).order_by()
+    for channel, state, n in counts:
+        result[channel][state] = n
+    return result
+
+
+# Creating and removing
+
+
+@router.post("/{page_id}/subscribers", summary="Create a subscriber")
+def create_subscriber(request, page_id: str, payload: SubscriberBody):
+    require_perm(request, "incidents.add_subscriber")
+    page = page_or_404(page_id)
+    fields = payload.subscriber
+    if fields.phone_number:
+        raise ValidationError({"phone_number": "Beacon has no SMS subscribers."})
+    component_pks = _component_pks(fields.component_ids)
+    if fields.endpoint:
+        subscriber = subscriptions.webhook_subscriber_create(
+            endpoint=fields.endpoint,
+            email=fields.email or "",
+            component_ids=component_pks,
+            confirmed=True,
+        )
+    elif fields.email:
+        address = subscriptions.normalise_email(fields.email)
+        if fields.skip_confirmation_notification:
+            subscriber = subscriptions.email_subscriber_create_confirmed(
+                email=address, components=Component.objects.filter(pk__in=component_pks)
+            )
+        else:
+            # The double opt-in: the address gets the confirmation (or the "already
+            # subscribed" note) and stays unconfirmed until its owner clicks.
+            subscriptions.subscription_request(email=address, component_ids=component_pks)
+            subscriber = Subscriber.objects.get(channel=Channel.EMAIL, email=address)
+    else:
+        raise ValidationError({"email": "Send an email address or a webhook endpoint."})
+    return json_response(subscriber_object(_get(subscriber.public_id), page), status=201)
+
+
+def _selected(selection: Selection) -> list[Subscriber]:
+    chosen = _filtered(selection)
+    if selection.subscribers == "all":
+        if chosen.count() > MAX_PER_PAGE:
+            raise ValidationError(
+                f"More than {MAX_PER_PAGE} subscribers match: name them, 100 at a time."
+            )
+        return list(chosen)
+    codes = set(selection.subscribers)
+    targets = list(chosen.filter(public_id__in=codes))
+    unknown = sorted(codes - {s.public_id for s in targets})
+    if unknown:
+        raise ValidationError(
+            {"subscribers": f"No such subscriber here: {', '.join(map(repr, unknown))}."}
+        )
+    return targets
+
+
+@router.post("/{page_id}/subscribers/unsubscribe", summary="Unsubscribe several subscribers")
+def unsubscribe(request, page_id: str, payload: UnsubscribeBody):
+    require_perm(request, "incidents.delete_subscriber")
+    page_or_404(page_id)
+    with transaction.atomic():
+        for subscriber in _selected(payload):
+            subscriptions.subscription_cancel(subscriber=subscriber)
+    return HttpResponse(status=202)
+
+
+@router.post("/{page_id}/subscribers/reactivate", summary="Send to quarantined subscribers again")
+def reactivate(request, page_id: str, payload: ReactivateBody):
+    require_perm(request, "incidents.change_subscriber")
+    page_or_404(page_id)
+    targets = _selected(payload)
+    not_quarantined = [s.public_id for s in targets if s.state != SubscriberState.QUARANTINED]
+    if not_quarantined:
+        # Reactivating an unconfirmed address would skip its owner's consent.
+        raise ValidationError(
+            {"subscribers": f"Not quarantined: {', '.join(map(repr, not_quarantined))}."}
+        )
+    with transaction.atomic():
+        for subscriber in targets:
+            subscriptions.subscriber_reactivate(subscriber=subscriber)
+    return HttpResponse(status=202)
+
+
+@router.post(
+    "/{page_id}/subscribers/resend_confirmation",
+    summary="Send unconfirmed subscribers a fresh confirmation link",
+)
+def resend_confirmations(request, page_id: str, payload: ResendConfirmationBody):
+    require_perm(request, "incidents.change_subscriber")
+    page_or_404(page_id)
+    targets = _selected(payload)
+    _refuse_confirmed(targets)
+    with transaction.atomic():
+        for subscriber in targets:
+            subscriptions.subscription_resend_confirmation(subscriber=subscriber)
+    return HttpResponse(status=202)
+
+
+def _refuse_confirmed(targets: list[Subscriber]) -> None:
+    confirmed = [
+        s.public_id
+        for s in targets
+        if s.channel != Channel.EMAIL or s.state != SubscriberState.UNCONFIRMED
+    ]
+    if confirmed:
+        raise ValidationError(
+            {"subscribers": f"Not awaiting confirmation: {', '.join(map(repr, confirmed))}."}
+        )
+
+
+@router.get("/{page_id}/subscribers/unsubscribed", summary="List unsubscribed subscribers")
+def list_unsubscribed(request, page_id: str, params: Query[Listing]):
+    """Always empty: Beacon forgets an address (and what was sent to it) when it leaves."""
+    require_perm(request, "incidents.view_subscriber")
+    page_or_404(page_id)
+    return []
+
+
+@router.get("/{page_id}/subscribers/{subscriber_id}", summary="Get a subscriber")
+def get_subscriber(request, page_id: str, subscriber_id: str):
+    require_perm(request, "incidents.view_subscriber")
+    page = page_or_404(page_id)
+    return subscriber_object(_get(subscriber_id), page)
+
+
+@router.patch("/{page_id}/subscribers/{subscriber_id}", summary="Choose a subscriber's components")
+def update_subscriber(request, page_id: str, subscriber_id: str, payload: SubscriberPatch):
+    require_perm(request, "incidents.change_subscriber")
+    page = page_or_404(page_id)
+    subscriber = _get(subscriber_id)
+    component_ids = payload.component_ids
+    if component_ids is None and payload.subscriber is not None:
+        component_ids = payload.subscriber.component_ids
+    if component_ids is None:
+        raise ValidationError({"component_ids": "Send the component ids ([] for all)."})
+    subscriptions.subscription_set_components(
+        subscriber=subscriber, component_ids=_component_pks(component_ids)
+    )
+    return subscriber_object(_get(subscriber_id), page)
+
+
+@router.delete("/{page_id}/subscribers/{subscriber_id}", summary="Unsubscribe a subscriber")
+def delete_subscriber(request, page_id: str, subscriber_id: str, params: Query[Removal]):
+    require_perm(request, "incidents.delete_subscriber")
+    page = page_or_404(page_id)
+    subscriber = _get(subscriber_id)
+    deleted = subscriber_object(subscriber, page)
+    subscriptions.subscription_cancel(subscriber=subscriber)
+    return deleted
+
+
+@router.post(
+    "/{page_id}/subscribers/{subscriber_id}/resend_confirmation",
+    summary="Send one unconfirmed subscriber a fresh confirmation link",
+)
+def resend_confirmation(request, page_id: str, subscriber_id: str):
+    require_perm(request, "incidents.change_subscriber")
+    page_or_404(page_id)
+    subscriber = _get(subscriber_id)
+    _refuse_confirmed([subscriber])
+    subscriptions.subscription_resend_confirmation(subscriber=subscriber)
+    return HttpResponse(status=201)

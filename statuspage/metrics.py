@@ -21,9 +21,14 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 
+from components.checks.latency import latency_histograms
 from components.checks.rollups import bucket_start, first_complete_bucket
 from components.checks.services import check_locations, queue_for
 from components.models import (
@@ -274,17 +279,31 @@ def check_metrics(checks: list[HealthCheck], *, now: datetime):
         labels=["check", "check_id", "location"],
     )
     enabled = {check.pk for check in checks if check.enabled}
+    location_pairs = []
     for check_id, location, verdict in CheckLocationState.objects.order_by(
         "health_check_id", "location"
     ).values_list("health_check_id", "location", "verdict"):
+        location_pairs.append((check_id, location))
         if check_id in enabled and verdict != Verdict.UNKNOWN:
             location_up.add_metric(
                 [names[check_id], str(check_id), location], float(verdict != Verdict.DOWN)
             )
     yield location_up
 
-    latency = GaugeMetricFamily(
+    histogram = HistogramMetricFamily(
         "beacon_check_latency_seconds",
+        "Response times of check runs, per check and location.",
+        labels=["check", "check_id", "location"],
+    )
+    for (check_id, location), (buckets, total) in sorted(
+        latency_histograms(location_pairs).items()
+    ):
+        if check_id in names:
+            histogram.add_metric([names[check_id], str(check_id), location], buckets, total)
+    yield histogram
+
+    latency = GaugeMetricFamily(
+        "beacon_check_latency_last_hour_seconds",
         "Response time quantiles over the last hour's results, per check and location.",
         labels=["check", "check_id", "location", "quantile"],
     )

@@ -112,6 +112,8 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
+            # Past the default 300, culling would drop snapshots and latency counters at random.
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
         }
     }
 

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from components.checks import KINDS, policy
+from components.checks.latency import latency_observe
 from components.checks.outcome import Outcome
 from components.models import (
     DEFAULT_LOCATION,
@@ -144,6 +145,9 @@ def check_results_record(
             error=outcome.error,
         )
         for check, outcome in results
+    )
+    latency_observe(
+        location=location, latencies=[(check.pk, outcome.latency_ms) for check, outcome in results]
     )
     changed: dict[int, tuple[HealthCheck, Outcome]] = {}
     for check, outcome in results:

@@ -13,8 +13,9 @@ from kombu import Connection, Exchange, Queue
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from components.checks.outcome import Outcome
 from components.checks.rollups import check_rollups_update
-from components.checks.services import check_results_prune
+from components.checks.services import check_results_prune, check_results_record
 from components.models import (
     CheckLocationState,
     CheckResult,
@@ -148,7 +149,7 @@ def test_check_latency_quantiles_verdicts_and_last_run_by_location(client):
     with time_machine.travel(NOW, tick=False):
         families = scrape(client)
 
-    latency = samples(families, "beacon_check_latency_seconds", check="Health")
+    latency = samples(families, "beacon_check_latency_last_hour_seconds", check="Health")
     assert latency == {
         (("check", "Health"), ("check_id", str(check.pk)), ("location", loc), ("quantile", q)): v
         for loc, q, v in [
@@ -166,6 +167,47 @@ def test_check_latency_quantiles_verdicts_and_last_run_by_location(client):
     assert value(
         families, "beacon_check_last_run_timestamp_seconds", check="Health"
     ) == pytest.approx((NOW - timedelta(seconds=20)).timestamp())
+
+
+def test_check_latency_histograms_count_every_recorded_run_by_location(client):
+    check = HealthCheckFactory(name="Health", component__name="API", locations=["eu", "us"])
+    check_results_record(
+        location="eu",
+        results=[(check, Outcome.up(latency_ms=ms)) for ms in (3, 40, 40, 700)],
+    )
+    check_results_record(location="us", results=[(check, Outcome.up(latency_ms=20_000))])
+    check_results_record(location="us", results=[(check, Outcome.down("timed out"))])
+
+    families = scrape(client)
+
+    [histogram] = [f for f in families if f.name == "beacon_check_latency_seconds"]
+    assert histogram.type == "histogram"
+    eu = {"check": "Health", "check_id": str(check.pk), "location": "eu"}
+    buckets = samples(families, "beacon_check_latency_seconds_bucket", **eu)
+    by_bound = {dict(labels)["le"]: count for labels, count in buckets.items()}
+    assert by_bound["0.005"] == 1 and by_bound["0.025"] == 1
+    assert by_bound["0.05"] == 3 and by_bound["0.5"] == 3 and by_bound["1.0"] == 4
+    assert by_bound["+Inf"] == 4
+    assert value(families, "beacon_check_latency_seconds_count", **eu) == 4
+    assert value(families, "beacon_check_latency_seconds_sum", **eu) == pytest.approx(0.783)
+    us = {**eu, "location": "us"}
+    assert value(families, "beacon_check_latency_seconds_bucket", **us, le="10.0") == 0
+    assert value(families, "beacon_check_latency_seconds_count", **us) == 1  # not the timeout
+
+
+def test_a_cache_that_is_away_costs_the_histogram_not_the_results(client, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+    check = HealthCheckFactory(name="Health")
+
+    check_results_record(location="eu", results=[(check, Outcome.up(latency_ms=12))])
+
+    assert CheckResult.objects.filter(health_check=check).count() == 1
 
 
 def test_disabled_and_never_run_checks_report_no_verdict(client):

@@ -44,8 +44,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke_selected"]
 
+    def get_fields(self, request, obj=None):
+        return self.fields if obj else ["name", "owner"]  # the rest exists once it is made
+
     def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "name", "owner"] if obj else self.readonly_fields
+        return [*self.readonly_fields, "name", "owner"] if obj else []
 
     def get_changeform_initial_data(self, request):
         return {"owner": request.user.pk}

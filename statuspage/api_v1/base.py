@@ -17,6 +17,7 @@ from pydantic import model_validator
 
 from statuspage import ratelimit
 from statuspage.api_keys import api_key_authenticate
+from statuspage.api_v1 import schemas
 from statuspage.models import ApiKey, PageSettings
 
 RATE_WINDOW_SECONDS = 60
@@ -146,6 +147,13 @@ api = NinjaAPI(
 )
 
 
+# The statuses the handlers below answer with, each with the error body: merged into every
+# route's `response=` so that the OpenAPI document describes them too.
+ERROR_RESPONSES: dict[int, type[schemas.Error]] = dict.fromkeys(
+    (400, 401, 403, 404, 422, 429), schemas.Error
+)
+
+
 def error_body(request: HttpRequest, message: str, status: int) -> HttpResponse:
     # Statuspage clients read either key.
     return api.create_response(request, {"error": message, "message": message}, status=status)
@@ -158,7 +166,9 @@ def _unauthenticated(request, exc):
 
 @api.exception_handler(RateLimited)
 def _rate_limited(request, exc):
-    response = error_body(request, "Rate limit exceeded: 1 request per second per key.", 429)
+    limit = settings.BEACON_API_RATE_LIMIT_PER_MINUTE
+    message = f"Rate limit exceeded: {limit} requests a minute per key."
+    response = error_body(request, message, 429)
     response["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -221,15 +231,18 @@ def require_perm(request: HttpRequest, *perms: str) -> None:
         raise PermissionDenied(f"{user.get_username()} may not do this ({', '.join(perms)}).")
 
 
+def empty_response(status: int) -> HttpResponse:
+    """201/202/204 without a body, and without a content type that promises one."""
+    response = HttpResponse(status=status)
+    del response["Content-Type"]
+    return response
+
+
 def unknown_path(request: HttpRequest) -> JsonResponse:
     """Statuspage endpoints Beacon has not got (templates, SMS, metrics…): a JSON 404 a
     client can read, not the public site's HTML page."""
     message = f"Beacon has no {request.path} endpoint."
     return JsonResponse({"error": message, "message": message}, status=404)
-
-
-def json_response(data: Any, status: int = 200) -> JsonResponse:
-    return JsonResponse(data, status=status, safe=False)
 
 
 # Request envelopes

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.utils import timezone
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field, field_validator
 
@@ -26,7 +26,15 @@ from components.selectors import daily_uptime, first_uptime_day
 from components.uptime import uptime_percent_over
 from incidents.models import Incident
 from statuspage import selectors
-from statuspage.api_v1.base import LAST_PAGE, Fields, json_response, page_or_404, require_perm
+from statuspage.api_v1 import schemas
+from statuspage.api_v1.base import (
+    ERROR_RESPONSES,
+    LAST_PAGE,
+    Fields,
+    empty_response,
+    page_or_404,
+    require_perm,
+)
 from statuspage.models import PageSettings
 from statuspage.statuspage_json import Json, page_json_context
 
@@ -35,7 +43,7 @@ router = Router()
 MAX_PER_PAGE = 100
 
 # The component statuses; the manage spec also allows "", which leaves the status as it is.
-Status = Literal[
+StatusInBody = Literal[
     "operational",
     "degraded_performance",
     "partial_outage",
@@ -53,7 +61,7 @@ class ComponentFields(Fields):
 
     name: str | None = Field(None, max_length=255)
     description: str | None = None
-    status: Status | None = None
+    status: StatusInBody | None = None
     group_id: str | None = None
     showcase: bool | None = None
     only_show_if_degraded: bool | None = None
@@ -224,13 +232,21 @@ def _component_changes(fields: ComponentFields) -> dict[str, Any]:
 # Components
 
 
-@router.get("/{page_id}/components", summary="List components")
+@router.get(
+    "/{page_id}/components",
+    response={200: list[schemas.ComponentEntry], **ERROR_RESPONSES},
+    summary="List components",
+)
 def list_components(request, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_component")
     return _paged(_entries(page_or_404(page_id)), paging)
 
 
-@router.post("/{page_id}/components", summary="Create a component")
+@router.post(
+    "/{page_id}/components",
+    response={201: schemas.Component, **ERROR_RESPONSES},
+    summary="Create a component",
+)
 def create_component(request, page_id: str, payload: NewComponentBody):
     require_perm(request, "components.add_component")
     page = page_or_404(page_id)
@@ -242,17 +258,24 @@ def create_component(request, page_id: str, payload: NewComponentBody):
         cause=StatusChangeCause.API,
         actor=request.user,
     )
-    return json_response(_entry(page, component.public_id, group=False), status=201)
+    return Status(201, _entry(page, component.public_id, group=False))
 
 
-@router.get("/{page_id}/components/{component_id}", summary="Get a component")
+@router.get(
+    "/{page_id}/components/{component_id}",
+    response={200: schemas.ComponentEntry, **ERROR_RESPONSES},
+    summary="Get a component",
+)
 def get_component(request, page_id: str, component_id: str):
     require_perm(request, "components.view_component")
     return _entry(page_or_404(page_id), component_id)
 
 
 @router.api_operation(
-    ["PATCH", "PUT"], "/{page_id}/components/{component_id}", summary="Update a component"
+    ["PATCH", "PUT"],
+    "/{page_id}/components/{component_id}",
+    response={200: schemas.Component, **ERROR_RESPONSES},
+    summary="Update a component",
 )
 def update_component(request, page_id: str, component_id: str, payload: ComponentBody):
     require_perm(request, "components.change_component")
@@ -273,12 +296,16 @@ def update_component(request, page_id: str, component_id: str, payload: Componen
     return _entry(page, component.public_id, group=False)
 
 
-@router.delete("/{page_id}/components/{component_id}", summary="Delete a component")
+@router.delete(
+    "/{page_id}/components/{component_id}",
+    response={204: None, **ERROR_RESPONSES},
+    summary="Delete a component",
+)
 def delete_component(request, page_id: str, component_id: str):
     require_perm(request, "components.delete_component")
     page_or_404(page_id)
     services.component_delete(component=_component(component_id))
-    return HttpResponse(status=204)
+    return empty_response(204)
 
 
 # Uptime
@@ -391,7 +418,11 @@ def _uptime(
     }
 
 
-@router.get("/{page_id}/components/{component_id}/uptime", summary="Get a component's uptime")
+@router.get(
+    "/{page_id}/components/{component_id}/uptime",
+    response={200: schemas.Uptime, **ERROR_RESPONSES},
+    summary="Get a component's uptime",
+)
 def component_uptime(request, page_id: str, component_id: str, params: Query[UptimeRange]):
     require_perm(request, "components.view_component")
     page = page_or_404(page_id)
@@ -400,7 +431,9 @@ def component_uptime(request, page_id: str, component_id: str, params: Query[Upt
 
 
 @router.get(
-    "/{page_id}/component-groups/{group_id}/uptime", summary="Get a component group's uptime"
+    "/{page_id}/component-groups/{group_id}/uptime",
+    response={200: schemas.Uptime, **ERROR_RESPONSES},
+    summary="Get a component group's uptime",
 )
 def group_uptime(request, page_id: str, group_id: str, params: Query[UptimeRange]):
     require_perm(request, "components.view_componentgroup")
@@ -413,14 +446,22 @@ def group_uptime(request, page_id: str, group_id: str, params: Query[UptimeRange
 # Component groups
 
 
-@router.get("/{page_id}/component-groups", summary="List component groups")
+@router.get(
+    "/{page_id}/component-groups",
+    response={200: list[schemas.GroupComponent], **ERROR_RESPONSES},
+    summary="List component groups",
+)
 def list_groups(request, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_componentgroup")
     groups = [_group_object(e) for e in _entries(page_or_404(page_id)) if e["group"]]
     return _paged(groups, paging)
 
 
-@router.post("/{page_id}/component-groups", summary="Create a component group")
+@router.post(
+    "/{page_id}/component-groups",
+    response={201: schemas.GroupComponent, **ERROR_RESPONSES},
+    summary="Create a component group",
+)
 def create_group(request, page_id: str, payload: NewGroupBody):
     require_perm(request, "components.add_componentgroup", "components.change_component")
     page = page_or_404(page_id)
@@ -429,17 +470,24 @@ def create_group(request, page_id: str, payload: NewGroupBody):
         description=payload.group_description or "",
         components=_components_for_body(payload.component_group.components),
     )
-    return json_response(_group_object(_entry(page, group.public_id, group=True)), status=201)
+    return Status(201, _group_object(_entry(page, group.public_id, group=True)))
 
 
-@router.get("/{page_id}/component-groups/{group_id}", summary="Get a component group")
+@router.get(
+    "/{page_id}/component-groups/{group_id}",
+    response={200: schemas.GroupComponent, **ERROR_RESPONSES},
+    summary="Get a component group",
+)
 def get_group(request, page_id: str, group_id: str):
     require_perm(request, "components.view_componentgroup")
     return _group_object(_entry(page_or_404(page_id), group_id, group=True))
 
 
 @router.api_operation(
-    ["PATCH", "PUT"], "/{page_id}/component-groups/{group_id}", summary="Update a component group"
+    ["PATCH", "PUT"],
+    "/{page_id}/component-groups/{group_id}",
+    response={200: schemas.GroupComponent, **ERROR_RESPONSES},
+    summary="Update a component group",
 )
 def update_group(request, page_id: str, group_id: str, payload: GroupBody):
     fields = payload.component_group
@@ -461,7 +509,11 @@ def update_group(request, page_id: str, group_id: str, payload: GroupBody):
     return _group_object(_entry(page, group.public_id, group=True))
 
 
-@router.delete("/{page_id}/component-groups/{group_id}", summary="Delete a component group")
+@router.delete(
+    "/{page_id}/component-groups/{group_id}",
+    response={200: schemas.GroupComponent, **ERROR_RESPONSES},
+    summary="Delete a component group",
+)
 def delete_group(request, page_id: str, group_id: str):
     """Statuspage answers with the deleted group; its components stay, ungrouped."""
     require_perm(request, "components.delete_componentgroup")

@@ -11,9 +11,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.utils import timezone
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from components.models import Component
@@ -28,7 +28,15 @@ from incidents.models import (
 from incidents.notify import subscriptions, webhooks
 from incidents.notify.models import EventKind
 from statuspage import selectors
-from statuspage.api_v1.base import LAST_PAGE, Fields, json_response, page_or_404, require_perm
+from statuspage.api_v1 import schemas
+from statuspage.api_v1.base import (
+    ERROR_RESPONSES,
+    LAST_PAGE,
+    Fields,
+    empty_response,
+    page_or_404,
+    require_perm,
+)
 from statuspage.models import PageSettings
 from statuspage.statuspage_json import Json, PageJson, page_json_context
 
@@ -342,7 +350,11 @@ def _change(incident: Incident, fields: IncidentFields, page: PageSettings, auth
 # Lists
 
 
-@router.get("/{page_id}/incidents", summary="List incidents and maintenances")
+@router.get(
+    "/{page_id}/incidents",
+    response={200: list[schemas.Incident], **ERROR_RESPONSES},
+    summary="List incidents and maintenances",
+)
 def list_incidents(request, page_id: str, params: Query[Search]):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
@@ -358,7 +370,11 @@ def list_incidents(request, page_id: str, params: Query[Search]):
     return _incidents(incidents.order_by("-created_at", "-id")[params.window()], page)
 
 
-@router.get("/{page_id}/incidents/unresolved", summary="List unresolved incidents")
+@router.get(
+    "/{page_id}/incidents/unresolved",
+    response={200: list[schemas.Incident], **ERROR_RESPONSES},
+    summary="List unresolved incidents",
+)
 def list_unresolved(request, page_id: str, params: Query[Pagination]):
     require_perm(request, "incidents.view_incident")
     incidents = Incident.objects.unresolved().order_by("-created_at", "-id")
@@ -369,21 +385,33 @@ def _maintenances(queryset: QuerySet) -> QuerySet:
     return queryset.order_by(F("scheduled_for").desc(nulls_last=True), "-started_at", "-id")
 
 
-@router.get("/{page_id}/incidents/scheduled", summary="List scheduled maintenances")
+@router.get(
+    "/{page_id}/incidents/scheduled",
+    response={200: list[schemas.Incident], **ERROR_RESPONSES},
+    summary="List scheduled maintenances",
+)
 def list_scheduled(request, page_id: str, params: Query[Pagination]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
 
 
-@router.get("/{page_id}/incidents/upcoming", summary="List maintenances yet to start")
+@router.get(
+    "/{page_id}/incidents/upcoming",
+    response={200: list[schemas.Incident], **ERROR_RESPONSES},
+    summary="List maintenances yet to start",
+)
 def list_upcoming(request, page_id: str, params: Query[Pagination]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.upcoming_maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
 
 
-@router.get("/{page_id}/incidents/active_maintenance", summary="List maintenances in progress")
+@router.get(
+    "/{page_id}/incidents/active_maintenance",
+    response={200: list[schemas.Incident], **ERROR_RESPONSES},
+    summary="List maintenances in progress",
+)
 def list_active_maintenance(request, page_id: str, params: Query[Pagination]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.active_maintenances())
@@ -393,15 +421,23 @@ def list_active_maintenance(request, page_id: str, params: Query[Pagination]):
 # One incident
 
 
-@router.post("/{page_id}/incidents", summary="Create an incident or a maintenance")
+@router.post(
+    "/{page_id}/incidents",
+    response={201: schemas.Incident, **ERROR_RESPONSES},
+    summary="Create an incident or a maintenance",
+)
 def create_incident(request, page_id: str, payload: IncidentBody):
     require_perm(request, "incidents.add_incident")
     page = page_or_404(page_id)
     incident = _create(payload.incident, page, request.user)
-    return json_response(_one(incident.public_id, page), status=201)
+    return Status(201, _one(incident.public_id, page))
 
 
-@router.get("/{page_id}/incidents/{incident_id}", summary="Get an incident")
+@router.get(
+    "/{page_id}/incidents/{incident_id}",
+    response={200: schemas.Incident, **ERROR_RESPONSES},
+    summary="Get an incident",
+)
 def get_incident(request, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
@@ -409,7 +445,10 @@ def get_incident(request, page_id: str, incident_id: str):
 
 
 @router.api_operation(
-    ["PATCH", "PUT"], "/{page_id}/incidents/{incident_id}", summary="Update an incident"
+    ["PATCH", "PUT"],
+    "/{page_id}/incidents/{incident_id}",
+    response={200: schemas.Incident, **ERROR_RESPONSES},
+    summary="Update an incident",
 )
 def update_incident(request, page_id: str, incident_id: str, payload: IncidentBody):
     require_perm(request, "incidents.change_incident")
@@ -422,7 +461,11 @@ def update_incident(request, page_id: str, incident_id: str, payload: IncidentBo
     return _one(incident_id, page)
 
 
-@router.delete("/{page_id}/incidents/{incident_id}", summary="Delete an incident")
+@router.delete(
+    "/{page_id}/incidents/{incident_id}",
+    response={200: schemas.Incident, **ERROR_RESPONSES},
+    summary="Delete an incident",
+)
 def delete_incident(request, page_id: str, incident_id: str):
     require_perm(request, "incidents.delete_incident")
     page = page_or_404(page_id)
@@ -435,6 +478,7 @@ def delete_incident(request, page_id: str, incident_id: str):
 @router.api_operation(
     ["PATCH", "PUT"],
     "/{page_id}/incidents/{incident_id}/incident_updates/{update_id}",
+    response={200: schemas.IncidentUpdate, **ERROR_RESPONSES},
     summary="Edit a posted incident update",
 )
 def edit_incident_update(
@@ -471,14 +515,22 @@ def _incident_for_postmortem(incident_id: str) -> Incident:
     return incident
 
 
-@router.get("/{page_id}/incidents/{incident_id}/postmortem", summary="Get the postmortem")
+@router.get(
+    "/{page_id}/incidents/{incident_id}/postmortem",
+    response={200: schemas.Postmortem, **ERROR_RESPONSES},
+    summary="Get the postmortem",
+)
 def get_postmortem(request, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
     return postmortem_object(_incident_for_postmortem(incident_id), _context(page))
 
 
-@router.put("/{page_id}/incidents/{incident_id}/postmortem", summary="Save a postmortem draft")
+@router.put(
+    "/{page_id}/incidents/{incident_id}/postmortem",
+    response={200: schemas.Postmortem, **ERROR_RESPONSES},
+    summary="Save a postmortem draft",
+)
 def save_postmortem(request, page_id: str, incident_id: str, payload: PostmortemBody):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
@@ -491,7 +543,9 @@ def save_postmortem(request, page_id: str, incident_id: str, payload: Postmortem
 
 
 @router.put(
-    "/{page_id}/incidents/{incident_id}/postmortem/publish", summary="Publish the postmortem"
+    "/{page_id}/incidents/{incident_id}/postmortem/publish",
+    response={200: schemas.Postmortem, **ERROR_RESPONSES},
+    summary="Publish the postmortem",
 )
 def publish_postmortem(request, page_id: str, incident_id: str, payload: PostmortemPublishBody):
     require_perm(request, "incidents.change_incident")
@@ -511,7 +565,9 @@ def publish_postmortem(request, page_id: str, incident_id: str, payload: Postmor
 
 
 @router.put(
-    "/{page_id}/incidents/{incident_id}/postmortem/revert", summary="Unpublish the postmortem"
+    "/{page_id}/incidents/{incident_id}/postmortem/revert",
+    response={200: schemas.Postmortem, **ERROR_RESPONSES},
+    summary="Unpublish the postmortem",
 )
 def revert_postmortem(request, page_id: str, incident_id: str):
     require_perm(request, "incidents.change_incident")
@@ -520,9 +576,13 @@ def revert_postmortem(request, page_id: str, incident_id: str):
     return postmortem_object(incident, _context(page))
 
 
-@router.delete("/{page_id}/incidents/{incident_id}/postmortem", summary="Delete the postmortem")
+@router.delete(
+    "/{page_id}/incidents/{incident_id}/postmortem",
+    response={204: None, **ERROR_RESPONSES},
+    summary="Delete the postmortem",
+)
 def delete_postmortem(request, page_id: str, incident_id: str):
     require_perm(request, "incidents.change_incident")
     page_or_404(page_id)
     services.postmortem_delete(incident=_incident_for_postmortem(incident_id))
-    return HttpResponse(status=204)
+    return empty_response(204)

@@ -7,7 +7,8 @@ from ninja import Router, Schema
 from pydantic import Field
 
 from statuspage import statuspage_json
-from statuspage.api_v1.base import page_or_404, require_perm
+from statuspage.api_v1 import schemas
+from statuspage.api_v1.base import ERROR_RESPONSES, page_or_404, require_perm
 from statuspage.models import PageSettings
 
 router = Router()
@@ -77,19 +78,28 @@ def page_object(page: PageSettings) -> dict[str, Any]:
     }
 
 
-@router.get("", summary="List the pages (Beacon serves one)")
+@router.get(
+    "",
+    response={200: list[schemas.Page], **ERROR_RESPONSES},
+    summary="List the pages (Beacon serves one)",
+)
 def list_pages(request):
     require_perm(request, "statuspage.view_pagesettings")
     return [page_object(PageSettings.load())]
 
 
-@router.get("/{page_id}", summary="Get the page")
+@router.get("/{page_id}", response={200: schemas.Page, **ERROR_RESPONSES}, summary="Get the page")
 def get_page(request, page_id: str):
     require_perm(request, "statuspage.view_pagesettings")
     return page_object(page_or_404(page_id))
 
 
-@router.api_operation(["PATCH", "PUT"], "/{page_id}", summary="Update the page")
+@router.api_operation(
+    ["PATCH", "PUT"],
+    "/{page_id}",
+    response={200: schemas.Page, **ERROR_RESPONSES},
+    summary="Update the page",
+)
 def update_page(request, page_id: str, payload: PageBody):
     require_perm(request, "statuspage.change_pagesettings")
     page = PageSettings.objects.get(pk=page_or_404(page_id).pk)

@@ -6,14 +6,22 @@ from typing import Any, Literal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Case, CharField, Count, F, QuerySet, When
-from django.http import Http404, HttpResponse
-from ninja import Query, Router, Schema
+from django.http import Http404
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from components.models import Component
 from incidents.notify import subscriptions
 from incidents.notify.models import Channel, Subscriber, SubscriberState
-from statuspage.api_v1.base import LAST_PAGE, Fields, json_response, page_or_404, require_perm
+from statuspage.api_v1 import schemas
+from statuspage.api_v1.base import (
+    ERROR_RESPONSES,
+    LAST_PAGE,
+    Fields,
+    empty_response,
+    page_or_404,
+    require_perm,
+)
 from statuspage.models import PageSettings
 from statuspage.statuspage_json import Json, timestamp
 
@@ -158,7 +166,11 @@ def _component_pks(component_ids: list[str] | None) -> list[int]:
 # Lists and counts
 
 
-@router.get("/{page_id}/subscribers", summary="List subscribers")
+@router.get(
+    "/{page_id}/subscribers",
+    response={200: list[schemas.Subscriber], **ERROR_RESPONSES},
+    summary="List subscribers",
+)
 def list_subscribers(request, page_id: str, params: Query[Listing]):
     require_perm(request, "incidents.view_subscriber")
     page = page_or_404(page_id)
@@ -188,14 +200,22 @@ def list_subscribers(request, page_id: str, params: Query[Listing]):
     return [subscriber_object(s, page, everything) for s in _with_components(window)]
 
 
-@router.get("/{page_id}/subscribers/count", summary="Count subscribers")
+@router.get(
+    "/{page_id}/subscribers/count",
+    response={200: schemas.SubscriberCount, **ERROR_RESPONSES},
+    summary="Count subscribers",
+)
 def count_subscribers(request, page_id: str, params: Query[Filters]):
     require_perm(request, "incidents.view_subscriber")
     page_or_404(page_id)
     return {"count": _filtered(params).count()}
 
 
-@router.get("/{page_id}/subscribers/histogram_by_state", summary="Count subscribers by state")
+@router.get(
+    "/{page_id}/subscribers/histogram_by_state",
+    response={200: schemas.HistogramByState, **ERROR_RESPONSES},
+    summary="Count subscribers by state",
+)
 def histogram_by_state(request, page_id: str):
     require_perm(request, "incidents.view_subscriber")
     page_or_404(page_id)
@@ -211,7 +231,11 @@ def histogram_by_state(request, page_id: str):
 # Creating and removing
 
 
-@router.post("/{page_id}/subscribers", summary="Create a subscriber")
+@router.post(
+    "/{page_id}/subscribers",
+    response={201: schemas.Subscriber, **ERROR_RESPONSES},
+    summary="Create a subscriber",
+)
 def create_subscriber(request, page_id: str, payload: SubscriberBody):
     require_perm(request, "incidents.add_subscriber")
     page = page_or_404(page_id)
@@ -239,7 +263,7 @@ def create_subscriber(request, page_id: str, payload: SubscriberBody):
             subscriber = Subscriber.objects.get(channel=Channel.EMAIL, email=address)
     else:
         raise ValidationError({"email": "Send an email address or a webhook endpoint."})
-    return json_response(subscriber_object(_get(subscriber.public_id), page), status=201)
+    return Status(201, subscriber_object(_get(subscriber.public_id), page))
 
 
 def _selected(selection: Selection) -> list[Subscriber]:
@@ -260,17 +284,25 @@ def _selected(selection: Selection) -> list[Subscriber]:
     return targets
 
 
-@router.post("/{page_id}/subscribers/unsubscribe", summary="Unsubscribe several subscribers")
+@router.post(
+    "/{page_id}/subscribers/unsubscribe",
+    response={202: None, **ERROR_RESPONSES},
+    summary="Unsubscribe several subscribers",
+)
 def unsubscribe(request, page_id: str, payload: UnsubscribeBody):
     require_perm(request, "incidents.delete_subscriber")
     page_or_404(page_id)
     with transaction.atomic():
         for subscriber in _selected(payload):
             subscriptions.subscription_cancel(subscriber=subscriber)
-    return HttpResponse(status=202)
+    return empty_response(202)
 
 
-@router.post("/{page_id}/subscribers/reactivate", summary="Send to quarantined subscribers again")
+@router.post(
+    "/{page_id}/subscribers/reactivate",
+    response={202: None, **ERROR_RESPONSES},
+    summary="Send to quarantined subscribers again",
+)
 def reactivate(request, page_id: str, payload: ReactivateBody):
     require_perm(request, "incidents.change_subscriber")
     page_or_404(page_id)
@@ -284,11 +316,12 @@ def reactivate(request, page_id: str, payload: ReactivateBody):
     with transaction.atomic():
         for subscriber in targets:
             subscriptions.subscriber_reactivate(subscriber=subscriber)
-    return HttpResponse(status=202)
+    return empty_response(202)
 
 
 @router.post(
     "/{page_id}/subscribers/resend_confirmation",
+    response={202: None, **ERROR_RESPONSES},
     summary="Send unconfirmed subscribers a fresh confirmation link",
 )
 def resend_confirmations(request, page_id: str, payload: ResendConfirmationBody):
@@ -299,7 +332,7 @@ def resend_confirmations(request, page_id: str, payload: ResendConfirmationBody)
     with transaction.atomic():
         for subscriber in targets:
             subscriptions.subscription_resend_confirmation(subscriber=subscriber)
-    return HttpResponse(status=202)
+    return empty_response(202)
 
 
 def _refuse_confirmed(targets: list[Subscriber]) -> None:
@@ -314,7 +347,11 @@ def _refuse_confirmed(targets: list[Subscriber]) -> None:
         )
 
 
-@router.get("/{page_id}/subscribers/unsubscribed", summary="List unsubscribed subscribers")
+@router.get(
+    "/{page_id}/subscribers/unsubscribed",
+    response={200: list[schemas.Subscriber], **ERROR_RESPONSES},
+    summary="List unsubscribed subscribers",
+)
 def list_unsubscribed(request, page_id: str, params: Query[Listing]):
     """Always empty: Beacon forgets an address (and what was sent to it) when it leaves."""
     require_perm(request, "incidents.view_subscriber")
@@ -322,14 +359,22 @@ def list_unsubscribed(request, page_id: str, params: Query[Listing]):
     return []
 
 
-@router.get("/{page_id}/subscribers/{subscriber_id}", summary="Get a subscriber")
+@router.get(
+    "/{page_id}/subscribers/{subscriber_id}",
+    response={200: schemas.Subscriber, **ERROR_RESPONSES},
+    summary="Get a subscriber",
+)
 def get_subscriber(request, page_id: str, subscriber_id: str):
     require_perm(request, "incidents.view_subscriber")
     page = page_or_404(page_id)
     return subscriber_object(_get(subscriber_id), page)
 
 
-@router.patch("/{page_id}/subscribers/{subscriber_id}", summary="Choose a subscriber's components")
+@router.patch(
+    "/{page_id}/subscribers/{subscriber_id}",
+    response={200: schemas.Subscriber, **ERROR_RESPONSES},
+    summary="Choose a subscriber's components",
+)
 def update_subscriber(request, page_id: str, subscriber_id: str, payload: SubscriberPatch):
     require_perm(request, "incidents.change_subscriber")
     page = page_or_404(page_id)
@@ -345,7 +390,11 @@ def update_subscriber(request, page_id: str, subscriber_id: str, payload: Subscr
     return subscriber_object(_get(subscriber_id), page)
 
 
-@router.delete("/{page_id}/subscribers/{subscriber_id}", summary="Unsubscribe a subscriber")
+@router.delete(
+    "/{page_id}/subscribers/{subscriber_id}",
+    response={200: schemas.Subscriber, **ERROR_RESPONSES},
+    summary="Unsubscribe a subscriber",
+)
 def delete_subscriber(request, page_id: str, subscriber_id: str, params: Query[Removal]):
     require_perm(request, "incidents.delete_subscriber")
     page = page_or_404(page_id)
@@ -357,6 +406,8 @@ def delete_subscriber(request, page_id: str, subscriber_id: str, params: Query[R
 
 @router.post(
     "/{page_id}/subscribers/{subscriber_id}/resend_confirmation",
+    # Statuspage's spec answers this one with an empty 201.
+    response={201: None, **ERROR_RESPONSES},
     summary="Send one unconfirmed subscriber a fresh confirmation link",
 )
 def resend_confirmation(request, page_id: str, subscriber_id: str):
@@ -365,4 +416,4 @@ def resend_confirmation(request, page_id: str, subscriber_id: str):
     subscriber = _get(subscriber_id)
     _refuse_confirmed([subscriber])
     subscriptions.subscription_resend_confirmation(subscriber=subscriber)
-    return HttpResponse(status=201)
+    return empty_response(201)

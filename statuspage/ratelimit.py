@@ -1,4 +1,5 @@
-"""Fixed-window rate limits kept in the shared cache (Redis in production).
+"""Rate limits kept in the shared cache (Redis in production): fixed windows, and a
+rolling window for the management API.
 
 A limit counts attempts per key in windows aligned to the clock (an hour from :00 to :00),
 so the time to wait is known without asking the cache for a key's expiry. When the cache
@@ -7,6 +8,7 @@ stop people from subscribing.
 """
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -46,6 +48,38 @@ def hit(name: str, *, limit: int, window: int) -> Verdict:
     if count > limit:
         return Verdict(allowed=False, retry_after=remaining)
     return Verdict(allowed=True)
+
+
+def hit_rolling(name: str, *, limit: int, window: int) -> Verdict:
+    """Count one attempt under `name` against a rolling window, as Statuspage's API limit is.
+
+    A fixed window lets a client spend two windows' worth across a boundary; this weighs the
+    previous window's count by how much of it still lies within the last `window` seconds
+    (the approximation Cloudflare and nginx-style limiters use), at one more cache read.
+    """
+    if limit <= 0:
+        return Verdict(allowed=True)
+    now = time.time()
+    start = int(now) - int(now) % window
+    elapsed = now - start
+    key = KEY.format(name=name, window=window, start=start)
+    previous_key = KEY.format(name=name, window=window, start=start - window)
+    try:
+        count = _count(key, timeout=2 * window + 1)  # read again as the previous window
+        previous = int(cache.get(previous_key) or 0)
+    except Exception:
+        logger.warning("Rate limit %s not checked: the cache is unreachable", name, exc_info=True)
+        return Verdict(allowed=True)
+    weight = 1 - elapsed / window
+    if count + previous * weight <= limit:
+        return Verdict(allowed=True)
+    if previous and count <= limit:
+        # Allowed again once enough of the previous window has slid out of view.
+        wait = (count + previous * weight - limit) * window / previous
+    else:
+        # This window's own count is over: it must end, then slide partly out of view.
+        wait = window - elapsed + (count - limit) * window / count
+    return Verdict(allowed=False, retry_after=max(1, math.ceil(wait)))
 
 
 def digest(value: str) -> str:

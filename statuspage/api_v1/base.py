@@ -38,7 +38,7 @@ class _KeyChecks:
         api_key = api_key_authenticate(raw) if raw else None
         if api_key is None:
             return None
-        limit = ratelimit.hit(
+        limit = ratelimit.hit_rolling(
             f"api:key:{api_key.pk}",
             limit=settings.BEACON_API_RATE_LIMIT_PER_MINUTE,
             window=RATE_WINDOW_SECONDS,

@@ -30,8 +30,8 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     if not raw or len(raw) > 200:
         return None
     key = ApiKey.objects.select_related("owner").filter(digest=_digest(raw)).first()
-    if key is None or not key.is_active:
-        return None
+    if key is None or not key.is_active or not key.owner.is_active:
+        return None  # a deactivated owner's keys stop with them
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

@@ -61,6 +61,14 @@ def test_a_revoked_key_stops_working_and_use_is_noted(client, admin_key):
     assert get(client, "/api/v1/pages", admin_key).status_code == 401
 
 
+def test_a_deactivated_owners_keys_stop_working(client, page):
+    owner = StaffFactory(groups=["Admins"])
+    raw = api_key_create(owner=owner, name="Leaver")[1]
+    owner.is_active = False
+    owner.save()
+    assert get(client, "/api/v1/pages", raw).status_code == 401
+
+
 def test_a_key_acts_with_its_owners_permissions(client, page):
     raw = api_key_create(owner=StaffFactory(), name="No role")[1]
     response = get(client, "/api/v1/pages", raw)

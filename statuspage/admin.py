@@ -1,6 +1,7 @@
 """The page's settings: one row, edited in place."""
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.shortcuts import redirect
@@ -52,6 +53,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def get_changeform_initial_data(self, request):
         return {"owner": request.user.pk}
+
+    # A key acts as its owner: only a superuser may make or see keys that act as someone else.
+    def get_queryset(self, request):
+        keys = super().get_queryset(request).select_related("owner")
+        return keys if request.user.is_superuser else keys.filter(owner=request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         if change:

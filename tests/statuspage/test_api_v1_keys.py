@@ -202,3 +202,21 @@ def test_staff_make_a_key_in_the_admin_and_see_it_once(client, page):
     assert get(client, "/api/v1/pages", raw).status_code == 200
     assert client.get(f"/admin/statuspage/apikey/{key.pk}/change/").content.decode().count(raw) == 0
     assert key.created_at <= timezone.now()
+
+
+def test_staff_make_keys_only_for_themselves(client, page):
+    from django.contrib.auth import get_user_model
+
+    boss = get_user_model().objects.create_superuser("root", "r@example.test", "pw")
+    api_key_create(owner=boss, name="Root's key")
+    responder = StaffFactory(groups=["Responders"])
+    client.force_login(responder)
+
+    as_boss = client.post("/admin/statuspage/apikey/add/", {"name": "Mine", "owner": boss.pk})
+    assert as_boss.status_code == 200 and "owner" in as_boss.context["adminform"].form.errors
+    mine = client.post("/admin/statuspage/apikey/add/", {"name": "Mine", "owner": responder.pk})
+    assert mine.status_code == 302
+
+    listed = client.get("/admin/statuspage/apikey/").content.decode()
+    assert "Mine" in listed and "Root&#x27;s key" not in listed and "Root's key" not in listed
+    assert ApiKey.objects.filter(owner=responder).count() == 1

@@ -107,6 +107,9 @@ class Incident(models.Model):
         help_text="Leave empty to derive the impact from the affected components.",
     )
     components = models.ManyToManyField(Component, blank=True, related_name="incidents")
+    # Statuspage's `metadata`: tools keep their own data on an incident, one object per tool
+    # (`{"jira": {"issue": "OPS-1"}}`). Beacon stores it for them and never reads it.
+    metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(default=timezone.now)
     monitoring_at = models.DateTimeField(null=True, blank=True)

@@ -49,6 +49,7 @@ def incident_create(
     auto_transition_deliver_notifications_at_start: bool = True,
     auto_transition_deliver_notifications_at_end: bool = True,
     created_at: datetime | None = None,
+    metadata: dict | None = None,
     author=None,
 ) -> Incident:
     """Open an incident (or schedule a maintenance) together with its first update.
@@ -106,6 +107,7 @@ def incident_create(
             auto_transition_deliver_notifications_at_end=(
                 auto_transition_deliver_notifications_at_end
             ),
+            metadata=metadata or {},
             created_by=author,
         )
         incident.components.add(*affected_components)
@@ -489,4 +491,17 @@ def postmortem_delete(*, incident: Incident) -> Incident:
         incident.save(
             update_fields=["postmortem_body", "postmortem_published_at", "status", "updated_at"]
         )
+    return incident
+
+
+def incident_merge_metadata(*, incident: Incident, metadata: dict) -> Incident:
+    """Set the tools' objects named in `metadata`; the other tools' objects stay.
+
+    A tool's object is replaced whole, and `{"tool": {}}` empties it: each tool owns its key.
+    """
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        incident.metadata = {**incident.metadata, **metadata}
+        incident.updated_at = timezone.now()
+        incident.save(update_fields=["metadata", "updated_at"])
     return incident

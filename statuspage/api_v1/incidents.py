@@ -159,7 +159,7 @@ def incident_object(incident: Incident, ctx: PageJson) -> Json:
     data.update(
         {
             "started_at": ctx.time(incident.started_at),
-            "metadata": {},
+            "metadata": incident.metadata,
             "auto_transition_to_maintenance_state": maintenance,
             "auto_transition_to_operational_state": maintenance,
             "auto_transition_deliver_notifications_at_start": (
@@ -284,6 +284,7 @@ def _create(fields: IncidentFields, page: PageSettings, author) -> Incident:
         started_at=_aware(fields.backfill_date, page) if backfilled else None,
         scheduled_for=_aware(fields.scheduled_for, page),
         scheduled_until=_aware(fields.scheduled_until, page),
+        metadata=fields.metadata,
         author=author,
         **{name: value for name, value in options.items() if value is not None},
     )
@@ -329,6 +330,8 @@ def _change(incident: Incident, fields: IncidentFields, page: PageSettings, auth
                 fields.auto_transition_deliver_notifications_at_end
             ),
         )
+    if fields.metadata:
+        services.incident_merge_metadata(incident=incident, metadata=fields.metadata)
     affected = _affected(fields)
     if affected:
         services.incident_add_components(incident=incident, components=affected)

@@ -464,3 +464,22 @@ def test_a_read_only_key_cannot_delete(client, page):
     assert client.get(base, **headers).status_code == 200
     assert client.delete(f"{base}/{incident.public_id}", **headers).status_code == 403
     assert Incident.objects.exists()
+
+
+def test_metadata_is_kept_per_tool(api):
+    created = api(
+        "post",
+        "/incidents",
+        {"incident": {"name": "Queue lag", "metadata": {"jira": {"issue": "OPS-1"}}}},
+    ).json()
+    assert created["metadata"] == {"jira": {"issue": "OPS-1"}}
+
+    path = f"/incidents/{created['id']}"
+    api("patch", path, {"incident": {"metadata": {"pagerduty": {"incident": "P123"}}}})
+    api("patch", path, {"incident": {"metadata": {"jira": {"issue": "OPS-2"}}}})
+
+    assert api("get", path).json()["metadata"] == {
+        "jira": {"issue": "OPS-2"},
+        "pagerduty": {"incident": "P123"},
+    }
+    assert len(api("get", path).json()["incident_updates"]) == 1  # no update was posted

@@ -13,14 +13,17 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 from ninja.schema import DjangoGetter
 from ninja.security import APIKeyHeader, APIKeyQuery
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
+from components.models import Component
 from statuspage import ratelimit
 from statuspage.api_keys import api_key_authenticate
 from statuspage.api_v1 import schemas
 from statuspage.models import ApiKey, PageSettings
 
 RATE_WINDOW_SECONDS = 60
+# Statuspage's page size, default and maximum.
+MAX_PER_PAGE = 100
 # Far past any real list (100 per page), and small enough for a database OFFSET.
 LAST_PAGE = 1_000_000
 
@@ -259,3 +262,30 @@ class Fields(Schema):
         if not isinstance(inner, dict):
             raise ValueError("must be a JSON object")
         return value
+
+
+def page_window(page: int, size: int) -> slice:
+    """Rows of a 1-based `page` of `size` (at most MAX_PER_PAGE) rows."""
+    size = min(size, MAX_PER_PAGE)
+    return slice((page - 1) * size, page * size)
+
+
+class Paging(Schema):
+    """Statuspage's `page` and `per_page` (since 2023 every list is paginated)."""
+
+    page: int = Field(1, ge=1, le=LAST_PAGE, description="1-based.")
+    per_page: int = Field(MAX_PER_PAGE, ge=1, description="At most 100.")
+
+    def window(self) -> slice:
+        return page_window(self.page, self.per_page)
+
+
+def components_named(component_ids: list[str], *, field: str) -> list[Component]:
+    """The components with these public ids, in the order given, each once; an unknown id
+    is a 422 on `field`."""
+    wanted = list(dict.fromkeys(component_ids))
+    found = {c.public_id: c for c in Component.objects.filter(public_id__in=wanted)}
+    unknown = [component_id for component_id in wanted if component_id not in found]
+    if unknown:
+        raise ValidationError({field: f"No component {', '.join(map(repr, unknown))}."})
+    return [found[component_id] for component_id in wanted]

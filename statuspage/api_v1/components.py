@@ -29,8 +29,9 @@ from statuspage import selectors
 from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
-    LAST_PAGE,
     Fields,
+    Paging,
+    components_named,
     empty_response,
     page_or_404,
     require_perm,
@@ -39,8 +40,6 @@ from statuspage.models import PageSettings
 from statuspage.statuspage_json import Json, page_json_context
 
 router = Router()
-
-MAX_PER_PAGE = 100
 
 # The component statuses; the manage spec also allows "", which leaves the status as it is.
 StatusInBody = Literal[
@@ -129,11 +128,6 @@ class NewGroupBody(GroupBody):
     component_group: NewGroupFields
 
 
-class Paging(Schema):
-    page: int = Field(1, ge=1, le=LAST_PAGE, description="1-based.")
-    per_page: int = Field(MAX_PER_PAGE, ge=1, description="At most 100.")
-
-
 class UptimeRange(Schema):
     start: str | None = Field(None, description="YYYY, YYYY-MM or YYYY-MM-DD.")
     end: str | None = Field(None, description="YYYY, YYYY-MM or YYYY-MM-DD.")
@@ -176,12 +170,6 @@ def _entry(page: PageSettings, public_id: str, *, group: bool | None = None) -> 
     raise Http404(f"No {'component group' if group else 'component'} {public_id!r}.")
 
 
-def _paged(items: list, paging: Paging) -> list:
-    per_page = min(paging.per_page, MAX_PER_PAGE)
-    start = (paging.page - 1) * per_page
-    return items[start : start + per_page]
-
-
 def _component(component_id: str) -> Component:
     component = Component.objects.select_related("group").filter(public_id=component_id).first()
     if component is None:
@@ -203,14 +191,6 @@ def _group_for_body(group_id: str | None) -> ComponentGroup | None:
     if group is None:
         raise ValidationError({"group_id": [f"No component group {group_id!r}."]})
     return group
-
-
-def _components_for_body(component_ids: list[str]) -> list[Component]:
-    found = {c.public_id: c for c in Component.objects.filter(public_id__in=component_ids)}
-    unknown = [component_id for component_id in component_ids if component_id not in found]
-    if unknown:
-        raise ValidationError({"components": [f"No component {', '.join(map(repr, unknown))}."]})
-    return [found[component_id] for component_id in component_ids]
 
 
 def _component_changes(fields: ComponentFields) -> dict[str, Any]:
@@ -239,7 +219,7 @@ def _component_changes(fields: ComponentFields) -> dict[str, Any]:
 )
 def list_components(request, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_component")
-    return _paged(_entries(page_or_404(page_id)), paging)
+    return _entries(page_or_404(page_id))[paging.window()]
 
 
 @router.post(
@@ -454,7 +434,7 @@ def group_uptime(request, page_id: str, group_id: str, params: Query[UptimeRange
 def list_groups(request, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_componentgroup")
     groups = [_group_object(e) for e in _entries(page_or_404(page_id)) if e["group"]]
-    return _paged(groups, paging)
+    return groups[paging.window()]
 
 
 @router.post(
@@ -468,7 +448,7 @@ def create_group(request, page_id: str, payload: NewGroupBody):
     group = services.component_group_create(
         name=payload.component_group.name,
         description=payload.group_description or "",
-        components=_components_for_body(payload.component_group.components),
+        components=components_named(payload.component_group.components, field="components"),
     )
     return Status(201, _group_object(_entry(page, group.public_id, group=True)))
 
@@ -504,7 +484,11 @@ def update_group(request, page_id: str, group_id: str, payload: GroupBody):
         group=group,
         name=fields.name,
         description=description,
-        components=None if fields.components is None else _components_for_body(fields.components),
+        components=(
+            None
+            if fields.components is None
+            else components_named(fields.components, field="components")
+        ),
     )
     return _group_object(_entry(page, group.public_id, group=True))
 

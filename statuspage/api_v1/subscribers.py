@@ -17,17 +17,18 @@ from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
     LAST_PAGE,
+    MAX_PER_PAGE,
     Fields,
+    components_named,
     empty_response,
     page_or_404,
+    page_window,
     require_perm,
 )
 from statuspage.models import PageSettings
 from statuspage.statuspage_json import Json, timestamp
 
 router = Router()
-
-MAX_PER_PAGE = 100
 
 SubscriberType = Literal["email", "sms", "webhook", "slack", "teams", "integration_partner"]
 StateFilter = Literal["active", "unconfirmed", "quarantined", "all"]
@@ -155,12 +156,7 @@ def _get(subscriber_id: str) -> Subscriber:
 
 
 def _component_pks(component_ids: list[str] | None) -> list[int]:
-    wanted = set(component_ids or ())
-    found = dict(Component.objects.filter(public_id__in=wanted).values_list("public_id", "pk"))
-    unknown = sorted(wanted - found.keys())
-    if unknown:
-        raise ValidationError({"component_ids": f"No component {', '.join(map(repr, unknown))}."})
-    return list(found.values())
+    return [c.pk for c in components_named(component_ids or [], field="component_ids")]
 
 
 # Lists and counts
@@ -194,8 +190,8 @@ def list_subscribers(request, page_id: str, params: Query[Listing]):
     order = (
         sort.desc(nulls_last=True) if params.sort_direction == "desc" else sort.asc(nulls_last=True)
     )
-    size = min(params.limit, MAX_PER_PAGE)
-    window = subscribers.order_by(order, "id")[params.page * size : (params.page + 1) * size]
+    # Statuspage counts this list's pages from 0.
+    window = subscribers.order_by(order, "id")[page_window(params.page + 1, params.limit)]
     everything = _all_component_ids()
     return [subscriber_object(s, page, everything) for s in _with_components(window)]
 

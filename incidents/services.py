@@ -70,6 +70,8 @@ def incident_create(
             errors["scheduled_for"] = "A maintenance needs a start and an end time."
         elif scheduled_until <= scheduled_for:
             errors["scheduled_until"] = "The maintenance must end after it starts."
+    elif scheduled_for or scheduled_until:
+        errors["scheduled_for"] = "Only a maintenance has a schedule; this is an incident."
     if backfilled and component_statuses:
         errors["components"] = "A backfilled incident is history: it cannot change components."
     if kind == IncidentKind.INCIDENT and started_at and started_at > timezone.now():

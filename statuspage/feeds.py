@@ -65,7 +65,7 @@ def _host(base_url: str) -> str:
 
 
 def _feed_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _small_time(moment: datetime, zone) -> str:

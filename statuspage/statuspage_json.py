@@ -29,9 +29,10 @@ def timestamp(value: datetime | None, zone: ZoneInfo) -> str | None:
     if value is None:
         return None
     local = value.astimezone(zone)
+    text = local.isoformat(timespec="milliseconds")  # isoformat pads years before 1000
     if local.tzname() in _UTC_NAMES:
-        return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}Z"
-    return local.isoformat(timespec="milliseconds")
+        return text.removesuffix("+00:00") + "Z"
+    return text
 
 
 def day(value: date | None) -> str | None:

@@ -32,17 +32,19 @@ from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
     LAST_PAGE,
+    MAX_PER_PAGE,
     Fields,
+    Paging,
+    components_named,
     empty_response,
     page_or_404,
+    page_window,
     require_perm,
 )
 from statuspage.models import PageSettings
 from statuspage.statuspage_json import Json, PageJson, page_json_context
 
 router = Router()
-
-MAX_PER_PAGE = 100
 
 
 # Bodies
@@ -117,23 +119,13 @@ class PostmortemPublishBody(Schema):
     postmortem: PostmortemFields = Field(default_factory=PostmortemFields)
 
 
-class Pagination(Schema):
-    page: int = Field(1, ge=1, le=LAST_PAGE)
-    per_page: int = Field(MAX_PER_PAGE, ge=1)
-
-    def window(self) -> slice:
-        size = min(self.per_page, MAX_PER_PAGE)
-        return slice((self.page - 1) * size, self.page * size)
-
-
 class Search(Schema):
     q: str = ""
     limit: int = Field(MAX_PER_PAGE, ge=1)
     page: int = Field(1, ge=1, le=LAST_PAGE)
 
     def window(self) -> slice:
-        size = min(self.limit, MAX_PER_PAGE)
-        return slice((self.page - 1) * size, self.page * size)
+        return page_window(self.page, self.limit)
 
 
 # Responses
@@ -231,28 +223,23 @@ def _aware(value: datetime | date | None, page: PageSettings) -> datetime | None
     return value
 
 
-def _components_by_id(ids: list[str], field: str) -> dict[str, Component]:
-    wanted = set(ids)
-    found = {c.public_id: c for c in Component.objects.filter(public_id__in=wanted)}
-    unknown = sorted(wanted - found.keys())
-    if unknown:
-        raise ValidationError({field: f"No component {', '.join(map(repr, unknown))}."})
-    return found
-
-
 def _component_statuses(fields: IncidentFields) -> dict[Component, str]:
     # "" is allowed by Statuspage's enum and changes nothing.
     wanted = {code: status for code, status in (fields.components or {}).items() if status}
-    found = _components_by_id(list(wanted), "components")
+    found = {c.public_id: c for c in components_named(list(wanted), field="components")}
     return {found[code]: status for code, status in wanted.items()}
 
 
 def _affected(fields: IncidentFields) -> list[Component]:
-    return list(_components_by_id(fields.component_ids or [], "component_ids").values())
+    return components_named(fields.component_ids or [], field="component_ids")
 
 
 def _create(fields: IncidentFields, page: PageSettings, author) -> Incident:
-    maintenance = fields.status in MAINTENANCE_STATUSES or fields.scheduled_for is not None
+    maintenance = (
+        fields.status in MAINTENANCE_STATUSES
+        or fields.scheduled_for is not None
+        or fields.scheduled_until is not None
+    )
     backfilled = bool(fields.backfilled)
     if maintenance:
         default_status = IncidentStatus.SCHEDULED
@@ -378,7 +365,7 @@ def list_incidents(request, page_id: str, params: Query[Search]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List unresolved incidents",
 )
-def list_unresolved(request, page_id: str, params: Query[Pagination]):
+def list_unresolved(request, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = Incident.objects.unresolved().order_by("-created_at", "-id")
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -393,7 +380,7 @@ def _maintenances(queryset: QuerySet) -> QuerySet:
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List scheduled maintenances",
 )
-def list_scheduled(request, page_id: str, params: Query[Pagination]):
+def list_scheduled(request, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -404,7 +391,7 @@ def list_scheduled(request, page_id: str, params: Query[Pagination]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List maintenances yet to start",
 )
-def list_upcoming(request, page_id: str, params: Query[Pagination]):
+def list_upcoming(request, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.upcoming_maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -415,7 +402,7 @@ def list_upcoming(request, page_id: str, params: Query[Pagination]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List maintenances in progress",
 )
-def list_active_maintenance(request, page_id: str, params: Query[Pagination]):
+def list_active_maintenance(request, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.active_maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))

@@ -483,3 +483,13 @@ def test_metadata_is_kept_per_tool(api):
         "pagerduty": {"incident": "P123"},
     }
     assert len(api("get", path).json()["incident_updates"]) == 1  # no update was posted
+
+
+def test_a_schedule_makes_a_maintenance_and_old_years_keep_four_digits(api):
+    half = api("post", "/incidents", {"incident": {"name": "x", "scheduled_until": "2030-01-01"}})
+    assert half.status_code == 422 and "start and an end" in half.json()["error"]
+
+    body = {"scheduled_for": "0164-10-29T07:00:00Z", "scheduled_until": "0164-10-29T09:00:00Z"}
+    ancient = api("post", "/incidents", {"incident": {"name": "Old", **body}})
+    assert ancient.status_code == 201
+    assert ancient.json()["scheduled_for"] == "0164-10-29T07:00:00.000Z"

@@ -44,6 +44,9 @@ def admin_key(page):
 @schema.parametrize()
 @settings(
     max_examples=12,
+    # The same examples every run: CI must not fail on a new draw. Fuzz deeper by hand with
+    # a larger max_examples and without this.
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -1,7 +1,7 @@
 """Statuspage's JSON objects, field for field: pure functions from our models to dicts.
 
 The public API v2 (statuspage/api_v2.py) serves them; webhook payloads reuse them. Key order
-follows real Statuspage payloads (see /work/shared/fixtures/statuspage/), because some
+follows real Statuspage payloads (see tests/fixtures/statuspage/), because some
 clients diff or hash the raw text.
 
 Timestamps are ISO 8601 with milliseconds in the page's time zone: `…T15:50:05.892Z` on a

@@ -1,6 +1,6 @@
 """The public API v2 as a Statuspage client sees it: shapes, filters, ids, times and caching.
 
-Shapes are compared with real Statuspage payloads (/work/shared/fixtures/statuspage/) by
+Shapes are compared with real Statuspage payloads (tests/fixtures/statuspage/) by
 tests/statuspage/contract.py; the tests at the top check that comparison itself.
 """
 
@@ -29,7 +29,7 @@ from tests.components.factories import ComponentFactory, ComponentGroupFactory
 from tests.incidents.factories import open_incident, schedule_maintenance
 from tests.statuspage.contract import shape_differences
 
-FIXTURES = Path("/work/shared/fixtures/statuspage")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "statuspage"
 GITHUB = json.loads((FIXTURES / "github-summary-2022-11-25.json").read_text())
 WEBHOOK_RESOLVED = json.loads((FIXTURES / "webhook-incident-resolved.json").read_text())
 WEBHOOK_CREATED = json.loads((FIXTURES / "webhook-incident-created.json").read_text())

@@ -1,6 +1,6 @@
 """Upstream checks against pytest-httpserver serving a real GitHub Status components.json.
 
-/work/shared/fixtures/statuspage/github-summary-2022-11-25.json is githubstatus.com's
+tests/fixtures/statuspage/github-summary-2022-11-25.json is githubstatus.com's
 summary.json captured during an incident ("Packages" in partial_outage). Its /api/v2/
 components.json answer is the same page and components: {"page": …, "components": […]}.
 """
@@ -17,7 +17,7 @@ from components.checks.services import check_run_now
 from components.models import CheckKind, ComponentStatus, Verdict
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 
-SUMMARY = Path("/work/shared/fixtures/statuspage/github-summary-2022-11-25.json")
+SUMMARY = Path(__file__).resolve().parents[2] / "fixtures/statuspage/github-summary-2022-11-25.json"
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ from tests.incidents.factories import (
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path("/work/shared/fixtures/statuspage")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "statuspage"
 
 
 def fixture(name: str) -> dict:

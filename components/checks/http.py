@@ -40,7 +40,7 @@ class HttpCheck(CheckKindRunner):
             return await self._follow(check, client)
         # httpx fixes TLS verification per client: an unverified check gets one of its own.
         async with httpx.AsyncClient(
-            verify=False, headers=client.headers, follow_redirects=False
+            verify=False, headers=client.headers, follow_redirects=False, timeout=None
         ) as unverified:
             return await self._follow(check, unverified)
 

@@ -43,6 +43,9 @@ async def _run_all(checks: list, start_at: list) -> list[Outcome]:
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
         verify=ssl_context(),  # the system's CAs and CHECKS_CA_BUNDLE, as TLS checks trust
+        # No client timeout: httpx's default (5 s) would cut checks configured for longer.
+        # Each run's own deadline is the check's timeout, enforced in run_one.
+        timeout=None,
     ) as client:
         return list(
             await asyncio.gather(

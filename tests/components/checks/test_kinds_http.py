@@ -261,3 +261,30 @@ def test_a_closed_port_is_down_cannot_connect():
 def test_an_http_check_validates_its_url_statuses_headers_and_assertion(fields, errors):
     check = http_check(**{"url": "https://api.acme.test/health", **fields})
     assert KINDS[CheckKind.HTTP].validate(check) == errors
+
+
+def test_the_configured_timeout_is_the_only_deadline_not_httpx_default(threaded_server):
+    def slow(seconds):
+        def handler(request):
+            threaded_server.release.wait(seconds)
+            return Response("ok")
+
+        return handler
+
+    # Past httpx's default 5 s: only a client built without that default waits for it.
+    threaded_server.expect_request("/slow").respond_with_handler(slow(5.3))
+    threaded_server.expect_request("/slowish").respond_with_handler(slow(2))
+    started = time.perf_counter()
+    patient, impatient, unverified = run_batch(
+        [
+            http_check(threaded_server.url_for("/slow"), timeout=8.0),
+            http_check(threaded_server.url_for("/slowish"), timeout=1.0),
+            http_check(threaded_server.url_for("/slow"), timeout=8.0, verify_tls=False),
+        ]
+    )
+    elapsed = time.perf_counter() - started
+    assert patient.verdict == Verdict.UP and 5000 < patient.latency_ms < 8000
+    assert unverified.verdict == Verdict.UP
+    assert impatient.verdict == Verdict.DOWN
+    assert impatient.error == "No complete answer within 1 s"
+    assert elapsed < 7

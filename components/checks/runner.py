@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from components.checks import KINDS
+from components.checks import KINDS, outbound
 from components.checks.network import TargetRefused
 from components.checks.outcome import Outcome
 from components.checks.tls import ssl_context
@@ -37,16 +37,8 @@ def run_batch(checks: list, *, start_at: list[datetime] | None = None) -> list[O
 
 
 async def _run_all(checks: list, start_at: list) -> list[Outcome]:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    async with httpx.AsyncClient(
-        limits=limits,
-        headers={"User-Agent": USER_AGENT},
-        follow_redirects=False,
-        verify=ssl_context(),  # the system's CAs and CHECKS_CA_BUNDLE, as TLS checks trust
-        # No client timeout: httpx's default (5 s) would cut checks configured for longer.
-        # Each run's own deadline is the check's timeout, enforced in run_one.
-        timeout=None,
-    ) as client:
+    # The system's CAs and CHECKS_CA_BUNDLE, as TLS checks trust.
+    async with outbound.client(verify=ssl_context(), headers={"User-Agent": USER_AGENT}) as client:
         return list(
             await asyncio.gather(
                 *(

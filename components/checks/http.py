@@ -5,7 +5,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from components.checks import jsonpath, outbound
+from components.checks import decoding, jsonpath, outbound
 from components.checks.base import CheckKindRunner
 from components.checks.outcome import Outcome
 
@@ -83,13 +83,17 @@ def guard_url(url: str) -> None:
 
 
 async def read_some(response: httpx.Response) -> bytes:
+    """Up to MAX_BODY_BYTES of the body, decoded: the cap counts inflated bytes as they are
+    produced, so a compression bomb is cut at the cap (decoding)."""
+    decoder = decoding.BodyDecoder(response.headers.get_list("content-encoding", True))
     chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_BODY_BYTES:
-            break
-    return b"".join(chunks)[:MAX_BODY_BYTES]
+    async for raw in response.aiter_raw():
+        for piece in decoder.feed(raw):
+            chunks.append(piece)
+            size += len(piece)
+            if size >= MAX_BODY_BYTES:
+                return b"".join(chunks)[:MAX_BODY_BYTES]
+    return b"".join(chunks)
 
 
 def judge(check, status_code: int, body: bytes) -> Outcome:

@@ -18,6 +18,7 @@ import typing
 import httpcore
 import httpx
 
+from components.checks import decoding
 from components.checks.network import resolve
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -43,6 +44,8 @@ def client(
         context = ssl.create_default_context()
     else:
         context = verify
+    headers = httpx.Headers(headers)
+    headers["Accept-Encoding"] = decoding.ACCEPT_ENCODING  # what read_some decodes, bounded
     return httpx.AsyncClient(
         transport=GuardedTransport(context),
         headers=headers,

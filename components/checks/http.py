@@ -7,6 +7,7 @@ import httpx
 
 from components.checks import decoding, jsonpath, outbound
 from components.checks.base import CheckKindRunner
+from components.checks.network import url_problem
 from components.checks.outcome import Outcome
 
 MAX_REDIRECTS = 5
@@ -19,8 +20,9 @@ class HttpCheck(CheckKindRunner):
 
     def validate(self, check) -> dict[str, str]:
         errors = super().validate(check)
-        if check.url and urlsplit(check.url).scheme not in ("http", "https"):
-            errors["url"] = "Use an http:// or https:// URL."
+        problem = check.url and url_problem(check.url)
+        if problem:
+            errors["url"] = problem
         if not all(isinstance(code, int) and 100 <= code <= 599 for code in check.expect_status):
             errors["expect_status"] = "A list of status codes between 100 and 599."
         if not isinstance(check.headers, dict) or not all(

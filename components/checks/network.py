@@ -10,7 +10,9 @@ own switch (`allow_private=settings.BEACON_WEBHOOKS_ALLOW_PRIVATE`).
 
 import asyncio
 import ipaddress
+import re
 import socket
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -108,3 +110,77 @@ def _allowed(host: str, infos, *, allow_private: bool | None = None) -> list[str
         if reason:
             raise TargetRefused(f"{host}: {reason}")
     return addresses
+
+
+# What staff may type as a target, checked when a check or a webhook is saved: a DNS name
+# (international ones too) or an IP address, nothing a resolver or a log would read another
+# way. RFC 1035's lengths; underscores allowed, as in _dmarc.example.com or internal names.
+MAX_HOST_LENGTH = 253
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?", re.IGNORECASE)
+# 2852039166, 0xA9FEA9FE, 0251.0376.0251.0376, 169.254.43518: IPv4 as inet_aton reads it.
+_NUMERIC = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}\.?", re.IGNORECASE)
+
+
+def host_problem(host: str) -> str | None:
+    """What is wrong with `host` as a DNS name or an IP address; None when nothing is."""
+    if not host:
+        return "A host name or an IP address."
+    if any(character.isspace() or not character.isprintable() for character in host):
+        return "A host name has no spaces or control characters."
+    if "%" in host:
+        return "An IP address without a zone (%…)."
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    if host.startswith("["):
+        return "An IPv6 address without brackets, e.g. 2001:db8::1."
+    if _NUMERIC.fullmatch(host):
+        return f"{host!r} is not an IP address: write IPv4 as four decimal numbers (a.b.c.d)."
+    try:
+        name = host.removesuffix(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        return f"{host!r} is not a valid host name."
+    if len(name) > MAX_HOST_LENGTH:
+        return f"A host name has at most {MAX_HOST_LENGTH} characters."
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return (
+            f"{host!r} is not a valid host name: letters, digits and hyphens between dots, "
+            "e.g. api.example.com."
+        )
+    return None
+
+
+def target_problem(host: str, *, allow_private: bool | None = None) -> str | None:
+    """host_problem, and for an IP address whether it may be connected to (see refusal).
+    Names are not resolved here: they may resolve differently where checks run."""
+    problem = host_problem(host)
+    if problem:
+        return problem
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    reason = refusal(host, allow_private=allow_private)
+    return f"Refused: {reason}." if reason else None
+
+
+NOT_HTTP = "Use an http:// or https:// URL."
+
+
+def url_problem(url: str, *, allow_private: bool | None = None) -> str | None:
+    """What is wrong with `url` as an http(s) URL to connect to; None when nothing is."""
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return "A URL has no spaces or control characters (encode them, e.g. %20)."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError as error:
+        return f"Not a valid URL: {error}."
+    if parts.scheme not in ("http", "https"):
+        return NOT_HTTP
+    if not parts.hostname:
+        return "The URL needs a host, e.g. https://api.example.com/health."
+    return target_problem(parts.hostname, allow_private=allow_private)

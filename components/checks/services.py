@@ -132,13 +132,18 @@ def check_results_record(
     *, location: str, results: list[tuple[HealthCheck, Outcome]], at: datetime | None = None
 ) -> None:
     """Store each run's result, advance its location's streak and the check's verdict, and
-    move components whose checks now say something else."""
+    move components whose checks now say something else.
+
+    A result is dated when its run started (Outcome.started_at), not when its batch is
+    recorded: a batch ends with its slowest check, and its results would be late and tied.
+    `at` dates outcomes that carry no start (a heartbeat judged at a ping).
+    """
     at = at or timezone.now()
     CheckResult.objects.bulk_create(
         CheckResult(
             health_check=check,
             location=location,
-            at=at,
+            at=outcome.started_at or at,
             verdict=outcome.verdict,
             latency_ms=outcome.latency_ms,
             status_code=outcome.status_code,
@@ -151,7 +156,7 @@ def check_results_record(
     )
     changed: dict[int, tuple[HealthCheck, Outcome]] = {}
     for check, outcome in results:
-        if _advance_verdict(check, location, outcome, at):
+        if _advance_verdict(check, location, outcome, outcome.started_at or at):
             changed[check.component_id] = (check, outcome)
     for check, outcome in changed.values():
         component_follow_checks(component_id=check.component_id, reason=(check, outcome))

@@ -188,3 +188,54 @@ def test_a_silent_heartbeat_is_looked_for_more_often_than_it_pings(api):
     checks_claim_due(now=now)
     check.refresh_from_db()
     assert (check.next_run_at - now).total_seconds() <= 30
+
+
+def test_each_result_is_dated_when_its_own_run_started_not_when_the_batch_ended(api):
+    import threading
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from pytest_httpserver import HTTPServer
+
+    from components.tasks import run_checks
+
+    server = HTTPServer(threaded=True)  # a slow answer must not hold up the others
+    server.start()
+    release = threading.Event()
+
+    def after(seconds):
+        def handler(request):
+            release.wait(seconds)
+            return Response("ok")
+
+        return handler
+
+    try:
+        for path, seconds in [("/slow", 1.2), ("/quick", 0), ("/medium", 0.4)]:
+            server.expect_request(path).respond_with_handler(after(seconds))
+        checks = [
+            HealthCheckFactory(component=api, name=path, url=server.url_for(path), timeout=5)
+            for path in ("/slow", "/quick", "/medium")
+        ]
+        start = timezone.now() + timedelta(seconds=0.3)
+        slots = [start, start + timedelta(seconds=0.3), start + timedelta(seconds=0.6)]
+        run_checks.run(
+            "default", [(c.pk, slot.isoformat()) for c, slot in zip(checks, slots, strict=True)]
+        )
+        batch_end = timezone.now()
+    finally:
+        release.set()
+        server.clear()
+        server.stop()
+
+    dated = {r.health_check_id: r.at for r in CheckResult.objects.all()}
+    stamps = [dated[c.pk] for c in checks]
+    # Each at its own slot (where its run started), in the order they started...
+    for stamp, slot in zip(stamps, slots, strict=True):
+        assert timedelta(0) <= stamp - slot < timedelta(seconds=0.25)
+    assert stamps == sorted(stamps)
+    # ...not all at the end of the batch, which the slow one held up.
+    assert batch_end - stamps[1] > timedelta(seconds=0.5)
+    for check, stamp in zip(checks, stamps, strict=True):
+        check.refresh_from_db()
+        assert check.last_run_at == stamp

@@ -182,3 +182,20 @@ def test_url_checks_refuse_hostile_urls_on_save(settings, kind, url, error):
         kind=kind, url=url, query="up", comparison=">", threshold=1, upstream_component="API"
     )
     assert error in KINDS[kind].validate(check)["url"]
+
+
+@pytest.mark.parametrize(
+    "host", ["2852039166", "0xA9FEA9FE", "0251.0376.0251.0376", "169.254.43518"]
+)
+def test_a_saved_check_naming_metadata_in_integer_form_is_still_refused_when_run(settings, host):
+    # Rows saved before hosts were validated: the run-time guard sees the resolved address.
+    settings.BEACON_CHECKS_ALLOW_PRIVATE = True
+    checks = [
+        HealthCheckFactory.build(kind=CheckKind.TCP, url="", host=host, port=80),
+        HealthCheckFactory.build(kind=CheckKind.HTTP, url=f"http://{host}/latest/meta-data/"),
+    ]
+    tcp, http = run_batch(checks)
+    assert tcp.verdict == Verdict.DOWN
+    assert "169.254.169.254 is a cloud metadata address" in tcp.error
+    assert http.verdict == Verdict.DOWN  # refused by the guard, or by httpx's URL parser
+    assert "metadata" in http.error or "Invalid IPv4 address" in http.error

@@ -147,7 +147,7 @@ def test_https_keeps_sni_and_verification_for_the_name_while_connecting_to_the_a
     assert "CERTIFICATE_VERIFY_FAILED" in outcome.error
 
 
-def test_tcp_and_tls_checks_connect_to_the_address_they_vetted(settings, rebinding_dns):
+def test_tcp_checks_connect_to_the_address_they_vetted(settings, rebinding_dns):
     settings.BEACON_CHECKS_ALLOW_PRIVATE = True
     with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as server:
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()

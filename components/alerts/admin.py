@@ -45,6 +45,15 @@ def _time_column(field: str, description: str, ordering: str | None = None):
     return column
 
 
+def _state_label(state: AlertState) -> str:
+    reported = "firing" if state.reported_firing else "resolved"
+    if state.reported_firing == state.firing and (
+        not state.firing or state.reported_status == state.status
+    ):
+        return reported
+    return f"{reported} (not yet counted: it must hold)"
+
+
 @admin.register(AlertIntegration)
 class AlertIntegrationAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "enabled", "last_received"]
@@ -62,11 +71,14 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
                     "severity_label",
                     "severity_statuses",
                     "default_status",
+                    ("firing_for", "resolved_for"),
                 ],
                 "description": "A firing alert moves the components its match label names "
                 "to the status of its severity; the worst firing alert wins, and the status "
                 "before them comes back when the last one resolves. Components on manual "
                 "status, named by an open incident or set by a person are left alone. "
+                "A report moves a component once it has held: firing for “firing for” "
+                "seconds, resolved for “resolved for”, so a flapping alert moves it once. "
                 "Automatic incidents follow each component's own setting. See docs/alerts.md.",
             },
         ),
@@ -120,7 +132,7 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
                 (
                     state.summary or state.fingerprint,
                     state.component.name,
-                    "firing" if state.firing else "resolved",
+                    _state_label(state),
                     state.get_status_display() if state.firing else "–",
                     _when(state.event_at),
                 )
@@ -188,6 +200,9 @@ class AlertStateAdmin(admin.ModelAdmin):
         "component",
         "firing",
         "status",
+        "reported_firing",
+        "reported_status",
+        "reported",
         "status_before",
         "starts",
         "ends",
@@ -197,7 +212,8 @@ class AlertStateAdmin(admin.ModelAdmin):
         "created",
         "updated",
     ]
-    readonly_fields = ["starts", "ends", "event", "created", "updated"]
+    readonly_fields = ["reported", "starts", "ends", "event", "created", "updated"]
+    reported = _time_column("reported_at", "Report received at")
     starts = _time_column("starts_at", "Starts at")
     ends = _time_column("ends_at", "Ends at")
     event = _time_column("event_at", "Event at")

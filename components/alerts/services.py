@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import DataError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from components.alerts.kinds import KINDS, ParsedAlert, PayloadError, load_body
@@ -204,20 +204,70 @@ def _alert_apply(
             status=ComponentStatus.OPERATIONAL,
             status_before=component.status,
             event_at=event_at,
+            reported_firing=False,
+            reported_status=ComponentStatus.OPERATIONAL,
         )
     elif _is_stale(state, alert, event_at, now):
         return STALE, False
-    changed = state.firing != alert.firing or (alert.firing and state.status != status)
-    if alert.firing and not state.firing:
-        state.status_before = _status_before(component, exclude=state.pk)
-    state.firing, state.status, state.event_at = alert.firing, status, event_at
-    state.starts_at, state.ends_at = alert.starts_at, alert.ends_at
-    state.summary, state.labels = alert.summary[:255], alert.labels
-    state.save()
-    moved = False
+    state.integration = integration  # the caller's, with its settling times
+    changed = state.reported_firing != alert.firing or (
+        alert.firing and state.reported_status != status
+    )
+    state.reported_firing, state.reported_status = alert.firing, status
     if changed:
-        moved = _component_follow_alerts(component, state, note=_note(integration, alert))
+        state.reported_at = now
+    state.event_at, state.starts_at, state.ends_at = event_at, alert.starts_at, alert.ends_at
+    state.summary, state.labels = alert.summary[:255], alert.labels
+    moved = _settle(state, component, now)
     return (CHANGED if changed else UNCHANGED), moved
+
+
+def _settle(state: AlertState, component: Component, now: datetime) -> bool:
+    """Let what the alert reported count for the component once it has held long enough
+    (the integration's firing_for toward worse, resolved_for toward better), so that an
+    alert flapping between firing and resolved moves its component once, not every time.
+    Saves the state; returns whether the component moved. The caller holds its row lock."""
+    counted = state.status if state.firing else ComponentStatus.OPERATIONAL
+    wanted = state.reported_status if state.reported_firing else ComponentStatus.OPERATIONAL
+    if state.reported_firing == state.firing and wanted == counted:
+        state.save()
+        return False
+    integration = state.integration
+    if not policy.held_long_enough(
+        current=counted,
+        wanted=wanted,
+        since=state.reported_at,
+        now=now,
+        worse_after=timedelta(seconds=integration.firing_for),
+        better_after=timedelta(seconds=integration.resolved_for),
+    ):
+        state.save()
+        return False
+    if state.reported_firing and not state.firing:
+        state.status_before = _status_before(component, exclude=state.pk)
+    state.firing, state.status = state.reported_firing, state.reported_status
+    state.save()
+    return _component_follow_alerts(component, state, note=_note(integration, state))
+
+
+def alerts_settle(*, now: datetime | None = None) -> list[str]:
+    """Apply the reports that have now held long enough (beat, every few seconds); returns
+    the names of the components that moved."""
+    now = now or timezone.now()
+    unsettled = AlertState.objects.filter(
+        ~Q(firing=F("reported_firing")) | ~Q(status=F("reported_status"))
+    )
+    moved = []
+    for component_id in sorted(set(unsettled.values_list("component_id", flat=True))):
+        with transaction.atomic():
+            component = Component.objects.select_for_update().filter(pk=component_id).first()
+            if component is None:
+                continue
+            states = unsettled.filter(component=component).select_related("integration")
+            for state in states.select_for_update(of=("self",)).order_by("pk"):
+                if _settle(state, component, now) and component.name not in moved:
+                    moved.append(component.name)
+    return moved
 
 
 def _is_stale(state: AlertState, alert: ParsedAlert, event_at: datetime, now: datetime) -> bool:
@@ -228,7 +278,7 @@ def _is_stale(state: AlertState, alert: ParsedAlert, event_at: datetime, now: da
         return False
     if event_at < state.event_at:
         return True
-    return event_at == state.event_at and alert.firing and not state.firing
+    return event_at == state.event_at and alert.firing and not state.reported_firing
 
 
 def _status_before(component: Component, *, exclude: int | None) -> str:
@@ -241,8 +291,9 @@ def _status_before(component: Component, *, exclude: int | None) -> str:
     return other.status_before if other is not None else component.status
 
 
-def _note(integration: AlertIntegration, alert: ParsedAlert) -> str:
-    return f"{_title(alert)} ({alert.status}, {integration.name})"[:255]
+def _note(integration: AlertIntegration, state: AlertState) -> str:
+    title = (state.summary or state.fingerprint)[:120]
+    return f"{title} ({'firing' if state.firing else 'resolved'}, {integration.name})"[:255]
 
 
 def _component_follow_alerts(component: Component, state: AlertState, *, note: str) -> bool:

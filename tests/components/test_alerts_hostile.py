@@ -375,7 +375,7 @@ def test_a_far_future_time_already_stored_does_not_make_later_alerts_stale(api, 
 
     assert response.status_code == 200
     assert response.json()["changed"] == 1
-    assert AlertState.objects.get().firing is False
+    assert AlertState.objects.get().reported_firing is False
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "America/New_York"])

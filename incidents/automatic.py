@@ -40,6 +40,9 @@ STAFF_GROUPS = ("Responders", "Admins")
 STAFF_NOTICE_WINDOW = timedelta(minutes=5)
 # A summary lists this many changes, then says how many more there were.
 STAFF_NOTICE_LINES = 20
+# A component down again this soon after its automatic incident was resolved is the same
+# trouble coming back (a slow flap): that incident is reopened rather than a new one opened.
+AUTO_INCIDENT_REOPEN_WINDOW = timedelta(minutes=30)
 
 
 # Who moved the component: the subject of staff emails and the words of incidents.
@@ -97,6 +100,18 @@ def _body(component: Component, status: str) -> str:
 def _open_incident(component: Component, status: str, reason: str) -> Incident | None:
     if open_auto_incident(component) is not None:
         return None
+    recent = (
+        Incident.objects.filter(
+            auto_component=component,
+            status=IncidentStatus.RESOLVED,
+            resolved_at__gte=timezone.now() - AUTO_INCIDENT_REOPEN_WINDOW,
+            postmortem_published_at=None,  # its story is told: a new episode is a new incident
+        )
+        .order_by("-resolved_at")
+        .first()
+    )
+    if recent is not None:
+        return _reopen_incident(recent, component, status)
     try:
         with transaction.atomic():
             incident = incident_create(
@@ -110,6 +125,24 @@ def _open_incident(component: Component, status: str, reason: str) -> Incident |
         return None  # another worker opened it a moment ago
     incident.auto_component = component
     logger.info("automatic incident opened component=%s incident=%s", component.pk, incident.pk)
+    return incident
+
+
+def _reopen_incident(incident: Incident, component: Component, status: str) -> Incident | None:
+    label = ComponentStatus(status).label.lower()
+    try:
+        with transaction.atomic():
+            incident_post_update(
+                incident=incident,
+                status=IncidentStatus.INVESTIGATING,
+                body=f"Our monitoring shows {component.name} with a {label} again. "
+                "We are investigating.",
+                component_statuses={component: status},
+            )
+    except IntegrityError:
+        return None  # another worker reopened or opened one a moment ago
+    incident.refresh_from_db()
+    logger.info("automatic incident reopened component=%s incident=%s", component.pk, incident.pk)
     return incident
 
 

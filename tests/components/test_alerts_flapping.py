@@ -13,7 +13,11 @@ from django.utils import timezone
 from components.alerts.models import AlertIntegration, AlertKind, AlertState
 from components.alerts.services import alerts_settle
 from components.models import AutoIncident, ComponentStatus, ComponentStatusChange
-from incidents.automatic import STAFF_NOTICE_WINDOW, staff_notices_flush
+from incidents.automatic import (
+    AUTO_INCIDENT_REOPEN_WINDOW,
+    STAFF_NOTICE_WINDOW,
+    staff_notices_flush,
+)
 from incidents.models import Incident
 from incidents.notify.models import NotificationEvent
 from tests.components.factories import ComponentFactory
@@ -176,7 +180,7 @@ def test_a_resolution_interrupted_by_a_firing_starts_its_wait_over(api, generic)
     assert alerts_settle(now=later(60)) == ["API"]
 
 
-def test_a_component_flapping_slowly_still_tells_staff_once_a_window(
+def test_a_component_flapping_slowly_reuses_its_incident_and_tells_staff_once_a_window(
     api, generic, httpserver, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
@@ -186,6 +190,12 @@ def test_a_component_flapping_slowly_still_tells_staff_once_a_window(
             alerts_settle(now=later(60))
 
     assert len(moves(api)) == 10
+    [incident] = Incident.objects.all()  # reopened each time it came back, not opened anew
+    assert incident.status == "resolved"
+    assert [u.status for u in incident.updates.order_by("created_at", "id")] == [
+        "investigating",
+        "resolved",
+    ] * 5
     assert len(mail.outbox) == 1 and len(posted(httpserver, "/slack")) == 1
     with django_capture_on_commit_callbacks(execute=True):
         staff_notices_flush(now=later(STAFF_NOTICE_WINDOW.total_seconds()))
@@ -230,3 +240,31 @@ def test_the_duration_rule_waits_longer_toward_better(current, wanted, held, mov
         )
         is moves
     )
+
+
+@pytest.mark.parametrize(
+    ("resolved_ago", "postmortem", "incidents"),
+    [
+        (timedelta(minutes=29), False, 1),
+        (AUTO_INCIDENT_REOPEN_WINDOW + timedelta(minutes=1), False, 2),
+        (timedelta(minutes=1), True, 2),
+    ],
+)
+def test_an_outage_soon_after_the_last_one_reopens_its_incident(
+    api, generic, django_capture_on_commit_callbacks, resolved_ago, postmortem, incidents
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        send(generic, "firing")
+        send(generic, "resolved")
+        alerts_settle(now=later(60))
+    first = Incident.objects.get()
+    Incident.objects.filter(pk=first.pk).update(
+        resolved_at=timezone.now() - resolved_ago,
+        postmortem_published_at=timezone.now() if postmortem else None,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        send(generic, "firing")
+
+    assert Incident.objects.count() == incidents
+    assert Incident.objects.exclude(status="resolved").count() == 1

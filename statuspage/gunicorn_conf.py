@@ -10,7 +10,7 @@ import logging
 
 from gunicorn.glogging import Logger
 
-from statuspage.request_log import mask
+from statuspage.request_log import mask, mask_record
 
 accesslog = "-"
 access_log_format = (
@@ -20,10 +20,7 @@ access_log_format = (
 
 class _MaskRecords(logging.Filter):
     def filter(self, record):
-        message = record.getMessage()
-        masked = mask(message)
-        if masked != message:
-            record.msg, record.args = masked, None
+        mask_record(record)
         return True
 
 

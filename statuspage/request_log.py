@@ -51,21 +51,27 @@ def request_id_for(header: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def mask_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Mask the record's message and traceback in place; returns it."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a format string its arguments do not fit: keep both, masked
+        record.msg, record.args = mask(f"{record.msg} {record.args!r}"), None
+    else:
+        masked = mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+    if record.exc_info and record.exc_info[0] is not None:
+        # Formatted now, masked: handlers use exc_text rather than format it again.
+        record.exc_text = mask("".join(traceback.format_exception(*record.exc_info)))
+    return record
+
+
 def _masked_record(factory):
     def make(*args, **kwargs):
         record = factory(*args, **kwargs)
         record.request_id = _request_id.get()
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it for logging to report
-            return record
-        masked = mask(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        if record.exc_info and record.exc_info[0] is not None:
-            # Formatted now, masked: handlers use exc_text rather than format it again.
-            record.exc_text = mask("".join(traceback.format_exception(*record.exc_info)))
-        return record
+        return mask_record(record)
 
     make.masks_secrets = True  # type: ignore[attr-defined]
     return make

@@ -262,3 +262,12 @@ def test_nginxs_logs_mask_the_token_and_name_the_request_id(tmp_path):
     assert "Top-Secret_42" not in logs
     assert '"POST /integrations/grafana/****/?a=1 HTTP/1.1" 502' in logs
     assert "request_id=" in logs
+
+
+def test_a_log_call_whose_arguments_do_not_fit_still_leaks_nothing(logs):
+    token = "Zm9vYmFy-secret_token"
+    logging.getLogger("anything").warning("%s %s", f"/integrations/generic/{token}/")
+
+    [record] = logs.records
+    assert token not in record.getMessage()
+    assert "/integrations/generic/****/" in record.getMessage()

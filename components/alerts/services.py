@@ -161,7 +161,7 @@ def _components_named(integration: AlertIntegration, alert: ParsedAlert) -> list
         return []
     found = _by_names(integration.component_names(value)[:MAX_COMPONENTS_PER_ALERT])
     if not found and "," in value:
-        parts = [part.strip() for part in value.split(",", MAX_COMPONENTS_PER_ALERT) if part]
+        parts = [p.strip() for p in value.split(",", MAX_COMPONENTS_PER_ALERT) if p.strip()]
         if len(parts) > MAX_COMPONENTS_PER_ALERT:
             raise PayloadError(
                 f"{_title(alert)}: its “{integration.match_label}” label names more than "

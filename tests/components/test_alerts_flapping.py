@@ -268,3 +268,44 @@ def test_an_outage_soon_after_the_last_one_reopens_its_incident(
 
     assert Incident.objects.count() == incidents
     assert Incident.objects.exclude(status="resolved").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_flapping_over_real_http_moves_once_and_never_fails(live_server, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    StaffFactory(groups=["Responders"], email="oncall@acme.test")
+    api = ComponentFactory(name="API", auto_incident=AutoIncident.PUBLISH)
+    web = ComponentFactory(name="Web", auto_incident=AutoIncident.PUBLISH)
+    integration = AlertIntegration.objects.create(name="Cron", kind=AlertKind.GENERIC)
+    url = live_server.url + integration.path
+
+    def flap(worker: int) -> list[int]:
+        # Each worker names both components, in its own order: their locks must not deadlock.
+        names = "API,Web" if worker % 2 else "Web,API"
+        codes = []
+        with httpx.Client(timeout=30) as http:
+            for status in ["firing", "resolved"] * 15:
+                body = {
+                    "alerts": [
+                        {
+                            "id": f"w{worker}",
+                            "status": status,
+                            "labels": {"component": names, "severity": "critical"},
+                        }
+                    ]
+                }
+                codes.append(http.post(url, json=body).status_code)
+        return codes
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = [code for result in pool.map(flap, range(4)) for code in result]
+
+    assert set(codes) == {200}
+    for component in (api, web):
+        assert moves(component) == [ComponentStatus.MAJOR_OUTAGE]
+    assert Incident.objects.count() == 2  # one each
+    assert len(mail.outbox) == 2

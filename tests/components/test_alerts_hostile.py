@@ -254,6 +254,9 @@ WRONG_TYPES = {
 }
 
 
+WRONG_TYPES["grafana"] = WRONG_TYPES["alertmanager"]
+
+
 @pytest.mark.parametrize(
     ("kind", "change", "reason"),
     [(kind, change, reason) for kind, cases in WRONG_TYPES.items() for change, reason in cases],
@@ -405,6 +408,10 @@ def test_the_admin_pages_show_a_far_future_row_stored_before_times_were_checked(
         response = client.get(page)
         assert response.status_code == 200, page
         assert "9999" in response.content.decode(), page
+    delete = reverse("admin:components_alertstate_delete", args=[state.pk])
+    assert client.get(delete).status_code == 200
+    assert client.post(delete, {"post": "yes"}).status_code == 302  # staff can clear it
+    assert not AlertState.objects.exists()
 
 
 def test_the_migration_makes_stored_impossible_times_the_time_it_runs(api):

@@ -324,9 +324,15 @@ def _summary(notice: StaffNotice) -> tuple[str, str]:
         lines.insert(1, f"(the first {count - len(notice.held)} are left out)")
     lines.append(f"Now: {now_label}.")
     incident = open_auto_incident(component)
+    draft = IncidentDraft.objects.filter(
+        component=component, published_at=None, discarded_at=None
+    ).first()
     if incident is not None:
         lines.append(f"Its automatic incident “{incident.name}” is open:")
         link = _admin_link("admin:incidents_incident_change", incident.pk)
+    elif draft is not None:
+        lines.append("A draft incident is ready; publish it with one click:")
+        link = _admin_link("admin:incidents_incidentdraft_change", draft.pk)
     else:
         link = _admin_link("admin:components_component_change", component.pk)
     return subject, "\n".join(lines) + f"\n{link}\n"

@@ -130,8 +130,8 @@ def parse_time(value, where: str) -> datetime | None:
             raise PayloadError(f"{where} is not a time: {digits[:60]!r}.")
         value = int(digits)
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 100_000_000_000 else value
         try:
+            seconds = value / 1000 if value > 100_000_000_000 else value
             return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError) as error:
             raise PayloadError(f"{where} is not a time: {_brief(value)}.") from error

@@ -1,7 +1,10 @@
 """Hostile inbound alert bodies: refused with a 400 and a reason, nothing applied, never a 500;
 implausible times clamped; bad rows already stored harm neither deliveries nor the admin."""
 
+import contextlib
+import copy
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -343,6 +346,8 @@ def test_a_time_a_little_ahead_is_clock_skew_and_kept(api):
         ("9999-12-31T23:59:59-23:59", "is out of range"),
         (8.64e15, "is not a time"),  # JavaScript's last date, in milliseconds
         (-8.64e15, "is not a time"),
+        (10**400, "is not a time"),  # too large for a float
+        (-(10**400), "is not a time"),
         ("１２３", "is not an RFC 3339 time"),  # full-width digits
         (True, "is not a time"),
         ([], "is not a time"),
@@ -432,3 +437,67 @@ def test_the_migration_makes_stored_impossible_times_the_time_it_runs(api):
     state.refresh_from_db()
     assert abs(state.event_at - timezone.now()) < timedelta(minutes=1)
     assert state.starts_at == sane and state.ends_at is None
+
+
+# Anything else: random hostile values at random places of each kind's body
+
+
+HOSTILE_VALUES = [
+    None,
+    True,
+    0,
+    -1,
+    10**30,
+    1e308,
+    -0.0,
+    "",
+    " ",
+    "x" * 5000,
+    "\u202e\u200b",
+    "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00+14:00",
+    "2026-02-30T00:00:00Z",
+    "$ALERT_ID",
+    "a,b,,c,",
+    "firing",
+    "resolved",
+    [],
+    [None],
+    {},
+    {"": ""},
+    {"component": ["API"]},
+    [[[[[]]]]],
+]
+
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from _paths(item, (*path, n))
+
+
+def _replace(body, path, new):
+    if not path:
+        return new
+    target = body
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = new
+    return body
+
+
+def test_random_hostile_values_anywhere_answer_200_or_400_never_500(api, integration, kind):
+    rng = random.Random(f"beacon-{kind}")  # the same draws every run
+    paths = list(_paths(KIND_BODIES[kind]()))
+    for _ in range(100):
+        body = KIND_BODIES[kind]()
+        for _ in range(rng.randint(1, 3)):
+            path, value = rng.choice(paths), copy.deepcopy(rng.choice(HOSTILE_VALUES))
+            with contextlib.suppress(KeyError, IndexError, TypeError):  # a place now gone
+                body = _replace(body, path, value)
+        response = post(integration, body)
+        assert response.status_code in (200, 400), (body, response.content[:300])

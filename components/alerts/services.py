@@ -258,7 +258,7 @@ def alerts_settle(*, now: datetime | None = None) -> list[str]:
         ~Q(firing=F("reported_firing")) | ~Q(status=F("reported_status"))
     )
     moved = []
-    for component_id in sorted(set(unsettled.values_list("component_id", flat=True))):
+    for component_id in sorted(set(unsettled.order_by().values_list("component_id", flat=True))):
         with transaction.atomic():
             component = Component.objects.select_for_update().filter(pk=component_id).first()
             if component is None:

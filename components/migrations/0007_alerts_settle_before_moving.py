@@ -2,6 +2,14 @@
 
 import django.utils.timezone
 from django.db import migrations, models
+from django.db.models import F
+
+
+def reports_as_they_counted(apps, schema_editor):
+    AlertState = apps.get_model("components", "AlertState")
+    AlertState.objects.update(
+        reported_firing=F("firing"), reported_status=F("status"), reported_at=F("updated_at")
+    )
 
 
 class Migration(migrations.Migration):
@@ -55,11 +63,7 @@ class Migration(migrations.Migration):
             ),
         ),
         # What each alert said until now took effect at once: its report is what counts.
-        migrations.RunSQL(
-            "UPDATE components_alertstate SET reported_firing = firing, "
-            "reported_status = status, reported_at = updated_at",
-            reverse_sql=migrations.RunSQL.noop,
-        ),
+        migrations.RunPython(reports_as_they_counted, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name="alertstate",
             index=models.Index(

@@ -30,8 +30,6 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-logger = logging.getLogger("beacon.requests")
-
 
 def mask(text: str) -> str:
     """`/integrations/alertmanager/s3cr3t/` → `/integrations/alertmanager/****/`."""
@@ -107,11 +105,11 @@ def with_request_id(view):
         request.request_id = request_id
         token = _request_id.set(request_id)
         try:
+            failure: Exception | None = None
             try:
                 response = view(request, *args, **kwargs)
-            except Exception:
-                _mask_request(request)
-                logger.exception("%s %s failed", request.method, request.path)
+            except Exception as error:
+                failure = error
                 response = JsonResponse(
                     {
                         "error": "internal_error",
@@ -120,17 +118,18 @@ def with_request_id(view):
                     },
                     status=500,
                 )
-                response._has_been_logged = True  # type: ignore[attr-defined]
             _mask_request(request)
             response[REQUEST_ID_HEADER] = request_id
             if response.status_code >= 400:
-                # Django would log it after this returns, when the id is no longer known.
+                # Django would log it after this returns, when the id is no longer known:
+                # "Internal Server Error: <path>" with the traceback, "Bad Request: <path>".
                 log_response(
                     "%s: %s",
                     response.reason_phrase,
                     request.path,
                     response=response,
                     request=request,
+                    exception=failure,
                 )
             return response
         finally:

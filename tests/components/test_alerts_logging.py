@@ -104,6 +104,8 @@ def test_a_failure_answers_json_500_and_logs_the_traceback_masked(integration, l
     assert response["X-Request-ID"] == "trace-4711"
     _assert_masked_and_named(logs, integration.token, "trace-4711")
     [failure] = [r for r in logs.records if r.exc_info]
+    assert failure.name == "django.request"  # as every 500 of the site, so alerting sees it
+    assert failure.getMessage() == "Internal Server Error: /integrations/generic/****/"
     formatted = request_log.Formatter().format(failure)
     assert "RuntimeError: lost the database while at /integrations/generic/****/" in formatted
     assert integration.token not in formatted

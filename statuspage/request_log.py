@@ -38,10 +38,6 @@ def mask(text: str) -> str:
     return _SECRET_PATH.sub(rf"\g<1>{MASK}", text)
 
 
-def current_request_id() -> str:
-    return _request_id.get()
-
-
 def request_id_for(header: str | None) -> str:
     header = (header or "").strip()
     if _SANE_REQUEST_ID.fullmatch(header):

@@ -277,7 +277,8 @@ def test_concurrent_flapping_over_real_http_moves_once_and_never_fails(live_serv
     import httpx
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    StaffFactory(groups=["Responders"], email="oncall@acme.test")
+    # A superuser: an earlier transactional test may have flushed the migrations' groups.
+    StaffFactory(is_superuser=True, email="oncall@acme.test")
     api = ComponentFactory(name="API", auto_incident=AutoIncident.PUBLISH)
     web = ComponentFactory(name="Web", auto_incident=AutoIncident.PUBLISH)
     integration = AlertIntegration.objects.create(name="Cron", kind=AlertKind.GENERIC)

@@ -320,6 +320,20 @@ class IncidentDraft(models.Model):
         return self.published_at is None and self.discarded_at is None
 
 
+class StaffNotice(models.Model):
+    """When staff were last told of a component's automatic changes, and the changes held
+    back since: a component that flaps gets one message a window, summarising them, rather
+    than one per change (incidents/automatic.py)."""
+
+    component = models.OneToOneField(Component, on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField()
+    held = models.JSONField(default=list, blank=True, help_text="Changes not told yet.")
+    held_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"Staff notices about {self.component}"
+
+
 # Subscribers and notifications live in their own module but belong to this app.
 from incidents.notify.models import (  # noqa: E402, F401
     Delivery,

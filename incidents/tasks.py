@@ -11,6 +11,14 @@ def advance_scheduled_maintenances() -> None:
     services.maintenances_advance_due()
 
 
+@shared_task
+def flush_staff_notices() -> None:
+    """Beat: the summaries of changes held back from staff whose window has ended."""
+    from incidents.automatic import staff_notices_flush
+
+    staff_notices_flush()
+
+
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
 def tell_staff_by_email(subject: str, text: str) -> None:
     from incidents.automatic import staff_email

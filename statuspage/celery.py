@@ -34,6 +34,18 @@ app.conf.update(
             "schedule": float(os.environ.get("NOTIFY_SWEEP_SECONDS", "10")),  # as settings
             "options": {"expires": 30},
         },
+        # Inbound alerts whose firing or resolution has now held long enough (docs/alerts.md).
+        "settle-alerts": {
+            "task": "components.tasks.settle_alerts",
+            "schedule": 5.0,
+            "options": {"expires": 10},
+        },
+        # Staff hear of a flapping component once a window (incidents/automatic.py).
+        "flush-staff-notices": {
+            "task": "incidents.tasks.flush_staff_notices",
+            "schedule": 30.0,
+            "options": {"expires": 60},
+        },
         "roll-up-uptime": {
             "task": "components.tasks.roll_up_uptime",
             "schedule": 300.0,

@@ -3,10 +3,11 @@
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from components.checks.services import check_run_now
 from components.models import AutoIncident, ComponentStatus
-from incidents.automatic import open_auto_incident
+from incidents.automatic import STAFF_NOTICE_WINDOW, open_auto_incident, staff_notices_flush
 from incidents.models import Incident, IncidentDraft
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.incidents.factories import StaffFactory
@@ -132,3 +133,26 @@ def test_the_staff_webhook_gets_a_slack_message(
 
     [slack] = [entry for entry, _ in httpserver.log if entry.path == "/slack"]
     assert slack.json["text"].startswith("*Login: major outage (health check)*")
+
+
+def test_a_flapping_check_tells_staff_once_then_sends_one_summary(
+    page, httpserver, target, django_capture_on_commit_callbacks
+):
+    StaffFactory(groups=["Responders"], email="oncall@acme.test")
+    check = make_check(httpserver, AutoIncident.DRAFT)
+    for status in (500, 200, 500, 200, 500):
+        target(status)
+        run(check, django_capture_on_commit_callbacks)
+
+    [first] = mail.outbox
+    assert first.subject == "[Acme] Login: major outage (health check)"
+    assert staff_notices_flush() == 0  # the window is still open
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert staff_notices_flush(now=timezone.now() + STAFF_NOTICE_WINDOW) == 1
+    summary = mail.outbox[1]
+    assert summary.subject == "[Acme] Login: major outage after 4 more change(s)"
+    assert summary.body.count("Health checks moved Login") == 4
+    draft = IncidentDraft.objects.get(published_at=None, discarded_at=None)
+    assert f"/admin/incidents/incidentdraft/{draft.pk}/change/" in summary.body
+    assert len(mail.outbox) == 2

@@ -245,9 +245,14 @@ BEACON_API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"quiet_during_outage": {"()": "statuspage.outage.QuietDuringOutage"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # A request that fails because PostgreSQL is away is a 503, not a traceback each time.
+        "django.request": {"filters": ["quiet_during_outage"]},
+    },
 }
 
 # Prometheus metrics (/metrics, docs/metrics.md): a scrape is let in with this bearer token,

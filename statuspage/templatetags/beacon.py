@@ -9,6 +9,8 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from components.models import ComponentStatus
+from statuspage.isolation import isolated as render_isolated
+from statuspage.isolation import plain_incident_html
 from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
 
@@ -25,6 +27,33 @@ FORMATS = {
 @register.filter
 def markdown(text: str) -> str:
     return mark_safe(render_markdown(text))  # noqa: S308 - sanitised by nh3
+
+
+@register.tag
+def isolated(parser, token):
+    """`{% isolated incident [heading] %}…{% endisolated %}`: the block, or the incident as
+    plain text when rendering the block fails (statuspage.isolation)."""
+    bits = token.split_contents()
+    if len(bits) not in (2, 3):
+        raise template.TemplateSyntaxError("usage: {% isolated incident [heading] %}")
+    nodelist = parser.parse(("endisolated",))
+    parser.delete_first_token()
+    heading = parser.compile_filter(bits[2]) if len(bits) == 3 else None
+    return IsolatedNode(nodelist, parser.compile_filter(bits[1]), heading)
+
+
+class IsolatedNode(template.Node):
+    def __init__(self, nodelist, incident, heading):
+        self.nodelist, self.incident, self.heading = nodelist, incident, heading
+
+    def render(self, context):
+        incident = self.incident.resolve(context)
+        heading = self.heading.resolve(context) if self.heading else "h3"
+        return render_isolated(
+            incident,
+            lambda: self.nodelist.render(context),
+            lambda: mark_safe(plain_incident_html(incident, heading=heading)),  # noqa: S308 - escaped
+        )
 
 
 @register.simple_tag(takes_context=True)

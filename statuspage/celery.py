@@ -88,6 +88,7 @@ app.conf.update(
     # Snapshot rebuilds never wait behind a backlog of checks or notifications.
     task_routes={
         "statuspage.tasks.rebuild_snapshots": {"queue": "snapshots"},
+        "statuspage.tasks.probe_database": {"queue": "snapshots"},
         "incidents.tasks.expand_notification_event": {"queue": "notify"},
         "incidents.tasks.send_notification_batch": {"queue": "notify"},
         "incidents.tasks.sweep_notifications": {"queue": "notify"},
@@ -119,6 +120,12 @@ app.conf.update(
             "task": "components.checks.tasks.update_check_rollups",
             "schedule": 60.0,
             "options": {"expires": 50},
+        },
+        # Notices a database outage (and its end) for the pages nginx serves from files.
+        "probe-database": {
+            "task": "statuspage.tasks.probe_database",
+            "schedule": float(os.environ.get("SNAPSHOT_PROBE_SECONDS", "5")),  # as settings
+            "options": {"expires": 10},
         },
         "prune-check-results": {
             "task": "components.tasks.prune_check_results",

@@ -729,10 +729,11 @@ def probe_database_soon() -> None:
     if now - _memory.probe_started_at < settings.BEACON_SNAPSHOT_PROBE_SECONDS:
         return
     _memory.probe_started_at = now
-    threading.Thread(target=_probe_database, name="beacon-db-probe", daemon=True).start()
+    threading.Thread(target=probe_database_now, name="beacon-db-probe", daemon=True).start()
 
 
-def _probe_database() -> None:
+def probe_database_now() -> None:
+    """One `SELECT 1`: marks the outage, or clears it (and refreshes everything) if it is over."""
     try:
         close_old_connections()
         with connection.cursor() as cursor:

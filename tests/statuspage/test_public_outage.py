@@ -91,7 +91,7 @@ def test_a_hot_page_served_from_memory_says_it_cannot_refresh_once_any_process_n
         # Machine-readable outputs stay as they were: they have no banner to show.
         assert NOTICE not in text(call_wsgi("/api/v2/summary.json"))
 
-    snapshots._probe_database()  # back
+    snapshots.probe_database_now()  # back
     assert all(NOTICE not in text(call_wsgi(url)) for url in hot)
     assert NOTICE not in (settings.BEACON_SNAPSHOT_DIR / "files/index.html").read_text()
 
@@ -109,17 +109,32 @@ def test_the_fast_path_itself_has_the_database_probed(api, monkeypatch, settings
         assert NOTICE in text(call_wsgi("/"))
 
 
+def test_the_beat_probe_marks_and_clears_the_outage_with_no_web_traffic(api, monkeypatch, settings):
+    """nginx may answer every request from files: the worker's probe still gets them the notice."""
+    from statuspage.tasks import probe_database
+
+    snapshots.rebuild_hot_snapshots()
+    page = settings.BEACON_SNAPSHOT_DIR / "files/index.html"
+    with database_unreachable(monkeypatch), another_process():
+        probe_database.apply()
+    assert NOTICE in page.read_text()
+    with another_process():
+        probe_database.apply()
+    assert NOTICE not in page.read_text()
+    assert snapshots.refresh_failing_since() is None
+
+
 def test_with_redis_away_too_the_state_is_shared_on_disk(api, monkeypatch, settings):
     snapshots.rebuild_hot_snapshots()
     settings.CACHES = {"default": unreachable_redis()}
     with database_unreachable(monkeypatch):
         with another_process():
-            snapshots._probe_database()
+            snapshots.probe_database_now()
         with another_process():  # a web process that starts now, reading disk copies
             html = Client().get("/").content.decode()
     assert NOTICE in html and "All Systems Operational" in html
     with another_process():
-        snapshots._probe_database()
+        snapshots.probe_database_now()
     with another_process():
         assert NOTICE not in Client().get("/").content.decode()
 
@@ -266,7 +281,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
             ]:
                 lenient.get(url, HTTP_AUTHORIZATION="OAuth 0123456789abcdef")
             with another_process():
-                snapshots._probe_database()
+                snapshots.probe_database_now()
     failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage().split(":")[0].split(" since")[0] for r in failures] == [
         "cannot refresh public snapshots"
@@ -276,7 +291,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     caplog.clear()
     for _ in range(3):
         with another_process():
-            snapshots._probe_database()
+            snapshots.probe_database_now()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         "public snapshots refresh again: the database is back"
     ]

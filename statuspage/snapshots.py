@@ -61,6 +61,8 @@ KNOWN_KEY = "beacon:snap:known"
 KNOWN_MAX_AGE_SECONDS = 60
 REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
 LOCK_SECONDS = 30
+# No public output's path is longer (ids are 12 characters): longer ones are left to Django.
+MAX_KEY_PATH = 200
 COLD_WAIT_SECONDS = 3.0
 MEMORY_ENTRIES = 512
 DEFAULT_CACHE_CONTROL = "public, max-age=15, stale-while-revalidate=60, stale-if-error=86400"
@@ -159,6 +161,8 @@ def key_for(path: str, query_string: str = "") -> str | None:
 
     Only history pages read the query (`page`); anything else in it selects nothing.
     """
+    if len(path) > MAX_KEY_PATH:
+        return None  # not ours; it must not become a cache key or fill the URL memo
     name = _url_match(path)[0]
     if name is None or name not in PUBLIC_URLS:
         return None

@@ -237,6 +237,7 @@ def test_made_up_incidents_and_history_pages_cost_no_query(
             assert client.get(f"/incidents/madeup{n:06d}/").status_code == 404
             assert client.get(f"/history/?page={n + 2}").status_code == 404
         assert client.get("/incidents/%00/").status_code == 404
+        assert client.get("/incidents/" + "x" * 5000 + "/").status_code == 404
         assert client.get("/components/madeup/badge.json").status_code == 404
         assert client.get("/components/madeup/history.atom").status_code == 404
     # What exists is still found, and so is what is created afterwards.

@@ -766,10 +766,8 @@ def _rewrite_pages_in_files_tree() -> None:
 
 def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
     """The snapshot, with a notice that it could not be refreshed, for HTML pages."""
-    if not snapshot.is_html or REFRESH_NOTICE_MARKER not in snapshot.body:
-        return snapshot
-    since = refresh_failing_since()
-    if since is None:
+    since = refresh_failing_since()  # first: cheap, and None nearly always
+    if since is None or not snapshot.is_html or REFRESH_NOTICE_MARKER not in snapshot.body:
         return snapshot
     memo_key = (snapshot.key, snapshot.etag, since)
     noticed = _memory.noticed.get(memo_key)

@@ -2,6 +2,7 @@
 text, the rest of every output stays current, and staff are told once."""
 
 import logging
+import sys
 from datetime import timedelta
 
 import pytest
@@ -36,18 +37,26 @@ def staff(page, settings):
 
 
 def make_renderer_raise(monkeypatch, error: Exception):
-    """The Markdown renderer is the edge: it raises for any text carrying the marker."""
-    from statuspage import feeds
-    from statuspage.markdown import render_markdown
-    from statuspage.templatetags import beacon
+    """The Markdown renderer is the edge: it raises for any text carrying the marker, wherever
+    the public surface imported it (the template filter, the feeds, the calendar)."""
+    from statuspage import feeds, markdown  # noqa: F401 - imported so that it is patched
+    from statuspage.templatetags import beacon  # noqa: F401 - likewise
+
+    original = markdown.render_markdown
 
     def render(text):
         if MARKER in (text or ""):
             raise error
-        return render_markdown(text)
+        return original(text)
 
-    monkeypatch.setattr(beacon, "render_markdown", render)
-    monkeypatch.setattr(feeds, "render_markdown", render)
+    importers = [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("statuspage") and getattr(module, "render_markdown", None) is original
+    ]
+    assert len(importers) >= 3  # statuspage.markdown, the template filter, the feeds
+    for module in importers:
+        monkeypatch.setattr(module, "render_markdown", render)
 
 
 def get(client, url, status=200):

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import DataError
+from django.db import DataError, OperationalError
 from django.test import Client
 
 from incidents.services import incident_post_update
@@ -171,3 +171,16 @@ def test_the_worker_rebuilds_everything_else_when_one_output_cannot_be_rendered(
     assert "Queue delays" in get(client, "/api/v2/summary.json")
     public_cache.invalidate()
     assert client.get("/").status_code == 200  # the last good copy, never a 503
+
+
+def test_a_database_outage_while_rendering_an_incident_is_still_an_outage(api, staff, monkeypatch):
+    """The isolation lets an unreachable database through: that is the notice, not plain text."""
+    client = Client(raise_request_exception=False)
+    get(client, "/")
+    make_renderer_raise(monkeypatch, OperationalError("server closed the connection unexpectedly"))
+    open_incident(name="Half rendered", body=MARKER)
+
+    page = get(client, "/")
+    assert "We cannot refresh this page right now" in page
+    assert "Half rendered" not in page  # the last good copy, not a page missing its incidents
+    assert mail.outbox == []

@@ -103,7 +103,7 @@ def entry_html(incident: Incident, zone) -> str:
     return isolated(
         incident,
         lambda: _entry_html(incident, zone),
-        lambda: xml_text(plain_incident_html(incident)),
+        lambda: xml_text(plain_incident_html(incident, link=False)),
     )
 
 

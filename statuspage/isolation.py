@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.core.cache import cache
+from django.urls import reverse
 from django.utils.html import escape, linebreaks
 
 from incidents.automatic import incident_admin_url, staff_alert
@@ -82,10 +83,17 @@ def plain_text_html(text: str) -> str:
     return linebreaks(escape(text or ""))
 
 
-def plain_incident_html(incident, *, heading: str = "h3") -> str:
-    """An incident as plain text: its name and every update's status and text, escaped."""
+def plain_incident_html(
+    incident, *, heading: str = "h3", link: bool = True, card: bool = False
+) -> str:
+    """An incident as plain text: its name (a link to its page, unless on it) and every
+    update's status and text, escaped; `card` styles it as the notices it stands in for."""
     heading = heading if heading in HEADINGS else "h3"
-    parts = [f'<article class="plain-incident"><{heading}>{escape(incident.name)}</{heading}>']
+    name = escape(incident.name)
+    if link:
+        name = f'<a href="{reverse("incident-detail", args=[incident.public_id])}">{name}</a>'
+    classes, title = ("plain-incident notice", "notice-title") if card else ("plain-incident", "")
+    parts = [f'<article class="{classes}"><{heading} class="{title}">{name}</{heading}>']
     try:
         for update in incident.updates.all():
             parts.append(

@@ -5,6 +5,7 @@ from functools import lru_cache
 from html import escape as html_escape
 
 from django import template
+from django.template.base import token_kwargs
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -31,28 +32,31 @@ def markdown(text: str) -> str:
 
 @register.tag
 def isolated(parser, token):
-    """`{% isolated incident [heading] %}…{% endisolated %}`: the block, or the incident as
-    plain text when rendering the block fails (statuspage.isolation)."""
+    """`{% isolated incident heading="h1" link=False card=True %}…{% endisolated %}`: the
+    block, or the incident as plain text when rendering it fails (statuspage.isolation);
+    the options shape that plain text like what it replaces."""
     bits = token.split_contents()
-    if len(bits) not in (2, 3):
-        raise template.TemplateSyntaxError("usage: {% isolated incident [heading] %}")
+    if len(bits) < 2:
+        raise template.TemplateSyntaxError("usage: {% isolated incident [option=value…] %}")
+    options = token_kwargs(bits[2:], parser)
+    if len(options) != len(bits) - 2 or not set(options) <= {"heading", "link", "card"}:
+        raise template.TemplateSyntaxError("isolated takes heading=, link= and card= only")
     nodelist = parser.parse(("endisolated",))
     parser.delete_first_token()
-    heading = parser.compile_filter(bits[2]) if len(bits) == 3 else None
-    return IsolatedNode(nodelist, parser.compile_filter(bits[1]), heading)
+    return IsolatedNode(nodelist, parser.compile_filter(bits[1]), options)
 
 
 class IsolatedNode(template.Node):
-    def __init__(self, nodelist, incident, heading):
-        self.nodelist, self.incident, self.heading = nodelist, incident, heading
+    def __init__(self, nodelist, incident, options):
+        self.nodelist, self.incident, self.options = nodelist, incident, options
 
     def render(self, context):
         incident = self.incident.resolve(context)
-        heading = self.heading.resolve(context) if self.heading else "h3"
+        options = {name: value.resolve(context) for name, value in self.options.items()}
         return render_isolated(
             incident,
             lambda: self.nodelist.render(context),
-            lambda: mark_safe(plain_incident_html(incident, heading=heading)),  # noqa: S308 - escaped
+            lambda: mark_safe(plain_incident_html(incident, **options)),  # noqa: S308 - escaped
         )
 
 

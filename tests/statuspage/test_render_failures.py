@@ -95,7 +95,8 @@ def test_one_unrenderable_incident_does_not_stop_the_page_from_updating(
     assert snapshots.refresh_failing_since() is None
 
     # The bad incident is there, as escaped plain text, and nothing it says is markup.
-    assert "Bad &lt;i&gt;text&lt;/i&gt;" in page and ESCAPED in page
+    assert f'<a href="/incidents/{bad.public_id}/">Bad &lt;i&gt;text&lt;/i&gt;</a>' in page
+    assert ESCAPED in page
     assert "<script>alert(1)" not in page and "<b>bold</b>" not in page
 
     detail = get(client, f"/incidents/{bad.public_id}/")
@@ -184,3 +185,14 @@ def test_a_database_outage_while_rendering_an_incident_is_still_an_outage(api, s
     assert "We cannot refresh this page right now" in page
     assert "Half rendered" not in page  # the last good copy, not a page missing its incidents
     assert mail.outbox == []
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ["{% isolated %}", "{% isolated incident bogus=1 %}", "{% isolated incident h1 %}"],
+)
+def test_the_isolated_tag_refuses_what_it_does_not_know(tag):
+    from django.template import Template, TemplateSyntaxError
+
+    with pytest.raises(TemplateSyntaxError):
+        Template("{% load beacon %}" + tag + "{% endisolated %}")

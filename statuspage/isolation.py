@@ -89,7 +89,7 @@ def plain_incident_html(
     """An incident as plain text: its name (a link to its page, unless on it) and every
     update's status and text, escaped; `card` styles it as the notices it stands in for."""
     heading = heading if heading in HEADINGS else "h3"
-    name = escape(incident.name)
+    name: str = escape(incident.name)
     if link:
         name = f'<a href="{reverse("incident-detail", args=[incident.public_id])}">{name}</a>'
     classes, title = ("plain-incident notice", "notice-title") if card else ("plain-incident", "")

@@ -31,7 +31,7 @@ class BeaconTask(Task):
         if interval is not None:
             tick = _request_tick(self.request, interval)
             if tick is not None and not claim_tick(self.name, tick, interval):
-                logger.info("%s already ran for tick %s; skipped", self.name, tick)
+                logger.debug("%s already ran for tick %s; skipped", self.name, tick)
                 return None
         return super().__call__(*args, **kwargs)
 

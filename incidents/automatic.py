@@ -262,7 +262,16 @@ def staff_tell_about_change(
     text = "\n".join(line for line in lines if line) + f"\n{link}\n"
     if _held_for_summary(component, line=lines[0], reason=reason):
         return
+    staff_alert(subject=subject, text=text)
+
+
+def staff_alert(*, subject: str, text: str) -> None:
+    """Tell staff (email, and STAFF_WEBHOOK_URL when set) once the transaction commits."""
     transaction.on_commit(lambda: _enqueue(subject=subject, text=text), robust=True)
+
+
+def incident_admin_url(incident: Incident) -> str:
+    return _admin_link("admin:incidents_incident_change", incident.pk)
 
 
 def _held_for_summary(component: Component, *, line: str, reason: str) -> bool:

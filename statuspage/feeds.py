@@ -24,6 +24,7 @@ from icalendar import Calendar, Event
 
 from components.models import Component
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
+from statuspage.isolation import isolated, plain_incident_html
 from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
 from statuspage.public_http import public_output
@@ -95,7 +96,18 @@ def _paragraph(moment: datetime, label: str, body: str, zone) -> str:
 
 
 def entry_html(incident: Incident, zone) -> str:
-    """One <p> per update, newest first; "Update" when an update kept the status it found."""
+    """One <p> per update, newest first; "Update" when an update kept the status it found.
+
+    An incident whose updates cannot be rendered is shown as plain text (statuspage.isolation).
+    """
+    return isolated(
+        incident,
+        lambda: _entry_html(incident, zone),
+        lambda: xml_text(plain_incident_html(incident, link=False)),
+    )
+
+
+def _entry_html(incident: Incident, zone) -> str:
     oldest_first = list(reversed(incident.updates.all()))
     paragraphs = []
     previous = None
@@ -255,7 +267,10 @@ def plain_text(markdown_text: str) -> str:
 def maintenance_event(incident: Incident, *, base_url: str) -> Event:
     url = incident_url(base_url, incident)
     updates = list(incident.updates.all())
-    lines = [plain_text(updates[0].body)] if updates and updates[0].body else []
+    lines = []
+    if updates and updates[0].body:
+        body = updates[0].body
+        lines.append(isolated(incident, lambda: plain_text(body), lambda: body))
     names = [component.name for component in incident.components.all()]
     if names:
         lines.append("Affected: " + ", ".join(names))

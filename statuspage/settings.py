@@ -248,9 +248,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"beacon": {"()": "statuspage.request_log.Formatter"}},
+    "filters": {"quiet_during_outage": {"()": "statuspage.outage.QuietDuringOutage"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "beacon"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # A request that fails because PostgreSQL is away is a 503, not a traceback each time.
+        "django.request": {"filters": ["quiet_during_outage"]},
+    },
 }
 
 # Prometheus metrics (/metrics, docs/metrics.md): a scrape is let in with this bearer token,

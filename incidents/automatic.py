@@ -215,6 +215,30 @@ def staff_tell_about_change(
     transaction.on_commit(lambda: _enqueue(subject=subject, text=text), robust=True)
 
 
+# One alert per unrenderable text a day, however many processes and pages render it.
+RENDER_FAILURE_ALERT_SECONDS = 24 * 3600
+
+
+def staff_tell_about_render_failure(*, digest: str, reason: str, **kwargs: object) -> None:
+    """Listens to statuspage.markdown.render_failed: some text is shown as plain text."""
+    from django.core.cache import cache
+
+    try:
+        first = cache.add(f"markdown-failed:{digest}", 1, RENDER_FAILURE_ALERT_SECONDS)
+    except Exception:  # the cache is away: an alert too many beats none
+        first = True
+    if not first:
+        return
+    subject = "Some text is shown as plain text"
+    text = (
+        "Beacon could not render a text written in markdown "
+        f"({reason}), so the page shows it as plain text instead.\n"
+        "Look for an incident update, postmortem, template or footer that shows its markdown "
+        f"signs, and shorten or simplify it. Its sha256 is {digest}.\n"
+    )
+    transaction.on_commit(lambda: _enqueue(subject=subject, text=text), robust=True)
+
+
 def _enqueue(*, subject: str, text: str) -> None:
     from incidents import tasks
 

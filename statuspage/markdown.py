@@ -1,9 +1,41 @@
-"""Markdown written by staff, turned into HTML that is safe to show anyone."""
+"""Markdown written by staff, turned into HTML that is safe to show anyone.
 
+Whoever holds a Responder's API key can write any body the length caps admit, and python-markdown
+is pure Python with two weak spots: nested list markers on one line recurse once per marker
+("- - - - …" raised RecursionError at about 1 KB), and unclosed brackets ("[[[[…", "![![…",
+"[a](" …) rescan the rest of the text for every opener, so 24 KB took a minute. A render runs
+inside the page rebuild, the feeds, the incident pages and every subscriber email, so it must
+never raise and never hang. Three guards, cheapest first:
+
+1. size: text longer than MAX_MARKDOWN_CHARS is not parsed at all;
+2. structure: a block marker nested deeper than MAX_NESTING on one line is escaped, so it
+   reads as the character it is instead of opening one more level;
+3. time: every processor python-markdown calls first checks a CPU-time budget for this
+   render, and gives up past RENDER_BUDGET_SECONDS. The check is cooperative, so it works in
+   any thread (gunicorn's, Celery's prefork children, runserver's), where signals and alarms
+   would not; each step between two checks is linear in the text, so the overrun is small.
+
+Whatever goes wrong, the text is shown as escaped plain paragraphs and `render_failed` is sent
+once per text and process (the result is cached like any other), so staff can hear of it
+without this module knowing who listens.
+"""
+
+import html
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
 from functools import lru_cache
+from hashlib import sha256
+from typing import Any
 
 import markdown as markdown_lib
 import nh3
+from django.dispatch import Signal
+from markdown.extensions import Extension
+
+logger = logging.getLogger("beacon.markdown")
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h3", "h4", "h5", "h6", "hr",
@@ -12,16 +44,167 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}, "td": {"align"}, "th": {"align"}}
 
+# The longest body any form, the API or the config file admits (a postmortem); longer text
+# can only be old data, and is shown as plain text rather than parsed.
+MAX_MARKDOWN_CHARS = 100_000
+# Lists and quotes opened on one line; real text rarely goes past three or four.
+MAX_NESTING = 8
+# CPU seconds one render may spend in python-markdown. A 100 KB postmortem of ordinary
+# markdown takes a fraction of it on a slow machine.
+RENDER_BUDGET_SECONDS = 1.0
+# Elements open at once in the HTML handed to nh3, which spends time in the depth for every
+# tag (20,000 nested <div> took a second, 100,000 a minute, all of it in Rust that no budget
+# can stop). Markdown's own nesting stays far below; only raw tags can get there.
+MAX_HTML_DEPTH = 100
+
+# Sent with `digest` (sha256 of the text, never the text) and `reason` when a text could not
+# be rendered and is shown as plain text.
+render_failed = Signal()
+
+
+class RenderBudgetExceeded(Exception):
+    pass
+
 
 @lru_cache(maxsize=8192)
 def render_markdown(text: str) -> str:
     """Safe HTML of `text`. Cached: every rebuild renders the same updates' bodies again (in
     the page, the feeds, the history and each incident page), and they rarely change."""
-    html = markdown_lib.markdown(text or "", extensions=["sane_lists", "tables", "nl2br"])
-    return nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
+    text = text or ""
+    if len(text) > MAX_MARKDOWN_CHARS:
+        return _fallback(text, f"longer than {MAX_MARKDOWN_CHARS} characters")
+    try:
+        html_text = _convert(limit_nesting(text))
+        if html_depth(html_text) > MAX_HTML_DEPTH:
+            return _fallback(text, f"HTML nested deeper than {MAX_HTML_DEPTH}")
+        return nh3.clean(
+            html_text,
+            tags=ALLOWED_TAGS,
+            attributes=ALLOWED_ATTRIBUTES,
+            url_schemes={"http", "https", "mailto"},
+            link_rel="noopener noreferrer nofollow",
+        )
+    except RenderBudgetExceeded:
+        return _fallback(text, f"over the render budget of {RENDER_BUDGET_SECONDS}s")
+    except Exception as error:  # RecursionError, MemoryError's cousins, a parser bug
+        return _fallback(text, f"{type(error).__name__}")
+
+
+def plain_paragraphs(text: str) -> str:
+    """`text` escaped, as paragraphs at blank lines and line breaks within them."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs = (p.strip("\n") for p in re.split(r"\n[ \t]*\n", text))
+    return "\n".join(
+        "<p>" + html.escape(p).replace("\n", "<br>\n") + "</p>" for p in paragraphs if p.strip()
     )
+
+
+def _fallback(text: str, reason: str) -> str:
+    digest = sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    logger.warning(
+        "markdown shown as plain text: %s (%d characters, sha256 %s)", reason, len(text), digest
+    )
+    try:
+        render_failed.send(sender=render_markdown, digest=digest, reason=reason)
+    except Exception:  # a listener's failure must not cost the page its text
+        logger.exception("render_failed listener failed")
+    return plain_paragraphs(text)
+
+
+# Structure
+
+
+# A block marker at the start of what is left of a line: a bullet or "1." followed by space,
+# or ">" (which needs no space).
+_MARKER = re.compile(r"[ \t]*(?:(?:[-*+]|\d{1,9}\.)[ \t]+|>)")
+# "* * * * * * * * * *" is a rule, which python-markdown tests before lists: left alone.
+_RULE = re.compile(r"[ ]{0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*")
+
+
+def limit_nesting(text: str) -> str:
+    """`text` with a backslash before the first block marker on a line nested deeper than
+    MAX_NESTING: python-markdown then reads the rest of the line as text."""
+    if len(text) < 2 * MAX_NESTING:
+        return text
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for index, line in enumerate(lines):
+        if _RULE.fullmatch(line):
+            continue
+        position, depth = 0, 0
+        while match := _MARKER.match(line, position):
+            depth += 1
+            if depth > MAX_NESTING:
+                marker = match.group().lstrip(" \t")
+                at = match.start() + len(match.group()) - len(marker)
+                if marker[0].isdigit():
+                    at += marker.index(".")
+                lines[index] = line[:at] + "\\" + line[at:]
+                break
+            position = match.end()
+    return "\n".join(lines)
+
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)")
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+         "track", "wbr"}  # fmt: skip
+
+
+def html_depth(html_text: str) -> int:
+    """An upper bound of how many elements are open at once in `html_text`: it counts every
+    start tag but void ones as opening and every end tag as closing, whatever their names."""
+    depth = deepest = 0
+    for match in _TAG.finditer(html_text):
+        if match.group(1):
+            depth = max(depth - 1, 0)
+        elif match.group(2).lower() not in _VOID:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+# Time
+
+
+class _Budget(Extension):
+    """Makes every processor of the Markdown instance check its `beacon_deadline` first.
+    Registered last, so it sees the processors the other extensions added."""
+
+    def extendMarkdown(self, md: markdown_lib.Markdown) -> None:  # noqa: N802 - its API
+        def checked(method: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                if time.thread_time() > md.beacon_deadline:  # type: ignore[attr-defined]
+                    raise RenderBudgetExceeded
+                return method(*args, **kwargs)
+
+            return call
+
+        # Raw HTML blocks go through the standard library's HTML parser, which rescans the
+        # rest of the text for every unclosed "<a "; inline tags (<b>, <abbr>, <sup>) still
+        # pass, and nh3 keeps only the allowed ones either way.
+        md.preprocessors.deregister("html_block")
+        md.beacon_deadline = float("inf")  # type: ignore[attr-defined]
+        for registry in (md.preprocessors, md.treeprocessors, md.postprocessors):
+            for processor in registry:
+                processor.run = checked(processor.run)  # type: ignore[method-assign]
+        for block in md.parser.blockprocessors:
+            block.test = checked(block.test)  # type: ignore[method-assign]
+            block.run = checked(block.run)  # type: ignore[method-assign]
+        for pattern in md.inlinePatterns:
+            pattern.handleMatch = checked(pattern.handleMatch)  # type: ignore[method-assign]
+
+
+_local = threading.local()
+
+
+def _convert(text: str) -> str:
+    # One Markdown instance per thread: building one costs more than most renders, and an
+    # instance keeps state while it converts.
+    md = getattr(_local, "md", None)
+    if md is None:
+        md = markdown_lib.Markdown(extensions=["sane_lists", "tables", "nl2br", _Budget()])
+    _local.md = None  # a render that fails half-way leaves it in no state to reuse
+    md.reset()
+    md.beacon_deadline = time.thread_time() + RENDER_BUDGET_SECONDS
+    result = md.convert(text)
+    _local.md = md
+    return result

@@ -132,3 +132,21 @@ def test_the_staff_webhook_gets_a_slack_message(
 
     [slack] = [entry for entry, _ in httpserver.log if entry.path == "/slack"]
     assert slack.json["text"].startswith("*Login: major outage (health check)*")
+
+
+def test_staff_hear_once_of_a_text_shown_as_plain_text(page, django_capture_on_commit_callbacks):
+    from statuspage.markdown import render_markdown
+
+    StaffFactory(groups=["Responders"], email="responder@acme.test")
+    hostile = "[" * 30_000 + "unique-7f3a"
+    render_markdown.cache_clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        render_markdown(hostile)
+        render_markdown.cache_clear()  # another process renders the same text
+        render_markdown(hostile)
+
+    [alert] = mail.outbox
+    assert alert.to == ["responder@acme.test"]
+    assert "plain text" in alert.subject
+    assert "budget" in alert.body and "[[[" not in alert.body

@@ -104,10 +104,12 @@ def _fallback(text: str, reason: str) -> str:
     logger.warning(
         "markdown shown as plain text: %s (%d characters, sha256 %s)", reason, len(text), digest
     )
-    try:
-        render_failed.send(sender=render_markdown, digest=digest, reason=reason)
-    except Exception:  # a listener's failure must not cost the page its text
-        logger.exception("render_failed listener failed")
+    # Robust: a listener's failure must not cost the page its text, nor the others their turn.
+    for receiver, outcome in render_failed.send_robust(
+        sender=render_markdown, digest=digest, reason=reason
+    ):
+        if isinstance(outcome, Exception):
+            logger.warning("render_failed listener %r failed: %r", receiver, outcome)
     return plain_paragraphs(text)
 
 
@@ -166,13 +168,13 @@ def html_depth(html_text: str) -> int:
 
 
 class _Budget(Extension):
-    """Makes every processor of the Markdown instance check its `beacon_deadline` first.
+    """Makes every processor of the Markdown instance check this thread's deadline first.
     Registered last, so it sees the processors the other extensions added."""
 
     def extendMarkdown(self, md: markdown_lib.Markdown) -> None:  # noqa: N802 - its API
         def checked(method: Callable[..., Any]) -> Callable[..., Any]:
             def call(*args: Any, **kwargs: Any) -> Any:
-                if time.thread_time() > md.beacon_deadline:  # type: ignore[attr-defined]
+                if time.thread_time() > _local.deadline:
                     raise RenderBudgetExceeded
                 return method(*args, **kwargs)
 
@@ -182,7 +184,6 @@ class _Budget(Extension):
         # rest of the text for every unclosed "<a "; inline tags (<b>, <abbr>, <sup>) still
         # pass, and nh3 keeps only the allowed ones either way.
         md.preprocessors.deregister("html_block")
-        md.beacon_deadline = float("inf")  # type: ignore[attr-defined]
         for registry in (md.preprocessors, md.treeprocessors, md.postprocessors):
             for processor in registry:
                 processor.run = checked(processor.run)  # type: ignore[method-assign]
@@ -204,7 +205,7 @@ def _convert(text: str) -> str:
         md = markdown_lib.Markdown(extensions=["sane_lists", "tables", "nl2br", _Budget()])
     _local.md = None  # a render that fails half-way leaves it in no state to reuse
     md.reset()
-    md.beacon_deadline = time.thread_time() + RENDER_BUDGET_SECONDS
+    _local.deadline = time.thread_time() + RENDER_BUDGET_SECONDS
     result = md.convert(text)
     _local.md = md
     return result

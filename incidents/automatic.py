@@ -21,6 +21,7 @@ from components.models import AutoIncident, Component, ComponentStatus
 from incidents.models import CLOSED_STATUSES, Incident, IncidentDraft, IncidentStatus
 from incidents.services import incident_create, incident_post_update
 from statuspage.models import PageSettings
+from statuspage.text import one_line
 
 logger = logging.getLogger("beacon.automatic")
 
@@ -266,7 +267,8 @@ def staff_email(*, subject: str, text: str) -> int:
 
     recipients = staff_recipients()
     if recipients:
-        send_mail(f"[{PageSettings.load().name}] {subject}", text, None, recipients)
+        # one_line: a name with a stray line break must not make the mail library refuse it.
+        send_mail(one_line(f"[{PageSettings.load().name}] {subject}"), text, None, recipients)
     return len(recipients)
 
 

@@ -70,7 +70,7 @@ def one_line(text: str) -> str:
     return " ".join(CONTROL.sub(" ", text or "").split())
 
 
-def without_control_characters(text: str) -> str:
-    """`text` with its lines kept and every other control character dropped (XML 1.0 and
-    calendars cannot carry them)."""
-    return CONTROL_IN_TEXT.sub("", text or "")
+def without_control_characters(text: str, *, lines: bool = True) -> str:
+    """`text` with every control character dropped, but for line breaks and tabs when
+    `lines` (XML 1.0 and calendars cannot carry the others; a URL carries none)."""
+    return (CONTROL_IN_TEXT if lines else CONTROL).sub("", text or "")

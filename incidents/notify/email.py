@@ -41,6 +41,7 @@ from incidents.notify.subscriptions import (
 )
 from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
+from statuspage.text import one_line
 
 # Where each subscriber's links go in the bodies rendered once per event. A "<" never
 # survives escaping (user text) or nh3 (Markdown), and _clean() takes them out of the raw
@@ -224,7 +225,9 @@ def _clean(text: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # Names written before they were validated may still hold a line break or a control
+    # character: a header gets a space instead, so the mail library never refuses it.
+    return one_line(text)
 
 
 def _tidy_text(text: str) -> str:
@@ -282,7 +285,7 @@ class EmailSender:
         page = PageSettings.load()
         self.event = event
         self._from_address = sanitize_address(parseaddr(settings.DEFAULT_FROM_EMAIL)[1], "utf-8")
-        self._from = sanitize_address((page.name, self._from_address), "utf-8")
+        self._from = sanitize_address((_one_line(page.name), self._from_address), "utf-8")
         domain = _domain(self._from_address, page)
         self._message_id = f"<beacon.event-{event.pk}.{{}}@{domain}>"
         self._list_id = f"{_list_id_phrase(page.name)} <updates.{domain}>".strip()
@@ -524,7 +527,7 @@ def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
         subject=subject,
         body=_tidy_text(render_to_string(f"{template}.txt", context)),
         from_email=sanitize_address(
-            (page.name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]), "utf-8"
+            (_one_line(page.name), parseaddr(settings.DEFAULT_FROM_EMAIL)[1]), "utf-8"
         ),
         to=[subscriber.email],
         headers={"Auto-Submitted": "auto-generated"},

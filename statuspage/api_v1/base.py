@@ -210,7 +210,10 @@ def _http_error(request, exc):
 def _describe(errors: list[dict]) -> str:
     parts = []
     for error in errors:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "payload"))
+        loc = list(error.get("loc", ()))
+        while loc and loc[0] in ("body", "payload"):  # ninja's envelope, not a field named body
+            loc.pop(0)
+        where = ".".join(str(p) for p in loc)
         parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", ""))
     return "; ".join(parts) or "Invalid request."
 

@@ -502,8 +502,16 @@ def _quoted_printable(text: str) -> bytes:
 # Subscribing
 
 
+class MailRefused(Exception):
+    """The mail server refused this message for good (a 5xx about the recipient or the
+    message): sending it again would be refused again."""
+
+
 def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
-    """The double opt-in's confirmation link, or "you are already subscribed"."""
+    """The double opt-in's confirmation link, or "you are already subscribed".
+
+    MailRefused when the server refuses it for good; any other error is worth another try.
+    """
     if which not in SUBSCRIPTION_EMAILS:
         raise ValueError(f"Unknown subscription email {which!r}.")
     title, template = SUBSCRIPTION_EMAILS[which]
@@ -533,4 +541,17 @@ def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
         headers={"Auto-Submitted": "auto-generated"},
     )
     message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
-    message.send()
+    try:
+        message.send()
+    except smtplib.SMTPRecipientsRefused as error:
+        codes = [code for code, _ in error.recipients.values()]
+        if codes and all(500 <= code < 600 for code in codes):
+            code, reply = next(iter(error.recipients.values()))
+            raise MailRefused(_reply_text(code, reply)) from error
+        raise
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPHeloError, smtplib.SMTPAuthenticationError):
+        raise  # our side of the conversation, as in EmailSender.send: worth another try
+    except smtplib.SMTPResponseException as error:  # SMTPDataError among them
+        if 500 <= error.smtp_code < 600:
+            raise MailRefused(_reply_text(error.smtp_code, error.smtp_error)) from error
+        raise

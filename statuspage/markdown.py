@@ -35,6 +35,8 @@ import nh3
 from django.dispatch import Signal
 from markdown.extensions import Extension
 
+from statuspage.text import without_control_characters
+
 logger = logging.getLogger("beacon.markdown")
 
 ALLOWED_TAGS = {
@@ -74,7 +76,9 @@ def render_markdown(text: str) -> str:
     if len(text) > MAX_MARKDOWN_CHARS:
         return _fallback(text, f"longer than {MAX_MARKDOWN_CHARS} characters")
     try:
-        html_text = _convert(limit_nesting(text))
+        # Control characters mean nothing in Markdown, and python-markdown marks its own
+        # placeholders with \x02 and \x03: a text must not forge them.
+        html_text = _convert(limit_nesting(without_control_characters(text)))
         if html_depth(html_text) > MAX_HTML_DEPTH:
             return _fallback(text, f"HTML nested deeper than {MAX_HTML_DEPTH}")
         return nh3.clean(

@@ -21,6 +21,7 @@ from django.utils import timezone
 from components.models import Component
 from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
 from statuspage.models import PageSettings
+from statuspage.text import no_control_characters
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ def normalise_email(address: str) -> str:
         raise ValidationError({"email": "Enter your email address."})
     try:
         validate_email(address)
+        # Django lets a quoted local part hold control characters; the To: header cannot.
+        no_control_characters(address)
     except ValidationError as error:
         raise ValidationError({"email": "Enter a valid email address."}) from error
     local, _, domain = address.rpartition("@")

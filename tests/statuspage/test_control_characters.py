@@ -358,3 +358,24 @@ def test_one_line_turns_every_control_run_into_one_space():
 
 def test_text_keeps_its_lines_and_loses_the_rest():
     assert without_control_characters("a\r\nb\tc\x07\x1b\u2028d") == "a\r\nb\tcd"
+
+
+@pytest.mark.parametrize(
+    "address", ['"a\x07b"@example.com', '"a\x1bb"@example.com', "a@exa\u2028mple.com"]
+)
+def test_subscribing_refuses_an_address_with_control_characters(client, page, address):
+    from incidents.notify.models import Subscriber
+
+    response = client.post("/subscribe/", {"email": address})
+
+    assert "valid email address" in response.content.decode()
+    assert not Subscriber.objects.exists()
+
+
+def test_the_api_refuses_a_subscriber_address_with_control_characters(manage_api):
+    from incidents.notify.models import Subscriber
+
+    response = manage_api("post", "/subscribers", {"subscriber": {"email": '"a\x07b"@x.test'}})
+
+    assert response.status_code in (400, 422) and "email" in response.json()["error"]
+    assert not Subscriber.objects.exists()

@@ -214,3 +214,10 @@ def test_renders_in_other_threads_have_their_own_budget():
 
     assert results["fine"] == "<p><em>fine</em></p>"
     assert results["slow"].startswith("<p>[[[")
+
+
+def test_control_characters_cannot_forge_the_parsers_placeholders():
+    html = render_markdown("a \x02klzzwxh:0\x03 <b>b</b> \x02wzxhzdk:0\x03 c\x07")
+
+    assert "klzzwxh:0" in html and "\x02" not in html and "\x07" not in html
+    assert html.startswith("<p>a ")

@@ -68,11 +68,29 @@ class RenderBudgetExceeded(Exception):
     pass
 
 
-@lru_cache(maxsize=8192)
+# Most bodies are a few lines, and 8,192 of them cost little to keep; long ones (postmortems,
+# up to 100,000 characters) get a cache of their own, so that the caches cannot grow to
+# gigabytes.
+LONG_TEXT_CHARS = 2_000
+
+
 def render_markdown(text: str) -> str:
     """Safe HTML of `text`. Cached: every rebuild renders the same updates' bodies again (in
-    the page, the feeds, the history and each incident page), and they rarely change."""
+    the page, the feeds, the history and each incident page), and they rarely change. A
+    failure is cached like a result, so a process reports a text once."""
     text = text or ""
+    return (_render_long if len(text) > LONG_TEXT_CHARS else _render_short)(text)
+
+
+def _cache_clear() -> None:
+    _render_short.cache_clear()
+    _render_long.cache_clear()
+
+
+render_markdown.cache_clear = _cache_clear  # type: ignore[attr-defined]
+
+
+def _render(text: str) -> str:
     if len(text) > MAX_MARKDOWN_CHARS:
         return _fallback(text, f"longer than {MAX_MARKDOWN_CHARS} characters")
     try:
@@ -92,6 +110,10 @@ def render_markdown(text: str) -> str:
         return _fallback(text, f"over the render budget of {RENDER_BUDGET_SECONDS}s")
     except Exception as error:  # RecursionError, MemoryError's cousins, a parser bug
         return _fallback(text, f"{type(error).__name__}")
+
+
+_render_short = lru_cache(maxsize=8192)(_render)
+_render_long = lru_cache(maxsize=256)(_render)
 
 
 def plain_paragraphs(text: str) -> str:

@@ -221,3 +221,12 @@ def test_control_characters_cannot_forge_the_parsers_placeholders():
 
     assert "klzzwxh:0" in html and "\x02" not in html and "\x07" not in html
     assert html.startswith("<p>a ")
+
+
+def test_short_and_long_texts_are_each_rendered_once_per_process():
+    short, long = "**a**", "**a** " * 1_000
+
+    assert render_markdown(short) is render_markdown(short)
+    assert render_markdown(long) is render_markdown(long)
+    assert markdown._render_long.cache_info().currsize == 1
+    assert markdown._render_short.cache_info().currsize == 1

@@ -379,3 +379,23 @@ def test_the_api_refuses_a_subscriber_address_with_control_characters(manage_api
 
     assert response.status_code in (400, 422) and "email" in response.json()["error"]
     assert not Subscriber.objects.exists()
+
+
+def test_badges_stay_valid_with_old_control_characters(client, page, char):
+    old_rows(char)
+    component = Component.objects.get()
+
+    for url in ("/badge.svg", f"/components/{component.public_id}/badge.svg"):
+        response = client.get(url)
+        assert response.status_code == 200
+        ElementTree.fromstring(response.content)
+    assert client.get(f"/components/{component.public_id}/badge.json").json()
+
+
+def test_the_public_json_apis_answer_with_old_control_characters(client, page, char):
+    old_rows(char)
+
+    for url in ("/api/v2/summary.json", "/api/v2/scheduled-maintenances.json"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.json()

@@ -21,7 +21,13 @@ from ninja.errors import HttpError
 from pydantic import Field, field_validator
 
 from components import services
-from components.models import Component, ComponentGroup, ComponentStatus, StatusChangeCause
+from components.models import (
+    MAX_DESCRIPTION,
+    Component,
+    ComponentGroup,
+    ComponentStatus,
+    StatusChangeCause,
+)
 from components.selectors import daily_uptime, first_uptime_day
 from components.uptime import uptime_percent_over
 from incidents.models import Incident
@@ -61,7 +67,7 @@ class ComponentFields(Fields):
     """`{"component": {…}}` for PATCH and PUT; unknown keys are ignored, as Statuspage does."""
 
     name: OneLine | None = Field(None, max_length=255)
-    description: Text | None = None
+    description: Text | None = Field(None, max_length=MAX_DESCRIPTION)
     status: StatusInBody | None = None
     group_id: str | None = None
     showcase: bool | None = None
@@ -96,7 +102,8 @@ class NewComponentBody(Schema):
 class GroupFields(Fields):
     name: OneLine | None = Field(None, max_length=255)
     components: list[str] | None = None
-    description: Text | None = None  # Statuspage reads it beside the envelope; both work
+    # Statuspage reads it beside the envelope; both work.
+    description: Text | None = Field(None, max_length=MAX_DESCRIPTION)
 
     @field_validator("name", "description", mode="before")
     @classmethod
@@ -112,7 +119,7 @@ class NewGroupFields(GroupFields):
 class GroupBody(Schema):
     """Statuspage's quirk: `description` sits beside `component_group`, not inside it."""
 
-    description: Text | None = None
+    description: Text | None = Field(None, max_length=MAX_DESCRIPTION)
     component_group: GroupFields
 
     @field_validator("description", mode="before")

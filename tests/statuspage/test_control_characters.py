@@ -399,3 +399,37 @@ def test_the_public_json_apis_answer_with_old_control_characters(client, page, c
         response = client.get(url)
         assert response.status_code == 200, url
         assert response.json()
+
+
+# Every text has a cap
+
+
+def test_component_descriptions_are_capped_in_the_api_and_the_config(manage_api, tmp_path):
+    from components.models import MAX_DESCRIPTION
+
+    long = "x" * (MAX_DESCRIPTION + 1)
+    response = manage_api(
+        "post", "/components", {"component": {"name": "API", "description": long}}
+    )
+    assert response.status_code == 400 and "component.description" in response.json()["error"]
+
+    path = tmp_path / "beacon.yaml"
+    path.write_text(f"components:\n  - name: API\n    description: {long}\n")
+    err = StringIO()
+    with pytest.raises(CommandError, match="nothing was written"):
+        call_command("apply_config", str(path), stdout=StringIO(), stderr=err)
+    assert "components[0].description" in err.getvalue()
+    assert not Component.objects.exists()
+
+
+def test_bodies_over_their_cap_are_refused_by_the_api(manage_api):
+    from incidents.models import MAX_POSTMORTEM_BODY, MAX_UPDATE_BODY
+
+    incident = open_incident(name="Slow")
+    path = f"/incidents/{incident.public_id}"
+
+    response = manage_api("patch", path, {"incident": {"body": "x" * (MAX_UPDATE_BODY + 1)}})
+    assert response.status_code == 400 and "incident.body" in response.json()["error"]
+    too_long = "x" * (MAX_POSTMORTEM_BODY + 1)
+    response = manage_api("put", path + "/postmortem", {"postmortem": {"body_draft": too_long}})
+    assert response.status_code == 400 and "postmortem.body_draft" in response.json()["error"]

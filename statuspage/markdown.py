@@ -146,7 +146,8 @@ def _fallback(text: str, reason: str) -> str:
 # or ">" (which needs no space).
 _MARKER = re.compile(r"[ \t]*(?:(?:[-*+]|\d{1,9}\.)[ \t]+|>)")
 # "* * * * * * * * * *" is a rule, which python-markdown tests before lists: left alone.
-_RULE = re.compile(r"[ ]{0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*")
+# python-markdown's own pattern, its groups atomic so a long line cannot backtrack.
+_RULE = re.compile(r"[ ]{0,3}(?:(?>-+[ ]{0,2}){3,}|(?>_+[ ]{0,2}){3,}|(?>\*+[ ]{0,2}){3,})[ ]*")
 
 
 def limit_nesting(text: str) -> str:

@@ -24,7 +24,10 @@ def _nested_blocks(marker: str, length: int) -> str:
     return _repeat(marker, length - 1) + "x"
 
 
-BLOCK_MARKERS = ["- ", "* ", "+ ", "1. ", "> ", ">", "- > ", "1. - > * ", "-\t", "> 1. "]
+BLOCK_MARKERS = [
+    "- ", "* ", "+ ", "1. ", "> ", ">", "- > ", "1. - > * ", "-\t", "> 1. ", "-   ", "*    ",
+    "-- ", "1.  ",
+]  # fmt: skip
 INLINE_UNITS = [
     "[", "]", "(", "![", "<", "`", "*", "_", "**", "__", "~", "&", "\\", "[a](", "[](", "![a](",
     "<a ", "<a href=", "[a][", "[a]:", "*a ", "_a", "**a", "`a", "<http://", "<mailto:", "&#",
@@ -109,8 +112,15 @@ def test_nested_markers_that_real_text_uses_still_render():
     assert "<hr>" in html
 
 
-def test_a_rule_of_many_markers_stays_a_rule():
-    assert render_markdown("- " * 40).strip() == "<hr>"
+@pytest.mark.parametrize("rule", ["- " * 40, "* " * 40, "_ " * 40, "-" * 5_000, "-  " * 40])
+def test_a_rule_of_many_markers_stays_a_rule(rule):
+    assert render_markdown(rule).strip() == "<hr>"
+
+
+def test_a_rule_pattern_cannot_backtrack_on_a_long_line():
+    started = time.perf_counter()
+    markdown.limit_nesting("-" * 50_000 + "x\n" + "- -" * 20_000 + "x")
+    assert time.perf_counter() - started < 1
 
 
 def test_text_the_renderer_gives_up_on_is_shown_escaped_with_its_line_breaks():

@@ -240,3 +240,31 @@ def test_short_and_long_texts_are_each_rendered_once_per_process():
     assert render_markdown(long) is render_markdown(long)
     assert markdown._render_long.cache_info().currsize == 1
     assert markdown._render_short.cache_info().currsize == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    ["- " * 500 + "x", "[" * 24_000, "> 1. " * 2_000 + "x"],
+    ids=["lists", "brackets", "mixed"],
+)
+def test_a_hostile_body_posted_through_the_api_leaves_every_output_answering(
+    client, manage_api, body
+):
+    from incidents.notify.email import email_content
+    from incidents.notify.models import NotificationEvent
+
+    response = manage_api(
+        "post",
+        "/incidents",
+        {"incident": {"name": "Hostile", "status": "investigating", "body": body}},
+    )
+    assert response.status_code == 201, response.content
+    incident_url = "/incidents/" + response.json()["id"] + "/"
+
+    started = time.perf_counter()
+    for url in ("/", incident_url, "/history/", "/history.atom", "/history.rss"):
+        assert client.get(url).status_code == 200, url
+    subject, text, html = email_content(NotificationEvent.objects.get())
+    assert "Hostile" in subject and html
+    assert time.perf_counter() - started < 6 * GENEROUS_SECONDS

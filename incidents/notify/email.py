@@ -41,7 +41,7 @@ from incidents.notify.subscriptions import (
 )
 from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
-from statuspage.text import one_line
+from statuspage.text import one_line, without_control_characters
 
 # Where each subscriber's links go in the bodies rendered once per event. A "<" never
 # survives escaping (user text) or nh3 (Markdown), and _clean() takes them out of the raw
@@ -446,7 +446,7 @@ def _address(address: str) -> str:
 def _domain(from_address: str, page: PageSettings) -> str:
     """Message-ID's right-hand side: the sender's domain, or the page's when that is local."""
     domain = from_address.rpartition("@")[2]
-    host = urlsplit(page.url or "").hostname
+    host = urlsplit(without_control_characters(page.url, lines=False)).hostname
     if host and "." not in domain:
         domain = punycode(host)
     return domain or "localhost"

@@ -21,7 +21,7 @@ from django.utils import timezone
 from components.models import Component
 from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
 from statuspage.models import PageSettings
-from statuspage.text import no_control_characters
+from statuspage.text import no_control_characters, without_control_characters
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ _MANAGE_SALT = "beacon.subscriber.manage"
 
 
 def page_base_url() -> str:
-    return (PageSettings.load().url or "http://127.0.0.1:8000").rstrip("/")
+    # A URL saved before control characters were refused must not break a header or a link.
+    url = without_control_characters(PageSettings.load().url, lines=False)
+    return (url or "http://127.0.0.1:8000").rstrip("/")
 
 
 def confirm_token(subscriber: Subscriber) -> str:

@@ -433,3 +433,24 @@ def test_bodies_over_their_cap_are_refused_by_the_api(manage_api):
     too_long = "x" * (MAX_POSTMORTEM_BODY + 1)
     response = manage_api("put", path + "/postmortem", {"postmortem": {"body_draft": too_long}})
     assert response.status_code == 400 and "postmortem.body_draft" in response.json()["error"]
+
+
+def test_an_old_page_url_with_a_control_character_breaks_no_output(client, page, smtp_server, char):
+    reader = SubscriberFactory()
+    incident = old_rows(char)
+    PageSettings.objects.update(url=f"https://status.acme.test/{char}")
+    PageSettings.forget_cached()
+
+    for url in ("/history.atom", "/history.rss"):
+        response = client.get(url)
+        assert response.status_code == 200
+        ElementTree.fromstring(response.content)
+        assert "https://status.acme.test/incidents/" in response.content.decode()
+    calendar = Calendar.from_ical(client.get("/maintenance.ics").content)
+    [event] = calendar.walk("VEVENT")
+    assert str(event["URL"]).startswith("https://status.acme.test/incidents/")
+    event = NotificationEvent.objects.get(update__incident=incident)
+    for batch in delivery.event_expand(event_id=event.pk):
+        delivery.batch_send(batch=batch)
+    [message] = smtp_server.to(reader.email)
+    assert "https://status.acme.test/incidents/" in message.get_body(("plain",)).get_content()

@@ -96,9 +96,16 @@ def _render(text: str) -> str:
     try:
         # Control characters mean nothing in Markdown, and python-markdown marks its own
         # placeholders with \x02 and \x03: a text must not forge them.
-        html_text = _convert(limit_nesting(without_control_characters(text)))
+        source = limit_nesting(without_control_characters(text))
+        deadline = time.thread_time() + RENDER_BUDGET_SECONDS
+        html_text = _convert(source, deadline)
         if html_depth(html_text) > MAX_HTML_DEPTH:
-            return _fallback(text, f"HTML nested deeper than {MAX_HTML_DEPTH}")
+            # Raw tags left open ("Vec<u8>" a hundred times, or "<div>" on purpose): the
+            # same text with every "<" shown as written keeps its Markdown.
+            logger.info("markdown rendered without its raw HTML: nested too deep")
+            html_text = _convert(source, deadline, raw_html=False)
+            if html_depth(html_text) > MAX_HTML_DEPTH:
+                return _fallback(text, f"HTML nested deeper than {MAX_HTML_DEPTH}")
         return nh3.clean(
             html_text,
             tags=ALLOWED_TAGS,
@@ -196,7 +203,12 @@ def html_depth(html_text: str) -> int:
 
 class _Budget(Extension):
     """Makes every processor of the Markdown instance check this thread's deadline first.
-    Registered last, so it sees the processors the other extensions added."""
+    Registered last, so it sees the processors the other extensions added. Without
+    `raw_html`, inline tags are text too."""
+
+    def __init__(self, *, raw_html: bool) -> None:
+        super().__init__()
+        self.raw_html = raw_html
 
     def extendMarkdown(self, md: markdown_lib.Markdown) -> None:  # noqa: N802 - its API
         def checked(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -211,6 +223,8 @@ class _Budget(Extension):
         # rest of the text for every unclosed "<a "; inline tags (<b>, <abbr>, <sup>) still
         # pass, and nh3 keeps only the allowed ones either way.
         md.preprocessors.deregister("html_block")
+        if not self.raw_html:
+            md.inlinePatterns.deregister("html")
         for registry in (md.preprocessors, md.treeprocessors, md.postprocessors):
             for processor in registry:
                 processor.run = checked(processor.run)  # type: ignore[method-assign]
@@ -224,15 +238,17 @@ class _Budget(Extension):
 _local = threading.local()
 
 
-def _convert(text: str) -> str:
-    # One Markdown instance per thread: building one costs more than most renders, and an
-    # instance keeps state while it converts.
-    md = getattr(_local, "md", None)
+def _convert(text: str, deadline: float, *, raw_html: bool = True) -> str:
+    # One Markdown instance per thread (and kind): building one costs more than most
+    # renders, and an instance keeps state while it converts.
+    name = "md" if raw_html else "md_without_html"
+    md = getattr(_local, name, None)
     if md is None:
-        md = markdown_lib.Markdown(extensions=["sane_lists", "tables", "nl2br", _Budget()])
-    _local.md = None  # a render that fails half-way leaves it in no state to reuse
+        extensions = ["sane_lists", "tables", "nl2br", _Budget(raw_html=raw_html)]
+        md = markdown_lib.Markdown(extensions=extensions)
+    setattr(_local, name, None)  # a render that fails half-way leaves it in no state to reuse
     md.reset()
-    _local.deadline = time.thread_time() + RENDER_BUDGET_SECONDS
+    _local.deadline = deadline
     result = md.convert(text)
-    _local.md = md
+    setattr(_local, name, md)
     return result

@@ -144,7 +144,7 @@ def test_text_over_the_size_cap_is_shown_as_plain_text_without_parsing():
 
 
 def test_a_parser_error_falls_back_to_plain_text(monkeypatch):
-    def broken(text):
+    def broken(text, deadline, **kwargs):
         raise RuntimeError("parser bug")
 
     monkeypatch.setattr(markdown, "_convert", broken)
@@ -153,7 +153,7 @@ def test_a_parser_error_falls_back_to_plain_text(monkeypatch):
 
 
 def test_a_recursion_error_falls_back_to_plain_text(monkeypatch):
-    def deep(text):
+    def deep(text, deadline, **kwargs):
         raise RecursionError
 
     monkeypatch.setattr(markdown, "_convert", deep)
@@ -268,3 +268,20 @@ def test_a_hostile_body_posted_through_the_api_leaves_every_output_answering(
     subject, text, html = email_content(NotificationEvent.objects.get())
     assert "Hostile" in subject and html
     assert time.perf_counter() - started < 6 * GENEROUS_SECONDS
+
+
+def test_raw_tags_left_open_lose_their_html_but_keep_their_markdown():
+    text = "**Root cause**: a `Vec<u8>` buffer, i.e. Vec<u8> " * 150 + "\n\n<div>" * 50
+
+    html = render_markdown(text)
+
+    assert "<strong>Root cause</strong>" in html and "<code>Vec&lt;u8&gt;</code>" in html
+    assert "Vec&lt;u8&gt; " in html
+
+
+def test_text_nested_too_deep_even_without_raw_html_is_plain_text():
+    lines = [f"{'    ' * depth}- item {depth}" for depth in range(120)]
+
+    html = render_markdown("\n".join(lines))
+
+    assert html.startswith("<p>- item 0")

@@ -5,7 +5,7 @@ is pure Python with two weak spots: nested list markers on one line recurse once
 ("- - - - …" raised RecursionError at about 1 KB), and unclosed brackets ("[[[[…", "![![…",
 "[a](" …) rescan the rest of the text for every opener, so 24 KB took a minute. A render runs
 inside the page rebuild, the feeds, the incident pages and every subscriber email, so it must
-never raise and never hang. Three guards, cheapest first:
+never raise and never hang. Four guards, cheapest first:
 
 1. size: text longer than MAX_MARKDOWN_CHARS is not parsed at all;
 2. structure: a block marker nested deeper than MAX_NESTING on one line is escaped, so it
@@ -13,7 +13,9 @@ never raise and never hang. Three guards, cheapest first:
 3. time: every processor python-markdown calls first checks a CPU-time budget for this
    render, and gives up past RENDER_BUDGET_SECONDS. The check is cooperative, so it works in
    any thread (gunicorn's, Celery's prefork children, runserver's), where signals and alarms
-   would not; each step between two checks is linear in the text, so the overrun is small.
+   would not; each step between two checks is linear in the text, so the overrun is small;
+4. raw HTML: blocks are not parsed as HTML, and HTML nested deeper than MAX_HTML_DEPTH never
+   reaches nh3 (the text is rendered again with its tags as text).
 
 Whatever goes wrong, the text is shown as escaped plain paragraphs and `render_failed` is sent
 once per text and process (the result is cached like any other), so staff can hear of it
@@ -115,7 +117,7 @@ def _render(text: str) -> str:
         )
     except RenderBudgetExceeded:
         return _fallback(text, f"over the render budget of {RENDER_BUDGET_SECONDS}s")
-    except Exception as error:  # RecursionError, MemoryError's cousins, a parser bug
+    except Exception as error:  # RecursionError, a parser bug: the page keeps its text
         return _fallback(text, f"{type(error).__name__}")
 
 
@@ -143,7 +145,7 @@ def _fallback(text: str, reason: str) -> str:
     ):
         if isinstance(outcome, Exception):
             logger.warning("render_failed listener %r failed: %r", receiver, outcome)
-    return plain_paragraphs(text)
+    return plain_paragraphs(without_control_characters(text))
 
 
 # Structure

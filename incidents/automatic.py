@@ -68,8 +68,11 @@ def open_auto_incident(component: Component) -> Incident | None:
 
 
 def _title(component: Component, status: str) -> str:
+    # A name saved before control characters were refused, or one near its 255-character
+    # limit, must not make the incident's name invalid and stop the automatic incident.
     label = ComponentStatus(status).label.lower()
-    return f"{component.name}: {label}"
+    suffix = f": {label}"
+    return one_line(component.name)[: 255 - len(suffix)] + suffix
 
 
 def _body(component: Component, status: str) -> str:

@@ -265,7 +265,8 @@ def incident_edit(*, incident: Incident, name: str, impact_override: str = "") -
     name = (name or "").strip()
     if not name or len(name) > 255:
         raise ValidationError({"name": "Give the incident a name of at most 255 characters."})
-    if refused := control_character_error(name):
+    # Only a new name: an old one saved before the rule must not block a change of impact.
+    if name != incident.name and (refused := control_character_error(name)):
         raise ValidationError({"name": refused})
     if impact_override and impact_override not in Impact.values:
         raise ValidationError({"impact_override": f"Unknown impact {impact_override!r}."})

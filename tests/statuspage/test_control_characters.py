@@ -454,3 +454,14 @@ def test_an_old_page_url_with_a_control_character_breaks_no_output(client, page,
         delivery.batch_send(batch=batch)
     [message] = smtp_server.to(reader.email)
     assert "https://status.acme.test/incidents/" in message.get_body(("plain",)).get_content()
+
+
+def test_an_old_incident_name_does_not_block_a_change_of_impact_or_an_update(manage_api):
+    incident = open_incident(name="Fine")
+    Incident.objects.filter(pk=incident.pk).update(name="Old\nname")
+    path = f"/incidents/{incident.public_id}"
+
+    response = manage_api("patch", path, {"incident": {"impact_override": "major"}})
+    assert response.status_code == 200, response.content
+    response = manage_api("patch", path, {"incident": {"body": "Still looking."}})
+    assert response.status_code == 200, response.content

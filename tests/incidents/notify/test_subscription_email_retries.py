@@ -57,9 +57,6 @@ def flaky_smtp(settings):
 def eager(settings):
     # Retries run at once, in this thread, as many times as the task allows.
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def unconfirmed():

@@ -18,9 +18,7 @@ _UNICODE = "\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 CONTROL = re.compile(f"[\x00-\x1f{_UNICODE}]")
 # In text of several lines (Markdown bodies, descriptions) tab and line feed belong, and a
 # carriage return is how browsers send a line end; the rest are still refused.
-CONTROL_IN_TEXT = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
+CONTROL_IN_TEXT = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_UNICODE}]")
 
 
 def _describe(character: str) -> str:

@@ -31,6 +31,7 @@ from incidents.models import (
 )
 from incidents.services import incident_create, incident_post_update
 from statuspage.models import PageSettings
+from statuspage.text import one_line
 
 logger = logging.getLogger("beacon.automatic")
 
@@ -85,8 +86,11 @@ def open_auto_incident(component: Component) -> Incident | None:
 
 
 def _title(component: Component, status: str) -> str:
+    # A name saved before control characters were refused, or one near its 255-character
+    # limit, must not make the incident's name invalid and stop the automatic incident.
     label = ComponentStatus(status).label.lower()
-    return f"{component.name}: {label}"
+    suffix = f": {label}"
+    return one_line(component.name)[: 255 - len(suffix)] + suffix
 
 
 def _body(component: Component, status: str) -> str:
@@ -347,6 +351,30 @@ def _summary(notice: StaffNotice) -> tuple[str, str]:
     return subject, "\n".join(lines) + f"\n{link}\n"
 
 
+# One alert per unrenderable text a day, however many processes and pages render it.
+RENDER_FAILURE_ALERT_SECONDS = 24 * 3600
+
+
+def staff_tell_about_render_failure(*, digest: str, reason: str, **kwargs: object) -> None:
+    """Listens to statuspage.markdown.render_failed: some text is shown as plain text."""
+    from django.core.cache import cache
+
+    try:
+        first = cache.add(f"markdown-failed:{digest}", 1, RENDER_FAILURE_ALERT_SECONDS)
+    except Exception:  # the cache is away: an alert too many beats none
+        first = True
+    if not first:
+        return
+    subject = "Some text is shown as plain text"
+    text = (
+        "Beacon could not render a text written in markdown "
+        f"({reason}), so the page shows it as plain text instead.\n"
+        "Look for an incident update, postmortem, template or footer that shows its markdown "
+        f"signs, and shorten or simplify it. Its sha256 is {digest}.\n"
+    )
+    staff_alert(subject=subject, text=text)
+
+
 def _enqueue(*, subject: str, text: str) -> None:
     from incidents import tasks
 
@@ -374,7 +402,8 @@ def staff_email(*, subject: str, text: str) -> int:
 
     recipients = staff_recipients()
     if recipients:
-        send_mail(f"[{PageSettings.load().name}] {subject}", text, None, recipients)
+        # one_line: a name with a stray line break must not make the mail library refuse it.
+        send_mail(one_line(f"[{PageSettings.load().name}] {subject}"), text, None, recipients)
     return len(recipients)
 
 

@@ -24,6 +24,7 @@ from components.checks import network
 from components.models import Component
 from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
 from statuspage.models import PageSettings
+from statuspage.text import no_control_characters, without_control_characters
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,9 @@ _MANAGE_SALT = "beacon.subscriber.manage"
 
 
 def page_base_url() -> str:
-    return (PageSettings.load().url or "http://127.0.0.1:8000").rstrip("/")
+    # A URL saved before control characters were refused must not break a header or a link.
+    url = without_control_characters(PageSettings.load().url, lines=False)
+    return (url or "http://127.0.0.1:8000").rstrip("/")
 
 
 def confirm_token(subscriber: Subscriber) -> str:
@@ -92,6 +95,8 @@ def normalise_email(address: str) -> str:
         raise ValidationError({"email": "Enter your email address."})
     try:
         validate_email(address)
+        # Django lets a quoted local part hold control characters; the To: header cannot.
+        no_control_characters(address)
     except ValidationError as error:
         raise ValidationError({"email": "Enter a valid email address."}) from error
     local, _, domain = address.rpartition("@")

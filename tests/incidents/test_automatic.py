@@ -156,3 +156,39 @@ def test_a_flapping_check_tells_staff_once_then_sends_one_summary(
     draft = IncidentDraft.objects.get(published_at=None, discarded_at=None)
     assert f"/admin/incidents/incidentdraft/{draft.pk}/change/" in summary.body
     assert len(mail.outbox) == 2
+
+
+def test_staff_hear_once_of_a_text_shown_as_plain_text(page, django_capture_on_commit_callbacks):
+    from statuspage.markdown import render_markdown
+
+    StaffFactory(groups=["Responders"], email="responder@acme.test")
+    hostile = "[" * 30_000 + "unique-7f3a"
+    render_markdown.cache_clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        render_markdown(hostile)
+        render_markdown.cache_clear()  # another process renders the same text
+        render_markdown(hostile)
+
+    [alert] = mail.outbox
+    assert alert.to == ["responder@acme.test"]
+    assert "plain text" in alert.subject
+    assert "budget" in alert.body and "[[[" not in alert.body
+
+
+@pytest.mark.parametrize("name", ["Login\ngateway", "Login\u2028gateway", "L" * 255])
+def test_an_automatic_incident_opens_for_a_component_whose_old_name_is_awkward(
+    page, httpserver, target, django_capture_on_commit_callbacks, name
+):
+    from components.models import Component
+
+    check = make_check(httpserver, AutoIncident.PUBLISH)
+    Component.objects.filter(pk=check.component_id).update(name=name)
+    check.component.refresh_from_db()
+    target(500)
+    run(check, django_capture_on_commit_callbacks)
+
+    incident = open_auto_incident(check.component)
+    assert incident is not None
+    assert incident.name.endswith(": major outage") and len(incident.name) <= 255
+    assert "\n" not in incident.name and "\u2028" not in incident.name

@@ -372,7 +372,10 @@ def staff_tell_about_render_failure(*, digest: str, reason: str, **kwargs: objec
         "Look for an incident update, postmortem, template or footer that shows its markdown "
         f"signs, and shorten or simplify it. Its sha256 is {digest}.\n"
     )
-    staff_alert(subject=subject, text=text)
+    try:
+        staff_alert(subject=subject, text=text)
+    except Exception as error:  # the database is away: the page must still render
+        logger.warning("could not tell staff of a text shown as plain text: %s", type(error))
 
 
 def _enqueue(*, subject: str, text: str) -> None:

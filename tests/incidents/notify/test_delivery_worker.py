@@ -69,6 +69,8 @@ def worker_process(settings, tmp_path) -> subprocess.Popen:
         "NOTIFY_REDISPATCH_SECONDS": "3",
         "BEACON_VAR_DIR": str(tmp_path / "var"),
         "SNAPSHOT_RENDER_ON_WRITE": "0",
+        # The test's own cache keys: no other test's page settings or generation apply.
+        "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX") or "beacon",
     }
     command = [
         *(sys.executable, "-m", "celery", "-A", "statuspage", "worker", "-Q", "notify"),

@@ -236,14 +236,19 @@ def staff_recipients() -> list[str]:
     return sorted(set(staff.values_list("email", flat=True)))
 
 
-def staff_email(*, subject: str, text: str) -> int:
-    """Email staff (the Responders and Admins groups, and superusers); returns how many."""
-    from django.core.mail import send_mail
+def staff_email(*, subject: str, text: str, contact: str = "") -> int:
+    """Email staff (the Responders and Admins groups, and superusers); returns how many.
 
-    recipients = staff_recipients()
-    if recipients:
-        send_mail(f"[{PageSettings.load().name}] {subject}", text, None, recipients)
-    return len(recipients)
+    With a `contact` (a webhook's owner), the email is to them with staff in copy.
+    """
+    from django.core.mail import EmailMessage
+
+    staff = staff_recipients()
+    to = [contact] if contact else staff
+    cc = [address for address in staff if address.lower() != contact.lower()] if contact else []
+    if to:
+        EmailMessage(f"[{PageSettings.load().name}] {subject}", text, None, to, cc=cc).send()
+    return len(to) + len(cc)
 
 
 def staff_webhook(*, subject: str, text: str) -> None:

@@ -202,6 +202,9 @@ class Delivery(models.Model):
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.QUEUED
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Claims that ended with no outcome written: the worker died (or the task raised) while
+    # this row was in its hands. Counted when the row is claimed again; see delivery.py.
+    crashes = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     # Handed to a batch task at; a batch owns its rows until claimed_until.
     dispatched_at = models.DateTimeField(null=True, blank=True)

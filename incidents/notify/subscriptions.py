@@ -217,6 +217,7 @@ def subscriber_quarantine(*, subscriber: Subscriber, reason: str) -> None:
 
 
 def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
+    """To the webhook's contact address, with staff in copy (to staff alone without one)."""
     from incidents import tasks
 
     subject = f"Webhook disabled: {subscriber.endpoint}"
@@ -226,7 +227,12 @@ def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
         f"Last error: {reason}\n"
         f"Re-enable it once the endpoint works again: {page_base_url()}{path}\n"
     )
-    transaction.on_commit(lambda: tasks.tell_staff_by_email.delay(subject, text), robust=True)
+    contact = subscriber.email
+
+    def tell() -> None:
+        tasks.tell_staff_by_email.delay(subject, text, contact)
+
+    transaction.on_commit(tell, robust=True)
 
 
 def subscriber_reactivate(*, subscriber: Subscriber) -> None:

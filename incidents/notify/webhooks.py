@@ -5,11 +5,15 @@ so it is rendered once (`statuspage_payload`, kept on the event) and only the un
 is added per delivery. Chat formats are built from that stored payload, without queries.
 
 Every request is signed when the subscriber has a secret, goes only to an address that
-`network.resolve_blocking` allowed (the connection is made to that very address, so a second
-DNS answer cannot point it elsewhere), and follows no redirect: a 3xx is a failure, as on
+`network.resolve` allowed (the connection is made to that very address, so a second DNS
+answer cannot point it elsewhere), and follows no redirect: a 3xx is a failure, as on
 Statuspage.
+
+A batch posts to all its webhooks at once, so endpoints that hang cost it one timeout, not
+one each, and it answers within its deadline whatever they do.
 """
 
+import asyncio
 import contextvars
 import hashlib
 import hmac
@@ -23,6 +27,7 @@ from datetime import datetime
 from http import HTTPStatus
 
 import httpx
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.utils import timezone
 
@@ -505,11 +510,11 @@ CHAT_FORMATS: dict[str, Callable[[Message], Json]] = {
 # Sending
 
 
-def _client() -> httpx.Client:
+def _client(timeout: float | None = None) -> httpx.AsyncClient:
     # No redirects (a 3xx is a failure) and no proxy from the environment: the request must
     # go to the address that was checked.
-    return httpx.Client(
-        timeout=settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS,
+    return httpx.AsyncClient(
+        timeout=timeout or settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS,
         follow_redirects=False,
         trust_env=False,
     )
@@ -519,10 +524,21 @@ def signature(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _post(
-    client: httpx.Client, subscriber: Subscriber, payload: Json, *, kind: str, delivery_id: str
-) -> Outcome:
-    """POST the payload to the subscriber's endpoint, at an address that was allowed."""
+@dataclass(frozen=True)
+class Request:
+    """One webhook POST, built before any network work (building it reads the database)."""
+
+    url: httpx.URL
+    host: str
+    port: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def webhook_request(
+    subscriber: Subscriber, payload: Json, *, kind: str, delivery_id: str
+) -> Request | Outcome:
+    """The request to make, or the Outcome of a URL that will never be called."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     try:
         url = httpx.URL(subscriber.endpoint)
@@ -530,16 +546,6 @@ def _post(
         return Outcome(sent=False, error=f"refused: invalid URL ({error})", permanent=True)
     if url.scheme not in ("http", "https") or not url.raw_host:
         return Outcome(sent=False, error="refused: not an http(s) URL", permanent=True)
-    host = url.raw_host.decode("ascii")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        addresses = network.resolve_blocking(
-            host, port, allow_private=settings.BEACON_WEBHOOKS_ALLOW_PRIVATE
-        )
-    except network.TargetRefused as refused:
-        # A name that does not resolve now may resolve later; a forbidden address will not.
-        unresolved = isinstance(refused.__cause__, socket.gaierror)
-        return Outcome(sent=False, error=f"refused: {refused}", permanent=not unresolved)
     headers = {
         "Host": url.netloc.decode("ascii"),
         "Content-Type": "application/json",
@@ -549,17 +555,38 @@ def _post(
     }
     if subscriber.secret:
         headers["X-Beacon-Signature-256"] = signature(body, subscriber.secret)
-    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
-    timeout = settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
-    failure = ""
+    return Request(
+        url=url,
+        host=url.raw_host.decode("ascii"),
+        port=url.port or (443 if url.scheme == "https" else 80),
+        body=body,
+        headers=headers,
+    )
+
+
+async def _post(client: httpx.AsyncClient, request: Request | Outcome) -> Outcome:
+    """POST the request to its endpoint, at an address that was allowed."""
+    if isinstance(request, Outcome):
+        return request
     token = _posting.set(True)
     try:
+        try:
+            addresses = await network.resolve(
+                request.host, request.port, allow_private=settings.BEACON_WEBHOOKS_ALLOW_PRIVATE
+            )
+        except network.TargetRefused as refused:
+            # A name that does not resolve now may resolve later; a forbidden address will not.
+            unresolved = isinstance(refused.__cause__, socket.gaierror)
+            return Outcome(sent=False, error=f"refused: {refused}", permanent=not unresolved)
+        extensions = {"sni_hostname": request.host} if request.url.scheme == "https" else {}
+        timeout = client.timeout.read or settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
+        failure = ""
         for address in addresses:
             try:
-                response = client.post(
-                    url.copy_with(host=address),
-                    content=body,
-                    headers=headers,
+                response = await client.post(
+                    request.url.copy_with(host=address),
+                    content=request.body,
+                    headers=request.headers,
                     extensions=extensions,
                 )
             except httpx.TimeoutException:
@@ -572,9 +599,31 @@ def _post(
             if response.is_success:
                 return SENT
             return Outcome(sent=False, error=_http_error(response))
+        return Outcome(sent=False, error=failure or "cannot connect")
     finally:
         _posting.reset(token)
-    return Outcome(sent=False, error=failure or "cannot connect")
+
+
+async def _post_all(requests: dict[int, Request | Outcome], within: float) -> dict[int, Outcome]:
+    """Every request at once; those without an answer after `within` seconds are cut off."""
+    async with _client(min(settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS, within)) as client:
+        tasks = {key: asyncio.ensure_future(_post(client, req)) for key, req in requests.items()}
+        if tasks:
+            await asyncio.wait(tasks.values(), timeout=within)
+        outcomes: dict[int, Outcome] = {}
+        for key, task in tasks.items():
+            if not task.done():
+                task.cancel()
+                outcomes[key] = Outcome(sent=False, error=f"no complete answer within {within:g} s")
+            elif task.exception() is not None:
+                error = task.exception()
+                logger.error("webhook post raised", exc_info=error)
+                outcomes[key] = Outcome(sent=False, error=f"internal error: {type(error).__name__}")
+            else:
+                outcomes[key] = task.result()
+        # Let the cancelled requests close their connections before the client does.
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+    return outcomes
 
 
 def _http_error(response: httpx.Response) -> str:
@@ -590,22 +639,18 @@ def _http_error(response: httpx.Response) -> str:
 
 
 class WebhookSender:
-    """Posts one event to each webhook of a batch, over one pooled HTTP client."""
+    """Posts one event to every webhook of a batch at once, within the batch's deadline."""
 
     def __init__(self, event: NotificationEvent):
         self.event = event
-        self._client: httpx.Client | None = None
         self._payload: Json | None = None
         self._chat: dict[str, Json] = {}
 
     def __enter__(self) -> "WebhookSender":
-        self._client = _client()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        pass
 
     def payload(self, subscriber: Subscriber) -> Json:
         if self._payload is None:
@@ -618,20 +663,29 @@ class WebhookSender:
             self._chat[subscriber.webhook_format] = chat(message(self.event))
         return self._chat[subscriber.webhook_format]
 
-    def send(self, delivery: Delivery) -> Outcome:
-        assert self._client is not None, "use WebhookSender as a context manager"
+    def _request(self, delivery: Delivery) -> Request | Outcome:
         subscriber = delivery.subscriber
-        outcome = _post(
-            self._client,
-            subscriber,
-            self.payload(subscriber),
-            kind=self.event.kind,
-            delivery_id=str(delivery.pk),
+        return webhook_request(
+            subscriber, self.payload(subscriber), kind=self.event.kind, delivery_id=str(delivery.pk)
         )
-        if not outcome.sent:
-            # The endpoint may hold a secret (Slack's URLs do): name the subscriber by code.
-            logger.info("webhook %s failed: %s", subscriber.public_id, outcome.error)
-        return outcome
+
+    def send(self, delivery: Delivery) -> Outcome:
+        return self.send_many([delivery], within=settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS)[
+            delivery.pk
+        ]
+
+    def send_many(self, deliveries: list[Delivery], *, within: float) -> dict[int, Outcome]:
+        requests = {delivery.pk: self._request(delivery) for delivery in deliveries}
+        outcomes = async_to_sync(_post_all)(requests, within)
+        for delivery in deliveries:
+            if not outcomes[delivery.pk].sent:
+                # The endpoint may hold a secret (Slack's URLs do): name the subscriber by code.
+                logger.info(
+                    "webhook %s failed: %s",
+                    delivery.subscriber.public_id,
+                    outcomes[delivery.pk].error,
+                )
+        return outcomes
 
 
 # Test deliveries, from the admin
@@ -690,14 +744,15 @@ def sample_payload(subscriber: Subscriber) -> Json:
 
 def webhook_test_delivery(*, subscriber: Subscriber) -> Outcome:
     """POST a test message; an endpoint that answers 2xx confirms the subscriber."""
-    with _client() as client:
-        outcome = _post(
-            client,
-            subscriber,
-            sample_payload(subscriber),
-            kind="test",
-            delivery_id=f"test-{secrets.token_hex(8)}",
-        )
+    request = webhook_request(
+        subscriber,
+        sample_payload(subscriber),
+        kind="test",
+        delivery_id=f"test-{secrets.token_hex(8)}",
+    )
+    timeout = settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
+    # Twice the timeout: a name lookup and a request, each allowed the whole timeout.
+    outcome = async_to_sync(_post_all)({0: request}, 2 * timeout)[0]
     if outcome.sent:
         subscriptions.subscription_confirm(subscriber=subscriber)
     else:

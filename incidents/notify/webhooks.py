@@ -614,7 +614,8 @@ async def _post_all(requests: dict[int, Request | Outcome], within: float) -> di
         for key, task in tasks.items():
             if not task.done():
                 task.cancel()
-                outcomes[key] = Outcome(sent=False, error=f"no complete answer within {within:.3g} s")
+                late = f"no complete answer within {within:.3g} s"
+                outcomes[key] = Outcome(sent=False, error=late)
             elif task.exception() is not None:
                 error = task.exception()
                 logger.error("webhook post raised", exc_info=error)

@@ -132,9 +132,7 @@ def test_an_endpoint_that_drips_its_answer_is_cut_off_at_the_batch_deadline(
     assert dripping.failing_since is not None
 
 
-def test_hanging_endpoints_are_retried_and_the_healthy_ones_are_not_posted_again(
-    page, httpserver
-):
+def test_hanging_endpoints_are_retried_and_the_healthy_ones_are_not_posted_again(page, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     SubscriberFactory(webhook=True, endpoint=httpserver.url_for("/hook"))
     with hanging_endpoints(2) as endpoints:

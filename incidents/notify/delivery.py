@@ -94,8 +94,9 @@ class Sender(Protocol):
     """One per channel; opened once per batch, so a batch reuses one connection.
 
     A channel whose requests are independent (webhooks) may also offer
-    `send_many(deliveries, *, within: float) -> dict[int, Outcome]`: all at once, every one
-    answered (a timeout is an outcome) within `within` seconds.
+    `send_many(deliveries, *, within: float)`, which sends them all at once and yields
+    (delivery, outcome) as each is answered, every one within `within` seconds (being cut
+    off is an outcome).
     """
 
     def __enter__(self) -> "Sender": ...
@@ -266,10 +267,7 @@ def batch_send(*, batch: Batch, now: datetime | None = None) -> int:
         with sender_class(event) as sender, _quick_commits():
             send_many = getattr(sender, "send_many", None)
             if send_many is not None:
-                outcomes = send_many(list(pending), within=concurrent_deadline())
-                while pending:
-                    delivery = pending.popleft()
-                    outcome = outcomes[delivery.pk]
+                for delivery, outcome in send_many(list(pending), within=concurrent_deadline()):
                     delivery_record(delivery=delivery, outcome=outcome, event=event)
                     sent += outcome.sent
                 return sent

@@ -19,15 +19,17 @@ import hashlib
 import hmac
 import json
 import logging
+import queue
 import secrets
 import socket
-from collections.abc import Callable
+import threading
+from asyncio import FIRST_COMPLETED
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 
 import httpx
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.utils import timezone
 
@@ -35,7 +37,7 @@ from components.checks import network
 from components.models import ComponentStatus, ComponentStatusChange
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify import subscriptions
-from incidents.notify.delivery import SENT, Outcome
+from incidents.notify.delivery import SENT, Outcome, concurrent_deadline
 from incidents.notify.models import (
     Delivery,
     EventKind,
@@ -604,27 +606,67 @@ async def _post(client: httpx.AsyncClient, request: Request | Outcome) -> Outcom
         _posting.reset(token)
 
 
-async def _post_all(requests: dict[int, Request | Outcome], within: float) -> dict[int, Outcome]:
-    """Every request at once; those without an answer after `within` seconds are cut off."""
+async def _post_all(
+    requests: dict[int, Request | Outcome], within: float, report: Callable[[int, Outcome], None]
+) -> None:
+    """Every request at once, each outcome reported as it comes; after `within` seconds the
+    requests still unanswered are cut off and reported as such."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
     async with _client(min(settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS, within)) as client:
-        tasks = {key: asyncio.ensure_future(_post(client, req)) for key, req in requests.items()}
-        if tasks:
-            await asyncio.wait(tasks.values(), timeout=within)
-        outcomes: dict[int, Outcome] = {}
-        for key, task in tasks.items():
-            if not task.done():
-                task.cancel()
-                late = f"no complete answer within {within:.3g} s"
-                outcomes[key] = Outcome(sent=False, error=late)
-            elif task.exception() is not None:
+        keys = {asyncio.ensure_future(_post(client, req)): key for key, req in requests.items()}
+        pending = set(keys)
+        while pending:
+            done, pending = await asyncio.wait(
+                pending, timeout=max(deadline - loop.time(), 0), return_when=FIRST_COMPLETED
+            )
+            if not done:
+                break
+            for task in done:
                 error = task.exception()
-                logger.error("webhook post raised", exc_info=error)
-                outcomes[key] = Outcome(sent=False, error=f"internal error: {type(error).__name__}")
-            else:
-                outcomes[key] = task.result()
+                if error is not None:
+                    logger.error("webhook post raised", exc_info=error)
+                    report(keys[task], Outcome(False, f"internal error: {type(error).__name__}"))
+                else:
+                    report(keys[task], task.result())
+        for task in pending:
+            task.cancel()
+            report(keys[task], Outcome(False, f"no complete answer within {within:.3g} s"))
         # Let the cancelled requests close their connections before the client does.
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
-    return outcomes
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def post_concurrently(
+    requests: dict[int, Request | Outcome], within: float
+) -> Iterator[tuple[int, Outcome]]:
+    """(key, outcome) as each request is answered, all within `within` seconds.
+
+    The requests run on an event loop in a thread of their own, so the caller can write
+    each outcome down (in its own thread, with its database connection) the moment it is
+    known: a worker killed mid-batch then resends only what it had not written down.
+    """
+    outcomes: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
+
+    def run() -> None:
+        try:
+            asyncio.run(_post_all(requests, within, lambda k, o: outcomes.put((k, o))))
+        except BaseException as error:  # report every request, so the caller never hangs
+            logger.exception("webhook posting stopped")
+            reason = Outcome(False, f"internal error: {type(error).__name__}")
+            for key in requests:
+                outcomes.put((key, reason))
+
+    thread = threading.Thread(target=run, name="beacon-webhooks", daemon=True)
+    thread.start()
+    seen: set[int] = set()
+    try:
+        while len(seen) < len(requests):
+            key, outcome = outcomes.get()
+            if key not in seen:
+                seen.add(key)
+                yield key, outcome
+    finally:
+        thread.join()
 
 
 def _http_error(response: httpx.Response) -> str:
@@ -671,22 +713,20 @@ class WebhookSender:
         )
 
     def send(self, delivery: Delivery) -> Outcome:
-        return self.send_many([delivery], within=settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS)[
-            delivery.pk
-        ]
+        ((_, outcome),) = self.send_many([delivery], within=concurrent_deadline())
+        return outcome
 
-    def send_many(self, deliveries: list[Delivery], *, within: float) -> dict[int, Outcome]:
-        requests = {delivery.pk: self._request(delivery) for delivery in deliveries}
-        outcomes = async_to_sync(_post_all)(requests, within)
-        for delivery in deliveries:
-            if not outcomes[delivery.pk].sent:
+    def send_many(
+        self, deliveries: list[Delivery], *, within: float
+    ) -> Iterator[tuple[Delivery, Outcome]]:
+        """Post to every webhook of the batch at once; (delivery, outcome) as each answers."""
+        by_pk = {delivery.pk: delivery for delivery in deliveries}
+        requests = {pk: self._request(delivery) for pk, delivery in by_pk.items()}
+        for pk, outcome in post_concurrently(requests, within):
+            if not outcome.sent:
                 # The endpoint may hold a secret (Slack's URLs do): name the subscriber by code.
-                logger.info(
-                    "webhook %s failed: %s",
-                    delivery.subscriber.public_id,
-                    outcomes[delivery.pk].error,
-                )
-        return outcomes
+                logger.info("webhook %s failed: %s", by_pk[pk].subscriber.public_id, outcome.error)
+            yield by_pk[pk], outcome
 
 
 # Test deliveries, from the admin
@@ -753,7 +793,7 @@ def webhook_test_delivery(*, subscriber: Subscriber) -> Outcome:
     )
     timeout = settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
     # Twice the timeout: a name lookup and a request, each allowed the whole timeout.
-    outcome = async_to_sync(_post_all)({0: request}, 2 * timeout)[0]
+    ((_, outcome),) = post_concurrently({0: request}, 2 * timeout)
     if outcome.sent:
         subscriptions.subscription_confirm(subscriber=subscriber)
     else:

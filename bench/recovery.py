@@ -388,7 +388,7 @@ two workers (`--pool solo`) and beat, an SMTP server taking {SMTP_PAUSE * 1000:g
 message; the failure comes when {KILL_AT:.0%} of the messages were accepted.
 
 | Failure | Runs complete | From the failure to the last message, median (s) | … worst (s) \
-| From the incident's commit, median (s) | Messages sent twice |
+| From the incident's commit, median (s) | Messages sent twice (all runs) |
 | --- | ---: | ---: | ---: | ---: | ---: |
 {rows_text}
 {DOC_END}"""

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections import Counter
@@ -12,10 +13,12 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
+from incidents import tasks
 from incidents.notify import delivery
 from incidents.notify.email import EmailSender
 from incidents.notify.models import Delivery, DeliveryState, NotificationEvent, Subscriber
 from incidents.notify.subscriptions import subscriber_quarantine
+from statuspage.celery import app
 from tests.incidents.factories import StaffFactory, SubscriberFactory, open_incident
 from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
 
@@ -314,3 +317,27 @@ def test_a_subscriber_disabled_while_its_batch_runs_is_not_sent_to(page, setting
         assert delivery.batch_send(batch=batch) == 7
     assert leaving.email not in {m["To"] for m in handler.messages}
     assert Delivery.objects.get(subscriber=leaving).state == DeliveryState.FAILED
+
+
+needs_redis = pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="asks a real Redis broker for its queue's length"
+)
+
+
+@needs_redis
+@pytest.mark.django_db
+def test_the_sweeper_rings_again_only_when_no_doorbell_waits_in_the_queue(page, smtp_server):
+    SubscriberFactory.create_batch(2)
+    event = announce()
+    delivery.event_expand(event_id=event.pk)  # its doorbells never reach the queue
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("notify")
+        try:
+            assert tasks._notify_queue_is_empty()
+            with time_machine.travel(timezone.now() + timedelta(seconds=20), tick=False):
+                tasks.sweep_notifications()  # rings again: one doorbell now waits
+                assert not tasks._notify_queue_is_empty()
+                tasks.sweep_notifications()  # a doorbell waits: nothing rung twice
+            assert conn.default_channel.queue_declare("notify", passive=True).message_count == 1
+        finally:
+            conn.default_channel.queue_purge("notify")

@@ -222,12 +222,15 @@ def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
 
     subject = f"Webhook disabled: {subscriber.endpoint}"
     path = reverse("admin:incidents_subscriber_change", args=[subscriber.pk])
+    contact = subscriber.email
     text = (
         f"Beacon stopped sending to the webhook {subscriber.endpoint} after it kept failing.\n"
         f"Last error: {reason}\n"
-        f"Re-enable it once the endpoint works again: {page_base_url()}{path}\n"
     )
-    contact = subscriber.email
+    if contact:
+        text += "Once the endpoint works again, ask the status page's staff (in copy) to "
+        text += "re-enable it.\n"
+    text += f"Staff re-enable it here: {page_base_url()}{path}\n"
 
     def tell() -> None:
         tasks.tell_staff_by_email.delay(subject, text, contact)

@@ -147,6 +147,9 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
 
+# Seconds per exchange with the mail server. Without a limit a server that accepts the
+# connection and never answers holds every notify worker for good.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 EMAIL_URL = env.str("EMAIL_URL", default="")
 if EMAIL_URL:
     vars().update(env.email_url("EMAIL_URL"))

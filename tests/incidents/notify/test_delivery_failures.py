@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -341,3 +342,29 @@ def test_the_sweeper_rings_again_only_when_no_doorbell_waits_in_the_queue(page, 
             assert conn.default_channel.queue_declare("notify", passive=True).message_count == 1
         finally:
             conn.default_channel.queue_purge("notify")
+
+
+@pytest.mark.django_db
+def test_a_mail_server_that_never_answers_costs_a_batch_its_timeout_and_loses_nothing(
+    page, settings
+):
+    from django.conf import settings as configured
+
+    # The default leaves a message room to be sent between two renewals of the lease.
+    assert 0 < configured.EMAIL_TIMEOUT <= configured.BEACON_NOTIFY_LEASE_SECONDS / 3
+    SubscriberFactory.create_batch(3)
+    event = announce()
+    with contextlib.closing(socket.socket()) as silent:  # takes connections, says nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = silent.getsockname()
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_TIMEOUT = 0.5
+        started = time.monotonic()
+        for batch in delivery.event_expand(event_id=event.pk):
+            assert delivery.batch_send(batch=batch) == 0
+        assert time.monotonic() - started < 3
+    rows = Delivery.objects.all()
+    assert {(row.state, row.claimed_until) for row in rows} == {(DeliveryState.QUEUED, None)}
+    assert all("timed out" in row.error for row in rows)

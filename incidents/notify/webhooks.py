@@ -666,7 +666,9 @@ def post_concurrently(
                 seen.add(key)
                 yield key, outcome
     finally:
-        thread.join()
+        # Every outcome is in. A name lookup cut off at the deadline may still hold a thread
+        # of the loop (asyncio.run waits for it): it ends on its own, the batch does not wait.
+        thread.join(timeout=1)
 
 
 def _http_error(response: httpx.Response) -> str:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from components.checks import network
 from incidents import services
 from incidents.notify import delivery
 from incidents.notify.models import Delivery, DeliveryState, NotificationEvent, SubscriberState
@@ -135,6 +136,28 @@ def test_an_endpoint_that_drips_its_answer_is_cut_off_at_the_batch_deadline(
     assert row.error == "no complete answer within 0.667 s"
     dripping.refresh_from_db()
     assert dripping.failing_since is not None
+
+
+def test_a_name_lookup_that_hangs_is_cut_off_at_the_batch_deadline(
+    page, httpserver, settings, monkeypatch
+):
+    settings.BEACON_NOTIFY_LEASE_SECONDS = 1
+    real = socket.getaddrinfo
+
+    def slow_dns(host, *args, **kwargs):
+        if host == "slow-dns.example.test":
+            time.sleep(3)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(network.socket, "getaddrinfo", slow_dns)
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    SubscriberFactory(webhook=True, endpoint=httpserver.url_for("/hook"))
+    stuck = SubscriberFactory(webhook=True, endpoint="https://slow-dns.example.test/hook")
+    elapsed = deliver(event_of(open_incident()))
+    assert elapsed < 2.5
+    assert len(httpserver.log) == 1
+    row = Delivery.objects.get(subscriber=stuck)
+    assert (row.state, row.error) == (DeliveryState.QUEUED, "no complete answer within 0.667 s")
 
 
 def test_hanging_endpoints_are_retried_and_the_healthy_ones_are_not_posted_again(page, httpserver):

@@ -160,6 +160,50 @@ def test_a_name_lookup_that_hangs_is_cut_off_at_the_batch_deadline(
     assert (row.state, row.error) == (DeliveryState.QUEUED, "no complete answer within 0.667 s")
 
 
+@contextlib.contextmanager
+def flooding_endpoint():
+    """Answers 200 and then sends body bytes as fast as it can, for ever."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def flood(conn):
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n")
+            chunk = b"x" * 65536
+            while not stop.is_set():
+                conn.sendall(chunk)
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=flood, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+def test_an_endpoint_that_floods_its_answer_is_done_at_its_status_line(page, settings):
+    settings.BEACON_NOTIFY_LEASE_SECONDS = 3  # a deadline of two seconds
+    with flooding_endpoint() as url:
+        flooding = SubscriberFactory(webhook=True, endpoint=url)
+        elapsed = deliver(event_of(open_incident()))
+    assert elapsed < 1.5
+    assert Delivery.objects.get(subscriber=flooding).state == DeliveryState.SENT
+
+
 def test_hanging_endpoints_are_retried_and_the_healthy_ones_are_not_posted_again(page, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     SubscriberFactory(webhook=True, endpoint=httpserver.url_for("/hook"))

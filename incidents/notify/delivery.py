@@ -17,7 +17,8 @@ The broker carries only doorbells, and any of them may be lost or rung twice:
 
 A row whose batch keeps dying (a message that crashes the worker every time) would come back
 for ever: each claim counts the claims before it that ended with nothing written, and the row
-is failed after `MAX_CRASHES` of them. Staff are told once per event.
+is failed after `MAX_CRASHES` of them. Staff are told once per event. An event's expansion is
+claimed and counted the same way.
 
 The one window left is between the server's acceptance and the row's update: a worker killed
 exactly there sends that one message again, with the same Message-ID, which mail clients
@@ -139,6 +140,10 @@ def event_expand(*, event_id: int, now: datetime | None = None) -> list[Batch]:
     event = NotificationEvent.objects.filter(pk=event_id).first()
     if event is None:  # its incident was deleted meanwhile
         return []
+    if event.expanded_at is None and not _claim_expansion(event, now):
+        return []
+    if event.expand_attempts > MAX_CRASHES:  # given up: its expansion kills workers
+        return []
     if not event.subject:
         event_render(event)
         NotificationEvent.objects.filter(pk=event.pk).update(
@@ -149,8 +154,55 @@ def event_expand(*, event_id: int, now: datetime | None = None) -> list[Batch]:
         )
     for channel in event.channels:
         _insert_deliveries(event, channel, now)
-    NotificationEvent.objects.filter(pk=event.pk, expanded_at__isnull=True).update(expanded_at=now)
+    NotificationEvent.objects.filter(pk=event.pk, expanded_at__isnull=True).update(
+        expanded_at=now, expand_claimed_until=None
+    )
     return _dispatch(event.pk, now=now, mark=False)
+
+
+def _claim_expansion(event: NotificationEvent, now: datetime) -> bool:
+    """Whether this worker may expand the event: nobody else is, and it has not died often.
+
+    A doorbell rung twice finds the event claimed. An expansion whose worker died leaves its
+    claim to run out; the next one counts it, and after MAX_CRASHES the event is given up.
+    """
+    claimed = (
+        NotificationEvent.objects.filter(pk=event.pk, expanded_at__isnull=True)
+        .filter(Q(expand_claimed_until__isnull=True) | Q(expand_claimed_until__lt=now))
+        .update(expand_claimed_until=now + lease(), expand_attempts=F("expand_attempts") + 1)
+    )
+    if not claimed:
+        return False
+    event.refresh_from_db(fields=["expand_attempts"])
+    crashes = event.expand_attempts - 1
+    if crashes < MAX_CRASHES:
+        return True
+    NotificationEvent.objects.filter(pk=event.pk).update(expanded_at=now, expand_claimed_until=None)
+    logger.error("notification %s: its expansion died %s times; given up", event.pk, crashes)
+    _tell_staff_event_crashed(event, crashes)
+    return False
+
+
+def _tell_staff_event_crashed(event: NotificationEvent, crashes: int) -> None:
+    from incidents import tasks
+
+    subject = f"Notification not sent: {event}"
+    link = _admin_url("admin:incidents_notificationevent_change", event.pk)
+    text = (
+        f"Beacon gave up on “{event}”: the worker preparing it for its subscribers died "
+        f"{crashes} times. Nobody was sent it.\n"
+        f"It is listed here: {link}\n"
+        "The workers' logs say what killed them.\n"
+    )
+    transaction.on_commit(lambda: tasks.tell_staff_by_email.delay(subject, text), robust=True)
+
+
+def _admin_url(name: str, pk: int) -> str:
+    from django.urls import reverse
+
+    from incidents.notify.subscriptions import page_base_url
+
+    return page_base_url() + reverse(name, args=[pk])
 
 
 def recipients(event: NotificationEvent, channel: str):
@@ -227,11 +279,7 @@ def notifications_sweep(
     has lost its doorbell (the caller asks the broker; unknown counts as not idle).
     """
     now = now or timezone.now()
-    unexpanded = list(
-        NotificationEvent.objects.filter(
-            expanded_at__isnull=True, created_at__lt=now - EXPAND_GRACE
-        ).values_list("pk", flat=True)
-    )
+    unexpanded = _unexpanded(now)
     unclaimed_for = (
         LOST_DOORBELL_GRACE
         if queue_idle
@@ -247,6 +295,17 @@ def notifications_sweep(
     event_ids = _due(now).filter(forgotten).values_list("event_id", flat=True).distinct()
     batches = [b for event_id in event_ids for b in _dispatch(event_id, now=now, extra=forgotten)]
     return unexpanded, batches
+
+
+def _unexpanded(now: datetime) -> list[int]:
+    """Events whose doorbell was lost, or whose expansion died (its claim ran out)."""
+    return list(
+        NotificationEvent.objects.filter(
+            expanded_at__isnull=True, created_at__lt=now - EXPAND_GRACE
+        )
+        .filter(Q(expand_claimed_until__isnull=True) | Q(expand_claimed_until__lt=now))
+        .values_list("pk", flat=True)
+    )
 
 
 # Sending
@@ -362,17 +421,14 @@ def _fail_crashed(event_id: int, ids: list[int]) -> None:
 
 
 def _tell_staff_deliveries_crashed(event: NotificationEvent) -> None:
-    from django.urls import reverse
-
     from incidents import tasks
-    from incidents.notify.subscriptions import page_base_url
 
     subject = f"Notifications failed: {event}"
-    path = reverse("admin:incidents_notificationevent_change", args=[event.pk])
+    link = _admin_url("admin:incidents_notificationevent_change", event.pk)
     text = (
         f"Beacon gave up on some deliveries of “{event}”: the worker sending them died "
         f"{MAX_CRASHES} times in a row. The other subscribers got it.\n"
-        f"The failed deliveries: {page_base_url()}{path}\n"
+        f"The failed deliveries: {link}\n"
         "The workers' logs say what killed them.\n"
     )
     transaction.on_commit(lambda: tasks.tell_staff_by_email.delay(subject, text), robust=True)

@@ -140,6 +140,10 @@ class NotificationEvent(models.Model):
     component_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expanded_at = models.DateTimeField(null=True, blank=True)
+    # Expansion is claimed like a batch (delivery.py): one worker at a time, for a lease, and
+    # counted, so that an event whose expansion kills its worker is given up after a few.
+    expand_attempts = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
+    expand_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     subject = models.CharField(max_length=400, blank=True)
     text_body = models.TextField(blank=True)
     html_body = models.TextField(blank=True)

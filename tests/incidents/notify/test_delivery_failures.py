@@ -368,3 +368,51 @@ def test_a_mail_server_that_never_answers_costs_a_batch_its_timeout_and_loses_no
     rows = Delivery.objects.all()
     assert {(row.state, row.claimed_until) for row in rows} == {(DeliveryState.QUEUED, None)}
     assert all("timed out" in row.error for row in rows)
+
+
+@pytest.mark.django_db
+def test_an_event_whose_expansion_kills_its_worker_is_given_up_after_the_limit(
+    page, settings, eager, monkeypatch, mailoutbox, django_capture_on_commit_callbacks
+):
+    SubscriberFactory.create_batch(2)
+    event = announce()
+
+    def dies(*args, **kwargs):
+        raise WorkerDied
+
+    monkeypatch.setattr(delivery, "_insert_deliveries", dies)
+    at = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(delivery.MAX_CRASHES):
+            with time_machine.travel(at, tick=False):
+                with pytest.raises(WorkerDied):
+                    delivery.event_expand(event_id=event.pk)
+                # The doorbell redelivered at once (prefork requeues it) finds it claimed.
+                assert delivery.event_expand(event_id=event.pk) == []
+                assert delivery.notifications_sweep()[0] == []
+            at = after_the_lease(at) + delivery.EXPAND_GRACE
+            with time_machine.travel(at, tick=False):
+                assert delivery.notifications_sweep()[0] == [event.pk]
+        with time_machine.travel(at, tick=False):
+            assert delivery.event_expand(event_id=event.pk) == []  # given up, not run
+            assert delivery.event_expand(event_id=event.pk) == []
+
+    event.refresh_from_db()
+    assert event.expanded_at is not None
+    assert not Delivery.objects.exists()
+    [notice] = mailoutbox
+    assert notice.to == ["oncall@acme.test"]
+    assert "Notification not sent" in notice.subject
+    assert f"died {delivery.MAX_CRASHES} times" in notice.body
+    with time_machine.travel(after_the_lease(at), tick=False):
+        assert delivery.notifications_sweep() == ([], [])
+
+
+@pytest.mark.django_db
+def test_an_event_expanded_once_is_not_counted_as_a_crash_by_its_second_doorbell(page, smtp_server):
+    SubscriberFactory.create_batch(2)
+    event = announce()
+    first = delivery.event_expand(event_id=event.pk)
+    assert delivery.event_expand(event_id=event.pk) == first  # harmless, as before
+    event.refresh_from_db()
+    assert (event.expand_attempts, event.expand_claimed_until) == (1, None)

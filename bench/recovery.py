@@ -289,6 +289,7 @@ def main() -> None:
     ok = False
     try:
         started = datetime.now(UTC)
+        load_start = loadavg()
         pg_execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         pg_execute(f"CREATE DATABASE {DB}")
         log("migrating")
@@ -308,7 +309,7 @@ def main() -> None:
         ]
         result = {
             "started": started.isoformat(timespec="seconds"),
-            "load_start": loadavg(),
+            "load_start": load_start,
             "subscribers": args.subscribers,
             "settings": {
                 "lease_s": 30,

@@ -232,19 +232,21 @@ class Competitor(threading.Thread):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_slower_than_its_lease_keeps_it_while_it_works(page, settings):
-    settings.BEACON_NOTIFY_LEASE_SECONDS = 1
+    # Renewed every 0.67 s, between messages of 0.45 s: nearly a second to spare for a
+    # loaded machine.
+    settings.BEACON_NOTIFY_LEASE_SECONDS = 2
     handler = SlowHandler()
-    handler.pause = 0.3
+    handler.pause = 0.45
     with serving_smtp(handler, settings):
-        readers = SubscriberFactory.create_batch(8)
+        readers = SubscriberFactory.create_batch(7)
         event = announce()
         (batch,) = delivery.event_expand(event_id=event.pk)
         competitor = Competitor()
         competitor.start()
         try:
             started = time.monotonic()
-            assert delivery.batch_send(batch=batch) == 8
-            assert time.monotonic() - started > 2  # more than two leases
+            assert delivery.batch_send(batch=batch) == 7
+            assert time.monotonic() - started > 3  # one lease and a half
         finally:
             competitor.stop.set()
             competitor.join(5)

@@ -25,5 +25,6 @@ RUN SECRET_KEY=collectstatic-only BEACON_VAR_DIR=/tmp/build-var \
 USER beacon
 VOLUME ["/data"]
 EXPOSE 8000
-CMD ["gunicorn", "statuspage.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", \
-     "--access-logfile", "-"]
+# statuspage/gunicorn_conf.py: the access log (masked secret URLs, request ids).
+CMD ["gunicorn", "-c", "python:statuspage.gunicorn_conf", "statuspage.wsgi", \
+     "--bind", "0.0.0.0:8000", "--workers", "3"]

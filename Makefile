@@ -32,8 +32,8 @@ run: $(STAMP)
 	if [ -n "$$EMAIL_URL" ]; then mail="sent through EMAIL_URL"; \
 	else mail="written to $(VAR_DIR)/mail/"; fi; \
 	trap 'trap - INT TERM EXIT; kill $$web $$worker $$beat 2>/dev/null; wait' INT TERM EXIT; \
-	$(BIN)/gunicorn statuspage.wsgi --bind '$(HOST):$(PORT)' --workers $(WEB_WORKERS) \
-		--access-logfile - & web=$$!; \
+	$(BIN)/gunicorn -c python:statuspage.gunicorn_conf statuspage.wsgi \
+		--bind '$(HOST):$(PORT)' --workers $(WEB_WORKERS) & web=$$!; \
 	$(BIN)/celery -A statuspage worker -Q default,checks,notify,snapshots \
 		--concurrency $(WORKER_CONCURRENCY) --loglevel=info & worker=$$!; \
 	$(BIN)/celery -A statuspage beat --loglevel=info & beat=$$!; \

@@ -1,12 +1,17 @@
 import uuid
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from statuspage.ids import new_public_id
+from statuspage.text import no_control_characters, no_control_characters_in_text
+
+# A line or two under a name on the page; the validator (not max_length, which a TextField
+# only gives its form) holds the admin, apply_config and the API alike.
+MAX_DESCRIPTION = 2_000
 
 
 class ComponentStatus(models.TextChoices):
@@ -45,8 +50,11 @@ class AutoIncident(models.TextChoices):
 
 class ComponentGroup(models.Model):
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
-    name = models.CharField(max_length=255)
-    description = models.TextField(blank=True)
+    name = models.CharField(max_length=255, validators=[no_control_characters])
+    description = models.TextField(
+        blank=True,
+        validators=[no_control_characters_in_text, MaxLengthValidator(MAX_DESCRIPTION)],
+    )
     position = models.PositiveIntegerField(default=0)
     managed_by_config = models.BooleanField(
         default=False, editable=False, help_text="Declared in a file applied with apply_config."
@@ -77,8 +85,11 @@ class ComponentQuerySet(models.QuerySet):
 
 class Component(models.Model):
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
-    name = models.CharField(max_length=255)
-    description = models.TextField(blank=True)
+    name = models.CharField(max_length=255, validators=[no_control_characters])
+    description = models.TextField(
+        blank=True,
+        validators=[no_control_characters_in_text, MaxLengthValidator(MAX_DESCRIPTION)],
+    )
     group = models.ForeignKey(
         ComponentGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="components"
     )

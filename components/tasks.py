@@ -9,6 +9,14 @@ from components.checks.tasks import update_check_rollups  # noqa: F401 - found b
 
 
 @shared_task
+def settle_alerts() -> None:
+    """Beat, every few seconds: alerts whose report has held long enough move components."""
+    from components.alerts.services import alerts_settle
+
+    alerts_settle()
+
+
+@shared_task
 def roll_up_uptime() -> None:
     services.roll_up_uptime()
 

@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.validators import FileExtensionValidator, URLValidator
+from django.core.validators import FileExtensionValidator
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -53,7 +53,8 @@ QUARANTINED_WEBHOOKS_SHOWN = 10
 FAILED_DELIVERIES_SHOWN = 100
 IMPORT_ERRORS_SHOWN = 100
 
-webhook_url = URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// URL.")
+# Refused here, not only when a delivery is sent: private and metadata addresses too.
+webhook_url = subscriptions.webhook_endpoint_validate
 
 
 # Forms

@@ -5,10 +5,14 @@ click; or publish, an `investigating` incident at once. Recovery posts `resolved
 `monitoring`) to the open automatic incident and discards a draft nobody published. A
 component never has two open automatic incidents (a partial unique constraint), and staff
 hear of every automatic change by email (the Responders and Admins groups) and, when
-STAFF_WEBHOOK_URL is set, by a Slack-compatible webhook.
+STAFF_WEBHOOK_URL is set, by a Slack-compatible webhook: at once for the first change, and
+in one summary for the changes of the next STAFF_NOTICE_WINDOW, so that a flapping
+component sends a message a window rather than one per change.
 """
 
 import logging
+from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import urljoin
 
 from django.conf import settings
@@ -18,13 +22,28 @@ from django.urls import reverse
 from django.utils import timezone
 
 from components.models import AutoIncident, Component, ComponentStatus
-from incidents.models import CLOSED_STATUSES, Incident, IncidentDraft, IncidentStatus
+from incidents.models import (
+    CLOSED_STATUSES,
+    Incident,
+    IncidentDraft,
+    IncidentStatus,
+    StaffNotice,
+)
 from incidents.services import incident_create, incident_post_update
 from statuspage.models import PageSettings
+from statuspage.text import one_line
 
 logger = logging.getLogger("beacon.automatic")
 
 STAFF_GROUPS = ("Responders", "Admins")
+
+# Per component: after a message to staff, the changes of this long are told in one summary.
+STAFF_NOTICE_WINDOW = timedelta(minutes=5)
+# A summary lists this many changes, then says how many more there were.
+STAFF_NOTICE_LINES = 20
+# A component down again this soon after its automatic incident was resolved is the same
+# trouble coming back (a slow flap): that incident is reopened rather than a new one opened.
+AUTO_INCIDENT_REOPEN_WINDOW = timedelta(minutes=30)
 
 
 # Who moved the component: the subject of staff emails and the words of incidents.
@@ -67,8 +86,11 @@ def open_auto_incident(component: Component) -> Incident | None:
 
 
 def _title(component: Component, status: str) -> str:
+    # A name saved before control characters were refused, or one near its 255-character
+    # limit, must not make the incident's name invalid and stop the automatic incident.
     label = ComponentStatus(status).label.lower()
-    return f"{component.name}: {label}"
+    suffix = f": {label}"
+    return one_line(component.name)[: 255 - len(suffix)] + suffix
 
 
 def _body(component: Component, status: str) -> str:
@@ -82,6 +104,18 @@ def _body(component: Component, status: str) -> str:
 def _open_incident(component: Component, status: str, reason: str) -> Incident | None:
     if open_auto_incident(component) is not None:
         return None
+    recent = (
+        Incident.objects.filter(
+            auto_component=component,
+            status=IncidentStatus.RESOLVED,
+            resolved_at__gte=timezone.now() - AUTO_INCIDENT_REOPEN_WINDOW,
+            postmortem_published_at=None,  # its story is told: a new episode is a new incident
+        )
+        .order_by("-resolved_at")
+        .first()
+    )
+    if recent is not None:
+        return _reopen_incident(recent, component, status)
     try:
         with transaction.atomic():
             incident = incident_create(
@@ -95,6 +129,24 @@ def _open_incident(component: Component, status: str, reason: str) -> Incident |
         return None  # another worker opened it a moment ago
     incident.auto_component = component
     logger.info("automatic incident opened component=%s incident=%s", component.pk, incident.pk)
+    return incident
+
+
+def _reopen_incident(incident: Incident, component: Component, status: str) -> Incident | None:
+    label = ComponentStatus(status).label.lower()
+    try:
+        with transaction.atomic():
+            incident_post_update(
+                incident=incident,
+                status=IncidentStatus.INVESTIGATING,
+                body=f"Our monitoring shows {component.name} with a {label} again. "
+                "We are investigating.",
+                component_statuses={component: status},
+            )
+    except IntegrityError:
+        return None  # another worker reopened or opened one a moment ago
+    incident.refresh_from_db()
+    logger.info("automatic incident reopened component=%s incident=%s", component.pk, incident.pk)
     return incident
 
 
@@ -212,7 +264,115 @@ def staff_tell_about_change(
         lines.append(f"Beacon {verb} the incident “{made.name}”:")
         link = _admin_link("admin:incidents_incident_change", made.pk)
     text = "\n".join(line for line in lines if line) + f"\n{link}\n"
+    if _held_for_summary(component, line=lines[0], reason=reason):
+        return
+    staff_alert(subject=subject, text=text)
+
+
+def staff_alert(*, subject: str, text: str) -> None:
+    """Tell staff (email, and STAFF_WEBHOOK_URL when set) once the transaction commits."""
     transaction.on_commit(lambda: _enqueue(subject=subject, text=text), robust=True)
+
+
+def incident_admin_url(incident: Incident) -> str:
+    return _admin_link("admin:incidents_incident_change", incident.pk)
+
+
+def _held_for_summary(component: Component, *, line: str, reason: str) -> bool:
+    """Whether this change waits for the component's next summary: staff were told of it
+    less than STAFF_NOTICE_WINDOW ago (or a summary is already waiting)."""
+    now = timezone.now()
+    with transaction.atomic():
+        StaffNotice.objects.get_or_create(
+            component=component, defaults={"sent_at": now - STAFF_NOTICE_WINDOW}
+        )
+        notice = StaffNotice.objects.select_for_update().get(component=component)
+        if notice.held_count == 0 and notice.sent_at + STAFF_NOTICE_WINDOW <= now:
+            notice.sent_at = now
+            notice.save(update_fields=["sent_at"])
+            return False
+        entry = {"at": now.isoformat(), "line": line, "reason": reason[:300]}
+        notice.held = [*notice.held, entry][-STAFF_NOTICE_LINES:]
+        notice.held_count += 1
+        notice.save(update_fields=["held", "held_count"])
+    return True
+
+
+def staff_notices_flush(*, now: datetime | None = None) -> int:
+    """Send each summary whose window has ended (beat); returns how many were sent."""
+    now = now or timezone.now()
+    due = StaffNotice.objects.filter(held_count__gt=0, sent_at__lte=now - STAFF_NOTICE_WINDOW)
+    sent = 0
+    for pk in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            notice = (
+                due.filter(pk=pk)
+                .select_for_update(skip_locked=True, of=("self",))
+                # the component row is read, not locked: its status is the summary's "now"
+                .select_related("component")
+                .first()
+            )
+            if notice is None:  # another worker took it
+                continue
+            subject, text = _summary(notice)
+            notice.held, notice.held_count, notice.sent_at = [], 0, now
+            notice.save(update_fields=["held", "held_count", "sent_at"])
+            transaction.on_commit(partial(_enqueue, subject=subject, text=text), robust=True)
+            sent += 1
+    return sent
+
+
+def _summary(notice: StaffNotice) -> tuple[str, str]:
+    component = notice.component
+    now_label = ComponentStatus(component.status).label
+    count = notice.held_count
+    subject = f"{component.name}: {now_label.lower()} after {count} more change(s)"
+    lines = [f"{component.name} changed {count} more time(s) since the last message:"]
+    for entry in notice.held:
+        at = datetime.fromisoformat(entry["at"]).strftime("%H:%M:%S UTC")
+        lines.append(
+            f"- {at}: {entry['line']}" + (f" {entry['reason']}" if entry["reason"] else "")
+        )
+    if count > len(notice.held):
+        lines.insert(1, f"(the first {count - len(notice.held)} are left out)")
+    lines.append(f"Now: {now_label}.")
+    incident = open_auto_incident(component)
+    draft = IncidentDraft.objects.filter(
+        component=component, published_at=None, discarded_at=None
+    ).first()
+    if incident is not None:
+        lines.append(f"Its automatic incident “{incident.name}” is open:")
+        link = _admin_link("admin:incidents_incident_change", incident.pk)
+    elif draft is not None:
+        lines.append("A draft incident is ready; publish it with one click:")
+        link = _admin_link("admin:incidents_incidentdraft_change", draft.pk)
+    else:
+        link = _admin_link("admin:components_component_change", component.pk)
+    return subject, "\n".join(lines) + f"\n{link}\n"
+
+
+# One alert per unrenderable text a day, however many processes and pages render it.
+RENDER_FAILURE_ALERT_SECONDS = 24 * 3600
+
+
+def staff_tell_about_render_failure(*, digest: str, reason: str, **kwargs: object) -> None:
+    """Listens to statuspage.markdown.render_failed: some text is shown as plain text."""
+    from django.core.cache import cache
+
+    try:
+        first = cache.add(f"markdown-failed:{digest}", 1, RENDER_FAILURE_ALERT_SECONDS)
+    except Exception:  # the cache is away: an alert too many beats none
+        first = True
+    if not first:
+        return
+    subject = "Some text is shown as plain text"
+    text = (
+        "Beacon could not render a text written in markdown "
+        f"({reason}), so the page shows it as plain text instead.\n"
+        "Look for an incident update, postmortem, template or footer that shows its markdown "
+        f"signs, and shorten or simplify it. Its sha256 is {digest}.\n"
+    )
+    staff_alert(subject=subject, text=text)
 
 
 def _enqueue(*, subject: str, text: str) -> None:
@@ -247,7 +407,9 @@ def staff_email(*, subject: str, text: str, contact: str = "") -> int:
     to = [contact] if contact else staff
     cc = [address for address in staff if address.lower() != contact.lower()] if contact else []
     if to:
-        EmailMessage(f"[{PageSettings.load().name}] {subject}", text, None, to, cc=cc).send()
+        # one_line: a name with a stray line break must not make the mail library refuse it.
+        subject = one_line(f"[{PageSettings.load().name}] {subject}")
+        EmailMessage(subject, text, None, to, cc=cc).send()
     return len(to) + len(cc)
 
 

@@ -9,11 +9,13 @@ from django.core.exceptions import ValidationError
 from components.models import Component, ComponentStatus
 from incidents.models import (
     INCIDENT_STATUSES,
+    MAX_UPDATE_BODY,
     Incident,
     IncidentKind,
     IncidentStatus,
     IncidentTemplate,
 )
+from statuspage.text import no_control_characters_in_text
 
 NO_CHANGE = ""
 COMPONENT_STATUS_CHOICES = [(NO_CHANGE, "No change"), *ComponentStatus.choices]
@@ -96,7 +98,12 @@ class UpdateMessageFields(forms.Form):
     """What every posted update says, and whether subscribers hear of it."""
 
     body = forms.CharField(
-        label="Message", widget=forms.Textarea, required=False, help_text="Markdown."
+        label="Message",
+        widget=forms.Textarea,
+        required=False,
+        max_length=MAX_UPDATE_BODY,
+        validators=[no_control_characters_in_text],
+        help_text="Markdown.",
     )
     deliver_notifications = forms.BooleanField(
         label="Notify subscribers", required=False, initial=True

@@ -7,6 +7,12 @@ from django.utils import timezone
 
 from components.models import Component, ComponentStatus, worst_status
 from statuspage.ids import new_public_id
+from statuspage.text import no_control_characters, no_control_characters_in_text
+
+# The longest Markdown staff may write: an update (API v1's cap, as Statuspage's), and a
+# postmortem. statuspage/markdown.py renders nothing longer.
+MAX_UPDATE_BODY = 25_000
+MAX_POSTMORTEM_BODY = 100_000
 
 
 class IncidentKind(models.TextChoices):
@@ -97,7 +103,7 @@ class Incident(models.Model):
     kind = models.CharField(
         max_length=16, choices=IncidentKind.choices, default=IncidentKind.INCIDENT
     )
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[no_control_characters])
     status = models.CharField(max_length=16, choices=IncidentStatus.choices)
     impact = models.CharField(max_length=16, choices=Impact.choices, default=Impact.NONE)
     impact_override = models.CharField(
@@ -116,7 +122,12 @@ class Incident(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
     backfilled = models.BooleanField(default=False)
-    postmortem_body = models.TextField(blank=True, help_text="Markdown.")
+    postmortem_body = models.TextField(
+        blank=True,
+        max_length=MAX_POSTMORTEM_BODY,
+        validators=[no_control_characters_in_text],
+        help_text="Markdown.",
+    )
     postmortem_published_at = models.DateTimeField(null=True, blank=True)
     scheduled_for = models.DateTimeField(null=True, blank=True)
     scheduled_until = models.DateTimeField(null=True, blank=True)
@@ -222,7 +233,12 @@ class IncidentUpdate(models.Model):
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="updates")
     status = models.CharField(max_length=16, choices=IncidentStatus.choices)
-    body = models.TextField(blank=True, help_text="Markdown.")
+    body = models.TextField(
+        blank=True,
+        max_length=MAX_UPDATE_BODY,
+        validators=[no_control_characters_in_text],
+        help_text="Markdown.",
+    )
     display_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -263,14 +279,21 @@ class AffectedComponent(models.Model):
 class IncidentTemplate(models.Model):
     """A ready-made incident staff start from when the same kind of trouble comes back."""
 
-    name = models.CharField(max_length=255, help_text="What staff pick it by.")
-    title = models.CharField("incident name", max_length=255)
+    name = models.CharField(
+        max_length=255, validators=[no_control_characters], help_text="What staff pick it by."
+    )
+    title = models.CharField("incident name", max_length=255, validators=[no_control_characters])
     status = models.CharField(
         max_length=16,
         choices=[(s.value, s.label) for s in INCIDENT_STATUSES],
         default=IncidentStatus.INVESTIGATING,
     )
-    body = models.TextField(blank=True, help_text="Markdown.")
+    body = models.TextField(
+        blank=True,
+        max_length=MAX_UPDATE_BODY,
+        validators=[no_control_characters_in_text],
+        help_text="Markdown.",
+    )
     components = models.ManyToManyField(Component, blank=True, related_name="+")
     component_status = models.CharField(
         max_length=32, choices=ComponentStatus.choices, default=ComponentStatus.MAJOR_OUTAGE
@@ -287,8 +310,13 @@ class IncidentDraft(models.Model):
     """An incident health checks prepared for staff to publish (components set to "draft")."""
 
     component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="+")
-    name = models.CharField(max_length=255)
-    body = models.TextField(blank=True, help_text="Markdown.")
+    name = models.CharField(max_length=255, validators=[no_control_characters])
+    body = models.TextField(
+        blank=True,
+        max_length=MAX_UPDATE_BODY,
+        validators=[no_control_characters_in_text],
+        help_text="Markdown.",
+    )
     component_status = models.CharField(max_length=32, choices=ComponentStatus.choices)
     reason = models.CharField(max_length=500, blank=True, help_text="What the checks found.")
     created_at = models.DateTimeField(default=timezone.now)
@@ -318,6 +346,20 @@ class IncidentDraft(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.published_at is None and self.discarded_at is None
+
+
+class StaffNotice(models.Model):
+    """When staff were last told of a component's automatic changes, and the changes held
+    back since: a component that flaps gets one message a window, summarising them, rather
+    than one per change (incidents/automatic.py)."""
+
+    component = models.OneToOneField(Component, on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField()
+    held = models.JSONField(default=list, blank=True, help_text="Changes not told yet.")
+    held_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"Staff notices about {self.component}"
 
 
 # Subscribers and notifications live in their own module but belong to this app.

@@ -18,6 +18,7 @@ from incidents.models import (
     IncidentUpdate,
 )
 from incidents.notify.events import event_for_postmortem, event_for_update
+from statuspage.text import control_character_error
 
 MAINTENANCE_STARTED_BODY = (
     "Scheduled maintenance is currently in progress. We will provide updates as necessary."
@@ -63,6 +64,8 @@ def incident_create(
         errors["name"] = "Give the incident a name."
     elif len(name) > 255:
         errors["name"] = "Keep the name under 256 characters."
+    elif refused := control_character_error(name):
+        errors["name"] = refused
     if impact_override and impact_override not in Impact.values:
         errors["impact_override"] = f"Unknown impact {impact_override!r}."
     if kind == IncidentKind.MAINTENANCE:
@@ -262,6 +265,9 @@ def incident_edit(*, incident: Incident, name: str, impact_override: str = "") -
     name = (name or "").strip()
     if not name or len(name) > 255:
         raise ValidationError({"name": "Give the incident a name of at most 255 characters."})
+    # Only a new name: an old one saved before the rule must not block a change of impact.
+    if name != incident.name and (refused := control_character_error(name)):
+        raise ValidationError({"name": refused})
     if impact_override and impact_override not in Impact.values:
         raise ValidationError({"impact_override": f"Unknown impact {impact_override!r}."})
     with transaction.atomic():

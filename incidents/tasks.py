@@ -1,14 +1,27 @@
+import logging
+
 import httpx
 from celery import current_app, shared_task
 
 from incidents import services
 from incidents.notify import delivery, events
+from incidents.notify.email import MailRefused
+
+logger = logging.getLogger("beacon.notify")
 
 
 @shared_task
 def advance_scheduled_maintenances() -> None:
     events.maintenance_reminders_due()
     services.maintenances_advance_due()
+
+
+@shared_task
+def flush_staff_notices() -> None:
+    """Beat: the summaries of changes held back from staff whose window has ended."""
+    from incidents.automatic import staff_notices_flush
+
+    staff_notices_flush()
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
@@ -71,12 +84,30 @@ def _hand_out(batches: list[delivery.Batch]) -> None:
         send_notification_batch.delay(batch.event_id, batch.channel, batch.first_id, batch.last_id)
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
+@shared_task(
+    # Whatever fails (the mail server's 4xx, a dropped connection, a timeout, the database
+    # away for a moment) is tried again, a bounded number of times; only a refusal for
+    # good is not.
+    autoretry_for=(Exception,),
+    dont_autoretry_for=(MailRefused,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=8,
+)
 def send_subscription_email(which: str, subscriber_id: int) -> None:
     """The confirmation link, or "you are already subscribed" with the manage link."""
     from incidents.notify.email import subscription_email_send
     from incidents.notify.models import Subscriber
 
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is not None:
+    if subscriber is None:
+        return
+    try:
         subscription_email_send(which=which, subscriber=subscriber)
+    except MailRefused as refused:
+        logger.warning(
+            "subscription email %s to subscriber %s refused for good: %s",
+            which,
+            subscriber.public_id,
+            refused,
+        )

@@ -26,6 +26,11 @@ class StatuspageConfig(AppConfig):
     verbose_name = "Status page"
 
     def ready(self):
+        from statuspage import request_log
+
+        # Before the first request: no log line of this process may hold a secret URL.
+        request_log.install()
+
         # Cache invalidation is infrastructure, not domain flow: every write path to what
         # the public sees (services, admin, shell) must make the cached pages stale.
         from components.models import Component, ComponentGroup

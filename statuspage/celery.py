@@ -1,12 +1,83 @@
 """The Celery app and the one policy every Beacon task follows."""
 
+import logging
+import math
 import os
+import time
 
-from celery import Celery
+from celery import Celery, Task
+from celery.signals import before_task_publish
+from django.core.cache import cache
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statuspage.settings")
 
-app = Celery("statuspage")
+logger = logging.getLogger("beacon.celery")
+
+# A message beat sends carries PERIODIC_HEADER; TICK_HEADER is stamped when it is published:
+# which interval of its schedule it belongs to.
+PERIODIC_HEADER = "beacon_periodic"
+TICK_HEADER = "beacon_tick"
+TICK_LOCK_KEY = "beacon:beat:{}:{}"
+
+
+class BeaconTask(Task):
+    """Every Beacon task. A periodic one that beat sent runs once per tick of its schedule,
+    however many beat processes sent it (two after a careless failover): the first to run
+    takes the tick (an atomic add in the shared cache: SET NX EX on Redis) and the others
+    skip. Calls that did not come from beat (tests, code, a sweeper) always run."""
+
+    def __call__(self, *args, **kwargs):
+        interval = periodic_seconds(self.name)
+        if interval is not None:
+            tick = _request_tick(self.request, interval)
+            if tick is not None and not claim_tick(self.name, tick, interval):
+                logger.debug("%s already ran for tick %s; skipped", self.name, tick)
+                return None
+        return super().__call__(*args, **kwargs)
+
+
+def periodic_seconds(task_name: str) -> float | None:
+    for entry in app.conf.beat_schedule.values():
+        if entry["task"] == task_name:
+            return float(entry["schedule"])
+    return None
+
+
+def _request_tick(request, interval: float) -> int | None:
+    headers = getattr(request, "headers", None) or {}
+    if not (getattr(request, PERIODIC_HEADER, None) or headers.get(PERIODIC_HEADER)):
+        return None
+    tick = getattr(request, TICK_HEADER, None) or headers.get(TICK_HEADER)
+    return int(tick) if tick is not None else current_tick(interval)
+
+
+def current_tick(interval: float, now: float | None = None) -> int:
+    return int((time.time() if now is None else now) // interval)
+
+
+def claim_tick(task_name: str, tick: int, interval: float) -> bool:
+    """Whether this run is the first for `tick`; True too when the cache cannot tell (a
+    periodic task runs twice rather than never: each is idempotent)."""
+    try:
+        return bool(
+            cache.add(TICK_LOCK_KEY.format(task_name, tick), 1, max(10, math.ceil(2 * interval)))
+        )
+    except Exception:
+        logger.warning("could not claim %s tick %s; running it", task_name, tick, exc_info=True)
+        return True
+
+
+@before_task_publish.connect(dispatch_uid="beacon-periodic-tick")
+def _stamp_tick(sender=None, headers=None, **kwargs) -> None:
+    # Stamped when beat publishes, not when a worker gets to it: a backlog cannot push two
+    # beats' messages for one tick into different ticks.
+    if headers is not None and headers.get(PERIODIC_HEADER) and TICK_HEADER not in headers:
+        interval = periodic_seconds(headers.get("task") or sender or "")
+        if interval is not None:
+            headers[TICK_HEADER] = current_tick(interval)
+
+
+app = Celery("statuspage", task_cls=BeaconTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_acks_late=True,
@@ -17,6 +88,7 @@ app.conf.update(
     # Snapshot rebuilds never wait behind a backlog of checks or notifications.
     task_routes={
         "statuspage.tasks.rebuild_snapshots": {"queue": "snapshots"},
+        "statuspage.tasks.probe_database": {"queue": "snapshots"},
         "incidents.tasks.expand_notification_event": {"queue": "notify"},
         "incidents.tasks.send_notification_batch": {"queue": "notify"},
         "incidents.tasks.sweep_notifications": {"queue": "notify"},
@@ -34,6 +106,18 @@ app.conf.update(
             "schedule": float(os.environ.get("NOTIFY_SWEEP_SECONDS", "10")),  # as settings
             "options": {"expires": 30},
         },
+        # Inbound alerts whose firing or resolution has now held long enough (docs/alerts.md).
+        "settle-alerts": {
+            "task": "components.tasks.settle_alerts",
+            "schedule": 5.0,
+            "options": {"expires": 10},
+        },
+        # Staff hear of a flapping component once a window (incidents/automatic.py).
+        "flush-staff-notices": {
+            "task": "incidents.tasks.flush_staff_notices",
+            "schedule": 30.0,
+            "options": {"expires": 60},
+        },
         "roll-up-uptime": {
             "task": "components.tasks.roll_up_uptime",
             "schedule": 300.0,
@@ -49,10 +133,20 @@ app.conf.update(
             "schedule": 60.0,
             "options": {"expires": 50},
         },
+        # Notices a database outage (and its end) for the pages nginx serves from files.
+        "probe-database": {
+            "task": "statuspage.tasks.probe_database",
+            "schedule": float(os.environ.get("SNAPSHOT_PROBE_SECONDS", "5")),  # as settings
+            "options": {"expires": 10},
+        },
         "prune-check-results": {
             "task": "components.tasks.prune_check_results",
             "schedule": 3600.0,
         },
     },
 )
+# Every message beat sends says so, so that its task runs once per tick (BeaconTask).
+for _entry in app.conf.beat_schedule.values():
+    _options = _entry.setdefault("options", {})
+    _options["headers"] = {**_options.get("headers", {}), PERIODIC_HEADER: True}
 app.autodiscover_tasks()

@@ -24,10 +24,12 @@ from icalendar import Calendar, Event
 
 from components.models import Component
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
+from statuspage.isolation import isolated, plain_incident_html
 from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
 from statuspage.public_http import public_output
 from statuspage.selectors import with_timeline
+from statuspage.text import one_line, without_control_characters
 
 FEED_SIZE = 50
 CALENDAR_PAST_DAYS = 90
@@ -95,7 +97,18 @@ def _paragraph(moment: datetime, label: str, body: str, zone) -> str:
 
 
 def entry_html(incident: Incident, zone) -> str:
-    """One <p> per update, newest first; "Update" when an update kept the status it found."""
+    """One <p> per update, newest first; "Update" when an update kept the status it found.
+
+    An incident whose updates cannot be rendered is shown as plain text (statuspage.isolation).
+    """
+    return isolated(
+        incident,
+        lambda: _entry_html(incident, zone),
+        lambda: xml_text(plain_incident_html(incident, link=False)),
+    )
+
+
+def _entry_html(incident: Incident, zone) -> str:
     oldest_first = list(reversed(incident.updates.all()))
     paragraphs = []
     previous = None
@@ -133,10 +146,10 @@ def atom_feed(
     xml.addQuickElement(
         "link", None, {"rel": "self", "type": "application/atom+xml", "href": base_url + path}
     )
-    xml.addQuickElement("title", xml_text(title))
+    xml.addQuickElement("title", one_line(title))
     xml.addQuickElement("updated", _feed_time(updated))
     xml.startElement("author", {})
-    xml.addQuickElement("name", xml_text(page.name))
+    xml.addQuickElement("name", one_line(page.name))
     xml.endElement("author")
     for incident in incidents:
         url = incident_url(base_url, incident)
@@ -145,7 +158,7 @@ def atom_feed(
         xml.addQuickElement("published", _feed_time(incident.created_at))
         xml.addQuickElement("updated", _feed_time(incident.updated_at))
         xml.addQuickElement("link", None, {"rel": "alternate", "type": "text/html", "href": url})
-        xml.addQuickElement("title", xml_text(incident.name))
+        xml.addQuickElement("title", one_line(incident.name))
         xml.addQuickElement("content", entry_html(incident, page.zone), {"type": "html"})
         xml.endElement("entry")
     xml.endElement("feed")
@@ -157,16 +170,16 @@ def rss_feed(
     *, base_url: str, page: PageSettings, incidents: Iterable[Incident], path: str, title: str
 ) -> bytes:
     feed = Rss201rev2Feed(
-        title=xml_text(title),
+        title=one_line(title),
         link=base_url,
-        description=xml_text(title),
+        description=one_line(title),
         language="en-us",
         feed_url=base_url + path,
     )
     for incident in incidents:
         url = incident_url(base_url, incident)
         feed.add_item(
-            title=xml_text(incident.name),
+            title=one_line(incident.name),
             link=url,
             description=entry_html(incident, page.zone),
             pubdate=incident.created_at,
@@ -255,8 +268,12 @@ def plain_text(markdown_text: str) -> str:
 def maintenance_event(incident: Incident, *, base_url: str) -> Event:
     url = incident_url(base_url, incident)
     updates = list(incident.updates.all())
-    lines = [plain_text(updates[0].body)] if updates and updates[0].body else []
-    names = [component.name for component in incident.components.all()]
+    lines = []
+    if updates and updates[0].body:
+        body = updates[0].body
+        lines.append(isolated(incident, lambda: plain_text(body), lambda: body))
+    # Names written before control characters were refused must not break a calendar line.
+    names = [one_line(component.name) for component in incident.components.all()]
     if names:
         lines.append("Affected: " + ", ".join(names))
     lines.append(url)
@@ -270,9 +287,10 @@ def maintenance_event(incident: Incident, *, base_url: str) -> Event:
     event.add("sequence", max(len(updates) - 1, 0))
     event.add("dtstart", incident.scheduled_for.astimezone(UTC))
     event.add("dtend", incident.scheduled_until.astimezone(UTC))
-    event.add("summary", incident.name)
-    event.add("description", "\n\n".join(lines))
-    event.add("url", url)
+    event.add("summary", one_line(incident.name))
+    description = "\n\n".join(lines).replace("\r\n", "\n").replace("\r", "\n")
+    event.add("description", without_control_characters(description).replace("\t", " "))
+    event.add("url", without_control_characters(url, lines=False))
     event.add("status", "CONFIRMED")
     return event
 
@@ -283,7 +301,7 @@ def maintenance_calendar(base_url: str) -> bytes:
     calendar.add("prodid", "-//Beacon//Maintenance calendar//EN")
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", f"{page.name} maintenance")
+    calendar.add("x-wr-calname", one_line(f"{page.name} maintenance"))
     calendar.add("x-published-ttl", "PT1H")
     for incident in calendar_maintenances():
         calendar.add_component(maintenance_event(incident, base_url=base_url))

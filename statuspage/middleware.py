@@ -1,38 +1,44 @@
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 
-from statuspage import snapshots
-
-UNAVAILABLE = (
-    b"<!doctype html><title>Status temporarily unavailable</title>"
-    b"<p>This status page cannot be shown right now. Please try again in a minute.</p>"
-)
+from statuspage import snapshots, views
 
 
 class SnapshotMiddleware:
-    """Serve every public GET from its snapshot; the view runs only to (re)build one."""
+    """Serve every public GET from its snapshot; the view runs only to (re)build one.
+
+    First in the stack, it also sees every response: no error is ever cached (no-store).
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        response = self._answer(request)
+        if response.status_code >= 500:
+            response["Cache-Control"] = snapshots.ERROR_CACHE_CONTROL
+            if response.has_header("CDN-Cache-Control"):
+                del response["CDN-Cache-Control"]
+        return response
+
+    def _answer(self, request):
         if request.method not in ("GET", "HEAD") or getattr(request, "beacon_render", False):
             return self.get_response(request)
         key = snapshots.key_for(request.path_info, request.META.get("QUERY_STRING", ""))
         if key is None:
             return self.get_response(request)
         request.get_host()  # a host this site does not answer to is a 400, as everywhere
-        return snapshots.serve(request, key, lambda: self._render_live(request))
+        return snapshots.serve(
+            request,
+            key,
+            render_on_miss=lambda: self._render_live(request),
+            not_found=lambda: views.not_found(request),
+        )
 
     def _render_live(self, request):
-        """No snapshot and none could be built (a made-up URL, or the database is away)."""
+        """No snapshot and none could be built (a made-up URL, or the database is away):
+        the view's own answer, or the error handlers' (503 while the database is away)."""
         request.beacon_render = True
-        try:
-            response = self.get_response(request)
-        except Exception:
-            response = None
-        if response is None or response.status_code >= 500:
-            return HttpResponse(UNAVAILABLE, status=503, headers={"Retry-After": "30"})
-        return response
+        return self.get_response(request)
 
 
 API_V1_PREFIX = "/api/v1/"

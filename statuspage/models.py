@@ -7,6 +7,10 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from statuspage.ids import new_public_id
+from statuspage.text import no_control_characters, no_control_characters_in_text
+
+# The footer is Markdown on every page and in every email: a few paragraphs at most.
+MAX_FOOTER_TEXT = 5_000
 
 
 def _time_zone_choices():
@@ -19,14 +23,20 @@ class PageSettings(models.Model):
     CACHE_KEY = "beacon:page-settings"
 
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
-    name = models.CharField(max_length=100, default="Status")
+    name = models.CharField(max_length=100, default="Status", validators=[no_control_characters])
     url = models.URLField(
         "public URL",
         blank=True,
+        validators=[no_control_characters],
         help_text="Where this status page is published, e.g. https://status.example.com",
     )
-    home_url = models.URLField("home URL", blank=True, help_text="Your company's website.")
-    support_url = models.URLField("support URL", blank=True)
+    home_url = models.URLField(
+        "home URL",
+        blank=True,
+        help_text="Your company's website.",
+        validators=[no_control_characters],
+    )
+    support_url = models.URLField("support URL", blank=True, validators=[no_control_characters])
     time_zone = models.CharField(max_length=64, default="UTC", choices=_time_zone_choices)
     logo = models.ImageField(upload_to="branding/", blank=True)
     brand_color = models.CharField(
@@ -35,7 +45,10 @@ class PageSettings(models.Model):
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #2563eb.")],
     )
     footer_text = models.TextField(
-        blank=True, help_text="Markdown, shown at the foot of every page."
+        blank=True,
+        max_length=MAX_FOOTER_TEXT,
+        validators=[no_control_characters_in_text],
+        help_text="Markdown, shown at the foot of every page.",
     )
     hidden_from_search_engines = models.BooleanField(default=False)
     allow_email_subscribers = models.BooleanField(

@@ -12,11 +12,13 @@ from django.http import HttpRequest, HttpResponse
 
 from statuspage.models import PageSettings
 from statuspage.snapshots import DEFAULT_CACHE_CONTROL
+from statuspage.text import without_control_characters
 
 
 def page_base_url(request: HttpRequest) -> str:
     """The page's public URL without a trailing slash: the setting, else this request's host."""
-    configured = PageSettings.load().url
+    # A URL saved before control characters were refused must not break a feed or a header.
+    configured = without_control_characters(PageSettings.load().url, lines=False)
     if configured:
         return configured.rstrip("/")
     return f"{request.scheme}://{request.get_host()}"

@@ -246,12 +246,20 @@ BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = env.int("SUBSCRIBE_LIMIT_PER_ADDRESS", defa
 # Management API v1: requests per minute per key (Statuspage allows 1/s, in bursts).
 BEACON_API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=60)
 
+# Every record is masked (secret URLs) and tagged with its request's id where it is made:
+# statuspage/request_log.py, installed by the statuspage app.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"beacon": {"()": "statuspage.request_log.Formatter"}},
+    "filters": {"quiet_during_outage": {"()": "statuspage.outage.QuietDuringOutage"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "beacon"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # A request that fails because PostgreSQL is away is a 503, not a traceback each time.
+        "django.request": {"filters": ["quiet_during_outage"]},
+    },
 }
 
 # Prometheus metrics (/metrics, docs/metrics.md): a scrape is let in with this bearer token,

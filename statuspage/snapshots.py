@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import pickle
+import sys
 import tempfile
 import threading
 import time
@@ -36,13 +37,15 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.wsgi import WSGIRequest
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.core.signals import got_request_exception
+from django.db import close_old_connections, connection, transaction
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.html import format_html
 from django.utils.http import http_date, parse_http_date_safe
 
 from statuspage import public_cache
+from statuspage.outage import database_unreachable
 from statuspage.static_export import key_to_file
 
 logger = logging.getLogger("beacon.snapshots")
@@ -51,8 +54,15 @@ ENTRY_KEY = "beacon:snap:entry:{}"
 LOCK_KEY = "beacon:snap:lock:{}"
 BASE_URL_KEY = "beacon:snap:base-url"
 REFRESH_FAILING_KEY = "beacon:snap:refresh-failing-since"
+REFRESH_FAILING_FILE = "refresh-failing-since"
+KNOWN_KEY = "beacon:snap:known"
+# Every public write bumps the generation, which retires the known outputs at once; the age
+# limit only bounds how long a write that bypassed the signals (a manual SQL fix) goes unseen.
+KNOWN_MAX_AGE_SECONDS = 60
 REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
 LOCK_SECONDS = 30
+# No public output's path is longer (ids are 12 characters): longer ones are left to Django.
+MAX_KEY_PATH = 200
 COLD_WAIT_SECONDS = 3.0
 MEMORY_ENTRIES = 512
 DEFAULT_CACHE_CONTROL = "public, max-age=15, stale-while-revalidate=60, stale-if-error=86400"
@@ -62,6 +72,14 @@ DEFAULT_CACHE_CONTROL = "public, max-age=15, stale-while-revalidate=60, stale-if
 # stale while they revalidate.
 PAGE_CACHE_CONTROL = "public, max-age=0, s-maxage=15, stale-if-error=86400"
 PAGE_CDN_CACHE_CONTROL = "max-age=15, stale-while-revalidate=60, stale-if-error=86400"
+# A 404 may become a page (the next incident, the next page of history), so caches keep it
+# briefly and never serve it in place of an error; errors are never kept at all.
+NOT_FOUND_CACHE_CONTROL = "public, max-age=30"
+ERROR_CACHE_CONTROL = "no-store"
+# How long a client should wait before asking again while the database is away.
+RETRY_AFTER_SECONDS = 30
+# Pages with the notice, kept per process so an outage does not recompress them per request.
+NOTICED_ENTRIES = 64
 REFRESH_NOTICE_MARKER = b"<!--beacon:refresh-notice-->"
 # Response headers a snapshot keeps from the view that rendered it.
 KEPT_HEADERS = (
@@ -128,7 +146,11 @@ class Snapshot:
 
 
 class RefreshFailed(Exception):
-    """The output could not be built (the database is away) and no older copy exists."""
+    """The output could not be built because the database is away."""
+
+
+class RenderFailed(Exception):
+    """The output could not be built because rendering it raised: a bug, not an outage."""
 
 
 # Keys
@@ -139,7 +161,9 @@ def key_for(path: str, query_string: str = "") -> str | None:
 
     Only history pages read the query (`page`); anything else in it selects nothing.
     """
-    name = _url_name(path)
+    if len(path) > MAX_KEY_PATH:
+        return None  # not ours; it must not become a cache key or fill the URL memo
+    name = _url_match(path)[0]
     if name is None or name not in PUBLIC_URLS:
         return None
     if name == "history" and query_string:
@@ -149,20 +173,127 @@ def key_for(path: str, query_string: str = "") -> str | None:
     return path
 
 
-_url_names: OrderedDict[str, str | None] = OrderedDict()
+_url_matches: OrderedDict[str, tuple[str | None, dict]] = OrderedDict()
 
 
-def _url_name(path: str) -> str | None:
-    if path in _url_names:
-        return _url_names[path]
+def _url_match(path: str) -> tuple[str | None, dict]:
+    """The URL name and arguments of a path (None when nothing matches), remembered."""
+    if path in _url_matches:
+        return _url_matches[path]
     try:
-        name = resolve(path).url_name
+        match = resolve(path)
+        found: tuple[str | None, dict] = (match.url_name, match.kwargs)
     except Resolver404:
-        name = None
-    _url_names[path] = name
-    if len(_url_names) > 4096:
-        _url_names.popitem(last=False)
-    return name
+        found = (None, {})
+    _url_matches[path] = found
+    if len(_url_matches) > 4096:
+        _url_matches.popitem(last=False)
+    return found
+
+
+# What exists: made-up URLs answered without the database
+
+
+@dataclass(frozen=True)
+class KnownOutputs:
+    """Per generation, the incident codes, component ids and history pages that exist, so
+    that a made-up /incidents/<code>/ or /history/?page=N is a 404 without a query."""
+
+    generation: str
+    incident_codes: frozenset[str]
+    component_ids: frozenset[str]
+    history_pages: int
+    built_at: float
+
+    def is_current(self, generation: str) -> bool:
+        return self.generation == generation and time.time() - self.built_at < KNOWN_MAX_AGE_SECONDS
+
+    def may_exist(self, key: str) -> bool:
+        path, _, query = key.partition("?")
+        name, kwargs = _url_match(path)
+        if name == "incident-detail":
+            return kwargs.get("code") in self.incident_codes
+        if name in COMPONENT_URL_NAMES:
+            return kwargs.get("public_id") in self.component_ids
+        if name == "history" and query:
+            return int(query.removeprefix("page=")) <= self.history_pages
+        return True
+
+
+def _known_file() -> Path:
+    return _snapshot_dir() / "known.pickle"
+
+
+def known_outputs() -> KnownOutputs | None:
+    """The current generation's KnownOutputs from memory, the cache or disk; None if none."""
+    generation = current_generation()
+    known = _memory.known
+    if known is not None and known.is_current(generation):
+        return known
+    try:
+        known = cache.get(KNOWN_KEY)
+    except Exception:
+        known = None
+    if known is None or not known.is_current(generation):
+        try:
+            known = pickle.loads(_known_file().read_bytes())  # noqa: S301 - our own file
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            known = None
+    if known is None or not known.is_current(generation):
+        return None
+    _memory.known = known
+    return known
+
+
+def refresh_known_outputs() -> KnownOutputs:
+    """Read what exists from the database and share it (every rebuild of the hot set)."""
+    from components.models import Component
+    from incidents.models import Incident
+    from statuspage.selectors import history_page_count
+
+    # The generation first: a change committed meanwhile is then in the sets, or bumps it.
+    generation = current_generation(fresh=True)
+    known = KnownOutputs(
+        generation=generation,
+        incident_codes=frozenset(Incident.objects.values_list("public_id", flat=True)),
+        component_ids=frozenset(Component.objects.values_list("public_id", flat=True)),
+        history_pages=history_page_count(),
+        built_at=time.time(),
+    )
+    _memory.known = known
+    try:
+        cache.set(KNOWN_KEY, known, None)
+    except Exception:
+        logger.debug("could not share the known outputs", exc_info=True)
+    try:
+        _atomic_write(_known_file(), pickle.dumps(known))
+    except OSError:
+        logger.debug("could not write the known outputs", exc_info=True)
+    return known
+
+
+def may_exist(key: str) -> bool:
+    """False only when `key` is certainly not an output: a 404 that needs no database."""
+    name = _url_match(key.partition("?")[0])[0]
+    if name != "incident-detail" and name not in COMPONENT_URL_NAMES and "?" not in key:
+        return True
+    known = known_outputs()
+    return known is None or known.may_exist(key)
+
+
+def _learn_what_exists() -> None:
+    """After a made-up URL cost a render: read what exists, so the next ones cost nothing.
+
+    (The worker's rebuild also reads it; this covers installs and moments without one.)
+    """
+    if known_outputs() is not None:
+        return
+    try:
+        refresh_known_outputs()
+    except Exception as error:
+        if not database_unreachable(error):
+            raise
+        _refresh_failed()
 
 
 # Where snapshots are kept
@@ -193,10 +324,14 @@ class _Memory:
         self.generation: str | None = None
         self.generation_checked_at = 0.0
         self.refresh_failing_since: float | None = None
+        self.failing_checked_at = float("-inf")
         self.probe_started_at = time.monotonic()  # the first probe comes a period after start
         self.base_url_remembered = False
         self.shared_checked_at: dict[str, float] = {}
-        self.noticed: dict[tuple[str, str, float], Snapshot] = {}
+        self.noticed: OrderedDict[tuple[str, str, float], Snapshot] = OrderedDict()
+        # Outputs whose render raised, with the generation: not retried until it changes.
+        self.render_failed: dict[str, str] = {}
+        self.known: KnownOutputs | None = None
 
     def get(self, key: str) -> Snapshot | None:
         with self.lock:
@@ -298,6 +433,7 @@ def _write_files_tree(snapshot: Snapshot) -> None:
     relative = key_to_file(snapshot.key) if snapshot.status == 200 else None
     if relative is None:
         return
+    snapshot = with_refresh_notice(snapshot)
     target = _files_dir() / relative
     _atomic_write(target.with_name(target.name + ".gz"), snapshot.gzip)
     _atomic_write(target, snapshot.body)
@@ -335,14 +471,31 @@ def render_key(key: str, *, base_url: str | None = None) -> Snapshot:
     generation = current_generation()
     response = _handler().get_response(request)
     if response.status_code >= 500:
-        raise RefreshFailed(f"{key} answered {response.status_code}")
+        error = getattr(request, "beacon_render_error", None)
+        if error is None or database_unreachable(error):
+            raise RefreshFailed(f"{key} answered {response.status_code}") from error
+        raise RenderFailed(f"{key}: {type(error).__name__}: {error}") from error
     return make_snapshot(key, response, generation=generation)
+
+
+def _remember_render_error(sender, request=None, **kwargs) -> None:
+    """Keep what made a render answer 500, so that a bug is not taken for an outage."""
+    if request is not None and getattr(request, "beacon_render", False):
+        request.beacon_render_error = sys.exc_info()[1]
+
+
+got_request_exception.connect(_remember_render_error, dispatch_uid="beacon-snapshot-render")
 
 
 def make_snapshot(key: str, response, *, generation: str) -> Snapshot:
     body = response.content
     headers = tuple((name, response[name]) for name in KEPT_HEADERS if response.has_header(name))
-    if not response.has_header("Cache-Control"):
+    if response.status_code != 200:
+        # Whatever the view said, a miss is never kept long nor served in place of an error.
+        cache_control = NOT_FOUND_CACHE_CONTROL if response.status_code < 500 else "no-store"
+        headers = tuple(h for h in headers if h[0] not in ("Cache-Control", "CDN-Cache-Control"))
+        headers += (("Cache-Control", cache_control),)
+    elif not response.has_header("Cache-Control"):
         headers += (("Cache-Control", DEFAULT_CACHE_CONTROL),)
     return Snapshot(
         key=key,
@@ -446,8 +599,11 @@ def rebuild(
         )
         _refresh_succeeded()
         return snapshot
-    except (DatabaseError, RefreshFailed):
-        _refresh_failed()
+    except RenderFailed:
+        raise
+    except Exception as error:
+        if isinstance(error, RefreshFailed) or database_unreachable(error):
+            _refresh_failed()
         raise
     finally:
         _release(lock)
@@ -467,34 +623,108 @@ def generation_is_settled(generation: str) -> bool:
 
 
 # Refresh health: since when pages could not be refreshed
+#
+# One shared state for every process (the cache, with a file on disk for when Redis is away):
+# whoever notices that the database is unreachable (a failed rebuild in a web process or the
+# worker, a request that needed the database, the background probe) marks it, and every page
+# served from a snapshot, by any process and by nginx from the files tree, then says since
+# when. Only the process that changes the state logs it: one line when the outage starts,
+# one when it ends.
 
 
-def _refresh_failed() -> None:
-    if _memory.refresh_failing_since is None:
-        _memory.refresh_failing_since = time.time()
-        logger.warning("cannot refresh public snapshots: the database is unavailable")
-        _write_notices_to_files_tree()
+def _failing_file() -> Path:
+    return _snapshot_dir() / REFRESH_FAILING_FILE
+
+
+def _read_failing_file() -> float | None:
     try:
-        cache.add(REFRESH_FAILING_KEY, _memory.refresh_failing_since, None)
-    except Exception:
-        logger.debug("could not share the refresh failure", exc_info=True)
+        return float(_failing_file().read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
-def _refresh_succeeded() -> None:
-    was_failing = _memory.refresh_failing_since is not None
-    _memory.refresh_failing_since = None
+def _create_failing_file(since: float) -> bool:
+    """Write the disk copy of the state; True if this call created it."""
+    path = _failing_file()
     try:
-        if cache.get(REFRESH_FAILING_KEY) is not None:
-            cache.delete(REFRESH_FAILING_KEY)
-            was_failing = True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    except OSError:
+        logger.debug("could not write %s", path, exc_info=True)
+        return False
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(repr(since))
+    return True
+
+
+def _read_failing_since() -> float | None:
+    try:
+        value = cache.get(REFRESH_FAILING_KEY)
     except Exception:
-        logger.debug("could not clear the refresh failure", exc_info=True)
-    if was_failing:
-        logger.info("public snapshots refresh again")
+        return _read_failing_file()  # Redis away: the disk copy
+    return float(value) if value is not None else None
 
 
 def refresh_failing_since() -> float | None:
+    """Since when snapshots cannot be refreshed (epoch seconds), or None.
+
+    Looked up at most every BEACON_SNAPSHOT_GENERATION_CHECK s, as the generation is.
+    """
+    now = time.monotonic()
+    if now - _memory.failing_checked_at >= settings.BEACON_SNAPSHOT_GENERATION_CHECK:
+        _memory.refresh_failing_since = _read_failing_since()
+        _memory.failing_checked_at = now
     return _memory.refresh_failing_since
+
+
+def note_database_unreachable() -> None:
+    """Something needed the database and could not reach it: pages say so from now on."""
+    _refresh_failed()
+
+
+def _refresh_failed() -> None:
+    since = time.time()
+    try:
+        entered = bool(cache.add(REFRESH_FAILING_KEY, since, None))
+        if not entered:
+            since = float(cache.get(REFRESH_FAILING_KEY) or since)
+    except Exception:
+        entered = None
+    created_file = _create_failing_file(since)
+    if entered is None:
+        entered = created_file
+        since = _read_failing_file() or since
+    _memory.refresh_failing_since, _memory.failing_checked_at = since, time.monotonic()
+    if entered:
+        logger.warning(
+            "cannot refresh public snapshots since %s: the database is unreachable",
+            _utc(since).isoformat(timespec="seconds"),
+        )
+    if entered or created_file:
+        _rewrite_pages_in_files_tree()
+
+
+def _refresh_succeeded() -> None:
+    if refresh_failing_since() is None and not _failing_file().exists():
+        return
+    try:
+        left = bool(cache.delete(REFRESH_FAILING_KEY))
+    except Exception:
+        left = None
+    try:
+        _failing_file().unlink()
+        removed_file = True
+    except OSError:
+        removed_file = False
+    _memory.refresh_failing_since, _memory.failing_checked_at = None, time.monotonic()
+    if left or (left is None and removed_file):
+        logger.warning("public snapshots refresh again: the database is back")
+    if left or removed_file:
+        _rewrite_pages_in_files_tree()
+        # Back from an outage: make every output current again right away.
+        publish_change()
 
 
 def probe_database_soon() -> None:
@@ -503,10 +733,11 @@ def probe_database_soon() -> None:
     if now - _memory.probe_started_at < settings.BEACON_SNAPSHOT_PROBE_SECONDS:
         return
     _memory.probe_started_at = now
-    threading.Thread(target=_probe_database, name="beacon-db-probe", daemon=True).start()
+    threading.Thread(target=probe_database_now, name="beacon-db-probe", daemon=True).start()
 
 
-def _probe_database() -> None:
+def probe_database_now() -> None:
+    """One `SELECT 1`: marks the outage, or clears it (and refreshes everything) if it is over."""
     try:
         close_old_connections()
         with connection.cursor() as cursor:
@@ -514,30 +745,28 @@ def _probe_database() -> None:
     except Exception:
         _refresh_failed()
     else:
-        if _memory.refresh_failing_since is not None:
-            _refresh_succeeded()
-            # Back from an outage: make every output current again right away.
-            public_cache.invalidate()
+        _refresh_succeeded()
     finally:
         connection.close()
 
 
-def _write_notices_to_files_tree() -> None:
-    """Pages nginx serves from disk say so too; the next rebuild writes them plain again."""
-    with _memory.lock:
-        pages = [s for s in _memory.entries.values() if s.is_html]
-    for snapshot in pages:
-        relative = key_to_file(snapshot.key)
-        if relative is not None and (_files_dir() / relative).exists():
+def _rewrite_pages_in_files_tree() -> None:
+    """Pages nginx serves from disk say what pages served by Django say: with the notice
+    while the database is away, without it once it is back."""
+    root = _files_dir()
+    for page in root.rglob("index.html") if root.exists() else []:
+        folder = page.parent.relative_to(root).as_posix()
+        snapshot = _load_shared("/" if folder == "." else f"/{folder}/")
+        if snapshot is not None:
             try:
-                _write_files_tree(with_refresh_notice(snapshot))
+                _write_files_tree(snapshot)
             except OSError:
-                logger.debug("could not write the notice for %s", snapshot.key, exc_info=True)
+                logger.debug("could not rewrite %s", page, exc_info=True)
 
 
 def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
     """The snapshot, with a notice that it could not be refreshed, for HTML pages."""
-    since = _memory.refresh_failing_since
+    since = refresh_failing_since()  # first: cheap, and None nearly always
     if since is None or not snapshot.is_html or REFRESH_NOTICE_MARKER not in snapshot.body:
         return snapshot
     memo_key = (snapshot.key, snapshot.etag, since)
@@ -560,7 +789,9 @@ def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
             brotli=brotli.compress(body, quality=5),
             etag=hashlib.sha256(body).hexdigest()[:32],
         )
-        _memory.noticed = {memo_key: noticed}
+        _memory.noticed[memo_key] = noticed
+        while len(_memory.noticed) > NOTICED_ENTRIES:
+            _memory.noticed.popitem(last=False)
     return noticed
 
 
@@ -654,15 +885,25 @@ def rebuild_hot_snapshots(*, base_url: str | None = None) -> int:
     while not generation_is_settled(generation) and time.monotonic() < deadline:
         time.sleep(0.05)
         generation = current_generation(fresh=True)
-    keys = public_keys()
+    try:
+        keys = public_keys()
+        refresh_known_outputs()
+    except Exception as error:
+        if database_unreachable(error):
+            _refresh_failed()
+        raise
     built = 0
     for key in keys:
         current = load(key)
         if current is not None and current.generation == generation:
             _write_files_tree(current)
             continue
-        if rebuild(key, base_url=base_url, wait=True, write_file=True) is not None:
-            built += 1
+        try:
+            if rebuild(key, base_url=base_url, wait=True, write_file=True) is not None:
+                built += 1
+        except RenderFailed as error:
+            # One broken output keeps its last good copy; the others are still rebuilt.
+            logger.error("could not render %s: %s", key, error)
     _prune_files_tree(set(keys))
     return built
 
@@ -702,10 +943,16 @@ def rebuild_started() -> None:
 # Serving
 
 
-def serve(request, key: str, render_on_miss) -> HttpResponse:
-    """Answer from the snapshot of `key`, rebuilding it first when it is missing or stale."""
+def serve(request, key: str, render_on_miss, not_found) -> HttpResponse:
+    """Answer from the snapshot of `key`, rebuilding it first when it is missing or stale.
+
+    `not_found()` answers a key that certainly does not exist (no database needed);
+    `render_on_miss()` one that has no snapshot and none could be built.
+    """
     probe_database_soon()
     snapshot = load(key)
+    if snapshot is None and not may_exist(key):
+        return not_found()
     generation = current_generation()
     if snapshot is None or (
         snapshot.generation != generation
@@ -715,12 +962,27 @@ def serve(request, key: str, render_on_miss) -> HttpResponse:
             or time.time() - snapshot.built_at >= settings.BEACON_SNAPSHOT_MAX_STALE_SECONDS
         )
     ):
+        if snapshot is not None and (
+            # The database is away (the probe notices its return), or this output's render
+            # is broken until the next change: the last good copy, without trying per request.
+            refresh_failing_since() is not None or _memory.render_failed.get(key) == generation
+        ):
+            return respond(request, with_refresh_notice(snapshot))
         remember_base_url(request)
         try:
             rebuilt = rebuild(key, wait=snapshot is None)
-        except Exception:
-            logger.exception("could not rebuild %s", key)
+        except RenderFailed as error:
+            if len(_memory.render_failed) > 4 * MEMORY_ENTRIES:
+                _memory.render_failed.clear()
+            _memory.render_failed[key] = generation
+            logger.error("could not render %s: %s; serving its last good copy", key, error)
             rebuilt = None
+        except Exception as error:
+            if not (isinstance(error, RefreshFailed) or database_unreachable(error)):
+                logger.exception("could not rebuild %s", key)
+            rebuilt = None  # an outage: logged once, when it started
+        if rebuilt is not None and rebuilt.status == 404:
+            _learn_what_exists()
         snapshot = rebuilt or snapshot
         if snapshot is None:
             return render_on_miss()
@@ -781,9 +1043,9 @@ def fresh_in_memory(path: str, query_string: str) -> Snapshot | None:
     """The current snapshot for a request if this process holds it, without any I/O but the
     generation check: what the WSGI fast path serves."""
     key = key_for(path, query_string)
-    if key is None or _memory.refresh_failing_since is not None:
+    if key is None:
         return None
     snapshot = _memory.get(key)
     if snapshot is None or snapshot.generation != current_generation():
         return None
-    return snapshot
+    return with_refresh_notice(snapshot)

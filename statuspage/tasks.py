@@ -7,3 +7,10 @@ from statuspage import snapshots
 def rebuild_snapshots() -> None:
     snapshots.rebuild_started()
     snapshots.rebuild_hot_snapshots()
+
+
+@shared_task
+def probe_database() -> None:
+    """Beat's probe: marks and clears the outage even when nginx serves every request and
+    no web process is asked anything (the files tree then gets the notice too)."""
+    snapshots.probe_database_now()

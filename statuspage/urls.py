@@ -6,6 +6,10 @@ from statuspage import api_v2, badges, feeds, metrics, views
 from statuspage.api_v1 import base as api_v1_base
 from statuspage.api_v1.routes import api as api_v1
 
+handler400 = views.bad_request
+handler404 = views.not_found
+handler500 = views.server_error
+
 urlpatterns = [
     path("", views.status_page, name="status-page"),
     path("incidents/<str:code>/", views.incident_detail, name="incident-detail"),

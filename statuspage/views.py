@@ -4,16 +4,26 @@ statuspage.middleware.SnapshotMiddleware answers every read from the snapshot; t
 run only to build one. Live refresh fetches the same page and swaps in `#status-body`.
 """
 
+import sys
+from functools import lru_cache
+
 from django.conf import settings
 from django.core.paginator import EmptyPage
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
-from statuspage import selectors
+from statuspage import selectors, snapshots
 from statuspage.models import PageSettings
-from statuspage.snapshots import PAGE_CACHE_CONTROL, PAGE_CDN_CACHE_CONTROL
+from statuspage.outage import database_unreachable
+from statuspage.snapshots import (
+    ERROR_CACHE_CONTROL,
+    NOT_FOUND_CACHE_CONTROL,
+    PAGE_CACHE_CONTROL,
+    PAGE_CDN_CACHE_CONTROL,
+    RETRY_AFTER_SECONDS,
+)
 
 
 def _render(template: str, context: dict) -> HttpResponse:
@@ -64,3 +74,59 @@ def media(request, path: str):
 def robots_txt(request):
     rules = "Disallow: /" if PageSettings.load().hidden_from_search_engines else "Disallow: /admin/"
     return HttpResponse(f"User-agent: *\n{rules}\n", content_type="text/plain")
+
+
+# Error answers: never cached, JSON on API paths, and a 503 while the database is away.
+# None of them reads the database: they are what is left when it is gone.
+
+API_PREFIX = "/api/"
+UNAVAILABLE_MESSAGE = "This status page cannot be shown right now. Please try again in a minute."
+UNAVAILABLE_WORDS = {
+    "title": "Status temporarily unavailable",
+    "heading": "Status temporarily unavailable",
+    "message": UNAVAILABLE_MESSAGE,
+}
+BAD_REQUEST_WORDS = {
+    "title": "Bad request",
+    "heading": "Bad request",
+    "message": "This address cannot be answered as it was asked.",
+}
+
+
+def _error(request, status: int, message: str, html: str) -> HttpResponse:
+    if request.path.startswith(API_PREFIX):
+        # The management API's error shape (statuspage/api_v1/base.py); clients read either key.
+        return JsonResponse({"error": message, "message": message}, status=status)
+    return HttpResponse(html, status=status)
+
+
+@lru_cache(maxsize=1)
+def _not_found_html() -> str:
+    return render_to_string("404.html")
+
+
+def not_found(request, exception=None) -> HttpResponse:
+    """handler404, and made-up public URLs answered without the database."""
+    response = _error(request, 404, "Not found.", _not_found_html())
+    response["Cache-Control"] = NOT_FOUND_CACHE_CONTROL
+    return response
+
+
+def bad_request(request, exception=None) -> HttpResponse:
+    response = _error(request, 400, "Bad request.", render_to_string("500.html", BAD_REQUEST_WORDS))
+    response["Cache-Control"] = ERROR_CACHE_CONTROL
+    return response
+
+
+def server_error(request) -> HttpResponse:
+    """handler500: a 503 with Retry-After when the database is unreachable, else a 500."""
+    if database_unreachable(sys.exc_info()[1]):
+        snapshots.note_database_unreachable()
+        html = render_to_string("500.html", UNAVAILABLE_WORDS)
+        response = _error(request, 503, UNAVAILABLE_MESSAGE, html)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    else:
+        message = "Something went wrong on our side."
+        response = _error(request, 500, message, render_to_string("500.html"))
+    response["Cache-Control"] = ERROR_CACHE_CONTROL
+    return response

@@ -28,6 +28,9 @@ def application(environ, start_response):
     site does not answer to — goes to Django, where SnapshotMiddleware does the same work
     with a full request.
     """
+    # Whichever URL is asked, the database gets checked now and then: pages served from
+    # memory say "cannot refresh" as soon as any process has noticed it is away.
+    snapshots.probe_database_soon()
     if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and _allowed_host(environ):
         snapshot = snapshots.fresh_in_memory(
             environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", "")

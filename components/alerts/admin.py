@@ -22,23 +22,46 @@ def receive_url(request, integration: AlertIntegration) -> str:
 
 
 def _when(moment) -> str:
+    """A time for staff, in the page's zone; a row stored before times were checked may
+    hold one near the end of the calendar, which no zone ahead of UTC can show."""
     if moment is None:
         return "–"
-    return format_html(
-        '<time datetime="{}">{}</time>',
-        moment.isoformat(),
-        timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z"),
-    )
+    try:
+        shown = timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
+    except OverflowError:
+        shown = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return format_html('<time datetime="{}">{}</time>', moment.isoformat(), shown)
+
+
+def _time_column(field: str, description: str, ordering: str | None = None):
+    """A list column / read-only field showing a datetime field with _when: the admin's own
+    display converts to local time and answers 500 on such a row."""
+
+    @admin.display(description=description, ordering=ordering or field)
+    def column(model_admin, obj):
+        return _when(getattr(obj, field))
+
+    column.__name__ = f"{field}_shown"
+    return column
+
+
+def _state_label(state: AlertState) -> str:
+    reported = "firing" if state.reported_firing else "resolved"
+    if state.reported_firing == state.firing and (
+        not state.firing or state.reported_status == state.status
+    ):
+        return reported
+    return f"{reported} (not yet counted: it must hold)"
 
 
 @admin.register(AlertIntegration)
 class AlertIntegrationAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "enabled", "last_received_at"]
+    list_display = ["name", "kind", "enabled", "last_received"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
     actions = ["regenerate_token"]
     fieldsets = [
-        (None, {"fields": ["name", "kind", "enabled", "url", "last_received_at"]}),
+        (None, {"fields": ["name", "kind", "enabled", "url", "last_received"]}),
         (
             "Rules",
             {
@@ -48,17 +71,21 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
                     "severity_label",
                     "severity_statuses",
                     "default_status",
+                    ("firing_for", "resolved_for"),
                 ],
                 "description": "A firing alert moves the components its match label names "
                 "to the status of its severity; the worst firing alert wins, and the status "
                 "before them comes back when the last one resolves. Components on manual "
                 "status, named by an open incident or set by a person are left alone. "
+                "A report moves a component once it has held: firing for “firing for” "
+                "seconds, resolved for “resolved for”, so a flapping alert moves it once. "
                 "Automatic incidents follow each component's own setting. See docs/alerts.md.",
             },
         ),
         ("Now", {"fields": ["current_states", "recent_log"]}),
     ]
-    readonly_fields = ["last_received_at", "current_states", "recent_log"]
+    readonly_fields = ["last_received", "current_states", "recent_log"]
+    last_received = _time_column("last_received_at", "Last received")
 
     def get_fieldsets(self, request, obj=None):
         url = self._url_field(request)
@@ -105,7 +132,7 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
                 (
                     state.summary or state.fingerprint,
                     state.component.name,
-                    "firing" if state.firing else "resolved",
+                    _state_label(state),
                     state.get_status_display() if state.firing else "–",
                     _when(state.event_at),
                 )
@@ -163,10 +190,35 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
 class AlertStateAdmin(admin.ModelAdmin):
     """What each alert last said: read-only, kept by deliveries."""
 
-    list_display = ["summary", "component", "integration", "firing", "status", "event_at"]
+    list_display = ["summary", "component", "integration", "firing", "status", "event"]
     list_filter = ["firing", "integration", "component"]
     list_select_related = ["component", "integration"]
     search_fields = ["summary", "fingerprint", "component__name"]
+    fields = [
+        "integration",
+        "fingerprint",
+        "component",
+        "firing",
+        "status",
+        "reported_firing",
+        "reported_status",
+        "reported",
+        "status_before",
+        "starts",
+        "ends",
+        "event",
+        "summary",
+        "labels",
+        "created",
+        "updated",
+    ]
+    readonly_fields = ["reported", "starts", "ends", "event", "created", "updated"]
+    reported = _time_column("reported_at", "Report received at")
+    starts = _time_column("starts_at", "Starts at")
+    ends = _time_column("ends_at", "Ends at")
+    event = _time_column("event_at", "Event at")
+    created = _time_column("created_at", "Created at")
+    updated = _time_column("updated_at", "Updated at")
 
     def has_add_permission(self, request):
         return False
@@ -177,10 +229,13 @@ class AlertStateAdmin(admin.ModelAdmin):
 
 @admin.register(AlertLog)
 class AlertLogAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "integration", "ok", "reason"]
+    list_display = ["received", "integration", "ok", "reason"]
     list_filter = ["ok", "integration"]
     list_select_related = ["integration"]
     search_fields = ["reason"]
+    fields = ["integration", "received", "ok", "reason", "excerpt"]
+    readonly_fields = ["received"]
+    received = _time_column("received_at", "Received at")
 
     def has_add_permission(self, request):
         return False

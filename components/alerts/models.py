@@ -75,6 +75,19 @@ class AlertIntegration(models.Model):
         default=ComponentStatus.PARTIAL_OUTAGE,
         help_text="For a firing alert whose severity is missing or not in the mapping.",
     )
+    # The checks' streak rule in time (components/checks/policy.py): a flapping alert moves
+    # its component once, not at every flap. The tool's own wait (Alertmanager's `for:`,
+    # Grafana's pending period) is its streak of failures; one resolution is not a recovery.
+    firing_for = models.PositiveIntegerField(
+        default=0,
+        help_text="Seconds an alert must stay firing before it moves a component to a worse "
+        "status (0: at once; the tool's own `for:` already waited).",
+    )
+    resolved_for = models.PositiveIntegerField(
+        default=60,
+        help_text="Seconds an alert must stay resolved (or milder) before its component "
+        "recovers: a firing in the meantime keeps the component where it is.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_received_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -128,6 +141,9 @@ class AlertState(models.Model):
     """What one alert (by fingerprint) last said about one component.
 
     Makes deliveries idempotent and order-safe: an event older than `event_at` is ignored.
+    `reported_*` is what the tool said last; `firing` and `status` are what counts for the
+    component, which follows the report once it has held long enough (the integration's
+    `firing_for` / `resolved_for`).
     """
 
     integration = models.ForeignKey(
@@ -142,6 +158,13 @@ class AlertState(models.Model):
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)
     event_at = models.DateTimeField(help_text="When what it last said happened.")
+    reported_firing = models.BooleanField(default=True)
+    reported_status = models.CharField(
+        max_length=32, choices=ComponentStatus.choices, default=ComponentStatus.OPERATIONAL
+    )
+    reported_at = models.DateTimeField(
+        default=timezone.now, help_text="When Beacon received the report's last change."
+    )
     summary = models.CharField(max_length=255, blank=True)
     labels = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -153,6 +176,15 @@ class AlertState(models.Model):
             models.UniqueConstraint(
                 fields=["integration", "fingerprint", "component"],
                 name="one_alert_state_per_component",
+            )
+        ]
+        indexes = [
+            # The settling sweep reads only the states whose report has not taken effect.
+            models.Index(
+                fields=["reported_at"],
+                name="alert_state_unsettled",
+                condition=~models.Q(firing=models.F("reported_firing"))
+                | ~models.Q(status=models.F("reported_status")),
             )
         ]
 

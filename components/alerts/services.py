@@ -8,16 +8,16 @@ health checks follow: never a component on manual status, one an open incident n
 one a person set last.
 """
 
-import json
+import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import DataError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from components.alerts.kinds import KINDS, ParsedAlert, PayloadError
+from components.alerts.kinds import KINDS, ParsedAlert, PayloadError, load_body
 from components.alerts.models import AlertIntegration, AlertLog, AlertState, new_token
 from components.checks import policy
 from components.checks.services import _held_by_people
@@ -34,6 +34,15 @@ from incidents.automatic import auto_incident_follow
 logger = logging.getLogger("beacon.alerts")
 
 EXCERPT_BYTES = 2048
+
+# Times a sender cannot mean. A time later than the receipt by more than clock skew
+# (a stored year 9999 once made every later alert of its component stale), or before
+# TIME_FLOOR (Unix 0, a misread unit), counts as the time Beacon received the delivery.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+TIME_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+# One alert's label may name several components ("api,web"); more than this is a mistake
+# (or an attack on the component query), and the delivery is refused.
+MAX_COMPONENTS_PER_ALERT = 50
 
 CHANGED, UNCHANGED, STALE = "changed", "unchanged", "stale"
 
@@ -63,30 +72,56 @@ class ReceiveResult:
 def alerts_receive(
     *, integration: AlertIntegration, body: bytes, now: datetime | None = None
 ) -> ReceiveResult:
-    """Apply a delivery's alerts, each in its own transaction.
+    """Read the whole delivery, then apply all its alerts in one transaction.
 
     Raises PayloadError, after logging it for staff, when the body is not what the
-    integration's kind sends; nothing is applied then.
+    integration's kind sends; nothing is applied then, not even in part.
     """
     now = now or timezone.now()
     AlertIntegration.objects.filter(pk=integration.pk).update(last_received_at=now)
     try:
-        alerts = KINDS[integration.kind].parse(_json(body))
+        alerts = [
+            _plausible(alert, now) for alert in KINDS[integration.kind].parse(load_body(body))
+        ]
+        plan = [(alert, _components_named(integration, alert)) for alert in alerts]
+        return _apply(integration, plan, body=body, now=now)
     except PayloadError as error:
         alert_log_write(integration=integration, ok=False, reason=str(error), body=body, at=now)
         logger.info("alert delivery refused integration=%s: %s", integration.pk, error)
         raise
-    result = ReceiveResult(alerts=len(alerts))
-    for alert in alerts:
-        components = _components_named(integration, alert)
-        if not components:
-            result.unmatched.append(_title(alert))
-            continue
-        for component in components:
-            outcome, moved = _alert_apply(integration, alert, component, now)
-            setattr(result, outcome, getattr(result, outcome) + 1)
-            if moved and component.name not in result.moved:
-                result.moved.append(component.name)
+
+
+def _apply(
+    integration: AlertIntegration,
+    plan: list[tuple[ParsedAlert, list[Component]]],
+    *,
+    body: bytes,
+    now: datetime,
+) -> ReceiveResult:
+    result = ReceiveResult(alerts=len(plan))
+    try:
+        with transaction.atomic():
+            # Locked in one order, so that two deliveries naming the same components wait
+            # for each other instead of deadlocking.
+            ids = sorted({component.pk for _, components in plan for component in components})
+            locked = {
+                component.pk: component
+                for component in Component.objects.select_for_update().filter(pk__in=ids)
+            }
+            for alert, components in plan:
+                if not components:
+                    result.unmatched.append(_title(alert))
+                    continue
+                for component in components:
+                    if component.pk not in locked:
+                        continue  # deleted since it was matched
+                    outcome, moved = _alert_apply(integration, alert, locked[component.pk], now)
+                    setattr(result, outcome, getattr(result, outcome) + 1)
+                    if moved and component.name not in result.moved:
+                        result.moved.append(component.name)
+    except DataError as error:
+        # The last line: a value the checks above let through and PostgreSQL refused.
+        raise PayloadError(f"Beacon could not store this delivery: {error}".strip()) from error
     if result.unmatched:
         label = integration.match_label
         reason = (
@@ -97,13 +132,21 @@ def alerts_receive(
     return result
 
 
-def _json(body: bytes):
-    try:
-        return json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise PayloadError("The body is not UTF-8 text.") from error
-    except json.JSONDecodeError as error:
-        raise PayloadError(f"The body is not JSON: {error}.") from error
+def _plausible(alert: ParsedAlert, now: datetime) -> ParsedAlert:
+    """The alert with its times as Beacon will believe them (see FUTURE_TOLERANCE)."""
+    return dataclasses.replace(
+        alert,
+        starts_at=_plausible_time(alert.starts_at, now),
+        ends_at=_plausible_time(alert.ends_at, now),
+    )
+
+
+def _plausible_time(moment: datetime | None, now: datetime) -> datetime | None:
+    if moment is None:
+        return None
+    if moment > now + FUTURE_TOLERANCE or moment < TIME_FLOOR:
+        return now
+    return moment
 
 
 def _title(alert: ParsedAlert) -> str:
@@ -116,9 +159,14 @@ def _components_named(integration: AlertIntegration, alert: ParsedAlert) -> list
     value = alert.labels.get(integration.match_label, "").strip()
     if not value:
         return []
-    found = _by_names(integration.component_names(value))
+    found = _by_names(integration.component_names(value)[:MAX_COMPONENTS_PER_ALERT])
     if not found and "," in value:
-        parts = [part.strip() for part in value.split(",") if part.strip()]
+        parts = [p.strip() for p in value.split(",", MAX_COMPONENTS_PER_ALERT) if p.strip()]
+        if len(parts) > MAX_COMPONENTS_PER_ALERT:
+            raise PayloadError(
+                f"{_title(alert)}: its “{integration.match_label}” label names more than "
+                f"{MAX_COMPONENTS_PER_ALERT} components."
+            )
         found = _by_names([name for part in parts for name in integration.component_names(part)])
     return found
 
@@ -140,46 +188,97 @@ def _alert_apply(
     if alert.firing:
         severity = alert.labels.get(integration.severity_label) or alert.severity
         status = integration.status_for(severity)
-    with transaction.atomic():
-        # The component's row lock orders all alerts of one component, from any integration.
-        locked = Component.objects.select_for_update().get(pk=component.pk)
-        state = (
-            AlertState.objects.select_for_update()
-            .filter(integration=integration, fingerprint=alert.fingerprint, component=locked)
-            .first()
+    # The caller holds the component's row lock: it orders all alerts of one component,
+    # from any integration.
+    state = (
+        AlertState.objects.select_for_update()
+        .filter(integration=integration, fingerprint=alert.fingerprint, component=component)
+        .first()
+    )
+    if state is None:
+        state = AlertState(
+            integration=integration,
+            fingerprint=alert.fingerprint,
+            component=component,
+            firing=False,
+            status=ComponentStatus.OPERATIONAL,
+            status_before=component.status,
+            event_at=event_at,
+            reported_firing=False,
+            reported_status=ComponentStatus.OPERATIONAL,
         )
-        if state is None:
-            state = AlertState(
-                integration=integration,
-                fingerprint=alert.fingerprint,
-                component=locked,
-                firing=False,
-                status=ComponentStatus.OPERATIONAL,
-                status_before=locked.status,
-                event_at=event_at,
-            )
-        elif _is_stale(state, alert, event_at):
-            return STALE, False
-        changed = state.firing != alert.firing or (alert.firing and state.status != status)
-        if alert.firing and not state.firing:
-            state.status_before = _status_before(locked, exclude=state.pk)
-        state.firing, state.status, state.event_at = alert.firing, status, event_at
-        state.starts_at, state.ends_at = alert.starts_at, alert.ends_at
-        state.summary, state.labels = alert.summary[:255], alert.labels
-        state.save()
-        moved = False
-        if changed:
-            moved = _component_follow_alerts(locked, state, note=_note(integration, alert))
-    component.status = locked.status
+    elif _is_stale(state, alert, event_at, now):
+        return STALE, False
+    state.integration = integration  # the caller's, with its settling times
+    changed = state.reported_firing != alert.firing or (
+        alert.firing and state.reported_status != status
+    )
+    state.reported_firing, state.reported_status = alert.firing, status
+    if changed:
+        state.reported_at = now
+    state.event_at, state.starts_at, state.ends_at = event_at, alert.starts_at, alert.ends_at
+    state.summary, state.labels = alert.summary[:255], alert.labels
+    moved = _settle(state, component, now)
     return (CHANGED if changed else UNCHANGED), moved
 
 
-def _is_stale(state: AlertState, alert: ParsedAlert, event_at: datetime) -> bool:
+def _settle(state: AlertState, component: Component, now: datetime) -> bool:
+    """Let what the alert reported count for the component once it has held long enough
+    (the integration's firing_for toward worse, resolved_for toward better), so that an
+    alert flapping between firing and resolved moves its component once, not every time.
+    Saves the state; returns whether the component moved. The caller holds its row lock."""
+    counted = state.status if state.firing else ComponentStatus.OPERATIONAL
+    wanted = state.reported_status if state.reported_firing else ComponentStatus.OPERATIONAL
+    if state.reported_firing == state.firing and wanted == counted:
+        state.save()
+        return False
+    integration = state.integration
+    if not policy.held_long_enough(
+        current=counted,
+        wanted=wanted,
+        since=state.reported_at,
+        now=now,
+        worse_after=timedelta(seconds=integration.firing_for),
+        better_after=timedelta(seconds=integration.resolved_for),
+    ):
+        state.save()
+        return False
+    if state.reported_firing and not state.firing:
+        state.status_before = _status_before(component, exclude=state.pk)
+    state.firing, state.status = state.reported_firing, state.reported_status
+    state.save()
+    return _component_follow_alerts(component, state, note=_note(integration, state))
+
+
+def alerts_settle(*, now: datetime | None = None) -> list[str]:
+    """Apply the reports that have now held long enough (beat, every few seconds); returns
+    the names of the components that moved."""
+    now = now or timezone.now()
+    unsettled = AlertState.objects.filter(
+        ~Q(firing=F("reported_firing")) | ~Q(status=F("reported_status"))
+    )
+    moved = []
+    for component_id in sorted(set(unsettled.order_by().values_list("component_id", flat=True))):
+        with transaction.atomic():
+            component = Component.objects.select_for_update().filter(pk=component_id).first()
+            if component is None:
+                continue
+            states = unsettled.filter(component=component).select_related("integration")
+            for state in states.select_for_update(of=("self",)).order_by("pk"):
+                if _settle(state, component, now) and component.name not in moved:
+                    moved.append(component.name)
+    return moved
+
+
+def _is_stale(state: AlertState, alert: ParsedAlert, event_at: datetime, now: datetime) -> bool:
     """Older than what the state heard last; at the same instant, resolved comes after
-    firing, so a firing that arrives after its own resolution is stale too."""
+    firing, so a firing that arrives after its own resolution is stale too. A time stored
+    before times were checked, and later than now, is not believed."""
+    if state.event_at > now + FUTURE_TOLERANCE:
+        return False
     if event_at < state.event_at:
         return True
-    return event_at == state.event_at and alert.firing and not state.firing
+    return event_at == state.event_at and alert.firing and not state.reported_firing
 
 
 def _status_before(component: Component, *, exclude: int | None) -> str:
@@ -192,8 +291,9 @@ def _status_before(component: Component, *, exclude: int | None) -> str:
     return other.status_before if other is not None else component.status
 
 
-def _note(integration: AlertIntegration, alert: ParsedAlert) -> str:
-    return f"{_title(alert)} ({alert.status}, {integration.name})"[:255]
+def _note(integration: AlertIntegration, state: AlertState) -> str:
+    title = (state.summary or state.fingerprint)[:120]
+    return f"{title} ({'firing' if state.firing else 'resolved'}, {integration.name})"[:255]
 
 
 def _component_follow_alerts(component: Component, state: AlertState, *, note: str) -> bool:
@@ -237,8 +337,9 @@ def alert_log_write(
         integration=integration,
         received_at=at,
         ok=ok,
-        reason=reason[:500],
-        excerpt=body[:EXCERPT_BYTES].decode("utf-8", "replace"),
+        reason=_storable(reason)[:500],
+        # A refused body may hold what PostgreSQL refuses: NUL, or bytes that are not UTF-8.
+        excerpt=_storable(body[:EXCERPT_BYTES].decode("utf-8", "replace")),
     )
     oldest_kept = (
         AlertLog.objects.filter(integration=integration)
@@ -248,6 +349,11 @@ def alert_log_write(
     if oldest_kept:
         AlertLog.objects.filter(integration=integration, id__lt=oldest_kept[0]).delete()
     return entry
+
+
+def _storable(text: str) -> str:
+    text = text.replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def alert_integration_regenerate_token(*, integration: AlertIntegration) -> str:

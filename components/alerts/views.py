@@ -1,14 +1,20 @@
 """The public endpoint monitoring tools post their alerts to, at an integration's secret URL."""
 
+import logging
+
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods
 
 from components.alerts.kinds import PayloadError
 from components.alerts.models import AlertIntegration
 from components.alerts.services import alerts_receive
 from statuspage import ratelimit
+from statuspage.request_log import with_request_id
+
+logger = logging.getLogger("beacon.alerts")
 
 MAX_BODY_BYTES = 1024 * 1024
 # Per integration: Alertmanager sends a group at a time, so this is many alerts a minute.
@@ -20,8 +26,10 @@ def _error(status: int, error: str, message: str, **headers) -> JsonResponse:
 
 
 @csrf_exempt
+@with_request_id  # outermost but for CSRF: even a 405 is logged with the id, masked
 @never_cache
 @require_http_methods(["POST", "PUT"])  # Grafana's contact point may be set to PUT
+@sensitive_variables("token")
 def receive(request, kind: str, token: str):
     integration = AlertIntegration.objects.filter(kind=kind, token=token, enabled=True).first()
     if integration is None:
@@ -45,4 +53,12 @@ def receive(request, kind: str, token: str):
         result = alerts_receive(integration=integration, body=body)
     except PayloadError as error:
         return _error(400, "invalid_payload", str(error))
+    logger.info(
+        "alert delivery integration=%s alerts=%d changed=%d stale=%d unmatched=%d",
+        integration.pk,
+        result.alerts,
+        result.changed,
+        result.stale,
+        len(result.unmatched),
+    )
     return JsonResponse({"ok": True, **result.as_dict()})

@@ -25,7 +25,7 @@ import dns.resolver
 import httpx
 
 from components.checks.base import CheckKindRunner
-from components.checks.network import TargetRefused, refusal
+from components.checks.network import TargetRefused, host_problem, refusal
 from components.checks.outcome import Outcome
 
 RECORD_TYPES = ("A", "AAAA", "CAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT")
@@ -40,16 +40,23 @@ class DnsCheck(CheckKindRunner):
         errors = super().validate(check)
         if check.record_type and check.record_type.upper() not in RECORD_TYPES:
             errors["record_type"] = f"One of {', '.join(RECORD_TYPES)}."
-        if check.host:
+        problem = check.host and host_problem(check.host)
+        if problem:
+            errors["host"] = problem
+        elif check.host:
             try:
                 dns.name.from_text(check.host)
             except dns.exception.DNSException as error:
                 errors["host"] = f"Not a DNS name: {error}"
         if check.resolver:
             try:
-                parse_resolver(check.resolver)
+                address, _ = parse_resolver(check.resolver)
             except ValueError as error:
                 errors["resolver"] = str(error)
+            else:
+                reason = refusal(address)
+                if reason:
+                    errors["resolver"] = f"Refused: {reason}."
         if not isinstance(check.expected_values, list) or not all(
             isinstance(value, str) for value in check.expected_values
         ):

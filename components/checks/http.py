@@ -5,9 +5,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from components.checks import jsonpath
+from components.checks import decoding, jsonpath, outbound
 from components.checks.base import CheckKindRunner
-from components.checks.network import resolve
+from components.checks.network import url_problem
 from components.checks.outcome import Outcome
 
 MAX_REDIRECTS = 5
@@ -20,8 +20,9 @@ class HttpCheck(CheckKindRunner):
 
     def validate(self, check) -> dict[str, str]:
         errors = super().validate(check)
-        if check.url and urlsplit(check.url).scheme not in ("http", "https"):
-            errors["url"] = "Use an http:// or https:// URL."
+        problem = check.url and url_problem(check.url)
+        if problem:
+            errors["url"] = problem
         if not all(isinstance(code, int) and 100 <= code <= 599 for code in check.expect_status):
             errors["expect_status"] = "A list of status codes between 100 and 599."
         if not isinstance(check.headers, dict) or not all(
@@ -39,15 +40,15 @@ class HttpCheck(CheckKindRunner):
         if check.verify_tls:
             return await self._follow(check, client)
         # httpx fixes TLS verification per client: an unverified check gets one of its own.
-        async with httpx.AsyncClient(
-            verify=False, headers=client.headers, follow_redirects=False
-        ) as unverified:
+        async with outbound.client(verify=False, headers=client.headers) as unverified:
             return await self._follow(check, unverified)
 
     async def _follow(self, check, client: httpx.AsyncClient) -> Outcome:
         url = check.url
         for _ in range(MAX_REDIRECTS + 1):
-            await guard_url(url)  # every hop: a redirect must not lead to a refused address
+            # Every hop's connection is guarded (outbound): a redirect must not lead to a
+            # refused address.
+            guard_url(url)
             request = client.build_request(
                 check.method or "GET",
                 url,
@@ -68,7 +69,7 @@ class HttpCheck(CheckKindRunner):
 
 async def fetch(client: httpx.AsyncClient, url: str, **params) -> tuple[int, bytes]:
     """GET a URL that checks may reach: its status code and up to MAX_BODY_BYTES of body."""
-    await guard_url(url)
+    guard_url(url)
     response = await client.send(client.build_request("GET", url, params=params), stream=True)
     try:
         return response.status_code, await read_some(response)
@@ -76,21 +77,25 @@ async def fetch(client: httpx.AsyncClient, url: str, **params) -> tuple[int, byt
         await response.aclose()
 
 
-async def guard_url(url: str) -> None:
+def guard_url(url: str) -> None:
+    """Only http(s) URLs with a host; their addresses are vetted as they are connected to."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"Not an http(s) URL: {url}")
-    await resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
 
 
 async def read_some(response: httpx.Response) -> bytes:
+    """Up to MAX_BODY_BYTES of the body, decoded: the cap counts inflated bytes as they are
+    produced, so a compression bomb is cut at the cap (decoding)."""
+    decoder = decoding.BodyDecoder(response.headers.get_list("content-encoding", True))
     chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_BODY_BYTES:
-            break
-    return b"".join(chunks)[:MAX_BODY_BYTES]
+    async for raw in response.aiter_raw():
+        for piece in decoder.feed(raw):
+            chunks.append(piece)
+            size += len(piece)
+            if size >= MAX_BODY_BYTES:
+                return b"".join(chunks)[:MAX_BODY_BYTES]
+    return b"".join(chunks)
 
 
 def judge(check, status_code: int, body: bytes) -> Outcome:

@@ -1,6 +1,7 @@
 """What one run of a check found, whatever its kind."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from components.models import Verdict
 
@@ -13,6 +14,8 @@ class Outcome:
     latency_ms: float | None = None
     status_code: int | None = None
     error: str = ""
+    # When the run started: its result's time, whenever the batch it ran in was recorded.
+    started_at: datetime | None = None
 
     @classmethod
     def up(cls, *, latency_ms: float | None = None, status_code: int | None = None) -> "Outcome":

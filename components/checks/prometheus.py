@@ -17,12 +17,12 @@ Two choices, both about data that says nothing:
 import json
 import math
 import operator
-from urllib.parse import urlsplit
 
 import httpx
 
 from components.checks.base import CheckKindRunner
 from components.checks.http import MAX_BODY_BYTES, fetch
+from components.checks.network import NOT_HTTP, url_problem
 from components.checks.outcome import Outcome
 
 COMPARISONS = {
@@ -42,8 +42,10 @@ class PrometheusCheck(CheckKindRunner):
 
     def validate(self, check) -> dict[str, str]:
         errors = super().validate(check)
-        if check.url and urlsplit(check.url).scheme not in ("http", "https"):
-            errors["url"] = "The Prometheus server's http:// or https:// URL."
+        problem = check.url and url_problem(check.url)
+        if problem:
+            same = problem == NOT_HTTP
+            errors["url"] = "The Prometheus server's http:// or https:// URL." if same else problem
         if check.comparison and check.comparison not in COMPARISONS:
             errors["comparison"] = f"One of {' '.join(COMPARISONS)}."
         return errors

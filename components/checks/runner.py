@@ -5,13 +5,14 @@ and nothing else: every run is a coroutine on one event loop, cancelled at its d
 """
 
 import asyncio
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
 
-from components.checks import KINDS
+from components.checks import KINDS, outbound
 from components.checks.network import TargetRefused
 from components.checks.outcome import Outcome
 from components.checks.tls import ssl_context
@@ -37,13 +38,8 @@ def run_batch(checks: list, *, start_at: list[datetime] | None = None) -> list[O
 
 
 async def _run_all(checks: list, start_at: list) -> list[Outcome]:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    async with httpx.AsyncClient(
-        limits=limits,
-        headers={"User-Agent": USER_AGENT},
-        follow_redirects=False,
-        verify=ssl_context(),  # the system's CAs and CHECKS_CA_BUNDLE, as TLS checks trust
-    ) as client:
+    # The system's CAs and CHECKS_CA_BUNDLE, as TLS checks trust.
+    async with outbound.client(verify=ssl_context(), headers={"User-Agent": USER_AGENT}) as client:
         return list(
             await asyncio.gather(
                 *(
@@ -63,6 +59,13 @@ async def _at(when: datetime | None, run):
 
 
 async def run_one(check, client: httpx.AsyncClient) -> Outcome:
+    """What `check` finds now, stamped with the moment it started."""
+    started_at = datetime.now(UTC)
+    outcome = await _run(check, client)
+    return dataclasses.replace(outcome, started_at=started_at)
+
+
+async def _run(check, client: httpx.AsyncClient) -> Outcome:
     kind = KINDS.get(check.kind)
     if kind is None:
         return Outcome.down(f"Unknown check kind {check.kind!r}")
@@ -78,7 +81,7 @@ async def run_one(check, client: httpx.AsyncClient) -> Outcome:
     except Exception as error:  # noqa: BLE001 - a failing target is a result, not a crash
         return Outcome.down(describe_error(error), latency_ms=_elapsed_ms(started))
     if outcome.latency_ms is None:
-        outcome = Outcome(outcome.verdict, _elapsed_ms(started), outcome.status_code, outcome.error)
+        outcome = dataclasses.replace(outcome, latency_ms=_elapsed_ms(started))
     return apply_latency_threshold(check, outcome)
 
 

@@ -2,7 +2,7 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -57,6 +57,24 @@ def run_every(check: HealthCheck) -> int:
     return check.interval
 
 
+# Checks created together (apply_config, a bulk import) would otherwise keep one start
+# time for good and all fire in the same second, every interval: each check runs at a
+# phase of its own within its interval instead, spread by its id. Golden-ratio steps put
+# consecutive ids as far apart as they can be, whatever their number.
+_PHASE_STEP = (5**0.5 - 1) / 2
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def next_slot(check: HealthCheck, *, after: datetime) -> datetime:
+    """The check's first slot after `after`: one every run_every() seconds, at its phase."""
+    step = run_every(check) * 1_000_000
+    phase = int((check.pk * _PHASE_STEP) % 1 * step)
+    elapsed = (after - _EPOCH) // _MICROSECOND
+    slots = (elapsed - phase) // step + 1
+    return _EPOCH + (slots * step + phase) * _MICROSECOND
+
+
 def queue_for(location: str) -> str:
     return "checks" if location == DEFAULT_LOCATION else f"checks.{location}"
 
@@ -81,9 +99,7 @@ def checks_claim_due(
         )
         for check in due:
             slot = check.next_run_at
-            step = run_every(check)
-            missed = int((now - slot).total_seconds() // step)
-            check.next_run_at = slot + timedelta(seconds=step * (missed + 1))
+            check.next_run_at = next_slot(check, after=now)
             for location in check_locations(check):
                 by_location[location].append((check.pk, slot))
         HealthCheck.objects.bulk_update(due, ["next_run_at"])
@@ -132,13 +148,18 @@ def check_results_record(
     *, location: str, results: list[tuple[HealthCheck, Outcome]], at: datetime | None = None
 ) -> None:
     """Store each run's result, advance its location's streak and the check's verdict, and
-    move components whose checks now say something else."""
+    move components whose checks now say something else.
+
+    A result is dated when its run started (Outcome.started_at), not when its batch is
+    recorded: a batch ends with its slowest check, and its results would be late and tied.
+    `at` dates outcomes that carry no start (a heartbeat judged at a ping).
+    """
     at = at or timezone.now()
     CheckResult.objects.bulk_create(
         CheckResult(
             health_check=check,
             location=location,
-            at=at,
+            at=outcome.started_at or at,
             verdict=outcome.verdict,
             latency_ms=outcome.latency_ms,
             status_code=outcome.status_code,
@@ -151,7 +172,7 @@ def check_results_record(
     )
     changed: dict[int, tuple[HealthCheck, Outcome]] = {}
     for check, outcome in results:
-        if _advance_verdict(check, location, outcome, at):
+        if _advance_verdict(check, location, outcome, outcome.started_at or at):
             changed[check.component_id] = (check, outcome)
     for check, outcome in changed.values():
         component_follow_checks(component_id=check.component_id, reason=(check, outcome))

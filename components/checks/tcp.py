@@ -8,7 +8,7 @@ import time
 import httpx
 
 from components.checks.base import CheckKindRunner
-from components.checks.network import resolve
+from components.checks.network import resolve, target_problem
 from components.checks.outcome import Outcome
 
 
@@ -17,6 +17,9 @@ class TcpCheck(CheckKindRunner):
 
     def validate(self, check) -> dict[str, str]:
         errors = super().validate(check)
+        problem = check.host and target_problem(check.host)
+        if problem:
+            errors["host"] = problem
         if check.port is not None and not 1 <= check.port <= 65535:
             errors["port"] = "A port between 1 and 65535."
         return errors

@@ -15,6 +15,7 @@ import httpx
 from django.conf import settings
 
 from components.checks.base import CheckKindRunner
+from components.checks.network import target_problem
 from components.checks.outcome import Outcome
 from components.checks.tcp import close, connect
 
@@ -27,6 +28,9 @@ class TlsCheck(CheckKindRunner):
 
     def validate(self, check) -> dict[str, str]:
         errors = super().validate(check)
+        problem = check.host and target_problem(check.host)
+        if problem:
+            errors["host"] = problem
         if check.port is not None and not 1 <= check.port <= 65535:
             errors["port"] = "A port between 1 and 65535 (empty for 443)."
         return errors

@@ -16,12 +16,12 @@ cannot say the vendor is well.
 """
 
 import json
-from urllib.parse import urlsplit
 
 import httpx
 
 from components.checks.base import CheckKindRunner
 from components.checks.http import MAX_BODY_BYTES, fetch
+from components.checks.network import NOT_HTTP, url_problem
 from components.checks.outcome import Outcome
 from components.models import ComponentStatus, Verdict
 
@@ -39,8 +39,10 @@ class UpstreamCheck(CheckKindRunner):
 
     def validate(self, check) -> dict[str, str]:
         errors = super().validate(check)
-        if check.url and urlsplit(check.url).scheme not in ("http", "https"):
-            errors["url"] = "The status page's http:// or https:// URL."
+        problem = check.url and url_problem(check.url)
+        if problem:
+            same = problem == NOT_HTTP
+            errors["url"] = "The status page's http:// or https:// URL." if same else problem
         return errors
 
     async def run(self, check, client: httpx.AsyncClient) -> Outcome:

@@ -41,6 +41,7 @@ from incidents.notify.subscriptions import (
 )
 from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
+from statuspage.text import one_line, without_control_characters
 
 # Where each subscriber's links go in the bodies rendered once per event. A "<" never
 # survives escaping (user text) or nh3 (Markdown), and _clean() takes them out of the raw
@@ -224,7 +225,9 @@ def _clean(text: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # Names written before they were validated may still hold a line break or a control
+    # character: a header gets a space instead, so the mail library never refuses it.
+    return one_line(text)
 
 
 def _tidy_text(text: str) -> str:
@@ -282,7 +285,7 @@ class EmailSender:
         page = PageSettings.load()
         self.event = event
         self._from_address = sanitize_address(parseaddr(settings.DEFAULT_FROM_EMAIL)[1], "utf-8")
-        self._from = sanitize_address((page.name, self._from_address), "utf-8")
+        self._from = sanitize_address((_one_line(page.name), self._from_address), "utf-8")
         domain = _domain(self._from_address, page)
         self._message_id = f"<beacon.event-{event.pk}.{{}}@{domain}>"
         self._list_id = f"{_list_id_phrase(page.name)} <updates.{domain}>".strip()
@@ -443,7 +446,7 @@ def _address(address: str) -> str:
 def _domain(from_address: str, page: PageSettings) -> str:
     """Message-ID's right-hand side: the sender's domain, or the page's when that is local."""
     domain = from_address.rpartition("@")[2]
-    host = urlsplit(page.url or "").hostname
+    host = urlsplit(without_control_characters(page.url, lines=False)).hostname
     if host and "." not in domain:
         domain = punycode(host)
     return domain or "localhost"
@@ -499,8 +502,16 @@ def _quoted_printable(text: str) -> bytes:
 # Subscribing
 
 
+class MailRefused(Exception):
+    """The mail server refused this message for good (a 5xx about the recipient or the
+    message): sending it again would be refused again."""
+
+
 def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
-    """The double opt-in's confirmation link, or "you are already subscribed"."""
+    """The double opt-in's confirmation link, or "you are already subscribed".
+
+    MailRefused when the server refuses it for good; any other error is worth another try.
+    """
     if which not in SUBSCRIPTION_EMAILS:
         raise ValueError(f"Unknown subscription email {which!r}.")
     title, template = SUBSCRIPTION_EMAILS[which]
@@ -524,10 +535,23 @@ def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
         subject=subject,
         body=_tidy_text(render_to_string(f"{template}.txt", context)),
         from_email=sanitize_address(
-            (page.name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]), "utf-8"
+            (_one_line(page.name), parseaddr(settings.DEFAULT_FROM_EMAIL)[1]), "utf-8"
         ),
         to=[subscriber.email],
         headers={"Auto-Submitted": "auto-generated"},
     )
     message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
-    message.send()
+    try:
+        message.send()
+    except smtplib.SMTPRecipientsRefused as error:
+        codes = [code for code, _ in error.recipients.values()]
+        if codes and all(500 <= code < 600 for code in codes):
+            code, reply = next(iter(error.recipients.values()))
+            raise MailRefused(_reply_text(code, reply)) from error
+        raise
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPHeloError, smtplib.SMTPAuthenticationError):
+        raise  # our side of the conversation, as in EmailSender.send: worth another try
+    except smtplib.SMTPResponseException as error:  # SMTPDataError among them
+        if 500 <= error.smtp_code < 600:
+            raise MailRefused(_reply_text(error.smtp_code, error.smtp_error)) from error
+        raise

@@ -7,10 +7,12 @@ answer is "check your inbox", and the inbox gets the email that fits.
 import csv
 import io
 import logging
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
+from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
@@ -18,9 +20,11 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from components.checks import network
 from components.models import Component
 from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
 from statuspage.models import PageSettings
+from statuspage.text import no_control_characters, without_control_characters
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +36,9 @@ _MANAGE_SALT = "beacon.subscriber.manage"
 
 
 def page_base_url() -> str:
-    return (PageSettings.load().url or "http://127.0.0.1:8000").rstrip("/")
+    # A URL saved before control characters were refused must not break a header or a link.
+    url = without_control_characters(PageSettings.load().url, lines=False)
+    return (url or "http://127.0.0.1:8000").rstrip("/")
 
 
 def confirm_token(subscriber: Subscriber) -> str:
@@ -89,6 +95,8 @@ def normalise_email(address: str) -> str:
         raise ValidationError({"email": "Enter your email address."})
     try:
         validate_email(address)
+        # Django lets a quoted local part hold control characters; the To: header cannot.
+        no_control_characters(address)
     except ValidationError as error:
         raise ValidationError({"email": "Enter a valid email address."}) from error
     local, _, domain = address.rpartition("@")
@@ -262,6 +270,35 @@ def subscription_resend_confirmation(*, subscriber: Subscriber) -> bool:
     return bool(changed)
 
 
+def webhook_endpoint_validate(endpoint: str) -> None:
+    """Raise ValidationError unless `endpoint` is an http(s) URL Beacon may post to.
+
+    The send-time guard (webhooks._post) stays the rule; this says so when the webhook is
+    saved, rather than failing every delivery later: a host that is, or now resolves to, a
+    private, loopback, link-local or metadata address is refused, private ones unless
+    WEBHOOKS_ALLOW_PRIVATE is set. A name that does not resolve now is accepted: DNS may be
+    briefly down, and deliveries retry it.
+    """
+    try:
+        URLValidator(schemes=["http", "https"])(endpoint)
+    except ValidationError:
+        raise ValidationError("Enter an http:// or https:// URL.") from None
+    allow_private = settings.BEACON_WEBHOOKS_ALLOW_PRIVATE
+    problem = network.url_problem(endpoint, allow_private=allow_private)
+    if problem is None:
+        parts = urlsplit(endpoint)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            network.resolve_blocking(parts.hostname or "", port, allow_private=allow_private)
+        except network.TargetRefused as refused:
+            if not isinstance(refused.__cause__, socket.gaierror):
+                problem = f"Refused: {refused}."
+    if problem:
+        if "is a private, loopback or reserved address" in problem:
+            problem += " Set WEBHOOKS_ALLOW_PRIVATE=true to post to internal endpoints."
+        raise ValidationError(problem)
+
+
 def webhook_subscriber_create(
     *,
     endpoint: str,
@@ -274,9 +311,9 @@ def webhook_subscriber_create(
     endpoint = (endpoint or "").strip()
     errors = {}
     try:
-        URLValidator(schemes=["http", "https"])(endpoint)
-    except ValidationError:
-        errors["endpoint"] = "Enter an http:// or https:// URL."
+        webhook_endpoint_validate(endpoint)
+    except ValidationError as error:
+        errors["endpoint"] = error.messages[0]
     if webhook_format not in WebhookFormat.values:
         errors["webhook_format"] = f"Unknown format {webhook_format!r}."
     if errors:

@@ -2,7 +2,7 @@
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
@@ -13,13 +13,14 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 from ninja.schema import DjangoGetter
 from ninja.security import APIKeyHeader, APIKeyQuery
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from components.models import Component
 from statuspage import ratelimit
 from statuspage.api_keys import api_key_authenticate
 from statuspage.api_v1 import schemas
 from statuspage.models import ApiKey, PageSettings
+from statuspage.text import control_character_error
 
 RATE_WINDOW_SECONDS = 60
 # Statuspage's page size, default and maximum.
@@ -209,7 +210,10 @@ def _http_error(request, exc):
 def _describe(errors: list[dict]) -> str:
     parts = []
     for error in errors:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "payload"))
+        loc = list(error.get("loc", ()))
+        while loc and loc[0] in ("body", "payload"):  # ninja's envelope, not a field named body
+            loc.pop(0)
+        where = ".".join(str(p) for p in loc)
         parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", ""))
     return "; ".join(parts) or "Invalid request."
 
@@ -249,6 +253,24 @@ def unknown_path(request: HttpRequest) -> JsonResponse:
 
 
 # Request envelopes
+
+
+def _one_line(value: str) -> str:
+    if refused := control_character_error(value):
+        raise ValueError(refused)
+    return value
+
+
+def _text(value: str) -> str:
+    if refused := control_character_error(value, multiline=True):
+        raise ValueError(refused)
+    return value
+
+
+# Names and URLs reach email headers, calendar lines and file names; bodies keep their lines.
+# A control character in either is a 400, like any other bad value.
+OneLine = Annotated[str, AfterValidator(_one_line)]
+Text = Annotated[str, AfterValidator(_text)]
 
 
 class Fields(Schema):

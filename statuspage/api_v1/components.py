@@ -21,7 +21,13 @@ from ninja.errors import HttpError
 from pydantic import Field, field_validator
 
 from components import services
-from components.models import Component, ComponentGroup, ComponentStatus, StatusChangeCause
+from components.models import (
+    MAX_DESCRIPTION,
+    Component,
+    ComponentGroup,
+    ComponentStatus,
+    StatusChangeCause,
+)
 from components.selectors import daily_uptime, first_uptime_day
 from components.uptime import uptime_percent_over
 from incidents.models import Incident
@@ -30,7 +36,9 @@ from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
     Fields,
+    OneLine,
     Paging,
+    Text,
     components_named,
     empty_response,
     page_or_404,
@@ -58,8 +66,8 @@ StatusInBody = Literal[
 class ComponentFields(Fields):
     """`{"component": {…}}` for PATCH and PUT; unknown keys are ignored, as Statuspage does."""
 
-    name: str | None = Field(None, max_length=255)
-    description: str | None = None
+    name: OneLine | None = Field(None, max_length=255)
+    description: Text | None = Field(None, max_length=MAX_DESCRIPTION)
     status: StatusInBody | None = None
     group_id: str | None = None
     showcase: bool | None = None
@@ -80,7 +88,7 @@ class ComponentFields(Fields):
 
 
 class NewComponentFields(ComponentFields):
-    name: str = Field(max_length=255)
+    name: OneLine = Field(max_length=255)
 
 
 class ComponentBody(Schema):
@@ -92,9 +100,10 @@ class NewComponentBody(Schema):
 
 
 class GroupFields(Fields):
-    name: str | None = Field(None, max_length=255)
+    name: OneLine | None = Field(None, max_length=255)
     components: list[str] | None = None
-    description: str | None = None  # Statuspage reads it beside the envelope; both work
+    # Statuspage reads it beside the envelope; both work.
+    description: Text | None = Field(None, max_length=MAX_DESCRIPTION)
 
     @field_validator("name", "description", mode="before")
     @classmethod
@@ -103,14 +112,14 @@ class GroupFields(Fields):
 
 
 class NewGroupFields(GroupFields):
-    name: str = Field(max_length=255)
+    name: OneLine = Field(max_length=255)
     components: list[str]
 
 
 class GroupBody(Schema):
     """Statuspage's quirk: `description` sits beside `component_group`, not inside it."""
 
-    description: str | None = None
+    description: Text | None = Field(None, max_length=MAX_DESCRIPTION)
     component_group: GroupFields
 
     @field_validator("description", mode="before")

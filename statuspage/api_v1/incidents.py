@@ -20,6 +20,8 @@ from components.models import Component
 from incidents import services
 from incidents.models import (
     MAINTENANCE_STATUSES,
+    MAX_POSTMORTEM_BODY,
+    MAX_UPDATE_BODY,
     Incident,
     IncidentKind,
     IncidentStatus,
@@ -34,7 +36,9 @@ from statuspage.api_v1.base import (
     LAST_PAGE,
     MAX_PER_PAGE,
     Fields,
+    OneLine,
     Paging,
+    Text,
     components_named,
     empty_response,
     page_or_404,
@@ -53,10 +57,10 @@ router = Router()
 class IncidentFields(Fields):
     """`{"incident": {…}}`, for POST and PATCH alike (D.2); unknown keys are ignored."""
 
-    name: str | None = None
+    name: OneLine | None = None
     status: str | None = None
     impact_override: str | None = None
-    body: str | None = Field(None, max_length=25000)
+    body: Text | None = Field(None, max_length=MAX_UPDATE_BODY)
     component_ids: list[str] | None = None
     components: dict[str, str] | None = None
     deliver_notifications: bool | None = None
@@ -94,7 +98,7 @@ class IncidentBody(Schema):
 
 
 class IncidentUpdateFields(Fields):
-    body: str | None = Field(None, max_length=25000)
+    body: Text | None = Field(None, max_length=MAX_UPDATE_BODY)
     display_at: datetime | None = None
     deliver_notifications: bool | None = None
     wants_twitter_update: bool | None = None  # ignored
@@ -105,7 +109,7 @@ class IncidentUpdateBody(Schema):
 
 
 class PostmortemFields(Fields):
-    body_draft: str | None = Field(None, max_length=100000)
+    body_draft: Text | None = Field(None, max_length=MAX_POSTMORTEM_BODY)
     notify_subscribers: bool | None = None
     notify_twitter: bool | None = None  # ignored
     custom_tweet: str | None = None  # ignored

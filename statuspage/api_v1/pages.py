@@ -8,15 +8,15 @@ from pydantic import Field
 
 from statuspage import statuspage_json
 from statuspage.api_v1 import schemas
-from statuspage.api_v1.base import ERROR_RESPONSES, page_or_404, require_perm
+from statuspage.api_v1.base import ERROR_RESPONSES, OneLine, page_or_404, require_perm
 from statuspage.models import PageSettings
 
 router = Router()
 
 
 class PageFields(Schema):
-    name: str | None = Field(None, max_length=100)
-    url: str | None = Field(None, max_length=200)
+    name: OneLine | None = Field(None, max_length=100)
+    url: OneLine | None = Field(None, max_length=200)
     time_zone: str | None = None
     allow_email_subscribers: bool | None = None
     hidden_from_search_engines: bool | None = None

@@ -5,10 +5,13 @@ from functools import lru_cache
 from html import escape as html_escape
 
 from django import template
+from django.template.base import token_kwargs
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from components.models import ComponentStatus
+from statuspage.isolation import isolated as render_isolated
+from statuspage.isolation import plain_incident_html
 from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
 
@@ -25,6 +28,36 @@ FORMATS = {
 @register.filter
 def markdown(text: str) -> str:
     return mark_safe(render_markdown(text))  # noqa: S308 - sanitised by nh3
+
+
+@register.tag
+def isolated(parser, token):
+    """`{% isolated incident heading="h1" link=False card=True %}…{% endisolated %}`: the
+    block, or the incident as plain text when rendering it fails (statuspage.isolation);
+    the options shape that plain text like what it replaces."""
+    bits = token.split_contents()
+    if len(bits) < 2:
+        raise template.TemplateSyntaxError("usage: {% isolated incident [option=value…] %}")
+    options = token_kwargs(bits[2:], parser)
+    if len(options) != len(bits) - 2 or not set(options) <= {"heading", "link", "card"}:
+        raise template.TemplateSyntaxError("isolated takes heading=, link= and card= only")
+    nodelist = parser.parse(("endisolated",))
+    parser.delete_first_token()
+    return IsolatedNode(nodelist, parser.compile_filter(bits[1]), options)
+
+
+class IsolatedNode(template.Node):
+    def __init__(self, nodelist, incident, options):
+        self.nodelist, self.incident, self.options = nodelist, incident, options
+
+    def render(self, context):
+        incident = self.incident.resolve(context)
+        options = {name: value.resolve(context) for name, value in self.options.items()}
+        return render_isolated(
+            incident,
+            lambda: self.nodelist.render(context),
+            lambda: mark_safe(plain_incident_html(incident, **options)),  # noqa: S308 - escaped
+        )
 
 
 @register.simple_tag(takes_context=True)

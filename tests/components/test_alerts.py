@@ -1,6 +1,7 @@
 """Inbound alert webhooks: Alertmanager, Grafana, Datadog and generic JSON move components."""
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from components.alerts import views as alert_views
 from components.alerts.models import AlertIntegration, AlertKind, AlertLog, AlertState
-from components.alerts.services import alert_log_write
+from components.alerts.services import alert_log_write, alerts_settle
 from components.models import (
     AutoIncident,
     Automation,
@@ -51,6 +52,12 @@ def changes(component):
     return list(ComponentStatusChange.objects.filter(component=component).order_by("at", "id"))
 
 
+def settle(seconds=60):
+    """The settling sweep (beat), once a resolution has held for `seconds` (the default
+    resolved_for); returns the components that moved."""
+    return alerts_settle(now=timezone.now() + timedelta(seconds=seconds))
+
+
 # Alertmanager: firing, resolved, repeats and order
 
 
@@ -76,11 +83,17 @@ def test_a_firing_alert_sets_the_status_its_severity_maps_to(client, api, alertm
     assert alertmanager.last_received_at is not None
 
 
-def test_resolving_restores_the_status_from_before_the_alert(client, api, alertmanager):
+def test_resolving_restores_the_status_from_before_the_alert_once_it_held(
+    client, api, alertmanager
+):
     post(client, alertmanager, sample("alertmanager_firing"))
     response = post(client, alertmanager, sample("alertmanager_resolved"))
 
-    assert response.json()["components_changed"] == ["API"]
+    assert response.json()["changed"] == 1 and response.json()["components_changed"] == []
+    api.refresh_from_db()
+    assert api.status == ComponentStatus.MAJOR_OUTAGE  # one resolution is not a recovery yet
+    assert settle(seconds=59) == []
+    assert settle(seconds=60) == ["API"]
     api.refresh_from_db()
     assert api.status == ComponentStatus.OPERATIONAL
     assert [(c.to_status, c.cause) for c in changes(api)] == [
@@ -101,7 +114,9 @@ def test_the_same_notification_delivered_twice_changes_nothing_twice(client, api
     assert len(changes(api)) == 1
 
     post(client, alertmanager, sample("alertmanager_resolved"))
+    settle()
     post(client, alertmanager, sample("alertmanager_resolved"))
+    settle()
     assert len(changes(api)) == 2
     assert AlertState.objects.count() == 1
 
@@ -136,6 +151,7 @@ def test_an_alert_that_fires_again_after_resolving_moves_the_component_again(
 ):
     post(client, alertmanager, sample("alertmanager_firing"))
     post(client, alertmanager, sample("alertmanager_resolved"))
+    settle()
     again = sample("alertmanager_firing")
     again["alerts"][0]["startsAt"] = "2026-03-10T18:00:00Z"
     post(client, alertmanager, again)
@@ -158,6 +174,7 @@ def test_with_two_alerts_on_a_component_the_worst_wins_until_both_resolve(
     assert api.status == ComponentStatus.MAJOR_OUTAGE
 
     post(client, alertmanager, sample("alertmanager_resolved"))  # the critical one ends
+    settle()
     api.refresh_from_db()
     assert api.status == ComponentStatus.DEGRADED_PERFORMANCE
 
@@ -166,6 +183,7 @@ def test_with_two_alerts_on_a_component_the_worst_wins_until_both_resolve(
         alert["status"], alert["endsAt"] = "resolved", "2026-03-10T17:00:00Z"
     latency_resolved["status"] = "resolved"
     post(client, alertmanager, latency_resolved)
+    settle()
     api.refresh_from_db()
     assert api.status == ComponentStatus.OPERATIONAL
     assert [c.to_status for c in changes(api)] == [
@@ -183,7 +201,10 @@ def test_a_severity_change_of_a_firing_alert_moves_the_component(client, api, al
     milder["alerts"][0]["startsAt"] = "2026-03-10T14:05:00Z"
 
     post(client, alertmanager, milder)
+    api.refresh_from_db()
+    assert api.status == ComponentStatus.MAJOR_OUTAGE  # milder is better: it must hold
 
+    settle()
     api.refresh_from_db()
     assert api.status == ComponentStatus.DEGRADED_PERFORMANCE
 
@@ -366,6 +387,7 @@ def test_grafana_firing_and_resolved_notifications_move_the_component(client):
 
     post(client, grafana, sample("grafana_firing"))  # Grafana's repeat interval
     post(client, grafana, sample("grafana_resolved"))
+    settle()
     checkout.refresh_from_db()
     assert checkout.status == ComponentStatus.OPERATIONAL
     assert len(changes(checkout)) == 2
@@ -386,6 +408,7 @@ def test_datadog_triggered_and_recovered_notifications_move_the_component(client
     renotify = sample("datadog_triggered") | {"transition": "Renotify", "date": "1773224000000"}
     assert post(client, datadog, renotify).json()["unchanged"] == 1
     post(client, datadog, sample("datadog_recovered"))
+    settle()
     database.refresh_from_db()
     assert database.status == ComponentStatus.OPERATIONAL
     assert len(changes(database)) == 2
@@ -431,6 +454,7 @@ def test_the_generic_format_takes_one_alert_or_a_list(client, api):
 
     resolved = {**one, "status": "resolved", "ends_at": "2026-03-12T02:30:00Z"}
     response = post(client, generic, {"alerts": [resolved]})
+    settle()
     api.refresh_from_db()
     assert response.json()["changed"] == 1
     assert api.status == ComponentStatus.OPERATIONAL
@@ -509,6 +533,7 @@ def test_an_alert_opens_and_resolves_an_automatic_incident_when_the_component_as
 
     with django_capture_on_commit_callbacks(execute=True):
         post(client, alertmanager, sample("alertmanager_resolved"))
+        settle()
     incident.refresh_from_db()
     api.refresh_from_db()
     assert incident.status == "resolved"
@@ -547,10 +572,13 @@ def test_staff_create_an_integration_and_regenerate_its_token(client, responder)
             "severity_label": "severity",
             "severity_statuses": '{"critical": "major_outage"}',
             "default_status": "partial_outage",
+            "firing_for": "0",
+            "resolved_for": "120",
         },
     )
     assert response.status_code == 302
     integration = AlertIntegration.objects.get()
+    assert (integration.firing_for, integration.resolved_for) == (0, 120)
     old_token = integration.token
     assert len(old_token) >= 32
 

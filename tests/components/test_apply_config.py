@@ -355,6 +355,28 @@ def test_a_change_to_a_check_makes_the_public_pages_stale(
             id="the kind's own rule",
         ),
         pytest.param(
+            ("host: api.example.com", "host: $(id)"),
+            ":17: components[0].checks[1].host: '$(id)' is not a valid host name",
+            id="a shell command for a host",
+        ),
+        pytest.param(
+            ("host: api.example.com", 'host: "api.example.com\\nreboot"'),
+            ":17: components[0].checks[1].host: A host name has no spaces or control characters.",
+            id="a control character in a host",
+        ),
+        pytest.param(
+            ("host: api.example.com", 'host: "::ffff:169.254.169.254"'),
+            ":17: components[0].checks[1].host: Refused: ::ffff:a9fe:a9fe (169.254.169.254) "
+            "is a cloud metadata address.",
+            id="a metadata address in IPv6 dress",
+        ),
+        pytest.param(
+            ("url: https://api.example.com/health", "url: http://[64:ff9b::a9fe:a9fe]/latest/"),
+            ":10: components[0].checks[0].url: Refused: 64:ff9b::a9fe:a9fe (169.254.169.254) "
+            "is a cloud metadata address.",
+            id="a metadata address behind NAT64",
+        ),
+        pytest.param(
             ("type: tcp", "type: tpc"),
             ':16: components[0].checks[1].type: "tpc" is not one of',
             id="unknown type",

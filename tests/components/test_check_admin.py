@@ -222,6 +222,35 @@ def test_the_kinds_own_rules_apply_on_save(client, responder):
 
 
 @pytest.mark.parametrize(
+    ("fields", "field", "error"),
+    [
+        ({"kind": CheckKind.TCP, "host": "$(id)", "port": 22}, "host", "is not a valid host name"),
+        ({"kind": CheckKind.TLS, "host": "a b", "port": 443}, "host", "no spaces or control"),
+        ({"kind": CheckKind.DNS, "host": "`id`.acme.test"}, "host", "is not a valid host name"),
+        (
+            {"kind": CheckKind.TCP, "host": "::ffff:169.254.169.254", "port": 80},
+            "host",
+            "cloud metadata address",
+        ),
+        ({"url": "http://169.254.169.254/latest/"}, "url", "cloud metadata address"),
+        ({"url": "http://[::ffff:a9fe:a9fe]/latest/"}, "url", "cloud metadata address"),
+    ],
+)
+def test_hostile_hosts_are_form_errors_and_nothing_is_saved(
+    client, responder, allow_local_targets, fields, field, error
+):
+    api = ComponentFactory()
+    if "host" in fields:
+        fields = {"url": "", **fields}
+
+    response = client.post(ADD_URL, form_data(api, **fields))
+
+    assert response.status_code == 200
+    assert error in " ".join(response.context["adminform"].form.errors[field])
+    assert not HealthCheck.objects.exists()
+
+
+@pytest.mark.parametrize(
     ("field", "value", "error"),
     [("expect_status", "200", "Enter a JSON list."), ("headers", "[]", "Enter a JSON object.")],
 )

@@ -685,3 +685,54 @@ def test_the_incident_page_says_how_many_subscribers_were_told(client, responder
 
     assert "1 notification</a>: 2 sent, 0 queued, 0 failed" in response.content.decode()
     assert f"?incident__id__exact={incident.pk}" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "error"),
+    [
+        ("http://10.0.0.8/hook", "private, loopback or reserved address"),
+        ("http://[::ffff:127.0.0.1]:9000/hook", "private, loopback or reserved address"),
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+        ("http://[64:ff9b::a9fe:a9fe]/", "cloud metadata address"),
+    ],
+)
+def test_staff_cannot_add_a_webhook_at_a_private_or_metadata_address(
+    client, responder, settings, endpoint, error
+):
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = False
+    response = client.post(
+        ADD_URL,
+        {
+            "channel": Channel.WEBHOOK,
+            "endpoint": endpoint,
+            "webhook_format": "statuspage",
+            "confirmed_by_staff": "on",
+        },
+    )
+
+    assert response.status_code == 200
+    assert error in " ".join(response.context["adminform"].form.errors["endpoint"])
+    assert not Subscriber.objects.exists()
+
+
+def test_staff_cannot_move_a_webhook_to_a_metadata_address_even_when_private_is_allowed(
+    client, responder, settings
+):
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = True
+    webhook = SubscriberFactory(webhook=True, endpoint="https://hooks.example.test/beacon")
+
+    refused = client.post(
+        subscriber_url(webhook),
+        webhook_change_data(webhook, endpoint="http://[::ffff:169.254.169.254]/latest/"),
+    )
+    allowed = client.post(
+        subscriber_url(webhook), webhook_change_data(webhook, endpoint="http://10.0.0.8/hook")
+    )
+
+    assert refused.status_code == 200
+    assert "cloud metadata address" in " ".join(
+        refused.context["adminform"].form.errors["endpoint"]
+    )
+    assert allowed.status_code == 302
+    webhook.refresh_from_db()
+    assert webhook.endpoint == "http://10.0.0.8/hook"

@@ -3,10 +3,11 @@
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from components.checks.services import check_run_now
 from components.models import AutoIncident, ComponentStatus
-from incidents.automatic import open_auto_incident
+from incidents.automatic import STAFF_NOTICE_WINDOW, open_auto_incident, staff_notices_flush
 from incidents.models import Incident, IncidentDraft
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.incidents.factories import StaffFactory
@@ -132,3 +133,62 @@ def test_the_staff_webhook_gets_a_slack_message(
 
     [slack] = [entry for entry, _ in httpserver.log if entry.path == "/slack"]
     assert slack.json["text"].startswith("*Login: major outage (health check)*")
+
+
+def test_a_flapping_check_tells_staff_once_then_sends_one_summary(
+    page, httpserver, target, django_capture_on_commit_callbacks
+):
+    StaffFactory(groups=["Responders"], email="oncall@acme.test")
+    check = make_check(httpserver, AutoIncident.DRAFT)
+    for status in (500, 200, 500, 200, 500):
+        target(status)
+        run(check, django_capture_on_commit_callbacks)
+
+    [first] = mail.outbox
+    assert first.subject == "[Acme] Login: major outage (health check)"
+    assert staff_notices_flush() == 0  # the window is still open
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert staff_notices_flush(now=timezone.now() + STAFF_NOTICE_WINDOW) == 1
+    summary = mail.outbox[1]
+    assert summary.subject == "[Acme] Login: major outage after 4 more change(s)"
+    assert summary.body.count("Health checks moved Login") == 4
+    draft = IncidentDraft.objects.get(published_at=None, discarded_at=None)
+    assert f"/admin/incidents/incidentdraft/{draft.pk}/change/" in summary.body
+    assert len(mail.outbox) == 2
+
+
+def test_staff_hear_once_of_a_text_shown_as_plain_text(page, django_capture_on_commit_callbacks):
+    from statuspage.markdown import render_markdown
+
+    StaffFactory(groups=["Responders"], email="responder@acme.test")
+    hostile = "[" * 30_000 + "unique-7f3a"
+    render_markdown.cache_clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        render_markdown(hostile)
+        render_markdown.cache_clear()  # another process renders the same text
+        render_markdown(hostile)
+
+    [alert] = mail.outbox
+    assert alert.to == ["responder@acme.test"]
+    assert "plain text" in alert.subject
+    assert "budget" in alert.body and "[[[" not in alert.body
+
+
+@pytest.mark.parametrize("name", ["Login\ngateway", "Login\u2028gateway", "L" * 255])
+def test_an_automatic_incident_opens_for_a_component_whose_old_name_is_awkward(
+    page, httpserver, target, django_capture_on_commit_callbacks, name
+):
+    from components.models import Component
+
+    check = make_check(httpserver, AutoIncident.PUBLISH)
+    Component.objects.filter(pk=check.component_id).update(name=name)
+    check.component.refresh_from_db()
+    target(500)
+    run(check, django_capture_on_commit_callbacks)
+
+    incident = open_auto_incident(check.component)
+    assert incident is not None
+    assert incident.name.endswith(": major outage") and len(incident.name) <= 255
+    assert "\n" not in incident.name and "\u2028" not in incident.name

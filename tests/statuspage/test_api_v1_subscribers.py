@@ -273,3 +273,78 @@ def test_unsubscribed_addresses_are_forgotten(api):
     response = api("get", "/subscribers/unsubscribed")
 
     assert response.status_code == 200 and response.json() == []
+
+
+@pytest.fixture
+def hooks_dns(monkeypatch):
+    """Names of webhook hosts as a resolver would answer them (the edge: getaddrinfo)."""
+    import socket
+
+    real = socket.getaddrinfo
+    answers = {"internal.hooks.test": "10.0.0.5", "meta.hooks.test": "169.254.169.254"}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        return real(answers.get(name, host), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+PRIVATE_ENDPOINTS = [
+    "http://127.0.0.1:8080/hook",
+    "http://10.1.2.3/hook",
+    "http://[::1]/hook",
+    "http://[::ffff:10.0.0.1]/hook",
+    "http://[64:ff9b::a00:1]/hook",  # NAT64 of 10.0.0.1
+    "http://localhost:8000/hook",
+    "https://internal.hooks.test/hook",  # resolves to 10.0.0.5
+]
+METADATA_ENDPOINTS = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::ffff:169.254.169.254]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[fd00:ec2::254]/",
+    "http://100.100.100.200/",
+    "https://meta.hooks.test/hook",  # resolves to 169.254.169.254
+]
+
+
+@pytest.mark.parametrize("endpoint", PRIVATE_ENDPOINTS)
+def test_a_webhook_at_a_private_address_is_refused_when_created(api, settings, hooks_dns, endpoint):
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = False
+    response = api("post", "/subscribers", {"subscriber": {"endpoint": endpoint}})
+    assert response.status_code == 422
+    message = response.json()["message"]
+    assert "private, loopback or reserved address" in message
+    assert "WEBHOOKS_ALLOW_PRIVATE" in message
+    assert not Subscriber.objects.exists()
+
+
+@pytest.mark.parametrize("endpoint", PRIVATE_ENDPOINTS)
+def test_a_webhook_at_a_private_address_is_accepted_when_the_operator_allows_it(
+    api, settings, hooks_dns, endpoint
+):
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = True
+    response = api("post", "/subscribers", {"subscriber": {"endpoint": endpoint}})
+    assert response.status_code == 201
+    assert Subscriber.objects.get().endpoint == endpoint
+
+
+@pytest.mark.parametrize("allow_private", [True, False])
+@pytest.mark.parametrize("endpoint", METADATA_ENDPOINTS)
+def test_a_webhook_at_a_metadata_address_is_always_refused(
+    api, settings, hooks_dns, endpoint, allow_private
+):
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = allow_private
+    response = api("post", "/subscribers", {"subscriber": {"endpoint": endpoint}})
+    assert response.status_code == 422
+    assert "cloud metadata address" in response.json()["message"]
+    assert not Subscriber.objects.exists()
+
+
+def test_a_webhook_whose_name_does_not_resolve_yet_is_accepted(api, settings):
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = False
+    response = api(
+        "post", "/subscribers", {"subscriber": {"endpoint": "https://hooks.example.invalid/x"}}
+    )
+    assert response.status_code == 201

@@ -249,7 +249,7 @@ def test_the_database_going_away_keeps_pages_up_and_says_since_when(api, monkeyp
     finally:
         monkeypatch.undo()
     # Back again: the next read rebuilds, and the notice is gone.
-    snapshots._probe_database()
+    snapshots.probe_database_now()
     assert "We cannot refresh" not in body(client, "/")
 
 

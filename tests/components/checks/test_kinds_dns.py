@@ -185,7 +185,17 @@ def test_a_metadata_resolver_is_refused_even_when_private_targets_are_allowed(dn
         ({"host": "acme.test", "record_type": "A6"}, {"record_type": "One of "}),
         ({"host": "acme.test", "resolver": "dns.google"}, {"resolver": "Not an IP address"}),
         ({"host": "acme.test", "resolver": "9.9.9.9:99999"}, {"resolver": "Not a port"}),
-        ({"host": "a" * 64 + ".test"}, {"host": "Not a DNS name"}),
+        ({"host": "a" * 64 + ".test"}, {"host": f"'{'a' * 64}.test' is not a valid host name"}),
+        ({"host": "$(id).acme.test"}, {"host": "'$(id).acme.test' is not a valid host name"}),
+        ({"host": "acme.test; reboot"}, {"host": "A host name has no spaces"}),
+        ({"host": "_dmarc.acme.test"}, {}),
+        ({"host": "acme.test."}, {}),
+        ({"host": "bücher.example"}, {}),
+        ({"host": "acme.test", "resolver": "169.254.169.254"}, {"resolver": "Refused: "}),
+        (
+            {"host": "acme.test", "resolver": "[::ffff:169.254.169.254]:53"},
+            {"resolver": "Refused: "},
+        ),
         ({"host": "acme.test", "expected_values": "192.0.2.1"}, {"expected_values": "A list"}),
     ],
 )

@@ -1,6 +1,7 @@
 """HTTP checks at their edges, against real servers: pytest-httpserver, a raw socket server
 that answers a byte a second, and an HTTPS server with a self-signed certificate."""
 
+import contextlib
 import socket
 import socketserver
 import ssl
@@ -261,3 +262,111 @@ def test_a_closed_port_is_down_cannot_connect():
 def test_an_http_check_validates_its_url_statuses_headers_and_assertion(fields, errors):
     check = http_check(**{"url": "https://api.acme.test/health", **fields})
     assert KINDS[CheckKind.HTTP].validate(check) == errors
+
+
+def test_the_configured_timeout_is_the_only_deadline_not_httpx_default(threaded_server):
+    def slow(seconds):
+        def handler(request):
+            threaded_server.release.wait(seconds)
+            return Response("ok")
+
+        return handler
+
+    # Past httpx's default 5 s: only a client built without that default waits for it.
+    threaded_server.expect_request("/slow").respond_with_handler(slow(5.3))
+    threaded_server.expect_request("/slowish").respond_with_handler(slow(2))
+    started = time.perf_counter()
+    patient, impatient, unverified = run_batch(
+        [
+            http_check(threaded_server.url_for("/slow"), timeout=8.0),
+            http_check(threaded_server.url_for("/slowish"), timeout=1.0),
+            http_check(threaded_server.url_for("/slow"), timeout=8.0, verify_tls=False),
+        ]
+    )
+    elapsed = time.perf_counter() - started
+    assert patient.verdict == Verdict.UP and 5000 < patient.latency_ms < 8000
+    assert unverified.verdict == Verdict.UP
+    assert impatient.verdict == Verdict.DOWN
+    assert impatient.error == "No complete answer within 1 s"
+    assert elapsed < 7
+
+
+@pytest.fixture
+def raw_server():
+    """raw_server(response) -> URL of a TCP server that answers every request with `response`
+    (bytes, sent as they are) and hangs up."""
+    servers = []
+
+    def start(response: bytes) -> str:
+        class Answer(socketserver.BaseRequestHandler):
+            def handle(self):
+                self.request.recv(65536)
+                with contextlib.suppress(OSError):  # the check hung up first
+                    self.request.sendall(response)
+
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Answer)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/health"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("head", "error"),
+    [
+        # One 100 KiB header line.
+        (
+            b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100 * 1024 + b"\r\n",
+            "A response header line over 8 KiB",
+        ),
+        # Many short lines adding up to 100 KiB.
+        (
+            b"HTTP/1.1 200 OK\r\n"
+            + b"X-Many: "
+            + b"b" * 90
+            + b"\r\n" * 1
+            + b"".join(b"X-H%d: %s\r\n" % (i, b"c" * 90) for i in range(1000)),
+            "Response headers over 16 KiB",
+        ),
+        # Bare line feeds, as h11 accepts them.
+        (
+            b"HTTP/1.1 200 OK\n" + b"".join(b"X-H%d: %s\n" % (i, b"d" * 90) for i in range(1000)),
+            "Response headers over 16 KiB",
+        ),
+        # Informational heads count too: a flood of 103 Early Hints before the answer.
+        (
+            b"".join(
+                b"HTTP/1.1 103 Early Hints\r\nLink: <%s>\r\n\r\n" % (b"e" * 900) for _ in range(100)
+            )
+            + b"HTTP/1.1 200 OK\r\n",
+            "Response headers over 16 KiB",
+        ),
+        # A status line that never ends.
+        (b"HTTP/1.1 200 " + b"O" * 100 * 1024, "A response header line over 8 KiB"),
+    ],
+)
+def test_oversized_response_headers_fail_the_check_quickly(raw_server, head, error):
+    url = raw_server(head + b"Content-Length: 2\r\n\r\nok")
+    started = time.perf_counter()
+    outcome = run(http_check(url, timeout=5))
+    assert outcome.verdict == Verdict.DOWN
+    assert outcome.error == error
+    assert time.perf_counter() - started < 2
+
+
+def test_headers_within_the_limits_are_fine_after_informational_answers(raw_server):
+    head = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        + b"HTTP/1.1 200 OK\r\nX-Long: "
+        + b"f" * 7000
+        + b"\r\n"
+        + b"".join(b"X-H%d: %s\r\n" % (i, b"g" * 90) for i in range(80))
+        + b"Content-Length: 2\r\n\r\nok"
+    )
+    outcome = run(http_check(raw_server(head), keyword="ok"))
+    assert outcome.verdict == Verdict.UP and outcome.status_code == 200

@@ -188,3 +188,101 @@ def test_a_silent_heartbeat_is_looked_for_more_often_than_it_pings(api):
     checks_claim_due(now=now)
     check.refresh_from_db()
     assert (check.next_run_at - now).total_seconds() <= 30
+
+
+def test_each_result_is_dated_when_its_own_run_started_not_when_the_batch_ended(api):
+    import threading
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from pytest_httpserver import HTTPServer
+
+    from components.tasks import run_checks
+
+    server = HTTPServer(threaded=True)  # a slow answer must not hold up the others
+    server.start()
+    release = threading.Event()
+
+    def after(seconds):
+        def handler(request):
+            release.wait(seconds)
+            return Response("ok")
+
+        return handler
+
+    try:
+        for path, seconds in [("/slow", 1.2), ("/quick", 0), ("/medium", 0.4)]:
+            server.expect_request(path).respond_with_handler(after(seconds))
+        checks = [
+            HealthCheckFactory(component=api, name=path, url=server.url_for(path), timeout=5)
+            for path in ("/slow", "/quick", "/medium")
+        ]
+        start = timezone.now() + timedelta(seconds=0.3)
+        slots = [start, start + timedelta(seconds=0.3), start + timedelta(seconds=0.6)]
+        run_checks.run(
+            "default", [(c.pk, slot.isoformat()) for c, slot in zip(checks, slots, strict=True)]
+        )
+        batch_end = timezone.now()
+    finally:
+        release.set()
+        server.clear()
+        server.stop()
+
+    dated = {r.health_check_id: r.at for r in CheckResult.objects.all()}
+    stamps = [dated[c.pk] for c in checks]
+    # Each at its own slot (where its run started), in the order they started...
+    for stamp, slot in zip(stamps, slots, strict=True):
+        assert timedelta(0) <= stamp - slot < timedelta(seconds=0.25)
+    assert stamps == sorted(stamps)
+    # ...not all at the end of the batch, which the slow one held up.
+    assert batch_end - stamps[1] > timedelta(seconds=0.5)
+    for check, stamp in zip(checks, stamps, strict=True):
+        check.refresh_from_db()
+        assert check.last_run_at == stamp
+
+
+def test_checks_created_together_are_spread_over_their_interval(api):
+    from collections import Counter
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from components.models import HealthCheck
+
+    start = timezone.now().replace(microsecond=0)
+    checks = HealthCheckFactory.create_batch(120, component=api, interval=60)
+    HealthCheck.objects.update(next_run_at=start)  # all made by one apply_config, say
+
+    runs = Counter()
+    for second in range(0, 181):
+        for batch in checks_claim_due(now=start + timedelta(seconds=second)):
+            runs[second] += len(batch.runs)
+
+    assert runs[0] == 120  # a new check runs at once
+    later = [runs[second] for second in range(1, 181)]
+    assert sum(later) == 3 * 120  # then once a minute each...
+    assert max(later) <= 4  # ...about two a second, never all at once
+    for check in checks:
+        check.refresh_from_db()
+    offsets = sorted((c.next_run_at - start).total_seconds() % 60 for c in checks)
+    gaps = [b - a for a, b in zip(offsets, offsets[1:], strict=False)]
+    assert max(gaps) < 1.5  # 0.5 s apart on average
+
+
+def test_a_spread_check_keeps_its_interval_from_slot_to_slot(api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from components.checks.services import next_slot
+
+    check = HealthCheckFactory(component=api, interval=45)
+    now = timezone.now()
+    first = next_slot(check, after=now)
+    assert timedelta(0) < first - now <= timedelta(seconds=45)
+    assert next_slot(check, after=first) - first == timedelta(seconds=45)
+    assert next_slot(check, after=first - timedelta(microseconds=1)) == first
+    # A worker back after a long pause skips the slots it missed, keeping its phase.
+    assert next_slot(check, after=first + timedelta(hours=1, seconds=1)) == first + timedelta(
+        hours=1, seconds=45
+    )

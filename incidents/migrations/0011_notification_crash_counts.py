@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("incidents", "0008_incident_metadata"),
+        ("incidents", "0010_refuse_control_characters"),
     ]
 
     operations = [

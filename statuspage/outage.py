@@ -1,0 +1,35 @@
+"""Telling "the database cannot be reached" apart from every other failure.
+
+Only the first is an outage: pages keep their last snapshot and say since when they could not
+be refreshed, and requests that need the database answer 503 with Retry-After. Anything else
+(a bug in a template, a body the renderer chokes on) is a bug to report, never a reason to
+claim the database is down. No model imports: settings' logging configuration loads this.
+"""
+
+import logging
+
+import psycopg
+from django.db import InterfaceError, OperationalError
+
+UNREACHABLE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+# A DB error may come wrapped (raise … from error) by code between the driver and us.
+_CHAIN_DEPTH = 5
+
+
+def database_unreachable(error: BaseException | None) -> bool:
+    """Whether `error` (or what caused it) says the database could not be used at all."""
+    for _ in range(_CHAIN_DEPTH):
+        if error is None:
+            return False
+        if isinstance(error, UNREACHABLE):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class QuietDuringOutage(logging.Filter):
+    """Drops the per-request traceback of a database outage (one line per request otherwise:
+    hundreds a minute); statuspage.snapshots logs one line when the outage starts and ends."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and database_unreachable(record.exc_info[1]))

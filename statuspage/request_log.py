@@ -1,0 +1,143 @@
+"""Log lines that never hold a secret URL, and that name the request they are about.
+
+An alert integration's token is its URL (`/integrations/<kind>/<token>/`): whoever reads a
+log line holding it can change statuses. Every log record this process makes is masked when
+it is made (a LogRecord factory, so no logger or handler can miss it: django.request,
+django.server, gunicorn's access log, Celery, tracebacks), and carries `request_id`, the id
+of the request being served ("-" outside one).
+
+A leaf module: it imports nothing of ours.
+"""
+
+import contextvars
+import functools
+import logging
+import re
+import traceback
+import uuid
+
+from django.http import JsonResponse
+from django.utils.log import log_response
+
+# The segment after /integrations/<kind>/, up to the next slash, query, quote or space.
+_SECRET_PATH = re.compile(r"(/integrations/[^/\s?#\"']+/)[^/\s?#\"']+")
+MASK = "****"
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is kept when it is short and plain (what nginx's $request_id, uuids and
+# most tracing ids look like); anything else is replaced, so a log line cannot be forged.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def mask(text: str) -> str:
+    """`/integrations/alertmanager/s3cr3t/` → `/integrations/alertmanager/****/`."""
+    if "/integrations/" not in text:
+        return text
+    return _SECRET_PATH.sub(rf"\g<1>{MASK}", text)
+
+
+def request_id_for(header: str | None) -> str:
+    header = (header or "").strip()
+    if _SANE_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def mask_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Mask the record's message and traceback in place; returns it."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a format string its arguments do not fit: keep both, masked
+        record.msg, record.args = mask(f"{record.msg} {record.args!r}"), None
+    else:
+        masked = mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+    if record.exc_info and record.exc_info[0] is not None:
+        # Formatted now, masked: handlers use exc_text rather than format it again.
+        record.exc_text = mask("".join(traceback.format_exception(*record.exc_info)))
+    return record
+
+
+def _masked_record(factory):
+    def make(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        record.request_id = _request_id.get()
+        return mask_record(record)
+
+    make.masks_secrets = True  # type: ignore[attr-defined]
+    return make
+
+
+def install() -> None:
+    """Mask every log record this process makes from now on (idempotent)."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "masks_secrets", False):
+        logging.setLogRecordFactory(_masked_record(factory))
+
+
+def _mask_request(request) -> None:
+    """Once the view has read the token: the request, and the WSGI environ that gunicorn's
+    access log and Django's error reports read after us, show the path masked."""
+    request.path = mask(request.path)
+    request.path_info = mask(request.path_info)
+    for key in ("PATH_INFO", "RAW_URI", "REQUEST_URI"):
+        if isinstance(request.META.get(key), str):
+            request.META[key] = mask(request.META[key])
+
+
+def with_request_id(view):
+    """Give each request to `view` an id: the caller's X-Request-ID when sane, else a new
+    one; echoed in the response and in every log line about the request, including the
+    4xx/5xx lines django.request writes (logged here, while the id is still known). An
+    exception answers a JSON 500 naming the id, never a traceback page. For views whose
+    URL holds a secret: the request's path is masked once the view has returned."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
+        request.request_id = request_id
+        token = _request_id.set(request_id)
+        try:
+            failure: Exception | None = None
+            try:
+                response = view(request, *args, **kwargs)
+            except Exception as error:
+                failure = error
+                response = JsonResponse(
+                    {
+                        "error": "internal_error",
+                        "message": "Beacon could not handle this request; staff can find "
+                        f"it in the logs by its id {request_id}.",
+                    },
+                    status=500,
+                )
+            _mask_request(request)
+            response[REQUEST_ID_HEADER] = request_id
+            if response.status_code >= 400:
+                # Django would log it after this returns, when the id is no longer known:
+                # "Internal Server Error: <path>" with the traceback, "Bad Request: <path>".
+                log_response(
+                    "%s: %s",
+                    response.reason_phrase,
+                    request.path,
+                    response=response,
+                    request=request,
+                    exception=failure,
+                )
+            return response
+        finally:
+            _request_id.reset(token)
+
+    return wrapper
+
+
+class Formatter(logging.Formatter):
+    """Beacon's log lines: the message, then the request id when it is about a request."""
+
+    def formatMessage(self, record):
+        line = super().formatMessage(record)
+        request_id = getattr(record, "request_id", "-")
+        return line if request_id == "-" else f"{line} request_id={request_id}"

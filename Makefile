@@ -12,7 +12,7 @@ WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 VAR_DIR := $(or $(BEACON_VAR_DIR),var)
 
-.PHONY: bench-api bench-checks bench-notify run test lint install bench bench-quick
+.PHONY: bench-api bench-checks bench-notify bench-recovery run test lint install bench bench-quick
 
 install: $(STAMP)
 
@@ -72,6 +72,11 @@ bench-checks: $(STAMP)
 # real worker and a local SMTP server (Postfix's smtp-sink, fetched without installing it).
 bench-notify: $(STAMP)
 	$(BIN)/python bench/notify.py $(BENCH_NOTIFY_ARGS)
+
+# How long subscribers wait when a worker or Redis is killed mid-send (its own Redis on 6390;
+# about four minutes). Writes bench/results/recovery-*.json and docs/performance.md#recovery.
+bench-recovery: $(STAMP)
+	$(BIN)/python bench/recovery.py $(BENCH_RECOVERY_ARGS)
 
 # Management API v1 only: five GET endpoints under wrk beside the same bytes from memory,
 # component and incident writes, and a profile of one list of 100 incidents (not in `bench`).

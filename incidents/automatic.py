@@ -399,15 +399,21 @@ def staff_recipients() -> list[str]:
     return sorted(set(staff.values_list("email", flat=True)))
 
 
-def staff_email(*, subject: str, text: str) -> int:
-    """Email staff (the Responders and Admins groups, and superusers); returns how many."""
-    from django.core.mail import send_mail
+def staff_email(*, subject: str, text: str, contact: str = "") -> int:
+    """Email staff (the Responders and Admins groups, and superusers); returns how many.
 
-    recipients = staff_recipients()
-    if recipients:
+    With a `contact` (a webhook's owner), the email is to them with staff in copy.
+    """
+    from django.core.mail import EmailMessage
+
+    staff = staff_recipients()
+    to = [contact] if contact else staff
+    cc = [address for address in staff if address.lower() != contact.lower()] if contact else []
+    if to:
         # one_line: a name with a stray line break must not make the mail library refuse it.
-        send_mail(one_line(f"[{PageSettings.load().name}] {subject}"), text, None, recipients)
-    return len(recipients)
+        subject = one_line(f"[{PageSettings.load().name}] {subject}")
+        EmailMessage(subject, text, None, to, cc=cc).send()
+    return len(to) + len(cc)
 
 
 def staff_webhook(*, subject: str, text: str) -> None:

@@ -1,7 +1,7 @@
 import logging
 
 import httpx
-from celery import shared_task
+from celery import current_app, shared_task
 
 from incidents import services
 from incidents.notify import delivery, events
@@ -25,10 +25,10 @@ def flush_staff_notices() -> None:
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
-def tell_staff_by_email(subject: str, text: str) -> None:
+def tell_staff_by_email(subject: str, text: str, contact: str = "") -> None:
     from incidents.automatic import staff_email
 
-    staff_email(subject=subject, text=text)
+    staff_email(subject=subject, text=text, contact=contact)
 
 
 @shared_task(
@@ -59,10 +59,24 @@ def send_notification_batch(event_id: int, channel: str, first_id: int, last_id:
 
 @shared_task
 def sweep_notifications() -> None:
-    unexpanded, batches = delivery.notifications_sweep()
+    unexpanded, batches = delivery.notifications_sweep(queue_idle=_notify_queue_is_empty())
     for event_id in unexpanded:
         expand_notification_event.delay(event_id)
     _hand_out(batches)
+
+
+def _notify_queue_is_empty() -> bool:
+    """Whether no doorbell waits on the notify queue; False when the broker cannot say."""
+    from kombu.exceptions import ChannelError
+
+    try:
+        with current_app.connection_for_read() as conn:
+            waiting = conn.default_channel.queue_declare("notify", passive=True).message_count
+    except ChannelError:  # Redis drops an empty list's key: no such queue means empty
+        return True
+    except Exception:  # a broker that cannot count (the file system one in development)
+        return False
+    return waiting == 0
 
 
 def _hand_out(batches: list[delivery.Batch]) -> None:

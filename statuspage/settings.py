@@ -147,6 +147,9 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
 
+# Seconds per exchange with the mail server. Without a limit a server that accepts the
+# connection and never answers holds every notify worker for good.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 EMAIL_URL = env.str("EMAIL_URL", default="")
 if EMAIL_URL:
     vars().update(env.email_url("EMAIL_URL"))
@@ -219,11 +222,12 @@ BEACON_STAFF_WEBHOOK_URL = env.str("STAFF_WEBHOOK_URL", default="")
 # Subscriber notifications (incidents/notify/).
 BEACON_NOTIFY_EMAIL_BATCH_SIZE = env.int("NOTIFY_EMAIL_BATCH_SIZE", default=500)
 BEACON_NOTIFY_WEBHOOK_BATCH_SIZE = env.int("NOTIFY_WEBHOOK_BATCH_SIZE", default=10)
-# A batch owns its rows this long (renewed while it works); then the sweeper hands them out
-# again, which is how a batch whose worker was killed gets finished.
-BEACON_NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=120)
-# Rows handed out this long ago and still unclaimed are handed out again: their task was lost
-# (Redis restarted). Long enough that a big fan-out still waiting in the queue is left be.
+# A batch owns its rows this long (renewed every third of it while it works); then the
+# sweeper hands them out again, which is how a batch whose worker was killed gets finished.
+BEACON_NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=30)
+# Rows handed out this long ago and still unclaimed are handed out again although the notify
+# queue is not empty (an empty queue means a lost doorbell after 15 s). Long enough that a big
+# fan-out still waiting in the queue is left be.
 BEACON_NOTIFY_REDISPATCH_SECONDS = env.int("NOTIFY_REDISPATCH_SECONDS", default=300)
 BEACON_NOTIFY_SWEEP_SECONDS = env.float("NOTIFY_SWEEP_SECONDS", default=10.0)
 # Temporary failures are retried after 1, 2, 4 … minutes (at most an hour apart) for a day.

@@ -7,10 +7,18 @@ The broker carries only doorbells, and any of them may be lost or rung twice:
    inserts nothing) and cuts them into batches of id ranges.
 2. `batch_send` claims the due, unclaimed rows of its range with a lease, sends them over one
    connection, and marks each row sent the moment the server accepted it. A second copy of
-   the same batch finds nothing left to claim.
+   the same batch finds nothing left to claim. The lease is short and renewed while the
+   batch works; a renewal that finds a row taken by another batch drops it, so a batch that
+   stalled past its lease does not send what its successor sends.
 3. `notifications_sweep` (every few seconds from beat) expands events whose doorbell was
-   lost, and hands out again rows that are due: retries after a temporary failure, and rows
-   whose batch died with its worker (their lease ran out).
+   lost, and hands out again rows that are due: retries after a temporary failure, rows
+   whose batch died with its worker (their lease ran out), and rows whose doorbell was lost
+   with Redis (handed out, never claimed, and the queue is empty).
+
+A row whose batch keeps dying (a message that crashes the worker every time) would come back
+for ever: each claim counts the claims before it that ended with nothing written, and the row
+is failed after `MAX_CRASHES` of them. Staff are told once per event. An event's expansion is
+claimed and counted the same way.
 
 The one window left is between the server's acceptance and the row's update: a worker killed
 exactly there sends that one message again, with the same Message-ID, which mail clients
@@ -18,6 +26,7 @@ collapse. Everything else is sent once.
 """
 
 import logging
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +36,7 @@ from typing import Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 
 from incidents.notify.models import (
@@ -43,6 +52,19 @@ logger = logging.getLogger(__name__)
 
 # An event whose doorbell has not been answered after this long is expanded by the sweeper.
 EXPAND_GRACE = timedelta(seconds=30)
+
+# A row is failed once workers died this many times while it was claimed: a message that
+# kills its worker is not retried for a day, and the rows after it in its batch still go.
+MAX_CRASHES = 5
+
+# Handed out this long ago, never claimed, and the notify queue is empty: the doorbell was
+# lost (Redis restarted), so the sweeper rings again without waiting NOTIFY_REDISPATCH_SECONDS.
+# An idle worker claims a batch within milliseconds of its doorbell.
+LOST_DOORBELL_GRACE = timedelta(seconds=15)
+
+# A batch renews its lease when a third of it has passed, so one slow message (up to two
+# thirds of the lease) never lets the sweeper hand the batch to another worker.
+RENEW_FRACTION = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -70,7 +92,13 @@ class ConnectionLost(Exception):
 
 
 class Sender(Protocol):
-    """One per channel; opened once per batch, so a batch reuses one connection."""
+    """One per channel; opened once per batch, so a batch reuses one connection.
+
+    A channel whose requests are independent (webhooks) may also offer
+    `send_many(deliveries, *, within: float)`, which sends them all at once and yields
+    (delivery, outcome) as each is answered, every one within `within` seconds (being cut
+    off is an outcome).
+    """
 
     def __enter__(self) -> "Sender": ...
 
@@ -96,6 +124,11 @@ def lease() -> timedelta:
     return timedelta(seconds=settings.BEACON_NOTIFY_LEASE_SECONDS)
 
 
+def concurrent_deadline() -> float:
+    """Seconds a concurrent batch may post for: two thirds of its lease, so it keeps it."""
+    return settings.BEACON_NOTIFY_LEASE_SECONDS * 2 / 3
+
+
 # Expansion
 
 
@@ -107,6 +140,10 @@ def event_expand(*, event_id: int, now: datetime | None = None) -> list[Batch]:
     event = NotificationEvent.objects.filter(pk=event_id).first()
     if event is None:  # its incident was deleted meanwhile
         return []
+    if event.expanded_at is None and not _claim_expansion(event, now):
+        return []
+    if event.expand_attempts > MAX_CRASHES:  # given up: its expansion kills workers
+        return []
     if not event.subject:
         event_render(event)
         NotificationEvent.objects.filter(pk=event.pk).update(
@@ -117,8 +154,55 @@ def event_expand(*, event_id: int, now: datetime | None = None) -> list[Batch]:
         )
     for channel in event.channels:
         _insert_deliveries(event, channel, now)
-    NotificationEvent.objects.filter(pk=event.pk, expanded_at__isnull=True).update(expanded_at=now)
+    NotificationEvent.objects.filter(pk=event.pk, expanded_at__isnull=True).update(
+        expanded_at=now, expand_claimed_until=None
+    )
     return _dispatch(event.pk, now=now, mark=False)
+
+
+def _claim_expansion(event: NotificationEvent, now: datetime) -> bool:
+    """Whether this worker may expand the event: nobody else is, and it has not died often.
+
+    A doorbell rung twice finds the event claimed. An expansion whose worker died leaves its
+    claim to run out; the next one counts it, and after MAX_CRASHES the event is given up.
+    """
+    claimed = (
+        NotificationEvent.objects.filter(pk=event.pk, expanded_at__isnull=True)
+        .filter(Q(expand_claimed_until__isnull=True) | Q(expand_claimed_until__lt=now))
+        .update(expand_claimed_until=now + lease(), expand_attempts=F("expand_attempts") + 1)
+    )
+    if not claimed:
+        return False
+    event.refresh_from_db(fields=["expand_attempts"])
+    crashes = event.expand_attempts - 1
+    if crashes < MAX_CRASHES:
+        return True
+    NotificationEvent.objects.filter(pk=event.pk).update(expanded_at=now, expand_claimed_until=None)
+    logger.error("notification %s: its expansion died %s times; given up", event.pk, crashes)
+    _tell_staff_event_crashed(event, crashes)
+    return False
+
+
+def _tell_staff_event_crashed(event: NotificationEvent, crashes: int) -> None:
+    from incidents import tasks
+
+    subject = f"Notification not sent: {event}"
+    link = _admin_url("admin:incidents_notificationevent_change", event.pk)
+    text = (
+        f"Beacon gave up on “{event}”: the worker preparing it for its subscribers died "
+        f"{crashes} times. Nobody was sent it.\n"
+        f"It is listed here: {link}\n"
+        "The workers' logs say what killed them.\n"
+    )
+    transaction.on_commit(lambda: tasks.tell_staff_by_email.delay(subject, text), robust=True)
+
+
+def _admin_url(name: str, pk: int) -> str:
+    from django.urls import reverse
+
+    from incidents.notify.subscriptions import page_base_url
+
+    return page_base_url() + reverse(name, args=[pk])
 
 
 def recipients(event: NotificationEvent, channel: str):
@@ -138,10 +222,11 @@ def _insert_deliveries(event: NotificationEvent, channel: str, now: datetime) ->
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} "
-            "(event_id, subscriber_id, channel, state, attempts, next_attempt_at, "
+            "(event_id, subscriber_id, channel, state, attempts, crashes, next_attempt_at, "
             "dispatched_at, error) "
             # WHERE true: SQLite cannot tell ON CONFLICT from a join constraint without it.
-            f"SELECT %s, r.recipient_id, %s, %s, 0, %s, %s, '' FROM ({ids_sql}) AS r WHERE true "
+            f"SELECT %s, r.recipient_id, %s, %s, 0, 0, %s, %s, '' FROM ({ids_sql}) AS r "
+            "WHERE true "
             "ON CONFLICT (event_id, subscriber_id) DO NOTHING",
             [
                 event.pk,
@@ -185,22 +270,42 @@ def _dispatch(
 # The sweeper
 
 
-def notifications_sweep(*, now: datetime | None = None) -> tuple[list[int], list[Batch]]:
-    """Events to expand again and batches to hand out again, after a loss or for a retry."""
+def notifications_sweep(
+    *, now: datetime | None = None, queue_idle: bool = False
+) -> tuple[list[int], list[Batch]]:
+    """Events to expand again and batches to hand out again, after a loss or for a retry.
+
+    `queue_idle`: the broker's notify queue is empty, so a row handed out and not claimed
+    has lost its doorbell (the caller asks the broker; unknown counts as not idle).
+    """
     now = now or timezone.now()
-    unexpanded = list(
-        NotificationEvent.objects.filter(
-            expanded_at__isnull=True, created_at__lt=now - EXPAND_GRACE
-        ).values_list("pk", flat=True)
+    unexpanded = _unexpanded(now)
+    unclaimed_for = (
+        LOST_DOORBELL_GRACE
+        if queue_idle
+        else timedelta(seconds=settings.BEACON_NOTIFY_REDISPATCH_SECONDS)
     )
-    # Rows never handed out (retries) or handed out long enough ago that their batch is
-    # lost: a batch in the queue has not claimed them, a batch that died lets its lease end.
-    forgotten = Q(dispatched_at__isnull=True) | Q(
-        dispatched_at__lt=now - timedelta(seconds=settings.BEACON_NOTIFY_REDISPATCH_SECONDS)
+    # Rows never handed out (retries); rows whose batch died (its lease ran out, and they
+    # were not handed out since); rows handed out so long ago that their doorbell is lost.
+    forgotten = (
+        Q(dispatched_at__isnull=True)
+        | Q(claimed_until__isnull=False, dispatched_at__lt=F("claimed_until"))
+        | Q(dispatched_at__lt=now - unclaimed_for)
     )
     event_ids = _due(now).filter(forgotten).values_list("event_id", flat=True).distinct()
     batches = [b for event_id in event_ids for b in _dispatch(event_id, now=now, extra=forgotten)]
     return unexpanded, batches
+
+
+def _unexpanded(now: datetime) -> list[int]:
+    """Events whose doorbell was lost, or whose expansion died (its claim ran out)."""
+    return list(
+        NotificationEvent.objects.filter(
+            expanded_at__isnull=True, created_at__lt=now - EXPAND_GRACE
+        )
+        .filter(Q(expand_claimed_until__isnull=True) | Q(expand_claimed_until__lt=now))
+        .values_list("pk", flat=True)
+    )
 
 
 # Sending
@@ -211,7 +316,7 @@ def batch_send(*, batch: Batch, now: datetime | None = None) -> int:
     event = NotificationEvent.objects.filter(pk=batch.event_id).first()
     if event is None:
         return 0
-    claimed = _claim(batch, now or timezone.now())
+    claimed, token = _claim(batch, now or timezone.now())
     if not claimed:
         return 0
     sent = 0
@@ -219,11 +324,20 @@ def batch_send(*, batch: Batch, now: datetime | None = None) -> int:
     sender_class = _senders()[batch.channel]
     try:
         with sender_class(event) as sender, _quick_commits():
-            lease_ends = timezone.now() + lease()
+            send_many = getattr(sender, "send_many", None)
+            if send_many is not None:
+                for delivery, outcome in send_many(list(pending), within=concurrent_deadline()):
+                    delivery_record(delivery=delivery, outcome=outcome, event=event)
+                    sent += outcome.sent
+                return sent
+            renew_every = settings.BEACON_NOTIFY_LEASE_SECONDS * RENEW_FRACTION
+            renew_at = time.monotonic() + renew_every
             while pending:
+                if time.monotonic() >= renew_at:
+                    token, pending = _renew(pending, token)
+                    renew_at = time.monotonic() + renew_every
+                    continue
                 delivery = pending[0]
-                if timezone.now() > lease_ends - lease() / 2:
-                    lease_ends = _extend_lease(batch, delivery.pk)
                 outcome = sender.send(delivery)
                 delivery_record(delivery=delivery, outcome=outcome, event=event)
                 pending.popleft()
@@ -241,7 +355,12 @@ def batch_send(*, batch: Batch, now: datetime | None = None) -> int:
     return sent
 
 
-def _claim(batch: Batch, now: datetime) -> list[Delivery]:
+def _claim(batch: Batch, now: datetime) -> tuple[list[Delivery], datetime]:
+    """Lease the batch's due rows; returns them in the order to send, and the lease's end.
+
+    The lease's end is also its token: a renewal keeps only rows that still carry it.
+    """
+    until = now + lease()
     with transaction.atomic():
         ids = list(
             _due(now)
@@ -254,22 +373,89 @@ def _claim(batch: Batch, now: datetime) -> list[Delivery]:
             )
             .values_list("id", flat=True)
         )
+        if not ids:
+            return [], until
+        # A due row that still has a lease was claimed by a batch that wrote nothing about
+        # it before the lease ran out: its worker died. Counted here, since a dead worker
+        # counts nothing.
         Delivery.objects.filter(id__in=ids).update(
-            claimed_until=now + lease(), attempts=F("attempts") + 1
+            claimed_until=until,
+            attempts=F("attempts") + 1,
+            crashes=Case(
+                When(claimed_until__isnull=False, then=F("crashes") + 1),
+                default=F("crashes"),
+                output_field=Delivery._meta.get_field("crashes"),
+            ),
         )
-    return list(Delivery.objects.filter(id__in=ids).select_related("subscriber").order_by("id"))
+        _fail_crashed(batch.event_id, ids)
+        _fail_inactive(Delivery.objects.filter(id__in=ids, state=DeliveryState.QUEUED))
+    rows = list(
+        Delivery.objects.filter(id__in=ids, state=DeliveryState.QUEUED).select_related("subscriber")
+    )
+    # After each death the order flips: a message that kills its worker was reached going
+    # up, so going down reaches every other row of the batch before it. It is then alone.
+    descending = max((row.crashes for row in rows), default=0) % 2 == 1
+    rows.sort(key=lambda row: row.pk, reverse=descending)
+    return rows, until
 
 
-def _extend_lease(batch: Batch, from_id: int) -> datetime:
+def _fail_crashed(event_id: int, ids: list[int]) -> None:
+    crashed = Delivery.objects.filter(
+        id__in=ids, state=DeliveryState.QUEUED, crashes__gte=MAX_CRASHES
+    )
+    if not crashed.exists():
+        return
+    # Serialises the batches of this event that find crashed rows: staff hear once.
+    event = NotificationEvent.objects.select_for_update().get(pk=event_id)
+    told_before = Delivery.objects.filter(
+        event_id=event_id, state=DeliveryState.FAILED, crashes__gte=MAX_CRASHES
+    ).exists()
+    count = crashed.update(
+        state=DeliveryState.FAILED,
+        claimed_until=None,
+        error=f"worker crashed {MAX_CRASHES} times while sending it; not tried again",
+    )
+    logger.error("notification %s: %s deliveries crashed their worker", event_id, count)
+    if not told_before:
+        _tell_staff_deliveries_crashed(event)
+
+
+def _tell_staff_deliveries_crashed(event: NotificationEvent) -> None:
+    from incidents import tasks
+
+    subject = f"Notifications failed: {event}"
+    link = _admin_url("admin:incidents_notificationevent_change", event.pk)
+    text = (
+        f"Beacon gave up on some deliveries of “{event}”: the worker sending them died "
+        f"{MAX_CRASHES} times in a row. The other subscribers got it.\n"
+        f"The failed deliveries: {link}\n"
+        "The workers' logs say what killed them.\n"
+    )
+    transaction.on_commit(lambda: tasks.tell_staff_by_email.delay(subject, text), robust=True)
+
+
+def _fail_inactive(rows) -> int:
+    """Rows of a subscriber disabled, unsubscribed or unconfirmed since: never sent."""
+    return rows.exclude(subscriber__state=SubscriberState.ACTIVE).update(
+        state=DeliveryState.FAILED,
+        claimed_until=None,
+        error="not sent: the subscriber was disabled",
+    )
+
+
+def _renew(pending: deque[Delivery], token: datetime) -> tuple[datetime, deque[Delivery]]:
+    """Extend the lease of the rows still ours; drop those another batch took meanwhile."""
     until = timezone.now() + lease()
-    Delivery.objects.filter(
-        event_id=batch.event_id,
-        channel=batch.channel,
-        id__gte=from_id,
-        id__lte=batch.last_id,
-        state=DeliveryState.QUEUED,
-    ).update(claimed_until=until)
-    return until
+    with transaction.atomic():
+        ours = Delivery.objects.select_for_update().filter(
+            id__in=[d.pk for d in pending], state=DeliveryState.QUEUED, claimed_until=token
+        )
+        _fail_inactive(ours)
+        kept = set(ours.values_list("id", flat=True))
+        Delivery.objects.filter(id__in=kept).update(claimed_until=until)
+    if len(kept) < len(pending):
+        logger.warning("notification batch kept %s of %s rows at renewal", len(kept), len(pending))
+    return until, deque(d for d in pending if d.pk in kept)
 
 
 def retry_delay(attempts: int) -> timedelta:

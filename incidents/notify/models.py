@@ -140,6 +140,10 @@ class NotificationEvent(models.Model):
     component_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expanded_at = models.DateTimeField(null=True, blank=True)
+    # Expansion is claimed like a batch (delivery.py): one worker at a time, for a lease, and
+    # counted, so that an event whose expansion kills its worker is given up after a few.
+    expand_attempts = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
+    expand_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     subject = models.CharField(max_length=400, blank=True)
     text_body = models.TextField(blank=True)
     html_body = models.TextField(blank=True)
@@ -202,6 +206,9 @@ class Delivery(models.Model):
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.QUEUED
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Claims that ended with no outcome written: the worker died (or the task raised) while
+    # this row was in its hands. Counted when the row is claimed again; see delivery.py.
+    crashes = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     # Handed to a batch task at; a batch owns its rows until claimed_until.
     dispatched_at = models.DateTimeField(null=True, blank=True)

@@ -225,16 +225,25 @@ def subscriber_quarantine(*, subscriber: Subscriber, reason: str) -> None:
 
 
 def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
+    """To the webhook's contact address, with staff in copy (to staff alone without one)."""
     from incidents import tasks
 
     subject = f"Webhook disabled: {subscriber.endpoint}"
     path = reverse("admin:incidents_subscriber_change", args=[subscriber.pk])
+    contact = subscriber.email
     text = (
         f"Beacon stopped sending to the webhook {subscriber.endpoint} after it kept failing.\n"
         f"Last error: {reason}\n"
-        f"Re-enable it once the endpoint works again: {page_base_url()}{path}\n"
     )
-    transaction.on_commit(lambda: tasks.tell_staff_by_email.delay(subject, text), robust=True)
+    if contact:
+        text += "Once the endpoint works again, ask the status page's staff (in copy) to "
+        text += "re-enable it.\n"
+    text += f"Staff re-enable it here: {page_base_url()}{path}\n"
+
+    def tell() -> None:
+        tasks.tell_staff_by_email.delay(subject, text, contact)
+
+    transaction.on_commit(tell, robust=True)
 
 
 def subscriber_reactivate(*, subscriber: Subscriber) -> None:

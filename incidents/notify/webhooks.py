@@ -5,19 +5,26 @@ so it is rendered once (`statuspage_payload`, kept on the event) and only the un
 is added per delivery. Chat formats are built from that stored payload, without queries.
 
 Every request is signed when the subscriber has a secret, goes only to an address that
-`network.resolve_blocking` allowed (the connection is made to that very address, so a second
-DNS answer cannot point it elsewhere), and follows no redirect: a 3xx is a failure, as on
+`network.resolve` allowed (the connection is made to that very address, so a second DNS
+answer cannot point it elsewhere), and follows no redirect: a 3xx is a failure, as on
 Statuspage.
+
+A batch posts to all its webhooks at once, so endpoints that hang cost it one timeout, not
+one each, and it answers within its deadline whatever they do.
 """
 
+import asyncio
 import contextvars
 import hashlib
 import hmac
 import json
 import logging
+import queue
 import secrets
 import socket
-from collections.abc import Callable
+import threading
+from asyncio import FIRST_COMPLETED
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -30,7 +37,7 @@ from components.checks import network
 from components.models import ComponentStatus, ComponentStatusChange
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify import subscriptions
-from incidents.notify.delivery import SENT, Outcome
+from incidents.notify.delivery import SENT, Outcome, concurrent_deadline
 from incidents.notify.models import (
     Delivery,
     EventKind,
@@ -505,11 +512,11 @@ CHAT_FORMATS: dict[str, Callable[[Message], Json]] = {
 # Sending
 
 
-def _client() -> httpx.Client:
+def _client(timeout: float | None = None) -> httpx.AsyncClient:
     # No redirects (a 3xx is a failure) and no proxy from the environment: the request must
     # go to the address that was checked.
-    return httpx.Client(
-        timeout=settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS,
+    return httpx.AsyncClient(
+        timeout=timeout or settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS,
         follow_redirects=False,
         trust_env=False,
     )
@@ -519,10 +526,21 @@ def signature(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _post(
-    client: httpx.Client, subscriber: Subscriber, payload: Json, *, kind: str, delivery_id: str
-) -> Outcome:
-    """POST the payload to the subscriber's endpoint, at an address that was allowed."""
+@dataclass(frozen=True)
+class Request:
+    """One webhook POST, built before any network work (building it reads the database)."""
+
+    url: httpx.URL
+    host: str
+    port: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def webhook_request(
+    subscriber: Subscriber, payload: Json, *, kind: str, delivery_id: str
+) -> Request | Outcome:
+    """The request to make, or the Outcome of a URL that will never be called."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     try:
         url = httpx.URL(subscriber.endpoint)
@@ -530,16 +548,6 @@ def _post(
         return Outcome(sent=False, error=f"refused: invalid URL ({error})", permanent=True)
     if url.scheme not in ("http", "https") or not url.raw_host:
         return Outcome(sent=False, error="refused: not an http(s) URL", permanent=True)
-    host = url.raw_host.decode("ascii")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        addresses = network.resolve_blocking(
-            host, port, allow_private=settings.BEACON_WEBHOOKS_ALLOW_PRIVATE
-        )
-    except network.TargetRefused as refused:
-        # A name that does not resolve now may resolve later; a forbidden address will not.
-        unresolved = isinstance(refused.__cause__, socket.gaierror)
-        return Outcome(sent=False, error=f"refused: {refused}", permanent=not unresolved)
     headers = {
         "Host": url.netloc.decode("ascii"),
         "Content-Type": "application/json",
@@ -549,19 +557,44 @@ def _post(
     }
     if subscriber.secret:
         headers["X-Beacon-Signature-256"] = signature(body, subscriber.secret)
-    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
-    timeout = settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
-    failure = ""
+    return Request(
+        url=url,
+        host=url.raw_host.decode("ascii"),
+        port=url.port or (443 if url.scheme == "https" else 80),
+        body=body,
+        headers=headers,
+    )
+
+
+async def _post(client: httpx.AsyncClient, request: Request | Outcome) -> Outcome:
+    """POST the request to its endpoint, at an address that was allowed."""
+    if isinstance(request, Outcome):
+        return request
     token = _posting.set(True)
     try:
+        try:
+            addresses = await network.resolve(
+                request.host, request.port, allow_private=settings.BEACON_WEBHOOKS_ALLOW_PRIVATE
+            )
+        except network.TargetRefused as refused:
+            # A name that does not resolve now may resolve later; a forbidden address will not.
+            unresolved = isinstance(refused.__cause__, socket.gaierror)
+            return Outcome(sent=False, error=f"refused: {refused}", permanent=not unresolved)
+        extensions = {"sni_hostname": request.host} if request.url.scheme == "https" else {}
+        timeout = client.timeout.read or settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
+        failure = ""
         for address in addresses:
             try:
-                response = client.post(
-                    url.copy_with(host=address),
-                    content=body,
-                    headers=headers,
+                # Only the status matters: the body is never read, so an endpoint that
+                # answers with gigabytes costs nothing.
+                async with client.stream(
+                    "POST",
+                    request.url.copy_with(host=address),
+                    content=request.body,
+                    headers=request.headers,
                     extensions=extensions,
-                )
+                ) as response:
+                    pass
             except httpx.TimeoutException:
                 return Outcome(sent=False, error=f"timed out after {timeout:g} s")
             except httpx.ConnectError as failed:  # try the name's next address
@@ -572,9 +605,74 @@ def _post(
             if response.is_success:
                 return SENT
             return Outcome(sent=False, error=_http_error(response))
+        return Outcome(sent=False, error=failure or "cannot connect")
     finally:
         _posting.reset(token)
-    return Outcome(sent=False, error=failure or "cannot connect")
+
+
+async def _post_all(
+    requests: dict[int, Request | Outcome], within: float, report: Callable[[int, Outcome], None]
+) -> None:
+    """Every request at once, each outcome reported as it comes; after `within` seconds the
+    requests still unanswered are cut off and reported as such."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    async with _client(min(settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS, within)) as client:
+        keys = {asyncio.ensure_future(_post(client, req)): key for key, req in requests.items()}
+        pending = set(keys)
+        while pending:
+            done, pending = await asyncio.wait(
+                pending, timeout=max(deadline - loop.time(), 0), return_when=FIRST_COMPLETED
+            )
+            if not done:
+                break
+            for task in done:
+                error = task.exception()
+                if error is not None:
+                    logger.error("webhook post raised", exc_info=error)
+                    report(keys[task], Outcome(False, f"internal error: {type(error).__name__}"))
+                else:
+                    report(keys[task], task.result())
+        for task in pending:
+            task.cancel()
+            report(keys[task], Outcome(False, f"no complete answer within {within:.3g} s"))
+        # Let the cancelled requests close their connections before the client does.
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def post_concurrently(
+    requests: dict[int, Request | Outcome], within: float
+) -> Iterator[tuple[int, Outcome]]:
+    """(key, outcome) as each request is answered, all within `within` seconds.
+
+    The requests run on an event loop in a thread of their own, so the caller can write
+    each outcome down (in its own thread, with its database connection) the moment it is
+    known: a worker killed mid-batch then resends only what it had not written down.
+    """
+    outcomes: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
+
+    def run() -> None:
+        try:
+            asyncio.run(_post_all(requests, within, lambda k, o: outcomes.put((k, o))))
+        except BaseException as error:  # report every request, so the caller never hangs
+            logger.exception("webhook posting stopped")
+            reason = Outcome(False, f"internal error: {type(error).__name__}")
+            for key in requests:
+                outcomes.put((key, reason))
+
+    thread = threading.Thread(target=run, name="beacon-webhooks", daemon=True)
+    thread.start()
+    seen: set[int] = set()
+    try:
+        while len(seen) < len(requests):
+            key, outcome = outcomes.get()
+            if key not in seen:
+                seen.add(key)
+                yield key, outcome
+    finally:
+        # Every outcome is in. A name lookup cut off at the deadline may still hold a thread
+        # of the loop (asyncio.run waits for it): it ends on its own, the batch does not wait.
+        thread.join(timeout=1)
 
 
 def _http_error(response: httpx.Response) -> str:
@@ -590,22 +688,18 @@ def _http_error(response: httpx.Response) -> str:
 
 
 class WebhookSender:
-    """Posts one event to each webhook of a batch, over one pooled HTTP client."""
+    """Posts one event to every webhook of a batch at once, within the batch's deadline."""
 
     def __init__(self, event: NotificationEvent):
         self.event = event
-        self._client: httpx.Client | None = None
         self._payload: Json | None = None
         self._chat: dict[str, Json] = {}
 
     def __enter__(self) -> "WebhookSender":
-        self._client = _client()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        pass
 
     def payload(self, subscriber: Subscriber) -> Json:
         if self._payload is None:
@@ -618,20 +712,27 @@ class WebhookSender:
             self._chat[subscriber.webhook_format] = chat(message(self.event))
         return self._chat[subscriber.webhook_format]
 
-    def send(self, delivery: Delivery) -> Outcome:
-        assert self._client is not None, "use WebhookSender as a context manager"
+    def _request(self, delivery: Delivery) -> Request | Outcome:
         subscriber = delivery.subscriber
-        outcome = _post(
-            self._client,
-            subscriber,
-            self.payload(subscriber),
-            kind=self.event.kind,
-            delivery_id=str(delivery.pk),
+        return webhook_request(
+            subscriber, self.payload(subscriber), kind=self.event.kind, delivery_id=str(delivery.pk)
         )
-        if not outcome.sent:
-            # The endpoint may hold a secret (Slack's URLs do): name the subscriber by code.
-            logger.info("webhook %s failed: %s", subscriber.public_id, outcome.error)
+
+    def send(self, delivery: Delivery) -> Outcome:
+        ((_, outcome),) = self.send_many([delivery], within=concurrent_deadline())
         return outcome
+
+    def send_many(
+        self, deliveries: list[Delivery], *, within: float
+    ) -> Iterator[tuple[Delivery, Outcome]]:
+        """Post to every webhook of the batch at once; (delivery, outcome) as each answers."""
+        by_pk = {delivery.pk: delivery for delivery in deliveries}
+        requests = {pk: self._request(delivery) for pk, delivery in by_pk.items()}
+        for pk, outcome in post_concurrently(requests, within):
+            if not outcome.sent:
+                # The endpoint may hold a secret (Slack's URLs do): name the subscriber by code.
+                logger.info("webhook %s failed: %s", by_pk[pk].subscriber.public_id, outcome.error)
+            yield by_pk[pk], outcome
 
 
 # Test deliveries, from the admin
@@ -690,14 +791,15 @@ def sample_payload(subscriber: Subscriber) -> Json:
 
 def webhook_test_delivery(*, subscriber: Subscriber) -> Outcome:
     """POST a test message; an endpoint that answers 2xx confirms the subscriber."""
-    with _client() as client:
-        outcome = _post(
-            client,
-            subscriber,
-            sample_payload(subscriber),
-            kind="test",
-            delivery_id=f"test-{secrets.token_hex(8)}",
-        )
+    request = webhook_request(
+        subscriber,
+        sample_payload(subscriber),
+        kind="test",
+        delivery_id=f"test-{secrets.token_hex(8)}",
+    )
+    timeout = settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
+    # Twice the timeout: a name lookup and a request, each allowed the whole timeout.
+    ((_, outcome),) = post_concurrently({0: request}, 2 * timeout)
     if outcome.sent:
         subscriptions.subscription_confirm(subscriber=subscriber)
     else:

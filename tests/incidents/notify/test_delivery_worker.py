@@ -15,7 +15,7 @@ from incidents import tasks
 from incidents.notify import delivery
 from incidents.notify.models import Delivery, DeliveryState, NotificationEvent
 from statuspage.celery import app
-from tests.incidents.factories import SubscriberFactory, open_incident
+from tests.incidents.factories import StaffFactory, SubscriberFactory, open_incident
 from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,7 +55,15 @@ class KillingHandler(CapturingHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
-def worker_process(settings, tmp_path) -> subprocess.Popen:
+# The worker with a lower crash limit, so that a test needs two deaths rather than five.
+WITH_CRASH_LIMIT = (
+    "import sys, django; django.setup(); "
+    "from incidents.notify import delivery; delivery.MAX_CRASHES = int(sys.argv.pop(1)); "
+    "from celery.__main__ import main; sys.argv[0] = 'celery'; main()"
+)
+
+
+def worker_process(settings, tmp_path, *, max_crashes=None, queues="notify") -> subprocess.Popen:
     db = settings.DATABASES["default"]
     env = {
         **os.environ,
@@ -72,8 +80,12 @@ def worker_process(settings, tmp_path) -> subprocess.Popen:
         # The test's own cache keys: no other test's page settings or generation apply.
         "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX") or "beacon",
     }
+    celery = [sys.executable, "-m", "celery"]
+    if max_crashes is not None:
+        celery = [sys.executable, "-c", WITH_CRASH_LIMIT, str(max_crashes)]
+        env["DJANGO_SETTINGS_MODULE"] = "statuspage.settings"
     command = [
-        *(sys.executable, "-m", "celery", "-A", "statuspage", "worker", "-Q", "notify"),
+        *(*celery, "-A", "statuspage", "worker", "-Q", queues),
         *("--pool", "solo", "--without-heartbeat", "--without-mingle", "--without-gossip"),
         *("--loglevel", "warning"),
     ]
@@ -132,6 +144,72 @@ def _kill_a_worker_and_finish_with_another(smtp_server, settings, tmp_path):
     assert received == {reader.email: 1 for reader in readers}
     event = NotificationEvent.objects.get()
     assert event.deliveries.filter(state=DeliveryState.SENT).count() == 35
+
+
+class PoisonHandler(CapturingHandler):
+    """Kills the sending worker whenever a message for `poison` arrives, every time."""
+
+    poison = ""
+    worker: subprocess.Popen | None = None
+    deaths = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.poison in envelope.rcpt_tos:
+            self.deaths += 1
+            self.worker.kill()
+            self.worker.wait()
+            return "451 4.3.0 The worker died before this was accepted"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@needs_postgres_and_redis
+def test_a_message_that_kills_every_worker_fails_after_the_limit_and_the_rest_go_once(
+    transactional_db, page, settings, tmp_path
+):
+    settings.BEACON_NOTIFY_LEASE_SECONDS = 3
+    # A superuser: an earlier transactional test may have flushed the groups' migration rows.
+    StaffFactory(is_superuser=True, email="oncall@acme.test")
+    readers = SubscriberFactory.create_batch(14)
+    poison = readers[4]  # in the first batch of ten, with readers after it
+    purge_notify_queue()
+    with serving_smtp(PoisonHandler(), settings) as smtp_server:
+        smtp_server.poison = poison.email
+        smtp_server.worker = worker_process(
+            settings, tmp_path, max_crashes=2, queues="notify,default"
+        )
+        try:
+            open_incident(name="Checkout is down")
+            row = Delivery.objects.filter(subscriber=poison)
+            swept = [0.0]
+
+            def poison_given_up():
+                if smtp_server.worker.poll() is not None:  # restarted, as systemd would
+                    smtp_server.worker = worker_process(
+                        settings, tmp_path, max_crashes=2, queues="notify,default"
+                    )
+                # As beat would: now and then, and never piling up behind a busy worker.
+                if time.monotonic() - swept[0] > 1:
+                    tasks.sweep_notifications.apply_async(expires=2)
+                    swept[0] = time.monotonic()
+                return row.filter(state=DeliveryState.FAILED).exists() and any(
+                    "Notifications failed" in m["Subject"] for m in smtp_server.messages
+                )
+
+            assert wait_for(poison_given_up, timeout=90)
+            time.sleep(1)  # anything sent twice would arrive now
+        finally:
+            smtp_server.worker.terminate()
+            smtp_server.worker.wait(timeout=30)
+            purge_notify_queue()
+
+    assert smtp_server.deaths == 2
+    assert row.get().error == "worker crashed 2 times while sending it; not tried again"
+    to_readers = Counter(
+        m["To"] for m in smtp_server.messages if "Notifications failed" not in m["Subject"]
+    )
+    assert to_readers == {r.email: 1 for r in readers if r != poison}
+    notices = [m for m in smtp_server.messages if "Notifications failed" in m["Subject"]]
+    assert len(notices) == 1
 
 
 @pytest.fixture

@@ -401,8 +401,8 @@ def tls_receiver(monkeypatch):
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
 
-    def trusting_the_ca():
-        return httpx.Client(
+    def trusting_the_ca(timeout=None):
+        return httpx.AsyncClient(
             timeout=5, follow_redirects=False, trust_env=False, verify=client_context
         )
 

@@ -424,16 +424,24 @@ def staff_webhook(*, subject: str, text: str) -> None:
 
 
 def _post_staff_webhook(url: str, text: str) -> None:
-    from urllib.parse import urlsplit
-
     import httpx
 
     from components.checks.network import TargetRefused, resolve_blocking
 
-    parts = urlsplit(url)
+    target = httpx.URL(url)
+    host = target.host
     try:
-        resolve_blocking(parts.hostname or "", parts.port or 443)
+        addresses = resolve_blocking(host, target.port or (443 if target.scheme == "https" else 80))
     except TargetRefused as refused:
         logger.warning("staff webhook refused: %s", refused)
         return
-    httpx.post(url, json={"text": text}, timeout=10, follow_redirects=False).raise_for_status()
+    # Connect to the address that was vetted (a second lookup could answer differently);
+    # the name still goes in Host and in TLS (SNI and the certificate check).
+    with httpx.Client(timeout=10, follow_redirects=False, trust_env=False) as client:
+        response = client.post(
+            target.copy_with(host=addresses[0]),
+            json={"text": text},
+            headers={"Host": target.netloc.decode("ascii")},
+            extensions={"sni_hostname": host} if target.scheme == "https" else {},
+        )
+    response.raise_for_status()

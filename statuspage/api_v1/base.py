@@ -92,14 +92,20 @@ class StatuspageBodies(Parser):
         return _without_nul(super().parse_querydict(data, list_fields, request))
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _without_nul(data: Any) -> Any:
-    """PostgreSQL text cannot hold NUL: refuse it here, not with a 500 at the database."""
+    """PostgreSQL text cannot hold NUL, nor a lone surrogate (`"\\ud800"` in JSON, which is
+    no character at all): refuse them here, not with a 500 at the database."""
     stack = [data]
     while stack:
         value = stack.pop()
         if isinstance(value, str):
             if "\x00" in value:
                 raise HttpError(400, "Text must not contain NUL (\\u0000) characters.")
+            if LONE_SURROGATE.search(value):
+                raise HttpError(400, "Text must not contain lone surrogates (\\ud800-\\udfff).")
         elif isinstance(value, dict):
             stack.extend(value.keys())
             stack.extend(value.values())

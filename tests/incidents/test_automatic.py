@@ -1,5 +1,7 @@
 """Incidents health checks open, draft and close on their own; staff hear of each change."""
 
+import socket
+
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -7,7 +9,12 @@ from django.utils import timezone
 
 from components.checks.services import check_run_now
 from components.models import AutoIncident, ComponentStatus
-from incidents.automatic import STAFF_NOTICE_WINDOW, open_auto_incident, staff_notices_flush
+from incidents.automatic import (
+    STAFF_NOTICE_WINDOW,
+    _post_staff_webhook,
+    open_auto_incident,
+    staff_notices_flush,
+)
 from incidents.models import Incident, IncidentDraft
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.incidents.factories import StaffFactory
@@ -133,6 +140,31 @@ def test_the_staff_webhook_gets_a_slack_message(
 
     [slack] = [entry for entry, _ in httpserver.log if entry.path == "/slack"]
     assert slack.json["text"].startswith("*Login: major outage (health check)*")
+
+
+def test_the_staff_webhook_posts_to_the_address_it_vetted(httpserver, settings, monkeypatch):
+    """A name that answers a vetted address first and a metadata address after (DNS
+    rebinding) is asked once, and the post goes to the first answer."""
+    real = socket.getaddrinfo
+    asked = []
+
+    def rebinding(host, port, *args, **kwargs):
+        if host != "hooks.rebind.test":
+            return real(host, port, *args, **kwargs)
+        asked.append(host)
+        return real("127.0.0.1" if len(asked) == 1 else "169.254.169.254", port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    settings.BEACON_CHECKS_ALLOW_PRIVATE = True
+    httpserver.expect_request("/staff", method="POST").respond_with_data("ok")
+
+    staff_webhook_url = f"http://hooks.rebind.test:{httpserver.port}/staff"
+    _post_staff_webhook(staff_webhook_url, "*Login: major outage*")
+
+    assert asked == ["hooks.rebind.test"]
+    [request] = [entry for entry, _ in httpserver.log]
+    assert request.headers["Host"] == f"hooks.rebind.test:{httpserver.port}"
+    assert request.json == {"text": "*Login: major outage*"}
 
 
 def test_a_flapping_check_tells_staff_once_then_sends_one_summary(

@@ -12,7 +12,7 @@ WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 VAR_DIR := $(or $(BEACON_VAR_DIR),var)
 
-.PHONY: bench-api bench-checks bench-notify bench-recovery run test lint install bench bench-quick
+.PHONY: bench-api bench-checks bench-misses bench-notify bench-recovery run test lint install bench bench-quick
 
 install: $(STAMP)
 
@@ -77,6 +77,11 @@ bench-notify: $(STAMP)
 # about four minutes). Writes bench/results/recovery-*.json and docs/performance.md#recovery.
 bench-recovery: $(STAMP)
 	$(BIN)/python bench/recovery.py $(BENCH_RECOVERY_ARGS)
+
+# What a made-up /incidents/<code>/ or /history/?page=N costs beside a cached page, and how
+# many queries it runs (about three minutes; not in `bench`). Writes docs/performance.md#misses.
+bench-misses: $(STAMP)
+	$(BIN)/python bench/misses.py $(BENCH_MISSES_ARGS)
 
 # Management API v1 only: five GET endpoints under wrk beside the same bytes from memory,
 # component and incident writes, and a profile of one list of 100 incidents (not in `bench`).

@@ -82,8 +82,8 @@ SERVER_CMD = (
 # Rebuilds the workers log; a made-up path's means the database was asked whether it exists.
 REBUILT_MISS = re.compile(rb"snapshot rebuilt path=(/incidents/\w+/|/history/\?page=\d+) ")
 SETTLE_SECONDS = 1.0  # after a run: the last connections close and their backends report
-DOC_START = "<!-- bench:misses -->"
-DOC_END = "<!-- /bench:misses -->"
+DOC_START = "<!-- bench:misses:start -->"
+DOC_END = "<!-- bench:misses:end -->"
 DOC_HEADING = "## Misses"
 ISSUE_QUOTE = (
     "each made-up /incidents/<code>/ or /history/?page=N costs a database query "

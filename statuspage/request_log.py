@@ -141,3 +141,12 @@ class Formatter(logging.Formatter):
         line = super().formatMessage(record)
         request_id = getattr(record, "request_id", "-")
         return line if request_id == "-" else f"{line} request_id={request_id}"
+
+
+class NotFoundIsNotNews(logging.Filter):
+    """Drops Django's `Not Found: <path>` warnings. Anyone can ask for made-up addresses by
+    the thousand (a scanner, a stale link in a feed reader); the access log has each one,
+    and a warning apiece would bury the lines that matter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "status_code", None) != 404

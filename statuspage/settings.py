@@ -252,13 +252,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"beacon": {"()": "statuspage.request_log.Formatter"}},
-    "filters": {"quiet_during_outage": {"()": "statuspage.outage.QuietDuringOutage"}},
+    "filters": {
+        "quiet_during_outage": {"()": "statuspage.outage.QuietDuringOutage"},
+        "not_found_is_not_news": {"()": "statuspage.request_log.NotFoundIsNotNews"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "beacon"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
-        # A request that fails because PostgreSQL is away is a 503, not a traceback each time.
-        "django.request": {"filters": ["quiet_during_outage"]},
+        # A request that fails because PostgreSQL is away is a 503, not a traceback each time;
+        # a 404 is in the access log already.
+        "django.request": {"filters": ["quiet_during_outage", "not_found_is_not_news"]},
     },
 }
 

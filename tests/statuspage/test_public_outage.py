@@ -248,6 +248,16 @@ def test_made_up_incidents_and_history_pages_cost_no_query(
     assert client.get(f"/components/{api.public_id}/badge.json").status_code == 200
 
 
+def test_made_up_addresses_by_the_thousand_write_no_warning_apiece(api, client, caplog):
+    caplog.set_level(logging.INFO)
+    for n in range(200):
+        assert client.get(f"/incidents/scan{n:08d}/").status_code == 404
+        assert client.get(f"/wp-login{n}.php").status_code == 404
+        assert client.get(f"/api/v2/scan{n}.json").status_code == 404
+
+    assert not [r for r in caplog.records if r.name == "django.request"]
+
+
 def test_the_worker_rebuild_shares_what_exists_with_every_process(
     api, client, django_assert_num_queries
 ):

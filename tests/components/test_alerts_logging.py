@@ -86,7 +86,9 @@ def test_a_wrong_token_a_wrong_method_and_the_rate_limit_are_logged_masked(
     text = "\n".join(lines(logs))
     assert integration.token not in text and "guessed-Token-123" not in text
     assert "Method Not Allowed (GET): /integrations/generic/****/" in text
-    for answer in answers:
+    # A 404 writes no warning of its own (the access log has it); the others name their id.
+    assert "guessed" not in text
+    for answer in answers[1:]:
         assert f"request_id={answer['X-Request-ID']}" in text
 
 

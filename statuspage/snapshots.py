@@ -950,9 +950,11 @@ def serve(request, key: str, render_on_miss, not_found) -> HttpResponse:
     `render_on_miss()` one that has no snapshot and none could be built.
     """
     probe_database_soon()
-    snapshot = load(key)
-    if snapshot is None and not may_exist(key):
+    # A made-up address is refused before Redis or the disk are asked for its snapshot: a
+    # scan of them costs no more than the set of what exists, kept in this process.
+    if _memory.get(key) is None and not may_exist(key):
         return not_found()
+    snapshot = load(key)
     generation = current_generation()
     if snapshot is None or (
         snapshot.generation != generation

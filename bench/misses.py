@@ -456,9 +456,11 @@ def render(result: dict, out: Path) -> str:
             "",
             "What a miss still costs is the rest of the request: it is not in the "
             "process's memory, so it goes past the WSGI fast path into Django's handler, where "
-            "SnapshotMiddleware looks for its snapshot in Redis (a `GET`) and in the snapshot "
-            "directory before the set of what exists says no, and every 404 writes a "
-            "`Not Found: <path>` warning to the log beside gunicorn's access line.",
+            "SnapshotMiddleware asks the set of what exists (kept in the process) before "
+            "anything else; neither Redis nor the snapshot directory is asked, and the 404 "
+            "writes no warning of its own (gunicorn's access line has it). An earlier run, "
+            "which still looked in Redis and on disk first and logged each 404, answered "
+            "misses at 44% of the cached page's rate.",
         ]
     )
 

@@ -255,14 +255,14 @@ def staff_tell_about_change(
         f"{SOURCES.get(source, source)} moved {component.name} from {old} to {new}.",
         f"What they found: {reason}" if reason else "",
     ]
-    link = _admin_link("admin:components_component_change", component.pk)
+    link = admin_link("admin:components_component_change", component.pk)
     if isinstance(made, IncidentDraft):
         lines.append("A draft incident is ready; publish it with one click:")
-        link = _admin_link("admin:incidents_incidentdraft_change", made.pk)
+        link = admin_link("admin:incidents_incidentdraft_change", made.pk)
     elif isinstance(made, Incident):
         verb = "posted its recovery to" if new_status == ComponentStatus.OPERATIONAL else "opened"
         lines.append(f"Beacon {verb} the incident “{made.name}”:")
-        link = _admin_link("admin:incidents_incident_change", made.pk)
+        link = admin_link("admin:incidents_incident_change", made.pk)
     text = "\n".join(line for line in lines if line) + f"\n{link}\n"
     if _held_for_summary(component, line=lines[0], reason=reason):
         return
@@ -272,10 +272,6 @@ def staff_tell_about_change(
 def staff_alert(*, subject: str, text: str) -> None:
     """Tell staff (email, and STAFF_WEBHOOK_URL when set) once the transaction commits."""
     transaction.on_commit(lambda: _enqueue(subject=subject, text=text), robust=True)
-
-
-def incident_admin_url(incident: Incident) -> str:
-    return _admin_link("admin:incidents_incident_change", incident.pk)
 
 
 def _held_for_summary(component: Component, *, line: str, reason: str) -> bool:
@@ -342,12 +338,12 @@ def _summary(notice: StaffNotice) -> tuple[str, str]:
     ).first()
     if incident is not None:
         lines.append(f"Its automatic incident “{incident.name}” is open:")
-        link = _admin_link("admin:incidents_incident_change", incident.pk)
+        link = admin_link("admin:incidents_incident_change", incident.pk)
     elif draft is not None:
         lines.append("A draft incident is ready; publish it with one click:")
-        link = _admin_link("admin:incidents_incidentdraft_change", draft.pk)
+        link = admin_link("admin:incidents_incidentdraft_change", draft.pk)
     else:
-        link = _admin_link("admin:components_component_change", component.pk)
+        link = admin_link("admin:components_component_change", component.pk)
     return subject, "\n".join(lines) + f"\n{link}\n"
 
 
@@ -387,7 +383,8 @@ def _enqueue(*, subject: str, text: str) -> None:
         tasks.tell_staff_by_webhook.delay(subject, text)
 
 
-def _admin_link(name: str, pk: int) -> str:
+def admin_link(name: str, pk: int) -> str:
+    """The absolute address of an admin page, for messages to staff."""
     from incidents.notify.subscriptions import page_base_url
 
     return urljoin(page_base_url() + "/", reverse(name, args=[pk]))

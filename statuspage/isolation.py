@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils.html import escape, linebreaks
 
-from incidents.automatic import incident_admin_url, staff_alert
+from incidents.automatic import admin_link, staff_alert
 from statuspage.outage import database_unreachable
 
 logger = logging.getLogger("beacon.snapshots")
@@ -60,7 +60,7 @@ def report_failure(incident, error: BaseException) -> None:
                 "The public page shows this incident's updates as plain text because "
                 f"rendering them failed ({type(error).__name__}: {error}).\n"
                 "Edit its updates, or tell whoever runs Beacon.\n"
-                f"{incident_admin_url(incident)}\n"
+                f"{admin_link('admin:incidents_incident_change', incident.pk)}\n"
             ),
         )
     except Exception:

@@ -184,25 +184,17 @@ def _claim_expansion(event: NotificationEvent, now: datetime) -> bool:
 
 
 def _tell_staff_event_crashed(event: NotificationEvent, crashes: int) -> None:
-    from incidents import tasks
+    from incidents.automatic import admin_link, staff_alert
 
     subject = f"Notification not sent: {event}"
-    link = _admin_url("admin:incidents_notificationevent_change", event.pk)
+    link = admin_link("admin:incidents_notificationevent_change", event.pk)
     text = (
         f"Beacon gave up on “{event}”: the worker preparing it for its subscribers died "
         f"{crashes} times. Nobody was sent it.\n"
         f"It is listed here: {link}\n"
         "The workers' logs say what killed them.\n"
     )
-    transaction.on_commit(lambda: tasks.tell_staff_by_email.delay(subject, text), robust=True)
-
-
-def _admin_url(name: str, pk: int) -> str:
-    from django.urls import reverse
-
-    from incidents.notify.subscriptions import page_base_url
-
-    return page_base_url() + reverse(name, args=[pk])
+    staff_alert(subject=subject, text=text)
 
 
 def recipients(event: NotificationEvent, channel: str):
@@ -421,17 +413,17 @@ def _fail_crashed(event_id: int, ids: list[int]) -> None:
 
 
 def _tell_staff_deliveries_crashed(event: NotificationEvent) -> None:
-    from incidents import tasks
+    from incidents.automatic import admin_link, staff_alert
 
     subject = f"Notifications failed: {event}"
-    link = _admin_url("admin:incidents_notificationevent_change", event.pk)
+    link = admin_link("admin:incidents_notificationevent_change", event.pk)
     text = (
         f"Beacon gave up on some deliveries of “{event}”: the worker sending them died "
         f"{MAX_CRASHES} times in a row. The other subscribers got it.\n"
         f"The failed deliveries: {link}\n"
         "The workers' logs say what killed them.\n"
     )
-    transaction.on_commit(lambda: tasks.tell_staff_by_email.delay(subject, text), robust=True)
+    staff_alert(subject=subject, text=text)
 
 
 def _fail_inactive(rows) -> int:

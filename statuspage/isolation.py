@@ -80,7 +80,7 @@ def _first_report(pk: int) -> bool:
 
 def plain_text_html(text: str) -> str:
     """Staff's text as it was typed: escaped, with its paragraphs and line breaks."""
-    return linebreaks(escape(text or ""))
+    return linebreaks(text or "", autoescape=True)
 
 
 def plain_incident_html(

@@ -22,7 +22,6 @@ once per text and process (the result is cached like any other), so staff can he
 without this module knowing who listens.
 """
 
-import html
 import logging
 import re
 import threading
@@ -35,6 +34,7 @@ from typing import Any
 import markdown as markdown_lib
 import nh3
 from django.dispatch import Signal
+from django.utils.html import linebreaks
 from markdown.extensions import Extension
 
 from statuspage.text import without_control_characters
@@ -125,15 +125,6 @@ _render_short = lru_cache(maxsize=8192)(_render)
 _render_long = lru_cache(maxsize=256)(_render)
 
 
-def plain_paragraphs(text: str) -> str:
-    """`text` escaped, as paragraphs at blank lines and line breaks within them."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    paragraphs = (p.strip("\n") for p in re.split(r"\n[ \t]*\n", text))
-    return "\n".join(
-        "<p>" + html.escape(p).replace("\n", "<br>\n") + "</p>" for p in paragraphs if p.strip()
-    )
-
-
 def _fallback(text: str, reason: str) -> str:
     digest = sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     logger.warning(
@@ -145,7 +136,8 @@ def _fallback(text: str, reason: str) -> str:
     ):
         if isinstance(outcome, Exception):
             logger.warning("render_failed listener %r failed: %r", receiver, outcome)
-    return plain_paragraphs(without_control_characters(text))
+    # Escaped, as paragraphs at blank lines with line breaks within them.
+    return linebreaks(without_control_characters(text), autoescape=True)
 
 
 # Structure

@@ -15,6 +15,8 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The admin marks keys that stop working within this.
 EXPIRY_WARNING = timedelta(days=7)
+# Further than this is "never" (and near the end of the calendar, a date some zones cannot show).
+LONGEST_EXPIRY = timedelta(days=36_500)
 
 
 class ApiKeyExpired(Exception):
@@ -51,8 +53,13 @@ def api_key_create(
 
 def api_key_expiry_error(expires_at: datetime | None) -> str | None:
     """Why a new key cannot have this expiry, or None."""
-    if expires_at is not None and expires_at <= timezone.now():
+    if expires_at is None:
+        return None
+    now = timezone.now()
+    if expires_at <= now:
         return "This moment has passed: choose one to come, or none for a key that never expires."
+    if expires_at - now > LONGEST_EXPIRY:
+        return "At most a hundred years from now: choose none for a key that never expires."
     return None
 
 

@@ -60,7 +60,7 @@ class ApiKeyState(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         match self.value():
             case "unexpired":
-                return queryset.unexpired()
+                return queryset.unexpired().filter(owner__is_active=True)
             case "expiring":
                 return queryset.expiring_within(EXPIRY_WARNING)
             case "expired":

@@ -183,6 +183,7 @@ def test_the_list_filters_by_state(client, superuser, state, shown):
         ]:
             api_key_create(owner=superuser, name=name, expires_at=expires)
         api_key_revoke(key=ApiKey.objects.get(name="Revoked"))
+        api_key_create(owner=StaffFactory(is_active=False), name="Leaver's")
     with time_machine.travel(NOW + timedelta(seconds=1), tick=False):
         response = client.get(LIST, {"state": state})
     assert {key.name for key in response.context["cl"].result_list} == shown

@@ -1,13 +1,24 @@
 """The page's settings: one row, edited in place."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.shortcuts import redirect
+from django.templatetags.static import static
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.timesince import timeuntil
 
-from statuspage.api_keys import api_key_create, api_key_revoke
-from statuspage.models import ApiKey, PageSettings
+from statuspage.api_keys import (
+    EXPIRY_WARNING,
+    api_key_create,
+    api_key_expiry_error,
+    api_key_revoke,
+)
+from statuspage.models import ApiKey, ApiKeyScope, PageSettings
 
 
 @admin.register(PageSettings)
@@ -34,25 +45,106 @@ class PageSettingsAdmin(admin.ModelAdmin):
         return False
 
 
+class ApiKeyState(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("unexpired", "Active"),
+            ("expiring", "Expiring within 7 days"),
+            ("expired", "Expired"),
+            ("revoked", "Revoked"),
+        ]
+
+    def queryset(self, request, queryset):
+        match self.value():
+            case "unexpired":
+                return queryset.unexpired().filter(owner__is_active=True)
+            case "expiring":
+                return queryset.expiring_within(EXPIRY_WARNING)
+            case "expired":
+                return queryset.expired()
+            case "revoked":
+                return queryset.revoked()
+        return queryset
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name", "owner", "scope", "expires_at"]
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data["expires_at"]
+        if refused := api_key_expiry_error(expires_at):
+            raise forms.ValidationError(refused)
+        return expires_at
+
+
+def _moment(value) -> str:
+    """As the admin shows the other times beside it, in a <time>."""
+    shown = date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(), shown)
+
+
+def _icon(name: str, alt: str) -> str:
+    return format_html('<img src="{}" alt="{}"> ', static(f"admin/img/icon-{name}.svg"), alt)
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are shown once, when made; afterwards only their first characters."""
+    """Keys are shown once, when made; afterwards only their first characters. Scope and
+    expiry are chosen then too: to change them, make a new key and revoke the old one."""
 
-    list_display = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["revoked_at"]
+    form = ApiKeyForm
+    list_display = [
+        "name",
+        "prefix",
+        "owner",
+        "scope",
+        "state",
+        "expires",
+        "created_at",
+        "last_used_at",
+    ]
+    list_filter = [ApiKeyState, "scope"]
     search_fields = ["name", "prefix", "owner__username"]
-    fields = ["name", "owner", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "name",
+        "owner",
+        "prefix",
+        "scope",
+        "state",
+        "expires",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    readonly_fields = ["prefix", "state", "expires", "created_at", "last_used_at", "revoked_at"]
+    radio_fields = {"scope": admin.VERTICAL}
     actions = ["revoke_selected"]
 
     def get_fields(self, request, obj=None):
-        return self.fields if obj else ["name", "owner"]  # the rest exists once it is made
+        # The rest exists once it is made.
+        return self.fields if obj else ["name", "owner", "scope", "expires_at"]
 
     def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "name", "owner"] if obj else []
+        return [*self.readonly_fields, "name", "owner", "scope"] if obj else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "expires_at" in form.base_fields:
+            zone = timezone.get_current_timezone_name()
+            form.base_fields["expires_at"].help_text = (
+                f"Time in {zone}. From this moment the key is refused. "
+                "Leave both empty for a key that never expires."
+            )
+        return form
 
     def get_changeform_initial_data(self, request):
-        return {"owner": request.user.pk}
+        # Least privilege: a person making a key in the admin picks writing on purpose.
+        return {"owner": request.user.pk, "scope": ApiKeyScope.READ}
 
     # A key acts as its owner: only a superuser may make or see keys that act as someone else.
     def get_queryset(self, request):
@@ -64,10 +156,25 @@ class ApiKeyAdmin(admin.ModelAdmin):
             kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            expiring = ApiKey.objects.filter(owner=request.user).expiring_within(EXPIRY_WARNING)
+            for key in expiring.order_by("expires_at"):
+                self.message_user(
+                    request,
+                    f"Your API key “{key.name}” ({key.prefix}…) expires in "
+                    f"{timeuntil(key.expires_at)}: make a new one, put it where this one is "
+                    "used, then revoke this one.",
+                    messages.WARNING,
+                )
+        return super().changelist_view(request, extra_context)
+
     def save_model(self, request, obj, form, change):
         if change:
             return
-        key, raw = api_key_create(owner=obj.owner, name=obj.name)
+        key, raw = api_key_create(
+            owner=obj.owner, name=obj.name, scope=obj.scope, expires_at=obj.expires_at
+        )
         obj.pk = key.pk
         obj.prefix, obj.digest = key.prefix, key.digest
         self.message_user(
@@ -83,6 +190,26 @@ class ApiKeyAdmin(admin.ModelAdmin):
             if obj is not None and obj.revoked_at
             else super().has_change_permission(request, obj)
         )
+
+    @admin.display(description="state")
+    def state(self, key):
+        if key.revoked_at:
+            return "Revoked"
+        if not key.owner.is_active:
+            return "Stopped: its owner is deactivated"
+        if key.is_expired:
+            return format_html("{}<strong>Expired</strong>", _icon("no", "Expired:"))
+        if key.expires_at and key.expires_at - timezone.now() <= EXPIRY_WARNING:
+            return format_html(
+                "{}<strong>Expires in {}</strong>",
+                _icon("alert", "Warning:"),
+                timeuntil(key.expires_at),
+            )
+        return "Active"
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, key):
+        return _moment(key.expires_at) if key.expires_at else "Never"
 
     @admin.action(description="Revoke the selected keys", permissions=["delete"])
     def revoke_selected(self, request, queryset):

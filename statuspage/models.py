@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from statuspage.ids import new_public_id
 from statuspage.text import no_control_characters, no_control_characters_in_text
@@ -88,11 +89,38 @@ class PageSettings(models.Model):
             cache.delete(cls.CACHE_KEY)
 
 
+class ApiKeyScope(models.TextChoices):
+    READ = "read", "Read only"
+    WRITE = "write", "Read and write"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    """Keys by state at `now`: revoked ones are only revoked, whatever their expiry."""
+
+    def revoked(self):
+        return self.filter(revoked_at__isnull=False)
+
+    def expired(self, now=None):
+        return self.filter(revoked_at__isnull=True, expires_at__lte=now or timezone.now())
+
+    def expiring_within(self, period, now=None):
+        now = now or timezone.now()
+        return self.filter(
+            revoked_at__isnull=True, expires_at__gt=now, expires_at__lte=now + period
+        )
+
+    def unexpired(self, now=None):
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now or timezone.now())
+        )
+
+
 class ApiKey(models.Model):
     """A management API key. Only its SHA-256 is kept: the key is shown once, when made.
 
     Keys are 32 random bytes, so a fast hash is as safe as a slow one and costs nothing per
-    request. A key acts with its owner's permissions.
+    request. A key acts with its owner's permissions, narrowed to reading by the `read`
+    scope, until it is revoked or `expires_at` comes.
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -102,6 +130,21 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Keys made before scopes existed were used to write: they keep doing so.
+    scope = models.CharField(
+        max_length=5,
+        choices=ApiKeyScope.choices,
+        default=ApiKeyScope.WRITE,
+        help_text="A read-only key may only read (GET): every change is refused with 403.",
+    )
+    expires_at = models.DateTimeField(
+        "expires",
+        null=True,
+        blank=True,
+        help_text="From this moment the key is refused. Leave empty for a key that never expires.",
+    )
+
+    objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         verbose_name = "API key"
@@ -112,4 +155,12 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None and self.owner.is_active
+        return self.revoked_at is None and self.owner.is_active and not self.is_expired
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_read_only(self) -> bool:
+        return self.scope != ApiKeyScope.WRITE

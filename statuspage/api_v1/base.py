@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from components.models import Component
 from statuspage import ratelimit
-from statuspage.api_keys import api_key_authenticate
+from statuspage.api_keys import ApiKeyExpired, api_key_allows, api_key_authenticate
 from statuspage.api_v1 import schemas
 from statuspage.models import ApiKey, PageSettings
 from statuspage.text import control_character_error
@@ -32,6 +32,11 @@ LAST_PAGE = 1_000_000
 class RateLimited(Exception):
     def __init__(self, retry_after: int):
         self.retry_after = retry_after
+
+
+class ReadOnlyKey(Exception):
+    def __init__(self, method: str):
+        self.method = method
 
 
 class _KeyChecks:
@@ -49,6 +54,9 @@ class _KeyChecks:
         )
         if not limit.allowed:
             raise RateLimited(limit.retry_after)
+        # Before the body is read or the view runs: a read-only key's write changes nothing.
+        if not api_key_allows(key=api_key, method=request.method or ""):
+            raise ReadOnlyKey(request.method or "")
         request.user = api_key.owner
         return api_key
 
@@ -148,7 +156,11 @@ def rails_params(data) -> dict[str, Any]:
 api = NinjaAPI(
     title="Beacon management API",
     version="1",
-    description="Statuspage's manage API v1, served by Beacon. Send `Authorization: OAuth <key>`.",
+    description=(
+        "Statuspage's manage API v1, served by Beacon. Send `Authorization: OAuth <key>`. "
+        "A read-only key may only read: every POST, PUT, PATCH or DELETE answers 403. "
+        "An expired or revoked key answers 401."
+    ),
     urls_namespace="api-v1",
     auth=[AuthorizationHeader(), ApiKeyParameter()],
     parser=StatuspageBodies(),
@@ -172,6 +184,17 @@ def error_body(request: HttpRequest, message: str, status: int) -> HttpResponse:
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request, exc):
     return error_body(request, "Could not authenticate", 401)
+
+
+@api.exception_handler(ApiKeyExpired)
+def _expired(request, exc):
+    return error_body(request, "This API key has expired: ask for a new one.", 401)
+
+
+@api.exception_handler(ReadOnlyKey)
+def _read_only(request, exc):
+    message = f"This API key is read-only: it may not {exc.method}. Use a key with the write scope."
+    return error_body(request, message, 403)
 
 
 @api.exception_handler(RateLimited)

@@ -2,9 +2,10 @@
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from statuspage.api_keys import api_key_create, api_key_revoke
@@ -193,7 +194,9 @@ def test_staff_make_a_key_in_the_admin_and_see_it_once(client, page):
     admin_user = get_user_model().objects.create_superuser("root", "r@example.test", "pw")
     client.force_login(admin_user)
     response = client.post(
-        "/admin/statuspage/apikey/add/", {"name": "Terraform", "owner": admin_user.pk}, follow=True
+        "/admin/statuspage/apikey/add/",
+        {"name": "Terraform", "owner": admin_user.pk, "scope": "write"},
+        follow=True,
     )
     text = response.content.decode()
     key = ApiKey.objects.get()
@@ -212,11 +215,47 @@ def test_staff_make_keys_only_for_themselves(client, page):
     responder = StaffFactory(groups=["Responders"])
     client.force_login(responder)
 
-    as_boss = client.post("/admin/statuspage/apikey/add/", {"name": "Mine", "owner": boss.pk})
+    add = "/admin/statuspage/apikey/add/"
+    as_boss = client.post(add, {"name": "Mine", "owner": boss.pk, "scope": "read"})
     assert as_boss.status_code == 200 and "owner" in as_boss.context["adminform"].form.errors
-    mine = client.post("/admin/statuspage/apikey/add/", {"name": "Mine", "owner": responder.pk})
+    mine = client.post(add, {"name": "Mine", "owner": responder.pk, "scope": "read"})
     assert mine.status_code == 302
 
     listed = client.get("/admin/statuspage/apikey/").content.decode()
     assert "Mine" in listed and "Root&#x27;s key" not in listed and "Root's key" not in listed
     assert ApiKey.objects.filter(owner=responder).count() == 1
+
+
+def test_create_api_key_makes_read_only_and_expiring_keys_on_request(page):
+    StaffFactory(username="dashboard")
+    out, err = io.StringIO(), io.StringIO()
+    before = timezone.now()
+    call_command(
+        "create_api_key",
+        *("--user", "dashboard", "--scope", "read", "--expires-in-days", "30"),
+        stdout=out,
+        stderr=err,
+    )
+    key = ApiKey.objects.get()
+    assert key.scope == "read" and out.getvalue().strip().startswith(key.prefix)
+    assert before + timedelta(days=30) <= key.expires_at <= timezone.now() + timedelta(days=30)
+    assert "read only, expiring" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("--scope", "admin"),
+        ("--scope", ""),
+        ("--expires-in-days", "0"),
+        ("--expires-in-days", "-3"),
+        ("--expires-in-days", "1.5"),
+        ("--expires-in-days", "36501"),
+        ("--expires-in-days", "99999999999999"),
+    ],
+)
+def test_create_api_key_refuses_a_bad_scope_or_expiry(page, arguments):
+    StaffFactory(username="dashboard")
+    with pytest.raises(CommandError, match="--scope|--expires-in-days"):
+        call_command("create_api_key", "--user", "dashboard", *arguments)
+    assert not ApiKey.objects.exists()

@@ -5,7 +5,7 @@ carries a CSRF token or a subscriber's own link, so each is rendered per request
 stored by a browser or a proxy. The status page itself fetches the form with htmx.
 """
 
-import math
+import logging
 from functools import wraps
 
 from django.conf import settings
@@ -22,6 +22,8 @@ from incidents.notify import subscriptions
 from incidents.notify.models import Subscriber
 from statuspage import ratelimit
 from statuspage.models import PageSettings
+
+logger = logging.getLogger(__name__)
 
 RATE_WINDOW_SECONDS = 3600
 # Signed codes are short; anything much longer is not one of ours.
@@ -55,7 +57,8 @@ def _context(**context) -> dict:
 def subscribe(request):
     """The form: the whole page, or (htmx) the form alone, swapped in on the status page.
 
-    Every accepted address gets the same answer, whatever its state; the email says the rest.
+    Every accepted address gets the same answer, whatever its state and whether the rate
+    limits let an email go; the email says the rest.
     """
     if not PageSettings.load().allow_email_subscribers:
         raise Http404("This page does not take subscribers.")
@@ -69,13 +72,10 @@ def subscribe(request):
     except ValidationError as error:
         form.add_error(None, error)
         return _subscribe_response(request, form, status=400)
-    retry_after = _subscribe_retry_after(request, address)
-    if retry_after:
-        response = _subscribe_response(
-            request, form, status=429, retry_minutes=math.ceil(retry_after / 60)
-        )
-        response["Retry-After"] = str(retry_after)
-        return response
+    if _subscribe_limited(request, address):
+        # The same answer as a success: nobody learns that an address is being held back
+        # (or is subscribed); the email is just not sent. Staff have the log line.
+        return _subscribe_response(request, None, sent_to=address)
     try:
         subscriptions.subscription_request(
             email=address, component_ids=form.cleaned_data["components"]
@@ -86,25 +86,32 @@ def subscribe(request):
     return _subscribe_response(request, None, sent_to=address)
 
 
-def _subscribe_retry_after(request, address: str) -> int:
-    """Seconds to wait when this IP or this address has tried too often this hour, else 0."""
-    by_ip = ratelimit.hit(
-        f"subscribe:ip:{ratelimit.client_ip(request)}",
+def _subscribe_limited(request, address: str) -> bool:
+    """Whether this IP or this address has asked too often in the last hour (sliding)."""
+    ip = ratelimit.client_ip(request)
+    by_ip = ratelimit.hit_sliding(
+        f"subscribe:ip:{ip}",
         limit=settings.BEACON_SUBSCRIBE_LIMIT_PER_IP,
         window=RATE_WINDOW_SECONDS,
     )
     if not by_ip.allowed:
-        return by_ip.retry_after
-    by_address = ratelimit.hit(
-        f"subscribe:address:{ratelimit.digest(address)}",
+        logger.warning("subscribe: rate limit per IP reached for %s; nothing sent", ip)
+        return True
+    key = ratelimit.digest(address)
+    by_address = ratelimit.hit_sliding(
+        f"subscribe:address:{key}",
         limit=settings.BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS,
         window=RATE_WINDOW_SECONDS,
     )
-    return by_address.retry_after
+    if not by_address.allowed:
+        # The address's digest (the rate-limit key), not the address: logs hold no addresses.
+        logger.warning("subscribe: rate limit per address reached for %s; nothing sent", key)
+        return True
+    return False
 
 
-def _subscribe_response(request, form, *, status=200, sent_to="", retry_minutes=0):
-    context = _context(form=form, sent_to=sent_to, retry_minutes=retry_minutes)
+def _subscribe_response(request, form, *, status=200, sent_to=""):
+    context = _context(form=form, sent_to=sent_to)
     if request.htmx:
         # htmx leaves 4xx answers unswapped: the form with its message is a 200 here.
         return render(request, "subscriptions/subscribe.html#subscribe-form", context)

@@ -239,7 +239,8 @@ BEACON_WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False
 BEACON_MAINTENANCE_REMINDER_MINUTES = env.int("MAINTENANCE_REMINDER_MINUTES", default=60)
 # Confirmation links in subscription emails expire after this many hours.
 BEACON_SUBSCRIBE_CONFIRM_HOURS = env.int("SUBSCRIBE_CONFIRM_HOURS", default=48)
-# The public subscribe form: attempts per hour from one IP address, and for one address.
+# The public subscribe form: attempts in any 60 minutes from one IP address, and for one
+# address. Past them nothing is sent, and the answer is the same.
 BEACON_SUBSCRIBE_LIMIT_PER_IP = env.int("SUBSCRIBE_LIMIT_PER_IP", default=10)
 BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = env.int("SUBSCRIBE_LIMIT_PER_ADDRESS", default=3)
 

@@ -121,12 +121,6 @@ def _subscribe_response(request, form, *, status=200, sent_to=""):
 # The links in the emails
 
 
-def _by_confirm_token(token: str) -> Subscriber | None:
-    if len(token) > MAX_TOKEN_LENGTH:
-        return None
-    return subscriptions.subscriber_by_confirm_token(token)
-
-
 def _by_manage_token(token: str) -> Subscriber | None:
     if len(token) > MAX_TOKEN_LENGTH:
         return None
@@ -141,18 +135,28 @@ def _manage_path(subscriber: Subscriber) -> str:
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def subscription_confirm(request, token: str):
-    """Double opt-in. A GET only asks: mail scanners open links, people press buttons."""
-    subscriber = _by_confirm_token(token)
+    """Double opt-in. A GET only asks: mail scanners open links, people press buttons.
+
+    A link works once, and only the newest one sent: a used, older, expired or tampered link
+    gets the same 410, which never shows a manage link.
+    """
+    if len(token) > MAX_TOKEN_LENGTH:
+        subscriber = None
+    elif request.method == "POST":
+        subscriber = subscriptions.subscription_confirm_by_token(token=token)
+    else:
+        subscriber = subscriptions.subscriber_by_confirm_token(token)
     if subscriber is None:
         context = _context(state="invalid", confirm_hours=settings.BEACON_SUBSCRIBE_CONFIRM_HOURS)
         return render(request, "subscriptions/confirm.html", context, status=410)
-    if request.method == "POST":
-        subscriber = subscriptions.subscription_confirm(subscriber=subscriber)
-    state = "subscribed" if subscriber.is_active else "ask"
+    if request.method != "POST":
+        return render(
+            request, "subscriptions/confirm.html", _context(state="ask", subscriber=subscriber)
+        )
     return render(
         request,
         "subscriptions/confirm.html",
-        _context(state=state, subscriber=subscriber, manage_path=_manage_path(subscriber)),
+        _context(state="subscribed", subscriber=subscriber, manage_path=_manage_path(subscriber)),
     )
 
 

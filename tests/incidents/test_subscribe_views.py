@@ -419,16 +419,109 @@ def test_nobody_hears_of_incidents_before_confirming(client, components):
     assert [s.email for s in recipients(event, Channel.EMAIL)] == ["reader@example.test"]
 
 
-def test_an_already_confirmed_link_says_subscribed(client, components):
-    subscriber = SubscriberFactory()
-    path = reverse(
-        "subscription-confirm", kwargs={"token": subscriptions.confirm_token(subscriber)}
-    )
+def confirm_path(subscriber) -> str:
+    token = subscriptions.confirm_token(subscriber)
+    return reverse("subscription-confirm", kwargs={"token": token})
 
-    response = client.get(path)
 
-    assert response.status_code == 200
-    assert "You're subscribed" in response.content.decode()
+def assert_dead_link(client, path):
+    """Both methods get the 410 page, which names no manage or unsubscribe link."""
+    for response in (client.get(path), client.post(path)):
+        html = response.content.decode()
+        assert response.status_code == 410
+        assert "This link no longer works" in html
+        assert "/subscriptions/manage/" not in html
+        assert "/subscriptions/unsubscribe/" not in html
+        assert 'href="/subscribe/"' in html
+
+
+def test_a_used_confirmation_link_never_shows_the_manage_link_again(
+    client, components, eager_email, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        subscribe(client, "reader@example.test")
+    path = link_in(eager_email[0], "subscription-confirm")
+    assert "/subscriptions/manage/" in client.post(path).content.decode()
+
+    assert_dead_link(client, path)
+    assert_dead_link(Client(), path)  # nor to anybody else who finds the link later
+    assert Subscriber.objects.get().state == SubscriberState.ACTIVE
+
+
+def test_an_older_link_dies_when_a_newer_one_is_sent(
+    client, components, eager_email, django_capture_on_commit_callbacks
+):
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            subscribe(client, "reader@example.test")
+    first, second = (link_in(m, "subscription-confirm") for m in eager_email)
+    assert first != second
+
+    assert_dead_link(client, first)
+    assert Subscriber.objects.get().state == SubscriberState.UNCONFIRMED
+    assert client.post(second).status_code == 200
+    assert Subscriber.objects.get().state == SubscriberState.ACTIVE
+
+
+def test_a_link_resent_by_the_api_replaces_the_emailed_one(client, components):
+    subscriber = SubscriberFactory(unconfirmed=True)
+    emailed = confirm_path(subscriber)
+
+    assert subscriptions.subscription_resend_confirmation(subscriber=subscriber)
+
+    assert_dead_link(client, emailed)
+    subscriber.refresh_from_db()
+    assert client.get(confirm_path(subscriber)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "staff_action", [subscriptions.subscription_confirm, subscriptions.subscriber_reactivate]
+)
+def test_a_link_dies_when_staff_confirm_the_subscriber(client, components, staff_action):
+    subscriber = SubscriberFactory(unconfirmed=True)
+    path = confirm_path(subscriber)
+
+    staff_action(subscriber=subscriber)
+
+    assert_dead_link(client, path)
+
+
+def test_a_link_for_an_active_or_disabled_subscriber_is_dead(client, components):
+    for subscriber in (SubscriberFactory(), SubscriberFactory(quarantined=True)):
+        assert_dead_link(client, confirm_path(subscriber))
+
+
+def test_a_link_for_a_deleted_subscriber_is_dead(client, components):
+    subscriber = SubscriberFactory(unconfirmed=True)
+    path = confirm_path(subscriber)
+    subscriptions.subscription_cancel(subscriber=subscriber)
+
+    assert_dead_link(client, path)
+    assert not Subscriber.objects.exists()
+
+
+def test_a_link_for_a_webhook_subscriber_is_dead(client, components):
+    assert_dead_link(client, confirm_path(SubscriberFactory(webhook=True, unconfirmed=True)))
+
+
+def test_a_link_edited_to_name_another_subscriber_or_nonce_is_dead(client, components):
+    mine = SubscriberFactory(unconfirmed=True)
+    other = SubscriberFactory(unconfirmed=True)
+    token = subscriptions.confirm_token(mine)
+    value, _, stamp_and_signature = token.partition(":")
+    assert value == f"{mine.public_id}.0"
+
+    for forged in (f"{other.public_id}.0", f"{mine.public_id}.1", mine.public_id):
+        assert_dead_link(client, f"/subscriptions/confirm/{forged}:{stamp_and_signature}/")
+    assert set(Subscriber.objects.values_list("state", flat=True)) == {SubscriberState.UNCONFIRMED}
+
+
+def test_a_link_signed_before_links_had_a_nonce_is_dead(client, components):
+    subscriber = SubscriberFactory(unconfirmed=True)
+    # What an email sent before this release holds: the code alone, correctly signed.
+    old = signing.TimestampSigner(salt="beacon.subscriber.confirm").sign(subscriber.public_id)
+
+    assert_dead_link(client, f"/subscriptions/confirm/{old}/")
 
 
 def test_an_expired_confirmation_link_suggests_subscribing_again(client, components, settings):
@@ -439,10 +532,7 @@ def test_an_expired_confirmation_link_suggests_subscribing_again(client, compone
     later = datetime.now(UTC).timestamp() + (settings.BEACON_SUBSCRIBE_CONFIRM_HOURS + 1) * 3600
 
     with time_machine.travel(later):
-        for response in (client.get(path), client.post(path)):
-            assert response.status_code == 410
-            assert "This link has expired" in response.content.decode()
-            assert 'href="/subscribe/"' in response.content.decode()
+        assert_dead_link(client, path)
     assert Subscriber.objects.get().state == SubscriberState.UNCONFIRMED
 
 

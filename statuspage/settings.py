@@ -157,6 +157,18 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="status@localhost")
+# DKIM signing of every email sent over SMTP (statuspage/mail_dkim.py), when a key is set:
+# an RSA key in PEM (the text, "\n" for line breaks allowed, or a file), the DNS selector,
+# and the signing domain (the From address's by default). A key that cannot sign stops
+# every process at startup.
+BEACON_DKIM_PRIVATE_KEY = env.str("DKIM_PRIVATE_KEY", default="", multiline=True)
+BEACON_DKIM_PRIVATE_KEY_FILE = env.str("DKIM_PRIVATE_KEY_FILE", default="")
+BEACON_DKIM_SELECTOR = env.str("DKIM_SELECTOR", default="")
+BEACON_DKIM_DOMAIN = env.str("DKIM_DOMAIN", default="")
+if (BEACON_DKIM_PRIVATE_KEY or BEACON_DKIM_PRIVATE_KEY_FILE) and vars().get(
+    "EMAIL_BACKEND"
+) == "django.core.mail.backends.smtp.EmailBackend":
+    EMAIL_BACKEND = "statuspage.mail_dkim.EmailBackend"
 
 BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None

@@ -5,12 +5,15 @@ carries a CSRF token or a subscriber's own link, so each is rendered per request
 stored by a browser or a proxy. The status page itself fetches the form with htmx.
 """
 
+import base64
+import hmac
+import json
 import logging
 from functools import wraps
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -18,9 +21,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from incidents.forms import PreferencesForm, SubscribeForm
-from incidents.notify import subscriptions
+from incidents.notify import bounces, subscriptions
 from incidents.notify.models import Subscriber
 from statuspage import ratelimit
+from statuspage.http_body import read_capped
 from statuspage.models import PageSettings
 
 logger = logging.getLogger(__name__)
@@ -212,3 +216,75 @@ def subscription_unsubscribe(request, token: str):
         "subscriptions/unsubscribed.html",
         _context(subscriber=subscriber, token=token),
     )
+
+
+# Bounce reports from the mail provider
+
+
+MAX_BOUNCE_BYTES = 1_000_000
+
+
+def _bounce_error(status: int, error: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": error, "message": message}, status=status)
+
+
+def _bounce_token_problem(request) -> JsonResponse | None:
+    """None when the request carries BOUNCE_WEBHOOK_TOKEN: `?token=`, or basic auth's
+    password (any user name), or a bearer token. 401 without one, 403 with a wrong one."""
+    given = request.GET.get("token", "")
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if not given and scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(credentials, validate=True).decode().partition(":")[2]
+        except ValueError:  # binascii.Error and UnicodeDecodeError included
+            given = ""
+    elif not given and scheme.lower() == "bearer":
+        given = credentials.strip()
+    if not given:
+        response = _bounce_error(401, "unauthorized", "Give the bounce webhook token.")
+        response["WWW-Authenticate"] = 'Basic realm="bounces"'
+        return response
+    expected = settings.BEACON_BOUNCE_WEBHOOK_TOKEN
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return _bounce_error(403, "forbidden", "Wrong bounce webhook token.")
+    return None
+
+
+@csrf_exempt  # a provider's server posts here; the token decides
+@never_cache
+@require_http_methods(["POST"])
+def bounce_webhook(request, provider: str):
+    """A provider's bounce webhook: hard bounces suppress the address, the rest is ignored.
+
+    The answer never says whether an address was subscribed.
+    """
+    reader = bounces.PROVIDERS.get(provider)
+    if not settings.BEACON_BOUNCE_WEBHOOK_TOKEN or reader is None:
+        return _bounce_error(404, "not_found", "No bounce webhook here.")
+    problem = _bounce_token_problem(request)
+    if problem is not None:
+        return problem
+    if request.content_type not in reader.content_types:
+        expected = " or ".join(reader.content_types)
+        return _bounce_error(415, "unsupported_media_type", f"Send {expected}.")
+    raw = read_capped(request, MAX_BOUNCE_BYTES)
+    if raw is None:
+        return _bounce_error(413, "too_large", f"At most {MAX_BOUNCE_BYTES} bytes.")
+    try:
+        payload = json.loads(raw)
+        found = reader().bounces(payload)
+    except (ValueError, RecursionError) as error:  # BadReport and JSON errors included
+        message = str(error) if isinstance(error, bounces.BadReport) else "The body is not JSON."
+        return _bounce_error(400, "bad_request", message)
+    except PermissionError as error:
+        return _bounce_error(403, "forbidden", str(error))
+    except bounces.SubscriptionConfirmation as confirmation:
+        logger.warning(
+            "bounces: Amazon SNS asks to confirm the subscription; open %s once",
+            confirmation.url,
+        )
+        return JsonResponse({"status": "subscription confirmation logged"})
+    for bounce in found:
+        subscriptions.subscriber_suppress_bounced(email=bounce.email, reason=bounce.reason)
+    return JsonResponse({"status": "ok"})

@@ -255,6 +255,10 @@ BEACON_SUBSCRIBE_CONFIRM_HOURS = env.int("SUBSCRIBE_CONFIRM_HOURS", default=48)
 # address. Past them nothing is sent, and the answer is the same.
 BEACON_SUBSCRIBE_LIMIT_PER_IP = env.int("SUBSCRIBE_LIMIT_PER_IP", default=10)
 BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = env.int("SUBSCRIBE_LIMIT_PER_ADDRESS", default=3)
+# Hard bounces (incidents/notify/bounces.py): the token every provider's webhook must give
+# at /webhooks/bounces/<provider>/ (off without it), and Mailgun's signing key.
+BEACON_BOUNCE_WEBHOOK_TOKEN = env.str("BOUNCE_WEBHOOK_TOKEN", default="")
+BEACON_MAILGUN_WEBHOOK_SIGNING_KEY = env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default="")
 
 # Management API v1: requests per minute per key (Statuspage allows 1/s, in bursts).
 BEACON_API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=60)

@@ -26,7 +26,7 @@ from components.checks import network
 from components.models import Component
 from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
 from statuspage.models import PageSettings
-from statuspage.text import no_control_characters, without_control_characters
+from statuspage.text import no_control_characters, one_line, without_control_characters
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,10 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
                     subscriber = Subscriber.objects.create(channel=Channel.EMAIL, email=address)
             except IntegrityError:  # the same address, submitted twice at once
                 return
+        if subscriber.bounced_at is not None:
+            # The address hard-bounced: the answer is the same, and nothing is sent.
+            logger.info("subscribe: subscriber %s hard-bounced; nothing sent", subscriber.public_id)
+            return
         if subscriber.state == SubscriberState.ACTIVE:
             _send_after_commit("already_subscribed", subscriber)
             return
@@ -191,7 +195,11 @@ def subscription_confirm(*, subscriber: Subscriber) -> Subscriber:
         confirmed_at=Coalesce("confirmed_at", Now()), confirm_nonce=F("confirm_nonce") + 1
     )
     Subscriber.objects.filter(pk=subscriber.pk).exclude(state=SubscriberState.ACTIVE).update(
-        state=SubscriberState.ACTIVE, quarantined_at=None, failing_since=None, last_error=""
+        state=SubscriberState.ACTIVE,
+        quarantined_at=None,
+        bounced_at=None,
+        failing_since=None,
+        last_error="",
     )
     subscriber.refresh_from_db()
     return subscriber
@@ -291,11 +299,38 @@ def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
     transaction.on_commit(tell, robust=True)
 
 
+def subscriber_suppress_bounced(*, email: str, reason: str) -> int:
+    """A hard bounce: the email subscriber with this address (any case) gets nothing more.
+
+    Disabled, with the time and the reason, until staff reactivate it; the public form sends
+    it no confirmation either. Returns how many subscribers were suppressed (0 for an address
+    nobody subscribed, which is no error: providers report every address they sent to).
+    """
+    address = without_control_characters(email or "", lines=False).strip()
+    if not address or "@" not in address:
+        return 0
+    reason = one_line(reason or "").strip() or "no reason given"
+    now = timezone.now()
+    subscribers = list(
+        Subscriber.objects.filter(channel=Channel.EMAIL, email__iexact=address, bounced_at=None)
+    )
+    suppressed = Subscriber.objects.filter(pk__in=[s.pk for s in subscribers]).update(
+        state=SubscriberState.QUARANTINED,
+        quarantined_at=now,
+        bounced_at=now,
+        last_error=f"Hard bounce: {reason}"[:500],
+    )
+    for subscriber in subscribers:
+        logger.info("subscriber %s suppressed after a hard bounce", subscriber.public_id)
+    return suppressed
+
+
 def subscriber_reactivate(*, subscriber: Subscriber) -> None:
     Subscriber.objects.filter(pk=subscriber.pk).update(
         state=SubscriberState.ACTIVE,
         confirm_nonce=F("confirm_nonce") + 1,
         quarantined_at=None,
+        bounced_at=None,
         failing_since=None,
         last_error="",
         confirmed_at=subscriber.confirmed_at or timezone.now(),

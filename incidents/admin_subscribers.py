@@ -388,6 +388,7 @@ class SubscriberAdmin(ServiceFormAdmin):
         "confirmation_sent_at",
         "failing_since",
         "quarantined_at",
+        "bounced_at",
         "last_error",
     ]
     actions = [
@@ -458,7 +459,7 @@ class SubscriberAdmin(ServiceFormAdmin):
                 "fields": [
                     "state",
                     ("created_at", "confirmed_at", "confirmation_sent_at"),
-                    ("failing_since", "quarantined_at"),
+                    ("failing_since", "quarantined_at", "bounced_at"),
                     "last_error",
                 ]
             },

@@ -3,6 +3,7 @@ from django.urls import path
 from incidents import views
 
 urlpatterns = [
+    path("webhooks/bounces/<str:provider>/", views.bounce_webhook, name="bounce-webhook"),
     path("subscribe/", views.subscribe, name="subscribe"),
     path(
         "subscriptions/confirm/<str:token>/",

@@ -5,12 +5,15 @@ carries a CSRF token or a subscriber's own link, so each is rendered per request
 stored by a browser or a proxy. The status page itself fetches the form with htmx.
 """
 
-import math
+import base64
+import hmac
+import json
+import logging
 from functools import wraps
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -18,10 +21,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from incidents.forms import PreferencesForm, SubscribeForm
-from incidents.notify import subscriptions
+from incidents.notify import bounces, subscriptions
 from incidents.notify.models import Subscriber
 from statuspage import ratelimit
+from statuspage.http_body import read_capped
 from statuspage.models import PageSettings
+
+logger = logging.getLogger(__name__)
 
 RATE_WINDOW_SECONDS = 3600
 # Signed codes are short; anything much longer is not one of ours.
@@ -55,7 +61,8 @@ def _context(**context) -> dict:
 def subscribe(request):
     """The form: the whole page, or (htmx) the form alone, swapped in on the status page.
 
-    Every accepted address gets the same answer, whatever its state; the email says the rest.
+    Every accepted address gets the same answer, whatever its state and whether the rate
+    limits let an email go; the email says the rest.
     """
     if not PageSettings.load().allow_email_subscribers:
         raise Http404("This page does not take subscribers.")
@@ -69,13 +76,10 @@ def subscribe(request):
     except ValidationError as error:
         form.add_error(None, error)
         return _subscribe_response(request, form, status=400)
-    retry_after = _subscribe_retry_after(request, address)
-    if retry_after:
-        response = _subscribe_response(
-            request, form, status=429, retry_minutes=math.ceil(retry_after / 60)
-        )
-        response["Retry-After"] = str(retry_after)
-        return response
+    if _subscribe_limited(request, address):
+        # The same answer as a success: nobody learns that an address is being held back
+        # (or is subscribed); the email is just not sent. Staff have the log line.
+        return _subscribe_response(request, None, sent_to=address)
     try:
         subscriptions.subscription_request(
             email=address, component_ids=form.cleaned_data["components"]
@@ -86,25 +90,32 @@ def subscribe(request):
     return _subscribe_response(request, None, sent_to=address)
 
 
-def _subscribe_retry_after(request, address: str) -> int:
-    """Seconds to wait when this IP or this address has tried too often this hour, else 0."""
-    by_ip = ratelimit.hit(
-        f"subscribe:ip:{ratelimit.client_ip(request)}",
+def _subscribe_limited(request, address: str) -> bool:
+    """Whether this IP or this address has asked too often in the last hour (sliding)."""
+    ip = ratelimit.client_ip(request)
+    by_ip = ratelimit.hit_sliding(
+        f"subscribe:ip:{ip}",
         limit=settings.BEACON_SUBSCRIBE_LIMIT_PER_IP,
         window=RATE_WINDOW_SECONDS,
     )
     if not by_ip.allowed:
-        return by_ip.retry_after
-    by_address = ratelimit.hit(
-        f"subscribe:address:{ratelimit.digest(address)}",
+        logger.warning("subscribe: rate limit per IP reached for %s; nothing sent", ip)
+        return True
+    key = ratelimit.digest(address)
+    by_address = ratelimit.hit_sliding(
+        f"subscribe:address:{key}",
         limit=settings.BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS,
         window=RATE_WINDOW_SECONDS,
     )
-    return by_address.retry_after
+    if not by_address.allowed:
+        # The address's digest (the rate-limit key), not the address: logs hold no addresses.
+        logger.warning("subscribe: rate limit per address reached for %s; nothing sent", key)
+        return True
+    return False
 
 
-def _subscribe_response(request, form, *, status=200, sent_to="", retry_minutes=0):
-    context = _context(form=form, sent_to=sent_to, retry_minutes=retry_minutes)
+def _subscribe_response(request, form, *, status=200, sent_to=""):
+    context = _context(form=form, sent_to=sent_to)
     if request.htmx:
         # htmx leaves 4xx answers unswapped: the form with its message is a 200 here.
         return render(request, "subscriptions/subscribe.html#subscribe-form", context)
@@ -112,12 +123,6 @@ def _subscribe_response(request, form, *, status=200, sent_to="", retry_minutes=
 
 
 # The links in the emails
-
-
-def _by_confirm_token(token: str) -> Subscriber | None:
-    if len(token) > MAX_TOKEN_LENGTH:
-        return None
-    return subscriptions.subscriber_by_confirm_token(token)
 
 
 def _by_manage_token(token: str) -> Subscriber | None:
@@ -134,18 +139,28 @@ def _manage_path(subscriber: Subscriber) -> str:
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def subscription_confirm(request, token: str):
-    """Double opt-in. A GET only asks: mail scanners open links, people press buttons."""
-    subscriber = _by_confirm_token(token)
+    """Double opt-in. A GET only asks: mail scanners open links, people press buttons.
+
+    A link works once, and only the newest one sent: a used, older, expired or tampered link
+    gets the same 410, which never shows a manage link.
+    """
+    if len(token) > MAX_TOKEN_LENGTH:
+        subscriber = None
+    elif request.method == "POST":
+        subscriber = subscriptions.subscription_confirm_by_token(token=token)
+    else:
+        subscriber = subscriptions.subscriber_by_confirm_token(token)
     if subscriber is None:
         context = _context(state="invalid", confirm_hours=settings.BEACON_SUBSCRIBE_CONFIRM_HOURS)
         return render(request, "subscriptions/confirm.html", context, status=410)
-    if request.method == "POST":
-        subscriber = subscriptions.subscription_confirm(subscriber=subscriber)
-    state = "subscribed" if subscriber.is_active else "ask"
+    if request.method != "POST":
+        return render(
+            request, "subscriptions/confirm.html", _context(state="ask", subscriber=subscriber)
+        )
     return render(
         request,
         "subscriptions/confirm.html",
-        _context(state=state, subscriber=subscriber, manage_path=_manage_path(subscriber)),
+        _context(state="subscribed", subscriber=subscriber, manage_path=_manage_path(subscriber)),
     )
 
 
@@ -201,3 +216,75 @@ def subscription_unsubscribe(request, token: str):
         "subscriptions/unsubscribed.html",
         _context(subscriber=subscriber, token=token),
     )
+
+
+# Bounce reports from the mail provider
+
+
+MAX_BOUNCE_BYTES = 1_000_000
+
+
+def _bounce_error(status: int, error: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": error, "message": message}, status=status)
+
+
+def _bounce_token_problem(request) -> JsonResponse | None:
+    """None when the request carries BOUNCE_WEBHOOK_TOKEN: `?token=`, or basic auth's
+    password (any user name), or a bearer token. 401 without one, 403 with a wrong one."""
+    given = request.GET.get("token", "")
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if not given and scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(credentials, validate=True).decode().partition(":")[2]
+        except ValueError:  # binascii.Error and UnicodeDecodeError included
+            given = ""
+    elif not given and scheme.lower() == "bearer":
+        given = credentials.strip()
+    if not given:
+        response = _bounce_error(401, "unauthorized", "Give the bounce webhook token.")
+        response["WWW-Authenticate"] = 'Basic realm="bounces"'
+        return response
+    expected = settings.BEACON_BOUNCE_WEBHOOK_TOKEN
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return _bounce_error(403, "forbidden", "Wrong bounce webhook token.")
+    return None
+
+
+@csrf_exempt  # a provider's server posts here; the token decides
+@never_cache
+@require_http_methods(["POST"])
+def bounce_webhook(request, provider: str):
+    """A provider's bounce webhook: hard bounces suppress the address, the rest is ignored.
+
+    The answer never says whether an address was subscribed.
+    """
+    reader = bounces.PROVIDERS.get(provider)
+    if not settings.BEACON_BOUNCE_WEBHOOK_TOKEN or reader is None:
+        return _bounce_error(404, "not_found", "No bounce webhook here.")
+    problem = _bounce_token_problem(request)
+    if problem is not None:
+        return problem
+    if request.content_type not in reader.content_types:
+        expected = " or ".join(reader.content_types)
+        return _bounce_error(415, "unsupported_media_type", f"Send {expected}.")
+    raw = read_capped(request, MAX_BOUNCE_BYTES)
+    if raw is None:
+        return _bounce_error(413, "too_large", f"At most {MAX_BOUNCE_BYTES} bytes.")
+    try:
+        payload = json.loads(raw)
+        found = reader().bounces(payload)
+    except (ValueError, RecursionError) as error:  # BadReport and JSON errors included
+        message = str(error) if isinstance(error, bounces.BadReport) else "The body is not JSON."
+        return _bounce_error(400, "bad_request", message)
+    except PermissionError as error:
+        return _bounce_error(403, "forbidden", str(error))
+    except bounces.SubscriptionConfirmation as confirmation:
+        logger.warning(
+            "bounces: Amazon SNS asks to confirm the subscription; open %s once",
+            confirmation.url,
+        )
+        return JsonResponse({"status": "subscription confirmation logged"})
+    for bounce in found:
+        subscriptions.subscriber_suppress_bounced(email=bounce.email, reason=bounce.reason)
+    return JsonResponse({"status": "ok"})

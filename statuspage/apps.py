@@ -31,6 +31,11 @@ class StatuspageConfig(AppConfig):
         # Before the first request: no log line of this process may hold a secret URL.
         request_log.install()
 
+        from statuspage import mail_dkim
+
+        # A DKIM key that cannot sign stops every process here, not an email later.
+        mail_dkim.check_configuration()
+
         # Cache invalidation is infrastructure, not domain flow: every write path to what
         # the public sees (services, admin, shell) must make the cached pages stale.
         from components.models import Component, ComponentGroup

@@ -1,5 +1,5 @@
-"""Rate limits kept in the shared cache (Redis in production): fixed windows, and a
-rolling window for the management API.
+"""Rate limits kept in the shared cache (Redis in production): fixed windows, a weighted
+rolling window for the management API, and an exact sliding window for the subscribe form.
 
 A limit counts attempts per key in windows aligned to the clock (an hour from :00 to :00),
 so the time to wait is known without asking the cache for a key's expiry. When the cache
@@ -9,6 +9,7 @@ stop people from subscribing.
 
 import logging
 import math
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from django.utils.crypto import salted_hmac
 logger = logging.getLogger(__name__)
 
 KEY = "beacon:ratelimit:{name}:{window}:{start}"
+SLOT_KEY = "beacon:ratelimit:{name}:{window}:slot:{slot}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,53 @@ def hit_rolling(name: str, *, limit: int, window: int) -> Verdict:
         # This window's own count is over: it must end, then slide partly out of view.
         wait = window - elapsed + (count - limit) * window / count
     return Verdict(allowed=False, retry_after=max(1, math.ceil(wait)))
+
+
+def hit_sliding(name: str, *, limit: int, window: int) -> Verdict:
+    """Count one attempt under `name`: allowed while the last `window` seconds (a true
+    sliding window, whatever the clock says) have allowed fewer than `limit`.
+
+    The limit is `limit` slots, each holding when it was last taken. An attempt takes a slot
+    that has stood free for `window` seconds; refused attempts take nothing, so hammering
+    does not prolong the wait. Each slot is claimed with an atomic `add` of a key naming the
+    value it replaces, so two processes never take the same slot. Costs one read of every
+    slot and a write or two; meant for small limits (a form's few attempts an hour).
+    """
+    if limit <= 0:
+        return Verdict(allowed=True)
+    now = time.time()
+    keys = [SLOT_KEY.format(name=name, window=window, slot=slot) for slot in range(limit)]
+    try:
+        taken = cache.get_many(keys)
+        waits = []
+        for key in keys:
+            value = taken.get(key)
+            taken_at = _slot_time(value)
+            if taken_at is not None and now - taken_at < window:
+                waits.append(taken_at + window - now)
+                continue
+            # Free (never taken, or taken a window ago): claim it against the value it holds.
+            claim = f"{key}:after:{value or 'none'}"
+            if cache.add(claim, 1, timeout=window + 1):
+                mark = f"{now:.6f}:{secrets.token_hex(4)}"
+                # The slot outlives its window, so an old value is replaced by a claim, not
+                # by expiry racing a claim (and a travelled clock in tests still counts).
+                cache.set(key, mark, timeout=2 * window + 1)
+                return Verdict(allowed=True)
+            waits.append(1)  # another attempt claimed it just now
+    except Exception:
+        logger.warning("Rate limit %s not checked: the cache is unreachable", name, exc_info=True)
+        return Verdict(allowed=True)
+    return Verdict(allowed=False, retry_after=max(1, math.ceil(min(waits))))
+
+
+def _slot_time(value) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return float(value.partition(":")[0])
+    except ValueError:
+        return None
 
 
 def digest(value: str) -> str:

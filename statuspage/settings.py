@@ -157,6 +157,18 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="status@localhost")
+# DKIM signing of every email sent over SMTP (statuspage/mail_dkim.py), when a key is set:
+# an RSA key in PEM (the text, "\n" for line breaks allowed, or a file), the DNS selector,
+# and the signing domain (the From address's by default). A key that cannot sign stops
+# every process at startup.
+BEACON_DKIM_PRIVATE_KEY = env.str("DKIM_PRIVATE_KEY", default="", multiline=True)
+BEACON_DKIM_PRIVATE_KEY_FILE = env.str("DKIM_PRIVATE_KEY_FILE", default="")
+BEACON_DKIM_SELECTOR = env.str("DKIM_SELECTOR", default="")
+BEACON_DKIM_DOMAIN = env.str("DKIM_DOMAIN", default="")
+if (BEACON_DKIM_PRIVATE_KEY or BEACON_DKIM_PRIVATE_KEY_FILE) and vars().get(
+    "EMAIL_BACKEND"
+) == "django.core.mail.backends.smtp.EmailBackend":
+    EMAIL_BACKEND = "statuspage.mail_dkim.EmailBackend"
 
 BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
@@ -239,9 +251,14 @@ BEACON_WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False
 BEACON_MAINTENANCE_REMINDER_MINUTES = env.int("MAINTENANCE_REMINDER_MINUTES", default=60)
 # Confirmation links in subscription emails expire after this many hours.
 BEACON_SUBSCRIBE_CONFIRM_HOURS = env.int("SUBSCRIBE_CONFIRM_HOURS", default=48)
-# The public subscribe form: attempts per hour from one IP address, and for one address.
+# The public subscribe form: attempts in any 60 minutes from one IP address, and for one
+# address. Past them nothing is sent, and the answer is the same.
 BEACON_SUBSCRIBE_LIMIT_PER_IP = env.int("SUBSCRIBE_LIMIT_PER_IP", default=10)
 BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = env.int("SUBSCRIBE_LIMIT_PER_ADDRESS", default=3)
+# Hard bounces (incidents/notify/bounces.py): the token every provider's webhook must give
+# at /webhooks/bounces/<provider>/ (off without it), and Mailgun's signing key.
+BEACON_BOUNCE_WEBHOOK_TOKEN = env.str("BOUNCE_WEBHOOK_TOKEN", default="")
+BEACON_MAILGUN_WEBHOOK_SIGNING_KEY = env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default="")
 
 # Management API v1: requests per minute per key (Statuspage allows 1/s, in bursts).
 BEACON_API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=60)

@@ -12,6 +12,7 @@ from components.alerts.kinds import PayloadError
 from components.alerts.models import AlertIntegration
 from components.alerts.services import alerts_receive
 from statuspage import ratelimit
+from statuspage.http_body import read_capped
 from statuspage.request_log import with_request_id
 
 logger = logging.getLogger("beacon.alerts")
@@ -42,12 +43,8 @@ def receive(request, kind: str, token: str):
             f"More than {RATE_LIMIT_PER_MINUTE} deliveries this minute.",
             **{"Retry-After": str(verdict.retry_after)},
         )
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    body = b"" if declared > MAX_BODY_BYTES else request.read(MAX_BODY_BYTES + 1)
-    if declared > MAX_BODY_BYTES or len(body) > MAX_BODY_BYTES:
+    body = read_capped(request, MAX_BODY_BYTES)
+    if body is None:
         return _error(413, "too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
     try:
         result = alerts_receive(integration=integration, body=body)

@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import punycode
 from django.utils.safestring import mark_safe
+from django.utils.text import slugify
 
 from components.models import ComponentStatus
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
@@ -38,6 +39,7 @@ from incidents.notify.subscriptions import (
     manage_token,
     manage_url,
     page_base_url,
+    unsubscribe_url,
 )
 from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
@@ -288,7 +290,7 @@ class EmailSender:
         self._from = sanitize_address((_one_line(page.name), self._from_address), "utf-8")
         domain = _domain(self._from_address, page)
         self._message_id = f"<beacon.event-{event.pk}.{{}}@{domain}>"
-        self._list_id = f"{_list_id_phrase(page.name)} <updates.{domain}>".strip()
+        self._list_id = list_id(page, self._from_address)
         self._manage = _url_around_token("subscription-manage")
         self._unsubscribe = _url_around_token("subscription-unsubscribe")
         self._text = _QuotedPrintableBody(event.text_body, html=False)
@@ -452,6 +454,19 @@ def _domain(from_address: str, page: PageSettings) -> str:
     return domain or "localhost"
 
 
+def list_id(page: PageSettings, from_address: str) -> str:
+    """RFC 2919's List-Id, the same on every email a page sends: `Name <page-slug.host>`.
+
+    The host is the page URL's (the sender's domain when the URL has none or is an IPv6
+    address), so two pages on one mail domain are two lists that filters tell apart.
+    """
+    label = slugify(_one_line(page.name))[:63].strip("-_") or "status"
+    host = urlsplit(page_base_url()).hostname or ""
+    if not host or ":" in host:
+        host = from_address.rpartition("@")[2] or "localhost"
+    return f"{_list_id_phrase(page.name)} <{label}.{punycode(host)}>".strip()
+
+
 def _list_id_phrase(name: str) -> str:
     """RFC 2919's description: an atom, a quoted string, or nothing."""
     name = _one_line(name)
@@ -507,6 +522,19 @@ class MailRefused(Exception):
     message): sending it again would be refused again."""
 
 
+def _subscription_headers(which: str, subscriber: Subscriber, page: PageSettings) -> dict:
+    """RFC 3834 (no vacation replies) and RFC 2919 (the page's list) on every one; the
+    one-click unsubscribe headers on "already subscribed", whose reader is subscribed."""
+    headers = {
+        "Auto-Submitted": "auto-generated",
+        "List-Id": list_id(page, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]),
+    }
+    if which == "already_subscribed":
+        headers["List-Unsubscribe"] = f"<{unsubscribe_url(subscriber)}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
+
+
 def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
     """The double opt-in's confirmation link, or "you are already subscribed".
 
@@ -538,7 +566,7 @@ def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
             (_one_line(page.name), parseaddr(settings.DEFAULT_FROM_EMAIL)[1]), "utf-8"
         ),
         to=[subscriber.email],
-        headers={"Auto-Submitted": "auto-generated"},
+        headers=_subscription_headers(which, subscriber, page),
     )
     message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
     try:

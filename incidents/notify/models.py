@@ -58,7 +58,13 @@ class Subscriber(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # In the signed confirmation link; bumped when a new link is sent and when one is used,
+    # so a link works once and only the newest one does.
+    confirm_nonce = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     quarantined_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A hard bounce reported by the mail provider or a DSN (incidents/notify/bounces.py):
+    # nothing more is sent to the address, not even a confirmation, until staff reactivate.
+    bounced_at = models.DateTimeField(null=True, blank=True, editable=False)
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.CharField(max_length=500, blank=True, editable=False)
 

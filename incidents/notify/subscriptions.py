@@ -17,6 +17,8 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,7 +26,7 @@ from components.checks import network
 from components.models import Component
 from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
 from statuspage.models import PageSettings
-from statuspage.text import no_control_characters, without_control_characters
+from statuspage.text import no_control_characters, one_line, without_control_characters
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ def page_base_url() -> str:
 
 
 def confirm_token(subscriber: Subscriber) -> str:
-    return signing.TimestampSigner(salt=_CONFIRM_SALT).sign(subscriber.public_id)
+    """Signed, timed, and bound to the subscriber's current nonce (see _pending)."""
+    value = f"{subscriber.public_id}.{subscriber.confirm_nonce}"
+    return signing.TimestampSigner(salt=_CONFIRM_SALT).sign(value)
 
 
 def manage_token(subscriber: Subscriber) -> str:
@@ -50,16 +54,39 @@ def manage_token(subscriber: Subscriber) -> str:
     return signing.Signer(salt=_MANAGE_SALT).sign(subscriber.public_id)
 
 
-def subscriber_by_confirm_token(token: str) -> Subscriber | None:
-    from django.conf import settings
-
+def _confirm_token_value(token: str) -> tuple[str, int] | None:
     try:
-        code = signing.TimestampSigner(salt=_CONFIRM_SALT).unsign(
+        value = signing.TimestampSigner(salt=_CONFIRM_SALT).unsign(
             token, max_age=settings.BEACON_SUBSCRIBE_CONFIRM_HOURS * 3600
         )
     except signing.BadSignature:  # SignatureExpired included
         return None
-    return Subscriber.objects.filter(public_id=code).first()
+    code, _, nonce = value.partition(".")
+    if not nonce.isdigit():  # a link from before links had a nonce: it no longer works
+        return None
+    return code, int(nonce)
+
+
+def _pending(token: str):
+    """The unconfirmed email subscriber a confirmation link is for, as a queryset (0 or 1 row).
+
+    Empty for a tampered or expired link, a deleted subscriber, a link already used, and a
+    link older than the newest one sent: each bump of the nonce kills every earlier link.
+    """
+    found = _confirm_token_value(token)
+    if found is None:
+        return Subscriber.objects.none()
+    code, nonce = found
+    return Subscriber.objects.filter(
+        public_id=code,
+        confirm_nonce=nonce,
+        channel=Channel.EMAIL,
+        state=SubscriberState.UNCONFIRMED,
+    )
+
+
+def subscriber_by_confirm_token(token: str) -> Subscriber | None:
+    return _pending(token).first()
 
 
 def subscriber_by_manage_token(token: str) -> Subscriber | None:
@@ -132,6 +159,10 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
                     subscriber = Subscriber.objects.create(channel=Channel.EMAIL, email=address)
             except IntegrityError:  # the same address, submitted twice at once
                 return
+        if subscriber.bounced_at is not None:
+            # The address hard-bounced: the answer is the same, and nothing is sent.
+            logger.info("subscribe: subscriber %s hard-bounced; nothing sent", subscriber.public_id)
+            return
         if subscriber.state == SubscriberState.ACTIVE:
             _send_after_commit("already_subscribed", subscriber)
             return
@@ -139,7 +170,9 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
         subscriber.state = SubscriberState.UNCONFIRMED
         subscriber.all_components = not components
         subscriber.confirmation_sent_at = timezone.now()
-        subscriber.save(update_fields=["state", "all_components", "confirmation_sent_at"])
+        subscriber.confirm_nonce += 1  # the link about to be sent is the only one that works
+        fields = ["state", "all_components", "confirmation_sent_at", "confirm_nonce"]
+        subscriber.save(update_fields=fields)
         subscriber.components.set(components)
         _send_after_commit("confirm", subscriber)
 
@@ -154,15 +187,35 @@ def _send_after_commit(which: str, subscriber: Subscriber) -> None:
 
 
 def subscription_confirm(*, subscriber: Subscriber) -> Subscriber:
-    """Double opt-in's second step. Confirming twice is harmless."""
-    Subscriber.objects.filter(pk=subscriber.pk, confirmed_at__isnull=True).update(
-        confirmed_at=timezone.now()
+    """Confirm a subscriber (staff, a webhook's test delivery). Confirming twice is harmless.
+
+    Every confirmation link sent so far stops working.
+    """
+    Subscriber.objects.filter(pk=subscriber.pk).update(
+        confirmed_at=Coalesce("confirmed_at", Now()), confirm_nonce=F("confirm_nonce") + 1
     )
     Subscriber.objects.filter(pk=subscriber.pk).exclude(state=SubscriberState.ACTIVE).update(
-        state=SubscriberState.ACTIVE, quarantined_at=None, failing_since=None, last_error=""
+        state=SubscriberState.ACTIVE,
+        quarantined_at=None,
+        bounced_at=None,
+        failing_since=None,
+        last_error="",
     )
     subscriber.refresh_from_db()
     return subscriber
+
+
+def subscription_confirm_by_token(*, token: str) -> Subscriber | None:
+    """Double opt-in's second step: the link's one use. None if the link does not work.
+
+    One conditional UPDATE, so of two presses at once only one confirms (and is shown the
+    subscriber's manage link); the nonce moves on, so the link never works again.
+    """
+    with transaction.atomic():
+        subscriber = _pending(token).select_for_update().first()
+        if subscriber is None:
+            return None
+        return subscription_confirm(subscriber=subscriber)
 
 
 def subscription_set_components(
@@ -246,10 +299,38 @@ def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
     transaction.on_commit(tell, robust=True)
 
 
+def subscriber_suppress_bounced(*, email: str, reason: str) -> int:
+    """A hard bounce: the email subscriber with this address (any case) gets nothing more.
+
+    Disabled, with the time and the reason, until staff reactivate it; the public form sends
+    it no confirmation either. Returns how many subscribers were suppressed (0 for an address
+    nobody subscribed, which is no error: providers report every address they sent to).
+    """
+    address = without_control_characters(email or "", lines=False).strip()
+    if not address or "@" not in address:
+        return 0
+    reason = one_line(reason or "").strip() or "no reason given"
+    now = timezone.now()
+    subscribers = list(
+        Subscriber.objects.filter(channel=Channel.EMAIL, email__iexact=address, bounced_at=None)
+    )
+    suppressed = Subscriber.objects.filter(pk__in=[s.pk for s in subscribers]).update(
+        state=SubscriberState.QUARANTINED,
+        quarantined_at=now,
+        bounced_at=now,
+        last_error=f"Hard bounce: {reason}"[:500],
+    )
+    for subscriber in subscribers:
+        logger.info("subscriber %s suppressed after a hard bounce", subscriber.public_id)
+    return suppressed
+
+
 def subscriber_reactivate(*, subscriber: Subscriber) -> None:
     Subscriber.objects.filter(pk=subscriber.pk).update(
         state=SubscriberState.ACTIVE,
+        confirm_nonce=F("confirm_nonce") + 1,
         quarantined_at=None,
+        bounced_at=None,
         failing_since=None,
         last_error="",
         confirmed_at=subscriber.confirmed_at or timezone.now(),
@@ -264,7 +345,7 @@ def subscription_resend_confirmation(*, subscriber: Subscriber) -> bool:
     """
     changed = Subscriber.objects.filter(
         pk=subscriber.pk, channel=Channel.EMAIL, state=SubscriberState.UNCONFIRMED
-    ).update(confirmation_sent_at=timezone.now())
+    ).update(confirmation_sent_at=timezone.now(), confirm_nonce=F("confirm_nonce") + 1)
     if changed:
         _send_after_commit("confirm", subscriber)
     return bool(changed)

@@ -20,6 +20,7 @@ from incidents.notify import delivery
 from incidents.notify.email import (
     EmailSender,
     email_content,
+    list_id,
     personalise,
     subscription_email_send,
 )
@@ -30,6 +31,7 @@ from incidents.notify.subscriptions import (
     subscriber_by_confirm_token,
     unsubscribe_url,
 )
+from statuspage.models import PageSettings
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import SubscriberFactory, open_incident, schedule_maintenance
 from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
@@ -255,7 +257,7 @@ def test_the_unsubscribe_headers_follow_rfc_8058(page, smtp_server):
         "<https://status.acme.test/subscriptions/unsubscribe/"
     )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert message["List-Id"] == "Acme <updates.status.acme.test>"
+    assert message["List-Id"] == "Acme <acme.status.acme.test>"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["From"] == "Acme <status@localhost>"
 
@@ -447,6 +449,49 @@ def test_the_already_subscribed_email_links_to_the_preferences(page, smtp_server
     assert f"{manage_url(reader)}\n" in text_of(message)
     assert "about API." in text_of(message)
     assert f'href="{manage_url(reader)}"' in html_of(message)
+
+
+@pytest.mark.parametrize("which", ["confirm", "already_subscribed"])
+def test_subscription_emails_carry_list_id_and_auto_submitted(page, smtp_server, which):
+    reader = SubscriberFactory(email="reader@example.test", unconfirmed=which == "confirm")
+
+    subscription_email_send(which=which, subscriber=reader)
+
+    [message] = smtp_server.to("reader@example.test")
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["List-Id"] == "Acme <acme.status.acme.test>"
+    assert message["Message-ID"]
+    if which == "already_subscribed":
+        # Folded after the colon when long: the value is the same.
+        assert message["List-Unsubscribe"].strip() == f"<{unsubscribe_url(reader)}>"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    else:  # nothing to leave yet: ignoring the email is how not to subscribe
+        assert message["List-Unsubscribe"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "expected"),
+    [
+        ("Acme Cloud", "https://status.acme.test", "Acme Cloud <acme-cloud.status.acme.test>"),
+        (
+            "Ünïcode Störung",
+            "https://státus.example.test/",
+            "<unicode-storung.xn--sttus-yqa.example.test>",
+        ),
+        ("日本", "https://status.acme.test", "<status.status.acme.test>"),
+        ('Say "hi"', "https://status.acme.test", '"Say \\"hi\\"" <say-hi.status.acme.test>'),
+        ("Acme", "http://[::1]:8000", "Acme <acme.acme.test>"),
+        ("Acme\r\nBcc: x@evil.test", "https://status.acme.test", '"Acme Bcc: x@evil.test" <acme'),
+    ],
+)
+def test_the_list_id_is_the_page_slug_at_the_page_host(page, name, url, expected):
+    page.name, page.url = name, url
+    page.save()
+
+    value = list_id(PageSettings.load(), "status@acme.test")
+
+    assert "\r" not in value and "\n" not in value
+    assert value.startswith(expected)
 
 
 def test_an_unknown_subscription_email_is_refused(page):

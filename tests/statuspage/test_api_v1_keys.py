@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from statuspage.api_keys import api_key_create, api_key_revoke
 from statuspage.models import ApiKey, PageSettings
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -191,7 +191,7 @@ def test_staff_make_a_key_in_the_admin_and_see_it_once(client, page):
     from django.contrib.auth import get_user_model
 
     admin_user = get_user_model().objects.create_superuser("root", "r@example.test", "pw")
-    client.force_login(admin_user)
+    sign_in_staff(client, admin_user)
     response = client.post(
         "/admin/statuspage/apikey/add/", {"name": "Terraform", "owner": admin_user.pk}, follow=True
     )
@@ -210,7 +210,7 @@ def test_staff_make_keys_only_for_themselves(client, page):
     boss = get_user_model().objects.create_superuser("root", "r@example.test", "pw")
     api_key_create(owner=boss, name="Root's key")
     responder = StaffFactory(groups=["Responders"])
-    client.force_login(responder)
+    sign_in_staff(client, responder)
 
     as_boss = client.post("/admin/statuspage/apikey/add/", {"name": "Mine", "owner": boss.pk})
     assert as_boss.status_code == 200 and "owner" in as_boss.context["adminform"].form.errors

@@ -39,21 +39,26 @@ class CodeForm(forms.Form):
         code = "".join((cleaned.get("code") or "").split())
         if device is None or not code:
             return cleaned
-        with transaction.atomic():
-            # Locked, so two requests with one code cannot both use it (TOTP `last_t`, a
-            # backup code's row); wrong codes are counted as the block commits.
-            device = type(device).objects.select_for_update().get(pk=device.pk)
-            allowed, extra = device.verify_is_allowed()
-            matched = allowed and device.verify_token(code.lower())
-        if not allowed:
-            raise forms.ValidationError(_throttled_message(extra or {}), code="throttled")
-        if not matched:
-            raise forms.ValidationError(
-                "That code is not right, or it was used already. Try the next code.",
-                code="invalid",
-            )
+        check_code(device, code)
         self.verified_device = device
         return cleaned
+
+
+def check_code(device: Device, code: str) -> None:
+    """Raises a form error unless the code is right for the device and may be tried now."""
+    with transaction.atomic():
+        # Locked, so two requests with one code cannot both use it (TOTP `last_t`, a backup
+        # code's row); wrong codes are counted as the block commits.
+        device = type(device).objects.select_for_update().get(pk=device.pk)
+        allowed, extra = device.verify_is_allowed()
+        matched = allowed and device.verify_token(code.lower())
+    if not allowed:
+        raise forms.ValidationError(_throttled_message(extra or {}), code="throttled")
+    if not matched:
+        raise forms.ValidationError(
+            "That code is not right, or it was used already. Try the next code.",
+            code="invalid",
+        )
 
 
 def _throttled_message(extra: dict) -> str:
@@ -67,6 +72,8 @@ def _throttled_message(extra: dict) -> str:
 
 
 class ConfirmAppForm(forms.Form):
+    """The first code from a new authenticator app, which proves it was set up right."""
+
     code = forms.CharField(
         label="Code shown by the app",
         max_length=12,
@@ -74,3 +81,12 @@ class ConfirmAppForm(forms.Form):
             attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
         ),
     )
+
+    def __init__(self, device: Device, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.device = device
+
+    def clean_code(self):
+        code = "".join(self.cleaned_data["code"].split())
+        check_code(self.device, code)
+        return code

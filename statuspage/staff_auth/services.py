@@ -56,11 +56,9 @@ def totp_device_for_enrolment(*, user: AbstractBaseUser) -> TOTPDevice:
 
 
 @transaction.atomic
-def totp_confirm(*, device: TOTPDevice, token: str) -> list[str] | None:
-    """Confirm a new authenticator app with a code from it. Returns fresh backup codes when
-    the user had none (first enrolment), [] when they keep theirs, None for a wrong code."""
-    if not device.verify_token(token.strip()):
-        return None
+def totp_confirm(*, device: TOTPDevice) -> list[str]:
+    """Confirm a new authenticator app once a code from it was right. Returns fresh backup
+    codes when the user had none (first enrolment), [] when they keep theirs."""
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     TOTPDevice.objects.filter(user=device.user, confirmed=False).delete()

@@ -88,7 +88,7 @@ class BeaconAdminSite(admin.AdminSite):
             ),
             path("two-factor/manage/", self.admin_view(views.manage), name="two_factor_manage"),
             path(
-                "two-factor/remove/<str:device_id>/",
+                "two-factor/remove/<path:device_id>/",
                 self.admin_view(views.remove_factor),
                 name="two_factor_remove",
             ),

@@ -106,22 +106,17 @@ def set_up_app(request):
     if not may_add_factor(request):
         return redirect(with_next(reverse("admin:two_factor"), _next_url(request)))
     device = services.totp_device_for_enrolment(user=request.user)
-    form = ConfirmAppForm(request.POST or None)
+    form = ConfirmAppForm(device, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        codes = services.totp_confirm(device=device, token=form.cleaned_data["code"])
-        if codes is None:
-            form.add_error("code", "That code is not right. Check the app's clock and try again.")
-        else:
-            device.refresh_from_db()
-            if not services.is_verified(request.user):
-                otp_login(request, device)
-            if codes:
-                request.session[BACKUP_CODES_SESSION_KEY] = codes
-                return redirect(
-                    with_next(reverse("admin:two_factor_backup_codes"), _next_url(request))
-                )
-            messages.success(request, "The authenticator app is added.")
-            return redirect("admin:two_factor_manage")
+        device.refresh_from_db()  # its last used step, saved by the check
+        codes = services.totp_confirm(device=device)
+        if not services.is_verified(request.user):
+            otp_login(request, device)
+        if codes:
+            request.session[BACKUP_CODES_SESSION_KEY] = codes
+            return redirect(with_next(reverse("admin:two_factor_backup_codes"), _next_url(request)))
+        messages.success(request, "The authenticator app is added.")
+        return redirect("admin:two_factor_manage")
     secret = b32encode(device.bin_key).decode()
     return render(
         request,

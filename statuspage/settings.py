@@ -169,6 +169,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="status@localhost")
 # passkey) after the password. Off, staff who have not enrolled sign in with a password alone.
 REQUIRE_2FA = env.bool("REQUIRE_2FA", default=True)
 OTP_TOTP_ISSUER = "Beacon"
+# The admin lists everyone's devices to superusers, never their secrets or backup codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Each wrong code doubles the wait before the next try (1 s, 2 s, 4 s …) for that device.
 OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_STATIC_THROTTLE_FACTOR = 1

@@ -17,7 +17,7 @@ from components.models import Component, ComponentStatus
 from incidents.models import Incident, IncidentDraft, IncidentStatus, IncidentUpdate
 from statuspage.models import ApiKey
 from tests.components.factories import ComponentFactory
-from tests.incidents.factories import StaffFactory, open_incident
+from tests.incidents.factories import StaffFactory, open_incident, sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -479,3 +479,21 @@ def test_with_two_factor_on_there_is_no_warning(client):
 
     assert "Two-factor authentication is not required" not in page.text
     assert f'href="{MANAGE}"' in page.text
+
+
+def test_superusers_see_devices_in_the_admin_but_never_their_secrets(client):
+    owner = staff()
+    device = with_app(owner)
+    backup = StaticDevice.objects.create(user=owner, name="Backup codes")
+    backup.token_set.create(token="k7m2p9q4rs")
+    admin_user = staff(is_superuser=True)
+    sign_in_staff(client, admin_user)
+
+    listing = client.get("/admin/otp_totp/totpdevice/")
+    change = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/")
+    codes = client.get(f"/admin/otp_static/staticdevice/{backup.pk}/change/")
+    qr = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/")
+
+    assert listing.status_code == change.status_code == codes.status_code == 200
+    assert device.key not in change.text and "k7m2p9q4rs" not in codes.text
+    assert qr.status_code in (403, 404)

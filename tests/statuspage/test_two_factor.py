@@ -1,7 +1,7 @@
 """Staff sign-in: the password, then a second factor, before any admin view runs."""
 
 import re
-from base64 import b32encode
+from base64 import b32encode, urlsafe_b64encode
 
 import pytest
 import time_machine
@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from components.models import Component, ComponentStatus
 from incidents.models import Incident, IncidentDraft, IncidentStatus, IncidentUpdate
@@ -497,3 +498,66 @@ def test_superusers_see_devices_in_the_admin_but_never_their_secrets(client):
     assert listing.status_code == change.status_code == codes.status_code == 200
     assert device.key not in change.text and "k7m2p9q4rs" not in codes.text
     assert qr.status_code in (403, 404)
+
+
+# Passkeys, server side (the whole ceremony runs in Chromium: test_passkeys_browser.py) ------
+
+PASSKEY_REGISTER = reverse("otp_webauthn:credential-registration-begin")
+PASSKEY_REGISTER_DONE = reverse("otp_webauthn:credential-registration-complete")
+PASSKEY_AUTH = reverse("otp_webauthn:credential-authentication-begin")
+
+
+def test_a_passkey_cannot_be_added_with_the_password_alone(client):
+    enrolled, not_enrolled = staff(), staff()
+    with_app(enrolled)
+    for user in (enrolled, not_enrolled):  # either way the admin has not let the session in
+        client.logout()
+        password_step(client, user)
+
+        begin = client.post(PASSKEY_REGISTER, content_type="application/json")
+        complete = client.post(PASSKEY_REGISTER_DONE, {}, content_type="application/json")
+
+        assert begin.status_code == complete.status_code == 403
+        assert begin.json()["code"] == "user_not_verified"
+        assert "otp_webauthn_register_state" not in client.session
+
+
+def test_a_verified_session_may_start_adding_a_passkey_for_this_host(client):
+    user = staff()
+    device = with_app(user)
+    password_step(client, user)
+    second_step(client, device, code_of(device))
+
+    options = client.post(PASSKEY_REGISTER, content_type="application/json")
+
+    assert options.status_code == 200
+    assert options.json()["rp"] == {"name": "Beacon", "id": "testserver"}
+    assert options.json()["user"]["name"] == user.username
+
+
+def test_passkey_sign_in_needs_the_password_first(client):
+    """Passwordless sign-in is off: a passkey is a second factor only."""
+    assert client.post(PASSKEY_AUTH, content_type="application/json").status_code == 403
+    client.force_login(staff(is_staff=False))
+    assert client.post(PASSKEY_AUTH, content_type="application/json").status_code == 403
+
+
+def test_the_passkey_step_offers_only_the_users_own_passkeys(client):
+    user = staff()
+    with_app(user)
+    own = WebAuthnCredential.objects.create(
+        user=user, name="Laptop", credential_id=b"own-credential", public_key=b"x", confirmed=True
+    )
+    WebAuthnCredential.objects.create(
+        user=staff(), name="Other", credential_id=b"other-credential", public_key=b"x"
+    )
+    password_step(client, user)
+
+    page = client.get(SECOND_STEP)
+    options = client.post(PASSKEY_AUTH, content_type="application/json").json()
+
+    assert "Use a passkey" in page.text
+    assert [c["id"] for c in options["allowCredentials"]] == [
+        urlsafe_b64encode(own.credential_id).decode().rstrip("=")
+    ]
+    assert options["rpId"] == "testserver"

@@ -127,6 +127,7 @@ def set_up_app(request):
             form=form,
             secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
             enrolling=not services.has_second_factor(request.user),
+            half_signed_in=not admin.site.has_permission(request),
             next=_next_url(request),
         ),
     )

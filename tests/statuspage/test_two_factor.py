@@ -561,3 +561,23 @@ def test_the_passkey_step_offers_only_the_users_own_passkeys(client):
         urlsafe_b64encode(own.credential_id).decode().rstrip("=")
     ]
     assert options["rpId"] == "testserver"
+
+
+def test_a_verified_user_adds_a_second_app_and_keeps_their_backup_codes(client):
+    user = staff()
+    phone = with_app(user)
+    backup = StaticDevice.objects.create(user=user, name="Backup codes")
+    backup.token_set.create(token="k7m2p9q4rs")
+    password_step(client, user)
+    second_step(client, phone, code_of(phone))
+
+    page = client.get(SET_UP)
+    tablet = TOTPDevice.objects.get(user=user, confirmed=False)
+    response = client.post(SET_UP, {"code": code_of(tablet)})
+
+    assert "password only" not in page.text
+    assert response["Location"] == MANAGE
+    assert TOTPDevice.objects.filter(user=user, confirmed=True).count() == 2
+    assert list(StaticToken.objects.values_list("token", flat=True)) == ["k7m2p9q4rs"]
+    listed = client.get(MANAGE).text
+    assert "<td>Phone</td>" in listed and "<td>Authenticator app</td>" in listed

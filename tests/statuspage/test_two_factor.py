@@ -46,6 +46,15 @@ def code_of(device):
     return f"{value:0{device.digits}d}"
 
 
+@pytest.fixture
+def password_only(client):
+    """A staff member with an authenticator app, past the password step only."""
+    user = staff()
+    device = with_app(user)
+    password_step(client, user)
+    return user, device
+
+
 def password_step(client, user, next_url="/admin/"):
     return client.post(LOGIN, {"username": user.username, "password": PASSWORD, "next": next_url})
 
@@ -80,10 +89,8 @@ def test_the_right_password_leads_to_the_second_step_not_the_admin(client):
     assert goes_to_second_step(client.get("/admin/"))
 
 
-def test_a_code_from_the_app_lets_staff_into_the_admin(client):
-    user = staff()
-    device = with_app(user)
-    password_step(client, user)
+def test_a_code_from_the_app_lets_staff_into_the_admin(client, password_only):
+    user, device = password_only
 
     response = second_step(client, device, code_of(device), next_url="/admin/incidents/incident/")
 
@@ -94,10 +101,8 @@ def test_a_code_from_the_app_lets_staff_into_the_admin(client):
 
 
 @pytest.mark.parametrize("code", ["000000", "12345", "abcdef", "9" * 32, " ", "123456789012"])
-def test_a_wrong_code_is_a_form_error_and_lets_nobody_in(client, code):
-    user = staff()
-    device = with_app(user)
-    password_step(client, user)
+def test_a_wrong_code_is_a_form_error_and_lets_nobody_in(client, code, password_only):
+    user, device = password_only
     if code == "000000" and code_of(device) == code:
         code = "000001"
 
@@ -108,10 +113,8 @@ def test_a_wrong_code_is_a_form_error_and_lets_nobody_in(client, code):
     assert goes_to_second_step(client.get("/admin/"))
 
 
-def test_wrong_codes_make_the_next_try_wait_and_say_so(client):
-    user = staff()
-    device = with_app(user)
-    password_step(client, user)
+def test_wrong_codes_make_the_next_try_wait_and_say_so(client, password_only):
+    user, device = password_only
     wrong = "000000" if code_of(device) != "000000" else "111111"
 
     with time_machine.travel(timezone.now(), tick=False) as traveller:
@@ -191,10 +194,8 @@ def test_a_code_of_another_users_device_is_refused(client):
     assert goes_to_second_step(client.get("/admin/"))
 
 
-def test_the_second_step_never_redirects_off_site(client):
-    user = staff()
-    device = with_app(user)
-    password_step(client, user)
+def test_the_second_step_never_redirects_off_site(client, password_only):
+    user, device = password_only
 
     response = second_step(client, device, code_of(device), next_url="https://evil.test/")
 
@@ -373,10 +374,8 @@ def test_staff_without_a_second_factor_set_up_an_app_then_get_backup_codes(clien
     assert client.get("/admin/").status_code == 200
 
 
-def test_making_new_backup_codes_stops_the_old_ones(client):
-    user = staff()
-    device = with_app(user)
-    password_step(client, user)
+def test_making_new_backup_codes_stops_the_old_ones(client, password_only):
+    user, device = password_only
     second_step(client, device, code_of(device))
     client.post(reverse("admin:two_factor_backup_codes"))
     first = re.findall(
@@ -394,51 +393,50 @@ def test_making_new_backup_codes_stops_the_old_ones(client):
     assert set(StaticToken.objects.values_list("token", flat=True)) == set(second)
 
 
-def test_removing_an_app_needs_a_current_code(client):
+@pytest.fixture
+def verified_with_phone(client):
     user = staff()
     phone = with_app(user)
-    tablet = TOTPDevice.objects.create(user=user, name="Tablet")
     password_step(client, user)
     second_step(client, phone, code_of(phone))
+    return user, phone
+
+
+def remove(client, device, *, code_from):
+    """Asks to remove `device`, proving it is them with the next code of `code_from`."""
+    with time_machine.travel(timezone.now().timestamp() + 31, tick=False):
+        return client.post(
+            reverse("admin:two_factor_remove", args=[device.persistent_id]),
+            {"device": code_from.persistent_id, "code": code_of(code_from)},
+        )
+
+
+def test_removing_an_app_needs_a_current_code(client, verified_with_phone):
+    user, phone = verified_with_phone
+    tablet = TOTPDevice.objects.create(user=user, name="Tablet")
     remove_url = reverse("admin:two_factor_remove", args=[tablet.persistent_id])
 
     refused = client.post(remove_url, {"device": phone.persistent_id, "code": "nope"})
     assert refused.status_code == 200
     assert TOTPDevice.objects.filter(pk=tablet.pk).exists()
 
-    with time_machine.travel(timezone.now().timestamp() + 31, tick=False):
-        removed = client.post(remove_url, {"device": phone.persistent_id, "code": code_of(phone)})
-    assert removed["Location"] == MANAGE
+    assert remove(client, tablet, code_from=phone)["Location"] == MANAGE
     assert not TOTPDevice.objects.filter(pk=tablet.pk).exists()
 
 
-def test_the_last_app_cannot_be_removed_while_two_factor_is_required(client):
-    user = staff()
-    phone = with_app(user)
-    password_step(client, user)
-    second_step(client, phone, code_of(phone))
+def test_the_last_app_cannot_be_removed_while_two_factor_is_required(client, verified_with_phone):
+    _, phone = verified_with_phone
 
-    with time_machine.travel(timezone.now().timestamp() + 31, tick=False):
-        client.post(
-            reverse("admin:two_factor_remove", args=[phone.persistent_id]),
-            {"device": phone.persistent_id, "code": code_of(phone)},
-        )
+    remove(client, phone, code_from=phone)
 
     assert TOTPDevice.objects.filter(pk=phone.pk).exists()
 
 
-def test_another_users_device_cannot_be_removed(client):
-    user = staff()
-    phone = with_app(user)
+def test_another_users_device_cannot_be_removed(client, verified_with_phone):
+    _, phone = verified_with_phone
     others = with_app(staff())
-    password_step(client, user)
-    second_step(client, phone, code_of(phone))
 
-    with time_machine.travel(timezone.now().timestamp() + 31, tick=False):
-        client.post(
-            reverse("admin:two_factor_remove", args=[others.persistent_id]),
-            {"device": phone.persistent_id, "code": code_of(phone)},
-        )
+    remove(client, others, code_from=phone)
 
     assert TOTPDevice.objects.filter(pk=others.pk).exists()
 
@@ -470,10 +468,8 @@ def test_with_two_factor_off_staff_who_set_it_up_are_still_asked(client, setting
     assert client.get("/admin/").status_code == 200
 
 
-def test_with_two_factor_on_there_is_no_warning(client):
-    user = staff()
-    device = with_app(user)
-    password_step(client, user)
+def test_with_two_factor_on_there_is_no_warning(client, password_only):
+    user, device = password_only
     second_step(client, device, code_of(device))
 
     page = client.get("/admin/")
@@ -522,10 +518,8 @@ def test_a_passkey_cannot_be_added_with_the_password_alone(client):
         assert "otp_webauthn_register_state" not in client.session
 
 
-def test_a_verified_session_may_start_adding_a_passkey_for_this_host(client):
-    user = staff()
-    device = with_app(user)
-    password_step(client, user)
+def test_a_verified_session_may_start_adding_a_passkey_for_this_host(client, password_only):
+    user, device = password_only
     second_step(client, device, code_of(device))
 
     options = client.post(PASSKEY_REGISTER, content_type="application/json")

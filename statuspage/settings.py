@@ -32,7 +32,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with Beacon's site: staff pass a second factor (statuspage/staff_auth/).
+    "statuspage.staff_auth.apps.BeaconAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -40,6 +41,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "ninja",  # serves its Swagger UI from static files, not a CDN
     "template_partials",
     "statuspage",
@@ -59,6 +64,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed its second factor.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -169,6 +176,27 @@ if (BEACON_DKIM_PRIVATE_KEY or BEACON_DKIM_PRIVATE_KEY_FILE) and vars().get(
     "EMAIL_BACKEND"
 ) == "django.core.mail.backends.smtp.EmailBackend":
     EMAIL_BACKEND = "statuspage.mail_dkim.EmailBackend"
+
+# Staff sign-in (docs/security.md): a second factor (authenticator app, backup code or
+# passkey) after the password. Off, staff who have not enrolled sign in with a password alone.
+REQUIRE_2FA = env.bool("REQUIRE_2FA", default=True)
+OTP_TOTP_ISSUER = "Beacon"
+# The admin lists everyone's devices to superusers, never their secrets or backup codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Each wrong code doubles the wait before the next try (1 s, 2 s, 4 s …) for that device.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+# Passkeys are a second factor only; the relying party is the host the admin is reached at
+# (WEBAUTHN_RP_ID to share passkeys across subdomains), the allowed origin its scheme + host.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_RP_NAME = "Beacon"
+OTP_WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="")
+OTP_WEBAUTHN_RP_ID_CALLABLE = "statuspage.staff_auth.passkeys.relying_party_id"
+OTP_WEBAUTHN_HELPER_CLASS = "statuspage.staff_auth.passkeys.PasskeyHelper"
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=[])
+# Empty, the allowed origin is the request's own (statuspage/staff_auth/passkeys.py), which the
+# package's check does not know of.
+SILENCED_SYSTEM_CHECKS = [] if OTP_WEBAUTHN_ALLOWED_ORIGINS else ["otp_webauthn.E030"]
 
 BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None

@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from statuspage import api_v2, badges, feeds, metrics, views
 from statuspage.api_v1 import base as api_v1_base
 from statuspage.api_v1.routes import api as api_v1
+from statuspage.staff_auth import passkeys
 
 handler400 = views.bad_request
 handler404 = views.not_found
@@ -16,6 +17,7 @@ urlpatterns = [
     path("history/", views.history, name="history"),
     path("robots.txt", views.robots_txt, name="robots-txt"),
     re_path(r"^metrics/?$", metrics.metrics, name="metrics"),
+    path("admin/passkeys/", include((passkeys.urlpatterns, "otp_webauthn"))),
     path("admin/", admin.site.urls),
     path("api/v1/", api_v1.urls),
     re_path(r"^api/v1/", api_v1_base.unknown_path),

@@ -10,7 +10,7 @@ from django.core.cache import cache
 
 from statuspage import snapshots
 from statuspage.models import PageSettings
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +60,7 @@ def page(db) -> PageSettings:
 
 @pytest.fixture
 def responder(client):
-    """A staff member of the Responders group, logged in."""
+    """A staff member of the Responders group, signed in with both factors."""
     user = StaffFactory(groups=["Responders"])
-    client.force_login(user)
+    sign_in_staff(client, user)
     return user

@@ -10,7 +10,7 @@ from components.models import (
 )
 from components.services import component_set_status
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 CHANGELIST_URL = reverse("admin:components_component_changelist")
 
@@ -157,7 +157,7 @@ def test_status_history_is_a_read_only_list_filtered_by_cause(client, responder)
 
 
 def test_group_page_lists_its_components(client):
-    client.force_login(StaffFactory(groups=["Admins"]))
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
     group = ComponentGroupFactory(name="Platform")
     ComponentFactory(name="API", group=group)
 

@@ -21,7 +21,7 @@ from incidents.automatic import (
 from incidents.models import Incident
 from incidents.notify.models import NotificationEvent
 from tests.components.factories import ComponentFactory
-from tests.incidents.factories import StaffFactory, SubscriberFactory
+from tests.incidents.factories import StaffFactory, SubscriberFactory, sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -208,7 +208,7 @@ def test_the_admin_shows_a_report_that_has_not_held_yet(api, generic, client, ad
 
     send(generic, "firing")
     send(generic, "resolved")
-    client.force_login(admin_user)
+    sign_in_staff(client, admin_user)
 
     page = client.get(reverse("admin:components_alertintegration_change", args=[generic.pk]))
 

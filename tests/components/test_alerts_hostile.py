@@ -20,6 +20,7 @@ from components.alerts.models import AlertIntegration, AlertKind, AlertLog, Aler
 from components.alerts.services import FUTURE_TOLERANCE
 from components.models import ComponentStatus, ComponentStatusChange
 from tests.components.factories import ComponentFactory
+from tests.incidents.factories import sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -400,7 +401,7 @@ def test_the_admin_pages_show_a_far_future_row_stored_before_times_were_checked(
         cursor.execute(
             "UPDATE components_alertintegration SET last_received_at = '9999-12-31 23:59:59+00'"
         )
-    client.force_login(admin_user)
+    sign_in_staff(client, admin_user)
 
     pages = [
         reverse("admin:components_alertstate_changelist"),

@@ -18,7 +18,7 @@ from components.models import (
     Verdict,
 )
 from tests.components.factories import ComponentFactory, HealthCheckFactory
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -368,7 +368,7 @@ def test_run_now_without_htmx_redirects_back_with_the_outcome(
 def test_run_now_needs_the_change_permission(client):
     viewer = StaffFactory()
     viewer.user_permissions.add(Permission.objects.get(codename="view_healthcheck"))
-    client.force_login(viewer)
+    sign_in_staff(client, viewer)
     check = HealthCheckFactory()
 
     assert client.get(change_url(check)).status_code == 200

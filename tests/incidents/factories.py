@@ -3,6 +3,8 @@ from datetime import timedelta
 import factory
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from incidents import services
 from incidents.models import IncidentKind, IncidentStatus
@@ -51,6 +53,19 @@ class StaffFactory(factory.django.DjangoModelFactory):
     def groups(self, create, extracted, **kwargs):
         if create and extracted:
             self.groups.add(*Group.objects.filter(name__in=extracted))
+
+
+def sign_in_staff(client, user):
+    """Signs a staff member in fully, as after both steps: the password (force_login) and a
+    second factor (an authenticator app of theirs, marked on the session as django-otp does)."""
+    client.force_login(user)
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app")
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return user
 
 
 class SubscriberFactory(factory.django.DjangoModelFactory):

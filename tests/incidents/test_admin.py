@@ -22,6 +22,7 @@ from tests.incidents.factories import (
     StaffFactory,
     open_incident,
     schedule_maintenance,
+    sign_in_staff,
 )
 
 ADD_URL = reverse("admin:incidents_incident_add")
@@ -132,7 +133,7 @@ def test_add_page_offers_one_select_per_component_grouped(client, responder):
 
 
 def test_superuser_posts_incident_too(client):
-    client.force_login(StaffFactory(is_superuser=True))
+    sign_in_staff(client, StaffFactory(is_superuser=True))
     api = ComponentFactory()
 
     response = client.post(ADD_URL, add_data(**{f"component_{api.pk}": "partial_outage"}))
@@ -501,7 +502,7 @@ def test_maintenance_opened_from_incident_list_goes_to_its_own_page(client, resp
 def test_view_only_staff_see_an_incident_read_only(client):
     viewer = StaffFactory()
     viewer.user_permissions.add(Permission.objects.get(codename="view_incident"))
-    client.force_login(viewer)
+    sign_in_staff(client, viewer)
     incident = open_incident(name="API errors")
 
     response = client.get(change_url(incident))

@@ -25,6 +25,7 @@ from tests.incidents.factories import (
     SubscriberFactory,
     open_incident,
     schedule_maintenance,
+    sign_in_staff,
 )
 from tests.incidents.test_admin import change_data
 
@@ -264,7 +265,7 @@ def test_import_of_a_spreadsheet_asks_for_csv(client, responder):
 def test_import_needs_the_add_permission(client):
     viewer = StaffFactory()
     viewer.user_permissions.add(Permission.objects.get(codename="view_subscriber"))
-    client.force_login(viewer)
+    sign_in_staff(client, viewer)
 
     assert client.get(IMPORT_URL).status_code == 403
 

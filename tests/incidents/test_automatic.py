@@ -17,7 +17,7 @@ from incidents.automatic import (
 )
 from incidents.models import Incident, IncidentDraft
 from tests.components.factories import ComponentFactory, HealthCheckFactory
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +93,7 @@ def test_draft_mode_prepares_a_draft_staff_publish_with_one_click(
     publish_page = f"https://status.acme.test/admin/incidents/incidentdraft/{draft.pk}/change/"
     assert "Status 500, expected 200–399" in email.body and publish_page in email.body
 
-    client.force_login(responder)
+    sign_in_staff(client, responder)
     page_html = client.get(reverse("admin:incidents_incidentdraft_change", args=[draft.pk]))
     assert b"Publish as an incident" in page_html.content
     response = client.post(reverse("admin:incidents_incidentdraft_publish", args=[draft.pk]))

@@ -3,7 +3,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.urls import reverse
 
 from statuspage.models import PageSettings
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 CHANGELIST_URL = reverse("admin:statuspage_pagesettings_changelist")
 
@@ -28,7 +28,7 @@ def change_url(page):
 
 
 def test_settings_list_goes_straight_to_the_one_settings_page(client):
-    client.force_login(StaffFactory(groups=["Responders"]))
+    sign_in_staff(client, StaffFactory(groups=["Responders"]))
 
     response = client.get(CHANGELIST_URL)
 
@@ -38,7 +38,7 @@ def test_settings_list_goes_straight_to_the_one_settings_page(client):
 
 
 def test_responder_cannot_change_page_settings(client, page):
-    client.force_login(StaffFactory(groups=["Responders"]))
+    sign_in_staff(client, StaffFactory(groups=["Responders"]))
 
     response = client.post(change_url(page), settings_data())
 
@@ -48,7 +48,7 @@ def test_responder_cannot_change_page_settings(client, page):
 
 def test_admin_changes_page_settings(client, page):
     admin = StaffFactory(groups=["Admins"])
-    client.force_login(admin)
+    sign_in_staff(client, admin)
 
     response = client.post(change_url(page), settings_data())
 
@@ -63,7 +63,7 @@ def test_admin_changes_page_settings(client, page):
 
 
 def test_page_settings_cannot_be_added_twice_or_deleted(client, page):
-    client.force_login(StaffFactory(is_superuser=True))
+    sign_in_staff(client, StaffFactory(is_superuser=True))
 
     assert client.get(reverse("admin:statuspage_pagesettings_add")).status_code == 403
     delete_url = reverse("admin:statuspage_pagesettings_delete", args=[page.pk])
@@ -82,7 +82,7 @@ def test_an_uploaded_logo_shows_on_the_public_page(
     settings.MEDIA_ROOT = tmp_path
     png = io.BytesIO()
     Image.new("RGB", (40, 20), "purple").save(png, "PNG")
-    client.force_login(StaffFactory(groups=["Admins"]))
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             change_url(page),
@@ -100,7 +100,7 @@ def test_a_file_that_is_not_an_image_is_refused_as_a_logo(client, page, settings
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     settings.MEDIA_ROOT = tmp_path
-    client.force_login(StaffFactory(groups=["Admins"]))
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
     response = client.post(
         change_url(page), settings_data(logo=SimpleUploadedFile("logo.svg", svg, "image/svg+xml"))

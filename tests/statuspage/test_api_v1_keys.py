@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from statuspage.api_keys import api_key_create, api_key_revoke
 from statuspage.models import ApiKey, PageSettings
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -192,7 +192,7 @@ def test_staff_make_a_key_in_the_admin_and_see_it_once(client, page):
     from django.contrib.auth import get_user_model
 
     admin_user = get_user_model().objects.create_superuser("root", "r@example.test", "pw")
-    client.force_login(admin_user)
+    sign_in_staff(client, admin_user)
     response = client.post(
         "/admin/statuspage/apikey/add/",
         {"name": "Terraform", "owner": admin_user.pk, "scope": "write"},
@@ -213,7 +213,7 @@ def test_staff_make_keys_only_for_themselves(client, page):
     boss = get_user_model().objects.create_superuser("root", "r@example.test", "pw")
     api_key_create(owner=boss, name="Root's key")
     responder = StaffFactory(groups=["Responders"])
-    client.force_login(responder)
+    sign_in_staff(client, responder)
 
     add = "/admin/statuspage/apikey/add/"
     as_boss = client.post(add, {"name": "Mine", "owner": boss.pk, "scope": "read"})

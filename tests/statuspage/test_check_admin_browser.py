@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from components.models import CheckResult, Verdict
 from tests.components.factories import HealthCheckFactory
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_run_now_shows_the_result_without_a_page_load(
 ):
     httpserver.expect_request("/health").respond_with_data("boom", status=503)
     check = HealthCheckFactory(name="Health endpoint", url=httpserver.url_for("/health"))
-    client.force_login(StaffFactory(is_superuser=True))
+    sign_in_staff(client, StaffFactory(is_superuser=True))
     browser_page.context.add_cookies(
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
     )

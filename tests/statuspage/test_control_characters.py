@@ -27,6 +27,7 @@ from tests.incidents.factories import (
     SubscriberFactory,
     open_incident,
     schedule_maintenance,
+    sign_in_staff,
 )
 from tests.incidents.notify.conftest import serving_smtp
 from tests.incidents.notify.test_email import RecordingHandler
@@ -117,7 +118,7 @@ def test_bodies_keep_their_lines_and_refuse_other_control_characters(model, name
 def test_the_admin_shows_a_form_error_for_a_page_name_with_a_line_break(client, page):
     from tests.statuspage.test_admin import change_url, settings_data
 
-    client.force_login(StaffFactory(groups=["Admins"]))
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
 
     response = client.post(change_url(page), settings_data(name="Acme\r\nBcc: x@example.com"))
 

@@ -3,6 +3,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,14 @@ def test_it_creates_a_superuser_once_and_prints_the_same_password(tmp_path):
     second = ensure_admin()
 
     password = (tmp_path / "admin-password").read_text().strip()
-    assert first == second == f"Admin login: username admin  password {password}\n"
+    assert (
+        first
+        == second
+        == (
+            f"Admin login: username admin  password {password}"
+            "  (first sign-in: set up two-factor authentication with an authenticator app)\n"
+        )
+    )
     [admin] = User.objects.all()
     assert admin.username == "admin"
     assert admin.is_superuser and admin.is_staff
@@ -61,3 +69,19 @@ def test_it_leaves_an_existing_superuser_alone():
 
     assert "already exists" in ensure_admin()
     assert list(User.objects.values_list("username", flat=True)) == ["ops"]
+
+
+def test_the_login_line_stops_asking_to_enrol_once_the_admin_has_an_app(tmp_path):
+    ensure_admin()
+    TOTPDevice.objects.create(user=User.objects.get(), name="Phone")
+
+    password = (tmp_path / "admin-password").read_text().strip()
+    assert ensure_admin() == f"Admin login: username admin  password {password}\n"
+
+
+def test_the_login_line_does_not_ask_to_enrol_when_two_factor_is_off(tmp_path, settings):
+    settings.REQUIRE_2FA = False
+
+    password_line = ensure_admin()
+
+    assert "two-factor" not in password_line

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from statuspage.staff_auth.services import has_second_factor
+
 USERNAME = "admin"
 
 
@@ -31,7 +33,7 @@ class Command(BaseCommand):
                 password = secrets.token_urlsafe(12)
                 path.write_text(password + "\n")
                 path.chmod(0o600)
-            User.objects.create_superuser(username=USERNAME, email="", password=password)
+            user = User.objects.create_superuser(username=USERNAME, email="", password=password)
         elif not path.exists():
             self.stdout.write(f'Admin login: username "{USERNAME}" (password set by you).')
             return
@@ -43,4 +45,13 @@ class Command(BaseCommand):
                     f"was generated into {path}."
                 )
                 return
-        self.stdout.write(f"Admin login: username {USERNAME}  password {password}")
+        self.stdout.write(
+            f"Admin login: username {USERNAME}  password {password}{_enrol_hint(user)}"
+        )
+
+
+def _enrol_hint(user) -> str:
+    """Said at `make run`: the first sign-in asks for an authenticator app (REQUIRE_2FA)."""
+    if not settings.REQUIRE_2FA or has_second_factor(user):
+        return ""
+    return "  (first sign-in: set up two-factor authentication with an authenticator app)"

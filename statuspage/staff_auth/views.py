@@ -1,0 +1,211 @@
+"""The second step of staff sign-in, enrolment and the page to manage second factors.
+
+`second_step`, `set_up_app` and `set_up_qr` are for a session that has passed the password
+only; the others are admin views (the admin site lets in only a verified session).
+"""
+
+import io
+from base64 import b32encode
+from functools import wraps
+
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp_webauthn.models import WebAuthnCredential
+
+from statuspage.staff_auth import services
+from statuspage.staff_auth.forms import CodeForm, ConfirmAppForm
+from statuspage.staff_auth.site import with_next
+
+BACKUP_CODES_SESSION_KEY = "beacon_backup_codes"
+
+
+def staff_session(view):
+    """Signed in by password as active staff (verified or not); others go to the login."""
+
+    @wraps(view)
+    def inner(request, *args, **kwargs):
+        user = request.user
+        if not (user.is_authenticated and user.is_active and user.is_staff):
+            return redirect(with_next(reverse("admin:login"), reverse("admin:index")))
+        return view(request, *args, **kwargs)
+
+    return csrf_protect(never_cache(inner))
+
+
+def _next_url(request) -> str:
+    url = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME, "")
+    if url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return reverse("admin:index")
+
+
+def _context(request, **extra):
+    return {**admin.site.each_context(request), **extra}
+
+
+def may_add_factor(request) -> bool:
+    """A verified session, or one whose user has no factor yet (enrolment). Never a session
+    that passed only the password of an enrolled user: that would skip the second step."""
+    user = request.user
+    return services.is_verified(user) or not services.has_second_factor(user)
+
+
+@staff_session
+@require_http_methods(["GET", "POST"])
+def second_step(request):
+    user = request.user
+    next_url = _next_url(request)
+    if admin.site.second_factor_passed(request):
+        return HttpResponseRedirect(next_url)
+    if not services.has_second_factor(user):
+        return redirect(with_next(reverse("admin:two_factor_set_up"), next_url))
+    form = CodeForm(user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        otp_login(request, form.verified_device)
+        left = services.backup_codes_left(user)
+        if isinstance(form.verified_device, StaticDevice) and left < 3:
+            messages.warning(
+                request,
+                f"{left} backup code{'s' if left != 1 else ''} left: make new ones on the "
+                "two-factor page.",
+            )
+        return HttpResponseRedirect(next_url)
+    has_passkey = WebAuthnCredential.objects.filter(user=user, confirmed=True).exists()
+    return render(
+        request,
+        "admin/two_factor/second_step.html",
+        _context(
+            request,
+            title="Two-factor authentication",
+            form=form,
+            has_codes=bool(form.devices),
+            has_passkey=has_passkey,
+            next=next_url,
+        ),
+    )
+
+
+@staff_session
+@require_http_methods(["GET", "POST"])
+def set_up_app(request):
+    """Add an authenticator app: scan, confirm with a code; the first time, backup codes."""
+    if not may_add_factor(request):
+        return redirect(with_next(reverse("admin:two_factor"), _next_url(request)))
+    device = services.totp_device_for_enrolment(user=request.user)
+    form = ConfirmAppForm(device, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device.refresh_from_db()  # its last used step, saved by the check
+        codes = services.totp_confirm(device=device)
+        if not services.is_verified(request.user):
+            otp_login(request, device)
+        if codes:
+            request.session[BACKUP_CODES_SESSION_KEY] = codes
+            return redirect(with_next(reverse("admin:two_factor_backup_codes"), _next_url(request)))
+        messages.success(request, "The authenticator app is added.")
+        return redirect("admin:two_factor_manage")
+    secret = b32encode(device.bin_key).decode()
+    return render(
+        request,
+        "admin/two_factor/set_up.html",
+        _context(
+            request,
+            title="Set up two-factor authentication",
+            form=form,
+            secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+            enrolling=not services.has_second_factor(request.user),
+            half_signed_in=not admin.site.has_permission(request),
+            next=_next_url(request),
+        ),
+    )
+
+
+@staff_session
+@require_GET
+def set_up_qr(request):
+    """The QR code of the app being added, as SVG (an image from our origin: no inline code)."""
+    if not may_add_factor(request):
+        return HttpResponse(status=403)
+    device = services.totp_device_for_enrolment(user=request.user)
+    out = io.BytesIO()
+    qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathFillImage).save(out)
+    response = HttpResponse(out.getvalue(), content_type="image/svg+xml")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def backup_codes(request):
+    """Shows new backup codes once (after enrolment or when made anew)."""
+    if request.method == "POST":
+        request.session[BACKUP_CODES_SESSION_KEY] = services.backup_codes_replace(user=request.user)
+        return redirect("admin:two_factor_backup_codes")
+    codes = request.session.pop(BACKUP_CODES_SESSION_KEY, None)
+    if not codes:
+        return redirect("admin:two_factor_manage")
+    return render(
+        request,
+        "admin/two_factor/backup_codes.html",
+        _context(request, title="Your backup codes", codes=codes, next=_next_url(request)),
+    )
+
+
+@require_GET
+def manage(request):
+    user = request.user
+    return render(
+        request,
+        "admin/two_factor/manage.html",
+        _context(
+            request,
+            title="Two-factor authentication",
+            factors=services.factors_of(user),
+            backup_codes_left=services.backup_codes_left(user),
+            can_type_code=bool(services.code_devices(user)),
+            may_add=may_add_factor(request),
+            required=settings.REQUIRE_2FA,
+        ),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def remove_factor(request, device_id):
+    """Removing an app or passkey asks for a current code (app or backup code) first."""
+    user = request.user
+    device = services.factor_by_id(user, device_id)
+    if device is None:
+        messages.error(request, "That second factor does not exist.")
+        return redirect("admin:two_factor_manage")
+    form = CodeForm(user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.factor_remove(user=user, device=device)
+        except services.LastFactor:
+            messages.error(
+                request,
+                "Two-factor authentication is required: add another app or passkey before "
+                "removing the last one.",
+            )
+            return redirect("admin:two_factor_manage")
+        if form.verified_device.persistent_id != device.persistent_id:
+            otp_login(request, form.verified_device)
+        messages.success(request, f"“{device.name}” is removed.")
+        return redirect("admin:two_factor_manage")
+    return render(
+        request,
+        "admin/two_factor/remove.html",
+        _context(request, title=f"Remove “{device.name}”", form=form, device=device),
+    )

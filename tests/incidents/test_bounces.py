@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from incidents.notify import subscriptions
 from incidents.notify.models import Subscriber, SubscriberState
-from tests.incidents.factories import SubscriberFactory
+from tests.incidents.factories import SubscriberFactory, sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -153,7 +153,7 @@ def test_a_suppressed_address_gets_no_confirmation_and_staff_can_reactivate(
 def test_the_admin_shows_when_and_why_an_address_bounced(client, admin_user):
     subscriber = SubscriberFactory(email="john@example.com")
     post(client, "postmark", fixture("postmark-hard-bounce.json"))
-    client.force_login(admin_user)
+    sign_in_staff(client, admin_user)
 
     html = client.get(f"/admin/incidents/subscriber/{subscriber.pk}/change/").content.decode()
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from statuspage.api_keys import api_key_create, api_key_revoke
 from statuspage.models import ApiKey
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -23,14 +23,14 @@ NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 @pytest.fixture
 def superuser(client, page):
     user = get_user_model().objects.create_superuser("root", "r@example.test", "pw")
-    client.force_login(user)
+    sign_in_staff(client, user)
     return user
 
 
 @pytest.fixture
 def staff(client, page):
     user = StaffFactory(groups=["Responders"])
-    client.force_login(user)
+    sign_in_staff(client, user)
     return user
 
 

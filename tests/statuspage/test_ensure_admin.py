@@ -2,7 +2,7 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 pytestmark = pytest.mark.django_db
 
@@ -61,3 +61,13 @@ def test_it_leaves_an_existing_superuser_alone():
 
     assert "already exists" in ensure_admin()
     assert list(User.objects.values_list("username", flat=True)) == ["ops"]
+
+
+@pytest.mark.parametrize("weak", ["admin", "password", "12345678901", "short"])
+def test_a_weak_password_written_into_the_file_is_refused(tmp_path, weak):
+    (tmp_path / "admin-password").write_text(weak + "\n")
+
+    with pytest.raises(CommandError, match="is refused"):
+        ensure_admin()
+
+    assert not User.objects.exists()

@@ -1,34 +1,46 @@
-"""The audit trail (statuspage/audit.py), readable by the Admins group."""
+"""The audit trail (statuspage/audit.py), readable by the Admins group; Admins may also
+see and delete sign-in failures (axes' access attempts), which lifts a lock-out."""
 
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-# The trail is the Admins' to read (superusers read everything); Responders do not see it.
-GRANTED = ["view_auditevent"]
+# Per app: the Admins' new permissions. Responders get none of them.
+GRANTED = {
+    "statuspage": ["view_auditevent"],
+    "axes": ["view_accessattempt", "delete_accessattempt"],
+}
 
 
 def grant(apps, schema_editor):
     from django.contrib.auth.management import create_permissions
 
     # Permissions are normally created after all migrations; the role needs them now.
-    app_config = apps.get_app_config("statuspage")
-    app_config.models_module = True
-    create_permissions(app_config, verbosity=0, using=schema_editor.connection.alias, apps=apps)
-    app_config.models_module = None
+    for label in GRANTED:
+        app_config = apps.get_app_config(label)
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0, using=schema_editor.connection.alias, apps=apps)
+        app_config.models_module = None
 
     Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    granted = Permission.objects.filter(content_type__app_label="statuspage", codename__in=GRANTED)
     group, _ = Group.objects.get_or_create(name="Admins")
-    group.permissions.add(*granted)
+    group.permissions.add(*_granted(apps))
 
 
 def revoke(apps, schema_editor):
-    Permission = apps.get_model("auth", "Permission")
-    granted = Permission.objects.filter(content_type__app_label="statuspage", codename__in=GRANTED)
     for group in apps.get_model("auth", "Group").objects.filter(name="Admins"):
-        group.permissions.remove(*granted)
+        group.permissions.remove(*_granted(apps))
+
+
+def _granted(apps):
+    Permission = apps.get_model("auth", "Permission")
+    return [
+        permission
+        for label, codenames in GRANTED.items()
+        for permission in Permission.objects.filter(
+            content_type__app_label=label, codename__in=codenames
+        )
+    ]
 
 
 class Migration(migrations.Migration):
@@ -36,6 +48,7 @@ class Migration(migrations.Migration):
         ("statuspage", "0005_refuse_control_characters"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         ("contenttypes", "0002_remove_content_type_name"),
+        ("axes", "0010_accessattemptexpiration"),
     ]
 
     operations = [

@@ -7,8 +7,11 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from axes.models import AccessAttempt
 from django.contrib.auth.models import User
 from django.core import mail
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from statuspage.models import AuditAction, AuditEvent
@@ -267,3 +270,29 @@ def test_changing_a_staff_password_in_the_admin_applies_the_validators(client, s
     assert response.status_code == 200
     staff.refresh_from_db()
     assert staff.check_password(PASSWORD)
+
+
+def test_an_admin_lifts_a_lock_out_by_deleting_the_access_attempts(client, staff):
+    for _ in range(LIMIT):
+        sign_in(client, "dana", WRONG)
+    lifter = Client()
+    lifter.force_login(StaffFactory(groups=["Admins"]))
+    attempts = AccessAttempt.objects.filter(username="dana")
+
+    response = lifter.post(
+        reverse("admin:axes_accessattempt_changelist"),
+        {
+            "action": "delete_selected",
+            "_selected_action": list(attempts.values_list("pk", flat=True)),
+            "post": "yes",
+        },
+    )
+
+    assert response.status_code == 302
+    assert sign_in(client, "dana", PASSWORD).status_code == 302
+
+
+def test_responders_cannot_see_or_lift_lock_outs(client):
+    client.force_login(StaffFactory(groups=["Responders"]))
+
+    assert client.get(reverse("admin:axes_accessattempt_changelist")).status_code == 403

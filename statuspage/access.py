@@ -6,6 +6,7 @@ sign-in, the right password included, once either has failed LOGIN_FAILURE_LIMIT
 within LOGIN_COOLOFF_MINUTES. Here: the page a refused sign-in sees, and telling staff.
 """
 
+import ipaddress
 import logging
 from datetime import timedelta
 
@@ -23,7 +24,7 @@ from django.utils import timezone
 from incidents.automatic import staff_alert
 from statuspage.audit import audit_record
 from statuspage.models import AuditAction, AuditSource
-from statuspage.ratelimit import digest
+from statuspage.ratelimit import client_ip, digest
 
 logger = logging.getLogger("beacon.access")
 
@@ -33,6 +34,25 @@ NOTICE_KEY = "beacon:lockout:{kind}:{digest}"
 
 def cool_off() -> timedelta:
     return get_cool_off() or timedelta(minutes=15)
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """client_ip, when it is an address: axes keeps it in an address column, and what a
+    client or a misconfigured proxy chain put in X-Forwarded-For may be anything. Those that
+    are not addresses are counted together, under none."""
+    value = client_ip(request)
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def username_tried(request: HttpRequest, credentials: dict | None) -> str | None:
+    """The username as axes counts and keeps it: no longer than any real one (150), so that a
+    5,000-character guess is counted, not a 500 at the database."""
+    data = credentials if credentials else getattr(request, "data", request.POST)
+    value = data.get(settings.AXES_USERNAME_FORM_FIELD)
+    return None if value is None else str(value)[:150]
 
 
 def lockout_response(request: HttpRequest, original_response=None, credentials=None):
@@ -51,20 +71,22 @@ def lockout_response(request: HttpRequest, original_response=None, credentials=N
     return response.render()
 
 
-def on_locked_out(sender, request: HttpRequest, username: str | None, ip_address: str, **kwargs):
+def on_locked_out(
+    sender, request: HttpRequest, username: str | None, ip_address: str | None, **kwargs
+):
     """Axes says this attempt is, or ends in, a lock-out (it says so at every refused attempt
     while it lasts): record and tell staff the first time, keep quiet for the rest."""
     username = username or ""
     since = timezone.now() - cool_off()
     recent = AccessAttempt.objects.filter(attempt_time__gte=since)
     by_user = _failures(recent.filter(username=username)) if username else 0
-    by_address = _failures(recent.filter(ip_address=ip_address))
+    by_address = _failures(recent.filter(ip_address=ip_address))  # None: IS NULL
     limit = settings.AXES_FAILURE_LIMIT
     account_locked = by_user >= limit
     if account_locked:
         key = NOTICE_KEY.format(kind="account", digest=digest(username))
     else:
-        key = NOTICE_KEY.format(kind="address", digest=digest(ip_address))
+        key = NOTICE_KEY.format(kind="address", digest=digest(ip_address or ""))
     if not _first_notice(key):
         return
     until = timezone.now() + cool_off()
@@ -118,12 +140,13 @@ def _tell_staff(*, username, ip_address, account_locked, failures, until, user) 
     """Staff by the staff alert path (email and STAFF_WEBHOOK_URL), and the locked person by
     email when they are not among staff already. The password tried is never in it."""
     when = until.strftime("%Y-%m-%d %H:%M %Z")
+    ip_address = ip_address or "an unreadable address"
     if account_locked:
         subject = f"Sign-in locked for {username!r}"
         text = (
             f"Sign-in as {username!r} failed {failures} times in a row; it is refused, even "
             f"with the right password, until {when} (the last attempt came from "
-            f"{ip_address or 'an unknown address'}).\n\n"
+            f"{ip_address}).\n\n"
             "If this was not you, someone is guessing the password: keep it strong and make "
             "sure a second factor is set up. Another admin can lift the lock-out in the "
             "admin's Access attempts."

@@ -141,7 +141,8 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_CLIENT_IP_CALLABLE = "statuspage.ratelimit.client_ip"
+AXES_CLIENT_IP_CALLABLE = "statuspage.access.client_address"
+AXES_USERNAME_CALLABLE = "statuspage.access.username_tried"
 AXES_LOCKOUT_CALLABLE = "statuspage.access.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 # Sign-ins are in the audit trail (statuspage.models.AuditEvent), not in axes' own log.

@@ -296,3 +296,43 @@ def test_responders_cannot_see_or_lift_lock_outs(client):
     client.force_login(StaffFactory(groups=["Responders"]))
 
     assert client.get(reverse("admin:axes_accessattempt_changelist")).status_code == 403
+
+
+@pytest.mark.parametrize("username", ["dana\x00", "", "   "])
+def test_usernames_the_form_refuses_are_a_form_error_never_a_500(client, staff, username):
+    for _ in range(LIMIT + 1):
+        response = sign_in(client, username, WRONG)
+        assert response.status_code == 200
+        assert response.context["form"].errors
+
+    # No password was checked, so nothing was guessed and nothing is counted.
+    assert sign_in(client, "dana", PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["x" * 5000, "dana\r\nBcc: all@example.test", "ümlaut-ñame", "' OR 1=1 --", "DANA", " dana"],
+)
+def test_odd_usernames_are_counted_like_any_other(client, staff, username):
+    statuses = [sign_in(client, username, WRONG).status_code for _ in range(LIMIT + 1)]
+
+    assert statuses == [200] * (LIMIT - 1) + [429, 429]
+    assert not signed_in(client)
+    # They counted against the address: the right password from it is refused.
+    assert_locked(sign_in(client, "dana", PASSWORD))
+
+
+@pytest.mark.parametrize("forwarded", ["not an address", "1.2.3.4:5678", "", "[::1]", "999.1.1.1"])
+def test_what_a_misconfigured_proxy_chain_passes_for_an_address_is_never_a_500(
+    client, staff, settings, forwarded
+):
+    # Two hops trusted, one proxy really there: the client writes the entry that is read.
+    settings.BEACON_TRUSTED_PROXY_HOPS = 2
+    statuses = [
+        sign_in(
+            client, f"guess{n}", WRONG, address="10.0.0.2", forwarded=f"{forwarded}, 10.0.0.2"
+        ).status_code
+        for n in range(LIMIT + 1)
+    ]
+
+    assert statuses == [200] * (LIMIT - 1) + [429, 429]

@@ -51,7 +51,7 @@ def username_tried(request: HttpRequest, credentials: dict | None) -> str | None
     """The username as axes counts and keeps it: no longer than any real one (150), so that a
     5,000-character guess is counted, not a 500 at the database."""
     data = credentials if credentials else getattr(request, "data", request.POST)
-    value = data.get(settings.AXES_USERNAME_FORM_FIELD)
+    value = data.get(get_user_model().USERNAME_FIELD)  # axes reads the same field
     return None if value is None else str(value)[:150]
 
 

@@ -19,6 +19,7 @@ from statuspage.audit import audit_record, audit_two_factor
 from statuspage.models import ApiKey, AuditAction, AuditEvent, AuditSource, PageSettings
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory
+from tests.statuspage.test_admin import change_url, settings_data
 
 PASSWORD = "correct horse battery staple"
 WRONG = "Tr0ub4dor&3-guess"
@@ -104,18 +105,9 @@ def test_a_failed_sign_in_keeps_the_username_tried_and_never_the_password(client
 def test_admin_changes_are_recorded_with_the_changed_field_names_not_values(
     client, admin_user, page
 ):
-    url = reverse("admin:statuspage_pagesettings_change", args=[page.pk])
-    data = {
-        "name": "Acme status",
-        "url": "https://status.acme.test",
-        "time_zone": "Europe/Paris",
-        "home_url": "",
-        "support_url": "",
-        "brand_color": "#112233",
-        "footer_text": "",
-    }
+    response = client.post(change_url(page), settings_data(), REMOTE_ADDR="198.51.100.3")
 
-    assert client.post(url, data, REMOTE_ADDR="198.51.100.3").status_code == 302
+    assert response.status_code == 302
 
     [changed] = events(action=AuditAction.CHANGED)
     assert changed.actor == admin_user

@@ -269,9 +269,12 @@ def staff_tell_about_change(
     staff_alert(subject=subject, text=text)
 
 
-def staff_alert(*, subject: str, text: str) -> None:
-    """Tell staff (email, and STAFF_WEBHOOK_URL when set) once the transaction commits."""
-    transaction.on_commit(lambda: _enqueue(subject=subject, text=text), robust=True)
+def staff_alert(*, subject: str, text: str, contact: str = "") -> None:
+    """Tell staff (email, and STAFF_WEBHOOK_URL when set) once the transaction commits; with
+    a `contact`, the email is to them with staff in copy (see staff_email)."""
+    transaction.on_commit(
+        partial(_enqueue, subject=subject, text=text, contact=contact), robust=True
+    )
 
 
 def _held_for_summary(component: Component, *, line: str, reason: str) -> bool:
@@ -374,11 +377,11 @@ def staff_tell_about_render_failure(*, digest: str, reason: str, **kwargs: objec
         logger.warning("could not tell staff of a text shown as plain text: %s", type(error))
 
 
-def _enqueue(*, subject: str, text: str) -> None:
+def _enqueue(*, subject: str, text: str, contact: str = "") -> None:
     from incidents import tasks
 
     # Two tasks, so that retrying a failed webhook never sends the emails again.
-    tasks.tell_staff_by_email.delay(subject, text)
+    tasks.tell_staff_by_email.delay(subject, text, contact)
     if settings.BEACON_STAFF_WEBHOOK_URL:
         tasks.tell_staff_by_webhook.delay(subject, text)
 

@@ -5,8 +5,10 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.http import StreamingHttpResponse
 from django.shortcuts import redirect
 from django.templatetags.static import static
+from django.urls import path
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -18,7 +20,8 @@ from statuspage.api_keys import (
     api_key_expiry_error,
     api_key_revoke,
 )
-from statuspage.models import ApiKey, ApiKeyScope, PageSettings
+from statuspage.audit import audit_csv_rows, audit_record
+from statuspage.models import ApiKey, ApiKeyScope, AuditAction, AuditEvent, PageSettings
 
 
 @admin.register(PageSettings)
@@ -213,6 +216,76 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected keys", permissions=["delete"])
     def revoke_selected(self, request, queryset):
-        for key in queryset:
+        for key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(key=key)
+            audit_record(actor=request.user, action=AuditAction.API_KEY_REVOKED, target=key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: nobody edits or deletes the trail here (only the retention prune does).
+    Who may read it: superusers and the Admins group (the view permission)."""
+
+    list_display = ["at", "actor_name", "action", "source", "target_type", "target_repr", "ip"]
+    list_filter = ["action", "source", ("at", admin.DateFieldListFilter), "target_type"]
+    search_fields = ["actor_name", "target_repr", "target_id", "target_type", "ip_address"]
+    date_hierarchy = "at"
+    list_select_related = False
+    show_full_result_count = False
+    readonly_fields = [field.name for field in AuditEvent._meta.fields]
+
+    @admin.display(description="client address", ordering="ip_address")
+    def ip(self, event):
+        return event.ip_address
+
+    def get_list_filter(self, request):
+        return [*self.list_filter, ActorFilter]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        export = self.admin_site.admin_view(self.export_csv)
+        return [
+            path("export.csv", export, name="statuspage_auditevent_export"),
+            *super().get_urls(),
+        ]
+
+    def export_csv(self, request):
+        """The list as filtered and searched on screen, streamed as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        events = changelist.get_queryset(request).order_by("-at", "-id")
+        return StreamingHttpResponse(
+            audit_csv_rows(events.iterator(chunk_size=2000)),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="audit-trail.csv"'},
+        )
+
+
+class ActorFilter(admin.SimpleListFilter):
+    """The people who appear in the trail (a deleted user's events keep their name)."""
+
+    title = "actor"
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        names = (
+            AuditEvent.objects.exclude(actor_name="")
+            .order_by("actor_name")
+            .values_list("actor_name", flat=True)
+            .distinct()[:200]
+        )
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(actor_name=value) if value else queryset

@@ -48,3 +48,16 @@ class StatuspageConfig(AppConfig):
             post_delete.connect(_invalidate_public_pages, sender=model)
         m2m_changed.connect(_invalidate_public_pages, sender=Incident.components.through)
         post_migrate.connect(_invalidate_after_deploy, sender=self)
+
+        # The audit trail is fed from the edges: sign-in, the admin's LogEntry, a lock-out.
+        from axes.signals import user_locked_out
+        from django.contrib.admin.models import LogEntry
+        from django.contrib.auth import signals as auth
+
+        from statuspage import access, audit
+
+        auth.user_logged_in.connect(audit.on_signed_in, dispatch_uid="audit-signed-in")
+        auth.user_logged_out.connect(audit.on_signed_out, dispatch_uid="audit-signed-out")
+        auth.user_login_failed.connect(audit.on_sign_in_failed, dispatch_uid="audit-failed")
+        post_save.connect(audit.on_log_entry_saved, sender=LogEntry, dispatch_uid="audit-admin")
+        user_locked_out.connect(access.on_locked_out, dispatch_uid="audit-locked-out")

@@ -143,6 +143,11 @@ app.conf.update(
             "task": "components.tasks.prune_check_results",
             "schedule": 3600.0,
         },
+        # The audit trail keeps AUDIT_RETENTION_DAYS (statuspage/audit.py).
+        "prune-audit-events": {
+            "task": "statuspage.tasks.prune_audit_events",
+            "schedule": 3600.0,
+        },
     },
 )
 # Every message beat sends says so, so that its task runs once per tick (BeaconTask).

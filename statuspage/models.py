@@ -164,3 +164,59 @@ class ApiKey(models.Model):
     @property
     def is_read_only(self) -> bool:
         return self.scope != ApiKeyScope.WRITE
+
+
+class AuditAction(models.TextChoices):
+    """What an audit event records. The 2FA actions are recorded by the second sign-in step
+    (statuspage.audit.audit_two_factor)."""
+
+    SIGNED_IN = "signed_in", "signed in"
+    SIGN_IN_FAILED = "sign_in_failed", "sign-in failed"
+    LOCKED_OUT = "locked_out", "locked out"
+    SIGNED_OUT = "signed_out", "signed out"
+    ADDED = "added", "added"
+    CHANGED = "changed", "changed"
+    DELETED = "deleted", "deleted"
+    API_KEY_CREATED = "api_key_created", "API key created"
+    API_KEY_REVOKED = "api_key_revoked", "API key revoked"
+    TWO_FACTOR_VERIFIED = "two_factor_verified", "second factor verified"
+    TWO_FACTOR_FAILED = "two_factor_failed", "second factor failed"
+    TWO_FACTOR_ADDED = "two_factor_added", "second factor added"
+    TWO_FACTOR_REMOVED = "two_factor_removed", "second factor removed"
+
+
+class AuditSource(models.TextChoices):
+    SIGN_IN = "sign_in", "sign-in"
+    ADMIN = "admin", "admin"
+    API = "api", "management API"
+    COMMAND = "command", "command line"
+
+
+class AuditEvent(models.Model):
+    """One thing a person (or a key acting for them) did: kept when the person is deleted
+    (the username stays), never edited, pruned after AUDIT_RETENTION_DAYS."""
+
+    at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The username as it was, or as tried at a failed sign-in (which may name nobody).
+    actor_name = models.CharField("username", max_length=150, blank=True, db_index=True)
+    action = models.CharField(max_length=32, choices=AuditAction.choices, db_index=True)
+    source = models.CharField(max_length=16, choices=AuditSource.choices, db_index=True)
+    target_type = models.CharField(max_length=100, blank=True, db_index=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField("target", max_length=200, blank=True)
+    ip_address = models.CharField("client address", max_length=64, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit event"
+
+    def __str__(self):
+        return f"{self.actor_name or 'someone'} {self.get_action_display()} {self.target_repr}"

@@ -6,6 +6,7 @@ REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "django_otp_webauthn",
     "ninja",  # serves its Swagger UI from static files, not a CDN
     "template_partials",
+    "axes",  # before statuspage: its sign-in signal receivers run first (statuspage/access.py)
     "statuspage",
     "components",
     "incidents",
@@ -69,6 +71,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Sign-in, admin and API events are recorded with the address of the request they came from.
+    "statuspage.audit.request_middleware",
+    # Last: a refused sign-in becomes the lock-out page (statuspage/access.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "statuspage.urls"
@@ -130,6 +136,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Brute-force protection (django-axes; docs/security.md). A sign-in is refused for
+# LOGIN_COOLOFF_MINUTES once a username, or a client address, has failed LOGIN_FAILURE_LIMIT
+# times within that time: one address spraying many usernames and many addresses on one
+# username are both stopped. The address is statuspage.ratelimit.client_ip (TRUSTED_PROXY_HOPS).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "statuspage.access.client_address"
+AXES_USERNAME_CALLABLE = "statuspage.access.username_tried"
+AXES_LOCKOUT_CALLABLE = "statuspage.access.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Sign-ins are in the audit trail (statuspage.models.AuditEvent), not in axes' own log.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 # The server's own zone; the page's display zone is a page setting editable in the admin.
@@ -310,6 +335,10 @@ LOGGING = {
         "django.request": {"filters": ["quiet_during_outage", "not_found_is_not_news"]},
     },
 }
+
+# The audit trail (statuspage/audit.py): events older than this many days are pruned daily;
+# 0 keeps them for ever.
+BEACON_AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 
 # Prometheus metrics (/metrics, docs/metrics.md): a scrape is let in with this bearer token,
 # or without a token from these addresses or networks (CIDR).

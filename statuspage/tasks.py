@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from statuspage import snapshots
+from statuspage import audit, snapshots
 
 
 @shared_task
@@ -14,3 +14,9 @@ def probe_database() -> None:
     """Beat's probe: marks and clears the outage even when nginx serves every request and
     no web process is asked anything (the files tree then gets the notice too)."""
     snapshots.probe_database_now()
+
+
+@shared_task
+def prune_audit_events() -> None:
+    """Beat: events older than AUDIT_RETENTION_DAYS."""
+    audit.audit_prune()

@@ -2,7 +2,7 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +85,13 @@ def test_the_login_line_does_not_ask_to_enrol_when_two_factor_is_off(tmp_path, s
     password_line = ensure_admin()
 
     assert "two-factor" not in password_line
+
+
+@pytest.mark.parametrize("weak", ["admin", "password", "12345678901", "short"])
+def test_a_weak_password_written_into_the_file_is_refused(tmp_path, weak):
+    (tmp_path / "admin-password").write_text(weak + "\n")
+
+    with pytest.raises(CommandError, match="is refused"):
+        ensure_admin()
+
+    assert not User.objects.exists()

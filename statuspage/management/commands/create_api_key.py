@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from statuspage.api_keys import LONGEST_EXPIRY, api_key_create
-from statuspage.models import ApiKeyScope
+from statuspage.audit import audit_record
+from statuspage.models import ApiKeyScope, AuditAction, AuditSource
 
 MAX_DAYS = LONGEST_EXPIRY.days
 
@@ -45,6 +46,14 @@ class Command(BaseCommand):
             raise CommandError(f"{user} is not active: a key would not work.")
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
         key, raw = api_key_create(owner=owner, name=name, scope=scope, expires_at=expires_at)
+        # Whoever ran the command is not known here: the trail says it was the command line.
+        audit_record(
+            actor=None,
+            action=AuditAction.API_KEY_CREATED,
+            source=AuditSource.COMMAND,
+            target=key,
+            detail={"owner": owner.get_username()},
+        )
         until = f", expiring {expires_at:%Y-%m-%d %H:%M %Z}" if expires_at else ""
         self.stderr.write(
             f"Created “{key.name}” ({key.get_scope_display().lower()}{until}) for {user}. "

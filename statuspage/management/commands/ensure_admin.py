@@ -7,7 +7,9 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 
 from statuspage.staff_auth.services import has_second_factor
 
@@ -33,6 +35,12 @@ class Command(BaseCommand):
                 password = secrets.token_urlsafe(12)
                 path.write_text(password + "\n")
                 path.chmod(0o600)
+            try:  # a password written into the file by hand must pass the validators too
+                validate_password(password, User(username=USERNAME))
+            except ValidationError as error:
+                raise CommandError(
+                    f"The password in {path} is refused: {' '.join(error.messages)}"
+                ) from error
             user = User.objects.create_superuser(username=USERNAME, email="", password=password)
         elif not path.exists():
             self.stdout.write(f'Admin login: username "{USERNAME}" (password set by you).')

@@ -6,6 +6,8 @@ admin's own scheme and host unless WEBAUTHN_ORIGINS lists them. WebAuthn needs a
 name: http://localhost works, http://127.0.0.1 does not.
 """
 
+import json
+
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
@@ -14,6 +16,10 @@ from django.views.i18n import JavaScriptCatalog
 from django_otp_webauthn import exceptions
 from django_otp_webauthn import views as webauthn_views
 from django_otp_webauthn.helpers import WebAuthnHelper
+from django_otp_webauthn.models import WebAuthnCredential
+
+from statuspage.audit import audit_two_factor
+from statuspage.models import AuditAction
 
 
 def relying_party_id(request: HttpRequest) -> str:
@@ -47,6 +53,17 @@ class BeginRegistration(StaffOnly, webauthn_views.BeginCredentialRegistrationVie
 class CompleteRegistration(StaffOnly, webauthn_views.CompleteCredentialRegistrationView):
     check_can_register = BeginRegistration.check_can_register
 
+    def post(self, *args, **kwargs):
+        response = super().post(*args, **kwargs)
+        passkey = WebAuthnCredential.objects.filter(pk=json.loads(response.content)["id"]).first()
+        audit_two_factor(
+            request=self.request,
+            user=self.request.user,
+            action=AuditAction.TWO_FACTOR_ADDED,
+            device=passkey,
+        )
+        return response
+
 
 class BeginAuthentication(StaffOnly, webauthn_views.BeginCredentialAuthenticationView):
     def check_can_authenticate(self):
@@ -56,6 +73,15 @@ class BeginAuthentication(StaffOnly, webauthn_views.BeginCredentialAuthenticatio
 
 class CompleteAuthentication(StaffOnly, webauthn_views.CompleteCredentialAuthenticationView):
     check_can_authenticate = BeginAuthentication.check_can_authenticate
+
+    def complete_auth(self, device):
+        super().complete_auth(device)
+        audit_two_factor(
+            request=self.request,
+            user=self.request.user,
+            action=AuditAction.TWO_FACTOR_VERIFIED,
+            device=device,
+        )
 
 
 # Included with the namespace "otp_webauthn", which the package's template tags reverse.

@@ -82,6 +82,10 @@ def backup_codes_replace(*, user: AbstractBaseUser) -> list[str]:
     return codes
 
 
+def backup_codes_device(user: AbstractBaseUser) -> StaticDevice | None:
+    return StaticDevice.objects.filter(user=user, name=BACKUP_DEVICE_NAME).first()
+
+
 def backup_codes_left(user: AbstractBaseUser) -> int:
     return StaticToken.objects.filter(
         device__user=user, device__name=BACKUP_DEVICE_NAME, device__confirmed=True

@@ -24,6 +24,8 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
+from statuspage.audit import audit_two_factor
+from statuspage.models import AuditAction
 from statuspage.staff_auth import services
 from statuspage.staff_auth.forms import CodeForm, ConfirmAppForm
 from statuspage.staff_auth.site import with_next
@@ -74,8 +76,16 @@ def second_step(request):
     if not services.has_second_factor(user):
         return redirect(with_next(reverse("admin:two_factor_set_up"), next_url))
     form = CodeForm(user, request.POST or None)
+    if request.method == "POST" and not form.is_valid():
+        audit_two_factor(request=request, user=user, action=AuditAction.TWO_FACTOR_FAILED)
     if request.method == "POST" and form.is_valid():
         otp_login(request, form.verified_device)
+        audit_two_factor(
+            request=request,
+            user=user,
+            action=AuditAction.TWO_FACTOR_VERIFIED,
+            device=form.verified_device,
+        )
         left = services.backup_codes_left(user)
         if isinstance(form.verified_device, StaticDevice) and left < 3:
             messages.warning(
@@ -110,6 +120,9 @@ def set_up_app(request):
     if request.method == "POST" and form.is_valid():
         device.refresh_from_db()  # its last used step, saved by the check
         codes = services.totp_confirm(device=device)
+        audit_two_factor(
+            request=request, user=request.user, action=AuditAction.TWO_FACTOR_ADDED, device=device
+        )
         if not services.is_verified(request.user):
             otp_login(request, device)
         if codes:
@@ -152,6 +165,12 @@ def backup_codes(request):
     """Shows new backup codes once (after enrolment or when made anew)."""
     if request.method == "POST":
         request.session[BACKUP_CODES_SESSION_KEY] = services.backup_codes_replace(user=request.user)
+        audit_two_factor(
+            request=request,
+            user=request.user,
+            action=AuditAction.TWO_FACTOR_ADDED,
+            device=services.backup_codes_device(request.user),
+        )
         return redirect("admin:two_factor_backup_codes")
     codes = request.session.pop(BACKUP_CODES_SESSION_KEY, None)
     if not codes:
@@ -190,6 +209,8 @@ def remove_factor(request, device_id):
         messages.error(request, "That second factor does not exist.")
         return redirect("admin:two_factor_manage")
     form = CodeForm(user, request.POST or None)
+    if request.method == "POST" and not form.is_valid():
+        audit_two_factor(request=request, user=user, action=AuditAction.TWO_FACTOR_FAILED)
     if request.method == "POST" and form.is_valid():
         try:
             services.factor_remove(user=user, device=device)
@@ -200,6 +221,9 @@ def remove_factor(request, device_id):
                 "removing the last one.",
             )
             return redirect("admin:two_factor_manage")
+        audit_two_factor(
+            request=request, user=user, action=AuditAction.TWO_FACTOR_REMOVED, device=device
+        )
         if form.verified_device.persistent_id != device.persistent_id:
             otp_login(request, form.verified_device)
         messages.success(request, f"“{device.name}” is removed.")

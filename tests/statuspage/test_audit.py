@@ -18,7 +18,7 @@ from statuspage.api_keys import api_key_create
 from statuspage.audit import audit_record, audit_two_factor
 from statuspage.models import ApiKey, AuditAction, AuditEvent, AuditSource, PageSettings
 from tests.components.factories import ComponentFactory
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 from tests.statuspage.test_admin import change_url, settings_data
 
 PASSWORD = "correct horse battery staple"
@@ -38,7 +38,7 @@ def _fast_hasher(settings):
 @pytest.fixture
 def admin_user(client):
     user = StaffFactory(username="ada", groups=["Admins"])
-    client.force_login(user)
+    sign_in_staff(client, user)
     AuditEvent.objects.all().delete()  # force_login's own sign-in
     return user
 
@@ -148,7 +148,8 @@ def test_admin_additions_and_deletions_are_recorded(client, admin_user):
 
 def test_api_keys_made_and_revoked_in_the_admin_are_recorded(client, admin_user):
     response = client.post(
-        reverse("admin:statuspage_apikey_add"), {"name": "Terraform", "owner": admin_user.pk}
+        reverse("admin:statuspage_apikey_add"),
+        {"name": "Terraform", "owner": admin_user.pk, "scope": "read"},
     )
     assert response.status_code == 302
     key = ApiKey.objects.get()
@@ -339,20 +340,20 @@ def test_admins_read_the_trail_but_cannot_add_change_or_delete(client, admin_use
 
 @pytest.mark.parametrize("url", [CHANGELIST, EXPORT])
 def test_responders_cannot_read_the_trail(client, url):
-    client.force_login(StaffFactory(groups=["Responders"]))
+    sign_in_staff(client, StaffFactory(groups=["Responders"]))
 
     assert client.get(url).status_code == 403
 
 
 def test_staff_without_a_role_cannot_read_the_trail(client):
-    client.force_login(StaffFactory())
+    sign_in_staff(client, StaffFactory())
 
     assert client.get(CHANGELIST).status_code == 403
     assert client.get(EXPORT).status_code == 403
 
 
 def test_superusers_read_the_trail(client):
-    client.force_login(User.objects.create_superuser("root", password=PASSWORD))
+    sign_in_staff(client, User.objects.create_superuser("root", password=PASSWORD))
 
     assert client.get(CHANGELIST).status_code == 200
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from statuspage.models import AuditAction, AuditEvent
-from tests.incidents.factories import StaffFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 LOGIN = "/admin/login/"
 PASSWORD = "correct horse battery staple"
@@ -248,7 +248,7 @@ def test_a_successful_sign_in_resets_the_failures(client, staff):
 
 
 def test_an_admin_cannot_give_a_staff_member_a_weak_password(client, staff):
-    client.force_login(User.objects.create_superuser("root", password=PASSWORD))
+    sign_in_staff(client, User.objects.create_superuser("root", password=PASSWORD))
     for weak in ["password", "12345678901", "dana1", "dana-rdana"]:
         response = client.post(
             "/admin/auth/user/add/",
@@ -260,7 +260,7 @@ def test_an_admin_cannot_give_a_staff_member_a_weak_password(client, staff):
 
 
 def test_changing_a_staff_password_in_the_admin_applies_the_validators(client, staff):
-    client.force_login(User.objects.create_superuser("root", password=PASSWORD))
+    sign_in_staff(client, User.objects.create_superuser("root", password=PASSWORD))
 
     response = client.post(
         f"/admin/auth/user/{staff.pk}/password/",
@@ -276,7 +276,7 @@ def test_an_admin_lifts_a_lock_out_by_deleting_the_access_attempts(client, staff
     for _ in range(LIMIT):
         sign_in(client, "dana", WRONG)
     lifter = Client()
-    lifter.force_login(StaffFactory(groups=["Admins"]))
+    sign_in_staff(lifter, StaffFactory(groups=["Admins"]))
     attempts = AccessAttempt.objects.filter(username="dana")
 
     response = lifter.post(
@@ -293,7 +293,7 @@ def test_an_admin_lifts_a_lock_out_by_deleting_the_access_attempts(client, staff
 
 
 def test_responders_cannot_see_or_lift_lock_outs(client):
-    client.force_login(StaffFactory(groups=["Responders"]))
+    sign_in_staff(client, StaffFactory(groups=["Responders"]))
 
     assert client.get(reverse("admin:axes_accessattempt_changelist")).status_code == 403
 

@@ -2,6 +2,7 @@
 
 import re
 from base64 import b32encode, urlsafe_b64encode
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -16,7 +17,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from components.models import Component, ComponentStatus
 from incidents.models import Incident, IncidentDraft, IncidentStatus, IncidentUpdate
-from statuspage.models import ApiKey
+from statuspage.models import ApiKey, AuditAction, AuditEvent
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory, open_incident, sign_in_staff
 
@@ -575,3 +576,44 @@ def test_a_verified_user_adds_a_second_app_and_keeps_their_backup_codes(client):
     assert list(StaticToken.objects.values_list("token", flat=True)) == ["k7m2p9q4rs"]
     listed = client.get(MANAGE).text
     assert "<td>Phone</td>" in listed and "<td>Authenticator app</td>" in listed
+
+
+# The audit trail ---------------------------------------------------------------------------
+
+
+def test_the_trail_records_the_password_then_the_second_factor_and_failed_codes(
+    client, password_only
+):
+    user, device = password_only
+    wrong = "000001" if code_of(device) == "000000" else "000000"
+
+    second_step(client, device, wrong)
+    with time_machine.travel(timezone.now() + timedelta(seconds=5)):
+        second_step(client, device, code_of(device))  # after the wrong code's 1 s wait
+
+    actions = list(
+        AuditEvent.objects.filter(actor=user).order_by("at", "id").values_list("action", flat=True)
+    )
+    assert actions == [
+        AuditAction.SIGNED_IN,
+        AuditAction.TWO_FACTOR_FAILED,
+        AuditAction.TWO_FACTOR_VERIFIED,
+    ]
+    verified = AuditEvent.objects.get(action=AuditAction.TWO_FACTOR_VERIFIED)
+    assert verified.detail == {"device": "TOTPDevice", "name": "Phone"}
+    assert device.key not in str(verified.detail)
+
+
+def test_the_trail_records_enrolment_new_backup_codes_and_removal(client):
+    user = staff()
+    password_step(client, user)
+    client.get(SET_UP)
+    device = TOTPDevice.objects.get(user=user)
+    client.post(SET_UP, {"code": code_of(device)})
+    client.post(reverse("admin:two_factor_backup_codes"))
+
+    added = AuditEvent.objects.filter(actor=user, action=AuditAction.TWO_FACTOR_ADDED)
+    assert [event.detail["device"] for event in added.order_by("id")] == [
+        "TOTPDevice",
+        "StaticDevice",
+    ]

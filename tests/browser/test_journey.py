@@ -18,6 +18,7 @@ from tests.browser.steps import (
     staff_posts_update,
     visitor_confirms,
     visitor_expands_group,
+    visitor_keeps_page_open,
     visitor_opens_page,
     visitor_reads_incident,
     visitor_sees_without_reload,
@@ -56,9 +57,7 @@ def test_a_visitor_follows_an_incident_staff_update_then_subscribes_and_leaves(
     live_server, browser, reports, smtp_server, worker, status_page
 ):
     visitor = new_context(browser, reports)
-    page = visitor.new_page()
-    page.clock.install()  # the next poll comes when the test moves the clock, not in 30 s
-    page.goto(live_server.url + "/")
+    page = visitor_opens_page(visitor, live_server.url + "/")
 
     visitor_expands_group(page, "Platform")
     expect(page.locator(".component-name", has_text="Background workers")).to_be_visible()
@@ -75,6 +74,7 @@ def test_a_visitor_follows_an_incident_staff_update_then_subscribes_and_leaves(
     assert Subscriber.objects.get(email=READER).state == SubscriberState.ACTIVE
 
     staff = staff_context(browser, reports, live_server, StaffFactory(is_superuser=True))
+    watching = visitor_keeps_page_open(visitor, live_server.url + "/")
     staff_posts_update(
         staff,
         live_server,
@@ -82,7 +82,7 @@ def test_a_visitor_follows_an_incident_staff_update_then_subscribes_and_leaves(
         status="Monitoring",
         body="A fix is in place; page loads are back to normal.",
     )
-    visitor_sees_without_reload(page, "A fix is in place; page loads are back to normal.")
+    visitor_sees_without_reload(watching, "A fix is in place; page loads are back to normal.")
 
     notification = wait_for_email(smtp_server, READER, "Slow page loads")
     assert "A fix is in place" in notification.get_body(preferencelist=("plain",)).get_content()

@@ -196,6 +196,44 @@ def test_an_unknown_component_is_a_form_error(client, components, value):
     assert Subscriber.objects.count() == 0
 
 
+def error_descriptions(html: str) -> dict[str, str]:
+    """What each aria-describedby on the page points at: id -> that element's text."""
+    found = {}
+    for refs in re.findall(r'aria-describedby="([^"]*)"', html):
+        for ref in refs.split():
+            target = re.search(rf'<(\w+) [^>]*id="{ref}"[^>]*>(.*?)</\1>', html, re.S)
+            assert target, f"aria-describedby names {ref!r}, which is not on the page"
+            found[ref] = re.sub(r"<[^>]+>", "", target[2])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"email": "not an address"}, "Enter a valid email address."),
+        ({"email": ""}, "This field is required."),
+        ({"email": "a" * 250 + "@example.test"}, "at most 254 characters"),
+        ({"email": "reader@example.test", "components": "999999"}, "Choose components"),
+    ],
+)
+@pytest.mark.parametrize("extra", [{}, HTMX], ids=["page", "htmx"])
+def test_a_form_error_is_what_its_field_is_described_by(client, components, data, error, extra):
+    response = client.post(reverse("subscribe"), data, **extra)
+
+    described = error_descriptions(response.content.decode())
+    assert any(error in text for text in described.values()), described
+
+
+def test_a_preferences_error_is_what_the_choices_are_described_by(client, components):
+    subscriber = SubscriberFactory()
+    path = reverse("subscription-manage", kwargs={"token": subscriptions.manage_token(subscriber)})
+
+    response = client.post(path, {"components": "abc"})
+
+    described = error_descriptions(response.content.decode())
+    assert any("Choose components" in text for text in described.values()), described
+
+
 def test_typed_markup_comes_back_escaped(client, components):
     response = subscribe(client, "<script>alert(1)</script>@example.test")
 

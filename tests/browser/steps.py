@@ -10,12 +10,13 @@ import re
 import shutil
 import subprocess
 import time
+from base64 import b32decode
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from django.urls import reverse
+from django_otp.oath import totp
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 HERE = Path(__file__).resolve().parent
@@ -254,15 +255,110 @@ def link_in(message, path: str) -> str:
 # Staff
 
 
+STAFF_PASSWORD = "a long staff passphrase 42"
+
+
+def authenticator_code(secret: str, *, steps_ahead: int = 0) -> str:
+    """What an authenticator app shows for `secret` (base32, as the set-up page prints it).
+    A code is taken once: `steps_ahead=1` is the next one, as a phone whose clock runs a
+    little fast shows it (django-otp accepts one step either way)."""
+    key = b32decode(secret.replace(" ", ""))
+    return f"{totp(key, t0=0, step=30, digits=6, drift=steps_ahead):06d}"
+
+
+def staff_signs_in_with_password(context: BrowserContext, live_server, username: str) -> Page:
+    page = context.new_page()
+    page.goto(live_server.url + "/admin/")
+    expect(page).to_have_url(re.compile(r"/admin/login/"))
+    page.locator("#id_username").fill(username)
+    page.locator("#id_password").fill(STAFF_PASSWORD)
+    page.locator("input[type=submit]").click()
+    return page
+
+
+def staff_enrols_authenticator_app(context: BrowserContext, live_server, username: str) -> str:
+    """First sign-in of someone without a second factor: the password, then setting up an
+    authenticator app from the secret the page shows; returns that secret."""
+    page = staff_signs_in_with_password(context, live_server, username)
+    expect(page.locator("h1", has_text="Set up two-factor authentication")).to_be_visible()
+    secret = page.locator("#totp-secret").inner_text()
+    page.locator("#id_code").fill(authenticator_code(secret))
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#backup-codes li")).to_have_count(10)
+    screenshot(page, "staff-backup-codes")
+    page.get_by_role("link", name="I have kept them: continue").click()
+    expect(page.locator("#site-name")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/admin/$"))
+    page.close()
+    return secret
+
+
+def staff_signs_out(context: BrowserContext, live_server) -> None:
+    page = context.new_page()
+    page.goto(live_server.url + "/admin/")
+    page.locator("#logout-form button").click()
+    page.goto(live_server.url + "/admin/")
+    expect(page).to_have_url(re.compile(r"/admin/login/"))
+    page.close()
+
+
+def staff_signs_in_with_code(
+    context: BrowserContext, live_server, username: str, secret: str
+) -> None:
+    """The password, then a code from the app: the admin opens only after both."""
+    page = staff_signs_in_with_password(context, live_server, username)
+    expect(page).to_have_url(re.compile(r"/admin/two-factor/"))
+    page.goto(live_server.url + "/admin/incidents/incident/")  # skipping the second step
+    expect(page).to_have_url(re.compile(r"/admin/two-factor/"))
+    screenshot(page, "staff-second-step")
+    page.locator("#id_code").fill(authenticator_code(secret, steps_ahead=1))
+    page.get_by_role("button", name="Verify").click()
+    expect(page).to_have_url(re.compile(r"/admin/incidents/incident/$"))
+    page.close()
+
+
 def staff_context(browser: Browser, reports: Reports, live_server, user) -> BrowserContext:
-    """A browser signed in to /admin/ as `user` (a session made by the test client)."""
-    client = Client()
-    client.force_login(user)
+    """A browser in which `user` (staff, without a second factor yet) signed in for real:
+    the password, then setting up an authenticator app."""
+    user.set_password(STAFF_PASSWORD)
+    user.save()
     context = new_context(browser, reports)
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
+    staff_enrols_authenticator_app(context, live_server, user.get_username())
     return context
+
+
+def staff_posts_incident(
+    context: BrowserContext, live_server, *, name: str, body: str, component: str, status: str
+) -> None:
+    """A new incident from the admin's add form, one component marked, subscribers told."""
+    page = context.new_page()
+    page.goto(live_server.url + reverse("admin:incidents_incident_add"))
+    page.locator("#id_name").fill(name)
+    page.locator("#id_body").fill(body)
+    # The admin writes its labels "API:".
+    page.get_by_label(re.compile(rf"^{re.escape(component)}:?$")).select_option(label=status)
+    page.locator("input[type=submit][name=_save]").click()
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    page.close()
+
+
+def attacker_is_locked_out(
+    browser: Browser, reports: Reports, live_server, username: str, failures: int
+) -> Page:
+    """Wrong passwords until the lock, then the right one: refused all the same."""
+    context = new_context(browser, reports)
+    page = context.new_page()
+    for attempt in range(failures):
+        page.goto(live_server.url + "/admin/login/")
+        page.locator("#id_username").fill(username)
+        page.locator("#id_password").fill(f"guess number {attempt}")
+        page.locator("input[type=submit]").click()
+    page.goto(live_server.url + "/admin/login/")
+    page.locator("#id_username").fill(username)
+    page.locator("#id_password").fill(STAFF_PASSWORD)
+    page.locator("input[type=submit]").click()
+    expect(page.locator("h1", has_text="Too many failed sign-ins")).to_be_visible()
+    return page
 
 
 def staff_posts_update(

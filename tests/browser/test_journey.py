@@ -7,15 +7,23 @@ With BEACON_SCREENSHOTS=docs/screenshots the run keeps the screenshots shown in 
 import pytest
 from playwright.sync_api import expect
 
+from incidents.models import Incident
 from incidents.notify.models import Subscriber, SubscriberState
+from statuspage.models import AuditAction, AuditEvent
+from tests.browser import steps
 from tests.browser.steps import (
     VARIANTS,
     assert_fits_width,
+    attacker_is_locked_out,
     link_in,
     new_context,
     screenshot,
     staff_context,
+    staff_enrols_authenticator_app,
+    staff_posts_incident,
     staff_posts_update,
+    staff_signs_in_with_code,
+    staff_signs_out,
     visitor_confirms,
     visitor_expands_group,
     visitor_keeps_page_open,
@@ -92,3 +100,42 @@ def test_a_visitor_follows_an_incident_staff_update_then_subscribes_and_leaves(
     staff.close()
     visitor.close()
     reports.assert_clean()
+
+
+def test_staff_enrol_sign_in_with_a_code_and_post_an_incident_while_an_attacker_is_locked_out(
+    live_server, browser, reports, settings, status_page
+):
+    settings.AXES_FAILURE_LIMIT = 5
+    ada = StaffFactory(username="ada", is_superuser=True)
+    ada.set_password(steps.STAFF_PASSWORD)
+    ada.save()
+    staff = new_context(browser, reports)
+
+    secret = staff_enrols_authenticator_app(staff, live_server, "ada")
+    staff_signs_out(staff, live_server)
+    staff_signs_in_with_code(staff, live_server, "ada", secret)
+    staff_posts_incident(
+        staff,
+        live_server,
+        name="Sign-in failures",
+        body="Some people cannot sign in; we are investigating.",
+        component="API",
+        status="Partial outage",
+    )
+    assert Incident.objects.filter(name="Sign-in failures").exists()
+    visitor = new_context(browser, reports)
+    page = visitor_opens_page(visitor, live_server.url + "/")
+    expect(page.get_by_role("link", name="Sign-in failures").first).to_be_visible()
+
+    attacker = attacker_is_locked_out(browser, reports, live_server, "ada", failures=5)
+    screenshot(attacker, "staff-locked-out")
+    assert AuditEvent.objects.filter(action=AuditAction.LOCKED_OUT, actor_name="ada").exists()
+    # Ada's own signed-in session is not the attacker's: she keeps working.
+    admin = staff.new_page()
+    admin.goto(live_server.url + "/admin/incidents/incident/")
+    expect(admin.locator("#result_list")).to_contain_text("Sign-in failures")
+
+    for context in (staff, visitor, attacker.context):
+        context.close()
+    # The lock-out page is a 429, which the browser notes in its console.
+    reports.assert_clean(expected_errors=("status of 429",))

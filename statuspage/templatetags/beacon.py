@@ -132,7 +132,7 @@ def status_label(status: str) -> str:
 
 @register.filter
 def css_color(value: str) -> str:
-    """A brand colour safe to put in a style attribute: the validated hex or the default."""
+    """A brand colour safe to put in an attribute: the validated hex or the default."""
     return value if isinstance(value, str) and HEX_COLOR.match(value) else DEFAULT_BRAND_COLOR
 
 

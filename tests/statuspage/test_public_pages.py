@@ -373,7 +373,7 @@ def test_brand_colour_footer_and_links_come_from_the_page_settings(
 
     html = html_of(client, "/")
 
-    assert 'style="--brand: #6d28d9"' in html
+    assert '<rect width="1" height="1" fill="#6d28d9"/>' in html
     assert 'href="https://acme.test/help"' in html
     assert '<a href="https://acme.test/contact" rel="noopener noreferrer nofollow">' in html
     assert "Powered by Beacon" in html
@@ -381,13 +381,14 @@ def test_brand_colour_footer_and_links_come_from_the_page_settings(
     assert "https://" not in re.search(r"<head>.*</head>", html, flags=re.S).group(0)
 
 
-def test_a_broken_brand_colour_never_reaches_the_style_attribute(client, page):
+def test_a_broken_brand_colour_never_reaches_the_page(client, page):
     PageSettings.objects.filter(pk=page.pk).update(brand_color='"><svg')  # fits max_length=7
     page.forget_cached()
 
     html = html_of(client, "/")
 
-    assert 'style="--brand: #2563eb"' in html
+    assert '<rect width="1" height="1" fill="#2563eb"/>' in html
+    assert '"><svg' not in html
 
 
 # Queries and the public cache

@@ -583,14 +583,18 @@ def test_deploy_defaults_follow_behind_tls_proxy(tmp_path):
 
     def shown(**environment):
         keep = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
-        return subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", script],
-            cwd=ROOT,
-            env={**keep, "BEACON_VAR_DIR": str(tmp_path), **environment},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()[-1].split()  # after the shell's "objects imported" line
+        return (
+            subprocess.run(
+                [sys.executable, "manage.py", "shell", "-c", script],
+                cwd=ROOT,
+                env={**keep, "BEACON_VAR_DIR": str(tmp_path), **environment},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.splitlines()[-1]
+            .split()
+        )  # after the shell's "objects imported" line
 
     assert shown(BEHIND_TLS_PROXY="true") == ["True", str(ONE_YEAR), "True", "True", "True"]
     # docker-compose passes an unset SECURE_COOKIES on as "": the default still holds.

@@ -59,7 +59,7 @@ def assert_locked_down(response, where: str = "") -> None:
 @pytest.fixture
 def site(page, settings):
     """A page with something on it: a group, an open incident, a maintenance."""
-    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.ALLOWED_HOSTS = ["testserver", "localhost"]  # the test client's and Chromium's
     api = ComponentFactory(name="API")
     incident = open_incident(
         name="API errors",
@@ -605,3 +605,136 @@ def test_deploy_defaults_follow_behind_tls_proxy(tmp_path):
         "False",
         "False",
     ]
+
+
+# In Chromium: no page Beacon shows a visitor or staff member trips the policy
+
+
+RECORD_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__violations.push(
+    `${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`
+  );
+});
+document.addEventListener("htmx:evalDisallowedError", (e) => {
+  window.__violations.push(`htmx wanted eval on ${e.target.outerHTML.slice(0, 120)}`);
+});
+"""
+
+
+@pytest.fixture
+def watched(browser):
+    """A browser tab that records every policy violation, on any page it shows."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(RECORD_VIOLATIONS)
+    tab = context.new_page()
+    reported: list[str] = []
+    tab.on(
+        "console",
+        lambda m: reported.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    tab.on("pageerror", lambda error: reported.append(f"pageerror: {error}"))
+
+    def violations() -> list[str]:
+        return tab.evaluate("window.__violations") + reported
+
+    tab.violations = violations
+    yield tab
+    context.close()
+
+
+def visit(tab, url: str, status: int = 200) -> None:
+    response = tab.goto(url)
+    tab.wait_for_load_state("load")
+    assert response.status == status, url
+    assert tab.violations() == [], url
+
+
+def test_visitors_pages_and_their_htmx_trip_no_policy(live_server, watched, site):
+    base = live_server.url
+    visit(watched, base + "/")
+    # The live refresh (htmx, with its visibility check in beacon.js) and the subscribe form.
+    with watched.expect_response(lambda response: response.url == base + "/"):
+        watched.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    watched.get_by_role("link", name="Subscribe to updates").click()
+    watched.get_by_label("Email address").fill("reader@example.test")
+    watched.get_by_role("button", name="Subscribe").click()
+    watched.get_by_text("Check your inbox").wait_for()
+    assert watched.violations() == []
+
+    visit(watched, base + reverse("incident-detail", args=[site["incident"].public_id]))
+    visit(watched, base + "/history/")
+    visit(watched, base + "/nothing/here/", status=404)
+    visit(watched, base + "/subscribe/")
+
+    subscriber = Subscriber.objects.get()
+    visit(watched, base + manage_path(subscriber))
+    watched.get_by_label("API").check()
+    watched.get_by_role("button", name="Save").click()
+    watched.get_by_text("Saved.").wait_for()
+    assert list(subscriber.components.all()) == [site["api"]]
+    assert watched.violations() == []
+
+
+def test_staff_pages_trip_no_policy(live_server, watched, site, settings, httpserver):
+    settings.BEACON_CHECKS_ALLOW_PRIVATE = True
+    httpserver.expect_request("/health").respond_with_data("ok")
+    base = live_server.url
+    api = site["api"]
+    check = HealthCheckFactory(component=api, url=httpserver.url_for("/health"))
+    heartbeat = HealthCheckFactory(component=api, kind=CheckKind.HEARTBEAT)
+    staff = StaffFactory(is_superuser=True)
+    staff.set_password("a long and lovely password")
+    staff.save()
+
+    # Django's own login page, then signing in through it (the CSRF token is a form field).
+    visit(watched, base + "/admin/login/")
+    watched.get_by_label("Username").fill(staff.username)
+    watched.get_by_label("Password").fill("a long and lovely password")
+    watched.get_by_role("button", name="Log in").click()
+    watched.wait_for_url(base + "/admin/")
+    assert watched.violations() == []
+
+    pages = [
+        "/admin/",
+        "/admin/incidents/incident/",
+        "/admin/incidents/incident/?status__exact=investigating&impact__exact=major",
+        "/admin/incidents/incident/add/",
+        reverse("admin:incidents_incident_change", args=[site["incident"].pk]),
+        reverse("admin:incidents_incident_delete", args=[site["incident"].pk]),
+        "/admin/incidents/scheduledmaintenance/add/",
+        "/admin/components/component/",
+        reverse("admin:components_component_change", args=[api.pk]),
+        "/admin/components/component/add/?_to_field=id&_popup=1",
+        reverse("admin:components_healthcheck_change", args=[heartbeat.pk]),
+        "/admin/incidents/subscriber/",
+        "/admin/incidents/subscriber/import/",
+        "/admin/auth/user/",
+        reverse("admin:auth_user_change", args=[staff.pk]),
+        reverse("admin:auth_user_password_change", args=[staff.pk]),
+        "/admin/password_change/",
+        "/admin/statuspage/pagesettings/",
+        "/api/v1/docs",
+    ]
+    for path in pages:
+        visit(watched, base + path)
+
+    # The date and time widgets (calendar and clock pop-ups, built by Django's JavaScript).
+    visit(watched, base + "/admin/incidents/scheduledmaintenance/add/")
+    watched.locator("#calendarlink0").click()
+    watched.locator("#calendarbox0").wait_for(state="visible")
+    watched.locator("#calendarbox0 .calendar-cancel a").click()
+    watched.locator("#clocklink0").click()
+    watched.locator("#clockbox0").wait_for(state="visible")
+    # Swagger UI draws the management API from its JSON description.
+    visit(watched, base + "/api/v1/docs")
+    watched.locator(".swagger-ui .opblock").first.wait_for()
+    # htmx in the admin: Run now, and the copy button of a heartbeat.
+    visit(watched, base + reverse("admin:components_healthcheck_change", args=[check.pk]))
+    watched.get_by_role("button", name="Run now").click()
+    watched.locator("#run-result .run-outcome").wait_for()
+    visit(watched, base + reverse("admin:components_healthcheck_change", args=[heartbeat.pk]))
+    watched.get_by_role("button", name="Copy").click()
+    watched.get_by_role("button", name="Copied").wait_for()
+    assert watched.violations() == []

@@ -4,15 +4,20 @@ no inline script or style anywhere Beacon renders HTML, HSTS and the HTTPS redir
 TLS proxy, an HttpOnly CSRF cookie that never ends up in a shared snapshot, and
 `check --deploy` clean with the README's production environment."""
 
+import getpass
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
+import httpx
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -40,6 +45,12 @@ def directives(policy: str) -> dict[str, list[str]]:
         assert name not in parsed, f"{name} twice in {policy!r}"
         parsed[name] = values
     return parsed
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def manage_path(subscriber) -> str:
@@ -738,3 +749,64 @@ def test_staff_pages_trip_no_policy(live_server, watched, site, settings, httpse
     watched.get_by_role("button", name="Copy").click()
     watched.get_by_role("button", name="Copied").wait_for()
     assert watched.violations() == []
+
+
+# nginx serves the hot outputs from files: with the same headers
+
+
+NGINX_CONF = ROOT / "deploy/nginx/beacon.conf"
+
+
+def test_the_shipped_nginx_config_sends_beacons_policy_wherever_it_answers_itself():
+    conf = NGINX_CONF.read_text()
+    policies = re.findall(r'add_header Content-Security-Policy "([^"]*)" always;', conf)
+    assert len(policies) >= 7
+    media = re.search(r"location /media/ \{(.*?)\n    \}", conf, flags=re.S).group(1)
+    for policy in policies:
+        if policy in media:
+            continue  # uploads: sandboxed, no script at all
+        assert policy == CONTENT_SECURITY_POLICY
+    for location in re.findall(r"\n    location [^{]*\{(.*?)\n    \}", conf, flags=re.S):
+        if "add_header" in location and "X-Content-Type-Options" in location:
+            assert "Content-Security-Policy" in location, location
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
+def test_nginx_serves_snapshot_files_with_the_policy(tmp_path):
+    files = tmp_path / "files"
+    (files / "api/v2").mkdir(parents=True)
+    (files / "index.html").write_text("<!doctype html><title>Status</title>")
+    (files / "api/v2/summary.json").write_text("{}")
+    port, dead = free_port(), free_port()
+    conf = (
+        NGINX_CONF.read_text()
+        .replace("127.0.0.1:8000;", f"127.0.0.1:{dead};")
+        .replace("/var/log/nginx/", f"{tmp_path}/")
+        .replace("listen 80;", f"listen 127.0.0.1:{port};")
+        .replace("listen [::]:80;", "")
+        .replace("/srv/beacon/var/snapshots/files", str(files))
+    )
+    (tmp_path / "beacon.conf").write_text(conf)
+    (tmp_path / "nginx.conf").write_text(
+        # Workers as this user, who can read the test's files (a no-op unless root).
+        f"user {getpass.getuser()}; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
+        f"events {{}} http {{ include {tmp_path}/beacon.conf; }}\n"
+    )
+    nginx = ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+    subprocess.run(nginx, check=True, capture_output=True)
+    try:
+        answers = {}
+        for path in ("/", "/api/v2/summary.json", "/admin/", "/history/"):
+            for _ in range(50):
+                try:
+                    answers[path] = httpx.get(f"http://127.0.0.1:{port}{path}")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+    finally:
+        subprocess.run([*nginx, "-s", "stop"], check=True, capture_output=True)
+
+    assert [answers[p].status_code for p in answers] == [200, 200, 503, 503]
+    for path, response in answers.items():
+        assert_locked_down(response.headers, path)
+        assert "Strict-Transport-Security" not in response.headers  # plain HTTP

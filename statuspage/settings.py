@@ -168,19 +168,23 @@ BEACON_TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=1 if BEHIND_TL
 
 # The locked-down page (docs/security.md, "Headers"). Behind a TLS proxy every plain-HTTP
 # request is redirected to HTTPS and browsers are told to use nothing else (HSTS).
-# An empty value (docker-compose passes unset variables on as "") means the default.
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = (
-    env.bool("SECURE_COOKIES") if env.str("SECURE_COOKIES", default="") else BEHIND_TLS_PROXY
-)
+
+
+def _set_or(name, cast, default):
+    """docker-compose passes unset variables on as "": those take the default too."""
+    return cast(name) if env.str(name, default="") else default
+
+
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _set_or("SECURE_COOKIES", env.bool, BEHIND_TLS_PROXY)
 # The CSRF token reaches forms as a hidden input: no script needs to read the cookie.
 CSRF_COOKIE_HTTPONLY = True
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=BEHIND_TLS_PROXY)
+SECURE_SSL_REDIRECT = _set_or("SECURE_SSL_REDIRECT", env.bool, BEHIND_TLS_PROXY)
 # Prometheus scrapes gunicorn directly over plain HTTP, past the TLS proxy (docs/metrics.md).
 SECURE_REDIRECT_EXEMPT = [r"^metrics/?$"]
-SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=365 * 24 * 3600 if BEHIND_TLS_PROXY else 0)
+SECURE_HSTS_SECONDS = _set_or("HSTS_SECONDS", env.int, 365 * 24 * 3600 if BEHIND_TLS_PROXY else 0)
 # Covers names under the page's own host (status.example.com), not the company's domain.
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=True)
-SECURE_HSTS_PRELOAD = env.bool("HSTS_PRELOAD", default=False)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _set_or("HSTS_INCLUDE_SUBDOMAINS", env.bool, True)
+SECURE_HSTS_PRELOAD = _set_or("HSTS_PRELOAD", env.bool, False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

@@ -4,15 +4,12 @@ no inline script or style anywhere Beacon renders HTML, HSTS and the HTTPS redir
 TLS proxy, an HttpOnly CSRF cookie that never ends up in a shared snapshot, and
 `check --deploy` clean with the README's production environment."""
 
-import getpass
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -29,6 +26,8 @@ from statuspage import snapshots
 from statuspage.security_headers import CONTENT_SECURITY_POLICY, PERMISSIONS_POLICY
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.incidents.factories import StaffFactory, open_incident, schedule_maintenance
+from tests.nginx import CONF as NGINX
+from tests.nginx import shipped_nginx
 from tests.statuspage.test_public_outage import database_unreachable
 from tests.statuspage.test_snapshots import call_wsgi
 
@@ -45,12 +44,6 @@ def directives(policy: str) -> dict[str, list[str]]:
         assert name not in parsed, f"{name} twice in {policy!r}"
         parsed[name] = values
     return parsed
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def manage_path(subscriber) -> str:
@@ -609,7 +602,8 @@ def test_deploy_defaults_follow_behind_tls_proxy(tmp_path):
 
     assert shown(BEHIND_TLS_PROXY="true") == ["True", str(ONE_YEAR), "True", "True", "True"]
     # docker-compose passes an unset SECURE_COOKIES on as "": the default still holds.
-    assert shown(BEHIND_TLS_PROXY="true", SECURE_COOKIES="") == shown(BEHIND_TLS_PROXY="1")
+    unset = dict.fromkeys(("SECURE_COOKIES", "SECURE_SSL_REDIRECT", "HSTS_SECONDS"), "")
+    assert shown(BEHIND_TLS_PROXY="true", **unset) == shown(BEHIND_TLS_PROXY="1")
     assert shown() == ["False", "0", "False", "False", "True"]
     assert shown(BEHIND_TLS_PROXY="true", HSTS_SECONDS="600", SECURE_COOKIES="false")[1:4] == [
         "600",
@@ -754,11 +748,8 @@ def test_staff_pages_trip_no_policy(live_server, watched, site, settings, httpse
 # nginx serves the hot outputs from files: with the same headers
 
 
-NGINX_CONF = ROOT / "deploy/nginx/beacon.conf"
-
-
 def test_the_shipped_nginx_config_sends_beacons_policy_wherever_it_answers_itself():
-    conf = NGINX_CONF.read_text()
+    conf = NGINX.read_text()
     policies = re.findall(r'add_header Content-Security-Policy "([^"]*)" always;', conf)
     assert len(policies) >= 7
     media = re.search(r"location /media/ \{(.*?)\n    \}", conf, flags=re.S).group(1)
@@ -777,34 +768,9 @@ def test_nginx_serves_snapshot_files_with_the_policy(tmp_path):
     (files / "api/v2").mkdir(parents=True)
     (files / "index.html").write_text("<!doctype html><title>Status</title>")
     (files / "api/v2/summary.json").write_text("{}")
-    port, dead = free_port(), free_port()
-    conf = (
-        NGINX_CONF.read_text()
-        .replace("127.0.0.1:8000;", f"127.0.0.1:{dead};")
-        .replace("/var/log/nginx/", f"{tmp_path}/")
-        .replace("listen 80;", f"listen 127.0.0.1:{port};")
-        .replace("listen [::]:80;", "")
-        .replace("/srv/beacon/var/snapshots/files", str(files))
-    )
-    (tmp_path / "beacon.conf").write_text(conf)
-    (tmp_path / "nginx.conf").write_text(
-        # Workers as this user, who can read the test's files (a no-op unless root).
-        f"user {getpass.getuser()}; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
-        f"events {{}} http {{ include {tmp_path}/beacon.conf; }}\n"
-    )
-    nginx = ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
-    subprocess.run(nginx, check=True, capture_output=True)
-    try:
-        answers = {}
-        for path in ("/", "/api/v2/summary.json", "/admin/", "/history/"):
-            for _ in range(50):
-                try:
-                    answers[path] = httpx.get(f"http://127.0.0.1:{port}{path}")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-    finally:
-        subprocess.run([*nginx, "-s", "stop"], check=True, capture_output=True)
+    with shipped_nginx(tmp_path, files=files) as base:
+        paths = ("/", "/api/v2/summary.json", "/admin/", "/history/")
+        answers = {path: httpx.get(base + path) for path in paths}
 
     assert [answers[p].status_code for p in answers] == [200, 200, 503, 503]
     for path, response in answers.items():

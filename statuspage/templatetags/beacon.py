@@ -5,7 +5,9 @@ from functools import lru_cache
 from html import escape as html_escape
 
 from django import template
+from django.conf import settings
 from django.template.base import token_kwargs
+from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -16,6 +18,18 @@ from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
 
 register = template.Library()
+
+
+@register.simple_tag
+def error_page_static(path: str) -> str:
+    """A static file's URL for the error pages, which must render whatever state the install
+    is in: the hashed name, or the plain one when the manifest lacks it (collectstatic not
+    run since an upgrade). {% static %} raises then, and the 500 page would fail too."""
+    try:
+        return static(path)
+    except ValueError:
+        return settings.STATIC_URL + path
+
 
 FORMATS = {
     "datetime": "%b %-d, %Y %H:%M %Z",

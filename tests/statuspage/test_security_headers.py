@@ -371,6 +371,23 @@ def test_error_pages_have_no_inline_script_or_style(site, lenient, monkeypatch):
         assert '<link rel="stylesheet" href="/static/css/error.css">' in html
 
 
+def test_error_pages_render_without_a_collected_stylesheet(
+    site, lenient, settings, tmp_path, monkeypatch
+):
+    """collectstatic not run since an upgrade: the error page still answers, styled or not."""
+    settings.STATIC_ROOT = tmp_path / "empty"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    monkeypatch.setattr("statuspage.views.selectors.build_status_page", lambda: 1 / 0)
+    answers = [lenient.get("/", HTTP_HOST="evil.example"), lenient.get("/")]
+    assert [response.status_code for response in answers] == [400, 500]
+    for response in answers:
+        assert '<link rel="stylesheet" href="/static/css/error.css">' in response.content.decode()
+        assert_locked_down(response)
+
+
 def test_staff_pages_have_no_inline_script_or_style_of_ours(client, site, settings):
     """Beacon's own admin templates; Django's are checked in the browser (test below)."""
     settings.BEACON_CHECKS_ALLOW_PRIVATE = True

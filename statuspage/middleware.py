@@ -1,6 +1,6 @@
 from django.http import JsonResponse
 
-from statuspage import snapshots, views
+from statuspage import security_headers, snapshots, views
 
 
 class SnapshotMiddleware:
@@ -21,7 +21,12 @@ class SnapshotMiddleware:
         return response
 
     def _answer(self, request):
-        if request.method not in ("GET", "HEAD") or getattr(request, "beacon_render", False):
+        if (
+            request.method not in ("GET", "HEAD")
+            or getattr(request, "beacon_render", False)
+            # Plain HTTP behind a TLS proxy: Django's SecurityMiddleware redirects it.
+            or security_headers.must_redirect_to_https(request.META)
+        ):
             return self.get_response(request)
         key = snapshots.key_for(request.path_info, request.META.get("QUERY_STRING", ""))
         if key is None:

@@ -55,8 +55,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: a public read is answered from its snapshot without any other middleware. The
-    # security headers are kept in the snapshot from when it was rendered through them all.
+    # Outermost: the Content-Security-Policy and the other security headers on every answer,
+    # snapshots and error pages included (statuspage/security_headers.py).
+    "statuspage.security_headers.SecurityHeadersMiddleware",
+    # Then: a public read is answered from its snapshot without any other middleware.
     "statuspage.middleware.SnapshotMiddleware",
     # Statuspage clients may add ".json" to management API paths.
     "statuspage.middleware.api_v1_paths",
@@ -228,9 +230,35 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROX
 # How many proxies in front of Beacon append to X-Forwarded-For (nginx: 1; a CDN before
 # nginx: 2). The visitor's address, for rate limits, is that many entries from the end.
 BEACON_TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=1 if BEHIND_TLS_PROXY else 0)
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+
+# The locked-down page (docs/security.md, "Headers"). Behind a TLS proxy every plain-HTTP
+# request is redirected to HTTPS and browsers are told to use nothing else (HSTS).
+
+
+def _set_or(name, cast, default):
+    """docker-compose passes unset variables on as "": those take the default too."""
+    return cast(name) if env.str(name, default="") else default
+
+
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _set_or("SECURE_COOKIES", env.bool, BEHIND_TLS_PROXY)
+# The CSRF token reaches forms as a hidden input: no script needs to read the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = _set_or("SECURE_SSL_REDIRECT", env.bool, BEHIND_TLS_PROXY)
+# Prometheus scrapes gunicorn directly over plain HTTP, past the TLS proxy (docs/metrics.md).
+SECURE_REDIRECT_EXEMPT = [r"^metrics/?$"]
+SECURE_HSTS_SECONDS = _set_or("HSTS_SECONDS", env.int, 365 * 24 * 3600 if BEHIND_TLS_PROXY else 0)
+# Covers names under the page's own host (status.example.com), not the company's domain.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _set_or("HSTS_INCLUDE_SUBDOMAINS", env.bool, True)
+SECURE_HSTS_PRELOAD = _set_or("HSTS_PRELOAD", env.bool, False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Preloading commits the whole registrable domain (example.com and every name under it) to
+# HTTPS in browsers' built-in lists, and hstspreload.org accepts only that domain: a decision
+# for the domain's owner, which a status page on a subdomain cannot make for them. HSTS_PRELOAD
+# adds the directive when they have made it (docs/security.md).
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # Celery: Redis in production; with no REDIS_URL a file-system broker needs no server.
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"

@@ -44,7 +44,7 @@ from django.urls import Resolver404, resolve
 from django.utils.html import format_html
 from django.utils.http import http_date, parse_http_date_safe
 
-from statuspage import public_cache
+from statuspage import public_cache, security_headers
 from statuspage.outage import database_unreachable
 from statuspage.static_export import key_to_file
 
@@ -87,13 +87,11 @@ KEPT_HEADERS = (
     "CDN-Cache-Control",
     "Access-Control-Allow-Origin",
     "X-Robots-Tag",
-    # Set by the security middleware when the output was rendered; reads skip that middleware.
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "Referrer-Policy",
-    "Cross-Origin-Opener-Policy",
-    "Strict-Transport-Security",
 )
+# The security headers are not kept: representation() adds them to every answer as it is
+# served, so that a snapshot never carries an outdated policy, nor HSTS to a plain-HTTP
+# request. Snapshots stored by older versions kept them: those copies are left out.
+_NOT_SERVED_FROM_SNAPSHOT = security_headers.NAMES
 
 # Public URL names, and the query parameters that select a different output.
 PUBLIC_URLS = {
@@ -455,15 +453,18 @@ def render_key(key: str, *, base_url: str | None = None) -> Snapshot:
     """Render the output of `key` fresh from the database (not stored)."""
     path, _, query = key.partition("?")
     host = _request_host(base_url)
+    # Where plain HTTP is redirected, the made-up request is an HTTPS one, or it would render
+    # the redirect.
+    https = settings.SECURE_SSL_REDIRECT
     request = WSGIRequest(
         {
             "REQUEST_METHOD": "GET",
             "PATH_INFO": path,
             "QUERY_STRING": query,
             "SERVER_NAME": host,
-            "SERVER_PORT": "80",
+            "SERVER_PORT": "443" if https else "80",
             "HTTP_HOST": host,
-            "wsgi.url_scheme": "http",
+            "wsgi.url_scheme": "https" if https else "http",
             "wsgi.input": BytesIO(),
         }
     )
@@ -1007,7 +1008,8 @@ def representation(snapshot: Snapshot, meta: dict) -> tuple[int, list[tuple[str,
         ("ETag", f'"{snapshot.etag}-{encoding}"' if encoding else f'"{snapshot.etag}"'),
         ("Last-Modified", snapshot.http_last_modified),
         ("Vary", "Accept-Encoding"),
-        *snapshot.headers,
+        *(h for h in snapshot.headers if h[0] not in _NOT_SERVED_FROM_SNAPSHOT),
+        *security_headers.security_headers(secure=security_headers.is_secure(meta)),
     ]
     if _not_modified(meta, snapshot):
         return 304, headers, b""

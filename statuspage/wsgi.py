@@ -10,7 +10,7 @@ django_application = get_wsgi_application()
 from django.conf import settings  # noqa: E402
 from django.http.request import split_domain_port, validate_host  # noqa: E402
 
-from statuspage import snapshots  # noqa: E402
+from statuspage import security_headers, snapshots  # noqa: E402
 
 REASONS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
@@ -25,13 +25,17 @@ def application(environ, start_response):
     """Answer a public read from this process's current snapshot before Django sees it.
 
     Everything else — a snapshot to build or refresh, the admin, static files, a host this
-    site does not answer to — goes to Django, where SnapshotMiddleware does the same work
-    with a full request.
+    site does not answer to, plain HTTP to be redirected to HTTPS — goes to Django, where
+    SnapshotMiddleware does the same work with a full request.
     """
     # Whichever URL is asked, the database gets checked now and then: pages served from
     # memory say "cannot refresh" as soon as any process has noticed it is away.
     snapshots.probe_database_soon()
-    if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and _allowed_host(environ):
+    if (
+        environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+        and _allowed_host(environ)
+        and not security_headers.must_redirect_to_https(environ)
+    ):
         snapshot = snapshots.fresh_in_memory(
             environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", "")
         )

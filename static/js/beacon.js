@@ -165,6 +165,15 @@
   /* The response-time range a visitor picked (24 h / 7 d / 30 d) survives the refresh. */
   var pickedRanges = [];
 
+  /* Live refresh only while the tab is visible. In this script, not in an hx-trigger filter:
+     htmx evaluates those with Function(), which the Content-Security-Policy forbids. */
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var live = event.detail && event.detail.elt;
+    if (live && live.classList && live.classList.contains("live") &&
+        document.visibilityState !== "visible") {
+      event.preventDefault();
+    }
+  });
   document.addEventListener("htmx:beforeSwap", function () {
     pendingFocus = focusKey(document.activeElement);
     pickedRanges = Array.prototype.map.call(

@@ -159,12 +159,29 @@
     return node;
   }
 
+  /* A constructed stylesheet where the browser has them: a host page whose own
+     Content-Security-Policy forbids inline <style> (no 'unsafe-inline') still shows the
+     notice styled. Older browsers get a <style> element. */
+  function addStyles(root) {
+    try {
+      if (root.adoptedStyleSheets !== undefined && window.CSSStyleSheet) {
+        var sheet = new CSSStyleSheet();
+        sheet.replaceSync(CSS);
+        root.adoptedStyleSheets = [sheet];
+        return;
+      }
+    } catch (e) {
+      /* fall through to the element */
+    }
+    var style = document.createElement("style");
+    style.textContent = CSS;
+    root.appendChild(style);
+  }
+
   function build() {
     var host = document.createElement("div");
     host.setAttribute("data-beacon-embed", origin);
     var root = host.attachShadow({ mode: "open" });
-    var style = document.createElement("style");
-    style.textContent = CSS;
     var notice = el("div", "bcn-notice");
     notice.setAttribute("role", "status");
     notice.setAttribute("aria-live", "polite");
@@ -195,7 +212,7 @@
     body.appendChild(link);
     notice.appendChild(body);
     notice.appendChild(dismiss);
-    root.appendChild(style);
+    addStyles(root);
     root.appendChild(notice);
     (document.body || document.documentElement).appendChild(host);
     return { notice: notice, title: title, status: status, more: more, link: link };

@@ -5,7 +5,9 @@ from functools import lru_cache
 from html import escape as html_escape
 
 from django import template
+from django.conf import settings
 from django.template.base import token_kwargs
+from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -16,6 +18,18 @@ from statuspage.markdown import render_markdown
 from statuspage.models import PageSettings
 
 register = template.Library()
+
+
+@register.simple_tag
+def error_page_static(path: str) -> str:
+    """A static file's URL for the error pages, which must render whatever state the install
+    is in: the hashed name, or the plain one when the manifest lacks it (collectstatic not
+    run since an upgrade). {% static %} raises then, and the 500 page would fail too."""
+    try:
+        return static(path)
+    except ValueError:
+        return settings.STATIC_URL + path
+
 
 FORMATS = {
     "datetime": "%b %-d, %Y %H:%M %Z",
@@ -132,7 +146,7 @@ def status_label(status: str) -> str:
 
 @register.filter
 def css_color(value: str) -> str:
-    """A brand colour safe to put in a style attribute: the validated hex or the default."""
+    """A brand colour safe to put in an attribute: the validated hex or the default."""
     return value if isinstance(value, str) and HEX_COLOR.match(value) else DEFAULT_BRAND_COLOR
 
 
@@ -225,9 +239,11 @@ def _cell(tone_name: str, start: int, length: int, total: int, summary: str, fir
     classes = f"tone-{tone_name}{_TIP_PLACES[min(3 * start // total, 2)]}"
     if start < total - NARROW_DAYS:
         classes += " early"
-    span = f' style="--n:{length}"' if length > 1 else ""
+    if length > 1:
+        # A class, not style="--n:…": the Content-Security-Policy allows no style attribute.
+        classes += f" span-{length}"
     focusable = ' tabindex="0"' if start + length == total else ""
-    return f'<li class="{classes}"{span}{focusable} aria-label="{label}"></li>'
+    return f'<li class="{classes}"{focusable} aria-label="{label}"></li>'
 
 
 @register.simple_tag

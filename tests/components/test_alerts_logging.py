@@ -21,6 +21,7 @@ from components.alerts import views as alert_views
 from components.alerts.models import AlertIntegration, AlertKind
 from statuspage import request_log
 from tests.components.factories import ComponentFactory
+from tests.nginx import shipped_nginx
 
 FIRING = {"id": "job", "status": "firing", "labels": {"component": "API"}}
 
@@ -235,33 +236,8 @@ def test_gunicorns_access_log_masks_the_token_and_names_the_request_id(tmp_path,
 
 @pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
 def test_nginxs_logs_mask_the_token_and_name_the_request_id(tmp_path):
-    conf = (Path(__file__).parents[2] / "deploy/nginx/beacon.conf").read_text()
-    port, dead = _free_port(), _free_port()
-    conf = (
-        conf.replace("127.0.0.1:8000;", f"127.0.0.1:{dead};")
-        .replace("/var/log/nginx/", f"{tmp_path}/")
-        .replace("listen 80;", f"listen 127.0.0.1:{port};")
-        .replace("listen [::]:80;", "")
-        .replace("/srv/beacon/var/snapshots/files", str(tmp_path))
-    )
-    (tmp_path / "beacon.conf").write_text(conf)
-    (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
-        f"http {{ include {tmp_path}/beacon.conf; }}\n"
-    )
-    nginx = ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
-    subprocess.run(nginx, check=True, capture_output=True)
-    try:
-        for _ in range(50):
-            try:
-                response = httpx.post(
-                    f"http://127.0.0.1:{port}/integrations/grafana/Top-Secret_42/?a=1", json={}
-                )
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-    finally:
-        subprocess.run([*nginx, "-s", "stop"], check=True, capture_output=True)
+    with shipped_nginx(tmp_path) as base:
+        response = httpx.post(f"{base}/integrations/grafana/Top-Secret_42/?a=1", json={})
 
     # No Beacon behind it: nginx answers its own 503 and the error log has its say.
     assert response.status_code == 503

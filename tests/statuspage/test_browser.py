@@ -104,7 +104,7 @@ def test_no_horizontal_scroll_at_360_px(live_server, browser, components):
     shown = page.locator("#main .bar").first.evaluate(
         """bar => {
             const cells = [...bar.children].filter(li => li.offsetParent !== null);
-            const span = li => Number(li.style.getPropertyValue("--n") || 1);
+            const span = li => Number(getComputedStyle(li).getPropertyValue("--n") || 1);
             const days = cells.reduce((n, li) => n + span(li), 0);
             const first = cells[0].getBoundingClientRect();
             const last = cells.at(-1).getBoundingClientRect();

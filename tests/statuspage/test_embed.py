@@ -286,3 +286,45 @@ def test_the_notice_can_sit_bottom_left(live_server, browser_page, customer_site
     box = notice.bounding_box()
     assert box["x"] < 100
     assert box["y"] + box["height"] > 900 - 100
+
+
+# The customer's page may have a strict Content-Security-Policy of its own; Beacon's own pages
+# may not be framed by it (frame-ancestors 'none'): the notice is a script, not an iframe.
+
+
+def test_the_notice_shows_styled_on_a_site_with_a_strict_policy_of_its_own(
+    live_server, browser_page, customer_site, api, console_errors
+):
+    open_incident(name="API requests failing", component_statuses={api: "major_outage"})
+    policy = (
+        f"default-src 'none'; script-src {live_server.url}; connect-src {live_server.url}; "
+        "style-src 'self'; img-src 'self'"
+    )
+    browser_page.goto(
+        customer_site(
+            f"{live_server.url}/embed.js",
+            head=f'<meta http-equiv="Content-Security-Policy" content="{policy}">',
+        )
+    )
+    notice = browser_page.get_by_role("status")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("API requests failing")
+    assert notice.evaluate("e => getComputedStyle(e).position") == "fixed"
+    assert console_errors == []
+
+
+def test_beacon_pages_cannot_be_framed_by_another_site(
+    live_server, browser_page, customer_site, api, console_errors
+):
+    paths = ["/", "/subscribe/", "/admin/login/", "/api/v2/summary.json"]
+    frames = "".join(f'<iframe src="{live_server.url}{p}" title="{p}"></iframe>' for p in paths)
+    browser_page.goto(customer_site(f"{live_server.url}/embed.js", head=frames))
+    browser_page.wait_for_load_state("load")
+    browser_page.wait_for_timeout(300)
+
+    framed = browser_page.main_frame.child_frames
+    assert len(framed) == len(paths)
+    for frame in framed:
+        assert not frame.url.startswith(live_server.url), frame.url  # Chromium's error page
+    refused = [error for error in console_errors if "frame-ancestors" in error]
+    assert len(refused) == len(paths), console_errors

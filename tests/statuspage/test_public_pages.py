@@ -167,7 +167,7 @@ def test_component_shows_status_description_and_uptime(client, page):
 
 
 def spans(cells: list[str]) -> list[int]:
-    return [int(m.group(1)) if (m := re.search(r"--n:(\d+)", c)) else 1 for c in cells]
+    return [int(m.group(1)) if (m := re.search(r"\bspan-(\d+)", c)) else 1 for c in cells]
 
 
 def test_uptime_bar_covers_90_days_in_runs_with_tooltips(client, page):
@@ -185,8 +185,8 @@ def test_uptime_bar_covers_90_days_in_runs_with_tooltips(client, page):
     assert not any("tabindex" in cell for cell in cells[:-1])
     # Before the component existed: no data, in two runs split where narrow screens start.
     assert spans(cells) == [60, 29, 1]
-    assert 'class="tone-nodata early"' in cells[0] and "No data." in cells[0]
-    assert 'class="tone-nodata tip-end"' in cells[1]
+    assert 'class="tone-nodata early span-60"' in cells[0] and "No data." in cells[0]
+    assert 'class="tone-nodata tip-end span-29"' in cells[1]
 
 
 def test_only_showcased_components_get_an_uptime_bar(client, page):
@@ -373,7 +373,7 @@ def test_brand_colour_footer_and_links_come_from_the_page_settings(
 
     html = html_of(client, "/")
 
-    assert 'style="--brand: #6d28d9"' in html
+    assert '<rect width="1" height="1" fill="#6d28d9"/>' in html
     assert 'href="https://acme.test/help"' in html
     assert '<a href="https://acme.test/contact" rel="noopener noreferrer nofollow">' in html
     assert "Powered by Beacon" in html
@@ -381,13 +381,14 @@ def test_brand_colour_footer_and_links_come_from_the_page_settings(
     assert "https://" not in re.search(r"<head>.*</head>", html, flags=re.S).group(0)
 
 
-def test_a_broken_brand_colour_never_reaches_the_style_attribute(client, page):
+def test_a_broken_brand_colour_never_reaches_the_page(client, page):
     PageSettings.objects.filter(pk=page.pk).update(brand_color='"><svg')  # fits max_length=7
     page.forget_cached()
 
     html = html_of(client, "/")
 
-    assert 'style="--brand: #2563eb"' in html
+    assert '<rect width="1" height="1" fill="#2563eb"/>' in html
+    assert '"><svg' not in html
 
 
 # Queries and the public cache

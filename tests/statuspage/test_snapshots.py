@@ -278,7 +278,7 @@ def test_with_redis_gone_pages_come_from_the_disk_copy(
     assert "Major outage" in body(client, "/")
 
 
-def test_snapshots_keep_the_security_headers_they_were_rendered_with(client, api):
+def test_snapshots_are_served_with_the_security_headers(client, api):
     for response in (client.get("/"), client.get("/"), client.get("/api/v2/status.json")):
         assert response["X-Content-Type-Options"] == "nosniff"
         assert response["X-Frame-Options"] == "DENY"

@@ -20,10 +20,11 @@ def cells_of(html: str) -> list[tuple[str, int, str]]:
     """(class, days, label) per cell."""
     cells = []
     for attrs in re.findall(r"<li ([^>]*)>", html):
-        span = re.search(r"--n:(\d+)", attrs)
+        classes = re.search(r'class="([^"]*)"', attrs).group(1)
+        span = re.search(r"\bspan-(\d+)", classes)
         cells.append(
             (
-                re.search(r'class="([^"]*)"', attrs).group(1),
+                re.sub(r" span-\d+", "", classes),
                 int(span.group(1)) if span else 1,
                 re.search(r'aria-label="([^"]*)"', attrs).group(1),
             )

@@ -258,7 +258,7 @@ X_FRAME_OPTIONS = "DENY"
 # HTTPS in browsers' built-in lists, and hstspreload.org accepts only that domain: a decision
 # for the domain's owner, which a status page on a subdomain cannot make for them. HSTS_PRELOAD
 # adds the directive when they have made it (docs/security.md).
-SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SILENCED_SYSTEM_CHECKS += ["security.W021"]
 
 # Celery: Redis in production; with no REDIS_URL a file-system broker needs no server.
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"

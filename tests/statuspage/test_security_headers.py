@@ -24,8 +24,14 @@ from incidents.models import Subscriber
 from incidents.notify.subscriptions import manage_token
 from statuspage import snapshots
 from statuspage.security_headers import CONTENT_SECURITY_POLICY, PERMISSIONS_POLICY
+from tests.browser.steps import authenticator_code
 from tests.components.factories import ComponentFactory, HealthCheckFactory
-from tests.incidents.factories import StaffFactory, open_incident, schedule_maintenance
+from tests.incidents.factories import (
+    StaffFactory,
+    open_incident,
+    schedule_maintenance,
+    sign_in_staff,
+)
 from tests.nginx import CONF as NGINX
 from tests.nginx import shipped_nginx
 from tests.statuspage.test_public_outage import database_unreachable
@@ -203,7 +209,7 @@ def test_api_v1_answers_and_errors_carry_the_headers(client, site, manage_api):
 
 def test_staff_pages_carry_the_headers(client, site):
     check = HealthCheckFactory(component=site["api"])
-    client.force_login(StaffFactory(is_superuser=True))
+    sign_in_staff(client, StaffFactory(is_superuser=True))
     urls = [
         "/admin/",
         "/admin/incidents/incident/",
@@ -392,7 +398,7 @@ def test_staff_pages_have_no_inline_script_or_style_of_ours(client, site, settin
     """Beacon's own admin templates; Django's are checked in the browser (test below)."""
     settings.BEACON_CHECKS_ALLOW_PRIVATE = True
     check = HealthCheckFactory(component=site["api"], kind=CheckKind.HEARTBEAT)
-    client.force_login(StaffFactory(is_superuser=True))
+    sign_in_staff(client, StaffFactory(is_superuser=True))
     urls = [
         "/admin/incidents/incident/add/",
         reverse("admin:incidents_incident_change", args=[site["incident"].pk]),
@@ -518,7 +524,7 @@ def test_the_csrf_cookie_is_httponly_and_forms_still_post(client, site):
 
 def test_no_snapshot_carries_a_csrf_token_or_a_cookie_whoever_asked_first(site, settings):
     staff = Client()
-    staff.force_login(StaffFactory(is_superuser=True))
+    sign_in_staff(staff, StaffFactory(is_superuser=True))
     staff.get("/subscribe/")  # holds a CSRF cookie and a session
     keys = snapshots.public_keys(everything=True)
     first = {key: staff.get(key) for key in keys}  # the signed-in visitor builds them all
@@ -715,6 +721,12 @@ def test_staff_pages_trip_no_policy(live_server, watched, site, settings, httpse
     watched.get_by_label("Username").fill(staff.username)
     watched.get_by_label("Password").fill("a long and lovely password")
     watched.get_by_role("button", name="Log in").click()
+    # The first sign-in sets up an authenticator app: the QR code, the code, backup codes.
+    watched.locator("#totp-secret").wait_for()
+    secret = watched.locator("#totp-secret").inner_text()
+    watched.locator("#id_code").fill(authenticator_code(secret))
+    watched.get_by_role("button", name="Confirm").click()
+    watched.get_by_role("link", name="I have kept them: continue").click()
     watched.wait_for_url(base + "/admin/")
     assert watched.violations() == []
 
@@ -737,6 +749,11 @@ def test_staff_pages_trip_no_policy(live_server, watched, site, settings, httpse
         reverse("admin:auth_user_password_change", args=[staff.pk]),
         "/admin/password_change/",
         "/admin/statuspage/pagesettings/",
+        "/admin/statuspage/apikey/add/",
+        "/admin/statuspage/auditevent/",
+        "/admin/axes/accessattempt/",
+        reverse("admin:two_factor_manage"),  # with the passkey button's scripts
+        reverse("admin:two_factor_set_up"),  # another app: its QR code
         "/api/v1/docs",
     ]
     for path in pages:

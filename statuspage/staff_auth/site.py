@@ -26,6 +26,10 @@ def with_next(url: str, next_url: str) -> str:
 
 
 class BeaconAdminSite(admin.AdminSite):
+    site_header = "Beacon staff"
+    site_title = "Beacon staff"
+    index_title = "Status page administration"
+
     def has_permission(self, request: HttpRequest) -> bool:
         return super().has_permission(request) and self.second_factor_passed(request)
 

@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, MinValueValidator
@@ -35,6 +36,23 @@ STATUS_SEVERITY: dict[str, int] = {
 def worst_status(statuses) -> str:
     """The most severe of the given statuses; operational when there are none."""
     return max(statuses, key=STATUS_SEVERITY.__getitem__, default=ComponentStatus.OPERATIONAL)
+
+
+def held_long_enough(
+    *,
+    current: str,
+    wanted: str,
+    since: datetime,
+    now: datetime,
+    worse_after: timedelta,
+    better_after: timedelta,
+) -> bool:
+    """Health checks' streak rule in time, for sources that report changes rather than
+    results (inbound alerts): a move from status `current` to `wanted`, called for since
+    `since`, is made once it has held `worse_after` toward a worse status, `better_after`
+    toward a better one."""
+    worse = STATUS_SEVERITY[wanted] > STATUS_SEVERITY[current]
+    return now - since >= (worse_after if worse else better_after)
 
 
 class Automation(models.TextChoices):

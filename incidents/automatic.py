@@ -77,6 +77,26 @@ def auto_incident_follow(
     return made
 
 
+def auto_incident_on_automatic_move(
+    sender: object,
+    *,
+    component: Component,
+    old_status: str,
+    new_status: str,
+    reason: str,
+    source: str,
+    **kwargs: object,
+) -> None:
+    """Listens to components.status.moved_automatically: checks or alerts moved a component."""
+    auto_incident_follow(
+        component=component,
+        old_status=old_status,
+        new_status=new_status,
+        reason=reason,
+        source=source,
+    )
+
+
 def open_auto_incident(component: Component) -> Incident | None:
     return (
         Incident.objects.filter(auto_component=component)

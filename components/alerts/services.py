@@ -3,9 +3,9 @@
 Each alert (by fingerprint) keeps an AlertState per component it names. A delivery changes
 a state only when it says something new and is not older than what the state last heard,
 so a notification delivered twice, a group's repeat, or a late firing after its resolution
-changes nothing. When a state changes, its component follows its alerts, by the rules
-health checks follow: never a component on manual status, one an open incident names, or
-one a person set last.
+changes nothing. When a state changes, alerts report to the arbiter (components.status),
+which moves the component by the rules health checks follow too: never a component on
+manual status, one an open incident names, or one a person set last.
 """
 
 import dataclasses
@@ -19,17 +19,8 @@ from django.utils import timezone
 
 from components.alerts.kinds import KINDS, ParsedAlert, PayloadError, load_body
 from components.alerts.models import AlertIntegration, AlertLog, AlertState, new_token
-from components.checks import policy
-from components.checks.services import _held_by_people
-from components.models import (
-    Automation,
-    Component,
-    ComponentStatus,
-    StatusChangeCause,
-    worst_status,
-)
-from components.services import component_set_status
-from incidents.automatic import auto_incident_follow
+from components.models import Component, ComponentStatus, StatusChangeCause, held_long_enough
+from components.status import component_status_follow
 
 logger = logging.getLogger("beacon.alerts")
 
@@ -233,7 +224,7 @@ def _settle(state: AlertState, component: Component, now: datetime) -> bool:
         state.save()
         return False
     integration = state.integration
-    if not policy.held_long_enough(
+    if not held_long_enough(
         current=counted,
         wanted=wanted,
         since=state.reported_at,
@@ -247,7 +238,13 @@ def _settle(state: AlertState, component: Component, now: datetime) -> bool:
         state.status_before = _status_before(component, exclude=state.pk)
     state.firing, state.status = state.reported_firing, state.reported_status
     state.save()
-    return _component_follow_alerts(component, state, note=_note(integration, state))
+    moved = component_status_follow(
+        component=component,
+        source=StatusChangeCause.ALERT,
+        note=_note(integration, state),
+        alerts_baseline=state.status_before,
+    )
+    return moved is not None
 
 
 def alerts_settle(*, now: datetime | None = None) -> list[str]:
@@ -294,39 +291,6 @@ def _status_before(component: Component, *, exclude: int | None) -> str:
 def _note(integration: AlertIntegration, state: AlertState) -> str:
     title = (state.summary or state.fingerprint)[:120]
     return f"{title} ({'firing' if state.firing else 'resolved'}, {integration.name})"[:255]
-
-
-def _component_follow_alerts(component: Component, state: AlertState, *, note: str) -> bool:
-    """Move a locked component to what its firing alerts say, or back to its status before
-    them when the last one resolved; returns whether it moved.
-
-    The worst firing alert wins, and never makes a component look better than its health
-    checks say. Alerts respect people as checks do (manual status, an open incident, a
-    status a person set last), and after the last alert resolves they undo only their own
-    change: if anyone else changed the status meanwhile, it stays.
-    """
-    if component.automation == Automation.MANUAL or _held_by_people(component):
-        return False
-    firing = list(
-        AlertState.objects.filter(component=component, firing=True).values_list("status", flat=True)
-    )
-    checks = policy.component_status(component.checks.all())
-    baseline = checks or state.status_before
-    if not any(status != ComponentStatus.OPERATIONAL for status in firing):
-        last = component.status_changes.order_by("-at", "-id").first()
-        if last is None or last.cause != StatusChangeCause.ALERT:
-            return False
-    wanted = worst_status([*firing, baseline])
-    if wanted == component.status:
-        return False
-    old_status = component.status
-    component_set_status(
-        component=component, status=wanted, cause=StatusChangeCause.ALERT, note=note
-    )
-    auto_incident_follow(
-        component=component, old_status=old_status, new_status=wanted, reason=note, source="alert"
-    )
-    return True
 
 
 def alert_log_write(

@@ -7,15 +7,17 @@ not a recovery. A check's verdict is the worst level at least `quorum` locations
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from components.models import (
-    STATUS_SEVERITY,
     VERDICT_SEVERITY,
     ComponentStatus,
     Verdict,
     worst_status,
 )
+
+# The streak rule in time, for alerts, lives beside the statuses (so that alerts need not
+# read the checks' package); named here too, beside the rule it mirrors.
+from components.models import held_long_enough as held_long_enough
 
 
 @dataclass
@@ -48,22 +50,6 @@ def after_result(
     if length >= needed:
         return Streak(toward_verdict)
     return Streak(state.verdict, toward_verdict, length)
-
-
-def held_long_enough(
-    *,
-    current: str,
-    wanted: str,
-    since: datetime,
-    now: datetime,
-    worse_after: timedelta,
-    better_after: timedelta,
-) -> bool:
-    """The same rule in time, for sources that report changes rather than results (inbound
-    alerts): a move from status `current` to `wanted`, called for since `since`, is made once
-    it has held `worse_after` toward a worse status, `better_after` toward a better one."""
-    worse = STATUS_SEVERITY[wanted] > STATUS_SEVERITY[current]
-    return now - since >= (worse_after if worse else better_after)
 
 
 def check_verdict(location_verdicts: list[str], *, quorum: int, previous: str) -> str:

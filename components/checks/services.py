@@ -14,20 +14,15 @@ from components.checks.latency import latency_observe
 from components.checks.outcome import Outcome
 from components.models import (
     DEFAULT_LOCATION,
-    AlertState,
-    Automation,
     CheckKind,
     CheckLocationState,
     CheckResult,
     Component,
-    ComponentStatus,
     HealthCheck,
     StatusChangeCause,
     Verdict,
-    worst_status,
 )
-from components.services import component_set_status
-from incidents.automatic import auto_incident_follow
+from components.status import component_status_follow
 
 
 @dataclass(frozen=True)
@@ -233,71 +228,18 @@ def _advance_verdict(check: HealthCheck, location: str, outcome: Outcome, at: da
 def component_follow_checks(
     *, component_id: int, reason: tuple[HealthCheck, Outcome] | None = None
 ) -> str | None:
-    """Move a component to what its checks say, unless people hold it; returns the new status.
-
-    People hold a component when staff chose manual status for it, when an open incident or
-    maintenance names it, or when staff (or an incident) set a status other than operational
-    last: checks never silently override a person's word.
-    """
+    """Report to the arbiter (components.status) that a component's checks say something
+    new; returns the status it moved to, None when it stays (people hold it, or nothing
+    changed). `reason`, the check and result that changed, is the change's note."""
+    note = ""
+    if reason is not None:
+        check, outcome = reason
+        note = f"{check.name}: {outcome.describe()}"
     with transaction.atomic():
         component = Component.objects.select_for_update().get(pk=component_id)
-        if component.automation == Automation.MANUAL or _held_by_people(component):
-            return None
-        wanted = policy.component_status(component.checks.all())
-        if wanted is None and _set_by_checks(component):
-            wanted = ComponentStatus.OPERATIONAL  # its checks were disabled or removed
-        firing = list(
-            AlertState.objects.filter(component=component, firing=True).values_list(
-                "status", flat=True
-            )
+        return component_status_follow(
+            component=component, source=StatusChangeCause.HEALTH_CHECK, note=note
         )
-        if wanted is not None and firing:  # a recovered check does not end a firing alert
-            wanted = worst_status([wanted, *firing])
-        if wanted is None or wanted == component.status:
-            return None
-        note = ""
-        if reason is not None:
-            check, outcome = reason
-            note = f"{check.name}: {outcome.describe()}"
-        old_status = component.status
-        component_set_status(
-            component=component, status=wanted, cause=StatusChangeCause.HEALTH_CHECK, note=note
-        )
-        auto_incident_follow(
-            component=component, old_status=old_status, new_status=wanted, reason=note
-        )
-    return wanted
-
-
-def _held_by_people(component: Component) -> bool:
-    from incidents.models import CLOSED_STATUSES, Incident
-
-    open_incident = (
-        Incident.objects.filter(components=component)
-        .exclude(status__in=CLOSED_STATUSES)
-        .exclude(status="scheduled")
-        .exclude(auto_component=component)  # the checks' own incident holds nothing
-        .exists()
-    )
-    if open_incident:
-        return True
-    cause = _last_cause(component)
-    return cause is not None and cause not in (
-        StatusChangeCause.HEALTH_CHECK,
-        StatusChangeCause.ALERT,
-    )
-
-
-def _set_by_checks(component: Component) -> bool:
-    return _last_cause(component) == StatusChangeCause.HEALTH_CHECK
-
-
-def _last_cause(component: Component) -> str | None:
-    """Who set the component's current status; None while it is operational."""
-    if component.status == ComponentStatus.OPERATIONAL:
-        return None
-    last = component.status_changes.order_by("-at", "-id").first()
-    return last.cause if last is not None else None
 
 
 def heartbeat_ping(*, token, failed: bool = False, at: datetime | None = None) -> bool:

@@ -18,8 +18,8 @@ from components.models import (
     DailyUptime,
     StatusChangeCause,
 )
+from components.publishing import public_changed, public_write
 from components.uptime import split_by_day
-from statuspage import snapshots
 from statuspage.models import PageSettings
 
 
@@ -53,6 +53,7 @@ def component_set_status(
         locked = Component.objects.select_for_update().get(pk=component.pk)
         if locked.status == status:
             return None
+        public_changed()  # not for the no-op above: the public outputs stay as they are
         if at < locked.status_changed_at:
             raise StatusChangeError(
                 f"{locked.name} last changed at {locked.status_changed_at.isoformat()}; "
@@ -113,7 +114,7 @@ def roll_up_uptime(*, until: datetime | None = None) -> int:
                 )
                 moved += 1
     if moved:
-        snapshots.publish_change_on_commit()
+        public_changed()
     return moved
 
 
@@ -162,7 +163,7 @@ def component_create(
     It starts operational; any other `status` is recorded as its first change, as in the admin.
     """
     _check_status(status)
-    with transaction.atomic():
+    with public_write():
         component = Component(
             name=name,
             description=description,
@@ -197,7 +198,7 @@ def component_update(
         raise ValidationError(f"Cannot change {', '.join(sorted(unknown))} of a component.")
     if status is not None:
         _check_status(status)
-    with transaction.atomic():
+    with public_write():
         locked = Component.objects.select_for_update().get(pk=component.pk)
         values = dict(changes)
         if "group" in values and "position" not in values:
@@ -216,7 +217,7 @@ def component_update(
 
 def component_delete(*, component: Component) -> None:
     """Delete a component with its history, uptime and checks."""
-    with transaction.atomic():
+    with public_write():
         component.delete()
 
 
@@ -229,7 +230,7 @@ def component_group_create(
 ) -> ComponentGroup:
     """A new group, last on the page unless `position` is given, holding `components` in
     that order (they leave the groups they were in)."""
-    with transaction.atomic():
+    with public_write():
         group = ComponentGroup(
             name=name,
             description=description,
@@ -250,7 +251,7 @@ def component_group_update(
 ) -> ComponentGroup:
     """Rename or describe a group; with `components`, they become its members in that order,
     and the components it held before but not now go last on the page, ungrouped."""
-    with transaction.atomic():
+    with public_write():
         locked = ComponentGroup.objects.select_for_update().get(pk=group.pk)
         if name is not None:
             locked.name = name
@@ -265,7 +266,7 @@ def component_group_update(
 
 def component_group_delete(*, group: ComponentGroup) -> None:
     """Delete a group; its components stay on the page, ungrouped."""
-    with transaction.atomic():
+    with public_write():
         group.delete()
 
 

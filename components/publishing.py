@@ -26,15 +26,5 @@ def public_write() -> Iterator[None]:
 
 
 def public_changed() -> None:
-    """Make every public output stale once the current transaction commits (now outside one).
-
-    Services nest (an incident update moves components): the outermost transaction publishes
-    once, however many services ran inside it.
-    """
-    connection = transaction.get_connection()
-    if connection.in_atomic_block:
-        live = set(connection.savepoint_ids)
-        for savepoints, callback, _robust in connection.run_on_commit:
-            if callback is snapshots.publish_change and savepoints <= live:
-                return  # an enclosing block already publishes, and cannot commit without it
-    transaction.on_commit(snapshots.publish_change)
+    """Make every public output stale once the current transaction commits (now outside one)."""
+    snapshots.publish_change_on_commit()

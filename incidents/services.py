@@ -425,6 +425,30 @@ def maintenance_reschedule(
     return incident
 
 
+def maintenance_set_notifications(
+    *,
+    incident: Incident,
+    scheduled_remind_prior: bool | None = None,
+    auto_transition_deliver_notifications_at_start: bool | None = None,
+    auto_transition_deliver_notifications_at_end: bool | None = None,
+) -> None:
+    """Turn a maintenance's reminder and automatic-step notifications on or off; None leaves a
+    flag as is. Settings of this row alone, read when reminders and automatic steps come due."""
+    flags = {
+        "scheduled_remind_prior": scheduled_remind_prior,
+        "auto_transition_deliver_notifications_at_start": (
+            auto_transition_deliver_notifications_at_start
+        ),
+        "auto_transition_deliver_notifications_at_end": (
+            auto_transition_deliver_notifications_at_end
+        ),
+    }
+    flags = {name: value for name, value in flags.items() if value is not None}
+    if flags:
+        with public_write():
+            Incident.objects.filter(pk=incident.pk).update(**flags)
+
+
 def incident_update_edit(
     *,
     update: IncidentUpdate,

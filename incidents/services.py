@@ -52,12 +52,14 @@ def incident_create(
     auto_transition_deliver_notifications_at_end: bool = True,
     created_at: datetime | None = None,
     metadata: dict | None = None,
+    auto_component: Component | None = None,
     author=None,
 ) -> Incident:
     """Open an incident (or schedule a maintenance) together with its first update.
 
     Past times are allowed for history: `started_at` for an incident, `created_at` for when
-    a maintenance was announced.
+    a maintenance was announced. `auto_component` marks an incident health checks opened for
+    that component (at most one open per component: IntegrityError otherwise).
     """
     name = (name or "").strip()
     errors = {}
@@ -114,6 +116,7 @@ def incident_create(
                 auto_transition_deliver_notifications_at_end
             ),
             metadata=metadata or {},
+            auto_component=auto_component,
             created_by=author,
         )
         incident.components.add(*affected_components)

@@ -175,9 +175,7 @@ def assert_one_write_path(operations: list[Operation]) -> None:
 # The representative run: every way staff, files, clients and workers change the page.
 
 
-def test_the_admin_writes_the_public_page_only_through_services_that_publish(
-    client, recorder
-):
+def test_the_admin_writes_the_public_page_only_through_services_that_publish(client, recorder):
     sign_in_staff(client, StaffFactory(is_superuser=True))
     group = ComponentGroupFactory(name="Platform")
     api = ComponentFactory(name="API", group=group, position=1)

@@ -44,12 +44,15 @@ from tests.components.factories import (
     ComponentGroupFactory,
     HealthCheckFactory,
 )
+from tests.components.test_admin import form_data as component_form
 from tests.incidents.factories import (
     StaffFactory,
     open_incident,
     schedule_maintenance,
     sign_in_staff,
 )
+from tests.incidents.test_admin import add_data as incident_add_data
+from tests.incidents.test_admin import change_data as incident_change_data
 from tests.statuspage.test_api_v1_components import api_for
 
 pytestmark = pytest.mark.django_db
@@ -180,17 +183,6 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
     group = ComponentGroupFactory(name="Platform")
     api = ComponentFactory(name="API", group=group, position=1)
     web = ComponentFactory(name="Web")
-    component_fields = {
-        "description": "",
-        "group": "",
-        "showcase": "on",
-        "start_date": "",
-        "automation": "automatic",
-        "auto_incident": "off",
-        "auto_incident_recovery": "resolved",
-        "status_changes-TOTAL_FORMS": 0,
-        "status_changes-INITIAL_FORMS": 0,
-    }
     run = recorder.run
 
     run(
@@ -198,12 +190,7 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
         lambda: posted(
             client.post(
                 reverse("admin:components_component_add"),
-                {
-                    **component_fields,
-                    "name": "Billing",
-                    "position": 3,
-                    "status": ComponentStatus.PARTIAL_OUTAGE,
-                },
+                component_form(name="Billing", position=3, status=ComponentStatus.PARTIAL_OUTAGE),
             )
         ),
     )
@@ -212,13 +199,12 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
         lambda: posted(
             client.post(
                 reverse("admin:components_component_change", args=[web.pk]),
-                {
-                    **component_fields,
-                    "name": "Website",
-                    "group": group.pk,
-                    "position": web.position,
-                    "status": ComponentStatus.DEGRADED_PERFORMANCE,
-                },
+                component_form(
+                    name="Website",
+                    group=group.pk,
+                    position=web.position,
+                    status=ComponentStatus.DEGRADED_PERFORMANCE,
+                ),
             )
         ),
     )
@@ -278,45 +264,22 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
         lambda: posted(
             client.post(
                 reverse("admin:incidents_incident_add"),
-                {
-                    "name": "API errors",
-                    "status": IncidentStatus.INVESTIGATING,
-                    "body": "We are looking into it.",
-                    "impact_override": "",
-                    "deliver_notifications": "on",
-                    "started_at_0": "",
-                    "started_at_1": "",
-                    f"component_{api.pk}": ComponentStatus.PARTIAL_OUTAGE,
-                },
+                incident_add_data(**{f"component_{api.pk}": ComponentStatus.PARTIAL_OUTAGE}),
             )
         ),
     )
     incident = Incident.objects.get(name="API errors")
-    first = incident.updates.get()
-    shown = timezone.localtime(first.display_at)
     run(
         "admin posts an update and corrects the first one",
         lambda: posted(
             client.post(
                 reverse("admin:incidents_incident_change", args=[incident.pk]),
-                {
-                    "name": incident.name,
-                    "status": IncidentStatus.IDENTIFIED,
-                    "body": "Found it.",
-                    "deliver_notifications": "on",
-                    "display_at_0": "",
-                    "display_at_1": "",
-                    f"component_{api.pk}": ComponentStatus.PARTIAL_OUTAGE,
-                    "updates-TOTAL_FORMS": 1,
-                    "updates-INITIAL_FORMS": 1,
-                    "updates-MIN_NUM_FORMS": 0,
-                    "updates-MAX_NUM_FORMS": 1000,
-                    "updates-0-id": first.pk,
-                    "updates-0-incident": incident.pk,
-                    "updates-0-body": "We are looking into the errors.",
-                    "updates-0-display_at_0": shown.strftime("%Y-%m-%d"),
-                    "updates-0-display_at_1": shown.strftime("%H:%M:%S"),
-                },
+                incident_change_data(
+                    incident,
+                    status=IncidentStatus.IDENTIFIED,
+                    body="Found it.",
+                    **{"updates-0-body": "We are looking into the errors."},
+                ),
             )
         ),
     )
@@ -338,29 +301,16 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
             )
         ),
     )
-    delete = {"post": "yes"}
-    # One nobody was told of: an incident with notifications has rows staff may not delete.
+    # An incident nobody was told of, a component without history: staff may not delete
+    # notifications sent or status changes, so the admin refuses to delete the others.
     mistake = open_incident(name="Typo", affected_components=[api], deliver_notifications=False)
-    run(
-        "admin deletes an incident",
-        lambda: posted(
-            client.post(reverse("admin:incidents_incident_delete", args=[mistake.pk]), delete)
-        ),
-    )
-    # One without history: staff may not delete a component's status changes.
     unused = ComponentFactory(name="Unused")
-    run(
-        "admin deletes a component",
-        lambda: posted(
-            client.post(reverse("admin:components_component_delete", args=[unused.pk]), delete)
-        ),
-    )
-    run(
-        "admin deletes a group",
-        lambda: posted(
-            client.post(reverse("admin:components_componentgroup_delete", args=[group.pk]), delete)
-        ),
-    )
+    for what, url in [
+        ("an incident", reverse("admin:incidents_incident_delete", args=[mistake.pk])),
+        ("a component", reverse("admin:components_component_delete", args=[unused.pk])),
+        ("a group", reverse("admin:components_componentgroup_delete", args=[group.pk])),
+    ]:
+        run(f"admin deletes {what}", lambda url=url: posted(client.post(url, {"post": "yes"})))
     extra = ComponentGroupFactory(name="Spare")
     run(
         "admin deletes groups from the list",
@@ -377,6 +327,10 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
     assert Component.objects.get(name="CDN").group.name == "Edge"
     assert not Component.objects.filter(name="Unused").exists()
     assert list(Incident.objects.values_list("name", flat=True)) == ["API errors"]
+    assert [update.body for update in incident.updates.order_by("created_at")] == [
+        "We are looking into the errors.",
+        "Found it.",
+    ]
     assert_one_write_path(recorder.operations)
 
 

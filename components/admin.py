@@ -41,7 +41,16 @@ from components.models import (
     StatusChangeCause,
     Verdict,
 )
-from components.services import StatusChangeError, component_set_status
+from components.services import (
+    StatusChangeError,
+    component_create,
+    component_delete,
+    component_group_create,
+    component_group_delete,
+    component_group_update,
+    component_set_status,
+    component_update,
+)
 from statuspage.models import PageSettings
 
 try:
@@ -112,23 +121,36 @@ class ComponentAdmin(admin.ModelAdmin):
     change_form_template = "admin/components/component/change_form.html"
 
     def save_model(self, request, obj, form, change):
-        """Save the other fields as they are, then move the status through the service.
+        """Create or edit through the services, which record the status as a change.
 
         Serves the change page, the add page and the changelist's editable column alike.
         """
-        status = obj.status
         if change:
             fields = [name for name in form.changed_data if name != "status"]
-            if fields:
-                obj.save(update_fields=[*fields, "updated_at"])
-        else:
-            # A new component starts operational; any other status is its first change.
-            obj.status = ComponentStatus.OPERATIONAL
-            obj.save()
-        if not change or "status" in form.changed_data:
-            component_set_status(
-                component=obj, status=status, cause=StatusChangeCause.STAFF, actor=request.user
+            status = obj.status if "status" in form.changed_data else None
+            if not fields and status is None:
+                return  # saved unchanged: nothing the public sees moves
+            component_update(
+                component=obj,
+                changes=_staff_changes(obj, fields),
+                status=status,
+                actor=request.user,
             )
+        else:
+            fields = [name for name in form.fields if name != "status"]
+            created = component_create(
+                **{name: getattr(obj, name) for name in fields},
+                status=obj.status,
+                actor=request.user,
+            )
+            _saved_as(obj, created)
+
+    def delete_model(self, request, obj):
+        component_delete(component=obj)
+
+    def delete_queryset(self, request, queryset):
+        for component in queryset:
+            component_delete(component=component)
 
     @admin.action(description="Set status of selected components", permissions=["change"])
     def set_status(self, request, queryset):
@@ -153,6 +175,21 @@ class ComponentAdmin(admin.ModelAdmin):
                 changed += 1
         label = ComponentStatus(status).label
         self.message_user(request, f"{changed} of {len(queryset)} set to {label}.")
+
+
+def _staff_changes(component: Component, fields: list[str]) -> dict:
+    """The edited fields' new values; a component moved to another group keeps the position
+    staff gave it (the services would put it last)."""
+    if "group" in fields and "position" not in fields:
+        fields = [*fields, "position"]
+    return {name: getattr(component, name) for name in fields}
+
+
+def _saved_as(obj, saved) -> None:
+    """Make the admin's unsaved instance the row a service created, for the rest of the view."""
+    obj.pk = saved.pk
+    obj.refresh_from_db()
+    obj._state.adding = False
 
 
 @admin.register(ComponentStatusChange)
@@ -195,6 +232,40 @@ class ComponentGroupAdmin(admin.ModelAdmin):
     @admin.display(description="components", ordering="component_count")
     def component_count(self, group):
         return group.component_count
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            component_group_update(
+                group=obj, changes={name: getattr(obj, name) for name in form.changed_data}
+            )
+        else:
+            created = component_group_create(
+                name=obj.name, description=obj.description, position=obj.position
+            )
+            _saved_as(obj, created)
+
+    def save_formset(self, request, form, formset, change):
+        """The group's components, added, edited or deleted inline, through the services."""
+        formset.save(commit=False)
+        for component in formset.deleted_objects:
+            component_delete(component=component)
+        for component, fields in formset.changed_objects:
+            component_update(component=component, changes=_staff_changes(component, fields))
+        for component in formset.new_objects:
+            created = component_create(
+                name=component.name,
+                group=form.instance,
+                position=component.position,
+                actor=request.user,
+            )
+            _saved_as(component, created)
+
+    def delete_model(self, request, obj):
+        component_group_delete(group=obj)
+
+    def delete_queryset(self, request, queryset):
+        for group in queryset:
+            component_group_delete(group=group)
 
 
 # Health checks

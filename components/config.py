@@ -34,7 +34,15 @@ from components.models import (
     ComponentGroup,
     HealthCheck,
 )
-from statuspage import snapshots
+from components.publishing import public_write
+from components.services import (
+    component_create,
+    component_delete,
+    component_group_create,
+    component_group_delete,
+    component_group_update,
+    component_update,
+)
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 
@@ -898,23 +906,62 @@ def _same_value(old: Any, new: Any) -> bool:
 
 
 def apply(planned: Plan) -> None:
-    """Write the plan: creates and updates first (groups, components, checks), then deletes."""
-    with transaction.atomic():
+    """Write the plan: creates and updates first (groups, components, checks), then deletes.
+
+    Groups and components go through their services; the whole plan publishes once (the
+    page may show checks' response times too).
+    """
+    with public_write():
         for change in planned.changes:
-            obj = change.obj
             if change.action == DELETE:
-                obj.delete()
-                continue
-            for attr, value in change.values.items():
-                setattr(obj, attr, value)
-            if change.action == CREATE:
-                obj.save()
+                _delete(change.obj)
+            elif change.action == CREATE:
+                _create(change.obj, change.values)
             else:
-                obj.save(update_fields=[*change.values, "updated_at"])
-        if any(isinstance(change.obj, HealthCheck) for change in planned.changes):
-            # Groups and components publish their changes by signal (statuspage/apps.py);
-            # checks do not, and the page may show their response times.
-            snapshots.publish_change_on_commit()
+                _update(change.obj, change.values)
+
+
+def _create(obj: Managed, values: dict[str, Any]) -> None:
+    if isinstance(obj, HealthCheck):
+        _set(obj, values)
+        obj.save()
+        return
+    created: Component | ComponentGroup
+    if isinstance(obj, Component):
+        created = component_create(name=obj.name, **values)
+    else:
+        created = component_group_create(name=obj.name, **values)
+    # Later changes (a group's components, a component's checks) point at the plan's object.
+    obj.pk, obj.public_id = created.pk, created.public_id
+    obj._state.adding = False
+
+
+def _update(obj: Managed, values: dict[str, Any]) -> None:
+    if isinstance(obj, HealthCheck):
+        _set(obj, values)
+        obj.save(update_fields=[*values, "updated_at"])
+        return
+    if isinstance(obj, Component):
+        if "group" in values:
+            values = {"position": obj.position, **values}  # the file's position, not last
+        component_update(component=obj, changes=values)
+    else:
+        component_group_update(group=obj, changes=values)
+    _set(obj, values)  # the plan's object describes what was done
+
+
+def _delete(obj: Managed) -> None:
+    if isinstance(obj, HealthCheck):
+        obj.delete()
+    elif isinstance(obj, Component):
+        component_delete(component=obj)
+    else:
+        component_group_delete(group=obj)
+
+
+def _set(obj: Managed, values: dict[str, Any]) -> None:
+    for attr, value in values.items():
+        setattr(obj, attr, value)
 
 
 def apply_config(text: str, *, source: str, prune: bool = False, dry_run: bool = False) -> Plan:

@@ -11,6 +11,8 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from components.models import (
+    AutoIncident,
+    Automation,
     Component,
     ComponentGroup,
     ComponentStatus,
@@ -18,8 +20,8 @@ from components.models import (
     DailyUptime,
     StatusChangeCause,
 )
+from components.publishing import public_changed, public_write
 from components.uptime import split_by_day
-from statuspage import snapshots
 from statuspage.models import PageSettings
 
 
@@ -53,6 +55,7 @@ def component_set_status(
         locked = Component.objects.select_for_update().get(pk=component.pk)
         if locked.status == status:
             return None
+        public_changed()  # not for the no-op above: the public outputs stay as they are
         if at < locked.status_changed_at:
             raise StatusChangeError(
                 f"{locked.name} last changed at {locked.status_changed_at.isoformat()}; "
@@ -113,7 +116,7 @@ def roll_up_uptime(*, until: datetime | None = None) -> int:
                 )
                 moved += 1
     if moved:
-        snapshots.publish_change_on_commit()
+        public_changed()
     return moved
 
 
@@ -123,7 +126,9 @@ def roll_up_uptime(*, until: datetime | None = None) -> int:
 
 COMPONENT_FIELDS = frozenset(
     {"name", "description", "group", "position", "showcase", "only_show_if_degraded", "start_date"}
+    | {"automation", "auto_incident", "auto_incident_recovery", "managed_by_config"}
 )
+GROUP_FIELDS = frozenset({"name", "description", "position", "managed_by_config"})
 
 
 def _check_status(status: str) -> None:
@@ -154,6 +159,10 @@ def component_create(
     showcase: bool = True,
     only_show_if_degraded: bool = False,
     start_date: date | None = None,
+    automation: str = Automation.AUTOMATIC,
+    auto_incident: str = AutoIncident.OFF,
+    auto_incident_recovery: str = "resolved",
+    managed_by_config: bool = False,
     cause: str = StatusChangeCause.STAFF,
     actor=None,
 ) -> Component:
@@ -162,7 +171,7 @@ def component_create(
     It starts operational; any other `status` is recorded as its first change, as in the admin.
     """
     _check_status(status)
-    with transaction.atomic():
+    with public_write():
         component = Component(
             name=name,
             description=description,
@@ -171,6 +180,10 @@ def component_create(
             showcase=showcase,
             only_show_if_degraded=only_show_if_degraded,
             start_date=start_date,
+            automation=automation,
+            auto_incident=auto_incident,
+            auto_incident_recovery=auto_incident_recovery,
+            managed_by_config=managed_by_config,
             status=ComponentStatus.OPERATIONAL,
         )
         component.full_clean()
@@ -197,7 +210,7 @@ def component_update(
         raise ValidationError(f"Cannot change {', '.join(sorted(unknown))} of a component.")
     if status is not None:
         _check_status(status)
-    with transaction.atomic():
+    with public_write():
         locked = Component.objects.select_for_update().get(pk=component.pk)
         values = dict(changes)
         if "group" in values and "position" not in values:
@@ -216,7 +229,7 @@ def component_update(
 
 def component_delete(*, component: Component) -> None:
     """Delete a component with its history, uptime and checks."""
-    with transaction.atomic():
+    with public_write():
         component.delete()
 
 
@@ -226,14 +239,16 @@ def component_group_create(
     description: str = "",
     components: Sequence[Component] = (),
     position: int | None = None,
+    managed_by_config: bool = False,
 ) -> ComponentGroup:
     """A new group, last on the page unless `position` is given, holding `components` in
     that order (they leave the groups they were in)."""
-    with transaction.atomic():
+    with public_write():
         group = ComponentGroup(
             name=name,
             description=description,
             position=_next_position(None) if position is None else position,
+            managed_by_config=managed_by_config,
         )
         group.full_clean()
         group.save()
@@ -247,15 +262,23 @@ def component_group_update(
     name: str | None = None,
     description: str | None = None,
     components: Sequence[Component] | None = None,
+    changes: Mapping[str, Any] | None = None,
 ) -> ComponentGroup:
-    """Rename or describe a group; with `components`, they become its members in that order,
-    and the components it held before but not now go last on the page, ungrouped."""
-    with transaction.atomic():
+    """Rename or describe a group, or change other GROUP_FIELDS given in `changes`; with
+    `components`, they become its members in that order, and the components it held before
+    but not now go last on the page, ungrouped."""
+    values = dict(changes or {})
+    unknown = set(values) - GROUP_FIELDS
+    if unknown:
+        raise ValidationError(f"Cannot change {', '.join(sorted(unknown))} of a group.")
+    if name is not None:
+        values["name"] = name
+    if description is not None:
+        values["description"] = description
+    with public_write():
         locked = ComponentGroup.objects.select_for_update().get(pk=group.pk)
-        if name is not None:
-            locked.name = name
-        if description is not None:
-            locked.description = description
+        for field, value in values.items():
+            setattr(locked, field, value)
         locked.full_clean()
         locked.save()  # also when only the members change: the group's updated_at moves
         if components is not None:
@@ -265,7 +288,7 @@ def component_group_update(
 
 def component_group_delete(*, group: ComponentGroup) -> None:
     """Delete a group; its components stay on the page, ungrouped."""
-    with transaction.atomic():
+    with public_write():
         group.delete()
 
 

@@ -278,7 +278,11 @@ class IncidentAdmin(ServiceFormAdmin):
                 impact_override=form.cleaned_data.get("impact_override", obj.impact_override),
             )
         if "postmortem_body" in form.changed_data:
-            obj.save(update_fields=["postmortem_body"])  # a draft until it is published
+            call_service(  # a draft until it is published
+                services.postmortem_save_draft,
+                incident=obj,
+                body=form.cleaned_data["postmortem_body"],
+            )
         form.posted_update = None
         if form.update_requested():
             form.posted_update = call_service(
@@ -300,6 +304,23 @@ class IncidentAdmin(ServiceFormAdmin):
         # Components are set by the services; only the updates inline is saved here.
         for formset in formsets:
             self.save_formset(request, form, formset, change)
+
+    def save_formset(self, request, form, formset, change):
+        """Corrections of posted updates' wording and time, through the service."""
+        formset.save(commit=False)
+        for update, fields in formset.changed_objects:
+            call_service(
+                services.incident_update_edit,
+                update=update,
+                **{name: getattr(update, name) for name in fields},
+            )
+
+    def delete_model(self, request, obj):
+        services.incident_delete(incident=obj)
+
+    def delete_queryset(self, request, queryset):
+        for incident in queryset:
+            services.incident_delete(incident=incident)
 
     def response_post_save_add(self, request, obj):
         # An incident just opened is where its next update will be posted.
@@ -450,9 +471,8 @@ class MaintenanceAdmin(IncidentAdmin):
     def save_model(self, request, obj, form, change):
         flags = [name for name in MAINTENANCE_NOTIFY_FLAGS if name in form.changed_data]
         if change and flags:
-            # Settings of this row alone, read when reminders and automatic steps come due.
-            Incident.objects.filter(pk=obj.pk).update(
-                **{name: form.cleaned_data[name] for name in flags}
+            services.maintenance_set_notifications(
+                incident=obj, **{name: form.cleaned_data[name] for name in flags}
             )
         super().save_model(request, obj, form, change)
 

@@ -143,11 +143,10 @@ def _open_incident(component: Component, status: str, reason: str) -> Incident |
                 status=IncidentStatus.INVESTIGATING,
                 body=_body(component, status),
                 component_statuses={component: status},
+                auto_component=component,
             )
-            Incident.objects.filter(pk=incident.pk).update(auto_component=component)
     except IntegrityError:
         return None  # another worker opened it a moment ago
-    incident.auto_component = component
     logger.info("automatic incident opened component=%s incident=%s", component.pk, incident.pk)
     return incident
 
@@ -239,9 +238,9 @@ def incident_draft_publish(*, draft: IncidentDraft, author=None) -> Incident:
             status=IncidentStatus.INVESTIGATING,
             body=locked.body,
             component_statuses={locked.component: locked.component_status},
+            auto_component=locked.component,
             author=author,
         )
-        Incident.objects.filter(pk=incident.pk).update(auto_component=locked.component)
         locked.published_incident, locked.published_at, locked.published_by = (
             incident,
             timezone.now(),

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from components.models import Component, ComponentStatus, StatusChangeCause
+from components.publishing import public_write
 from components.services import component_set_status
 from incidents.models import (
     AffectedComponent,
@@ -51,12 +52,14 @@ def incident_create(
     auto_transition_deliver_notifications_at_end: bool = True,
     created_at: datetime | None = None,
     metadata: dict | None = None,
+    auto_component: Component | None = None,
     author=None,
 ) -> Incident:
     """Open an incident (or schedule a maintenance) together with its first update.
 
     Past times are allowed for history: `started_at` for an incident, `created_at` for when
-    a maintenance was announced.
+    a maintenance was announced. `auto_component` marks an incident health checks opened for
+    that component (at most one open per component: IntegrityError otherwise).
     """
     name = (name or "").strip()
     errors = {}
@@ -91,7 +94,7 @@ def incident_create(
         started_at = started_at or now
         created_at = min(created_at or started_at, now)
         first_update_at = min(started_at, now)
-    with transaction.atomic():
+    with public_write():
         incident = Incident.objects.create(
             kind=kind,
             name=name,
@@ -113,6 +116,7 @@ def incident_create(
                 auto_transition_deliver_notifications_at_end
             ),
             metadata=metadata or {},
+            auto_component=auto_component,
             created_by=author,
         )
         incident.components.add(*affected_components)
@@ -149,7 +153,7 @@ def incident_post_update(
     now = timezone.now()
     display_at = display_at or now
     component_statuses = dict(component_statuses or {})
-    with transaction.atomic():
+    with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         _validate_update(incident, status, component_statuses)
         previous_status = (
@@ -270,7 +274,7 @@ def incident_edit(*, incident: Incident, name: str, impact_override: str = "") -
         raise ValidationError({"name": refused})
     if impact_override and impact_override not in Impact.values:
         raise ValidationError({"impact_override": f"Unknown impact {impact_override!r}."})
-    with transaction.atomic():
+    with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         incident.name = name
         incident.impact_override = impact_override
@@ -301,7 +305,7 @@ def postmortem_publish(
     *, incident: Incident, body: str | None = None, notify_subscribers: bool = True
 ) -> Incident:
     """Publish the postmortem; subscribers hear of it once, the first time it is published."""
-    with transaction.atomic():
+    with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if body is not None:
             incident.postmortem_body = body.strip()
@@ -344,7 +348,7 @@ def maintenances_advance_due(*, now: datetime | None = None) -> int:
 
 
 def _advance(pk: int, from_status: str | None, to_status: str, now: datetime) -> int:
-    with transaction.atomic():
+    with transaction.atomic():  # the claim; incident_post_update writes and publishes
         claimed = Incident.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
         if claimed is None or (from_status and claimed.status != from_status) or claimed.is_closed:
             return 0
@@ -370,7 +374,7 @@ def _advance(pk: int, from_status: str | None, to_status: str, now: datetime) ->
 
 def incident_add_components(*, incident: Incident, components: Iterable[Component]) -> Incident:
     """Name more components as affected, without changing their statuses."""
-    with transaction.atomic():
+    with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         incident.components.add(*components)
         incident.updated_at = timezone.now()
@@ -404,10 +408,10 @@ def maintenance_reschedule(
         ),
     }
     changes = {field: value for field, value in changes.items() if value is not None}
-    with transaction.atomic():
+    if not changes:
+        return Incident.objects.get(pk=incident.pk)
+    with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
-        if not changes:
-            return incident
         if not incident.is_maintenance:
             raise ValidationError(
                 {"scheduled_for": "Only a maintenance has a schedule; this is an incident."}
@@ -422,6 +426,30 @@ def maintenance_reschedule(
         incident.updated_at = timezone.now()
         incident.save()
     return incident
+
+
+def maintenance_set_notifications(
+    *,
+    incident: Incident,
+    scheduled_remind_prior: bool | None = None,
+    auto_transition_deliver_notifications_at_start: bool | None = None,
+    auto_transition_deliver_notifications_at_end: bool | None = None,
+) -> None:
+    """Turn a maintenance's reminder and automatic-step notifications on or off; None leaves a
+    flag as is. Settings of this row alone, read when reminders and automatic steps come due."""
+    flags = {
+        "scheduled_remind_prior": scheduled_remind_prior,
+        "auto_transition_deliver_notifications_at_start": (
+            auto_transition_deliver_notifications_at_start
+        ),
+        "auto_transition_deliver_notifications_at_end": (
+            auto_transition_deliver_notifications_at_end
+        ),
+    }
+    flags = {name: value for name, value in flags.items() if value is not None}
+    if flags:
+        with public_write():
+            Incident.objects.filter(pk=incident.pk).update(**flags)
 
 
 def incident_update_edit(
@@ -439,7 +467,7 @@ def incident_update_edit(
     now = timezone.now()
     if display_at is not None and display_at > now:
         raise ValidationError({"display_at": "An update cannot be dated in the future."})
-    with transaction.atomic():
+    with public_write():
         update = IncidentUpdate.objects.select_for_update().get(pk=update.pk)
         if body is not None:
             update.body = body.strip()
@@ -455,13 +483,13 @@ def incident_update_edit(
 
 def incident_delete(*, incident: Incident) -> None:
     """Remove an incident with its updates; component statuses stay as they are."""
-    with transaction.atomic():
+    with public_write():
         Incident.objects.filter(pk=incident.pk).delete()
 
 
 def postmortem_save_draft(*, incident: Incident, body: str) -> Incident:
     """Write the postmortem without publishing it (a published one shows the new text)."""
-    with transaction.atomic():
+    with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if incident.is_maintenance:
             raise ValidationError("A maintenance has no postmortem.")
@@ -473,7 +501,7 @@ def postmortem_save_draft(*, incident: Incident, body: str) -> Incident:
 
 def postmortem_revert(*, incident: Incident) -> Incident:
     """Unpublish the postmortem: the text stays as a draft, the incident is resolved again."""
-    with transaction.atomic():
+    with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if incident.postmortem_published_at is None:
             raise ValidationError("The postmortem is not published.")
@@ -487,7 +515,7 @@ def postmortem_revert(*, incident: Incident) -> Incident:
 
 def postmortem_delete(*, incident: Incident) -> Incident:
     """Remove the postmortem, published or not; the incident is resolved again."""
-    with transaction.atomic():
+    with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if not incident.postmortem_body and incident.postmortem_published_at is None:
             raise ValidationError("The incident has no postmortem.")
@@ -507,7 +535,7 @@ def incident_merge_metadata(*, incident: Incident, metadata: dict) -> Incident:
 
     A tool's object is replaced whole, and `{"tool": {}}` empties it: each tool owns its key.
     """
-    with transaction.atomic():
+    with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         incident.metadata = {**incident.metadata, **metadata}
         incident.updated_at = timezone.now()

@@ -22,6 +22,7 @@ from statuspage.api_keys import (
 )
 from statuspage.audit import audit_csv_rows, audit_record
 from statuspage.models import ApiKey, ApiKeyScope, AuditAction, AuditEvent, PageSettings
+from statuspage.services import page_settings_update
 
 
 @admin.register(PageSettings)
@@ -46,6 +47,10 @@ class PageSettingsAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change):
+        changes = {name: getattr(obj, name) for name in form.changed_data}
+        page_settings_update(page=obj, changes=changes)
 
 
 class ApiKeyState(admin.SimpleListFilter):

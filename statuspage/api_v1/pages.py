@@ -10,6 +10,7 @@ from statuspage import statuspage_json
 from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import ERROR_RESPONSES, OneLine, page_or_404, require_perm
 from statuspage.models import PageSettings
+from statuspage.services import page_settings_update
 
 router = Router()
 
@@ -106,8 +107,5 @@ def update_page(request, page_id: str, payload: PageBody):
     changes = payload.page.model_dump(exclude_unset=True, exclude_none=True)
     if not changes:
         raise ValidationError("Send at least one page field.")
-    for field, value in changes.items():
-        setattr(page, field, value)
-    page.full_clean()  # the time zone and URL are checked as in the admin
-    page.save()
+    page_settings_update(page=page, changes=changes)
     return page_object(PageSettings.load())

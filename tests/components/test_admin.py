@@ -17,6 +17,22 @@ CHANGELIST_URL = reverse("admin:components_component_changelist")
 pytestmark = pytest.mark.django_db
 
 
+def form_data(**fields):
+    """What the component's add or change page posts, with `fields` given."""
+    return {
+        "description": "",
+        "group": "",
+        "showcase": "on",
+        "start_date": "",
+        "automation": "automatic",
+        "auto_incident": "off",
+        "auto_incident_recovery": "resolved",
+        "status_changes-TOTAL_FORMS": 0,
+        "status_changes-INITIAL_FORMS": 0,
+        **fields,
+    }
+
+
 def test_list_editable_status_change_records_staff_change_with_actor(client, responder):
     api = ComponentFactory(name="API")
     web = ComponentFactory(name="Web")
@@ -97,20 +113,11 @@ def test_change_page_status_goes_through_the_service(client, responder):
 
     response = client.post(
         url,
-        {
-            "name": "Public API",
-            "description": "",
-            "group": "",
-            "position": api.position,
-            "status": ComponentStatus.DEGRADED_PERFORMANCE,
-            "showcase": "on",
-            "start_date": "",
-            "automation": "automatic",
-            "auto_incident": "off",
-            "auto_incident_recovery": "resolved",
-            "status_changes-TOTAL_FORMS": 0,
-            "status_changes-INITIAL_FORMS": 0,
-        },
+        form_data(
+            name="Public API",
+            position=api.position,
+            status=ComponentStatus.DEGRADED_PERFORMANCE,
+        ),
     )
 
     assert response.status_code == 302

@@ -91,30 +91,15 @@ def _setup_django(snapshot_dir: str) -> None:
 
 def _urls() -> list[str]:
     """Every public output of the seeded page, read from the database and the URLconf."""
-    from django.urls import reverse
+    from django.urls import get_resolver, reverse
 
     from components.models import Component
     from incidents.models import Incident
 
-    fixed = [
-        "status-page",
-        "history",
-        "history-atom",
-        "history-rss",
-        "maintenance-ics",
-        "badge-svg",
-        "badge-json",
-        "embed-js",
-        "robots-txt",
-        "api-v2-summary",
-        "api-v2-status",
-        "api-v2-components",
-        "api-v2-incidents",
-        "api-v2-incidents-unresolved",
-        "api-v2-scheduled-maintenances",
-        "api-v2-scheduled-maintenances-upcoming",
-        "api-v2-scheduled-maintenances-active",
-    ]
+    pages = ["status-page", "history", "history-atom", "history-rss", "maintenance-ics"]
+    small = ["badge-svg", "badge-json", "embed-js", "robots-txt"]
+    api_v2 = sorted(n for n in get_resolver().reverse_dict if str(n).startswith("api-v2-"))
+    fixed = [*pages, *small, *api_v2]
     urls = [reverse(name) for name in fixed]
     history = reverse("history")
     urls += [f"{history}?page={n}" for n in range(2, 4)]
@@ -174,7 +159,7 @@ def capture(out: Path, *, flush: bool) -> int:
                 target.write_bytes(body)
                 kind = response.get("Content-Type", "-")
                 lines.append(f"{url}\t{response.status_code}\t{kind}\t{name}\n")
-    (out / MANIFEST).write_text("".join(lines))
+    (out / MANIFEST).write_text("".join(sorted(lines)))
     print(f"{len(lines)} outputs written to {out}")
     return 0
 
@@ -186,15 +171,12 @@ def _masked(data: bytes) -> bytes:
 
 
 def compare(before: Path, after: Path, *, strict: bool) -> int:
-    manifests = [(d / MANIFEST).read_text().splitlines() for d in (before, after)]
+    manifests = [sorted((d / MANIFEST).read_text().splitlines()) for d in (before, after)]
     differences = 0
     if manifests[0] != manifests[1]:
         differences += 1
         print("MANIFEST differs (URLs, status or content type):")
-        sys.stdout.writelines(
-            difflib.unified_diff(manifests[0], manifests[1], "before", "after", lineterm="\n")
-        )
-        print()
+        print("\n".join(difflib.unified_diff(*manifests, "before", "after", lineterm="")))
     for line in manifests[0]:
         url, name = line.split("\t")[0], line.split("\t")[3]
         a, b = before / name, after / name

@@ -6,8 +6,8 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from statuspage.ids import new_public_id
-from statuspage.text import no_control_characters, no_control_characters_in_text
+from statuspage.lib.ids import new_public_id
+from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
 # A line or two under a name on the page; the validator (not max_length, which a TextField
 # only gives its form) holds the admin, apply_config and the API alike.

@@ -6,7 +6,7 @@ class IncidentsConfig(AppConfig):
 
     def ready(self) -> None:
         from incidents.automatic import staff_tell_about_render_failure
-        from statuspage.markdown import render_failed
+        from statuspage.lib.markdown import render_failed
 
         # The renderer sits below incidents (notify/email.py uses it), so it only signals.
         render_failed.connect(

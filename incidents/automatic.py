@@ -30,8 +30,8 @@ from incidents.models import (
     StaffNotice,
 )
 from incidents.services import incident_create, incident_post_update
+from statuspage.lib.text import one_line
 from statuspage.models import PageSettings
-from statuspage.text import one_line
 
 logger = logging.getLogger("beacon.automatic")
 
@@ -355,7 +355,7 @@ RENDER_FAILURE_ALERT_SECONDS = 24 * 3600
 
 
 def staff_tell_about_render_failure(*, digest: str, reason: str, **kwargs: object) -> None:
-    """Listens to statuspage.markdown.render_failed: some text is shown as plain text."""
+    """Listens to statuspage.lib.markdown.render_failed: some text is shown as plain text."""
     from django.core.cache import cache
 
     try:
@@ -426,7 +426,7 @@ def staff_webhook(*, subject: str, text: str) -> None:
 def _post_staff_webhook(url: str, text: str) -> None:
     import httpx
 
-    from components.checks.network import TargetRefused, resolve_blocking
+    from statuspage.lib.network import TargetRefused, resolve_blocking
 
     target = httpx.URL(url)
     host = target.host

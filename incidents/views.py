@@ -23,8 +23,8 @@ from django.views.decorators.http import require_http_methods
 from incidents.forms import PreferencesForm, SubscribeForm
 from incidents.notify import bounces, subscriptions
 from incidents.notify.models import Subscriber
-from statuspage import ratelimit
-from statuspage.http_body import read_capped
+from statuspage.lib import ratelimit
+from statuspage.lib.http_body import read_capped
 from statuspage.models import PageSettings
 
 logger = logging.getLogger(__name__)

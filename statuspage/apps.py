@@ -26,7 +26,7 @@ class StatuspageConfig(AppConfig):
     verbose_name = "Status page"
 
     def ready(self):
-        from statuspage import request_log
+        from statuspage.lib import request_log
 
         # Before the first request: no log line of this process may hold a secret URL.
         request_log.install()

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from statuspage.lib.text import without_control_characters
 from statuspage.models import PageSettings
 from statuspage.snapshots import DEFAULT_CACHE_CONTROL
-from statuspage.text import without_control_characters
 
 
 def page_base_url(request: HttpRequest) -> str:

@@ -142,7 +142,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # Brute-force protection (django-axes; docs/security.md). A sign-in is refused for
 # LOGIN_COOLOFF_MINUTES once a username, or a client address, has failed LOGIN_FAILURE_LIMIT
 # times within that time: one address spraying many usernames and many addresses on one
-# username are both stopped. The address is statuspage.ratelimit.client_ip (TRUSTED_PROXY_HOPS).
+# username are both stopped. The address is statuspage.lib.ratelimit.client_ip (TRUSTED_PROXY_HOPS).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -345,14 +345,14 @@ BEACON_MAILGUN_WEBHOOK_SIGNING_KEY = env.str("MAILGUN_WEBHOOK_SIGNING_KEY", defa
 BEACON_API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=60)
 
 # Every record is masked (secret URLs) and tagged with its request's id where it is made:
-# statuspage/request_log.py, installed by the statuspage app.
+# statuspage/lib/request_log.py, installed by the statuspage app.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"beacon": {"()": "statuspage.request_log.Formatter"}},
+    "formatters": {"beacon": {"()": "statuspage.lib.request_log.Formatter"}},
     "filters": {
-        "quiet_during_outage": {"()": "statuspage.outage.QuietDuringOutage"},
-        "not_found_is_not_news": {"()": "statuspage.request_log.NotFoundIsNotNews"},
+        "quiet_during_outage": {"()": "statuspage.lib.outage.QuietDuringOutage"},
+        "not_found_is_not_news": {"()": "statuspage.lib.request_log.NotFoundIsNotNews"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "beacon"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

@@ -45,7 +45,7 @@ from django.utils.html import format_html
 from django.utils.http import http_date, parse_http_date_safe
 
 from statuspage import public_cache, security_headers
-from statuspage.outage import database_unreachable
+from statuspage.lib.outage import database_unreachable
 from statuspage.static_export import key_to_file
 
 logger = logging.getLogger("beacon.snapshots")

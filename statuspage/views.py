@@ -15,8 +15,8 @@ from django.views.decorators.http import require_safe
 from django.views.static import serve
 
 from statuspage import selectors, snapshots
+from statuspage.lib.outage import database_unreachable
 from statuspage.models import PageSettings
-from statuspage.outage import database_unreachable
 from statuspage.snapshots import (
     ERROR_CACHE_CONTROL,
     NOT_FOUND_CACHE_CONTROL,

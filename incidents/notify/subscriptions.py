@@ -22,11 +22,11 @@ from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
 from django.utils import timezone
 
-from components.checks import network
 from components.models import Component
 from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
+from statuspage.lib import network
+from statuspage.lib.text import no_control_characters, one_line, without_control_characters
 from statuspage.models import PageSettings
-from statuspage.text import no_control_characters, one_line, without_control_characters
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,6 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from components.checks import network
 from components.models import ComponentStatus, ComponentStatusChange
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify import subscriptions
@@ -46,6 +45,7 @@ from incidents.notify.models import (
     WebhookFormat,
 )
 from statuspage import selectors
+from statuspage.lib import network
 from statuspage.statuspage_json import (
     Json,
     PageJson,

@@ -14,7 +14,7 @@ from django.utils.safestring import mark_safe
 from components.models import ComponentStatus
 from statuspage.isolation import isolated as render_isolated
 from statuspage.isolation import plain_incident_html
-from statuspage.markdown import render_markdown
+from statuspage.lib.markdown import render_markdown
 from statuspage.models import PageSettings
 
 register = template.Library()

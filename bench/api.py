@@ -330,7 +330,7 @@ HOTSPOTS = [
      "django/db/models/fields/related_descriptors.py", "_apply_rel_filters"),
     ("QuerySet clones (Query.clone, deepcopy of select_related)",
      "django/db/models/sql/query.py", "clone"),
-    ("statuspage_json.timestamp (datetimes to text)", "statuspage/statuspage_json.py",
+    ("statuspage_json.timestamp (datetimes to text)", "incidents/statuspage_json.py",
      "timestamp"),
     ("Incident.get_absolute_url (reverse)", "incidents/models.py", "get_absolute_url"),
     ("pydantic model_validate", "~", "<method 'validate_python' of"),

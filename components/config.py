@@ -34,7 +34,7 @@ from components.models import (
     ComponentGroup,
     HealthCheck,
 )
-from statuspage import snapshots
+from statuspage.lib.signals import announce_public_change_on_commit
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 
@@ -914,7 +914,7 @@ def apply(planned: Plan) -> None:
         if any(isinstance(change.obj, HealthCheck) for change in planned.changes):
             # Groups and components publish their changes by signal (statuspage/apps.py);
             # checks do not, and the page may show their response times.
-            snapshots.publish_change_on_commit()
+            announce_public_change_on_commit()
 
 
 def apply_config(text: str, *, source: str, prune: bool = False, dry_run: bool = False) -> Plan:

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from components import signals
 from components.models import (
     Component,
     ComponentGroup,
@@ -19,7 +20,7 @@ from components.models import (
     StatusChangeCause,
 )
 from components.uptime import split_by_day
-from statuspage import snapshots
+from statuspage.lib.signals import announce_public_change_on_commit
 from statuspage.models import PageSettings
 
 
@@ -74,9 +75,7 @@ def component_set_status(
             update_fields=["status", "status_changed_at", "uptime_accounted_until", "updated_at"]
         )
         if notify:
-            from incidents.notify.events import event_for_status_change
-
-            event_for_status_change(change)
+            signals.status_changed.send(sender=Component, change=change)
     component.status = locked.status
     component.status_changed_at = locked.status_changed_at
     component.uptime_accounted_until = locked.uptime_accounted_until
@@ -113,7 +112,7 @@ def roll_up_uptime(*, until: datetime | None = None) -> int:
                 )
                 moved += 1
     if moved:
-        snapshots.publish_change_on_commit()
+        announce_public_change_on_commit()
     return moved
 
 

@@ -2,6 +2,8 @@ from django.apps import AppConfig
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
+from statuspage.lib.signals import public_output_changed
+
 
 def _invalidate_public_pages(sender, **kwargs):
     from statuspage import snapshots
@@ -12,6 +14,13 @@ def _invalidate_public_pages(sender, **kwargs):
         PageSettings.forget_cached()
         transaction.on_commit(PageSettings.forget_cached)
     snapshots.publish_change_on_commit()
+
+
+def _publish_announced_change(sender, **kwargs):
+    # Domain code announces changes that no model save tells (statuspage/lib/signals.py).
+    from statuspage import snapshots
+
+    snapshots.publish_change()
 
 
 def _invalidate_after_deploy(sender, **kwargs):
@@ -48,6 +57,7 @@ class StatuspageConfig(AppConfig):
             post_delete.connect(_invalidate_public_pages, sender=model)
         m2m_changed.connect(_invalidate_public_pages, sender=Incident.components.through)
         post_migrate.connect(_invalidate_after_deploy, sender=self)
+        public_output_changed.connect(_publish_announced_change, dispatch_uid="publish-change")
 
         # The audit trail is fed from the edges: sign-in, the admin's LogEntry, a lock-out.
         from axes.signals import user_locked_out

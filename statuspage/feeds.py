@@ -24,12 +24,12 @@ from icalendar import Calendar, Event
 
 from components.models import Component
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
+from incidents.selectors import with_timeline
 from statuspage.isolation import isolated, plain_incident_html
 from statuspage.lib.markdown import render_markdown
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
 from statuspage.public_http import public_output
-from statuspage.selectors import with_timeline
 
 FEED_SIZE = 50
 CALENDAR_PAST_DAYS = 90

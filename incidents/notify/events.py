@@ -117,6 +117,13 @@ def event_for_status_change(change: ComponentStatusChange) -> NotificationEvent 
     return event
 
 
+def on_component_status_changed(
+    sender: object, *, change: ComponentStatusChange, **kwargs: object
+) -> None:
+    """Receives components.signals.status_changed, in the transaction of the change."""
+    event_for_status_change(change)
+
+
 def _ring_after_commit(event: NotificationEvent) -> None:
     def ring() -> None:
         from incidents import tasks

@@ -191,7 +191,7 @@ def test_a_bug_is_a_500_that_is_never_cached(api, monkeypatch, lenient):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr("statuspage.views.selectors.build_status_page", broken)
-    monkeypatch.setattr("statuspage.api_v2.selectors.component_tree", broken)
+    monkeypatch.setattr("statuspage.api_v2.component_tree", broken)
     page = lenient.get("/")
     assert page.status_code == 500 and page["Cache-Control"] == "no-store"
     assert "CDN-Cache-Control" not in page and "Retry-After" not in page

@@ -246,7 +246,7 @@ def test_error_pages_carry_the_headers(site, lenient, monkeypatch, settings):
 
     with monkeypatch.context() as patch:
         patch.setattr("statuspage.views.selectors.build_status_page", broken)
-        patch.setattr("statuspage.api_v2.selectors.component_tree", broken)
+        patch.setattr("statuspage.api_v2.component_tree", broken)
         bug_page, bug_json = lenient.get("/"), lenient.get("/api/v2/summary.json")
     wrong_host = lenient.get("/", HTTP_HOST="evil.example")
     wrong_host_staff = lenient.get("/admin/", HTTP_HOST="evil.example")

@@ -6,7 +6,7 @@ Creates a database (beacon_bench_api, dropped at the end and again at the next s
 realistic page: 50 components in 5 groups with 90 days of daily uptime and 1,000 past
 incidents (bench/seed.py, bulk_create), each given 2 to 4 updates; 5 open incidents and an
 upcoming maintenance made through incidents.services; 500 subscribers; a superuser and an
-API key from statuspage.api_keys.api_key_create. Then, all at once:
+API key from statuspage.api_v1.keys.api_key_create. Then, all at once:
 
 - Beacon as bench/run.py starts it for production (SERVERS["granian-w3-bt1"], the command
   docs/deployment.md recommends) on PostgreSQL and Redis, with API_RATE_LIMIT_PER_MINUTE=0
@@ -107,7 +107,7 @@ from components.models import Component, ComponentStatus
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify.models import Channel, Subscriber, SubscriberState
 from incidents.services import incident_create
-from statuspage.api_keys import api_key_create
+from statuspage.api_v1.keys import api_key_create
 from statuspage.models import PageSettings
 
 subscribers = %d

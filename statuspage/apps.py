@@ -6,8 +6,8 @@ from statuspage.lib.signals import public_output_changed
 
 
 def _invalidate_public_pages(sender, **kwargs):
-    from statuspage import snapshots
     from statuspage.models import PageSettings
+    from statuspage.public import snapshots
 
     if sender is PageSettings:
         # Now for this transaction, and again once other processes can see the change.
@@ -18,14 +18,14 @@ def _invalidate_public_pages(sender, **kwargs):
 
 def _publish_announced_change(sender, **kwargs):
     # Domain code announces changes that no model save tells (statuspage/lib/signals.py).
-    from statuspage import snapshots
+    from statuspage.public import snapshots
 
     snapshots.publish_change()
 
 
 def _invalidate_after_deploy(sender, **kwargs):
     # Every deploy migrates: pages cached by the previous release must not outlive it.
-    from statuspage import snapshots
+    from statuspage.public import snapshots
 
     snapshots.publish_change()
 

@@ -16,8 +16,8 @@ from ninja.security import APIKeyHeader, APIKeyQuery
 from pydantic import AfterValidator, Field, model_validator
 
 from components.models import Component
-from statuspage.api_keys import ApiKeyExpired, api_key_allows, api_key_authenticate
 from statuspage.api_v1 import schemas
+from statuspage.api_v1.keys import ApiKeyExpired, api_key_allows, api_key_authenticate
 from statuspage.lib import ratelimit
 from statuspage.lib.text import control_character_error
 from statuspage.models import ApiKey, PageSettings

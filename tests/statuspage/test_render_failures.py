@@ -11,8 +11,8 @@ from django.db import DataError, OperationalError
 from django.test import Client
 
 from incidents.services import incident_post_update
-from statuspage import public_cache, snapshots
 from statuspage.models import PageSettings
+from statuspage.public import public_cache, snapshots
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory, open_incident, schedule_maintenance
 

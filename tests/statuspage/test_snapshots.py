@@ -16,8 +16,8 @@ from django.utils import timezone
 from components.models import ComponentStatus
 from components.services import component_set_status, roll_up_uptime
 from incidents.services import incident_post_update, maintenances_advance_due
-from statuspage import public_cache, snapshots
 from statuspage.models import PageSettings
+from statuspage.public import public_cache, snapshots
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import open_incident, schedule_maintenance
 

@@ -1,7 +1,7 @@
 """Statuspage's public API v2 (`/api/v2/*.json`), for clients written against Statuspage.
 
 Each endpoint is built once per change and served from the public cache with ETag,
-Last-Modified, a short max-age and CORS (statuspage.public_http). The cache key is the
+Last-Modified, a short max-age and CORS (statuspage.public.public_http). The cache key is the
 endpoint's name, so query strings such as `?cachebust=1` never reach the database.
 
 `page.updated_at` is the time of the last change to anything public: the start of the
@@ -26,8 +26,8 @@ from incidents.statuspage_json import (
     page_json_context,
     status_json,
 )
-from statuspage import public_cache, selectors
-from statuspage.public_http import public_output
+from statuspage.public import public_cache, selectors
+from statuspage.public.public_http import public_output
 
 UPCOMING = [IncidentStatus.SCHEDULED]
 ACTIVE = list(ACTIVE_MAINTENANCE_STATUSES)

@@ -6,7 +6,7 @@ memory, the shared cache (Redis in production) and a copy on local disk (which n
 serve directly and which keeps pages up while Redis is away). Serving one touches neither
 PostgreSQL nor the ORM.
 
-Freshness follows the public generation (statuspage.public_cache): any change the public can
+Freshness follows the public generation (statuspage.public.public_cache): any change the public can
 see bumps it after commit. A snapshot of an older generation is rebuilt by exactly one
 process (a short lock in the cache) while the others keep serving the stale copy; rebuilds
 wait until the generation has been still for a moment, so a burst of changes costs one or
@@ -44,9 +44,10 @@ from django.urls import Resolver404, resolve
 from django.utils.html import format_html
 from django.utils.http import http_date, parse_http_date_safe
 
-from statuspage import public_cache, security_headers
+from statuspage.lib import security_headers
 from statuspage.lib.outage import database_unreachable
-from statuspage.static_export import key_to_file
+from statuspage.public import public_cache
+from statuspage.public.static_export import key_to_file
 
 logger = logging.getLogger("beacon.snapshots")
 
@@ -247,7 +248,7 @@ def refresh_known_outputs() -> KnownOutputs:
     """Read what exists from the database and share it (every rebuild of the hot set)."""
     from components.models import Component
     from incidents.models import Incident
-    from statuspage.selectors import history_page_count
+    from statuspage.public.selectors import history_page_count
 
     # The generation first: a change committed meanwhile is then in the sets, or bumps it.
     generation = current_generation(fresh=True)
@@ -851,7 +852,7 @@ def public_keys(*, everything: bool = False) -> list[str]:
     codes = incidents.order_by("-started_at").values_list("public_id", flat=True)
     keys += [reverse("incident-detail", args=[code]) for code in codes]
     if everything:
-        from statuspage.selectors import history_page_count
+        from statuspage.public.selectors import history_page_count
 
         history = reverse("history")
         keys += [f"{history}?page={n}" for n in range(2, history_page_count() + 1)]

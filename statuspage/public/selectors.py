@@ -272,7 +272,7 @@ def incident_history(
     return page, months
 
 
-# The public JSON API (statuspage/api_v2.py): lists as Statuspage's API v2 returns them.
+# The public JSON API (statuspage/public/api_v2.py): lists as Statuspage's API v2 returns them.
 
 API_LIST_LIMIT = 50
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import brotli
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.core.handlers.base import BaseHandler
@@ -61,6 +62,7 @@ KNOWN_KEY = "beacon:snap:known"
 # limit only bounds how long a write that bypassed the signals (a manual SQL fix) goes unseen.
 KNOWN_MAX_AGE_SECONDS = 60
 REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
+REBUILD_TASK = "statuspage.tasks.rebuild_snapshots"
 LOCK_SECONDS = 30
 # No public output's path is longer (ids are 12 characters): longer ones are left to Django.
 MAX_KEY_PATH = 200
@@ -921,15 +923,16 @@ def publish_change_on_commit() -> None:
 
 
 def schedule_rebuild() -> None:
-    """Ask the worker for one rebuild; changes while one is queued join it."""
-    from statuspage.tasks import rebuild_snapshots
+    """Ask the worker for one rebuild; changes while one is queued join it.
 
+    The task is named, not imported: statuspage/tasks.py sits above and imports this module.
+    """
     if not settings.BEACON_SNAPSHOT_RENDER_ON_WRITE:
         return
     try:
         if not cache.add(REBUILD_QUEUED_KEY, 1, LOCK_SECONDS):
             return
-        rebuild_snapshots.delay()
+        current_app.signature(REBUILD_TASK).delay()
     except Exception:
         # Readers rebuild what they serve by themselves; the worker only gets there first.
         logger.warning("could not queue the snapshot rebuild", exc_info=True)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from components.models import ComponentStatus
 from components.services import component_set_status, roll_up_uptime
 from incidents.services import incident_post_update, maintenances_advance_due
+from statuspage.celery import app as celery_app
 from statuspage.models import PageSettings
 from statuspage.public import public_cache, snapshots
 from tests.components.factories import ComponentFactory
@@ -215,13 +216,18 @@ def test_pages_that_leave_the_hot_set_are_removed_from_the_files_tree(client, ap
 def test_a_change_queues_one_rebuild_on_the_snapshots_queue(api, settings, monkeypatch):
     settings.BEACON_SNAPSHOT_RENDER_ON_WRITE = True
     queued = []
-    monkeypatch.setattr("statuspage.tasks.rebuild_snapshots.delay", lambda: queued.append(1))
+    # Sent by name (the snapshot module sits below statuspage/tasks.py): the registered task.
+    monkeypatch.setattr(
+        "statuspage.tasks.rebuild_snapshots.apply_async", lambda *a, **kw: queued.append(1)
+    )
     for status in ["major_outage", "operational", "partial_outage"]:
         component_set_status(component=api, status=status)
     assert queued == [1]
     snapshots.rebuild_started()
     component_set_status(component=api, status="operational")
     assert queued == [1, 1]
+    route = celery_app.amqp.router.route({}, snapshots.REBUILD_TASK)
+    assert route["queue"].name == "snapshots"
 
 
 # When parts fail

@@ -1,15 +1,19 @@
 from django.apps import AppConfig
 
+from components.signals import status_changed
+from statuspage.lib.markdown import render_failed
+
 
 class IncidentsConfig(AppConfig):
     name = "incidents"
 
     def ready(self) -> None:
-        # Imported here, as Django wants, because they import models.
-        from components.signals import status_changed
+        # Imported here, as Django wants: these modules import models. The tasks module is
+        # imported in every process because incidents/enqueue.py names its tasks: the name then
+        # finds the task itself (its options, and eager mode where it is on).
+        from incidents import tasks  # noqa: F401
         from incidents.automatic import staff_tell_about_render_failure
         from incidents.notify.events import on_component_status_changed
-        from statuspage.lib.markdown import render_failed
 
         # The renderer sits below incidents (notify/email.py uses it), so it only signals.
         render_failed.connect(

@@ -10,8 +10,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from components.checks import KINDS, policy
+from components.checks.heartbeat import judge
 from components.checks.latency import latency_observe
 from components.checks.outcome import Outcome
+from components.checks.runner import run_batch
 from components.models import (
     DEFAULT_LOCATION,
     AlertState,
@@ -28,6 +30,7 @@ from components.models import (
 )
 from components.services import component_set_status
 from incidents.automatic import auto_incident_follow
+from incidents.models import CLOSED_STATUSES, Incident
 
 
 @dataclass(frozen=True)
@@ -270,8 +273,6 @@ def component_follow_checks(
 
 
 def _held_by_people(component: Component) -> bool:
-    from incidents.models import CLOSED_STATUSES, Incident
-
     open_incident = (
         Incident.objects.filter(components=component)
         .exclude(status__in=CLOSED_STATUSES)
@@ -310,8 +311,6 @@ def heartbeat_ping(*, token, failed: bool = False, at: datetime | None = None) -
         return False
     check = HealthCheck.objects.select_related("component").get(ping_token=token)
     if check.enabled:
-        from components.checks.heartbeat import judge
-
         check_results_record(
             location=DEFAULT_LOCATION, results=[(check, judge(check, now=at))], at=at
         )
@@ -326,8 +325,6 @@ def check_run_now(*, check: HealthCheck) -> Outcome:
 
 def checks_run_now(*, checks: list[HealthCheck]) -> list[Outcome]:
     """Run checks here and now, together (a slow one delays none of the others)."""
-    from components.checks.runner import run_batch
-
     outcomes = run_batch(checks)
     check_results_record(
         location=DEFAULT_LOCATION, results=list(zip(checks, outcomes, strict=True))

@@ -32,7 +32,7 @@ from django.utils.text import slugify
 
 from components.models import ComponentStatus
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
-from incidents.notify.delivery import SENT, ConnectionLost, Outcome
+from incidents.notify.channel import SENT, ConnectionLost, Outcome
 from incidents.notify.models import Delivery, EventKind, NotificationEvent, Subscriber
 from incidents.notify.subscriptions import (
     confirm_url,

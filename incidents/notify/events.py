@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from components.models import ComponentStatusChange
+from incidents import enqueue
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify.models import (
     Channel,
@@ -126,9 +127,7 @@ def on_component_status_changed(
 
 def _ring_after_commit(event: NotificationEvent) -> None:
     def ring() -> None:
-        from incidents import tasks
-
-        tasks.expand_notification_event.delay(event.pk)
+        enqueue.expand_notification_event(event.pk)
 
     # robust: a broker that is away must not fail the request; the sweeper rings again.
     transaction.on_commit(ring, robust=True)

@@ -37,7 +37,7 @@ from components.models import ComponentStatus, ComponentStatusChange
 from components.selectors import component_tree
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify import subscriptions
-from incidents.notify.delivery import SENT, Outcome, concurrent_deadline
+from incidents.notify.channel import SENT, Outcome, concurrent_deadline
 from incidents.notify.models import (
     Delivery,
     EventKind,

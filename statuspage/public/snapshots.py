@@ -45,10 +45,14 @@ from django.urls import Resolver404, resolve
 from django.utils.html import format_html
 from django.utils.http import http_date, parse_http_date_safe
 
+from components.models import Component
+from incidents.models import Incident
 from statuspage.lib import security_headers
 from statuspage.lib.outage import database_unreachable
 from statuspage.public import public_cache
+from statuspage.public.selectors import history_page_count
 from statuspage.public.static_export import key_to_file
+from statuspage.templatetags.beacon import format_page_time
 
 logger = logging.getLogger("beacon.snapshots")
 
@@ -248,10 +252,6 @@ def known_outputs() -> KnownOutputs | None:
 
 def refresh_known_outputs() -> KnownOutputs:
     """Read what exists from the database and share it (every rebuild of the hot set)."""
-    from components.models import Component
-    from incidents.models import Incident
-    from statuspage.public.selectors import history_page_count
-
     # The generation first: a change committed meanwhile is then in the sets, or bumps it.
     generation = current_generation(fresh=True)
     known = KnownOutputs(
@@ -776,8 +776,6 @@ def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
     memo_key = (snapshot.key, snapshot.etag, since)
     noticed = _memory.noticed.get(memo_key)
     if noticed is None:
-        from statuspage.templatetags.beacon import format_page_time
-
         # UTC rather than the page's zone: reading page settings could need the database.
         stamp = format_page_time(_utc(since), "datetime", zone=UTC)
         notice = format_html(
@@ -841,9 +839,6 @@ def public_keys(*, everything: bool = False) -> list[str]:
     from django.urls import reverse
     from django.utils import timezone
 
-    from components.models import Component
-    from incidents.models import Incident
-
     keys = [reverse(name) for name in HOT_URL_NAMES]
     incidents = Incident.objects.all()
     if not everything:
@@ -854,8 +849,6 @@ def public_keys(*, everything: bool = False) -> list[str]:
     codes = incidents.order_by("-started_at").values_list("public_id", flat=True)
     keys += [reverse("incident-detail", args=[code]) for code in codes]
     if everything:
-        from statuspage.public.selectors import history_page_count
-
         history = reverse("history")
         keys += [f"{history}?page={n}" for n in range(2, history_page_count() + 1)]
         for public_id in Component.objects.values_list("public_id", flat=True):

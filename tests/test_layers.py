@@ -2,6 +2,7 @@
 named instead of imported exists: the tasks that incidents/enqueue.py and the snapshot store
 ask for by name."""
 
+import json
 import os
 import re
 import shutil
@@ -30,6 +31,38 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess:
 def test_the_tree_keeps_its_layers():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def import_cycles(root: Path) -> list[list[str]]:
+    """Every cycle of imports among our modules, imports inside functions included."""
+    code = (
+        "import json, sys, grimp\n"
+        "graph = grimp.build_graph(*sys.argv[1:], cache_dir=None)\n"
+        "modules = sorted(m for m in graph.modules if '.migrations' not in m)\n"
+        "cycles = set()\n"
+        "for module in modules:\n"
+        "    for imported in graph.find_modules_directly_imported_by(module):\n"
+        "        if '.migrations' in imported:\n"
+        "            continue\n"
+        "        back = graph.find_shortest_chain(importer=imported, imported=module)\n"
+        "        if back:\n"
+        "            cycles.add(tuple(sorted({module, *back})))\n"
+        "print(json.dumps(sorted(cycles)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *PACKAGES],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def test_no_module_imports_itself_back_not_even_inside_a_function():
+    assert import_cycles(ROOT) == []
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +127,36 @@ def test_an_uphill_import_or_an_unplaced_module_breaks_the_contracts(
         probe.unlink()
     assert result.returncode != 0
     assert refusal in " ".join(result.stdout.split()), result.stdout[-4000:]
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        # The cycles of issue 15, hidden in functions: notify back into tasks, and a check
+        # rollup back into the snapshot store through the signal's receiver.
+        ("incidents/notify/probe.py", "def f():\n    from incidents import tasks\n"),
+        ("components/probe.py", "def f():\n    from components import admin\n"),
+        ("statuspage/lib/probe.py", "def f():\n    import statuspage.lib.markdown\n"),
+    ],
+)
+def test_an_import_back_inside_a_function_is_a_cycle(tree_copy, module, source):
+    probe = tree_copy / module
+    probe.write_text(source)
+    # Closing the loop: the module imported imports the probe.
+    importer = {
+        "incidents/notify/probe.py": tree_copy / "incidents" / "tasks.py",
+        "components/probe.py": tree_copy / "components" / "admin.py",
+        "statuspage/lib/probe.py": tree_copy / "statuspage" / "lib" / "markdown.py",
+    }[module]
+    original = importer.read_text()
+    dotted = module.removesuffix(".py").replace("/", ".")
+    importer.write_text(original + f"\nimport {dotted}  # noqa\n")
+    try:
+        cycles = import_cycles(tree_copy)
+    finally:
+        importer.write_text(original)
+        probe.unlink()
+    assert any(dotted in cycle for cycle in cycles), cycles
 
 
 def _named_tasks() -> list[str]:

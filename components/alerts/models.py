@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from components.status import ComponentStatus
+from components.status_choices import ComponentStatus
 
 
 class AlertKind(models.TextChoices):

@@ -56,6 +56,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Load and scale benchmark (bench/run.py; needs wrk and nginx, PostgreSQL and Redis on
 # 127.0.0.1). Writes bench/results/<timestamp>.json and the tables in docs/performance.md.

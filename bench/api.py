@@ -6,11 +6,11 @@ Creates a database (beacon_bench_api, dropped at the end and again at the next s
 realistic page: 50 components in 5 groups with 90 days of daily uptime and 1,000 past
 incidents (bench/seed.py, bulk_create), each given 2 to 4 updates; 5 open incidents and an
 upcoming maintenance made through incidents.services; 500 subscribers; a superuser and an
-API key from statuspage.api_keys.api_key_create. Then, all at once:
+API key from statuspage.api_v1.keys.api_key_create. Then, all at once:
 
 - Beacon as bench/run.py starts it for production (SERVERS["granian-w3-bt1"], the command
   docs/deployment.md recommends) on PostgreSQL and Redis, with API_RATE_LIMIT_PER_MINUTE=0
-  (no limit: statuspage.ratelimit returns before it asks Redis anything), and a second
+  (no limit: statuspage.lib.ratelimit returns before it asks Redis anything), and a second
   Beacon with a limit of 10^9, which is never reached but counted in Redis on every request;
   one Celery worker (bench/run.py's WORKER_CMD) rebuilds the public snapshots after writes;
 - the reference: bench/minimal_app.py under the same server command, serving the bytes
@@ -107,7 +107,7 @@ from components.models import Component, ComponentStatus
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify.models import Channel, Subscriber, SubscriberState
 from incidents.services import incident_create
-from statuspage.api_keys import api_key_create
+from statuspage.api_v1.keys import api_key_create
 from statuspage.models import PageSettings
 
 subscribers = %d
@@ -207,7 +207,7 @@ import redis.client
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from ninja.operation import Operation
-from statuspage import ratelimit
+from statuspage.lib import ratelimit
 from statuspage.api_v1 import base, incidents
 from statuspage.api_v1.routes import api
 
@@ -330,7 +330,7 @@ HOTSPOTS = [
      "django/db/models/fields/related_descriptors.py", "_apply_rel_filters"),
     ("QuerySet clones (Query.clone, deepcopy of select_related)",
      "django/db/models/sql/query.py", "clone"),
-    ("statuspage_json.timestamp (datetimes to text)", "statuspage/statuspage_json.py",
+    ("statuspage_json.timestamp (datetimes to text)", "incidents/statuspage_json.py",
      "timestamp"),
     ("Incident.get_absolute_url (reverse)", "incidents/models.py", "get_absolute_url"),
     ("pydantic model_validate", "~", "<method 'validate_python' of"),
@@ -859,7 +859,7 @@ def main() -> None:
             "rate_limits": {
                 "beacon": 0,
                 "limited": HUGE_LIMIT,
-                "note": "API_RATE_LIMIT_PER_MINUTE=0 is no limit: statuspage.ratelimit."
+                "note": "API_RATE_LIMIT_PER_MINUTE=0 is no limit: statuspage.lib.ratelimit."
                 "hit_rolling returns before it talks to Redis, so 'beacon' leaves the limiter "
                 "out; 'limited' counts every request in Redis (SET NX, EXISTS, INCR, GET) and "
                 "never refuses one.",
@@ -1049,7 +1049,7 @@ def render(result: dict, out: Path) -> str:
         "reference, one after the other (the next run starts once the servers are idle), "
         f"rounds: {result['rounds']}; the table gives the medians. The targets:",
         "",
-        "- *Beacon*: `API_RATE_LIMIT_PER_MINUTE=0`. With 0, `statuspage.ratelimit.hit_rolling` "
+        "- *Beacon*: `API_RATE_LIMIT_PER_MINUTE=0`. With 0, `statuspage.lib.ratelimit.hit_rolling` "
         "returns before it talks to Redis: these numbers leave the limiter out.",
         "- *Limit 10⁹*: the same Beacon with a limit no run reaches, so every request is counted "
         "as in production: four Redis round trips (`SET NX` and `EXISTS` then `INCR` on this "

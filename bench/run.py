@@ -748,11 +748,11 @@ REBUILD_CODE = """
 import json, logging, time
 from django.conf import settings
 try:
-    from statuspage.snapshots import rebuild_hot_snapshots
+    from statuspage.public.snapshots import rebuild_hot_snapshots
 except ImportError:
     print("BENCHJSON " + json.dumps({"available": False}))
 else:
-    from statuspage import public_cache
+    from statuspage.public import public_cache
 
     outputs = []
 
@@ -780,7 +780,7 @@ else:
 
 
 def measure_rebuild(ds: Dataset, port: int, repeats: int) -> dict:
-    """Time statuspage.snapshots.rebuild_hot_snapshots(); without it, cold builds over HTTP."""
+    """Time snapshots.rebuild_hot_snapshots() (statuspage/public/); else cold builds over HTTP."""
     result = manage_shell(ds.env, REBUILD_CODE % repeats)
     if result["available"]:
         seconds = result["seconds"]
@@ -977,7 +977,7 @@ def snapshots_available(ds: Dataset) -> bool:
     code = (
         "import json, importlib.util\n"
         "print('BENCHJSON ' + json.dumps("
-        "{'available': importlib.util.find_spec('statuspage.snapshots') is not None}))"
+        "{'available': importlib.util.find_spec('statuspage.public.snapshots') is not None}))"
     )
     return manage_shell(ds.env, code)["available"]
 

@@ -51,8 +51,8 @@ from incidents.models import (  # noqa: E402
     IncidentUpdate,
 )
 from incidents.services import incident_create, incident_post_update  # noqa: E402
-from statuspage import public_cache  # noqa: E402
 from statuspage.models import PageSettings  # noqa: E402
+from statuspage.public import public_cache  # noqa: E402
 
 HISTORY_DAYS = 90
 GROUP_SIZE = 10

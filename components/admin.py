@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from components.charts import check_chart_svg
 from components.checks import KINDS
 from components.checks.outcome import Outcome
 from components.checks.services import (
@@ -52,11 +53,6 @@ from components.services import (
     component_update,
 )
 from statuspage.models import PageSettings
-
-try:
-    from components.charts import check_chart_svg
-except ImportError:  # the response-time chart is optional: the page works without it
-    check_chart_svg = None
 
 
 class StatusChangeInline(admin.TabularInline):
@@ -575,7 +571,7 @@ class HealthCheckAdmin(admin.ModelAdmin):
 
     @admin.display(description="Response time")
     def response_time(self, check):
-        if check_chart_svg is None or check.pk is None:
+        if check.pk is None:
             return "No data yet."
         return check_chart_svg(check) or "No data yet."
 

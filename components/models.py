@@ -7,20 +7,13 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from statuspage.ids import new_public_id
-from statuspage.text import no_control_characters, no_control_characters_in_text
+from components.status_choices import ComponentStatus
+from statuspage.lib.ids import new_public_id
+from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
 # A line or two under a name on the page; the validator (not max_length, which a TextField
 # only gives its form) holds the admin, apply_config and the API alike.
 MAX_DESCRIPTION = 2_000
-
-
-class ComponentStatus(models.TextChoices):
-    OPERATIONAL = "operational", "Operational"
-    DEGRADED_PERFORMANCE = "degraded_performance", "Degraded performance"
-    PARTIAL_OUTAGE = "partial_outage", "Partial outage"
-    MAJOR_OUTAGE = "major_outage", "Major outage"
-    UNDER_MAINTENANCE = "under_maintenance", "Under maintenance"
 
 
 # How bad a status is for the people using the service, least to most.

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from django.db import transaction
 
-from statuspage import snapshots
+from statuspage.lib.signals import announce_public_change_on_commit
 
 
 @contextmanager
@@ -27,4 +27,4 @@ def public_write() -> Iterator[None]:
 
 def public_changed() -> None:
     """Make every public output stale once the current transaction commits (now outside one)."""
-    snapshots.publish_change_on_commit()
+    announce_public_change_on_commit()

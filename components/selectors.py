@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Max, Min
 
-from components.models import Component, ComponentStatus, DailyUptime
+from components.models import Component, ComponentGroup, ComponentStatus, DailyUptime
 from components.uptime import DayUptime, split_by_day, uptime_percent_over
+from statuspage.models import PageSettings
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,26 @@ def _add_operational_days(by_component, window, window_days: list[date]) -> None
             by_component[component_id][day] = whole_days.get(day) or DayUptime(
                 day, {ComponentStatus.OPERATIONAL: WHOLE_DAY}
             )
+
+
+@dataclass
+class ComponentTree:
+    """Every component in page order and every group, hidden ones included, with the rollup."""
+
+    page: PageSettings
+    components: list[Component]
+    groups: list[ComponentGroup]
+    status: OverallStatus
+
+
+def component_tree() -> ComponentTree:
+    components = page_components()
+    return ComponentTree(
+        page=PageSettings.load(),
+        components=components,
+        groups=list(ComponentGroup.objects.order_by("position", "name")),
+        status=overall_status(c.status for c in components),
+    )
 
 
 __all__ = ["overall_status", "page_components", "daily_uptime", "uptime_percent_over"]

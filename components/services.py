@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from components import signals
 from components.models import (
     AutoIncident,
     Automation,
@@ -77,9 +78,7 @@ def component_set_status(
             update_fields=["status", "status_changed_at", "uptime_accounted_until", "updated_at"]
         )
         if notify:
-            from incidents.notify.events import event_for_status_change
-
-            event_for_status_change(change)
+            signals.status_changed.send(sender=Component, change=change)
     component.status = locked.status
     component.status_changed_at = locked.status_changed_at
     component.uptime_accounted_until = locked.uptime_accounted_until

@@ -4,15 +4,15 @@ from celery import shared_task
 from django.conf import settings
 
 from components import services
+from components.alerts.services import alerts_settle
 from components.checks import services as checks
+from components.checks.runner import run_batch
 from components.checks.tasks import update_check_rollups  # noqa: F401 - found by Celery here
 
 
 @shared_task
 def settle_alerts() -> None:
     """Beat, every few seconds: alerts whose report has held long enough move components."""
-    from components.alerts.services import alerts_settle
-
     alerts_settle()
 
 
@@ -34,8 +34,6 @@ def dispatch_due_checks() -> None:
 @shared_task
 def run_checks(location: str, runs: list) -> None:
     """Run a batch of checks concurrently from this worker's location and record them."""
-    from components.checks.runner import run_batch
-
     slots = {pk: datetime.fromisoformat(slot) for pk, slot in runs}
     claimed = checks.check_runs_claim(location=location, runs=list(slots.items()))
     if claimed:

@@ -11,7 +11,10 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from components.models import Component
-from incidents import services
+from incidents import (
+    admin_subscribers,  # noqa: F401 - registers the subscriber admin
+    services,
+)
 from incidents.automatic import incident_draft_discard, incident_draft_publish
 from incidents.forms import (
     MAINTENANCE_NOTIFY_FLAGS,
@@ -32,39 +35,7 @@ from incidents.models import (
     ScheduledMaintenance,
 )
 from incidents.notify.selectors import notifications_of_incident
-
-
-class ServiceRejected(Exception):
-    """A service refused the form's input; carries its ValidationError out of the transaction."""
-
-    def __init__(self, error: ValidationError):
-        super().__init__(error)
-        self.error = error
-
-
-def call_service(service, **kwargs):
-    try:
-        return service(**kwargs)
-    except ValidationError as error:
-        raise ServiceRejected(error) from error
-
-
-class ServiceFormAdmin(admin.ModelAdmin):
-    """An admin whose saves call services: a refused save shows the same form again, with
-    the service's reasons on it (the attempt was rolled back with its transaction)."""
-
-    def form_with_service_error(self, request, form):
-        error = getattr(request, "service_error", None)
-        if error is not None:
-            form = type(form.__name__, (form,), {"service_error": error})
-        return form
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ServiceRejected as rejected:
-            request.service_error = rejected.error
-            return super().changeform_view(request, object_id, form_url, extra_context)
+from statuspage.lib.service_admin import ServiceFormAdmin, call_service
 
 
 def update_added(update: IncidentUpdate) -> dict:
@@ -585,6 +556,3 @@ class IncidentDraftAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, draft):
             raise PermissionDenied
         return draft
-
-
-from incidents import admin_subscribers  # noqa: E402, F401

@@ -25,7 +25,6 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_http_methods, require_POST
 
 from components.models import Component
-from incidents.admin import ServiceFormAdmin, call_service
 from incidents.forms import ServiceForm
 from incidents.models import Incident
 from incidents.notify import subscriptions
@@ -38,6 +37,7 @@ from incidents.notify.models import (
     SubscriberState,
 )
 from incidents.notify.webhooks import webhook_test_delivery
+from statuspage.lib.service_admin import ServiceFormAdmin, call_service
 
 IMPORT_MAX_MB = 10
 EXPORT_COLUMNS = [

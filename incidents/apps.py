@@ -1,16 +1,23 @@
 from django.apps import AppConfig
 
+from components.signals import status_changed
+from statuspage.lib.markdown import render_failed
+
 
 class IncidentsConfig(AppConfig):
     name = "incidents"
 
     def ready(self) -> None:
+        # Imported here, as Django wants: these modules import models. The tasks module is
+        # imported in every process because incidents/enqueue.py names its tasks: the name then
+        # finds the task itself (its options, and eager mode where it is on).
         from components.status import moved_automatically
+        from incidents import tasks  # noqa: F401
         from incidents.automatic import (
             auto_incident_on_automatic_move,
             staff_tell_about_render_failure,
         )
-        from statuspage.markdown import render_failed
+        from incidents.notify.events import on_component_status_changed
 
         # The renderer sits below incidents (notify/email.py uses it), so it only signals.
         render_failed.connect(
@@ -21,3 +28,5 @@ class IncidentsConfig(AppConfig):
         moved_automatically.connect(
             auto_incident_on_automatic_move, dispatch_uid="auto_incident_on_automatic_move"
         )
+        # Components sit below incidents: a change subscribers should hear of is signalled.
+        status_changed.connect(on_component_status_changed, dispatch_uid="component_status")

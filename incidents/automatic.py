@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from components.models import AutoIncident, Component, ComponentStatus
+from incidents import enqueue
 from incidents.models import (
     CLOSED_STATUSES,
     Incident,
@@ -29,9 +30,11 @@ from incidents.models import (
     IncidentStatus,
     StaffNotice,
 )
+from incidents.notify.subscriptions import page_base_url
 from incidents.services import incident_create, incident_post_update
+from statuspage.lib.network import TargetRefused, resolve_blocking
+from statuspage.lib.text import one_line
 from statuspage.models import PageSettings
-from statuspage.text import one_line
 
 logger = logging.getLogger("beacon.automatic")
 
@@ -374,7 +377,7 @@ RENDER_FAILURE_ALERT_SECONDS = 24 * 3600
 
 
 def staff_tell_about_render_failure(*, digest: str, reason: str, **kwargs: object) -> None:
-    """Listens to statuspage.markdown.render_failed: some text is shown as plain text."""
+    """Listens to statuspage.lib.markdown.render_failed: some text is shown as plain text."""
     from django.core.cache import cache
 
     try:
@@ -397,18 +400,14 @@ def staff_tell_about_render_failure(*, digest: str, reason: str, **kwargs: objec
 
 
 def _enqueue(*, subject: str, text: str, contact: str = "") -> None:
-    from incidents import tasks
-
     # Two tasks, so that retrying a failed webhook never sends the emails again.
-    tasks.tell_staff_by_email.delay(subject, text, contact)
+    enqueue.tell_staff_by_email(subject, text, contact)
     if settings.BEACON_STAFF_WEBHOOK_URL:
-        tasks.tell_staff_by_webhook.delay(subject, text)
+        enqueue.tell_staff_by_webhook(subject, text)
 
 
 def admin_link(name: str, pk: int) -> str:
     """The absolute address of an admin page, for messages to staff."""
-    from incidents.notify.subscriptions import page_base_url
-
     return urljoin(page_base_url() + "/", reverse(name, args=[pk]))
 
 
@@ -444,8 +443,6 @@ def staff_webhook(*, subject: str, text: str) -> None:
 
 def _post_staff_webhook(url: str, text: str) -> None:
     import httpx
-
-    from components.checks.network import TargetRefused, resolve_blocking
 
     target = httpx.URL(url)
     host = target.host

@@ -15,7 +15,7 @@ from incidents.models import (
     IncidentStatus,
     IncidentTemplate,
 )
-from statuspage.text import no_control_characters_in_text
+from statuspage.lib.text import no_control_characters_in_text
 
 NO_CHANGE = ""
 COMPONENT_STATUS_CHOICES = [(NO_CHANGE, "No change"), *ComponentStatus.choices]

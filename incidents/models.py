@@ -6,11 +6,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from components.models import Component, ComponentStatus, worst_status
-from statuspage.ids import new_public_id
-from statuspage.text import no_control_characters, no_control_characters_in_text
+from statuspage.lib.ids import new_public_id
+from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
 # The longest Markdown staff may write: an update (API v1's cap, as Statuspage's), and a
-# postmortem. statuspage/markdown.py renders nothing longer.
+# postmortem. statuspage/lib/markdown.py renders nothing longer.
 MAX_UPDATE_BODY = 25_000
 MAX_POSTMORTEM_BODY = 100_000
 

@@ -19,7 +19,7 @@ from incidents.models import (
     IncidentUpdate,
 )
 from incidents.notify.events import event_for_postmortem, event_for_update
-from statuspage.text import control_character_error
+from statuspage.lib.text import control_character_error
 
 MAINTENANCE_STARTED_BODY = (
     "Scheduled maintenance is currently in progress. We will provide updates as necessary."

@@ -4,8 +4,10 @@ import httpx
 from celery import current_app, shared_task
 
 from incidents import services
+from incidents.automatic import staff_email, staff_notices_flush, staff_webhook
 from incidents.notify import delivery, events
-from incidents.notify.email import MailRefused
+from incidents.notify.email import MailRefused, subscription_email_send
+from incidents.notify.models import Subscriber
 
 logger = logging.getLogger("beacon.notify")
 
@@ -19,15 +21,11 @@ def advance_scheduled_maintenances() -> None:
 @shared_task
 def flush_staff_notices() -> None:
     """Beat: the summaries of changes held back from staff whose window has ended."""
-    from incidents.automatic import staff_notices_flush
-
     staff_notices_flush()
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
 def tell_staff_by_email(subject: str, text: str, contact: str = "") -> None:
-    from incidents.automatic import staff_email
-
     staff_email(subject=subject, text=text, contact=contact)
 
 
@@ -38,8 +36,6 @@ def tell_staff_by_email(subject: str, text: str, contact: str = "") -> None:
     max_retries=8,
 )
 def tell_staff_by_webhook(subject: str, text: str) -> None:
-    from incidents.automatic import staff_webhook
-
     staff_webhook(subject=subject, text=text)
 
 
@@ -96,9 +92,6 @@ def _hand_out(batches: list[delivery.Batch]) -> None:
 )
 def send_subscription_email(which: str, subscriber_id: int) -> None:
     """The confirmation link, or "you are already subscribed" with the manage link."""
-    from incidents.notify.email import subscription_email_send
-    from incidents.notify.models import Subscriber
-
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None:
         return

@@ -1,6 +1,6 @@
 """Email subscriptions: the public form, the links in the emails, one-click unsubscribe.
 
-None of these pages is a snapshot (statuspage.snapshots.PUBLIC_URLS does not name them): each
+None of these pages is a snapshot (statuspage.public.snapshots.PUBLIC_URLS does not name them): each
 carries a CSRF token or a subscriber's own link, so each is rendered per request and never
 stored by a browser or a proxy. The status page itself fetches the form with htmx.
 """
@@ -23,8 +23,8 @@ from django.views.decorators.http import require_http_methods
 from incidents.forms import PreferencesForm, SubscribeForm
 from incidents.notify import bounces, subscriptions
 from incidents.notify.models import Subscriber
-from statuspage import ratelimit
-from statuspage.http_body import read_capped
+from statuspage.lib import ratelimit
+from statuspage.lib.http_body import read_capped
 from statuspage.models import PageSettings
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Brute-force protection around staff sign-in (django-axes; docs/security.md).
 
-Axes counts failed sign-ins per username and per client address (statuspage.ratelimit's
+Axes counts failed sign-ins per username and per client address (statuspage.lib.ratelimit's
 client_ip, so X-Forwarded-For counts only through TRUSTED_PROXY_HOPS) and refuses every
 sign-in, the right password included, once either has failed LOGIN_FAILURE_LIMIT times
 within LOGIN_COOLOFF_MINUTES. Here: the page a refused sign-in sees, and telling staff.
@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from incidents.automatic import staff_alert
 from statuspage.audit import audit_record
+from statuspage.lib.ratelimit import client_ip, digest
 from statuspage.models import AuditAction, AuditSource
-from statuspage.ratelimit import client_ip, digest
 
 logger = logging.getLogger("beacon.access")
 

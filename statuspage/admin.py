@@ -14,7 +14,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 
-from statuspage.api_keys import (
+from statuspage.api_v1.keys import (
     EXPIRY_WARNING,
     api_key_create,
     api_key_expiry_error,

@@ -1,24 +1,9 @@
 from django.apps import AppConfig
-from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
-
-def _invalidate_public_pages(sender, **kwargs):
-    from statuspage import snapshots
-    from statuspage.models import PageSettings
-
-    if sender is PageSettings:
-        # Now for this transaction, and again once other processes can see the change.
-        PageSettings.forget_cached()
-        transaction.on_commit(PageSettings.forget_cached)
-    snapshots.publish_change_on_commit()
-
-
-def _invalidate_after_deploy(sender, **kwargs):
-    # Every deploy migrates: pages cached by the previous release must not outlive it.
-    from statuspage import snapshots
-
-    snapshots.publish_change()
+from statuspage import mail_dkim
+from statuspage.lib import request_log
+from statuspage.lib.signals import public_output_changed
 
 
 class StatuspageConfig(AppConfig):
@@ -26,28 +11,29 @@ class StatuspageConfig(AppConfig):
     verbose_name = "Status page"
 
     def ready(self):
-        from statuspage import request_log
-
         # Before the first request: no log line of this process may hold a secret URL.
         request_log.install()
-
-        from statuspage import mail_dkim
 
         # A DKIM key that cannot sign stops every process here, not an email later.
         mail_dkim.check_configuration()
 
-        # Cache invalidation is infrastructure, not domain flow: every write path to what
-        # the public sees (services, admin, shell) must make the cached pages stale.
+        # What makes the public outputs stale (statuspage/public/changes.py). Imported here,
+        # as Django wants: these modules import models. The tasks module is imported in every
+        # process because the snapshot store names its rebuild task: the name then finds the
+        # task itself (its options, and eager mode where it is on).
         from components.models import Component, ComponentGroup
         from incidents.models import AffectedComponent, Incident, IncidentUpdate
+        from statuspage import tasks  # noqa: F401
         from statuspage.models import PageSettings
+        from statuspage.public import changes
 
         models = (PageSettings, ComponentGroup, Component, Incident, IncidentUpdate)
         for model in (*models, AffectedComponent):
-            post_save.connect(_invalidate_public_pages, sender=model)
-            post_delete.connect(_invalidate_public_pages, sender=model)
-        m2m_changed.connect(_invalidate_public_pages, sender=Incident.components.through)
-        post_migrate.connect(_invalidate_after_deploy, sender=self)
+            post_save.connect(changes.on_public_row_changed, sender=model)
+            post_delete.connect(changes.on_public_row_changed, sender=model)
+        m2m_changed.connect(changes.on_public_row_changed, sender=Incident.components.through)
+        post_migrate.connect(changes.on_migrated, sender=self)
+        public_output_changed.connect(changes.on_announced_change, dispatch_uid="publish-change")
 
         # The audit trail is fed from the edges: sign-in, the admin's LogEntry, a lock-out.
         from axes.signals import user_locked_out

@@ -31,8 +31,8 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from statuspage.lib.ratelimit import client_ip
 from statuspage.models import ApiKey, AuditAction, AuditEvent, AuditSource
-from statuspage.ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
 

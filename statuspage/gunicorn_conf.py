@@ -3,14 +3,14 @@
 The access log names each request's id (the X-Request-ID Beacon answers with) and never
 holds an alert integration's secret URL: the logger masks `/integrations/<kind>/<token>/`
 in every line it writes, access and error alike, even for requests that never reach Django
-(whose own records are masked by statuspage/request_log.py).
+(whose own records are masked by statuspage/lib/request_log.py).
 """
 
 import logging
 
 from gunicorn.glogging import Logger
 
-from statuspage.request_log import mask, mask_record
+from statuspage.lib.request_log import mask, mask_record
 
 accesslog = "-"
 access_log_format = (

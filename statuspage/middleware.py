@@ -1,6 +1,7 @@
 from django.http import JsonResponse
 
-from statuspage import security_headers, snapshots, views
+from statuspage.lib import security_headers
+from statuspage.public import snapshots, views
 
 
 class SnapshotMiddleware:

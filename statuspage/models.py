@@ -7,8 +7,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from statuspage.ids import new_public_id
-from statuspage.text import no_control_characters, no_control_characters_in_text
+from statuspage.lib.ids import new_public_id
+from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
 # The footer is Markdown on every page and in every email: a few paragraphs at most.
 MAX_FOOTER_TEXT = 5_000

@@ -56,8 +56,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Outermost: the Content-Security-Policy and the other security headers on every answer,
-    # snapshots and error pages included (statuspage/security_headers.py).
-    "statuspage.security_headers.SecurityHeadersMiddleware",
+    # snapshots and error pages included (statuspage/lib/security_headers.py).
+    "statuspage.lib.security_headers.SecurityHeadersMiddleware",
     # Then: a public read is answered from its snapshot without any other middleware.
     "statuspage.middleware.SnapshotMiddleware",
     # Statuspage clients may add ".json" to management API paths.
@@ -142,7 +142,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # Brute-force protection (django-axes; docs/security.md). A sign-in is refused for
 # LOGIN_COOLOFF_MINUTES once a username, or a client address, has failed LOGIN_FAILURE_LIMIT
 # times within that time: one address spraying many usernames and many addresses on one
-# username are both stopped. The address is statuspage.ratelimit.client_ip (TRUSTED_PROXY_HOPS).
+# username are both stopped. The address is statuspage.lib.ratelimit.client_ip (TRUSTED_PROXY_HOPS).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -288,7 +288,7 @@ BEACON_UPTIME_WEIGHTS = {
 BEACON_UPTIME_DAYS = 90
 BEACON_PAST_INCIDENT_DAYS = 14
 BEACON_PUBLIC_CACHE_SECONDS = env.int("PUBLIC_CACHE_SECONDS", default=24 * 3600)
-# Render-on-write snapshots of the public outputs (statuspage/snapshots.py).
+# Render-on-write snapshots of the public outputs (statuspage/public/snapshots.py).
 BEACON_SNAPSHOT_DIR = Path(env.str("SNAPSHOT_DIR", default=str(VAR_DIR / "snapshots")))
 # How often a process looks for a newer generation, and how long a generation must be still
 # before it is rebuilt (a burst of changes then costs one or two rebuilds).
@@ -345,14 +345,14 @@ BEACON_MAILGUN_WEBHOOK_SIGNING_KEY = env.str("MAILGUN_WEBHOOK_SIGNING_KEY", defa
 BEACON_API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=60)
 
 # Every record is masked (secret URLs) and tagged with its request's id where it is made:
-# statuspage/request_log.py, installed by the statuspage app.
+# statuspage/lib/request_log.py, installed by the statuspage app.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"beacon": {"()": "statuspage.request_log.Formatter"}},
+    "formatters": {"beacon": {"()": "statuspage.lib.request_log.Formatter"}},
     "filters": {
-        "quiet_during_outage": {"()": "statuspage.outage.QuietDuringOutage"},
-        "not_found_is_not_news": {"()": "statuspage.request_log.NotFoundIsNotNews"},
+        "quiet_during_outage": {"()": "statuspage.lib.outage.QuietDuringOutage"},
+        "not_found_is_not_news": {"()": "statuspage.lib.request_log.NotFoundIsNotNews"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "beacon"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

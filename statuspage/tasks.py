@@ -1,6 +1,7 @@
 from celery import shared_task
 
-from statuspage import audit, snapshots
+from statuspage import audit
+from statuspage.public import snapshots
 
 
 @shared_task

@@ -2,9 +2,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from statuspage import api_v2, badges, feeds, metrics, views
 from statuspage.api_v1 import base as api_v1_base
 from statuspage.api_v1.routes import api as api_v1
+from statuspage.public import api_v2, badges, feeds, metrics, views
 from statuspage.staff_auth import passkeys
 
 handler400 = views.bad_request

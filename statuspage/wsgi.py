@@ -10,7 +10,8 @@ django_application = get_wsgi_application()
 from django.conf import settings  # noqa: E402
 from django.http.request import split_domain_port, validate_host  # noqa: E402
 
-from statuspage import security_headers, snapshots  # noqa: E402
+from statuspage.lib import security_headers  # noqa: E402
+from statuspage.public import snapshots  # noqa: E402
 
 REASONS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 

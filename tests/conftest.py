@@ -11,8 +11,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 import pytest
 from django.core.cache import cache
 
-from statuspage import snapshots
 from statuspage.models import PageSettings
+from statuspage.public import snapshots
 from tests.incidents.factories import StaffFactory, sign_in_staff
 
 

@@ -36,9 +36,9 @@ from components.models import (
 from components.tasks import roll_up_uptime, run_checks
 from incidents.models import AffectedComponent, Incident, IncidentStatus, IncidentUpdate
 from incidents.tasks import advance_scheduled_maintenances
-from statuspage import public_cache
-from statuspage.apps import _invalidate_public_pages
 from statuspage.models import PageSettings
+from statuspage.public import public_cache
+from statuspage.public.changes import on_public_row_changed
 from tests.components.factories import (
     ComponentFactory,
     ComponentGroupFactory,
@@ -142,18 +142,18 @@ class Recorder:
 def signals_off() -> Iterator[None]:
     """Only the services publish: the signal net of statuspage/apps.py is taken away."""
     for model in (PageSettings, ComponentGroup, Component, Incident, IncidentUpdate):
-        post_save.disconnect(_invalidate_public_pages, sender=model)
-        post_delete.disconnect(_invalidate_public_pages, sender=model)
-    post_save.disconnect(_invalidate_public_pages, sender=AffectedComponent)
-    post_delete.disconnect(_invalidate_public_pages, sender=AffectedComponent)
-    m2m_changed.disconnect(_invalidate_public_pages, sender=Incident.components.through)
+        post_save.disconnect(on_public_row_changed, sender=model)
+        post_delete.disconnect(on_public_row_changed, sender=model)
+    post_save.disconnect(on_public_row_changed, sender=AffectedComponent)
+    post_delete.disconnect(on_public_row_changed, sender=AffectedComponent)
+    m2m_changed.disconnect(on_public_row_changed, sender=Incident.components.through)
     yield
     for model in (*PUBLIC_MODELS, AffectedComponent):
         if model in (ComponentStatusChange, DailyUptime):
             continue
-        post_save.connect(_invalidate_public_pages, sender=model)
-        post_delete.connect(_invalidate_public_pages, sender=model)
-    m2m_changed.connect(_invalidate_public_pages, sender=Incident.components.through)
+        post_save.connect(on_public_row_changed, sender=model)
+        post_delete.connect(on_public_row_changed, sender=model)
+    m2m_changed.connect(on_public_row_changed, sender=Incident.components.through)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from components.models import Component, ComponentStatus
+from components.status_choices import ComponentStatus
 
 
 class AlertKind(models.TextChoices):
@@ -150,7 +150,9 @@ class AlertState(models.Model):
         AlertIntegration, on_delete=models.CASCADE, related_name="states"
     )
     fingerprint = models.CharField(max_length=255)
-    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="alerts")
+    component = models.ForeignKey(
+        "components.Component", on_delete=models.CASCADE, related_name="alerts"
+    )
     firing = models.BooleanField(default=True)
     status = models.CharField(max_length=32, choices=ComponentStatus.choices)
     # The component's status before the first of its alerts fired: restored after the last.

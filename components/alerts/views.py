@@ -11,9 +11,9 @@ from django.views.decorators.http import require_http_methods
 from components.alerts.kinds import PayloadError
 from components.alerts.models import AlertIntegration
 from components.alerts.services import alerts_receive
-from statuspage import ratelimit
-from statuspage.http_body import read_capped
-from statuspage.request_log import with_request_id
+from statuspage.lib import ratelimit
+from statuspage.lib.http_body import read_capped
+from statuspage.lib.request_log import with_request_id
 
 logger = logging.getLogger("beacon.alerts")
 

@@ -25,8 +25,8 @@ import dns.resolver
 import httpx
 
 from components.checks.base import CheckKindRunner
-from components.checks.network import TargetRefused, host_problem, refusal
 from components.checks.outcome import Outcome
+from statuspage.lib.network import TargetRefused, host_problem, refusal
 
 RECORD_TYPES = ("A", "AAAA", "CAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT")
 # Record types whose last field is a host name: it alone may be expected.

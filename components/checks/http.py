@@ -7,8 +7,8 @@ import httpx
 
 from components.checks import decoding, jsonpath, outbound
 from components.checks.base import CheckKindRunner
-from components.checks.network import url_problem
 from components.checks.outcome import Outcome
+from statuspage.lib.network import url_problem
 
 MAX_REDIRECTS = 5
 # Enough of a body for keywords and health JSON; a check never downloads a whole site.

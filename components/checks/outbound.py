@@ -19,7 +19,7 @@ import httpcore
 import httpx
 
 from components.checks import decoding
-from components.checks.network import resolve
+from statuspage.lib.network import resolve
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADER_LINE_BYTES = 8 * 1024

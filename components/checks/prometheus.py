@@ -22,8 +22,8 @@ import httpx
 
 from components.checks.base import CheckKindRunner
 from components.checks.http import MAX_BODY_BYTES, fetch
-from components.checks.network import NOT_HTTP, url_problem
 from components.checks.outcome import Outcome
+from statuspage.lib.network import NOT_HTTP, url_problem
 
 COMPARISONS = {
     ">": operator.gt,

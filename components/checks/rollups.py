@@ -18,6 +18,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from components.models import CheckResult, CheckRollup, HealthCheck, RollupPeriod, Verdict
+from statuspage.lib.signals import announce_public_change_on_commit
 
 LENGTHS: dict[str, timedelta] = {
     RollupPeriod.HOUR: timedelta(hours=1),
@@ -148,9 +149,7 @@ def check_rollups_update(*, now: datetime | None = None) -> int:
             update_fields=ROLLUP_FIELDS,
         )
         if any(rollup.health_check_id in shown for rollup in changed):
-            from statuspage.snapshots import publish_change_on_commit
-
-            publish_change_on_commit()
+            announce_public_change_on_commit()
     return len(changed)
 
 

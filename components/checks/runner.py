@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import httpx
 
 from components.checks import KINDS, outbound
-from components.checks.network import TargetRefused
 from components.checks.outcome import Outcome
 from components.checks.tls import ssl_context
 from components.models import Verdict
+from statuspage.lib.network import TargetRefused
 
 USER_AGENT = "Beacon health check (+https://github.com/beacon-status)"
 

@@ -10,8 +10,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from components.checks import KINDS, policy
+from components.checks.heartbeat import judge
 from components.checks.latency import latency_observe
 from components.checks.outcome import Outcome
+from components.checks.runner import run_batch
 from components.models import (
     DEFAULT_LOCATION,
     CheckKind,
@@ -252,8 +254,6 @@ def heartbeat_ping(*, token, failed: bool = False, at: datetime | None = None) -
         return False
     check = HealthCheck.objects.select_related("component").get(ping_token=token)
     if check.enabled:
-        from components.checks.heartbeat import judge
-
         check_results_record(
             location=DEFAULT_LOCATION, results=[(check, judge(check, now=at))], at=at
         )
@@ -268,8 +268,6 @@ def check_run_now(*, check: HealthCheck) -> Outcome:
 
 def checks_run_now(*, checks: list[HealthCheck]) -> list[Outcome]:
     """Run checks here and now, together (a slow one delays none of the others)."""
-    from components.checks.runner import run_batch
-
     outcomes = run_batch(checks)
     check_results_record(
         location=DEFAULT_LOCATION, results=list(zip(checks, outcomes, strict=True))

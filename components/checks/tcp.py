@@ -8,8 +8,8 @@ import time
 import httpx
 
 from components.checks.base import CheckKindRunner
-from components.checks.network import resolve, target_problem
 from components.checks.outcome import Outcome
+from statuspage.lib.network import resolve, target_problem
 
 
 class TcpCheck(CheckKindRunner):

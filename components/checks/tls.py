@@ -15,9 +15,9 @@ import httpx
 from django.conf import settings
 
 from components.checks.base import CheckKindRunner
-from components.checks.network import target_problem
 from components.checks.outcome import Outcome
 from components.checks.tcp import close, connect
+from statuspage.lib.network import target_problem
 
 DEFAULT_PORT = 443
 DAY = 86400

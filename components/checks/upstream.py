@@ -21,9 +21,9 @@ import httpx
 
 from components.checks.base import CheckKindRunner
 from components.checks.http import MAX_BODY_BYTES, fetch
-from components.checks.network import NOT_HTTP, url_problem
 from components.checks.outcome import Outcome
 from components.models import ComponentStatus, Verdict
+from statuspage.lib.network import NOT_HTTP, url_problem
 
 VERDICTS: dict[str, str] = {
     ComponentStatus.OPERATIONAL: Verdict.UP,

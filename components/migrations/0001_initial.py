@@ -5,7 +5,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import statuspage.ids
+import statuspage.lib.ids
 
 
 class Migration(migrations.Migration):
@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
                 (
                     "public_id",
                     models.CharField(
-                        default=statuspage.ids.new_public_id,
+                        default=statuspage.lib.ids.new_public_id,
                         editable=False,
                         max_length=12,
                         unique=True,
@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
                 (
                     "public_id",
                     models.CharField(
-                        default=statuspage.ids.new_public_id,
+                        default=statuspage.lib.ids.new_public_id,
                         editable=False,
                         max_length=12,
                         unique=True,

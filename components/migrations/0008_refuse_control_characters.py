@@ -3,7 +3,7 @@
 import django.core.validators
 from django.db import migrations, models
 
-import statuspage.text
+import statuspage.lib.text
 
 
 class Migration(migrations.Migration):
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             field=models.TextField(
                 blank=True,
                 validators=[
-                    statuspage.text.NoControlCharacters(multiline=True),
+                    statuspage.lib.text.NoControlCharacters(multiline=True),
                     django.core.validators.MaxLengthValidator(2000),
                 ],
             ),
@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
             model_name="component",
             name="name",
             field=models.CharField(
-                max_length=255, validators=[statuspage.text.NoControlCharacters()]
+                max_length=255, validators=[statuspage.lib.text.NoControlCharacters()]
             ),
         ),
         migrations.AlterField(
@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
             field=models.TextField(
                 blank=True,
                 validators=[
-                    statuspage.text.NoControlCharacters(multiline=True),
+                    statuspage.lib.text.NoControlCharacters(multiline=True),
                     django.core.validators.MaxLengthValidator(2000),
                 ],
             ),
@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
             model_name="componentgroup",
             name="name",
             field=models.CharField(
-                max_length=255, validators=[statuspage.text.NoControlCharacters()]
+                max_length=255, validators=[statuspage.lib.text.NoControlCharacters()]
             ),
         ),
     ]

@@ -4,7 +4,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import statuspage.ids
+import statuspage.lib.ids
 
 
 class Migration(migrations.Migration):
@@ -124,7 +124,7 @@ class Migration(migrations.Migration):
                 (
                     "public_id",
                     models.CharField(
-                        default=statuspage.ids.new_public_id,
+                        default=statuspage.lib.ids.new_public_id,
                         editable=False,
                         max_length=12,
                         unique=True,

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-import statuspage.text
+import statuspage.lib.text
 
 
 class Migration(migrations.Migration):
@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
             model_name="incident",
             name="name",
             field=models.CharField(
-                max_length=255, validators=[statuspage.text.NoControlCharacters()]
+                max_length=255, validators=[statuspage.lib.text.NoControlCharacters()]
             ),
         ),
         migrations.AlterField(
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="Markdown.",
                 max_length=100000,
-                validators=[statuspage.text.NoControlCharacters(multiline=True)],
+                validators=[statuspage.lib.text.NoControlCharacters(multiline=True)],
             ),
         ),
         migrations.AlterField(
@@ -35,14 +35,14 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="Markdown.",
                 max_length=25000,
-                validators=[statuspage.text.NoControlCharacters(multiline=True)],
+                validators=[statuspage.lib.text.NoControlCharacters(multiline=True)],
             ),
         ),
         migrations.AlterField(
             model_name="incidentdraft",
             name="name",
             field=models.CharField(
-                max_length=255, validators=[statuspage.text.NoControlCharacters()]
+                max_length=255, validators=[statuspage.lib.text.NoControlCharacters()]
             ),
         ),
         migrations.AlterField(
@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="Markdown.",
                 max_length=25000,
-                validators=[statuspage.text.NoControlCharacters(multiline=True)],
+                validators=[statuspage.lib.text.NoControlCharacters(multiline=True)],
             ),
         ),
         migrations.AlterField(
@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 help_text="What staff pick it by.",
                 max_length=255,
-                validators=[statuspage.text.NoControlCharacters()],
+                validators=[statuspage.lib.text.NoControlCharacters()],
             ),
         ),
         migrations.AlterField(
@@ -69,7 +69,7 @@ class Migration(migrations.Migration):
             name="title",
             field=models.CharField(
                 max_length=255,
-                validators=[statuspage.text.NoControlCharacters()],
+                validators=[statuspage.lib.text.NoControlCharacters()],
                 verbose_name="incident name",
             ),
         ),
@@ -80,7 +80,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="Markdown.",
                 max_length=25000,
-                validators=[statuspage.text.NoControlCharacters(multiline=True)],
+                validators=[statuspage.lib.text.NoControlCharacters(multiline=True)],
             ),
         ),
     ]

@@ -32,13 +32,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 
+from incidents.automatic import admin_link, staff_alert
+from incidents.notify.channel import ConnectionLost, Outcome, concurrent_deadline
+from incidents.notify.content import event_render
+from incidents.notify.email import EmailSender
 from incidents.notify.models import (
     Channel,
     Delivery,
@@ -47,6 +50,8 @@ from incidents.notify.models import (
     Subscriber,
     SubscriberState,
 )
+from incidents.notify.subscriptions import subscriber_quarantine
+from incidents.notify.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
 
@@ -75,43 +80,8 @@ class Batch:
     last_id: int
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt came to. Not sent and not permanent: try again later."""
-
-    sent: bool
-    error: str = ""
-    permanent: bool = False
-
-
-SENT = Outcome(sent=True)
-
-
-class ConnectionLost(Exception):
-    """The channel's connection failed: the rest of the batch is retried later."""
-
-
-class Sender(Protocol):
-    """One per channel; opened once per batch, so a batch reuses one connection.
-
-    A channel whose requests are independent (webhooks) may also offer
-    `send_many(deliveries, *, within: float)`, which sends them all at once and yields
-    (delivery, outcome) as each is answered, every one within `within` seconds (being cut
-    off is an outcome).
-    """
-
-    def __enter__(self) -> "Sender": ...
-
-    def __exit__(self, *exc) -> None: ...
-
-    def send(self, delivery: Delivery) -> Outcome: ...
-
-
-def _senders() -> dict[str, type]:
-    from incidents.notify.email import EmailSender
-    from incidents.notify.webhooks import WebhookSender
-
-    return {Channel.EMAIL: EmailSender, Channel.WEBHOOK: WebhookSender}
+# One Sender class per channel.
+SENDERS: dict[str, type] = {Channel.EMAIL: EmailSender, Channel.WEBHOOK: WebhookSender}
 
 
 def batch_size(channel: str) -> int:
@@ -124,18 +94,11 @@ def lease() -> timedelta:
     return timedelta(seconds=settings.BEACON_NOTIFY_LEASE_SECONDS)
 
 
-def concurrent_deadline() -> float:
-    """Seconds a concurrent batch may post for: two thirds of its lease, so it keeps it."""
-    return settings.BEACON_NOTIFY_LEASE_SECONDS * 2 / 3
-
-
 # Expansion
 
 
 def event_expand(*, event_id: int, now: datetime | None = None) -> list[Batch]:
     """Write the event's ledger rows and return the batches to hand out."""
-    from incidents.notify.content import event_render
-
     now = now or timezone.now()
     event = NotificationEvent.objects.filter(pk=event_id).first()
     if event is None:  # its incident was deleted meanwhile
@@ -184,8 +147,6 @@ def _claim_expansion(event: NotificationEvent, now: datetime) -> bool:
 
 
 def _tell_staff_event_crashed(event: NotificationEvent, crashes: int) -> None:
-    from incidents.automatic import admin_link, staff_alert
-
     subject = f"Notification not sent: {event}"
     link = admin_link("admin:incidents_notificationevent_change", event.pk)
     text = (
@@ -313,7 +274,7 @@ def batch_send(*, batch: Batch, now: datetime | None = None) -> int:
         return 0
     sent = 0
     pending = deque(claimed)
-    sender_class = _senders()[batch.channel]
+    sender_class = SENDERS[batch.channel]
     try:
         with sender_class(event) as sender, _quick_commits():
             send_many = getattr(sender, "send_many", None)
@@ -413,8 +374,6 @@ def _fail_crashed(event_id: int, ids: list[int]) -> None:
 
 
 def _tell_staff_deliveries_crashed(event: NotificationEvent) -> None:
-    from incidents.automatic import admin_link, staff_alert
-
     subject = f"Notifications failed: {event}"
     link = admin_link("admin:incidents_notificationevent_change", event.pk)
     text = (
@@ -543,8 +502,6 @@ def delivery_record(
 
 def _subscriber_failed(subscriber: Subscriber, *, error: str, permanent: bool, now) -> None:
     """A bounced address stops at once; a webhook stops after failing for a whole day."""
-    from incidents.notify.subscriptions import subscriber_quarantine
-
     failing_since = subscriber.failing_since or now
     Subscriber.objects.filter(pk=subscriber.pk, failing_since__isnull=True).update(
         failing_since=now

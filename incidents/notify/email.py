@@ -32,7 +32,7 @@ from django.utils.text import slugify
 
 from components.models import ComponentStatus
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
-from incidents.notify.delivery import SENT, ConnectionLost, Outcome
+from incidents.notify.channel import SENT, ConnectionLost, Outcome
 from incidents.notify.models import Delivery, EventKind, NotificationEvent, Subscriber
 from incidents.notify.subscriptions import (
     confirm_url,
@@ -41,9 +41,9 @@ from incidents.notify.subscriptions import (
     page_base_url,
     unsubscribe_url,
 )
-from statuspage.markdown import render_markdown
+from statuspage.lib.markdown import render_markdown
+from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
-from statuspage.text import one_line, without_control_characters
 
 # Where each subscriber's links go in the bodies rendered once per event. A "<" never
 # survives escaping (user text) or nh3 (Markdown), and _clean() takes them out of the raw

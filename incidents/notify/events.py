@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from components.models import ComponentStatusChange
+from incidents import enqueue
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify.models import (
     Channel,
@@ -117,11 +118,16 @@ def event_for_status_change(change: ComponentStatusChange) -> NotificationEvent 
     return event
 
 
+def on_component_status_changed(
+    sender: object, *, change: ComponentStatusChange, **kwargs: object
+) -> None:
+    """Receives components.signals.status_changed, in the transaction of the change."""
+    event_for_status_change(change)
+
+
 def _ring_after_commit(event: NotificationEvent) -> None:
     def ring() -> None:
-        from incidents import tasks
-
-        tasks.expand_notification_event.delay(event.pk)
+        enqueue.expand_notification_event(event.pk)
 
     # robust: a broker that is away must not fail the request; the sweeper rings again.
     transaction.on_commit(ring, robust=True)

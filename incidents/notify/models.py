@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from components.models import Component, ComponentStatusChange
-from statuspage.ids import new_public_id
+from statuspage.lib.ids import new_public_id
 
 
 class Channel(models.TextChoices):

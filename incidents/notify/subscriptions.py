@@ -22,11 +22,12 @@ from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
 from django.utils import timezone
 
-from components.checks import network
 from components.models import Component
+from incidents import enqueue
 from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
+from statuspage.lib import network
+from statuspage.lib.text import no_control_characters, one_line, without_control_characters
 from statuspage.models import PageSettings
-from statuspage.text import no_control_characters, one_line, without_control_characters
 
 logger = logging.getLogger(__name__)
 
@@ -179,9 +180,7 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
 
 def _send_after_commit(which: str, subscriber: Subscriber) -> None:
     def send() -> None:
-        from incidents import tasks
-
-        tasks.send_subscription_email.delay(which, subscriber.pk)
+        enqueue.send_subscription_email(which, subscriber.pk)
 
     transaction.on_commit(send, robust=True)
 
@@ -279,8 +278,6 @@ def subscriber_quarantine(*, subscriber: Subscriber, reason: str) -> None:
 
 def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
     """To the webhook's contact address, with staff in copy (to staff alone without one)."""
-    from incidents import tasks
-
     subject = f"Webhook disabled: {subscriber.endpoint}"
     path = reverse("admin:incidents_subscriber_change", args=[subscriber.pk])
     contact = subscriber.email
@@ -294,7 +291,7 @@ def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
     text += f"Staff re-enable it here: {page_base_url()}{path}\n"
 
     def tell() -> None:
-        tasks.tell_staff_by_email.delay(subject, text, contact)
+        enqueue.tell_staff_by_email(subject, text, contact)
 
     transaction.on_commit(tell, robust=True)
 

@@ -33,11 +33,11 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from components.checks import network
 from components.models import ComponentStatus, ComponentStatusChange
+from components.selectors import component_tree
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify import subscriptions
-from incidents.notify.delivery import SENT, Outcome, concurrent_deadline
+from incidents.notify.channel import SENT, Outcome, concurrent_deadline
 from incidents.notify.models import (
     Delivery,
     EventKind,
@@ -45,8 +45,8 @@ from incidents.notify.models import (
     Subscriber,
     WebhookFormat,
 )
-from statuspage import selectors
-from statuspage.statuspage_json import (
+from incidents.selectors import with_timeline
+from incidents.statuspage_json import (
     Json,
     PageJson,
     component_json,
@@ -54,6 +54,7 @@ from statuspage.statuspage_json import (
     page_json_context,
     timestamp,
 )
+from statuspage.lib import network
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def statuspage_order(value, key: str = "$"):
 
 def statuspage_payload(event: NotificationEvent) -> Json:
     """Statuspage's webhook body for the event, without `meta.unsubscribe` (per subscriber)."""
-    tree = selectors.component_tree()
+    tree = component_tree()
     ctx = page_json_context(
         page=tree.page,
         base_url=subscriptions.page_base_url(),
@@ -188,7 +189,7 @@ def statuspage_payload(event: NotificationEvent) -> Json:
         },
     }
     if event.incident_id:
-        incident = selectors.with_timeline(Incident.objects.filter(pk=event.incident_id)).get()
+        incident = with_timeline(Incident.objects.filter(pk=event.incident_id)).get()
         body["incident"] = incident_json(incident, ctx, update_id=event.update_id)
     elif event.status_change_id:
         change = ComponentStatusChange.objects.select_related("component__group").get(
@@ -740,7 +741,7 @@ class WebhookSender:
 
 def sample_payload(subscriber: Subscriber) -> Json:
     """A test body in the subscriber's format; Statuspage's names its first component."""
-    tree = selectors.component_tree()
+    tree = component_tree()
     now = timezone.now()
     base_url = subscriptions.page_base_url()
     chat = CHAT_FORMATS.get(subscriber.webhook_format)

@@ -16,11 +16,11 @@ from ninja.security import APIKeyHeader, APIKeyQuery
 from pydantic import AfterValidator, Field, model_validator
 
 from components.models import Component
-from statuspage import ratelimit
-from statuspage.api_keys import ApiKeyExpired, api_key_allows, api_key_authenticate
 from statuspage.api_v1 import schemas
+from statuspage.api_v1.keys import ApiKeyExpired, api_key_allows, api_key_authenticate
+from statuspage.lib import ratelimit
+from statuspage.lib.text import control_character_error
 from statuspage.models import ApiKey, PageSettings
-from statuspage.text import control_character_error
 
 RATE_WINDOW_SECONDS = 60
 # Statuspage's page size, default and maximum.

@@ -28,10 +28,10 @@ from components.models import (
     ComponentStatus,
     StatusChangeCause,
 )
-from components.selectors import daily_uptime, first_uptime_day
+from components.selectors import component_tree, daily_uptime, first_uptime_day
 from components.uptime import uptime_percent_over
 from incidents.models import Incident
-from statuspage import selectors
+from incidents.statuspage_json import Json, page_json_context
 from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
@@ -45,7 +45,6 @@ from statuspage.api_v1.base import (
     require_perm,
 )
 from statuspage.models import PageSettings
-from statuspage.statuspage_json import Json, page_json_context
 
 router = Router()
 
@@ -147,7 +146,7 @@ class UptimeRange(Schema):
 
 def _entries(page: PageSettings) -> list[Json]:
     """Every component and group entry in page order, as the public API lists them."""
-    tree = selectors.component_tree()
+    tree = component_tree()
     ctx = page_json_context(
         page=page,
         base_url=page.url or "",

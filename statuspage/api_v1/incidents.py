@@ -17,6 +17,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from components.models import Component
+from components.selectors import component_tree
 from incidents import services
 from incidents.models import (
     MAINTENANCE_STATUSES,
@@ -29,7 +30,8 @@ from incidents.models import (
 )
 from incidents.notify import subscriptions, webhooks
 from incidents.notify.models import EventKind
-from statuspage import selectors
+from incidents.selectors import with_timeline
+from incidents.statuspage_json import Json, PageJson, page_json_context
 from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
@@ -46,7 +48,6 @@ from statuspage.api_v1.base import (
     require_perm,
 )
 from statuspage.models import PageSettings
-from statuspage.statuspage_json import Json, PageJson, page_json_context
 
 router = Router()
 
@@ -136,7 +137,7 @@ class Search(Schema):
 
 
 def _context(page: PageSettings) -> PageJson:
-    tree = selectors.component_tree()
+    tree = component_tree()
     return page_json_context(
         page=page,
         base_url=subscriptions.page_base_url(),
@@ -170,7 +171,7 @@ def incident_object(incident: Incident, ctx: PageJson) -> Json:
 
 
 def _incidents(queryset: QuerySet, page: PageSettings) -> list[Json]:
-    incidents = list(selectors.with_timeline(queryset))
+    incidents = list(with_timeline(queryset))
     ctx = _context(page)
     return [incident_object(incident, ctx) for incident in incidents]
 
@@ -180,7 +181,7 @@ def _one(incident_id: str, page: PageSettings) -> Json:
 
 
 def _get(incident_id: str) -> Incident:
-    incident = selectors.with_timeline(Incident.objects.filter(public_id=incident_id)).first()
+    incident = with_timeline(Incident.objects.filter(public_id=incident_id)).first()
     if incident is None:
         raise Http404(f"No incident {incident_id!r}.")
     return incident

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from ninja import Router, Schema
 from pydantic import Field
 
-from statuspage import statuspage_json
+from incidents import statuspage_json
 from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import ERROR_RESPONSES, OneLine, page_or_404, require_perm
 from statuspage.models import PageSettings

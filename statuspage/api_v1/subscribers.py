@@ -13,6 +13,7 @@ from pydantic import Field
 from components.models import Component
 from incidents.notify import subscriptions
 from incidents.notify.models import Channel, Subscriber, SubscriberState
+from incidents.statuspage_json import Json, timestamp
 from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
@@ -26,7 +27,6 @@ from statuspage.api_v1.base import (
     require_perm,
 )
 from statuspage.models import PageSettings
-from statuspage.statuspage_json import Json, timestamp
 
 router = Router()
 

@@ -3,7 +3,7 @@
 import django.core.validators
 from django.db import migrations, models
 
-import statuspage.ids
+import statuspage.lib.ids
 import statuspage.models
 
 
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 (
                     "public_id",
                     models.CharField(
-                        default=statuspage.ids.new_public_id,
+                        default=statuspage.lib.ids.new_public_id,
                         editable=False,
                         max_length=12,
                         unique=True,

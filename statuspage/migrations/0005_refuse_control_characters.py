@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-import statuspage.text
+import statuspage.lib.text
 
 
 class Migration(migrations.Migration):
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="Markdown, shown at the foot of every page.",
                 max_length=5000,
-                validators=[statuspage.text.NoControlCharacters(multiline=True)],
+                validators=[statuspage.lib.text.NoControlCharacters(multiline=True)],
             ),
         ),
         migrations.AlterField(
@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
             field=models.URLField(
                 blank=True,
                 help_text="Your company's website.",
-                validators=[statuspage.text.NoControlCharacters()],
+                validators=[statuspage.lib.text.NoControlCharacters()],
                 verbose_name="home URL",
             ),
         ),
@@ -35,7 +35,9 @@ class Migration(migrations.Migration):
             model_name="pagesettings",
             name="name",
             field=models.CharField(
-                default="Status", max_length=100, validators=[statuspage.text.NoControlCharacters()]
+                default="Status",
+                max_length=100,
+                validators=[statuspage.lib.text.NoControlCharacters()],
             ),
         ),
         migrations.AlterField(
@@ -43,7 +45,7 @@ class Migration(migrations.Migration):
             name="support_url",
             field=models.URLField(
                 blank=True,
-                validators=[statuspage.text.NoControlCharacters()],
+                validators=[statuspage.lib.text.NoControlCharacters()],
                 verbose_name="support URL",
             ),
         ),
@@ -53,7 +55,7 @@ class Migration(migrations.Migration):
             field=models.URLField(
                 blank=True,
                 help_text="Where this status page is published, e.g. https://status.example.com",
-                validators=[statuspage.text.NoControlCharacters()],
+                validators=[statuspage.lib.text.NoControlCharacters()],
                 verbose_name="public URL",
             ),
         ),

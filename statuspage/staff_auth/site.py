@@ -6,7 +6,6 @@ view runs. Only signing out works half signed in.
 """
 
 from functools import update_wrapper
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin
@@ -19,10 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
 from statuspage.staff_auth import services
-
-
-def with_next(url: str, next_url: str) -> str:
-    return f"{url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}"
+from statuspage.staff_auth.links import with_next
 
 
 class BeaconAdminSite(admin.AdminSite):
@@ -79,6 +75,7 @@ class BeaconAdminSite(admin.AdminSite):
         return {**super().each_context(request), "two_factor_off": not settings.REQUIRE_2FA}
 
     def get_urls(self):
+        # Not at the top: the admin loads this module before models exist; the views need them.
         from statuspage.staff_auth import views
 
         own = [

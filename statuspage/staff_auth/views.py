@@ -28,7 +28,7 @@ from statuspage.audit import audit_two_factor
 from statuspage.models import AuditAction
 from statuspage.staff_auth import services
 from statuspage.staff_auth.forms import CodeForm, ConfirmAppForm
-from statuspage.staff_auth.site import with_next
+from statuspage.staff_auth.links import with_next
 
 BACKUP_CODES_SESSION_KEY = "beacon_backup_codes"
 

@@ -12,10 +12,10 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from components.models import ComponentStatus
-from statuspage.isolation import isolated as render_isolated
-from statuspage.isolation import plain_incident_html
-from statuspage.markdown import render_markdown
+from statuspage.lib.markdown import render_markdown
 from statuspage.models import PageSettings
+from statuspage.public.isolation import isolated as render_isolated
+from statuspage.public.isolation import plain_incident_html
 
 register = template.Library()
 
@@ -47,7 +47,7 @@ def markdown(text: str) -> str:
 @register.tag
 def isolated(parser, token):
     """`{% isolated incident heading="h1" link=False card=True %}…{% endisolated %}`: the
-    block, or the incident as plain text when rendering it fails (statuspage.isolation);
+    block, or the incident as plain text when rendering it fails (statuspage.public.isolation);
     the options shape that plain text like what it replaces."""
     bits = token.split_contents()
     if len(bits) < 2:

@@ -19,7 +19,7 @@ from django.test import Client
 from components.alerts import services as alert_services
 from components.alerts import views as alert_views
 from components.alerts.models import AlertIntegration, AlertKind
-from statuspage import request_log
+from statuspage.lib import request_log
 from tests.components.factories import ComponentFactory
 from tests.nginx import shipped_nginx
 

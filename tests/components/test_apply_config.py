@@ -15,7 +15,7 @@ from components.models import (
     ComponentStatus,
     HealthCheck,
 )
-from statuspage import public_cache
+from statuspage.public import public_cache
 from tests.components.factories import ComponentFactory, ComponentGroupFactory, HealthCheckFactory
 
 EXAMPLE = """\

@@ -8,7 +8,7 @@ import time_machine
 from django.test import Client
 
 from components.models import CheckKind, CheckResult, Verdict
-from statuspage import snapshots
+from statuspage.public import snapshots
 from tests.components.factories import HealthCheckFactory
 
 pytestmark = pytest.mark.django_db

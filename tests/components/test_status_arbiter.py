@@ -29,7 +29,7 @@ from components.status import (
 )
 from incidents.models import CLOSED_STATUSES, IncidentStatus
 from incidents.services import incident_post_update
-from statuspage.api_keys import api_key_create
+from statuspage.api_v1.keys import api_key_create
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.incidents.factories import StaffFactory, open_incident, schedule_maintenance
 

@@ -191,7 +191,7 @@ def test_a_flapping_check_tells_staff_once_then_sends_one_summary(
 
 
 def test_staff_hear_once_of_a_text_shown_as_plain_text(page, django_capture_on_commit_callbacks):
-    from statuspage.markdown import render_markdown
+    from statuspage.lib.markdown import render_markdown
 
     StaffFactory(groups=["Responders"], email="responder@acme.test")
     hostile = "[" * 30_000 + "unique-7f3a"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from statuspage.api_keys import api_key_create
+from statuspage.api_v1.keys import api_key_create
 from tests.incidents.factories import StaffFactory
 
 

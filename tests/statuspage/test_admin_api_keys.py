@@ -9,7 +9,7 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from statuspage.api_keys import api_key_create, api_key_revoke
+from statuspage.api_v1.keys import api_key_create, api_key_revoke
 from statuspage.models import ApiKey
 from tests.incidents.factories import StaffFactory, sign_in_staff
 

@@ -14,7 +14,7 @@ from components.models import (
     StatusChangeCause,
 )
 from components.services import component_set_status
-from statuspage.api_keys import api_key_create
+from statuspage.api_v1.keys import api_key_create
 from statuspage.models import PageSettings
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
 from tests.incidents.factories import StaffFactory, open_incident

@@ -11,7 +11,7 @@ from django.utils import timezone
 from components.models import Component
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
 from incidents.notify.models import NotificationEvent
-from statuspage.api_keys import api_key_create
+from statuspage.api_v1.keys import api_key_create
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory, open_incident, schedule_maintenance
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from components.models import Component
 from incidents.models import Incident
-from statuspage.api_keys import api_key_create, api_key_revoke
+from statuspage.api_v1.keys import api_key_create, api_key_revoke
 from statuspage.api_v1.routes import api
 from statuspage.models import ApiKey, PageSettings
 from tests.components.factories import ComponentFactory, ComponentGroupFactory

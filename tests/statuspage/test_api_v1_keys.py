@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from statuspage.api_keys import api_key_create, api_key_revoke
+from statuspage.api_v1.keys import api_key_create, api_key_revoke
 from statuspage.models import ApiKey, PageSettings
 from tests.incidents.factories import StaffFactory, sign_in_staff
 

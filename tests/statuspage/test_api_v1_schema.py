@@ -15,7 +15,7 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
-from statuspage.api_keys import api_key_create
+from statuspage.api_v1.keys import api_key_create
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory, open_incident
 

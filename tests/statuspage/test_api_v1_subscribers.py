@@ -5,7 +5,7 @@ import json
 import pytest
 
 from incidents.notify.models import Subscriber
-from statuspage.api_keys import api_key_create
+from statuspage.api_v1.keys import api_key_create
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory, SubscriberFactory
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from components.models import Component
 from statuspage import tasks
-from statuspage.api_keys import api_key_create
+from statuspage.api_v1.keys import api_key_create
 from statuspage.audit import audit_record, audit_two_factor
 from statuspage.models import ApiKey, AuditAction, AuditEvent, AuditSource, PageSettings
 from tests.components.factories import ComponentFactory

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from components.models import ComponentStatus
 from components.services import component_set_status
-from statuspage.badges import BLUE, GREEN, ORANGE, RED, YELLOW, Badge, text_width
+from statuspage.public.badges import BLUE, GREEN, ORANGE, RED, YELLOW, Badge, text_width
 from tests.components.factories import ComponentFactory
 
 pytestmark = pytest.mark.django_db

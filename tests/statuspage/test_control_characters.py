@@ -19,8 +19,8 @@ from incidents.models import Incident, IncidentDraft, IncidentTemplate, Incident
 from incidents.notify import delivery
 from incidents.notify.email import subscription_email_send
 from incidents.notify.models import NotificationEvent
+from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
-from statuspage.text import one_line, without_control_characters
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
 from tests.incidents.factories import (
     StaffFactory,

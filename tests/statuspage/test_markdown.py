@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from statuspage import markdown
-from statuspage.markdown import MAX_MARKDOWN_CHARS, render_markdown
+from statuspage.lib import markdown
+from statuspage.lib.markdown import MAX_MARKDOWN_CHARS, render_markdown
 
 # Far above what a render may take (RENDER_BUDGET_SECONDS plus the linear steps around it)
 # and far below the minutes these inputs took, on a machine shared by a whole team.

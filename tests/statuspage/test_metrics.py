@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 from components.charts import check_chart_svg, response_time_series, response_time_svg
 from components.checks.rollups import check_rollups_update
 from components.models import CheckResult, CheckRollup, Verdict
-from statuspage import snapshots
-from statuspage.selectors import build_status_page, check_metrics
+from statuspage.public import snapshots
+from statuspage.public.selectors import build_status_page, check_metrics
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.statuspage.test_public_pages import html_of, section, text
 

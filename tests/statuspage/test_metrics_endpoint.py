@@ -27,7 +27,7 @@ from incidents.models import Impact, Incident, IncidentKind, IncidentStatus
 from incidents.notify import delivery
 from incidents.notify.models import Delivery, DeliveryState, NotificationEvent
 from incidents.services import incident_create
-from statuspage import metrics, snapshots
+from statuspage.public import metrics, snapshots
 from tests.components.factories import (
     ComponentFactory,
     ComponentGroupFactory,

@@ -14,7 +14,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
 
 from components.services import component_set_status
-from statuspage import public_cache, snapshots
+from statuspage.public import public_cache, snapshots
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import open_incident
 from tests.statuspage.test_snapshots import call_wsgi, unreachable_redis
@@ -190,8 +190,8 @@ def test_a_bug_is_a_500_that_is_never_cached(api, monkeypatch, lenient):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("statuspage.views.selectors.build_status_page", broken)
-    monkeypatch.setattr("statuspage.api_v2.selectors.component_tree", broken)
+    monkeypatch.setattr("statuspage.public.views.selectors.build_status_page", broken)
+    monkeypatch.setattr("statuspage.public.api_v2.component_tree", broken)
     page = lenient.get("/")
     assert page.status_code == 500 and page["Cache-Control"] == "no-store"
     assert "CDN-Cache-Control" not in page and "Retry-After" not in page

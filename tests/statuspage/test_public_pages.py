@@ -475,7 +475,7 @@ def test_uptime_with_any_downtime_never_reads_100_percent():
 def test_migrating_a_new_release_drops_pages_cached_by_the_old_one(client, page):
     from django.core.management import call_command
 
-    from statuspage import public_cache
+    from statuspage.public import public_cache
 
     before = public_cache.generation()
     call_command("migrate", verbosity=0)

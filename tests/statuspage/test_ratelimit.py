@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import time_machine
 
-from statuspage.ratelimit import hit_rolling, hit_sliding
+from statuspage.lib.ratelimit import hit_rolling, hit_sliding
 
 MINUTE_START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from django.db import DataError, OperationalError
 from django.test import Client
 
 from incidents.services import incident_post_update
-from statuspage import public_cache, snapshots
 from statuspage.models import PageSettings
+from statuspage.public import public_cache, snapshots
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory, open_incident, schedule_maintenance
 
@@ -39,7 +39,7 @@ def staff(page, settings):
 def make_renderer_raise(monkeypatch, error: Exception):
     """The Markdown renderer is the edge: it raises for any text carrying the marker, wherever
     the public surface imported it (the template filter, the feeds, the calendar)."""
-    from statuspage import feeds, markdown  # noqa: F401 - imported so that it is patched
+    from statuspage.lib import markdown  # noqa: F401 - imported so that it is patched
     from statuspage.templatetags import beacon  # noqa: F401 - likewise
 
     original = markdown.render_markdown
@@ -54,7 +54,7 @@ def make_renderer_raise(monkeypatch, error: Exception):
         for name, module in list(sys.modules.items())
         if name.startswith("statuspage") and getattr(module, "render_markdown", None) is original
     ]
-    assert len(importers) >= 3  # statuspage.markdown, the template filter, the feeds
+    assert len(importers) >= 3  # statuspage.lib.markdown, the template filter, the feeds
     for module in importers:
         monkeypatch.setattr(module, "render_markdown", render)
 

@@ -22,8 +22,8 @@ from django.urls import reverse
 from components.models import CheckKind, ComponentStatus
 from incidents.models import Subscriber
 from incidents.notify.subscriptions import manage_token
-from statuspage import snapshots
-from statuspage.security_headers import CONTENT_SECURITY_POLICY, PERMISSIONS_POLICY
+from statuspage.lib.security_headers import CONTENT_SECURITY_POLICY, PERMISSIONS_POLICY
+from statuspage.public import snapshots
 from tests.browser.steps import authenticator_code
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.incidents.factories import (
@@ -245,8 +245,8 @@ def test_error_pages_carry_the_headers(site, lenient, monkeypatch, settings):
         raise ZeroDivisionError("a bug")
 
     with monkeypatch.context() as patch:
-        patch.setattr("statuspage.views.selectors.build_status_page", broken)
-        patch.setattr("statuspage.api_v2.selectors.component_tree", broken)
+        patch.setattr("statuspage.public.views.selectors.build_status_page", broken)
+        patch.setattr("statuspage.public.api_v2.component_tree", broken)
         bug_page, bug_json = lenient.get("/"), lenient.get("/api/v2/summary.json")
     wrong_host = lenient.get("/", HTTP_HOST="evil.example")
     wrong_host_staff = lenient.get("/admin/", HTTP_HOST="evil.example")
@@ -364,7 +364,7 @@ def test_public_pages_have_no_inline_script_or_style(client, site, settings):
 
 
 def test_error_pages_have_no_inline_script_or_style(site, lenient, monkeypatch):
-    monkeypatch.setattr("statuspage.views.selectors.build_status_page", lambda: 1 / 0)
+    monkeypatch.setattr("statuspage.public.views.selectors.build_status_page", lambda: 1 / 0)
     bug = lenient.get("/")
     wrong_host = lenient.get("/", HTTP_HOST="evil.example")
     monkeypatch.undo()
@@ -386,7 +386,7 @@ def test_error_pages_render_without_a_collected_stylesheet(
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
-    monkeypatch.setattr("statuspage.views.selectors.build_status_page", lambda: 1 / 0)
+    monkeypatch.setattr("statuspage.public.views.selectors.build_status_page", lambda: 1 / 0)
     answers = [lenient.get("/", HTTP_HOST="evil.example"), lenient.get("/")]
     assert [response.status_code for response in answers] == [400, 500]
     for response in answers:

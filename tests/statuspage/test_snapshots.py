@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import brotli
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
 from django.utils import timezone
@@ -16,8 +16,10 @@ from django.utils import timezone
 from components.models import ComponentStatus
 from components.services import component_set_status, roll_up_uptime
 from incidents.services import incident_post_update, maintenances_advance_due
-from statuspage import public_cache, snapshots
+from statuspage.celery import app as celery_app
+from statuspage.lib.signals import announce_public_change, announce_public_change_on_commit
 from statuspage.models import PageSettings
+from statuspage.public import public_cache, snapshots
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import open_incident, schedule_maintenance
 
@@ -215,13 +217,45 @@ def test_pages_that_leave_the_hot_set_are_removed_from_the_files_tree(client, ap
 def test_a_change_queues_one_rebuild_on_the_snapshots_queue(api, settings, monkeypatch):
     settings.BEACON_SNAPSHOT_RENDER_ON_WRITE = True
     queued = []
-    monkeypatch.setattr("statuspage.tasks.rebuild_snapshots.delay", lambda: queued.append(1))
+    # Sent by name (the snapshot module sits below statuspage/tasks.py): the registered task.
+    monkeypatch.setattr(
+        "statuspage.tasks.rebuild_snapshots.apply_async", lambda *a, **kw: queued.append(1)
+    )
     for status in ["major_outage", "operational", "partial_outage"]:
         component_set_status(component=api, status=status)
     assert queued == [1]
     snapshots.rebuild_started()
     component_set_status(component=api, status="operational")
     assert queued == [1, 1]
+    route = celery_app.amqp.router.route({}, snapshots.REBUILD_TASK)
+    assert route["queue"].name == "snapshots"
+
+
+def test_a_change_announced_by_domain_code_makes_the_outputs_stale_once_committed():
+    # Domain code never imports the renderer: it announces (statuspage/lib/signals.py).
+    before = public_cache.generation()
+    with transaction.atomic():
+        announce_public_change_on_commit()
+        assert public_cache.generation() == before  # not before the commit
+    assert public_cache.generation() != before
+
+
+def test_a_change_announced_in_a_rolled_back_transaction_changes_nothing():
+    before = public_cache.generation()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        announce_public_change_on_commit()
+        raise RuntimeError("rolled back")
+    assert public_cache.generation() == before
+
+
+def test_an_announced_change_queues_the_rebuild_like_a_saved_row(settings, monkeypatch):
+    settings.BEACON_SNAPSHOT_RENDER_ON_WRITE = True
+    queued = []
+    monkeypatch.setattr(
+        "statuspage.tasks.rebuild_snapshots.apply_async", lambda *a, **kw: queued.append(1)
+    )
+    announce_public_change()
+    assert queued == [1]
 
 
 # When parts fail

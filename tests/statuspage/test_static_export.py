@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from components.models import Component
 from incidents.services import incident_resolve
-from statuspage.static_export import key_to_file, rewrite_links_for_export
+from statuspage.public.static_export import key_to_file, rewrite_links_for_export
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
 from tests.incidents.factories import open_incident, schedule_maintenance
 

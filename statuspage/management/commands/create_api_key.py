@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from statuspage.api_keys import LONGEST_EXPIRY, api_key_create
+from statuspage.api_v1.keys import LONGEST_EXPIRY, api_key_create
 from statuspage.audit import audit_record
 from statuspage.models import ApiKeyScope, AuditAction, AuditSource
 

@@ -22,9 +22,9 @@ from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 from django.template.loader import render_to_string
 
-from statuspage import snapshots
 from statuspage.models import PageSettings
-from statuspage.static_export import key_to_file, rewrite_links_for_export
+from statuspage.public import snapshots
+from statuspage.public.static_export import key_to_file, rewrite_links_for_export
 
 NOT_FOUND_FILE = "404.html"
 # Root-relative URLs in exported HTML and CSS: the assets that must travel with the copy.

@@ -15,8 +15,8 @@ from components.models import Component, ComponentGroup, ComponentStatus
 from components.services import roll_up_uptime
 from incidents.models import Incident, IncidentKind, IncidentStatus, IncidentTemplate
 from incidents.services import incident_create, incident_post_update, postmortem_publish
-from statuspage import public_cache
 from statuspage.models import PageSettings
+from statuspage.public import public_cache
 
 DEMO_MARKER = "Web chat"
 HISTORY_DAYS = 90

@@ -2,9 +2,10 @@
 
 import pytest
 
-from components.checks import KINDS, network
+from components.checks import KINDS
 from components.checks.runner import run_batch
 from components.models import CheckKind, Verdict
+from statuspage.lib import network
 from tests.components.factories import HealthCheckFactory
 
 METADATA_FORMS = [

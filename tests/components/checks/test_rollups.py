@@ -9,7 +9,7 @@ from components.checks.rollups import check_rollups_update, nearest_rank, summar
 from components.checks.services import check_results_prune
 from components.checks.tasks import update_check_rollups
 from components.models import CheckResult, CheckRollup, Verdict
-from statuspage import public_cache
+from statuspage.public import public_cache
 from tests.components.factories import HealthCheckFactory
 
 pytestmark = pytest.mark.django_db

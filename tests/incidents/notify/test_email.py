@@ -16,7 +16,7 @@ from components.models import ComponentStatus
 from components.services import component_set_status
 from incidents import services
 from incidents.models import IncidentStatus
-from incidents.notify import delivery
+from incidents.notify import channel, delivery
 from incidents.notify.email import (
     EmailSender,
     email_content,
@@ -270,7 +270,7 @@ def test_a_message_sent_again_has_the_same_message_id(page, smtp_server, setting
     event.refresh_from_db()
 
     for _ in range(2):
-        assert send_directly(event, reader) == delivery.SENT
+        assert send_directly(event, reader) == channel.SENT
     send_directly(event, other)
 
     first, again = smtp_server.to(reader.email)
@@ -329,7 +329,7 @@ def test_a_mailbox_that_does_not_exist_is_a_permanent_failure(page, smtp_server)
 
     outcome = send_directly(event, reader)
 
-    assert outcome == delivery.Outcome(False, "550 5.1.1 No such user", permanent=True)
+    assert outcome == channel.Outcome(False, "550 5.1.1 No such user", permanent=True)
 
 
 def test_a_temporary_refusal_is_worth_another_try(page, smtp_server):
@@ -340,7 +340,7 @@ def test_a_temporary_refusal_is_worth_another_try(page, smtp_server):
 
     outcome = send_directly(event, reader)
 
-    assert outcome == delivery.Outcome(False, "451 4.3.2 Try again later", permanent=False)
+    assert outcome == channel.Outcome(False, "451 4.3.2 Try again later", permanent=False)
 
 
 def test_a_refusal_does_not_stop_the_rest_of_the_batch(page, smtp_server):
@@ -361,7 +361,7 @@ def test_a_mail_server_that_is_down_loses_the_connection(page, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", unused_port()
 
-    with pytest.raises(delivery.ConnectionLost), EmailSender(event):
+    with pytest.raises(channel.ConnectionLost), EmailSender(event):
         pass
 
 
@@ -373,7 +373,7 @@ def test_a_server_that_hangs_up_mid_batch_loses_the_connection(page, settings):
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
         row = Delivery.objects.create(event=event, subscriber=reader, channel="email")
-        with pytest.raises(delivery.ConnectionLost), EmailSender(event) as sender:
+        with pytest.raises(channel.ConnectionLost), EmailSender(event) as sender:
             sender.send(row)
 
 

@@ -3,9 +3,10 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
-from components.models import ComponentStatus
+from components.models import ComponentStatus, ComponentStatusChange
 from components.services import component_set_status
 from incidents import services
 from incidents.models import IncidentStatus
@@ -149,3 +150,42 @@ def test_the_event_is_rung_after_commit(page, django_capture_on_commit_callbacks
     with django_capture_on_commit_callbacks() as callbacks:
         open_incident()
     assert len(callbacks) >= 1
+
+
+# Components sit below incidents: the change is signalled (components.signals.status_changed)
+# and written by incidents in the transaction of the change.
+
+
+def test_a_component_change_that_rolls_back_announces_nothing(page):
+    SubscriberFactory(webhook=True)
+    api = ComponentFactory(name="API")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        component_set_status(component=api, status=ComponentStatus.MAJOR_OUTAGE)
+        raise RuntimeError("the caller fails after the change")
+    assert kinds() == []
+    assert not ComponentStatusChange.objects.filter(component=api).exists()
+
+
+def test_a_component_change_asked_not_to_notify_announces_nothing(page):
+    SubscriberFactory(webhook=True)
+    api = ComponentFactory(name="API")
+    component_set_status(component=api, status=ComponentStatus.MAJOR_OUTAGE, notify=False)
+    assert kinds() == []
+
+
+def test_a_component_change_to_its_own_status_announces_nothing(page):
+    SubscriberFactory(webhook=True)
+    api = ComponentFactory(name="API")
+    assert component_set_status(component=api, status=api.status) is None
+    assert kinds() == []
+
+
+def test_each_component_change_is_announced_once(page):
+    SubscriberFactory(webhook=True)
+    api = ComponentFactory(name="API")
+    changes = [
+        component_set_status(component=api, status=status)
+        for status in (ComponentStatus.MAJOR_OUTAGE, ComponentStatus.OPERATIONAL)
+    ]
+    events = NotificationEvent.objects.filter(kind=EventKind.COMPONENT_UPDATE).order_by("id")
+    assert [event.status_change for event in events] == changes

@@ -13,11 +13,11 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from components.checks import network
 from incidents import services
 from incidents.notify import delivery
 from incidents.notify.models import Delivery, DeliveryState, NotificationEvent, SubscriberState
 from incidents.notify.subscriptions import subscriber_quarantine
+from statuspage.lib import network
 from tests.incidents.factories import StaffFactory, SubscriberFactory, open_incident
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,6 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from components.checks import network
 from components.models import ComponentStatus
 from components.services import component_set_status
 from incidents import services
@@ -35,6 +34,7 @@ from incidents.notify.models import (
     SubscriberState,
 )
 from incidents.notify.subscriptions import unsubscribe_url
+from statuspage.lib import network
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
 from tests.incidents.factories import (
     StaffFactory,

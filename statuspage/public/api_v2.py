@@ -1,7 +1,7 @@
 """Statuspage's public API v2 (`/api/v2/*.json`), for clients written against Statuspage.
 
 Each endpoint is built once per change and served from the public cache with ETag,
-Last-Modified, a short max-age and CORS (statuspage.public_http). The cache key is the
+Last-Modified, a short max-age and CORS (statuspage.public.public_http). The cache key is the
 endpoint's name, so query strings such as `?cachebust=1` never reach the database.
 
 `page.updated_at` is the time of the last change to anything public: the start of the
@@ -16,10 +16,9 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.views.decorators.http import require_safe
 
+from components.selectors import ComponentTree, component_tree
 from incidents.models import ACTIVE_MAINTENANCE_STATUSES, IncidentStatus
-from statuspage import public_cache, selectors
-from statuspage.public_http import public_output
-from statuspage.statuspage_json import (
+from incidents.statuspage_json import (
     Json,
     PageJson,
     incident_json,
@@ -27,21 +26,23 @@ from statuspage.statuspage_json import (
     page_json_context,
     status_json,
 )
+from statuspage.public import public_cache, selectors
+from statuspage.public.public_http import public_output
 
 UPCOMING = [IncidentStatus.SCHEDULED]
 ACTIVE = list(ACTIVE_MAINTENANCE_STATUSES)
 
-Build = Callable[[PageJson, selectors.ComponentTree], Json]
+Build = Callable[[PageJson, ComponentTree], Json]
 
 
-_context_memo: dict[tuple[str, str], tuple[PageJson, selectors.ComponentTree]] = {}
+_context_memo: dict[tuple[str, str], tuple[PageJson, ComponentTree]] = {}
 
 
-def _page_context(base_url: str, generation: str) -> tuple[PageJson, selectors.ComponentTree]:
+def _page_context(base_url: str, generation: str) -> tuple[PageJson, ComponentTree]:
     """The serialised components, once per generation: a rebuild renders eight endpoints."""
     key = (base_url, generation)
     if key not in _context_memo:
-        tree = selectors.component_tree()
+        tree = component_tree()
         ctx = page_json_context(
             page=tree.page,
             base_url=base_url,
@@ -58,7 +59,7 @@ def _incidents(ctx: PageJson, incidents) -> list[Json]:
     return [incident_json(incident, ctx) for incident in incidents]
 
 
-def _summary(ctx: PageJson, tree: selectors.ComponentTree) -> Json:
+def _summary(ctx: PageJson, tree: ComponentTree) -> Json:
     return {
         "page": page_json(ctx),
         "components": ctx.components,

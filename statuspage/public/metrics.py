@@ -43,7 +43,7 @@ from components.models import (
 )
 from incidents.models import Impact, Incident
 from incidents.notify.models import Channel, Delivery, DeliveryState
-from statuspage.ratelimit import client_ip
+from statuspage.lib.ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Every public output renders each incident through `isolated()` (the `{% isolated
 tag, the feeds, the calendar). When rendering one raises, that incident is shown as plain
 text instead (its name and its updates' texts, HTML-escaped), the rest of the output is
 built as usual and staff are told once. A database outage is not a rendering bug: it is
-re-raised, so the snapshot build can tell it apart (statuspage.outage).
+re-raised, so the snapshot build can tell it apart (statuspage.lib.outage).
 """
 
 import logging
@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import escape, linebreaks
 
 from incidents.automatic import admin_link, staff_alert
-from statuspage.outage import database_unreachable
+from statuspage.lib.outage import database_unreachable
 
 logger = logging.getLogger("beacon.snapshots")
 T = TypeVar("T")

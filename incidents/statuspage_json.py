@@ -1,6 +1,6 @@
 """Statuspage's JSON objects, field for field: pure functions from our models to dicts.
 
-The public API v2 (statuspage/api_v2.py) serves them; webhook payloads reuse them. Key order
+The public API v2 (statuspage/public/api_v2.py) serves them; webhook payloads reuse them. Key order
 follows real Statuspage payloads (see tests/fixtures/statuspage/), because some
 clients diff or hash the raw text.
 

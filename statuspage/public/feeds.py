@@ -24,12 +24,12 @@ from icalendar import Calendar, Event
 
 from components.models import Component
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
-from statuspage.isolation import isolated, plain_incident_html
-from statuspage.markdown import render_markdown
+from incidents.selectors import with_timeline
+from statuspage.lib.markdown import render_markdown
+from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
-from statuspage.public_http import public_output
-from statuspage.selectors import with_timeline
-from statuspage.text import one_line, without_control_characters
+from statuspage.public.isolation import isolated, plain_incident_html
+from statuspage.public.public_http import public_output
 
 FEED_SIZE = 50
 CALENDAR_PAST_DAYS = 90
@@ -100,7 +100,7 @@ def _paragraph(moment: datetime, label: str, body: str, zone) -> str:
 def entry_html(incident: Incident, zone) -> str:
     """One <p> per update, newest first; "Update" when an update kept the status it found.
 
-    An incident whose updates cannot be rendered is shown as plain text (statuspage.isolation).
+    An incident whose updates cannot be rendered is shown as plain text (public/isolation.py).
     """
     return isolated(
         incident,

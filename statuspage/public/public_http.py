@@ -1,6 +1,6 @@
 """HTTP for the machine-readable public outputs: JSON, feeds, calendar, badges, scripts.
 
-Each is rendered into bytes by its view and kept as a snapshot (statuspage.snapshots), which
+Each is rendered into bytes by its view and kept as a snapshot (statuspage.public.snapshots), which
 adds the strong ETag, Last-Modified, 304s and compressed variants when serving it. The view
 sets what is particular to the output: its content type, CORS for browsers on other origins
 and how long shared caches may keep it.
@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from statuspage.lib.text import without_control_characters
 from statuspage.models import PageSettings
-from statuspage.snapshots import DEFAULT_CACHE_CONTROL
-from statuspage.text import without_control_characters
+from statuspage.public.snapshots import DEFAULT_CACHE_CONTROL
 
 
 def page_base_url(request: HttpRequest) -> str:

@@ -29,7 +29,8 @@ def database_unreachable(error: BaseException | None) -> bool:
 
 class QuietDuringOutage(logging.Filter):
     """Drops the per-request traceback of a database outage (one line per request otherwise:
-    hundreds a minute); statuspage.snapshots logs one line when the outage starts and ends."""
+    hundreds a minute); the snapshot store (statuspage/public/snapshots.py) logs one line when
+    the outage starts and one when it ends."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.exc_info and database_unreachable(record.exc_info[1]))

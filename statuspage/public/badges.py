@@ -18,9 +18,9 @@ from django.views.decorators.http import require_safe
 
 from components.models import Component, ComponentStatus
 from components.selectors import overall_status
-from statuspage import public_cache
 from statuspage.models import PageSettings
-from statuspage.public_http import public_output
+from statuspage.public import public_cache
+from statuspage.public.public_http import public_output
 
 EMBED_SCRIPT = Path(settings.BASE_DIR) / "static" / "js" / "embed.js"
 EMBED_MAX_AGE_SECONDS = 300

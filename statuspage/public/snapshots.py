@@ -6,7 +6,7 @@ memory, the shared cache (Redis in production) and a copy on local disk (which n
 serve directly and which keeps pages up while Redis is away). Serving one touches neither
 PostgreSQL nor the ORM.
 
-Freshness follows the public generation (statuspage.public_cache): any change the public can
+Freshness follows the public generation (statuspage.public.public_cache): any change the public can
 see bumps it after commit. A snapshot of an older generation is rebuilt by exactly one
 process (a short lock in the cache) while the others keep serving the stale copy; rebuilds
 wait until the generation has been still for a moment, so a burst of changes costs one or
@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import brotli
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.core.handlers.base import BaseHandler
@@ -44,9 +45,14 @@ from django.urls import Resolver404, resolve
 from django.utils.html import format_html
 from django.utils.http import http_date, parse_http_date_safe
 
-from statuspage import public_cache, security_headers
-from statuspage.outage import database_unreachable
-from statuspage.static_export import key_to_file
+from components.models import Component
+from incidents.models import Incident
+from statuspage.lib import security_headers
+from statuspage.lib.outage import database_unreachable
+from statuspage.public import public_cache
+from statuspage.public.selectors import history_page_count
+from statuspage.public.static_export import key_to_file
+from statuspage.templatetags.beacon import format_page_time
 
 logger = logging.getLogger("beacon.snapshots")
 
@@ -60,6 +66,7 @@ KNOWN_KEY = "beacon:snap:known"
 # limit only bounds how long a write that bypassed the signals (a manual SQL fix) goes unseen.
 KNOWN_MAX_AGE_SECONDS = 60
 REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
+REBUILD_TASK = "statuspage.tasks.rebuild_snapshots"
 LOCK_SECONDS = 30
 # No public output's path is longer (ids are 12 characters): longer ones are left to Django.
 MAX_KEY_PATH = 200
@@ -245,10 +252,6 @@ def known_outputs() -> KnownOutputs | None:
 
 def refresh_known_outputs() -> KnownOutputs:
     """Read what exists from the database and share it (every rebuild of the hot set)."""
-    from components.models import Component
-    from incidents.models import Incident
-    from statuspage.selectors import history_page_count
-
     # The generation first: a change committed meanwhile is then in the sets, or bumps it.
     generation = current_generation(fresh=True)
     known = KnownOutputs(
@@ -773,8 +776,6 @@ def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
     memo_key = (snapshot.key, snapshot.etag, since)
     noticed = _memory.noticed.get(memo_key)
     if noticed is None:
-        from statuspage.templatetags.beacon import format_page_time
-
         # UTC rather than the page's zone: reading page settings could need the database.
         stamp = format_page_time(_utc(since), "datetime", zone=UTC)
         notice = format_html(
@@ -838,9 +839,6 @@ def public_keys(*, everything: bool = False) -> list[str]:
     from django.urls import reverse
     from django.utils import timezone
 
-    from components.models import Component
-    from incidents.models import Incident
-
     keys = [reverse(name) for name in HOT_URL_NAMES]
     incidents = Incident.objects.all()
     if not everything:
@@ -851,8 +849,6 @@ def public_keys(*, everything: bool = False) -> list[str]:
     codes = incidents.order_by("-started_at").values_list("public_id", flat=True)
     keys += [reverse("incident-detail", args=[code]) for code in codes]
     if everything:
-        from statuspage.selectors import history_page_count
-
         history = reverse("history")
         keys += [f"{history}?page={n}" for n in range(2, history_page_count() + 1)]
         for public_id in Component.objects.values_list("public_id", flat=True):
@@ -920,15 +916,16 @@ def publish_change_on_commit() -> None:
 
 
 def schedule_rebuild() -> None:
-    """Ask the worker for one rebuild; changes while one is queued join it."""
-    from statuspage.tasks import rebuild_snapshots
+    """Ask the worker for one rebuild; changes while one is queued join it.
 
+    The task is named, not imported: statuspage/tasks.py sits above and imports this module.
+    """
     if not settings.BEACON_SNAPSHOT_RENDER_ON_WRITE:
         return
     try:
         if not cache.add(REBUILD_QUEUED_KEY, 1, LOCK_SECONDS):
             return
-        rebuild_snapshots.delay()
+        current_app.signature(REBUILD_TASK).delay()
     except Exception:
         # Readers rebuild what they serve by themselves; the worker only gets there first.
         logger.warning("could not queue the snapshot rebuild", exc_info=True)

@@ -14,10 +14,10 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
-from statuspage import selectors, snapshots
+from statuspage.lib.outage import database_unreachable
 from statuspage.models import PageSettings
-from statuspage.outage import database_unreachable
-from statuspage.snapshots import (
+from statuspage.public import selectors, snapshots
+from statuspage.public.snapshots import (
     ERROR_CACHE_CONTROL,
     NOT_FOUND_CACHE_CONTROL,
     PAGE_CACHE_CONTROL,

@@ -1,6 +1,6 @@
 """The public generation: one token that changes whenever anything the public sees changes.
 
-Snapshots (statuspage.snapshots) and cached values are tied to the generation they were
+Snapshots (statuspage.public.snapshots) and cached values are tied to the generation they were
 built for; bumping it after a commit makes every public output stale at once. The token is
 kept in the cache (Redis in production) and on local disk, so processes still agree on it
 while Redis is away and after it restarts empty.

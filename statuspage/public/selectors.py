@@ -11,7 +11,7 @@ from functools import cached_property
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import F
 from django.utils import timezone
 
 from components import charts
@@ -25,7 +25,8 @@ from components.selectors import (
     uptime_percent_over,
 )
 from components.uptime import DayUptime
-from incidents.models import AffectedComponent, Incident, IncidentKind, IncidentUpdate
+from incidents.models import Incident, IncidentKind
+from incidents.selectors import with_timeline
 from statuspage.models import PageSettings
 
 
@@ -106,22 +107,6 @@ class StatusPage:
     upcoming_maintenances: list[Incident]
     past_days: list[PastDay]
     metrics: list[CheckMetrics] = field(default_factory=list)
-
-
-def with_timeline(incidents: QuerySet) -> QuerySet:
-    """Incidents with their updates (newest first), affected components and components."""
-    return incidents.prefetch_related(
-        Prefetch(
-            "updates",
-            queryset=IncidentUpdate.objects.order_by("-display_at", "-id").prefetch_related(
-                Prefetch(
-                    "affected_components",
-                    queryset=AffectedComponent.objects.select_related("component"),
-                )
-            ),
-        ),
-        Prefetch("components", queryset=Component.objects.in_page_order()),
-    )
 
 
 def build_status_page(*, now: datetime | None = None) -> StatusPage:
@@ -287,29 +272,9 @@ def incident_history(
     return page, months
 
 
-# The public JSON API (statuspage/api_v2.py): lists as Statuspage's API v2 returns them.
+# The public JSON API (statuspage/public/api_v2.py): lists as Statuspage's API v2 returns them.
 
 API_LIST_LIMIT = 50
-
-
-@dataclass
-class ComponentTree:
-    """Every component in page order and every group, hidden ones included, with the rollup."""
-
-    page: PageSettings
-    components: list[Component]
-    groups: list[ComponentGroup]
-    status: OverallStatus
-
-
-def component_tree() -> ComponentTree:
-    components = page_components()
-    return ComponentTree(
-        page=PageSettings.load(),
-        components=components,
-        groups=list(ComponentGroup.objects.order_by("position", "name")),
-        status=overall_status(c.status for c in components),
-    )
 
 
 def recent_incidents(

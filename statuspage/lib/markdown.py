@@ -37,7 +37,7 @@ from django.dispatch import Signal
 from django.utils.html import linebreaks
 from markdown.extensions import Extension
 
-from statuspage.text import without_control_characters
+from statuspage.lib.text import without_control_characters
 
 logger = logging.getLogger("beacon.markdown")
 

@@ -30,19 +30,19 @@ $(STAMP): requirements-dev.txt | $(BIN)/python
 
 # Regenerate the lock from pyproject.toml's ranges. Pins that still fit the ranges are kept;
 # `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release that fits,
-# `make lock LOCK_ARGS='--upgrade-package django'` only that one. The dev lock is constrained
-# by the runtime lock, so both pin the same versions. Hashes are PyPI's, whatever index or
-# wheel folder this machine's pip is configured with (LOCK_INDEX_URL to use a mirror).
+# `make lock LOCK_ARGS='--upgrade-package django'` only that one. The runtime lock is the part
+# of the dev lock that the runtime needs, at the same versions (the dev lock constrains it).
+# Hashes are PyPI's, whatever index or wheel folder this machine's pip is configured with
+# (LOCK_INDEX_URL to use a mirror).
 LOCK_INDEX_URL ?= https://pypi.org/simple
 PIP_COMPILE = env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL \
 	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND='make lock' \
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
-	--index-url '$(LOCK_INDEX_URL)' --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+	--index-url '$(LOCK_INDEX_URL)' --no-emit-index-url --no-emit-find-links
 
 lock: $(STAMP)
-	$(PIP_COMPILE) --output-file requirements.txt pyproject.toml
-	$(PIP_COMPILE) --extra dev --constraint requirements.txt \
-		--output-file requirements-dev.txt pyproject.toml
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra dev --output-file requirements-dev.txt pyproject.toml
+	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file requirements.txt pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput

@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
@@ -12,17 +12,37 @@ WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 VAR_DIR := $(or $(BEACON_VAR_DIR),var)
 
-.PHONY: bench-api bench-checks bench-misses bench-notify bench-recovery run test lint install bench bench-quick
+.PHONY: bench-api bench-checks bench-misses bench-notify bench-recovery run test lint lock install \
+	bench bench-quick
 
 install: $(STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Install exactly what the lock pins, each file checked against its hash; reinstall only when the
+# lock changed since the last install. requirements-dev.txt holds every package (runtime and
+# dev); requirements.txt, the runtime part alone, is what the Dockerfile installs. The project
+# itself runs from this tree and is not installed as a package.
+$(STAMP): requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+# Regenerate the lock from pyproject.toml's ranges. Pins that still fit the ranges are kept;
+# `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release that fits,
+# `make lock LOCK_ARGS='--upgrade-package django'` only that one. The runtime lock is the part
+# of the dev lock that the runtime needs, at the same versions (the dev lock constrains it).
+# Hashes are PyPI's, whatever index or wheel folder this machine's pip is configured with
+# (LOCK_INDEX_URL to use a mirror).
+LOCK_INDEX_URL ?= https://pypi.org/simple
+PIP_COMPILE = env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL \
+	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND='make lock' \
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--index-url '$(LOCK_INDEX_URL)' --no-emit-index-url --no-emit-find-links
+
+lock: $(STAMP)
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra dev --output-file requirements-dev.txt pyproject.toml
+	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file requirements.txt pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput

@@ -198,10 +198,10 @@ def _add_to_pyproject(section: str, line: str) -> Callable[[str], str]:
             id="runtime-added-without-make-lock",
         ),
         pytest.param(
-            _add_to_pyproject("dev", "import-linter>=2.1"),
+            _add_to_pyproject("dev", "pytest-benchmark>=4.0"),
             _keep,
             _keep,
-            "requirements-dev.txt does not pin import-linter (import-linter>=2.1)",
+            "requirements-dev.txt does not pin pytest-benchmark (pytest-benchmark>=4.0)",
             id="dev-added-without-make-lock",
         ),
         pytest.param(

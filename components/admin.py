@@ -52,6 +52,7 @@ from components.services import (
     component_set_status,
     component_update,
 )
+from statuspage.lib.service_admin import ReadOnlyAdmin
 from statuspage.models import PageSettings
 
 
@@ -189,7 +190,7 @@ def _saved_as(obj, saved) -> None:
 
 
 @admin.register(ComponentStatusChange)
-class ComponentStatusChangeAdmin(admin.ModelAdmin):
+class ComponentStatusChangeAdmin(ReadOnlyAdmin):
     """The status history, read-only: it is what uptime is computed from."""
 
     list_display = ["component", "from_status", "to_status", "at", "cause", "actor", "note"]
@@ -197,15 +198,6 @@ class ComponentStatusChangeAdmin(admin.ModelAdmin):
     list_select_related = ["component", "actor"]
     date_hierarchy = "at"
     search_fields = ["component__name", "note"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class GroupComponentInline(admin.TabularInline):

@@ -37,7 +37,7 @@ from incidents.notify.models import (
     SubscriberState,
 )
 from incidents.notify.webhooks import webhook_test_delivery
-from statuspage.lib.service_admin import ServiceFormAdmin, call_service
+from statuspage.lib.service_admin import ReadOnlyAdmin, ServiceFormAdmin, call_service
 
 IMPORT_MAX_MB = 10
 EXPORT_COLUMNS = [
@@ -753,7 +753,7 @@ class EventChangeList(ChangeList):
 
 
 @admin.register(NotificationEvent)
-class NotificationEventAdmin(admin.ModelAdmin):
+class NotificationEventAdmin(ReadOnlyAdmin):
     """What subscribers were told, and how far each message got. Read-only."""
 
     list_display = [
@@ -798,15 +798,6 @@ class NotificationEventAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return EventChangeList
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         incident_id = request.GET.get("incident__id__exact", "")

@@ -21,6 +21,7 @@ from statuspage.api_v1.keys import (
     api_key_revoke,
 )
 from statuspage.audit import audit_csv_rows, audit_record
+from statuspage.lib.service_admin import ReadOnlyAdmin
 from statuspage.models import ApiKey, ApiKeyScope, AuditAction, AuditEvent, PageSettings
 from statuspage.services import page_settings_update
 
@@ -228,7 +229,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: nobody edits or deletes the trail here (only the retention prune does).
     Who may read it: superusers and the Admins group (the view permission)."""
 
@@ -246,15 +247,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_list_filter(self, request):
         return [*self.list_filter, ActorFilter]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         export = self.admin_site.admin_view(self.export_csv)

@@ -40,7 +40,12 @@ logger = logging.getLogger(__name__)
 # admin) know the address it came from.
 _current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
 
-API_WRITES = {"POST": AuditAction.ADDED, "PUT": AuditAction.CHANGED, "PATCH": AuditAction.CHANGED}
+API_WRITES = {
+    "POST": AuditAction.ADDED,
+    "PUT": AuditAction.CHANGED,
+    "PATCH": AuditAction.CHANGED,
+    "DELETE": AuditAction.DELETED,
+}
 LOG_ENTRY_ACTIONS = {
     ADDITION: AuditAction.ADDED,
     CHANGE: AuditAction.CHANGED,
@@ -271,8 +276,6 @@ def request_middleware(get_response):
         key = getattr(request, "auth", None)
         if isinstance(key, ApiKey) and response.status_code < 400:
             action = API_WRITES.get(request.method or "")
-            if request.method == "DELETE":
-                action = AuditAction.DELETED
             if action is not None:
                 _record_api_write(request, response, key, action)
         return response

@@ -1,4 +1,4 @@
-"""Admin pages whose saves call services, shared by every app's admin.
+"""Admin pages shared by every app's admin: saves that call services, and read-only records.
 
 A service refuses bad input with a ValidationError inside its transaction; `call_service`
 carries it out as ServiceRejected, and ServiceFormAdmin shows the same form again with the
@@ -40,3 +40,17 @@ class ServiceFormAdmin(admin.ModelAdmin):
         except ServiceRejected as rejected:
             request.service_error = rejected.error
             return super().changeform_view(request, object_id, form_url, extra_context)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record staff read and never write here (histories, ledgers, the audit trail): only
+    the code that keeps it adds, changes or deletes rows."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

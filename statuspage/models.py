@@ -170,7 +170,7 @@ class AuditAction(models.TextChoices):
     """What an audit event records. The 2FA actions are recorded by the second sign-in step
     (statuspage.audit.audit_two_factor)."""
 
-    SIGNED_IN = "signed_in", "signed in"
+    SIGNED_IN = "signed_in", "signed in (password)"
     SIGN_IN_FAILED = "sign_in_failed", "sign-in failed"
     LOCKED_OUT = "locked_out", "locked out"
     SIGNED_OUT = "signed_out", "signed out"

@@ -160,12 +160,12 @@ print("BENCHJSON " + json.dumps({"before": before, "committed": committed, "even
 SAMPLE_CODE = """
 import json
 from incidents.notify.models import NotificationEvent, Subscriber
-from incidents.notify.subscriptions import manage_url, unsubscribe_url
+from incidents.notify.links import manage_url, unsubscribe_url
 event = NotificationEvent.objects.get(pk=%d)
 subscriber = Subscriber.objects.filter(deliveries__event=event).first()
 message_id = f"<beacon.event-{event.pk}.{subscriber.public_id}@localhost>"
 try:
-    from incidents.notify.email import EmailSender
+    from incidents.notify.channels.email import EmailSender
     sender = EmailSender(event)
     message = sender.message_bytes(
         subscriber.email, message_id, manage_url(subscriber), unsubscribe_url(subscriber)

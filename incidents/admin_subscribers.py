@@ -28,6 +28,7 @@ from components.models import Component
 from incidents.forms import ServiceForm
 from incidents.models import Incident
 from incidents.notify import subscriptions
+from incidents.notify.channels.webhook import webhook_test_delivery
 from incidents.notify.models import (
     Channel,
     Delivery,
@@ -36,7 +37,6 @@ from incidents.notify.models import (
     Subscriber,
     SubscriberState,
 )
-from incidents.notify.webhooks import webhook_test_delivery
 from statuspage.lib.service_admin import ReadOnlyAdmin, ServiceFormAdmin, call_service
 
 IMPORT_MAX_MB = 10

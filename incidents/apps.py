@@ -19,7 +19,7 @@ class IncidentsConfig(AppConfig):
         )
         from incidents.notify.events import on_component_status_changed
 
-        # The renderer sits below incidents (notify/email.py uses it), so it only signals.
+        # The renderer sits below incidents (notify/channels/email.py uses it): it only signals.
         render_failed.connect(
             staff_tell_about_render_failure, dispatch_uid="staff_tell_about_render_failure"
         )

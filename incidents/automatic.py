@@ -30,7 +30,7 @@ from incidents.models import (
     IncidentStatus,
     StaffNotice,
 )
-from incidents.notify.subscriptions import page_base_url
+from incidents.notify.links import page_base_url
 from incidents.services import incident_create, incident_post_update
 from statuspage.lib.network import TargetRefused, resolve_blocking
 from statuspage.lib.text import one_line

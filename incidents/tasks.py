@@ -6,7 +6,7 @@ from celery import current_app, shared_task
 from incidents import services
 from incidents.automatic import staff_email, staff_notices_flush, staff_webhook
 from incidents.notify import delivery, events
-from incidents.notify.email import MailRefused, subscription_email_send
+from incidents.notify.channels.email import MailRefused, subscription_email_send
 from incidents.notify.models import Subscriber
 
 logger = logging.getLogger("beacon.notify")

@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from incidents.forms import PreferencesForm, SubscribeForm
-from incidents.notify import bounces, subscriptions
+from incidents.notify import bounces, links, subscriptions
 from incidents.notify.models import Subscriber
 from statuspage.lib import ratelimit
 from statuspage.lib.http_body import read_capped
@@ -132,7 +132,7 @@ def _by_manage_token(token: str) -> Subscriber | None:
 
 
 def _manage_path(subscriber: Subscriber) -> str:
-    return reverse("subscription-manage", kwargs={"token": subscriptions.manage_token(subscriber)})
+    return links.manage_path(subscriber)
 
 
 @_private

@@ -2,7 +2,7 @@
 
 Signing happens on the final bytes, in the SMTP connection's `sendmail`: Django's SMTP
 backend hands it `message.as_bytes(linesep="\\r\\n")`, and the notification sender
-(incidents.notify.email.EmailSender) writes its own bytes to the same connection, so one
+(incidents.notify.channels.email.EmailSender) writes its own bytes to the same connection, so one
 place signs both. The key, selector and domain come from the environment (settings.py);
 a key that cannot sign stops every process at startup (check_configuration, called from
 the app's ready()), so mail is never sent unsigned by mistake.

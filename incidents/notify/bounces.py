@@ -32,7 +32,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _object(value: Any, what: str) -> dict:
+def _object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadReport(f"Expected a JSON object for {what}.")
     return value
@@ -74,7 +74,7 @@ class Mailgun:
         return [Bounce(_text(data.get("recipient")), reason.strip())]
 
 
-def _verify_mailgun(signing_key: str, signature: dict) -> None:
+def _verify_mailgun(signing_key: str, signature: dict[str, Any]) -> None:
     timestamp, token = _text(signature.get("timestamp")), _text(signature.get("token"))
     expected = hmac.new(
         signing_key.encode(), (timestamp + token).encode(), hashlib.sha256
@@ -160,8 +160,12 @@ def dsn_bounces(raw: bytes) -> list[Bounce]:
     BadReport for anything that is not a multipart/report of report-type delivery-status.
     """
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    report_type = message.get_param("report-type")
+    # An RFC 2231-encoded parameter comes as a tuple: no DSN writes its report-type that way.
+    if not isinstance(report_type, str):
+        report_type = ""
     if message.get_content_type() != "multipart/report" or (
-        (message.get_param("report-type") or "").lower() != "delivery-status"
+        report_type.lower() != "delivery-status"
     ):
         raise BadReport("Not a delivery status notification (multipart/report).")
     found = []
@@ -171,6 +175,8 @@ def dsn_bounces(raw: bytes) -> list[Bounce]:
         # The first block is about the message; each later one about one recipient.
         blocks = part.get_payload()
         for block in blocks[1:] if isinstance(blocks, list) else []:
+            if not isinstance(block, Message):  # each block is parsed as a header block
+                continue
             bounce = _dsn_recipient(block)
             if bounce is not None:
                 found.append(bounce)

@@ -35,13 +35,18 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, When
 from django.utils import timezone
 
 from incidents.automatic import admin_link, staff_alert
-from incidents.notify.channel import ConnectionLost, Outcome, concurrent_deadline
+from incidents.notify.channels import SENDERS
+from incidents.notify.channels.base import (
+    ConcurrentSender,
+    ConnectionLost,
+    Outcome,
+    concurrent_deadline,
+)
 from incidents.notify.content import event_render
-from incidents.notify.email import EmailSender
 from incidents.notify.models import (
     Channel,
     Delivery,
@@ -51,7 +56,6 @@ from incidents.notify.models import (
     SubscriberState,
 )
 from incidents.notify.subscriptions import subscriber_quarantine
-from incidents.notify.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +84,13 @@ class Batch:
     last_id: int
 
 
-# One Sender class per channel.
-SENDERS: dict[str, type] = {Channel.EMAIL: EmailSender, Channel.WEBHOOK: WebhookSender}
-
-
 def batch_size(channel: str) -> int:
+    size: int
     if channel == Channel.EMAIL:
-        return settings.BEACON_NOTIFY_EMAIL_BATCH_SIZE
-    return settings.BEACON_NOTIFY_WEBHOOK_BATCH_SIZE
+        size = settings.BEACON_NOTIFY_EMAIL_BATCH_SIZE
+    else:
+        size = settings.BEACON_NOTIFY_WEBHOOK_BATCH_SIZE
+    return size
 
 
 def lease() -> timedelta:
@@ -158,7 +161,7 @@ def _tell_staff_event_crashed(event: NotificationEvent, crashes: int) -> None:
     staff_alert(subject=subject, text=text)
 
 
-def recipients(event: NotificationEvent, channel: str):
+def recipients(event: NotificationEvent, channel: str) -> QuerySet[Subscriber]:
     """Active subscribers of this channel who hear about the event's components."""
     chosen = Subscriber.components.through.objects.filter(
         subscriber_id=OuterRef("pk"), component_id__in=event.component_ids
@@ -192,7 +195,7 @@ def _insert_deliveries(event: NotificationEvent, channel: str, now: datetime) ->
         )
 
 
-def _due(now: datetime):
+def _due(now: datetime) -> QuerySet[Delivery]:
     return Delivery.objects.filter(state=DeliveryState.QUEUED, next_attempt_at__lte=now).filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     )
@@ -277,9 +280,9 @@ def batch_send(*, batch: Batch, now: datetime | None = None) -> int:
     sender_class = SENDERS[batch.channel]
     try:
         with sender_class(event) as sender, _quick_commits():
-            send_many = getattr(sender, "send_many", None)
-            if send_many is not None:
-                for delivery, outcome in send_many(list(pending), within=concurrent_deadline()):
+            if isinstance(sender, ConcurrentSender):
+                batch_outcomes = sender.send_many(list(pending), within=concurrent_deadline())
+                for delivery, outcome in batch_outcomes:
                     delivery_record(delivery=delivery, outcome=outcome, event=event)
                     sent += outcome.sent
                 return sent
@@ -385,7 +388,7 @@ def _tell_staff_deliveries_crashed(event: NotificationEvent) -> None:
     staff_alert(subject=subject, text=text)
 
 
-def _fail_inactive(rows) -> int:
+def _fail_inactive(rows: QuerySet[Delivery]) -> int:
     """Rows of a subscriber disabled, unsubscribed or unconfirmed since: never sent."""
     return rows.exclude(subscriber__state=SubscriberState.ACTIVE).update(
         state=DeliveryState.FAILED,
@@ -500,7 +503,9 @@ def delivery_record(
         _subscriber_failed(delivery.subscriber, error=error, permanent=outcome.permanent, now=now)
 
 
-def _subscriber_failed(subscriber: Subscriber, *, error: str, permanent: bool, now) -> None:
+def _subscriber_failed(
+    subscriber: Subscriber, *, error: str, permanent: bool, now: datetime
+) -> None:
     """A bounced address stops at once; a webhook stops after failing for a whole day."""
     failing_since = subscriber.failing_since or now
     Subscriber.objects.filter(pk=subscriber.pk, failing_since__isnull=True).update(

@@ -87,7 +87,7 @@ class Subscriber(models.Model):
         ]
         indexes = [models.Index(fields=["channel", "state"])]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.email if self.channel == Channel.EMAIL else self.endpoint
 
     @property
@@ -183,7 +183,7 @@ class NotificationEvent(models.Model):
             )
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.subject or self.get_kind_display()
 
     @property
@@ -240,5 +240,5 @@ class Delivery(models.Model):
             models.Index(fields=["event", "state", "id"], name="delivery_event_state"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.event} → {self.subscriber}"

@@ -10,71 +10,36 @@ import logging
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
 from django.utils import timezone
 
 from components.models import Component
 from incidents import enqueue
+from incidents.notify import links
 from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
 from statuspage.lib import network
 from statuspage.lib.text import no_control_characters, one_line, without_control_characters
-from statuspage.models import PageSettings
 
 logger = logging.getLogger(__name__)
 
-_CONFIRM_SALT = "beacon.subscriber.confirm"
-_MANAGE_SALT = "beacon.subscriber.manage"
+# The subscriber a link is for (its token is made and checked in links.py)
 
 
-# Links in emails and payloads
-
-
-def page_base_url() -> str:
-    # A URL saved before control characters were refused must not break a header or a link.
-    url = without_control_characters(PageSettings.load().url, lines=False)
-    return (url or "http://127.0.0.1:8000").rstrip("/")
-
-
-def confirm_token(subscriber: Subscriber) -> str:
-    """Signed, timed, and bound to the subscriber's current nonce (see _pending)."""
-    value = f"{subscriber.public_id}.{subscriber.confirm_nonce}"
-    return signing.TimestampSigner(salt=_CONFIRM_SALT).sign(value)
-
-
-def manage_token(subscriber: Subscriber) -> str:
-    """Never expires: it is in every email. A new subscription gets a new code."""
-    return signing.Signer(salt=_MANAGE_SALT).sign(subscriber.public_id)
-
-
-def _confirm_token_value(token: str) -> tuple[str, int] | None:
-    try:
-        value = signing.TimestampSigner(salt=_CONFIRM_SALT).unsign(
-            token, max_age=settings.BEACON_SUBSCRIBE_CONFIRM_HOURS * 3600
-        )
-    except signing.BadSignature:  # SignatureExpired included
-        return None
-    code, _, nonce = value.partition(".")
-    if not nonce.isdigit():  # a link from before links had a nonce: it no longer works
-        return None
-    return code, int(nonce)
-
-
-def _pending(token: str):
+def _pending(token: str) -> QuerySet[Subscriber]:
     """The unconfirmed email subscriber a confirmation link is for, as a queryset (0 or 1 row).
 
     Empty for a tampered or expired link, a deleted subscriber, a link already used, and a
     link older than the newest one sent: each bump of the nonce kills every earlier link.
     """
-    found = _confirm_token_value(token)
+    found = links.confirm_token_value(token)
     if found is None:
         return Subscriber.objects.none()
     code, nonce = found
@@ -91,27 +56,10 @@ def subscriber_by_confirm_token(token: str) -> Subscriber | None:
 
 
 def subscriber_by_manage_token(token: str) -> Subscriber | None:
-    try:
-        code = signing.Signer(salt=_MANAGE_SALT).unsign(token)
-    except signing.BadSignature:
+    code = links.manage_token_code(token)
+    if code is None:
         return None
     return Subscriber.objects.filter(public_id=code).first()
-
-
-def confirm_url(subscriber: Subscriber) -> str:
-    path = reverse("subscription-confirm", kwargs={"token": confirm_token(subscriber)})
-    return urljoin(page_base_url() + "/", path.lstrip("/"))
-
-
-def manage_url(subscriber: Subscriber) -> str:
-    path = reverse("subscription-manage", kwargs={"token": manage_token(subscriber)})
-    return urljoin(page_base_url() + "/", path.lstrip("/"))
-
-
-def unsubscribe_url(subscriber: Subscriber) -> str:
-    """RFC 8058's target: a POST here unsubscribes, no login, no second click."""
-    path = reverse("subscription-unsubscribe", kwargs={"token": manage_token(subscriber)})
-    return urljoin(page_base_url() + "/", path.lstrip("/"))
 
 
 # The public form
@@ -288,7 +236,7 @@ def _tell_staff_webhook_disabled(subscriber: Subscriber, reason: str) -> None:
     if contact:
         text += "Once the endpoint works again, ask the status page's staff (in copy) to "
         text += "re-enable it.\n"
-    text += f"Staff re-enable it here: {page_base_url()}{path}\n"
+    text += f"Staff re-enable it here: {links.page_base_url()}{path}\n"
 
     def tell() -> None:
         enqueue.tell_staff_by_email(subject, text, contact)
@@ -351,11 +299,11 @@ def subscription_resend_confirmation(*, subscriber: Subscriber) -> bool:
 def webhook_endpoint_validate(endpoint: str) -> None:
     """Raise ValidationError unless `endpoint` is an http(s) URL Beacon may post to.
 
-    The send-time guard (webhooks._post) stays the rule; this says so when the webhook is
-    saved, rather than failing every delivery later: a host that is, or now resolves to, a
-    private, loopback, link-local or metadata address is refused, private ones unless
-    WEBHOOKS_ALLOW_PRIVATE is set. A name that does not resolve now is accepted: DNS may be
-    briefly down, and deliveries retry it.
+    The send-time guard (channels/webhook.py's _post) stays the rule; this says so when the
+    webhook is saved, rather than failing every delivery later: a host that is, or now
+    resolves to, a private, loopback, link-local or metadata address is refused, private
+    ones unless WEBHOOKS_ALLOW_PRIVATE is set. A name that does not resolve now is accepted:
+    DNS may be briefly down, and deliveries retry it.
     """
     try:
         URLValidator(schemes=["http", "https"])(endpoint)

@@ -28,7 +28,8 @@ from incidents.models import (
     IncidentStatus,
     IncidentUpdate,
 )
-from incidents.notify import subscriptions, webhooks
+from incidents.notify import links
+from incidents.notify.channels import webhook
 from incidents.notify.models import EventKind
 from incidents.selectors import with_timeline
 from incidents.statuspage_json import Json, PageJson, page_json_context
@@ -140,7 +141,7 @@ def _context(page: PageSettings) -> PageJson:
     tree = component_tree()
     return page_json_context(
         page=page,
-        base_url=subscriptions.page_base_url(),
+        base_url=links.page_base_url(),
         updated_at=timezone.now(),
         components=tree.components,
         groups=tree.groups,
@@ -149,7 +150,7 @@ def _context(page: PageSettings) -> PageJson:
 
 def incident_object(incident: Incident, ctx: PageJson) -> Json:
     """The manage API's Incident: the webhook's full incident plus the manage-only fields."""
-    data = webhooks.incident_json(incident, ctx, update_id=None)
+    data = webhook.incident_json(incident, ctx, update_id=None)
     maintenance = incident.is_maintenance
     for update in data["incident_updates"]:
         update["tweet_id"] = None

@@ -4,7 +4,7 @@ violation on any public page, at desktop and phone widths, in light and dark."""
 import pytest
 from playwright.sync_api import expect
 
-from incidents.notify.subscriptions import confirm_url
+from incidents.notify.links import confirm_url
 from tests.browser.steps import (
     PHONE,
     VARIANTS,

@@ -9,7 +9,7 @@ from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
-from incidents.notify import subscriptions
+from incidents.notify import links, subscriptions
 from incidents.notify.delivery import recipients
 from incidents.notify.models import (
     Channel,
@@ -226,7 +226,7 @@ def test_a_form_error_is_what_its_field_is_described_by(client, components, data
 
 def test_a_preferences_error_is_what_the_choices_are_described_by(client, components):
     subscriber = SubscriberFactory()
-    path = reverse("subscription-manage", kwargs={"token": subscriptions.manage_token(subscriber)})
+    path = reverse("subscription-manage", kwargs={"token": links.manage_token(subscriber)})
 
     response = client.post(path, {"components": "abc"})
 
@@ -440,9 +440,7 @@ def test_the_emailed_link_confirms_only_when_the_button_is_pressed(
     subscriber = Subscriber.objects.get()
     assert subscriber.state == SubscriberState.ACTIVE
     assert subscriber.confirmed_at is not None
-    manage = reverse(
-        "subscription-manage", kwargs={"token": subscriptions.manage_token(subscriber)}
-    )
+    manage = reverse("subscription-manage", kwargs={"token": links.manage_token(subscriber)})
     assert f'href="{manage}"' in html
     assert done["Referrer-Policy"] == "same-origin"
 
@@ -458,7 +456,7 @@ def test_nobody_hears_of_incidents_before_confirming(client, components):
 
 
 def confirm_path(subscriber) -> str:
-    token = subscriptions.confirm_token(subscriber)
+    token = links.confirm_token(subscriber)
     return reverse("subscription-confirm", kwargs={"token": token})
 
 
@@ -545,7 +543,7 @@ def test_a_link_for_a_webhook_subscriber_is_dead(client, components):
 def test_a_link_edited_to_name_another_subscriber_or_nonce_is_dead(client, components):
     mine = SubscriberFactory(unconfirmed=True)
     other = SubscriberFactory(unconfirmed=True)
-    token = subscriptions.confirm_token(mine)
+    token = links.confirm_token(mine)
     value, _, stamp_and_signature = token.partition(":")
     assert value == f"{mine.public_id}.0"
 
@@ -564,9 +562,7 @@ def test_a_link_signed_before_links_had_a_nonce_is_dead(client, components):
 
 def test_an_expired_confirmation_link_suggests_subscribing_again(client, components, settings):
     subscriber = SubscriberFactory(unconfirmed=True)
-    path = reverse(
-        "subscription-confirm", kwargs={"token": subscriptions.confirm_token(subscriber)}
-    )
+    path = reverse("subscription-confirm", kwargs={"token": links.confirm_token(subscriber)})
     later = datetime.now(UTC).timestamp() + (settings.BEACON_SUBSCRIBE_CONFIRM_HOURS + 1) * 3600
 
     with time_machine.travel(later):
@@ -596,7 +592,7 @@ def test_a_tampered_confirmation_link_is_410(client, components, token):
 
 def test_a_manage_token_does_not_confirm(client, components):
     subscriber = SubscriberFactory(unconfirmed=True)
-    token = subscriptions.manage_token(subscriber)
+    token = links.manage_token(subscriber)
 
     assert client.post(f"/subscriptions/confirm/{token}/").status_code == 410
     assert Subscriber.objects.get().state == SubscriberState.UNCONFIRMED
@@ -606,7 +602,7 @@ def test_a_manage_token_does_not_confirm(client, components):
 
 
 def manage_path(subscriber) -> str:
-    return reverse("subscription-manage", kwargs={"token": subscriptions.manage_token(subscriber)})
+    return reverse("subscription-manage", kwargs={"token": links.manage_token(subscriber)})
 
 
 def test_the_manage_page_shows_the_current_choices(client, components):
@@ -623,9 +619,7 @@ def test_the_manage_page_shows_the_current_choices(client, components):
     assert f'value="{components["api"].pk}" checked' not in html
     assert response["Referrer-Policy"] == "same-origin"
     assert "no-store" in response["Cache-Control"]
-    unsubscribe = reverse(
-        "subscription-unsubscribe", kwargs={"token": subscriptions.manage_token(some)}
-    )
+    unsubscribe = reverse("subscription-unsubscribe", kwargs={"token": links.manage_token(some)})
     assert f'action="{unsubscribe}"' in html
 
 
@@ -681,7 +675,7 @@ def test_a_tampered_manage_link_is_a_friendly_404(client, components, token):
 
 def test_a_confirmation_token_does_not_open_the_manage_page(client, components):
     subscriber = SubscriberFactory()
-    token = subscriptions.confirm_token(subscriber)
+    token = links.confirm_token(subscriber)
 
     assert client.get(f"/subscriptions/manage/{token}/").status_code == 404
 
@@ -690,9 +684,7 @@ def test_a_confirmation_token_does_not_open_the_manage_page(client, components):
 
 
 def unsubscribe_path(subscriber) -> str:
-    return reverse(
-        "subscription-unsubscribe", kwargs={"token": subscriptions.manage_token(subscriber)}
-    )
+    return reverse("subscription-unsubscribe", kwargs={"token": links.manage_token(subscriber)})
 
 
 def test_one_click_unsubscribe_needs_no_cookie_or_csrf_token(components):
@@ -760,7 +752,7 @@ def test_the_subscription_pages_are_never_snapshots(client, components):
     subscriber = SubscriberFactory()
     paths = [
         "/subscribe/",
-        reverse("subscription-confirm", kwargs={"token": subscriptions.confirm_token(subscriber)}),
+        reverse("subscription-confirm", kwargs={"token": links.confirm_token(subscriber)}),
         manage_path(subscriber),
         unsubscribe_path(subscriber),
     ]

@@ -17,7 +17,7 @@ from components.models import Component, ComponentGroup
 from incidents.automatic import staff_email
 from incidents.models import Incident, IncidentDraft, IncidentTemplate, IncidentUpdate
 from incidents.notify import delivery
-from incidents.notify.email import subscription_email_send
+from incidents.notify.channels.email import subscription_email_send
 from incidents.notify.models import NotificationEvent
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings

@@ -254,7 +254,7 @@ def test_short_and_long_texts_are_each_rendered_once_per_process():
 def test_a_hostile_body_posted_through_the_api_leaves_every_output_answering(
     client, manage_api, body
 ):
-    from incidents.notify.email import email_content
+    from incidents.notify.channels.email import email_content
     from incidents.notify.models import NotificationEvent
 
     response = manage_api(

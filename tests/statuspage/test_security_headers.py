@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from components.models import CheckKind, ComponentStatus
 from incidents.models import Subscriber
-from incidents.notify.subscriptions import manage_token
+from incidents.notify.links import manage_token
 from statuspage.lib.security_headers import CONTENT_SECURITY_POLICY, PERMISSIONS_POLICY
 from statuspage.public import snapshots
 from tests.browser.steps import authenticator_code

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from incidents import tasks
 from incidents.notify import delivery
-from incidents.notify.email import EmailSender
+from incidents.notify.channels.email import EmailSender
 from incidents.notify.models import Delivery, DeliveryState, NotificationEvent, Subscriber
 from incidents.notify.subscriptions import subscriber_quarantine
 from statuspage.celery import app

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.core.exceptions import ImproperlyConfigured
 
-from incidents.notify.email import subscription_email_send
+from incidents.notify.channels.email import subscription_email_send
 from statuspage import mail_dkim
 from tests.incidents.factories import SubscriberFactory
 from tests.incidents.notify.conftest import serving_smtp

@@ -16,8 +16,9 @@ from components.models import ComponentStatus
 from components.services import component_set_status
 from incidents import services
 from incidents.models import IncidentStatus
-from incidents.notify import channel, delivery
-from incidents.notify.email import (
+from incidents.notify import delivery
+from incidents.notify.channels import base
+from incidents.notify.channels.email import (
     EmailSender,
     email_content,
     list_id,
@@ -25,12 +26,9 @@ from incidents.notify.email import (
     subscription_email_send,
 )
 from incidents.notify.events import maintenance_reminders_due
+from incidents.notify.links import manage_url, unsubscribe_url
 from incidents.notify.models import Delivery, DeliveryState, EventKind, NotificationEvent
-from incidents.notify.subscriptions import (
-    manage_url,
-    subscriber_by_confirm_token,
-    unsubscribe_url,
-)
+from incidents.notify.subscriptions import subscriber_by_confirm_token
 from statuspage.models import PageSettings
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import SubscriberFactory, open_incident, schedule_maintenance
@@ -270,7 +268,7 @@ def test_a_message_sent_again_has_the_same_message_id(page, smtp_server, setting
     event.refresh_from_db()
 
     for _ in range(2):
-        assert send_directly(event, reader) == channel.SENT
+        assert send_directly(event, reader) == base.SENT
     send_directly(event, other)
 
     first, again = smtp_server.to(reader.email)
@@ -329,7 +327,7 @@ def test_a_mailbox_that_does_not_exist_is_a_permanent_failure(page, smtp_server)
 
     outcome = send_directly(event, reader)
 
-    assert outcome == channel.Outcome(False, "550 5.1.1 No such user", permanent=True)
+    assert outcome == base.Outcome(False, "550 5.1.1 No such user", permanent=True)
 
 
 def test_a_temporary_refusal_is_worth_another_try(page, smtp_server):
@@ -340,7 +338,7 @@ def test_a_temporary_refusal_is_worth_another_try(page, smtp_server):
 
     outcome = send_directly(event, reader)
 
-    assert outcome == channel.Outcome(False, "451 4.3.2 Try again later", permanent=False)
+    assert outcome == base.Outcome(False, "451 4.3.2 Try again later", permanent=False)
 
 
 def test_a_refusal_does_not_stop_the_rest_of_the_batch(page, smtp_server):
@@ -361,7 +359,7 @@ def test_a_mail_server_that_is_down_loses_the_connection(page, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", unused_port()
 
-    with pytest.raises(channel.ConnectionLost), EmailSender(event):
+    with pytest.raises(base.ConnectionLost), EmailSender(event):
         pass
 
 
@@ -373,7 +371,7 @@ def test_a_server_that_hangs_up_mid_batch_loses_the_connection(page, settings):
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
         row = Delivery.objects.create(event=event, subscriber=reader, channel="email")
-        with pytest.raises(channel.ConnectionLost), EmailSender(event) as sender:
+        with pytest.raises(base.ConnectionLost), EmailSender(event) as sender:
             sender.send(row)
 
 

@@ -25,7 +25,9 @@ from components.models import ComponentStatus
 from components.services import component_set_status
 from incidents import services
 from incidents.models import IncidentStatus
-from incidents.notify import delivery, webhooks
+from incidents.notify import delivery
+from incidents.notify.channels import webhook
+from incidents.notify.links import unsubscribe_url
 from incidents.notify.models import (
     Delivery,
     DeliveryState,
@@ -33,7 +35,6 @@ from incidents.notify.models import (
     NotificationEvent,
     SubscriberState,
 )
-from incidents.notify.subscriptions import unsubscribe_url
 from statuspage.lib import network
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
 from tests.incidents.factories import (
@@ -221,7 +222,7 @@ def test_an_events_payload_shows_the_incident_as_its_update_left_it(page):
     services.incident_resolve(incident=incident, body="Fixed.")
     created = events(EventKind.INCIDENT_CREATED)[0]
 
-    sent = webhooks.statuspage_payload(created)["incident"]
+    sent = webhook.statuspage_payload(created)["incident"]
 
     assert sent["status"] == "investigating"
     assert sent["resolved_at"] is None
@@ -251,7 +252,7 @@ def test_a_component_change_is_statuspages_component_update_body(page, receiver)
     assert (update["old_status"], update["new_status"]) == ("operational", "under_maintenance")
     assert update["component_id"] == database.public_id
     assert re.fullmatch(r"[0-9a-z]{12}", update["id"])
-    again = webhooks.statuspage_payload(NotificationEvent.objects.get(status_change=change))
+    again = webhook.statuspage_payload(NotificationEvent.objects.get(status_change=change))
     assert again["component_update"]["id"] == update["id"]
 
 
@@ -267,8 +268,8 @@ def test_a_payload_stored_with_its_keys_reordered_is_sent_in_statuspages_order(p
         (events(EventKind.INCIDENT_CREATED)[0], "incident-created"),
         (events(EventKind.INCIDENT_RESOLVED)[0], "incident-resolved"),
     ]:
-        stored = json.loads(json.dumps(webhooks.statuspage_payload(event), sort_keys=True))
-        assert_same_shape(webhooks.with_unsubscribe(stored, hooked), fixture(name))
+        stored = json.loads(json.dumps(webhook.statuspage_payload(event), sort_keys=True))
+        assert_same_shape(webhook.with_unsubscribe(stored, hooked), fixture(name))
 
 
 def test_rendering_a_payload_takes_a_few_queries(page, django_assert_max_num_queries):
@@ -280,7 +281,7 @@ def test_rendering_a_payload_takes_a_few_queries(page, django_assert_max_num_que
         services.incident_post_update(incident=incident, status="identified", body=f"Step {n}")
     event = events()[-1]
     with django_assert_max_num_queries(8):
-        body = webhooks.statuspage_payload(event)
+        body = webhook.statuspage_payload(event)
     assert len(body["incident"]["incident_updates"]) == 6
     assert len(body["incident"]["components"]) == 20
 
@@ -292,11 +293,11 @@ def test_a_draft_postmortem_stays_private_until_published(page):
     incident.postmortem_body = "Draft: a bad deploy."
     incident.save()
     resolved = events(EventKind.INCIDENT_RESOLVED)[0]
-    assert webhooks.statuspage_payload(resolved)["incident"]["postmortem_body"] is None
+    assert webhook.statuspage_payload(resolved)["incident"]["postmortem_body"] is None
 
     services.postmortem_publish(incident=incident, body="A bad deploy.")
     published = events(EventKind.POSTMORTEM_PUBLISHED)[0]
-    sent = webhooks.statuspage_payload(published)["incident"]
+    sent = webhook.statuspage_payload(published)["incident"]
 
     assert sent["status"] == "postmortem"
     assert sent["postmortem_body"] == "A bad deploy."
@@ -308,7 +309,7 @@ def test_a_draft_postmortem_stays_private_until_published(page):
 def test_a_maintenance_uses_the_incident_key_with_its_schedule(page):
     schedule_maintenance(scheduled_remind_prior=True)
     [event] = events()
-    body = webhooks.statuspage_payload(event)
+    body = webhook.statuspage_payload(event)
     assert_same_shape(body, {**fixture("incident-created"), "meta": body["meta"]})
     assert_statuspage_values(body)
     sent = body["incident"]
@@ -322,7 +323,7 @@ def test_timestamps_are_in_the_pages_time_zone(page):
     page.time_zone = "America/Chicago"
     page.save()
     open_incident()
-    body = webhooks.statuspage_payload(events()[0])
+    body = webhook.statuspage_payload(events()[0])
     assert re.search(r"[+-]0[56]:00$", body["incident"]["created_at"])
     assert re.search(r"[+-]0[56]:00$", body["meta"]["generated_at"])
 
@@ -406,7 +407,7 @@ def tls_receiver(monkeypatch):
             timeout=5, follow_redirects=False, trust_env=False, verify=client_context
         )
 
-    monkeypatch.setattr(webhooks, "_client", trusting_the_ca)
+    monkeypatch.setattr(webhook, "_client", trusting_the_ca)
     real = socket.getaddrinfo
 
     def resolve(host, *args, **kwargs):
@@ -552,7 +553,7 @@ def test_metadata_addresses_are_refused_even_when_private_ones_are_allowed(page)
     subscriber = SubscriberFactory(
         webhook=True, endpoint="http://169.254.169.254/latest/meta-data/"
     )
-    outcome = webhooks.webhook_test_delivery(subscriber=subscriber)
+    outcome = webhook.webhook_test_delivery(subscriber=subscriber)
     assert not outcome.sent
     assert outcome.permanent
     assert "cloud metadata address" in outcome.error
@@ -691,7 +692,7 @@ def test_a_test_delivery_answered_with_2xx_confirms_the_webhook(page, receiver):
     ComponentFactory(name="API")
     subscriber = hook(receiver, state="unconfirmed", confirmed_at=None, secret="k")
 
-    outcome = webhooks.webhook_test_delivery(subscriber=subscriber)
+    outcome = webhook.webhook_test_delivery(subscriber=subscriber)
 
     assert outcome.sent
     subscriber.refresh_from_db()
@@ -699,7 +700,7 @@ def test_a_test_delivery_answered_with_2xx_confirms_the_webhook(page, receiver):
     assert subscriber.confirmed_at is not None
     [request] = received(receiver)
     assert request.headers["X-Beacon-Event"] == "test"
-    assert request.headers["X-Beacon-Signature-256"] == webhooks.signature(request.get_data(), "k")
+    assert request.headers["X-Beacon-Signature-256"] == webhook.signature(request.get_data(), "k")
     body = request.get_json()
     assert_same_shape(body, fixture("component-update"))
     assert body["component"]["name"] == "API"
@@ -711,7 +712,7 @@ def test_a_test_delivery_answered_with_500_leaves_the_webhook_unconfirmed(page, 
     httpserver.expect_request("/hook").respond_with_data("no", status=500)
     subscriber = hook(httpserver, state="unconfirmed", confirmed_at=None)
 
-    outcome = webhooks.webhook_test_delivery(subscriber=subscriber)
+    outcome = webhook.webhook_test_delivery(subscriber=subscriber)
 
     assert not outcome.sent
     assert not outcome.permanent
@@ -723,6 +724,6 @@ def test_a_test_delivery_answered_with_500_leaves_the_webhook_unconfirmed(page, 
 
 def test_a_test_delivery_in_a_chat_format_says_it_is_a_test(page, receiver):
     subscriber = hook(receiver, webhook_format="slack")
-    assert webhooks.webhook_test_delivery(subscriber=subscriber).sent
+    assert webhook.webhook_test_delivery(subscriber=subscriber).sent
     body = received(receiver)[0].get_json()
     assert body["text"] == "Test from Acme"

@@ -31,13 +31,14 @@ from http import HTTPStatus
 
 import httpx
 from django.conf import settings
+from django.db.models import TextChoices
 from django.utils import timezone
 
-from components.models import ComponentStatus, ComponentStatusChange
+from components.models import Component, ComponentStatus, ComponentStatusChange
 from components.selectors import component_tree
 from incidents.models import Incident, IncidentStatus, IncidentUpdate
-from incidents.notify import subscriptions
-from incidents.notify.channel import SENT, Outcome, concurrent_deadline
+from incidents.notify import links, subscriptions
+from incidents.notify.channels.base import SENT, Outcome, concurrent_deadline
 from incidents.notify.models import (
     Delivery,
     EventKind,
@@ -153,15 +154,23 @@ _KEY_ORDER: dict[str, list[str]] = {
 }
 
 
-def statuspage_order(value, key: str = "$"):
+def statuspage_order(payload: Json) -> Json:
     """The payload with every object's keys in Statuspage's order (unknown keys last)."""
+    return _ordered_object(payload, "$")
+
+
+def _ordered(value: object, key: str) -> object:
     if isinstance(value, list):
-        return [statuspage_order(item, key) for item in value]
+        return [_ordered(item, key) for item in value]
     if not isinstance(value, dict):
         return value
+    return _ordered_object(value, key)
+
+
+def _ordered_object(value: dict[str, object], key: str) -> dict[str, object]:
     order = _KEY_ORDER.get(key, [])
     keys = [k for k in order if k in value] + [k for k in value if k not in order]
-    return {k: statuspage_order(value[k], k) for k in keys}
+    return {k: _ordered(value[k], k) for k in keys}
 
 
 # The Statuspage body
@@ -172,7 +181,7 @@ def statuspage_payload(event: NotificationEvent) -> Json:
     tree = component_tree()
     ctx = page_json_context(
         page=tree.page,
-        base_url=subscriptions.page_base_url(),
+        base_url=links.page_base_url(),
         updated_at=timezone.now(),
         components=tree.components,
         groups=tree.groups,
@@ -218,7 +227,7 @@ def derived_id(*parts: object) -> str:
     return "".join(reversed(chars))
 
 
-def _component(component, ctx: PageJson, *, status: str | None = None) -> Json:
+def _component(component: Component, ctx: PageJson, *, status: str | None = None) -> Json:
     entry = ctx.by_component.get(component.pk) or component_json(
         component, page=ctx.page, position=component.position
     )
@@ -304,7 +313,7 @@ def _incident_update(update: IncidentUpdate, ctx: PageJson, incident_id: str) ->
 
 def with_unsubscribe(payload: Json, subscriber: Subscriber) -> Json:
     """The stored body with this subscriber's `meta.unsubscribe`, in Statuspage's key order."""
-    meta = {**payload.get("meta", {}), "unsubscribe": subscriptions.unsubscribe_url(subscriber)}
+    meta = {**payload.get("meta", {}), "unsubscribe": links.unsubscribe_url(subscriber)}
     return statuspage_order({**payload, "meta": meta})
 
 
@@ -347,7 +356,7 @@ _IMPACT_COLOR = {
 _ENDED = {IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM, IncidentStatus.COMPLETED}
 
 
-def _label(choices, value: str) -> str:
+def _label(choices: type[TextChoices], value: str) -> str:
     try:
         return str(choices(value).label)
     except ValueError:
@@ -373,7 +382,7 @@ def message(event: NotificationEvent) -> Message:
         return Message(
             title=event.subject or f"{component['name']}: {old} → {new}",
             text=f"{component['name']} is now {new.lower()} (was {old.lower()}).",
-            url=subscriptions.page_base_url(),
+            url=links.page_base_url(),
             link_label="View status page",
             color=_STATUS_COLOR.get(change["new_status"], _GREY),
             at=change["created_at"],
@@ -381,7 +390,7 @@ def message(event: NotificationEvent) -> Message:
     return Message(
         title=event.subject or event.get_kind_display(),
         text=payload["page"]["status_description"],
-        url=subscriptions.page_base_url(),
+        url=links.page_base_url(),
         link_label="View status page",
         color=_GREY,
         at=payload["meta"].get("generated_at"),
@@ -552,7 +561,7 @@ def webhook_request(
     headers = {
         "Host": url.netloc.decode("ascii"),
         "Content-Type": "application/json",
-        "User-Agent": f"{USER_AGENT} (+{subscriptions.page_base_url()})",
+        "User-Agent": f"{USER_AGENT} (+{links.page_base_url()})",
         "X-Beacon-Event": kind,
         "X-Beacon-Delivery": delivery_id,
     }
@@ -699,7 +708,7 @@ class WebhookSender:
     def __enter__(self) -> "WebhookSender":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass
 
     def payload(self, subscriber: Subscriber) -> Json:
@@ -743,7 +752,7 @@ def sample_payload(subscriber: Subscriber) -> Json:
     """A test body in the subscriber's format; Statuspage's names its first component."""
     tree = component_tree()
     now = timezone.now()
-    base_url = subscriptions.page_base_url()
+    base_url = links.page_base_url()
     chat = CHAT_FORMATS.get(subscriber.webhook_format)
     if chat is not None:
         return chat(

@@ -1,6 +1,6 @@
 """Email: an event's words, rendered once, and a sender that reuses one SMTP connection.
 
-The bodies are rendered once per event (content.event_render) with placeholders where each
+The bodies are rendered once per event (incidents/notify/content.py) with placeholders where each
 subscriber's own links go. The sender fills them in and writes the MIME message itself: per
 message that is a few string replacements and one quoted-printable encoding in C, not a
 template render and a pass through the email package, so a worker sends thousands a second.
@@ -11,20 +11,20 @@ import contextlib
 import re
 import secrets
 import smtplib
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from html import escape
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import punycode
 from django.utils.safestring import mark_safe
@@ -32,15 +32,9 @@ from django.utils.text import slugify
 
 from components.models import ComponentStatus
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
-from incidents.notify.channel import SENT, ConnectionLost, Outcome
+from incidents.notify import links
+from incidents.notify.channels.base import SENT, ConnectionLost, Outcome
 from incidents.notify.models import Delivery, EventKind, NotificationEvent, Subscriber
-from incidents.notify.subscriptions import (
-    confirm_url,
-    manage_token,
-    manage_url,
-    page_base_url,
-    unsubscribe_url,
-)
 from statuspage.lib.markdown import render_markdown
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
@@ -64,6 +58,9 @@ STATUS_COLORS: dict[str, str] = {
     ComponentStatus.UNDER_MAINTENANCE: "#0969da",
 }
 STATUS_LABELS: dict[str, str] = dict(ComponentStatus.choices)
+
+# A template's context: values of every type the templates print.
+Context = dict[str, Any]
 
 SUBSCRIPTION_EMAILS = {
     "confirm": ("Confirm your subscription", "emails/subscription_confirm"),
@@ -102,14 +99,14 @@ def personalise(body: str, *, manage: str, unsubscribe: str, html: bool) -> str:
     )
 
 
-def _page_context(page: PageSettings) -> dict:
+def _page_context(page: PageSettings) -> Context:
     brand = page.brand_color if re.fullmatch(r"#[0-9a-fA-F]{6}", page.brand_color or "") else ""
     brand = brand or DEFAULT_BRAND_COLOR
     light = _luminance(brand) > 0.45
     footer = _clean(page.footer_text)
     return {
         "page_name": _clean(page.name),
-        "page_url": page_base_url() + "/",
+        "page_url": links.page_base_url() + "/",
         "brand": brand,
         "on_brand": "#111827" if light else "#ffffff",
         "link_color": "#0969da" if light else brand,
@@ -120,7 +117,7 @@ def _page_context(page: PageSettings) -> dict:
     }
 
 
-def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: str) -> dict:
+def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: str) -> Context:
     zone = page.zone
     if event.kind == EventKind.COMPONENT_UPDATE:
         change = event.status_change
@@ -133,7 +130,7 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
             "intro": f"{name} changed from {old} to {new}.",
             "components": [_component_row(name, change.to_status)],
             **_when(change.at, zone),
-            "link": page_base_url() + "/",
+            "link": links.page_base_url() + "/",
             "link_text": "View the status page",
         }
 
@@ -145,7 +142,7 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
         "status_label": incident.get_status_display(),
         "components": _components(incident, update),
         "window": _window(incident, zone),
-        "link": page_base_url() + incident.get_absolute_url(),
+        "link": links.page_base_url() + incident.get_absolute_url(),
         "link_text": "View the maintenance" if incident.is_maintenance else "View the incident",
     }
     if update is not None:
@@ -175,7 +172,7 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
     return context
 
 
-def _components(incident: Incident, update: IncidentUpdate | None) -> list[dict]:
+def _components(incident: Incident, update: IncidentUpdate | None) -> list[dict[str, str]]:
     """What the update set each component to, or, without an update, where they stand now."""
     if update is not None:
         rows = AffectedComponent.objects.filter(update=update).select_related("component")
@@ -187,15 +184,15 @@ def _components(incident: Incident, update: IncidentUpdate | None) -> list[dict]
     ]
 
 
-def _component_row(name: str, status: str) -> dict:
+def _component_row(name: str, status: str) -> dict[str, str]:
     return {"name": name, "label": STATUS_LABELS[status], "color": STATUS_COLORS[status]}
 
 
-def _when(at: datetime, zone) -> dict:
+def _when(at: datetime, zone: tzinfo) -> dict[str, str]:
     return {"when": at.astimezone(zone).strftime(TIME_FORMAT), "when_iso": at.isoformat()}
 
 
-def _window(incident: Incident, zone) -> str:
+def _window(incident: Incident, zone: tzinfo) -> str:
     if not (incident.is_maintenance and incident.scheduled_for and incident.scheduled_until):
         return ""
     start = incident.scheduled_for.astimezone(zone)
@@ -291,12 +288,12 @@ class EmailSender:
         domain = _domain(self._from_address, page)
         self._message_id = f"<beacon.event-{event.pk}.{{}}@{domain}>"
         self._list_id = list_id(page, self._from_address)
-        self._manage = _url_around_token("subscription-manage")
-        self._unsubscribe = _url_around_token("subscription-unsubscribe")
+        self._manage = links.manage_url_around_token()
+        self._unsubscribe = links.unsubscribe_url_around_token()
         self._text = _QuotedPrintableBody(event.text_body, html=False)
         self._html = _QuotedPrintableBody(event.html_body, html=True)
         self._head, self._parts = self._mime_frame()
-        self._connection: Any = None
+        self._connection: BaseEmailBackend | None = None
         self._smtp: smtplib.SMTP | None = None
 
     def __enter__(self) -> "EmailSender":
@@ -315,7 +312,7 @@ class EmailSender:
         self._connection = connection
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._connection is not None:
             with contextlib.suppress(OSError):
                 self._connection.close()
@@ -327,7 +324,7 @@ class EmailSender:
             to = _address(subscriber.email)
         except ValueError:
             return Outcome(False, f"Invalid address {subscriber.email!r}", permanent=True)
-        token = manage_token(subscriber)
+        token = links.manage_token(subscriber)
         manage = self._manage[0] + token + self._manage[1]
         unsubscribe = self._unsubscribe[0] + token + self._unsubscribe[1]
         message_id = self._message_id.format(subscriber.public_id)
@@ -414,6 +411,7 @@ class EmailSender:
             personalise(self.event.html_body, manage=manage, unsubscribe=unsubscribe, html=True),
             "text/html",
         )
+        assert self._connection is not None  # opened by __enter__
         try:
             sent = self._connection.send_messages([message])
         except OSError as error:
@@ -461,7 +459,7 @@ def list_id(page: PageSettings, from_address: str) -> str:
     address), so two pages on one mail domain are two lists that filters tell apart.
     """
     label = slugify(_one_line(page.name))[:63].strip("-_") or "status"
-    host = urlsplit(page_base_url()).hostname or ""
+    host = urlsplit(links.page_base_url()).hostname or ""
     if not host or ":" in host:
         host = from_address.rpartition("@")[2] or "localhost"
     return f"{_list_id_phrase(page.name)} <{label}.{punycode(host)}>".strip()
@@ -475,17 +473,6 @@ def _list_id_phrase(name: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*", name):
         return name
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _url_around_token(name: str) -> tuple[str, str]:
-    """A subscriber link split around its token, so a message only joins three strings.
-
-    The same URL subscriptions.manage_url() and unsubscribe_url() build.
-    """
-    marker = "beacon-token-marker"
-    path = reverse(name, kwargs={"token": marker})
-    head, _, tail = urljoin(page_base_url() + "/", path.lstrip("/")).partition(marker)
-    return head, tail
 
 
 class _QuotedPrintableBody:
@@ -522,7 +509,7 @@ class MailRefused(Exception):
     message): sending it again would be refused again."""
 
 
-def _subscription_headers(which: str, subscriber: Subscriber, page: PageSettings) -> dict:
+def _subscription_headers(which: str, subscriber: Subscriber, page: PageSettings) -> dict[str, str]:
     """RFC 3834 (no vacation replies) and RFC 2919 (the page's list) on every one; the
     one-click unsubscribe headers on "already subscribed", whose reader is subscribed."""
     headers = {
@@ -530,7 +517,7 @@ def _subscription_headers(which: str, subscriber: Subscriber, page: PageSettings
         "List-Id": list_id(page, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]),
     }
     if which == "already_subscribed":
-        headers["List-Unsubscribe"] = f"<{unsubscribe_url(subscriber)}>"
+        headers["List-Unsubscribe"] = f"<{links.unsubscribe_url(subscriber)}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return headers
 
@@ -553,8 +540,8 @@ def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
         "title": title,
         "address": _clean(subscriber.email),
         "components": components,
-        "confirm_url": confirm_url(subscriber) if which == "confirm" else "",
-        "manage_url": manage_url(subscriber),
+        "confirm_url": links.confirm_url(subscriber) if which == "confirm" else "",
+        "manage_url": links.manage_url(subscriber),
         "hours": settings.BEACON_SUBSCRIBE_CONFIRM_HOURS,
     }
     subject = _one_line(f"[{page.name}] {title}")

@@ -210,6 +210,26 @@ def component_update(
     return locked
 
 
+def components_backdate(*, components: Sequence[Component], since: datetime) -> None:
+    """Say that new components have existed, operational, since `since`: for history that is
+    replayed into the page afterwards (the demo), so that their status history and daily
+    uptime start there. Only components with no recorded change can be backdated."""
+    pks = [component.pk for component in components]
+    if ComponentStatusChange.objects.filter(component__in=pks).exists() or (
+        Component.objects.filter(pk__in=pks).exclude(status=ComponentStatus.OPERATIONAL).exists()
+    ):
+        raise StatusChangeError("Only new, operational components can be backdated.")
+    if since > timezone.now():
+        raise StatusChangeError("Components cannot be backdated to the future.")
+    with public_write():
+        Component.objects.filter(pk__in=pks).update(
+            created_at=since, status_changed_at=since, uptime_accounted_until=since
+        )
+    for component in components:
+        component.created_at = component.status_changed_at = since
+        component.uptime_accounted_until = since
+
+
 def component_delete(*, component: Component) -> None:
     """Delete a component with its history, uptime and checks."""
     with public_write():

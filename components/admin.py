@@ -1,6 +1,7 @@
 """The staff side of components and their health checks.
 
-Status changes go through component_set_status; runs of checks through check_run_now.
+Status changes are staff's word to the arbiter (component_status_state); runs of checks go
+through check_run_now.
 """
 
 import copy
@@ -49,9 +50,9 @@ from components.services import (
     component_group_create,
     component_group_delete,
     component_group_update,
-    component_set_status,
     component_update,
 )
+from components.status import component_status_state
 from statuspage.lib.service_admin import ReadOnlyAdmin
 from statuspage.models import PageSettings
 
@@ -118,7 +119,8 @@ class ComponentAdmin(admin.ModelAdmin):
     change_form_template = "admin/components/component/change_form.html"
 
     def save_model(self, request, obj, form, change):
-        """Create or edit through the services, which record the status as a change.
+        """Create or edit through the services; the status is staff's word to the arbiter,
+        which records it as a change (the admin's view is one transaction).
 
         Serves the change page, the add page and the changelist's editable column alike.
         """
@@ -127,16 +129,17 @@ class ComponentAdmin(admin.ModelAdmin):
             status = obj.status if "status" in form.changed_data else None
             if not fields and status is None:
                 return  # saved unchanged: nothing the public sees moves
-            component_update(
-                component=obj,
-                changes=_staff_changes(obj, fields),
-                status=status,
-                actor=request.user,
-            )
+            component_update(component=obj, changes=_staff_changes(obj, fields))
+            if status is not None:
+                component_status_state(
+                    component=obj, source=StatusChangeCause.STAFF, status=status, actor=request.user
+                )
         else:
             fields = [name for name in form.fields if name != "status"]
-            created = component_create(
-                **{name: getattr(obj, name) for name in fields},
+            created = component_create(**{name: getattr(obj, name) for name in fields})
+            component_status_state(
+                component=created,
+                source=StatusChangeCause.STAFF,
                 status=obj.status,
                 actor=request.user,
             )
@@ -158,10 +161,10 @@ class ComponentAdmin(admin.ModelAdmin):
         changed = 0
         for component in queryset:
             try:
-                change = component_set_status(
+                change = component_status_state(
                     component=component,
+                    source=StatusChangeCause.STAFF,
                     status=status,
-                    cause=StatusChangeCause.STAFF,
                     actor=request.user,
                 )
             except StatusChangeError as error:
@@ -241,10 +244,7 @@ class ComponentGroupAdmin(admin.ModelAdmin):
             component_update(component=component, changes=_staff_changes(component, fields))
         for component in formset.new_objects:
             created = component_create(
-                name=component.name,
-                group=form.instance,
-                position=component.position,
-                actor=request.user,
+                name=component.name, group=form.instance, position=component.position
             )
             _saved_as(component, created)
 

@@ -121,20 +121,14 @@ def roll_up_uptime(*, until: datetime | None = None) -> int:
 
 # Components and groups: the fields staff edit in the admin, validated as the admin does
 # (full_clean), each write in one transaction. A component's status only ever changes through
-# component_set_status, so its history and uptime stay whole.
+# the arbiter (components.status), which records it with component_set_status, so its
+# history and uptime stay whole.
 
 COMPONENT_FIELDS = frozenset(
     {"name", "description", "group", "position", "showcase", "only_show_if_degraded", "start_date"}
     | {"automation", "auto_incident", "auto_incident_recovery", "managed_by_config"}
 )
 GROUP_FIELDS = frozenset({"name", "description", "position", "managed_by_config"})
-
-
-def _check_status(status: str) -> None:
-    if status not in ComponentStatus.values:
-        raise StatusChangeError(
-            f"Unknown component status {status!r}; use one of {', '.join(ComponentStatus.values)}."
-        )
 
 
 def _next_position(group: ComponentGroup | None) -> int:
@@ -152,7 +146,6 @@ def component_create(
     *,
     name: str,
     description: str = "",
-    status: str = ComponentStatus.OPERATIONAL,
     group: ComponentGroup | None = None,
     position: int | None = None,
     showcase: bool = True,
@@ -162,14 +155,12 @@ def component_create(
     auto_incident: str = AutoIncident.OFF,
     auto_incident_recovery: str = "resolved",
     managed_by_config: bool = False,
-    cause: str = StatusChangeCause.STAFF,
-    actor=None,
 ) -> Component:
     """A new component, last of its level unless `position` is given.
 
-    It starts operational; any other `status` is recorded as its first change, as in the admin.
+    It starts operational; another status is a person's word, stated to the arbiter
+    (components.status.component_status_state) and recorded as its first change.
     """
-    _check_status(status)
     with public_write():
         component = Component(
             name=name,
@@ -187,7 +178,6 @@ def component_create(
         )
         component.full_clean()
         component.save()
-        component_set_status(component=component, status=status, cause=cause, actor=actor)
     return component
 
 
@@ -195,11 +185,9 @@ def component_update(
     *,
     component: Component,
     changes: Mapping[str, Any],
-    status: str | None = None,
-    cause: str = StatusChangeCause.STAFF,
-    actor=None,
 ) -> Component:
-    """Edit a component's fields (COMPONENT_FIELDS) and, when `status` is given, move its status.
+    """Edit a component's fields (COMPONENT_FIELDS); its status is the arbiter's
+    (components.status.component_status_state).
 
     A component moved to another group goes last in it unless `changes` gives a position.
     Nothing is written when any part is invalid. Returns the component as saved.
@@ -207,8 +195,6 @@ def component_update(
     unknown = set(changes) - COMPONENT_FIELDS
     if unknown:
         raise ValidationError(f"Cannot change {', '.join(sorted(unknown))} of a component.")
-    if status is not None:
-        _check_status(status)
     with public_write():
         locked = Component.objects.select_for_update().get(pk=component.pk)
         values = dict(changes)
@@ -221,9 +207,27 @@ def component_update(
         if values:
             locked.full_clean()
             locked.save(update_fields=[*values, "updated_at"])
-        if status is not None:
-            component_set_status(component=locked, status=status, cause=cause, actor=actor)
     return locked
+
+
+def components_backdate(*, components: Sequence[Component], since: datetime) -> None:
+    """Say that new components have existed, operational, since `since`: for history that is
+    replayed into the page afterwards (the demo), so that their status history and daily
+    uptime start there. Only components with no recorded change can be backdated."""
+    pks = [component.pk for component in components]
+    if ComponentStatusChange.objects.filter(component__in=pks).exists() or (
+        Component.objects.filter(pk__in=pks).exclude(status=ComponentStatus.OPERATIONAL).exists()
+    ):
+        raise StatusChangeError("Only new, operational components can be backdated.")
+    if since > timezone.now():
+        raise StatusChangeError("Components cannot be backdated to the future.")
+    with public_write():
+        Component.objects.filter(pk__in=pks).update(
+            created_at=since, status_changed_at=since, uptime_accounted_until=since
+        )
+    for component in components:
+        component.created_at = component.status_changed_at = since
+        component.uptime_accounted_until = since
 
 
 def component_delete(*, component: Component) -> None:

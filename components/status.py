@@ -8,17 +8,22 @@ left in a status a person set. Between the automatic sources the worst claim win
 recovered check never ends a firing alert, and an alert never makes a component look better
 than its checks say. docs/architecture.md ("Component status: who decides") has the table.
 
-Checks and alerts report here and never read each other: the arbiter reads every source's
-current claim itself (`component_claims`), decides with the pure `decide`, and records the
-change with `component_set_status`. A person's word needs no deciding (`decide` applies it
-as given), so people's sources record it with `component_set_status` directly, with their
-cause; that record is what holds the component against checks and alerts. Incidents hear of
-automatic moves through the `moved_automatically` signal: components never import
-incidents, and read an incident's hold through the component's `incidents` relation.
+All six sources go through here at run time, and checks and alerts never read each other:
+people's sources state their word with `component_status_state`, checks and alerts report
+with `component_status_follow`. Both read every source's current claim (`component_claims`),
+decide with the pure `decide` (a person's word is applied as given), and record the change
+with `component_set_status`, with the source as its cause; nothing else calls it
+(tests/components/test_status_arbiter.py holds that). The recorded cause is what holds the
+component against checks and alerts. Incidents hear of automatic moves through the
+`moved_automatically` signal: components never import incidents, and read an incident's hold
+through the component's `incidents` relation.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.contrib.auth.models import User
+from django.db import transaction
 from django.dispatch import Signal
 
 from components.alerts.models import AlertState
@@ -26,11 +31,12 @@ from components.checks import policy
 from components.models import (
     Automation,
     Component,
-    ComponentStatus,
+    ComponentStatusChange,
     StatusChangeCause,
     worst_status,
 )
 from components.services import component_set_status
+from components.status_choices import ComponentStatus
 
 # The sources, as a status change records them (ComponentStatusChange.cause).
 PEOPLE = (
@@ -159,8 +165,8 @@ def component_status_follow(
     new status, None when it stays. The caller holds the component's row lock."""
     if source not in AUTOMATIC:
         raise SourceError(
-            f"{source!r} is not an automatic source; people's word is recorded "
-            "with component_set_status."
+            f"{source!r} is not an automatic source; people's word is stated "
+            "with component_status_state."
         )
     wanted = decide(
         source=source, claims=component_claims(component), alerts_baseline=alerts_baseline
@@ -178,3 +184,42 @@ def component_status_follow(
         source=_SOURCE_WORDS[source],
     )
     return wanted
+
+
+def component_status_state(
+    *,
+    component: Component,
+    source: str,
+    status: str,
+    actor: User | None = None,
+    at: datetime | None = None,
+    note: str = "",
+    notify: bool = True,
+) -> ComponentStatusChange | None:
+    """A person's source (staff, the API, an incident, a maintenance) states the status it
+    wants: the arbiter reads the claims, decides (a person's word is applied as given), and
+    records the change with its cause. Returns the change; None when the component already
+    had that status, which records nothing and leaves the public outputs as they are.
+
+    `at`, `note` and `notify` are component_set_status's: when the change happened (for an
+    incident update displayed in the past), the history's note, and whether subscribers hear.
+    """
+    if source not in PEOPLE:
+        raise SourceError(
+            f"{source!r} is not a person's source; health checks and alerts report "
+            "with component_status_follow."
+        )
+    with transaction.atomic():
+        locked = Component.objects.select_for_update().get(pk=component.pk)
+        wanted = decide(source=source, claims=component_claims(locked), status=status)
+        if wanted is None:
+            return None
+        return component_set_status(
+            component=component,
+            status=wanted,
+            cause=source,
+            actor=actor,
+            at=at,
+            note=note,
+            notify=notify,
+        )

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from components.models import Component, ComponentStatus, StatusChangeCause
 from components.publishing import public_write
-from components.services import component_set_status
+from components.status import component_status_state
 from incidents.models import (
     AffectedComponent,
     Impact,
@@ -184,10 +184,10 @@ def incident_post_update(
                 fields=["status", "status_changed_at", "uptime_accounted_until"]
             )
             old_status = component.status
-            component_set_status(
+            component_status_state(
                 component=component,
+                source=cause,
                 status=new_status,
-                cause=cause,
                 actor=author,
                 at=max(change_at, component.status_changed_at),
                 note=f"{incident.name} ({update.get_status_display()})",

@@ -15,10 +15,12 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 from types import FrameType
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.urls import reverse
@@ -364,6 +366,18 @@ def test_a_yaml_file_writes_the_public_page_only_through_services_that_publish(r
 
     assert list(Component.objects.values_list("name", flat=True)) == ["Website"]
     assert not ComponentGroup.objects.exists()
+    assert_one_write_path(recorder.operations)
+
+
+def test_the_demo_is_seeded_only_through_services_that_publish(recorder):
+    run = recorder.run
+
+    run("the demo is seeded", lambda: call_command("seed_demo", stdout=StringIO()))
+    run("the demo is rebuilt", lambda: call_command("seed_demo", "--reset", stdout=StringIO()))
+
+    assert Component.objects.filter(name="Web chat").count() == 1
+    assert Incident.objects.filter(name="Elevated API latency").count() == 1
+    assert PageSettings.objects.get().name == "Nimbus AI"
     assert_one_write_path(recorder.operations)
 
 

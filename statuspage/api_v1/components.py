@@ -2,9 +2,10 @@
 
 A component's fields are those of the public API v2 (statuspage_json.component_json, groups
 included in the list as entries with `group: true`) plus `automation_email`; positions come
-from the page order, as on the public page. Writes go through components.services: a status
-sent with PATCH moves the component with component_set_status (cause "api", the key's owner
-as actor), so the status history and uptime see it.
+from the page order, as on the public page. Writes go through components.services; a status
+sent is the API's word to the arbiter (components.status.component_status_state, cause "api",
+the key's owner as actor), recorded in the same transaction, so the status history and
+uptime see it.
 """
 
 import calendar
@@ -13,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
@@ -29,6 +31,7 @@ from components.models import (
     StatusChangeCause,
 )
 from components.selectors import component_tree, daily_uptime, first_uptime_day
+from components.status import component_status_state
 from components.uptime import uptime_percent_over
 from incidents.models import Incident
 from incidents.statuspage_json import Json, page_json_context
@@ -240,12 +243,14 @@ def create_component(request, page_id: str, payload: NewComponentBody):
     page = page_or_404(page_id)
     fields = payload.component
     changes = _component_changes(fields)
-    component = services.component_create(
-        **changes,
-        status=fields.status or ComponentStatus.OPERATIONAL,
-        cause=StatusChangeCause.API,
-        actor=request.user,
-    )
+    with transaction.atomic():
+        component = services.component_create(**changes)
+        component_status_state(
+            component=component,
+            source=StatusChangeCause.API,
+            status=fields.status or ComponentStatus.OPERATIONAL,
+            actor=request.user,
+        )
     return Status(201, _entry(page, component.public_id, group=False))
 
 
@@ -274,13 +279,15 @@ def update_component(request, page_id: str, component_id: str, payload: Componen
     status = fields.status or None
     if not changes and status is None:
         raise ValidationError("Send at least one component field.")
-    services.component_update(
-        component=component,
-        changes=changes,
-        status=status,
-        cause=StatusChangeCause.API,
-        actor=request.user,
-    )
+    with transaction.atomic():
+        services.component_update(component=component, changes=changes)
+        if status is not None:
+            component_status_state(
+                component=component,
+                source=StatusChangeCause.API,
+                status=status,
+                actor=request.user,
+            )
     return _entry(page, component.public_id, group=False)
 
 

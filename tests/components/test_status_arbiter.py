@@ -1,7 +1,7 @@
 """One arbiter of component status (components.status): every ordered pair of sources.
 
 Each source makes its claim through the path it takes in production (staff through
-component_set_status as the admin does, the API over HTTP, incidents and maintenances
+component_status_state as the admin does, the API over HTTP, incidents and maintenances
 through their services, health checks against a real HTTP server, alerts through their
 webhook), the first source then the second, and the table says what the component shows
 and which source decided it (the cause of its last recorded change).
@@ -17,13 +17,14 @@ import pytest
 from components.alerts.models import AlertIntegration, AlertKind
 from components.checks.services import check_run_now
 from components.models import Automation, ComponentStatus, StatusChangeCause
-from components.services import component_set_status
 from components.status import (
     AUTOMATIC,
     NOT_HOLDING_INCIDENT_STATUSES,
     PEOPLE,
     Claims,
     SourceError,
+    component_status_follow,
+    component_status_state,
     decide,
     moved_automatically,
 )
@@ -117,8 +118,8 @@ class Sources:
         self.component.refresh_from_db()
 
     def staff(self):
-        component_set_status(
-            component=self.component, status=CLAIMS[STAFF], cause=STAFF, actor=StaffFactory()
+        component_status_state(
+            component=self.component, source=STAFF, status=CLAIMS[STAFF], actor=StaffFactory()
         )
 
     def api(self):
@@ -246,6 +247,39 @@ def test_a_claim_a_source_cannot_make_is_refused(kwargs, message):
         decide(**kwargs)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("entry", "source"),
+    [
+        (component_status_state, CHECK),
+        (component_status_state, ALERT),
+        (component_status_state, "cron"),
+        (component_status_follow, STAFF),
+        (component_status_follow, API),
+    ],
+)
+def test_each_entry_point_takes_only_its_kind_of_source(entry, source):
+    component = ComponentFactory(name="API")
+    kwargs = {"status": MAJOR} if entry is component_status_state else {}
+
+    with pytest.raises(SourceError):
+        entry(component=component, source=source, **kwargs)
+
+    component.refresh_from_db()
+    assert component.status == OPERATIONAL and not component.status_changes.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("person", PEOPLE)
+def test_a_person_stating_the_status_it_has_records_nothing(person, page):
+    component = ComponentFactory(name="API", status=DEGRADED)
+
+    assert component_status_state(component=component, source=person, status=DEGRADED) is None
+
+    component.refresh_from_db()
+    assert component.status == DEGRADED and not component.status_changes.exists()
+
+
 def test_the_statuses_that_hold_nothing_are_the_incidents_closed_ones_and_scheduled():
     expected = {*CLOSED_STATUSES, IncidentStatus.SCHEDULED}
     assert set(NOT_HOLDING_INCIDENT_STATUSES) == expected
@@ -312,3 +346,45 @@ def test_checks_and_alerts_do_not_read_each_other_or_incidents(folder, forbidden
 
 def test_the_arbiter_does_not_import_incidents():
     assert not {name for name in _imports(ROOT / "components/status.py") if "incidents" in name}
+
+
+# Every source goes through the arbiter: nothing but the arbiter (and the services module
+# that defines the recorder) calls component_set_status.
+
+RECORDER_CALLERS = {"components/status.py", "components/services.py"}
+
+
+def _calls(path: Path, name: str) -> list[int]:
+    """The lines of `path` that call or import `name` (as a name or an attribute)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if called == name:
+                lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and any(a.name == name for a in node.names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_arbiter_records_a_status_change():
+    found = {
+        f"{path.relative_to(ROOT)}:{line}"
+        for package in ("components", "incidents", "statuspage")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if str(path.relative_to(ROOT)) not in RECORDER_CALLERS
+        for line in _calls(path, "component_set_status")
+    }
+    assert not found, "call components.status.component_status_state instead"
+    assert _calls(ROOT / "components/status.py", "component_set_status")
+
+
+def test_the_guard_sees_a_call_around_the_arbiter(tmp_path):
+    rogue = tmp_path / "rogue.py"
+    rogue.write_text(
+        "from components import services\n"
+        "from components.services import component_set_status\n"
+        "services.component_set_status(component=c, status='major_outage')\n"
+    )
+    assert _calls(rogue, "component_set_status") == [2, 3]

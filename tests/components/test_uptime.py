@@ -6,7 +6,12 @@ import time_machine
 
 from components.models import ComponentStatus, ComponentStatusChange, DailyUptime
 from components.selectors import daily_uptime
-from components.services import StatusChangeError, component_set_status, roll_up_uptime
+from components.services import (
+    StatusChangeError,
+    component_set_status,
+    components_backdate,
+    roll_up_uptime,
+)
 from components.uptime import DayUptime, split_by_day
 from tests.components.factories import ComponentFactory
 
@@ -91,6 +96,52 @@ def test_a_change_cannot_be_recorded_before_the_last_one(page):
 def test_unknown_status_is_refused(page):
     with pytest.raises(StatusChangeError):
         component_set_status(component=ComponentFactory(), status="on_fire")
+
+
+def test_new_components_are_backdated_to_where_their_history_starts(page):
+    components = [ComponentFactory(), ComponentFactory()]
+    since = at(2026, 5, 1)
+
+    components_backdate(components=components, since=since)
+
+    for component in components:
+        assert component.status_changed_at == component.uptime_accounted_until == since
+        component.refresh_from_db()
+        assert component.created_at == component.status_changed_at == since
+        assert component.uptime_accounted_until == since
+
+
+def _recovered():
+    """Operational again, with history."""
+    component = ComponentFactory()
+    component_set_status(component=component, status="major_outage")
+    component_set_status(component=component, status="operational")
+    return component
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: ComponentFactory(status="major_outage"), id="not operational"),
+        pytest.param(_recovered, id="with history"),
+    ],
+)
+def test_only_new_operational_components_are_backdated(page, make):
+    component = make()
+    before = component.status_changed_at
+
+    with pytest.raises(StatusChangeError):
+        components_backdate(components=[component], since=at(2026, 5, 1))
+
+    component.refresh_from_db()
+    assert component.status_changed_at == before
+
+
+def test_components_are_not_backdated_to_the_future(page):
+    with pytest.raises(StatusChangeError):
+        components_backdate(
+            components=[ComponentFactory()], since=datetime.now(UTC) + timedelta(days=1)
+        )
 
 
 def _rows(component):

@@ -5,7 +5,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from components import status as arbiter
 from components.models import ComponentStatusChange
+from components.services import component_set_status
 from incidents import services
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
 from tests.components.factories import ComponentFactory
@@ -95,7 +97,7 @@ def test_resolving_keeps_a_status_the_update_sets(api, web):
 
 def test_a_failing_component_change_leaves_nothing_half_written(api, web):
     incident = open_incident(component_statuses={api: "degraded_performance"})
-    real = services.component_set_status
+    real = arbiter.component_set_status  # the arbiter records each component's change
     calls = []
 
     def fail_on_second(**kwargs):
@@ -105,7 +107,7 @@ def test_a_failing_component_change_leaves_nothing_half_written(api, web):
         return real(**kwargs)
 
     with (
-        mock.patch.object(services, "component_set_status", fail_on_second),
+        mock.patch.object(arbiter, "component_set_status", fail_on_second),
         pytest.raises(RuntimeError),
     ):
         services.incident_post_update(
@@ -173,7 +175,7 @@ def test_a_maintenance_needs_a_window(page):
 
 def test_maintenance_starts_and_completes_on_time(api, web):
     api_before = "degraded_performance"
-    services.component_set_status(component=api, status=api_before)
+    component_set_status(component=api, status=api_before)
     maintenance = schedule_maintenance(
         starts_in=timedelta(hours=1), lasts=timedelta(hours=2), affected_components=[api, web]
     )

@@ -1,22 +1,39 @@
 """Build the demo page of "Nimbus AI": components, 90 days of history, incidents, maintenances.
 
-History is replayed through the services in time order, with explicit past times, so the
-status history, the daily uptime rollups and the incident timelines are the real thing.
+Everything is written through the services, as staff would write it, so the demo obeys the
+same rules and the services publish it. History is replayed in time order, with explicit
+past times, so the status history, the daily uptime rollups and the incident timelines are
+the real thing: the components are backdated to the start of the history
+(components_backdate) before the incidents are replayed over it.
 """
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from components.models import Component, ComponentGroup, ComponentStatus
-from components.services import roll_up_uptime
+from components.models import Component, ComponentGroup
+from components.services import (
+    component_create,
+    component_delete,
+    component_group_create,
+    component_group_delete,
+    components_backdate,
+    roll_up_uptime,
+)
+from components.status_choices import ComponentStatus
 from incidents.models import Incident, IncidentKind, IncidentStatus, IncidentTemplate
-from incidents.services import incident_create, incident_post_update, postmortem_publish
+from incidents.services import (
+    incident_create,
+    incident_delete,
+    incident_post_update,
+    postmortem_publish,
+)
 from statuspage.models import PageSettings
-from statuspage.public import public_cache
+from statuspage.services import page_settings_update
 
 DEMO_MARKER = "Web chat"
 HISTORY_DAYS = 90
@@ -418,7 +435,7 @@ class Command(BaseCommand):
         "demo already exists; --reset deletes every component, group and incident first."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--reset",
             action="store_true",
@@ -435,13 +452,25 @@ class Command(BaseCommand):
             help="The page's public URL, which links in emails are built from.",
         )
 
-    def handle(self, *args, reset=False, if_empty=False, url=PAGE["url"], **options):
+    def handle(
+        self,
+        *args: Any,
+        reset: bool = False,
+        if_empty: bool = False,
+        url: str = PAGE["url"],
+        **options: Any,
+    ) -> None:
         if reset:
             with transaction.atomic():
-                Incident.objects.all().delete()
+                for incident in Incident.objects.all():
+                    incident_delete(incident=incident)
+                # Templates are staff's drafting aids, never shown to the public, and no
+                # service owns them (the admin edits them as plain rows).
                 IncidentTemplate.objects.all().delete()
-                Component.objects.all().delete()
-                ComponentGroup.objects.all().delete()
+                for component in Component.objects.all():
+                    component_delete(component=component)
+                for group in ComponentGroup.objects.all():
+                    component_group_delete(group=group)
             self.stdout.write("Deleted the existing components and incidents.")
         elif Component.objects.filter(name=DEMO_MARKER).exists():
             self.stdout.write(
@@ -460,7 +489,6 @@ class Command(BaseCommand):
             components = _create_components(start)
             incidents = _replay(components, today, zone, now)
             roll_up_uptime(until=now)
-        public_cache.invalidate()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created the Nimbus AI demo: {len(components)} components, "
@@ -469,17 +497,14 @@ class Command(BaseCommand):
         )
 
 
-def _local(day: date, hhmm: str, zone) -> datetime:
+def _local(day: date, hhmm: str, zone: tzinfo) -> datetime:
     hour, minute = map(int, hhmm.split(":"))
     return datetime.combine(day, time(hour, minute), tzinfo=zone)
 
 
 def _set_up_page(*, url: str) -> PageSettings:
-    page = PageSettings.load()
-    page = PageSettings.objects.get(pk=page.pk)
-    for name, value in {**PAGE, "url": url}.items():
-        setattr(page, name, value)
-    page.save()
+    page = PageSettings.objects.get(pk=PageSettings.load().pk)
+    page_settings_update(page=page, changes={**PAGE, "url": url})
     # The cache is otherwise refreshed on commit; the replay needs the page's zone now.
     PageSettings.forget_cached()
     return PageSettings.load()
@@ -490,28 +515,25 @@ def _create_components(start: datetime) -> dict[str, Component]:
     for position, (group_name, group_description, members) in enumerate(LAYOUT, start=1):
         group = None
         if group_name:
-            group = ComponentGroup.objects.create(
+            group = component_group_create(
                 name=group_name, description=group_description, position=position
             )
         for member_position, (name, description) in enumerate(members, start=1):
-            component = Component.objects.create(
+            components[name] = component_create(
                 name=name,
                 description=description,
                 group=group,
                 # Ungrouped components share the groups' sequence, as on Statuspage.
                 position=member_position if group else position,
             )
-            components[name] = component
-    # Bookkeeping only: the components have existed, operational, since the history starts.
-    Component.objects.filter(pk__in=[c.pk for c in components.values()]).update(
-        created_at=start, status_changed_at=start, uptime_accounted_until=start
-    )
-    for component in components.values():
-        component.refresh_from_db()
+    # The components have existed, operational, since the history starts.
+    components_backdate(components=list(components.values()), since=start)
     return components
 
 
-def _replay(components: dict[str, Component], today: date, zone, now: datetime) -> list:
+def _replay(
+    components: dict[str, Component], today: date, zone: tzinfo, now: datetime
+) -> list[Incident]:
     """Post every story's updates in time order, across stories, through the services."""
 
     def when(day: int, hhmm: str) -> datetime:
@@ -530,12 +552,7 @@ def _replay(components: dict[str, Component], today: date, zone, now: datetime) 
         story, step = STORIES[n], STORIES[n].steps[i]
         statuses = {components[name]: status for name, status in step.components.items()}
         if i == 0:
-            window = {}
-            if story.window:
-                window = {
-                    "scheduled_for": when(*story.window[0]),
-                    "scheduled_until": when(*story.window[1]),
-                }
+            window = story.window
             incidents[n] = incident_create(
                 name=story.name,
                 status=step.status,
@@ -546,7 +563,8 @@ def _replay(components: dict[str, Component], today: date, zone, now: datetime) 
                 deliver_notifications=False,
                 started_at=None if step.status == IncidentStatus.SCHEDULED else at,
                 created_at=at,
-                **window,
+                scheduled_for=when(*window[0]) if window else None,
+                scheduled_until=when(*window[1]) if window else None,
             )
         else:
             incident_post_update(

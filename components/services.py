@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Max
@@ -13,11 +14,15 @@ from django.utils import timezone
 from components import signals
 from components.models import (
     AutoIncident,
+    AutoIncidentRecovery,
+    AutoIncidentValue,
     Automation,
+    AutomationValue,
     Component,
     ComponentGroup,
     ComponentStatus,
     ComponentStatusChange,
+    ComponentStatusValue,
     DailyUptime,
     StatusChangeCause,
 )
@@ -33,9 +38,9 @@ class StatusChangeError(ValidationError):
 def component_set_status(
     *,
     component: Component,
-    status: str,
-    cause: str = StatusChangeCause.STAFF,
-    actor=None,
+    status: ComponentStatusValue,
+    cause: StatusChangeCause = StatusChangeCause.STAFF,
+    actor: User | None = None,
     at: datetime | None = None,
     note: str = "",
     notify: bool = True,
@@ -152,18 +157,18 @@ def component_create(
     *,
     name: str,
     description: str = "",
-    status: str = ComponentStatus.OPERATIONAL,
+    status: ComponentStatusValue = ComponentStatus.OPERATIONAL,
     group: ComponentGroup | None = None,
     position: int | None = None,
     showcase: bool = True,
     only_show_if_degraded: bool = False,
     start_date: date | None = None,
-    automation: str = Automation.AUTOMATIC,
-    auto_incident: str = AutoIncident.OFF,
-    auto_incident_recovery: str = "resolved",
+    automation: AutomationValue = Automation.AUTOMATIC,
+    auto_incident: AutoIncidentValue = AutoIncident.OFF,
+    auto_incident_recovery: AutoIncidentRecovery = "resolved",
     managed_by_config: bool = False,
-    cause: str = StatusChangeCause.STAFF,
-    actor=None,
+    cause: StatusChangeCause = StatusChangeCause.STAFF,
+    actor: User | None = None,
 ) -> Component:
     """A new component, last of its level unless `position` is given.
 
@@ -195,9 +200,9 @@ def component_update(
     *,
     component: Component,
     changes: Mapping[str, Any],
-    status: str | None = None,
-    cause: str = StatusChangeCause.STAFF,
-    actor=None,
+    status: ComponentStatusValue | None = None,
+    cause: StatusChangeCause = StatusChangeCause.STAFF,
+    actor: User | None = None,
 ) -> Component:
     """Edit a component's fields (COMPONENT_FIELDS) and, when `status` is given, move its status.
 
@@ -210,7 +215,7 @@ def component_update(
     if status is not None:
         _check_status(status)
     with public_write():
-        locked = Component.objects.select_for_update().get(pk=component.pk)
+        locked: Component = Component.objects.select_for_update().get(pk=component.pk)
         values = dict(changes)
         if "group" in values and "position" not in values:
             new_group = values["group"]

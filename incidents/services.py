@@ -10,6 +10,7 @@ from django.utils import timezone
 from components.models import Component, ComponentStatus, StatusChangeCause
 from components.publishing import public_write
 from components.services import component_set_status
+from components.status_choices import as_component_status
 from incidents.models import (
     AffectedComponent,
     Impact,
@@ -142,7 +143,7 @@ def incident_post_update(
     deliver_notifications: bool = True,
     display_at: datetime | None = None,
     author=None,
-    cause: str | None = None,
+    cause: StatusChangeCause | None = None,
 ) -> IncidentUpdate:
     """Post an update and apply its component statuses, all or nothing.
 
@@ -186,7 +187,7 @@ def incident_post_update(
             old_status = component.status
             component_set_status(
                 component=component,
-                status=new_status,
+                status=as_component_status(new_status),  # _validate_update checked it
                 cause=cause,
                 actor=author,
                 at=max(change_at, component.status_changed_at),

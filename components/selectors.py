@@ -8,7 +8,13 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Max, Min, QuerySet
 
-from components.models import Component, ComponentGroup, ComponentStatus, DailyUptime
+from components.models import (
+    Component,
+    ComponentGroup,
+    ComponentStatus,
+    ComponentStatusValue,
+    DailyUptime,
+)
 from components.uptime import DayUptime, split_by_day, uptime_percent_over
 from statuspage.models import PageSettings
 
@@ -27,7 +33,7 @@ PARTIAL_OUTAGE = OverallStatus("major", "Partial System Outage")
 MAJOR_OUTAGE = OverallStatus("critical", "Major System Outage")
 
 
-def overall_status(statuses: Iterable[str]) -> OverallStatus:
+def overall_status(statuses: Iterable[ComponentStatusValue]) -> OverallStatus:
     """The page rollup, from component statuses as Statuspage computes it.
 
     Incident impact does not enter: Statuspage shows `minor` while a `major` incident is open

@@ -7,6 +7,7 @@ through check_run_now.
 import copy
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -60,8 +61,7 @@ from statuspage.models import PageSettings
 class StatusChangeInline(admin.TabularInline):
     model = ComponentStatusChange
     formset = LatestStatusChangesFormSet
-    fields = ["at", "from_status", "to_status", "cause", "actor", "note"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "from_status", "to_status", "cause", "actor", "note")
     extra = 0
     can_delete = False
     verbose_name_plural = "status history (latest 20)"
@@ -262,7 +262,7 @@ RECENT_RESULTS = 20
 
 # The change form, one section per kind of check; fields several kinds share sit in the
 # first section that uses them, and the others' help says where.
-CHECK_FIELDSETS = [
+CHECK_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     (
         None,
         {"fields": ["component", "name", "kind", "enabled", ("interval", "timeout")]},
@@ -368,10 +368,11 @@ class HealthCheckForm(forms.ModelForm):
     HealthCheckAdmin gives it its model and the fields of its fieldsets.
     """
 
-    def clean(self):
-        cleaned_data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned_data = self.cleaned_data  # what ModelForm.clean() returns
         self._clean_json_shapes(cleaned_data)
-        kind = KINDS.get(cleaned_data.get("kind"))
+        kind = KINDS.get(cleaned_data.get("kind", ""))
         if kind is None:
             if cleaned_data.get("kind"):
                 self.add_error("kind", "Beacon cannot run this kind of check yet.")
@@ -383,7 +384,9 @@ class HealthCheckForm(forms.ModelForm):
             if field in self.fields:
                 self.add_error(field, message)
             else:
-                label = HealthCheck._meta.get_field(field).verbose_name
+                model_field = HealthCheck._meta.get_field(field)
+                assert isinstance(model_field, models.Field)  # kinds name HealthCheck's own
+                label = model_field.verbose_name
                 self.add_error(None, f"{label.capitalize()}: {message}")
         return cleaned_data
 

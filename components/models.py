@@ -1,5 +1,7 @@
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal, Self, TypeAlias
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, MinValueValidator
@@ -7,9 +9,12 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from components.status_choices import ComponentStatus
+from components.status_choices import ComponentStatus, ComponentStatusValue
 from statuspage.lib.ids import new_public_id
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
+
+if TYPE_CHECKING:
+    from components.status_choices import StatusField
 
 # A line or two under a name on the page; the validator (not max_length, which a TextField
 # only gives its form) holds the admin, apply_config and the API alike.
@@ -17,7 +22,7 @@ MAX_DESCRIPTION = 2_000
 
 
 # How bad a status is for the people using the service, least to most.
-STATUS_SEVERITY: dict[str, int] = {
+STATUS_SEVERITY: dict[ComponentStatusValue, int] = {
     ComponentStatus.OPERATIONAL: 0,
     ComponentStatus.UNDER_MAINTENANCE: 1,
     ComponentStatus.DEGRADED_PERFORMANCE: 2,
@@ -26,15 +31,15 @@ STATUS_SEVERITY: dict[str, int] = {
 }
 
 
-def worst_status(statuses) -> str:
+def worst_status(statuses: Iterable[ComponentStatusValue]) -> ComponentStatusValue:
     """The most severe of the given statuses; operational when there are none."""
     return max(statuses, key=STATUS_SEVERITY.__getitem__, default=ComponentStatus.OPERATIONAL)
 
 
 def held_long_enough(
     *,
-    current: str,
-    wanted: str,
+    current: ComponentStatusValue,
+    wanted: ComponentStatusValue,
     since: datetime,
     now: datetime,
     worse_after: timedelta,
@@ -53,10 +58,27 @@ class Automation(models.TextChoices):
     MANUAL = "manual", "Manual only: staff set the status"
 
 
+# A member, or its value as a form or a config file gives it (a test keeps the two the same).
+AutomationValue: TypeAlias = Automation | Literal["automatic", "manual"]
+
+
 class AutoIncident(models.TextChoices):
     OFF = "off", "Off"
     DRAFT = "draft", "Prepare a draft for staff to publish"
     PUBLISH = "publish", "Publish at once"
+
+
+AutoIncidentValue: TypeAlias = AutoIncident | Literal["off", "draft", "publish"]
+# The update an automatic incident gets when the checks recover (Component's choices).
+AutoIncidentRecovery: TypeAlias = Literal["resolved", "monitoring"]
+
+if TYPE_CHECKING:
+    # Choice columns typed with their values, as StatusField (components/status_choices.py).
+    AutomationField: TypeAlias = models.CharField[AutomationValue, AutomationValue]
+    AutoIncidentField: TypeAlias = models.CharField[AutoIncidentValue, AutoIncidentValue]
+    AutoIncidentRecoveryField: TypeAlias = models.CharField[
+        AutoIncidentRecovery, AutoIncidentRecovery
+    ]
 
 
 class ComponentGroup(models.Model):
@@ -79,12 +101,14 @@ class ComponentGroup(models.Model):
     def __str__(self):
         return self.name
 
-    def worst_status(self) -> str:
+    def worst_status(self) -> ComponentStatusValue:
         return worst_status(component.status for component in self.components.all())
 
 
+# Not QuerySet["Component"]: with its model fixed, the rows of an annotate() on it lose
+# their annotations for the checker (django-stubs), and callers read them.
 class ComponentQuerySet(models.QuerySet):
-    def in_page_order(self):
+    def in_page_order(self) -> Self:
         """Page order: ungrouped and grouped components interleaved by their group's position."""
         return self.select_related("group").order_by(
             Coalesce("group__position", "position"),
@@ -105,7 +129,7 @@ class Component(models.Model):
         ComponentGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="components"
     )
     position = models.PositiveIntegerField(default=0)
-    status = models.CharField(
+    status: "StatusField" = models.CharField(
         max_length=32, choices=ComponentStatus.choices, default=ComponentStatus.OPERATIONAL
     )
     showcase = models.BooleanField(
@@ -123,16 +147,16 @@ class Component(models.Model):
     # Time before this instant is already counted in DailyUptime; after it, the component has
     # been in `status` the whole time. Advancing it is how rollups stay incremental.
     uptime_accounted_until = models.DateTimeField(default=timezone.now, editable=False)
-    automation = models.CharField(
+    automation: "AutomationField" = models.CharField(
         max_length=16, choices=Automation.choices, default=Automation.AUTOMATIC
     )
-    auto_incident = models.CharField(
+    auto_incident: "AutoIncidentField" = models.CharField(
         max_length=16,
         choices=AutoIncident.choices,
         default=AutoIncident.OFF,
         help_text="When a health check takes this component down, open an incident naming it.",
     )
-    auto_incident_recovery = models.CharField(
+    auto_incident_recovery: "AutoIncidentRecoveryField" = models.CharField(
         max_length=16,
         choices=[("resolved", "Resolved"), ("monitoring", "Monitoring")],
         default="resolved",
@@ -170,8 +194,8 @@ class ComponentStatusChange(models.Model):
     component = models.ForeignKey(
         Component, on_delete=models.CASCADE, related_name="status_changes"
     )
-    from_status = models.CharField(max_length=32, choices=ComponentStatus.choices)
-    to_status = models.CharField(max_length=32, choices=ComponentStatus.choices)
+    from_status: "StatusField" = models.CharField(max_length=32, choices=ComponentStatus.choices)
+    to_status: "StatusField" = models.CharField(max_length=32, choices=ComponentStatus.choices)
     at = models.DateTimeField(db_index=True)
     cause = models.CharField(max_length=32, choices=StatusChangeCause.choices)
     actor = models.ForeignKey(
@@ -208,10 +232,10 @@ class DailyUptime(models.Model):
         return f"{self.component} on {self.day}"
 
     @staticmethod
-    def seconds_field(status: str) -> str:
+    def seconds_field(status: ComponentStatusValue) -> str:
         return f"{status}_seconds"
 
-    def seconds_by_status(self) -> dict[str, int]:
+    def seconds_by_status(self) -> dict[ComponentStatusValue, int]:
         return {status: getattr(self, self.seconds_field(status)) for status in ComponentStatus}
 
 
@@ -284,7 +308,7 @@ class HealthCheck(models.Model):
     failures_before_down = models.PositiveSmallIntegerField(
         default=3, validators=[MinValueValidator(1)]
     )
-    down_status = models.CharField(
+    down_status: "StatusField" = models.CharField(
         max_length=32,
         choices=[c for c in ComponentStatus.choices if c[0] != ComponentStatus.OPERATIONAL],
         default=ComponentStatus.MAJOR_OUTAGE,

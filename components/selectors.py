@@ -6,9 +6,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, QuerySet
 
-from components.models import Component, ComponentGroup, ComponentStatus, DailyUptime
+from components.models import (
+    Component,
+    ComponentGroup,
+    ComponentStatus,
+    ComponentStatusValue,
+    DailyUptime,
+)
 from components.uptime import DayUptime, split_by_day, uptime_percent_over
 from statuspage.models import PageSettings
 
@@ -27,7 +33,7 @@ PARTIAL_OUTAGE = OverallStatus("major", "Partial System Outage")
 MAJOR_OUTAGE = OverallStatus("critical", "Major System Outage")
 
 
-def overall_status(statuses: Iterable[str]) -> OverallStatus:
+def overall_status(statuses: Iterable[ComponentStatusValue]) -> OverallStatus:
     """The page rollup, from component statuses as Statuspage computes it.
 
     Incident impact does not enter: Statuspage shows `minor` while a `major` incident is open
@@ -101,7 +107,9 @@ _ALL_OPERATIONAL = {
 }
 
 
-def _eventful_days(window, statuses) -> dict[int, dict[date, DayUptime]]:
+def _eventful_days(
+    window: QuerySet[DailyUptime], statuses: list[ComponentStatus]
+) -> dict[int, dict[date, DayUptime]]:
     """Rows of every day but whole operational ones, as DayUptime per component and day.
 
     A page of 1,000 components spans 90,000 rows, nearly all of them whole operational days;
@@ -112,7 +120,8 @@ def _eventful_days(window, statuses) -> dict[int, dict[date, DayUptime]]:
     rows = window.exclude(**_ALL_OPERATIONAL).values_list(
         "component_id", "day", *(DailyUptime.seconds_field(s) for s in statuses)
     )
-    shared: dict[tuple, DayUptime] = {}  # equal rows share one DayUptime, computed once
+    # Equal rows share one DayUptime, computed once.
+    shared: dict[tuple[object, ...], DayUptime] = {}
     for component_id, *key in rows:
         entry = shared.get(tuple(key))
         if entry is None:
@@ -124,7 +133,11 @@ def _eventful_days(window, statuses) -> dict[int, dict[date, DayUptime]]:
     return by_component
 
 
-def _add_operational_days(by_component, window, window_days: list[date]) -> None:
+def _add_operational_days(
+    by_component: dict[int, dict[date, DayUptime]],
+    window: QuerySet[DailyUptime],
+    window_days: list[date],
+) -> None:
     """Fill in the whole operational days of each component from one aggregate query.
 
     Rollups write a row for every day from a component's first accounted day on, so its whole

@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Max
@@ -13,11 +14,15 @@ from django.utils import timezone
 from components import signals
 from components.models import (
     AutoIncident,
+    AutoIncidentRecovery,
+    AutoIncidentValue,
     Automation,
+    AutomationValue,
     Component,
     ComponentGroup,
     ComponentStatus,
     ComponentStatusChange,
+    ComponentStatusValue,
     DailyUptime,
     StatusChangeCause,
 )
@@ -33,9 +38,9 @@ class StatusChangeError(ValidationError):
 def component_set_status(
     *,
     component: Component,
-    status: str,
-    cause: str = StatusChangeCause.STAFF,
-    actor=None,
+    status: ComponentStatusValue,
+    cause: StatusChangeCause = StatusChangeCause.STAFF,
+    actor: User | None = None,
     at: datetime | None = None,
     note: str = "",
     notify: bool = True,
@@ -151,9 +156,9 @@ def component_create(
     showcase: bool = True,
     only_show_if_degraded: bool = False,
     start_date: date | None = None,
-    automation: str = Automation.AUTOMATIC,
-    auto_incident: str = AutoIncident.OFF,
-    auto_incident_recovery: str = "resolved",
+    automation: AutomationValue = Automation.AUTOMATIC,
+    auto_incident: AutoIncidentValue = AutoIncident.OFF,
+    auto_incident_recovery: AutoIncidentRecovery = "resolved",
     managed_by_config: bool = False,
 ) -> Component:
     """A new component, last of its level unless `position` is given.
@@ -196,7 +201,7 @@ def component_update(
     if unknown:
         raise ValidationError(f"Cannot change {', '.join(sorted(unknown))} of a component.")
     with public_write():
-        locked = Component.objects.select_for_update().get(pk=component.pk)
+        locked: Component = Component.objects.select_for_update().get(pk=component.pk)
         values = dict(changes)
         if "group" in values and "position" not in values:
             new_group = values["group"]

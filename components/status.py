@@ -30,13 +30,14 @@ from components.alerts.models import AlertState
 from components.checks import policy
 from components.models import (
     Automation,
+    AutomationValue,
     Component,
     ComponentStatusChange,
     StatusChangeCause,
     worst_status,
 )
 from components.services import component_set_status
-from components.status_choices import ComponentStatus
+from components.status_choices import ComponentStatus, ComponentStatusValue
 
 # The sources, as a status change records them (ComponentStatusChange.cause).
 PEOPLE = (
@@ -72,12 +73,13 @@ class SourceError(ValueError):
 class Claims:
     """What every source says of one component right now."""
 
-    status: str  # the component's status now
-    automation: str = Automation.AUTOMATIC
+    status: ComponentStatusValue  # the component's status now
+    automation: AutomationValue = Automation.AUTOMATIC
     last_cause: str | None = None  # the source of its last recorded change; None: no history
     incident_open: bool = False  # an open incident or maintenance names it (not the checks' own)
-    checks: str | None = None  # what its enabled checks call for (the worst); None: none says
-    alerts: tuple[str, ...] = ()  # the statuses its firing alerts call for
+    # What its enabled checks call for (the worst); None: none says.
+    checks: ComponentStatusValue | None = None
+    alerts: tuple[ComponentStatusValue, ...] = ()  # the statuses its firing alerts call for
 
 
 def held_by_people(claims: Claims) -> bool:
@@ -95,11 +97,11 @@ def held_by_people(claims: Claims) -> bool:
 
 def decide(
     *,
-    source: str,
+    source: StatusChangeCause,
     claims: Claims,
-    status: str | None = None,
-    alerts_baseline: str | None = None,
-) -> str | None:
+    status: ComponentStatusValue | None = None,
+    alerts_baseline: ComponentStatusValue | None = None,
+) -> ComponentStatusValue | None:
     """The status the component moves to when `source` reports; None: it stays as it is.
 
     People's sources give their `status`, which is applied as given. Health checks and
@@ -158,8 +160,12 @@ def component_claims(component: Component) -> Claims:
 
 
 def component_status_follow(
-    *, component: Component, source: str, note: str = "", alerts_baseline: str | None = None
-) -> str | None:
+    *,
+    component: Component,
+    source: StatusChangeCause,
+    note: str = "",
+    alerts_baseline: ComponentStatusValue | None = None,
+) -> ComponentStatusValue | None:
     """An automatic source (health checks, alerts) reports that what it sees changed: move
     the component as the arbiter decides, and let its automatic incident follow. Returns the
     new status, None when it stays. The caller holds the component's row lock."""
@@ -189,8 +195,8 @@ def component_status_follow(
 def component_status_state(
     *,
     component: Component,
-    source: str,
-    status: str,
+    source: StatusChangeCause,
+    status: ComponentStatusValue,
     actor: User | None = None,
     at: datetime | None = None,
     note: str = "",

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from components.models import STATUS_SEVERITY, ComponentStatus
+from components.models import STATUS_SEVERITY, ComponentStatus, ComponentStatusValue
+from components.status_choices import is_component_status
 
 
 def split_by_day(start: datetime, end: datetime, zone: ZoneInfo) -> Iterator[tuple[date, float]]:
@@ -38,10 +39,10 @@ class DayUptime:
     """Seconds per status on one day; the figures derived from them are computed once."""
 
     day: date
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[ComponentStatusValue, float] = field(default_factory=dict)
     incidents: list = field(default_factory=list)
 
-    def add(self, status: str, seconds: float) -> None:
+    def add(self, status: ComponentStatusValue, seconds: float) -> None:
         self.seconds[status] = self.seconds.get(status, 0) + seconds
         for name in DERIVED:
             self.__dict__.pop(name, None)
@@ -62,7 +63,12 @@ class DayUptime:
     @cached_property
     def weighted_downtime(self) -> float:
         weights: Mapping[str, float] = settings.BEACON_UPTIME_WEIGHTS
-        return sum(self.seconds.get(status, 0) * weight for status, weight in weights.items())
+        # The settings name statuses; one they name that is not a status was never spent.
+        return sum(
+            self.seconds.get(status, 0) * weight
+            for status, weight in weights.items()
+            if is_component_status(status)
+        )
 
     @cached_property
     def uptime_percent(self) -> float | None:
@@ -71,14 +77,16 @@ class DayUptime:
         return 100 * (1 - self.weighted_downtime / self.counted_seconds)
 
     @cached_property
-    def figures(self) -> tuple[bool, str | None, float | None]:
+    def figures(self) -> tuple[bool, ComponentStatusValue | None, float | None]:
         """What a day shows besides its date and incidents: days with equal figures look alike."""
         return self.has_data, self.worst_status, self.uptime_percent
 
     @cached_property
-    def worst_status(self) -> str | None:
+    def worst_status(self) -> ComponentStatusValue | None:
         seen = [status for status, seconds in self.seconds.items() if seconds > 0]
-        return max(seen, key=STATUS_SEVERITY.__getitem__) if seen else None
+        if not seen:
+            return None
+        return max(seen, key=STATUS_SEVERITY.__getitem__)
 
 
 def uptime_percent_over(days: list[DayUptime]) -> float | None:

@@ -2,7 +2,7 @@
 
 import uuid
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -17,7 +17,7 @@ def _text(body: str, *, status: int = 200) -> HttpResponse:
 @csrf_exempt
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-def ping(request, token: str, failed: bool = False):
+def ping(request: HttpRequest, token: str, failed: bool = False) -> HttpResponse:
     try:
         ping_token = uuid.UUID(token)
     except ValueError:

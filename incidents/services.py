@@ -10,6 +10,7 @@ from django.utils import timezone
 from components.models import Component, ComponentStatus, StatusChangeCause
 from components.publishing import public_write
 from components.status import component_status_state
+from components.status_choices import as_component_status
 from incidents.models import (
     AffectedComponent,
     Impact,
@@ -142,7 +143,7 @@ def incident_post_update(
     deliver_notifications: bool = True,
     display_at: datetime | None = None,
     author=None,
-    cause: str | None = None,
+    cause: StatusChangeCause | None = None,
 ) -> IncidentUpdate:
     """Post an update and apply its component statuses, all or nothing.
 
@@ -187,7 +188,7 @@ def incident_post_update(
             component_status_state(
                 component=component,
                 source=cause,
-                status=new_status,
+                status=as_component_status(new_status),  # _validate_update checked it
                 actor=author,
                 at=max(change_at, component.status_changed_at),
                 note=f"{incident.name} ({update.get_status_display()})",

@@ -11,10 +11,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Final, Literal, Protocol, TypeAlias
 
-FIRING = "firing"
-RESOLVED = "resolved"
+# What a tool says of an alert (not of a component: the service maps that to a status).
+Report: TypeAlias = Literal["firing", "resolved"]
+FIRING: Final = "firing"
+RESOLVED: Final = "resolved"
 
 MAX_FINGERPRINT = 255
 # No sender nests its body deeper than a handful of levels; a deep one is an attack on the
@@ -31,7 +33,7 @@ class PayloadError(ValueError):
 @dataclass(frozen=True)
 class ParsedAlert:
     fingerprint: str
-    status: str  # FIRING or RESOLVED
+    status: Report
     labels: dict[str, str] = field(default_factory=dict)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
@@ -261,7 +263,7 @@ class Datadog:
     """Datadog's Webhooks integration with the payload template in docs/alerts.md."""
 
     label = "Datadog"
-    TRANSITIONS = {
+    TRANSITIONS: dict[str, Report] = {
         "triggered": FIRING,
         "re-triggered": FIRING,
         "renotify": FIRING,

@@ -4,12 +4,16 @@ Models of the components app (imported at the end of components/models.py).
 """
 
 import secrets
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from components.status_choices import ComponentStatus
+from components.status_choices import ComponentStatus, ComponentStatusValue
+
+if TYPE_CHECKING:
+    from components.status_choices import StatusField
 
 
 class AlertKind(models.TextChoices):
@@ -69,7 +73,7 @@ class AlertIntegration(models.Model):
         blank=True,
         help_text="The status a firing alert of each severity sets; operational ignores it.",
     )
-    default_status = models.CharField(
+    default_status: "StatusField" = models.CharField(
         max_length=32,
         choices=ALERT_STATUSES,
         default=ComponentStatus.PARTIAL_OUTAGE,
@@ -125,8 +129,9 @@ class AlertIntegration(models.Model):
     def path(self) -> str:
         return f"/integrations/{self.kind}/{self.token}/"
 
-    def status_for(self, severity: str) -> str:
-        """The status a firing alert of this severity calls for."""
+    def status_for(self, severity: str) -> ComponentStatusValue:
+        """The status a firing alert of this severity calls for (clean() holds the mapping
+        to statuses)."""
         statuses = {str(k).lower(): v for k, v in (self.severity_statuses or {}).items()}
         return statuses.get(severity.strip().lower(), self.default_status)
 
@@ -154,14 +159,14 @@ class AlertState(models.Model):
         "components.Component", on_delete=models.CASCADE, related_name="alerts"
     )
     firing = models.BooleanField(default=True)
-    status = models.CharField(max_length=32, choices=ComponentStatus.choices)
+    status: "StatusField" = models.CharField(max_length=32, choices=ComponentStatus.choices)
     # The component's status before the first of its alerts fired: restored after the last.
-    status_before = models.CharField(max_length=32, choices=ComponentStatus.choices)
+    status_before: "StatusField" = models.CharField(max_length=32, choices=ComponentStatus.choices)
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)
     event_at = models.DateTimeField(help_text="When what it last said happened.")
     reported_firing = models.BooleanField(default=True)
-    reported_status = models.CharField(
+    reported_status: "StatusField" = models.CharField(
         max_length=32, choices=ComponentStatus.choices, default=ComponentStatus.OPERATIONAL
     )
     reported_at = models.DateTimeField(

@@ -19,7 +19,13 @@ from django.utils import timezone
 
 from components.alerts.kinds import KINDS, ParsedAlert, PayloadError, load_body
 from components.alerts.models import AlertIntegration, AlertLog, AlertState, new_token
-from components.models import Component, ComponentStatus, StatusChangeCause, held_long_enough
+from components.models import (
+    Component,
+    ComponentStatus,
+    ComponentStatusValue,
+    StatusChangeCause,
+    held_long_enough,
+)
 from components.status import component_status_follow
 
 logger = logging.getLogger("beacon.alerts")
@@ -49,7 +55,7 @@ class ReceiveResult:
     unmatched: list[str] = field(default_factory=list)  # alerts naming no known component
     moved: list[str] = field(default_factory=list)  # components whose status changed
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int | list[str]]:
         return {
             "alerts": self.alerts,
             "changed": self.changed,
@@ -175,7 +181,7 @@ def _alert_apply(
     """Record what one alert says about one component; returns the outcome and whether
     the component's status moved."""
     event_at = alert.event_at or now
-    status = ComponentStatus.OPERATIONAL.value
+    status: ComponentStatusValue = ComponentStatus.OPERATIONAL
     if alert.firing:
         severity = alert.labels.get(integration.severity_label) or alert.severity
         status = integration.status_for(severity)
@@ -278,7 +284,7 @@ def _is_stale(state: AlertState, alert: ParsedAlert, event_at: datetime, now: da
     return event_at == state.event_at and alert.firing and not state.reported_firing
 
 
-def _status_before(component: Component, *, exclude: int | None) -> str:
+def _status_before(component: Component, *, exclude: int | None) -> ComponentStatusValue:
     """The status before the component's alerts took it over: the firing alerts' record
     of it, or its status now when none of them fires."""
     others = AlertState.objects.filter(component=component, firing=True)

@@ -2,7 +2,7 @@
 
 import logging
 
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
@@ -22,7 +22,7 @@ MAX_BODY_BYTES = 1024 * 1024
 RATE_LIMIT_PER_MINUTE = 600
 
 
-def _error(status: int, error: str, message: str, **headers) -> JsonResponse:
+def _error(status: int, error: str, message: str, **headers: str) -> JsonResponse:
     return JsonResponse({"error": error, "message": message}, status=status, headers=headers)
 
 
@@ -31,7 +31,7 @@ def _error(status: int, error: str, message: str, **headers) -> JsonResponse:
 @never_cache
 @require_http_methods(["POST", "PUT"])  # Grafana's contact point may be set to PUT
 @sensitive_variables("token")
-def receive(request, kind: str, token: str):
+def receive(request: HttpRequest, kind: str, token: str) -> JsonResponse:
     integration = AlertIntegration.objects.filter(kind=kind, token=token, enabled=True).first()
     if integration is None:
         return _error(404, "not_found", "No enabled integration has this URL.")

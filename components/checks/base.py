@@ -5,6 +5,7 @@ from abc import ABC, abstractmethod
 import httpx
 
 from components.checks.outcome import Outcome
+from components.models import HealthCheck
 
 
 class CheckKindRunner(ABC):
@@ -19,7 +20,7 @@ class CheckKindRunner(ABC):
     # Heartbeats are pushed to Beacon, not polled: they run in one place only.
     polled = True
 
-    def validate(self, check) -> dict[str, str]:
+    def validate(self, check: HealthCheck) -> dict[str, str]:
         return {
             field: "This check kind needs it."
             for field in self.required
@@ -27,5 +28,5 @@ class CheckKindRunner(ABC):
         }
 
     @abstractmethod
-    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+    async def run(self, check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
         """What the check finds now."""

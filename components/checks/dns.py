@@ -23,9 +23,12 @@ import dns.exception
 import dns.name
 import dns.resolver
 import httpx
+from dns.rdata import Rdata
+from dns.rdtypes.txtbase import TXTBase
 
 from components.checks.base import CheckKindRunner
 from components.checks.outcome import Outcome
+from components.models import HealthCheck
 from statuspage.lib.network import TargetRefused, host_problem, refusal
 
 RECORD_TYPES = ("A", "AAAA", "CAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT")
@@ -36,7 +39,7 @@ HOST_LAST = ("MX", "SRV")
 class DnsCheck(CheckKindRunner):
     required = ("host", "record_type")
 
-    def validate(self, check) -> dict[str, str]:
+    def validate(self, check: HealthCheck) -> dict[str, str]:
         errors = super().validate(check)
         if check.record_type and check.record_type.upper() not in RECORD_TYPES:
             errors["record_type"] = f"One of {', '.join(RECORD_TYPES)}."
@@ -63,7 +66,7 @@ class DnsCheck(CheckKindRunner):
             errors["expected_values"] = 'A list of values, e.g. ["192.0.2.1"].'
         return errors
 
-    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+    async def run(self, check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
         record_type = check.record_type.upper()
         resolver = dns.asyncresolver.Resolver(configure=not check.resolver)
         if check.resolver:
@@ -120,13 +123,13 @@ def parse_resolver(text: str) -> tuple[str, int]:
     return address, int(port)
 
 
-def display(record_type: str, rdata) -> str:
-    if record_type == "TXT":
+def display(record_type: str, rdata: Rdata) -> str:
+    if record_type == "TXT" and isinstance(rdata, TXTBase):
         return b"".join(rdata.strings).decode(errors="replace")
     return rdata.to_text()
 
 
-def forms(record_type: str, rdata) -> set[str]:
+def forms(record_type: str, rdata: Rdata) -> set[str]:
     """The ways an expected value may name this answer, normalised."""
     text = normalise(record_type, display(record_type, rdata))
     if record_type in HOST_LAST:

@@ -1,22 +1,23 @@
 """Heartbeat (push): the service pings Beacon; silence past interval + grace is down."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from django.utils import timezone
 
 from components.checks.base import CheckKindRunner
 from components.checks.outcome import Outcome
+from components.models import HealthCheck
 
 
 class HeartbeatCheck(CheckKindRunner):
     polled = False
 
-    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+    async def run(self, check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
         return judge(check, now=timezone.now())
 
 
-def judge(check, *, now) -> Outcome:
+def judge(check: HealthCheck, *, now: datetime) -> Outcome:
     if check.last_ping_at is None:
         waited = now - check.created_at
         if waited <= timedelta(seconds=check.interval + check.grace):

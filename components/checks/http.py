@@ -8,6 +8,7 @@ import httpx
 from components.checks import decoding, jsonpath, outbound
 from components.checks.base import CheckKindRunner
 from components.checks.outcome import Outcome
+from components.models import HealthCheck
 from statuspage.lib.network import url_problem
 
 MAX_REDIRECTS = 5
@@ -18,7 +19,7 @@ MAX_BODY_BYTES = 1024 * 1024
 class HttpCheck(CheckKindRunner):
     required = ("url",)
 
-    def validate(self, check) -> dict[str, str]:
+    def validate(self, check: HealthCheck) -> dict[str, str]:
         errors = super().validate(check)
         problem = check.url and url_problem(check.url)
         if problem:
@@ -36,14 +37,14 @@ class HttpCheck(CheckKindRunner):
                 errors["json_assertion"] = str(error)
         return errors
 
-    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+    async def run(self, check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
         if check.verify_tls:
             return await self._follow(check, client)
         # httpx fixes TLS verification per client: an unverified check gets one of its own.
         async with outbound.client(verify=False, headers=client.headers) as unverified:
             return await self._follow(check, unverified)
 
-    async def _follow(self, check, client: httpx.AsyncClient) -> Outcome:
+    async def _follow(self, check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
         url = check.url
         for _ in range(MAX_REDIRECTS + 1):
             # Every hop's connection is guarded (outbound): a redirect must not lead to a
@@ -67,7 +68,7 @@ class HttpCheck(CheckKindRunner):
         return Outcome.down(f"More than {MAX_REDIRECTS} redirects")
 
 
-async def fetch(client: httpx.AsyncClient, url: str, **params) -> tuple[int, bytes]:
+async def fetch(client: httpx.AsyncClient, url: str, **params: str) -> tuple[int, bytes]:
     """GET a URL that checks may reach: its status code and up to MAX_BODY_BYTES of body."""
     guard_url(url)
     response = await client.send(client.build_request("GET", url, params=params), stream=True)
@@ -98,7 +99,7 @@ async def read_some(response: httpx.Response) -> bytes:
     return b"".join(chunks)
 
 
-def judge(check, status_code: int, body: bytes) -> Outcome:
+def judge(check: HealthCheck, status_code: int, body: bytes) -> Outcome:
     accepted = check.expect_status or range(200, 400)
     if status_code not in accepted:
         expected = ", ".join(map(str, check.expect_status)) or "200–399"

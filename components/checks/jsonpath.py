@@ -6,7 +6,7 @@ so that what staff write is what runs, with a clear error when it cannot.
 import json
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
@@ -67,5 +67,5 @@ def holds(assertion: str, document: object) -> tuple[bool, str]:
     return bool(result), f"{_path(steps)} is {json.dumps(found)[:100]}"
 
 
-def _path(steps) -> str:
+def _path(steps: Sequence[str | int]) -> str:
     return "$" + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps)

@@ -30,7 +30,7 @@ _INFORMATIONAL = re.compile(rb"HTTP/\d(?:\.\d)? 1\d\d")
 
 
 def client(
-    *, verify: bool | ssl.SSLContext, headers: httpx.Headers | dict | None = None
+    *, verify: bool | ssl.SSLContext, headers: httpx.Headers | dict[str, str] | None = None
 ) -> httpx.AsyncClient:
     """A client for checks: guarded connections, no redirects followed on its own, no
     keep-alive (a connection reused later would skip the guard), no deadline of its own (the

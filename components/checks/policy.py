@@ -6,11 +6,14 @@ than it: one bad answer is noise, three are an outage; one good answer after an 
 not a recovery. A check's verdict is the worst level at least `quorum` locations agree on.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.models import (
     VERDICT_SEVERITY,
     ComponentStatus,
+    ComponentStatusValue,
+    HealthCheck,
     Verdict,
     worst_status,
 )
@@ -63,7 +66,7 @@ def check_verdict(location_verdicts: list[str], *, quorum: int, previous: str) -
     return previous
 
 
-def component_status(checks) -> str | None:
+def component_status(checks: Iterable[HealthCheck]) -> ComponentStatusValue | None:
     """The status a component's enabled checks call for (the worst wins); None if none says."""
     statuses = [
         _status_of(check.verdict, check.down_status)
@@ -73,7 +76,7 @@ def component_status(checks) -> str | None:
     return worst_status(statuses) if statuses else None
 
 
-def _status_of(verdict: str, down_status: str) -> str:
+def _status_of(verdict: str, down_status: ComponentStatusValue) -> ComponentStatusValue:
     if verdict == Verdict.DOWN:
         return down_status
     if verdict == Verdict.DEGRADED:

@@ -17,12 +17,14 @@ Two choices, both about data that says nothing:
 import json
 import math
 import operator
+from typing import Any
 
 import httpx
 
 from components.checks.base import CheckKindRunner
 from components.checks.http import MAX_BODY_BYTES, fetch
 from components.checks.outcome import Outcome
+from components.models import HealthCheck
 from statuspage.lib.network import NOT_HTTP, url_problem
 
 COMPARISONS = {
@@ -40,7 +42,7 @@ SHOWN = 3
 class PrometheusCheck(CheckKindRunner):
     required = ("url", "query", "comparison", "threshold")
 
-    def validate(self, check) -> dict[str, str]:
+    def validate(self, check: HealthCheck) -> dict[str, str]:
         errors = super().validate(check)
         problem = check.url and url_problem(check.url)
         if problem:
@@ -50,12 +52,12 @@ class PrometheusCheck(CheckKindRunner):
             errors["comparison"] = f"One of {' '.join(COMPARISONS)}."
         return errors
 
-    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+    async def run(self, check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
         url = check.url.rstrip("/") + "/api/v1/query"
         return judge(check, *await fetch(client, url, query=check.query))
 
 
-def judge(check, status_code: int, body: bytes) -> Outcome:
+def judge(check: HealthCheck, status_code: int, body: bytes) -> Outcome:
     if len(body) >= MAX_BODY_BYTES:
         return Outcome.down(
             f"The answer is over {MAX_BODY_BYTES // 1024 // 1024} MB: narrow the query",
@@ -83,6 +85,7 @@ def judge(check, status_code: int, body: bytes) -> Outcome:
     except (KeyError, TypeError, ValueError, IndexError) as error:
         return Outcome.down(f"Unexpected answer: {error}", status_code=status_code)
     compare = COMPARISONS[check.comparison]
+    assert check.threshold is not None  # required: validate() refuses a check without one
     failing = [
         (labels, value)
         for labels, value in samples
@@ -99,7 +102,7 @@ def judge(check, status_code: int, body: bytes) -> Outcome:
     return Outcome.down(shown, status_code=status_code)
 
 
-def _samples(data: dict) -> list[tuple[str, float]]:
+def _samples(data: dict[str, Any]) -> list[tuple[str, float]]:
     """(series, value) of an instant vector or a scalar; ValueError for other results."""
     result_type, result = data["resultType"], data["result"]
     if result_type == "scalar":
@@ -109,7 +112,7 @@ def _samples(data: dict) -> list[tuple[str, float]]:
     raise ValueError(f"a {result_type} result; use a query answering an instant vector or scalar")
 
 
-def _series(metric: dict) -> str:
+def _series(metric: dict[str, Any]) -> str:
     """A series as PromQL writes it: name{label="value", …}."""
     name = metric.get("__name__", "")
     labels = ", ".join(

@@ -9,6 +9,7 @@ minute, pruning hourly, and retention is counted in days.
 
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -188,7 +189,9 @@ def _catch_up_starts(
     return starts, shown
 
 
-def _results_since(recent: dict[str, datetime], catch_up: dict[tuple[int, str], datetime]):
+def _results_since(
+    recent: dict[str, datetime], catch_up: dict[tuple[int, str], datetime]
+) -> Iterator[tuple[int, datetime, str, float | None]]:
     """(check id, at, verdict, latency) of the recent window and of the catch-up ranges."""
     since_by_check: dict[int, datetime] = {}
     for (check_id, _), start in catch_up.items():

@@ -7,6 +7,7 @@ and nothing else: every run is a coroutine on one event loop, cancelled at its d
 import asyncio
 import dataclasses
 import time
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -15,13 +16,15 @@ import httpx
 from components.checks import KINDS, outbound
 from components.checks.outcome import Outcome
 from components.checks.tls import ssl_context
-from components.models import Verdict
+from components.models import HealthCheck, Verdict
 from statuspage.lib.network import TargetRefused
 
 USER_AGENT = "Beacon health check (+https://github.com/beacon-status)"
 
 
-def run_batch(checks: list, *, start_at: list[datetime] | None = None) -> list[Outcome]:
+def run_batch(
+    checks: list[HealthCheck], *, start_at: list[datetime] | None = None
+) -> list[Outcome]:
     """Outcomes of `checks`, in the same order; each starts at its `start_at` (its slot).
 
     The scheduler hands out checks a little before they are due, so that each one starts on
@@ -37,7 +40,7 @@ def run_batch(checks: list, *, start_at: list[datetime] | None = None) -> list[O
         return thread.submit(asyncio.run, work).result()
 
 
-async def _run_all(checks: list, start_at: list) -> list[Outcome]:
+async def _run_all(checks: list[HealthCheck], start_at: Sequence[datetime | None]) -> list[Outcome]:
     # The system's CAs and CHECKS_CA_BUNDLE, as TLS checks trust.
     async with outbound.client(verify=ssl_context(), headers={"User-Agent": USER_AGENT}) as client:
         return list(
@@ -50,7 +53,7 @@ async def _run_all(checks: list, start_at: list) -> list[Outcome]:
         )
 
 
-async def _at(when: datetime | None, run):
+async def _at(when: datetime | None, run: Awaitable[Outcome]) -> Outcome:
     if when is not None:
         delay = (when - datetime.now(UTC)).total_seconds()
         if delay > 0:
@@ -58,14 +61,14 @@ async def _at(when: datetime | None, run):
     return await run
 
 
-async def run_one(check, client: httpx.AsyncClient) -> Outcome:
+async def run_one(check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
     """What `check` finds now, stamped with the moment it started."""
     started_at = datetime.now(UTC)
     outcome = await _run(check, client)
     return dataclasses.replace(outcome, started_at=started_at)
 
 
-async def _run(check, client: httpx.AsyncClient) -> Outcome:
+async def _run(check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
     kind = KINDS.get(check.kind)
     if kind is None:
         return Outcome.down(f"Unknown check kind {check.kind!r}")
@@ -85,7 +88,7 @@ async def _run(check, client: httpx.AsyncClient) -> Outcome:
     return apply_latency_threshold(check, outcome)
 
 
-def apply_latency_threshold(check, outcome: Outcome) -> Outcome:
+def apply_latency_threshold(check: HealthCheck, outcome: Outcome) -> Outcome:
     threshold = check.degraded_latency_ms
     if (
         outcome.verdict == Verdict.UP

@@ -1,5 +1,6 @@
 """Writes of health checks: claiming due runs, recording results, moving components."""
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -244,7 +245,7 @@ def component_follow_checks(
         )
 
 
-def heartbeat_ping(*, token, failed: bool = False, at: datetime | None = None) -> bool:
+def heartbeat_ping(*, token: uuid.UUID, failed: bool = False, at: datetime | None = None) -> bool:
     """Record a ping; a failure ping is judged at once. Returns False for an unknown token."""
     at = at or timezone.now()
     updated = HealthCheck.objects.filter(ping_token=token, kind="heartbeat").update(

@@ -6,7 +6,7 @@ from celery import shared_task
 from components.checks.rollups import check_rollups_update
 
 
-@shared_task
+@shared_task  # type: ignore[untyped-decorator]  # Celery ships no type information
 def update_check_rollups() -> None:
     """Beat, every minute: roll raw results up into hourly and daily buckets."""
     check_rollups_update()

@@ -4,18 +4,20 @@ import asyncio
 import contextlib
 import ssl
 import time
+from typing import Any
 
 import httpx
 
 from components.checks.base import CheckKindRunner
 from components.checks.outcome import Outcome
+from components.models import HealthCheck
 from statuspage.lib.network import resolve, target_problem
 
 
 class TcpCheck(CheckKindRunner):
     required = ("host", "port")
 
-    def validate(self, check) -> dict[str, str]:
+    def validate(self, check: HealthCheck) -> dict[str, str]:
         errors = super().validate(check)
         problem = check.host and target_problem(check.host)
         if problem:
@@ -24,8 +26,9 @@ class TcpCheck(CheckKindRunner):
             errors["port"] = "A port between 1 and 65535."
         return errors
 
-    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+    async def run(self, check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
         started = time.perf_counter()
+        assert check.port is not None  # required: validate() refuses a check without one
         _, writer = await connect(check.host, check.port)
         latency_ms = (time.perf_counter() - started) * 1000
         await close(writer)
@@ -33,7 +36,7 @@ class TcpCheck(CheckKindRunner):
 
 
 async def connect(
-    host: str, port: int, **options
+    host: str, port: int, **options: Any
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A connection to the first of `host`'s allowed addresses that answers.
 

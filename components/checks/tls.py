@@ -9,7 +9,9 @@ certificate that expires within `expiry_warning_days` is degraded, so there is t
 import functools
 import ssl
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -17,6 +19,7 @@ from django.conf import settings
 from components.checks.base import CheckKindRunner
 from components.checks.outcome import Outcome
 from components.checks.tcp import close, connect
+from components.models import HealthCheck
 from statuspage.lib.network import target_problem
 
 DEFAULT_PORT = 443
@@ -26,7 +29,7 @@ DAY = 86400
 class TlsCheck(CheckKindRunner):
     required = ("host",)
 
-    def validate(self, check) -> dict[str, str]:
+    def validate(self, check: HealthCheck) -> dict[str, str]:
         errors = super().validate(check)
         problem = check.host and target_problem(check.host)
         if problem:
@@ -35,7 +38,7 @@ class TlsCheck(CheckKindRunner):
             errors["port"] = "A port between 1 and 65535 (empty for 443)."
         return errors
 
-    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+    async def run(self, check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
         started = time.perf_counter()
         try:
             _, writer = await connect(
@@ -75,7 +78,9 @@ def _context(ca_bundle: str) -> ssl.SSLContext:
     return context
 
 
-def judge(check, certificate: dict, *, now: float, latency_ms: float) -> Outcome:
+def judge(
+    check: HealthCheck, certificate: Mapping[str, Any], *, now: float, latency_ms: float
+) -> Outcome:
     expires_at = ssl.cert_time_to_seconds(certificate["notAfter"])
     left = expires_at - now
     if left <= 0:  # verification refuses expired certificates; this is the instant after

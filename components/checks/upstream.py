@@ -16,13 +16,14 @@ cannot say the vendor is well.
 """
 
 import json
+from typing import Any
 
 import httpx
 
 from components.checks.base import CheckKindRunner
 from components.checks.http import MAX_BODY_BYTES, fetch
 from components.checks.outcome import Outcome
-from components.models import ComponentStatus, Verdict
+from components.models import ComponentStatus, HealthCheck, Verdict
 from statuspage.lib.network import NOT_HTTP, url_problem
 
 VERDICTS: dict[str, str] = {
@@ -37,7 +38,7 @@ VERDICTS: dict[str, str] = {
 class UpstreamCheck(CheckKindRunner):
     required = ("url", "upstream_component")
 
-    def validate(self, check) -> dict[str, str]:
+    def validate(self, check: HealthCheck) -> dict[str, str]:
         errors = super().validate(check)
         problem = check.url and url_problem(check.url)
         if problem:
@@ -45,12 +46,12 @@ class UpstreamCheck(CheckKindRunner):
             errors["url"] = "The status page's http:// or https:// URL." if same else problem
         return errors
 
-    async def run(self, check, client: httpx.AsyncClient) -> Outcome:
+    async def run(self, check: HealthCheck, client: httpx.AsyncClient) -> Outcome:
         url = check.url.rstrip("/") + "/api/v2/components.json"
         return judge(check, *await fetch(client, url))
 
 
-def judge(check, status_code: int, body: bytes) -> Outcome:
+def judge(check: HealthCheck, status_code: int, body: bytes) -> Outcome:
     page = check.url.rstrip("/")
     if status_code != 200:
         return Outcome.down(f"Status {status_code} from {page}", status_code=status_code)
@@ -88,7 +89,7 @@ def judge(check, status_code: int, body: bytes) -> Outcome:
     return Outcome.down(error, status_code=status_code)
 
 
-def _find(components: list[dict], wanted: str) -> list[dict]:
+def _find(components: list[dict[str, Any]], wanted: str) -> list[dict[str, Any]]:
     """The component with this id; else those with this name, in any case."""
     by_id = [component for component in components if component["id"] == wanted]
     if by_id:

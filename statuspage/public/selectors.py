@@ -15,7 +15,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from components import charts
-from components.models import CheckRollup, Component, ComponentGroup, HealthCheck, worst_status
+from components.models import (
+    CheckRollup,
+    Component,
+    ComponentGroup,
+    ComponentStatusValue,
+    HealthCheck,
+    worst_status,
+)
 from components.selectors import (
     OverallStatus,
     daily_uptime,
@@ -37,7 +44,7 @@ class ComponentRow:
     uptime_percent: float | None
 
     @property
-    def status(self) -> str:
+    def status(self) -> ComponentStatusValue:
         return self.component.status
 
 

@@ -16,8 +16,9 @@ from django.views.static import serve
 
 from statuspage.lib.outage import database_unreachable
 from statuspage.models import PageSettings
-from statuspage.public import selectors, snapshots
-from statuspage.public.snapshots import (
+from statuspage.public import selectors
+from statuspage.public.snapshots import outage
+from statuspage.public.snapshots.build import (
     ERROR_CACHE_CONTROL,
     NOT_FOUND_CACHE_CONTROL,
     PAGE_CACHE_CONTROL,
@@ -121,7 +122,7 @@ def bad_request(request, exception=None) -> HttpResponse:
 def server_error(request) -> HttpResponse:
     """handler500: a 503 with Retry-After when the database is unreachable, else a 500."""
     if database_unreachable(sys.exc_info()[1]):
-        snapshots.note_database_unreachable()
+        outage.note_database_unreachable()
         html = render_to_string("500.html", UNAVAILABLE_WORDS)
         response = _error(request, 503, UNAVAILABLE_MESSAGE, html)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)

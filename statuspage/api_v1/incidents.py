@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
@@ -110,7 +110,8 @@ class IncidentUpdateBody(Schema):
 
 
 class PostmortemFields(Fields):
-    body_draft: Text | None = Field(None, max_length=MAX_POSTMORTEM_BODY)
+    # `default=` by name: type checkers read a positional default as no default.
+    body_draft: Text | None = Field(default=None, max_length=MAX_POSTMORTEM_BODY)
     notify_subscribers: bool | None = None
     notify_twitter: bool | None = None  # ignored
     custom_tweet: str | None = None  # ignored
@@ -350,7 +351,7 @@ def _change(incident: Incident, fields: IncidentFields, page: PageSettings, auth
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List incidents and maintenances",
 )
-def list_incidents(request, page_id: str, params: Query[Search]):
+def list_incidents(request: HttpRequest, page_id: str, params: Query[Search]):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
     incidents = Incident.objects.all()
@@ -370,7 +371,7 @@ def list_incidents(request, page_id: str, params: Query[Search]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List unresolved incidents",
 )
-def list_unresolved(request, page_id: str, params: Query[Paging]):
+def list_unresolved(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = Incident.objects.unresolved().order_by("-created_at", "-id")
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -385,7 +386,7 @@ def _maintenances(queryset: QuerySet) -> QuerySet:
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List scheduled maintenances",
 )
-def list_scheduled(request, page_id: str, params: Query[Paging]):
+def list_scheduled(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -396,7 +397,7 @@ def list_scheduled(request, page_id: str, params: Query[Paging]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List maintenances yet to start",
 )
-def list_upcoming(request, page_id: str, params: Query[Paging]):
+def list_upcoming(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.upcoming_maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -407,7 +408,7 @@ def list_upcoming(request, page_id: str, params: Query[Paging]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List maintenances in progress",
 )
-def list_active_maintenance(request, page_id: str, params: Query[Paging]):
+def list_active_maintenance(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.active_maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -421,7 +422,7 @@ def list_active_maintenance(request, page_id: str, params: Query[Paging]):
     response={201: schemas.Incident, **ERROR_RESPONSES},
     summary="Create an incident or a maintenance",
 )
-def create_incident(request, page_id: str, payload: IncidentBody):
+def create_incident(request: HttpRequest, page_id: str, payload: IncidentBody):
     require_perm(request, "incidents.add_incident")
     page = page_or_404(page_id)
     incident = _create(payload.incident, page, request.user)
@@ -433,7 +434,7 @@ def create_incident(request, page_id: str, payload: IncidentBody):
     response={200: schemas.Incident, **ERROR_RESPONSES},
     summary="Get an incident",
 )
-def get_incident(request, page_id: str, incident_id: str):
+def get_incident(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
     return incident_object(_get(incident_id), _context(page))
@@ -445,7 +446,7 @@ def get_incident(request, page_id: str, incident_id: str):
     response={200: schemas.Incident, **ERROR_RESPONSES},
     summary="Update an incident",
 )
-def update_incident(request, page_id: str, incident_id: str, payload: IncidentBody):
+def update_incident(request: HttpRequest, page_id: str, incident_id: str, payload: IncidentBody):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
     incident = _get(incident_id)
@@ -461,7 +462,7 @@ def update_incident(request, page_id: str, incident_id: str, payload: IncidentBo
     response={200: schemas.Incident, **ERROR_RESPONSES},
     summary="Delete an incident",
 )
-def delete_incident(request, page_id: str, incident_id: str):
+def delete_incident(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.delete_incident")
     page = page_or_404(page_id)
     incident = _get(incident_id)
@@ -515,7 +516,7 @@ def _incident_for_postmortem(incident_id: str) -> Incident:
     response={200: schemas.Postmortem, **ERROR_RESPONSES},
     summary="Get the postmortem",
 )
-def get_postmortem(request, page_id: str, incident_id: str):
+def get_postmortem(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
     return postmortem_object(_incident_for_postmortem(incident_id), _context(page))
@@ -526,7 +527,7 @@ def get_postmortem(request, page_id: str, incident_id: str):
     response={200: schemas.Postmortem, **ERROR_RESPONSES},
     summary="Save a postmortem draft",
 )
-def save_postmortem(request, page_id: str, incident_id: str, payload: PostmortemBody):
+def save_postmortem(request: HttpRequest, page_id: str, incident_id: str, payload: PostmortemBody):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
     if payload.postmortem.body_draft is None:
@@ -542,7 +543,9 @@ def save_postmortem(request, page_id: str, incident_id: str, payload: Postmortem
     response={200: schemas.Postmortem, **ERROR_RESPONSES},
     summary="Publish the postmortem",
 )
-def publish_postmortem(request, page_id: str, incident_id: str, payload: PostmortemPublishBody):
+def publish_postmortem(
+    request: HttpRequest, page_id: str, incident_id: str, payload: PostmortemPublishBody
+):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
     fields = payload.postmortem
@@ -564,7 +567,7 @@ def publish_postmortem(request, page_id: str, incident_id: str, payload: Postmor
     response={200: schemas.Postmortem, **ERROR_RESPONSES},
     summary="Unpublish the postmortem",
 )
-def revert_postmortem(request, page_id: str, incident_id: str):
+def revert_postmortem(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
     incident = services.postmortem_revert(incident=_incident_for_postmortem(incident_id))
@@ -576,7 +579,7 @@ def revert_postmortem(request, page_id: str, incident_id: str):
     response={204: None, **ERROR_RESPONSES},
     summary="Delete the postmortem",
 )
-def delete_postmortem(request, page_id: str, incident_id: str):
+def delete_postmortem(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.change_incident")
     page_or_404(page_id)
     services.postmortem_delete(incident=_incident_for_postmortem(incident_id))

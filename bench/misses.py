@@ -406,7 +406,8 @@ def render(result: dict, out: Path) -> str:
             "`snapshot rebuilt` lines). The set of what exists is trusted for 60 s at most "
             "(`KNOWN_MAX_AGE_SECONDS`); then the next miss in a worker is rendered (the "
             "incident or history query) and the set is read again: incident codes, component "
-            "ids, number of history pages (`_learn_what_exists` in statuspage/public/snapshots.py)."
+            "ids, number of history pages (`_learn_what_exists` in "
+            "statuspage/public/snapshots/serve.py)."
         )
     ratios = [t["ratio_to_cached"] for t in misses]
     command = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<free port>", result["server_command"])

@@ -748,8 +748,13 @@ REBUILD_CODE = """
 import json, logging, time
 from django.conf import settings
 try:
-    from statuspage.public.snapshots import rebuild_hot_snapshots
+    from statuspage.public.snapshots.build import rebuild_hot_snapshots
 except ImportError:
+    try:  # a checkout from before the snapshot store became a package
+        from statuspage.public.snapshots import rebuild_hot_snapshots
+    except ImportError:
+        rebuild_hot_snapshots = None
+if rebuild_hot_snapshots is None:
     print("BENCHJSON " + json.dumps({"available": False}))
 else:
     from statuspage.public import public_cache
@@ -780,7 +785,7 @@ else:
 
 
 def measure_rebuild(ds: Dataset, port: int, repeats: int) -> dict:
-    """Time snapshots.rebuild_hot_snapshots() (statuspage/public/); else cold builds over HTTP."""
+    """Time snapshots.build.rebuild_hot_snapshots(); else cold builds over HTTP."""
     result = manage_shell(ds.env, REBUILD_CODE % repeats)
     if result["available"]:
         seconds = result["seconds"]

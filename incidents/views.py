@@ -1,8 +1,8 @@
 """Email subscriptions: the public form, the links in the emails, one-click unsubscribe.
 
-None of these pages is a snapshot (statuspage.public.snapshots.PUBLIC_URLS does not name them): each
-carries a CSRF token or a subscriber's own link, so each is rendered per request and never
-stored by a browser or a proxy. The status page itself fetches the form with htmx.
+None of these pages is a snapshot (statuspage.public.snapshots.keys.PUBLIC_URLS does not name
+them): each carries a CSRF token or a subscriber's own link, so each is rendered per request and
+never stored by a browser or a proxy. The status page itself fetches the form with htmx.
 """
 
 import base64

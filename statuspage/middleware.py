@@ -1,7 +1,8 @@
 from django.http import JsonResponse
 
 from statuspage.lib import security_headers
-from statuspage.public import snapshots, views
+from statuspage.public import views
+from statuspage.public.snapshots import build, keys, serve
 
 
 class SnapshotMiddleware:
@@ -16,7 +17,7 @@ class SnapshotMiddleware:
     def __call__(self, request):
         response = self._answer(request)
         if response.status_code >= 500:
-            response["Cache-Control"] = snapshots.ERROR_CACHE_CONTROL
+            response["Cache-Control"] = build.ERROR_CACHE_CONTROL
             if response.has_header("CDN-Cache-Control"):
                 del response["CDN-Cache-Control"]
         return response
@@ -29,11 +30,11 @@ class SnapshotMiddleware:
             or security_headers.must_redirect_to_https(request.META)
         ):
             return self.get_response(request)
-        key = snapshots.key_for(request.path_info, request.META.get("QUERY_STRING", ""))
+        key = keys.key_for(request.path_info, request.META.get("QUERY_STRING", ""))
         if key is None:
             return self.get_response(request)
         request.get_host()  # a host this site does not answer to is a 400, as everywhere
-        return snapshots.serve(
+        return serve.serve(
             request,
             key,
             render_on_miss=lambda: self._render_live(request),

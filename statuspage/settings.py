@@ -288,7 +288,7 @@ BEACON_UPTIME_WEIGHTS = {
 BEACON_UPTIME_DAYS = 90
 BEACON_PAST_INCIDENT_DAYS = 14
 BEACON_PUBLIC_CACHE_SECONDS = env.int("PUBLIC_CACHE_SECONDS", default=24 * 3600)
-# Render-on-write snapshots of the public outputs (statuspage/public/snapshots.py).
+# Render-on-write snapshots of the public outputs (statuspage/public/snapshots/).
 BEACON_SNAPSHOT_DIR = Path(env.str("SNAPSHOT_DIR", default=str(VAR_DIR / "snapshots")))
 # How often a process looks for a newer generation, and how long a generation must be still
 # before it is rebuilt (a burst of changes then costs one or two rebuilds).

@@ -1,20 +1,20 @@
 from celery import shared_task
 
 from statuspage import audit
-from statuspage.public import snapshots
+from statuspage.public.snapshots import build, keys, outage
 
 
 @shared_task
 def rebuild_snapshots() -> None:
-    snapshots.rebuild_started()
-    snapshots.rebuild_hot_snapshots()
+    keys.rebuild_started()
+    build.rebuild_hot_snapshots()
 
 
 @shared_task
 def probe_database() -> None:
     """Beat's probe: marks and clears the outage even when nginx serves every request and
     no web process is asked anything (the files tree then gets the notice too)."""
-    snapshots.probe_database_now()
+    outage.probe_database_now()
 
 
 @shared_task

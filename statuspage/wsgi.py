@@ -11,11 +11,11 @@ from django.conf import settings  # noqa: E402
 from django.http.request import split_domain_port, validate_host  # noqa: E402
 
 from statuspage.lib import security_headers  # noqa: E402
-from statuspage.public import snapshots  # noqa: E402
+from statuspage.public.snapshots import outage, serve  # noqa: E402
 
 REASONS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
-snapshots.warm_memory()
+serve.warm_memory()
 # Everything loaded so far lives as long as the worker: keep it out of the collector's
 # full passes, whose pauses over Django's many objects showed up as p99 spikes under load.
 gc.collect()
@@ -31,17 +31,17 @@ def application(environ, start_response):
     """
     # Whichever URL is asked, the database gets checked now and then: pages served from
     # memory say "cannot refresh" as soon as any process has noticed it is away.
-    snapshots.probe_database_soon()
+    outage.probe_database_soon()
     if (
         environ.get("REQUEST_METHOD") in ("GET", "HEAD")
         and _allowed_host(environ)
         and not security_headers.must_redirect_to_https(environ)
     ):
-        snapshot = snapshots.fresh_in_memory(
+        snapshot = serve.fresh_in_memory(
             environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", "")
         )
         if snapshot is not None:
-            status, headers, body = snapshots.representation(snapshot, environ)
+            status, headers, body = serve.representation(snapshot, environ)
             start_response(REASONS[status], headers)
             return [body]
     return django_application(environ, start_response)

@@ -12,7 +12,7 @@ import pytest
 from django.core.cache import cache
 
 from statuspage.models import PageSettings
-from statuspage.public import snapshots
+from statuspage.public.snapshots import store
 from tests.incidents.factories import StaffFactory, sign_in_staff
 
 
@@ -45,7 +45,7 @@ def _isolated_cache_and_static_files(settings, tmp_path):
     settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0
     settings.BEACON_SNAPSHOT_RENDER_ON_WRITE = False
     settings.BEACON_SNAPSHOT_PROBE_SECONDS = 3600
-    snapshots.reset_memory()
+    store.reset_memory()
     yield
     if not os.environ.get("REDIS_URL"):
         with contextlib.suppress(Exception):  # a test may have made the cache unreachable

@@ -182,23 +182,23 @@ def error_body(request: HttpRequest, message: str, status: int) -> HttpResponse:
 
 
 @api.exception_handler(AuthenticationError)
-def _unauthenticated(request, exc):
+def _unauthenticated(request: HttpRequest, exc):
     return error_body(request, "Could not authenticate", 401)
 
 
 @api.exception_handler(ApiKeyExpired)
-def _expired(request, exc):
+def _expired(request: HttpRequest, exc):
     return error_body(request, "This API key has expired: ask for a new one.", 401)
 
 
 @api.exception_handler(ReadOnlyKey)
-def _read_only(request, exc):
+def _read_only(request: HttpRequest, exc):
     message = f"This API key is read-only: it may not {exc.method}. Use a key with the write scope."
     return error_body(request, message, 403)
 
 
 @api.exception_handler(RateLimited)
-def _rate_limited(request, exc):
+def _rate_limited(request: HttpRequest, exc):
     limit = settings.BEACON_API_RATE_LIMIT_PER_MINUTE
     message = f"Rate limit exceeded: {limit} requests a minute per key."
     response = error_body(request, message, 429)
@@ -207,28 +207,28 @@ def _rate_limited(request, exc):
 
 
 @api.exception_handler(NinjaValidationError)
-def _invalid(request, exc):
+def _invalid(request: HttpRequest, exc):
     return error_body(request, _describe(exc.errors), 400)
 
 
 @api.exception_handler(ValidationError)
-def _rejected(request, exc):
+def _rejected(request: HttpRequest, exc):
     return error_body(request, _describe_django(exc), 422)
 
 
 @api.exception_handler(PermissionDenied)
-def _forbidden(request, exc):
+def _forbidden(request: HttpRequest, exc):
     return error_body(request, str(exc) or "Your key's owner may not do this.", 403)
 
 
 @api.exception_handler(Http404)
 @api.exception_handler(ObjectDoesNotExist)
-def _not_found(request, exc):
+def _not_found(request: HttpRequest, exc):
     return error_body(request, str(exc) or "Not found.", 404)
 
 
 @api.exception_handler(HttpError)
-def _http_error(request, exc):
+def _http_error(request: HttpRequest, exc):
     # ninja wraps whatever the body parser raised in a vague "Cannot parse request body":
     # the parser's own 400 says what is wrong.
     if isinstance(exc.__cause__, HttpError):

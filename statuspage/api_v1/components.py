@@ -16,7 +16,7 @@ from typing import Any, Literal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 from ninja.errors import HttpError
@@ -228,7 +228,7 @@ def _component_changes(fields: ComponentFields) -> dict[str, Any]:
     response={200: list[schemas.ComponentEntry], **ERROR_RESPONSES},
     summary="List components",
 )
-def list_components(request, page_id: str, paging: Query[Paging]):
+def list_components(request: HttpRequest, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_component")
     return _entries(page_or_404(page_id))[paging.window()]
 
@@ -238,7 +238,7 @@ def list_components(request, page_id: str, paging: Query[Paging]):
     response={201: schemas.Component, **ERROR_RESPONSES},
     summary="Create a component",
 )
-def create_component(request, page_id: str, payload: NewComponentBody):
+def create_component(request: HttpRequest, page_id: str, payload: NewComponentBody):
     require_perm(request, "components.add_component")
     page = page_or_404(page_id)
     fields = payload.component
@@ -259,7 +259,7 @@ def create_component(request, page_id: str, payload: NewComponentBody):
     response={200: schemas.ComponentEntry, **ERROR_RESPONSES},
     summary="Get a component",
 )
-def get_component(request, page_id: str, component_id: str):
+def get_component(request: HttpRequest, page_id: str, component_id: str):
     require_perm(request, "components.view_component")
     return _entry(page_or_404(page_id), component_id)
 
@@ -270,7 +270,7 @@ def get_component(request, page_id: str, component_id: str):
     response={200: schemas.Component, **ERROR_RESPONSES},
     summary="Update a component",
 )
-def update_component(request, page_id: str, component_id: str, payload: ComponentBody):
+def update_component(request: HttpRequest, page_id: str, component_id: str, payload: ComponentBody):
     require_perm(request, "components.change_component")
     page = page_or_404(page_id)
     component = _component(component_id)
@@ -296,7 +296,7 @@ def update_component(request, page_id: str, component_id: str, payload: Componen
     response={204: None, **ERROR_RESPONSES},
     summary="Delete a component",
 )
-def delete_component(request, page_id: str, component_id: str):
+def delete_component(request: HttpRequest, page_id: str, component_id: str):
     require_perm(request, "components.delete_component")
     page_or_404(page_id)
     services.component_delete(component=_component(component_id))
@@ -315,7 +315,8 @@ def _partial_date(value: str, name: str, *, last: bool) -> date:
     match = _PARTIAL_DATE.fullmatch(value.strip())
     if not match:
         raise HttpError(400, f"{name}: expected YYYY, YYYY-MM or YYYY-MM-DD, got {value!r}.")
-    year, month, day = (int(part) if part else None for part in match.groups())
+    year = int(match.group(1))  # the pattern always has the year
+    month, day = (int(part) if part else None for part in match.groups()[1:])
     try:
         if month is None:
             return date(year, 12, 31) if last else date(year, 1, 1)
@@ -418,7 +419,9 @@ def _uptime(
     response={200: schemas.Uptime, **ERROR_RESPONSES},
     summary="Get a component's uptime",
 )
-def component_uptime(request, page_id: str, component_id: str, params: Query[UptimeRange]):
+def component_uptime(
+    request: HttpRequest, page_id: str, component_id: str, params: Query[UptimeRange]
+):
     require_perm(request, "components.view_component")
     page = page_or_404(page_id)
     component = _component(component_id)
@@ -430,7 +433,7 @@ def component_uptime(request, page_id: str, component_id: str, params: Query[Upt
     response={200: schemas.Uptime, **ERROR_RESPONSES},
     summary="Get a component group's uptime",
 )
-def group_uptime(request, page_id: str, group_id: str, params: Query[UptimeRange]):
+def group_uptime(request: HttpRequest, page_id: str, group_id: str, params: Query[UptimeRange]):
     require_perm(request, "components.view_componentgroup")
     page = page_or_404(page_id)
     group = _group(group_id)
@@ -446,7 +449,7 @@ def group_uptime(request, page_id: str, group_id: str, params: Query[UptimeRange
     response={200: list[schemas.GroupComponent], **ERROR_RESPONSES},
     summary="List component groups",
 )
-def list_groups(request, page_id: str, paging: Query[Paging]):
+def list_groups(request: HttpRequest, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_componentgroup")
     groups = [_group_object(e) for e in _entries(page_or_404(page_id)) if e["group"]]
     return groups[paging.window()]
@@ -457,7 +460,7 @@ def list_groups(request, page_id: str, paging: Query[Paging]):
     response={201: schemas.GroupComponent, **ERROR_RESPONSES},
     summary="Create a component group",
 )
-def create_group(request, page_id: str, payload: NewGroupBody):
+def create_group(request: HttpRequest, page_id: str, payload: NewGroupBody):
     require_perm(request, "components.add_componentgroup", "components.change_component")
     page = page_or_404(page_id)
     group = services.component_group_create(
@@ -473,7 +476,7 @@ def create_group(request, page_id: str, payload: NewGroupBody):
     response={200: schemas.GroupComponent, **ERROR_RESPONSES},
     summary="Get a component group",
 )
-def get_group(request, page_id: str, group_id: str):
+def get_group(request: HttpRequest, page_id: str, group_id: str):
     require_perm(request, "components.view_componentgroup")
     return _group_object(_entry(page_or_404(page_id), group_id, group=True))
 
@@ -484,7 +487,7 @@ def get_group(request, page_id: str, group_id: str):
     response={200: schemas.GroupComponent, **ERROR_RESPONSES},
     summary="Update a component group",
 )
-def update_group(request, page_id: str, group_id: str, payload: GroupBody):
+def update_group(request: HttpRequest, page_id: str, group_id: str, payload: GroupBody):
     fields = payload.component_group
     perms = ["components.change_componentgroup"]
     if fields.components is not None:
@@ -513,7 +516,7 @@ def update_group(request, page_id: str, group_id: str, payload: GroupBody):
     response={200: schemas.GroupComponent, **ERROR_RESPONSES},
     summary="Delete a component group",
 )
-def delete_group(request, page_id: str, group_id: str):
+def delete_group(request: HttpRequest, page_id: str, group_id: str):
     """Statuspage answers with the deleted group; its components stay, ungrouped."""
     require_perm(request, "components.delete_componentgroup")
     page = page_or_404(page_id)

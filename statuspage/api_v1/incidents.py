@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
@@ -111,7 +111,8 @@ class IncidentUpdateBody(Schema):
 
 
 class PostmortemFields(Fields):
-    body_draft: Text | None = Field(None, max_length=MAX_POSTMORTEM_BODY)
+    # `default=` by name: type checkers read a positional default as no default.
+    body_draft: Text | None = Field(default=None, max_length=MAX_POSTMORTEM_BODY)
     notify_subscribers: bool | None = None
     notify_twitter: bool | None = None  # ignored
     custom_tweet: str | None = None  # ignored
@@ -351,7 +352,7 @@ def _change(incident: Incident, fields: IncidentFields, page: PageSettings, auth
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List incidents and maintenances",
 )
-def list_incidents(request, page_id: str, params: Query[Search]):
+def list_incidents(request: HttpRequest, page_id: str, params: Query[Search]):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
     incidents = Incident.objects.all()
@@ -371,7 +372,7 @@ def list_incidents(request, page_id: str, params: Query[Search]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List unresolved incidents",
 )
-def list_unresolved(request, page_id: str, params: Query[Paging]):
+def list_unresolved(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = Incident.objects.unresolved().order_by("-created_at", "-id")
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -386,7 +387,7 @@ def _maintenances(queryset: QuerySet) -> QuerySet:
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List scheduled maintenances",
 )
-def list_scheduled(request, page_id: str, params: Query[Paging]):
+def list_scheduled(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -397,7 +398,7 @@ def list_scheduled(request, page_id: str, params: Query[Paging]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List maintenances yet to start",
 )
-def list_upcoming(request, page_id: str, params: Query[Paging]):
+def list_upcoming(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.upcoming_maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -408,7 +409,7 @@ def list_upcoming(request, page_id: str, params: Query[Paging]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List maintenances in progress",
 )
-def list_active_maintenance(request, page_id: str, params: Query[Paging]):
+def list_active_maintenance(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.active_maintenances())
     return _incidents(incidents[params.window()], page_or_404(page_id))
@@ -422,7 +423,7 @@ def list_active_maintenance(request, page_id: str, params: Query[Paging]):
     response={201: schemas.Incident, **ERROR_RESPONSES},
     summary="Create an incident or a maintenance",
 )
-def create_incident(request, page_id: str, payload: IncidentBody):
+def create_incident(request: HttpRequest, page_id: str, payload: IncidentBody):
     require_perm(request, "incidents.add_incident")
     page = page_or_404(page_id)
     incident = _create(payload.incident, page, request.user)
@@ -434,7 +435,7 @@ def create_incident(request, page_id: str, payload: IncidentBody):
     response={200: schemas.Incident, **ERROR_RESPONSES},
     summary="Get an incident",
 )
-def get_incident(request, page_id: str, incident_id: str):
+def get_incident(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
     return incident_object(_get(incident_id), _context(page))
@@ -446,7 +447,7 @@ def get_incident(request, page_id: str, incident_id: str):
     response={200: schemas.Incident, **ERROR_RESPONSES},
     summary="Update an incident",
 )
-def update_incident(request, page_id: str, incident_id: str, payload: IncidentBody):
+def update_incident(request: HttpRequest, page_id: str, incident_id: str, payload: IncidentBody):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
     incident = _get(incident_id)
@@ -462,7 +463,7 @@ def update_incident(request, page_id: str, incident_id: str, payload: IncidentBo
     response={200: schemas.Incident, **ERROR_RESPONSES},
     summary="Delete an incident",
 )
-def delete_incident(request, page_id: str, incident_id: str):
+def delete_incident(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.delete_incident")
     page = page_or_404(page_id)
     incident = _get(incident_id)
@@ -516,7 +517,7 @@ def _incident_for_postmortem(incident_id: str) -> Incident:
     response={200: schemas.Postmortem, **ERROR_RESPONSES},
     summary="Get the postmortem",
 )
-def get_postmortem(request, page_id: str, incident_id: str):
+def get_postmortem(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
     return postmortem_object(_incident_for_postmortem(incident_id), _context(page))
@@ -527,7 +528,7 @@ def get_postmortem(request, page_id: str, incident_id: str):
     response={200: schemas.Postmortem, **ERROR_RESPONSES},
     summary="Save a postmortem draft",
 )
-def save_postmortem(request, page_id: str, incident_id: str, payload: PostmortemBody):
+def save_postmortem(request: HttpRequest, page_id: str, incident_id: str, payload: PostmortemBody):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
     if payload.postmortem.body_draft is None:
@@ -543,7 +544,9 @@ def save_postmortem(request, page_id: str, incident_id: str, payload: Postmortem
     response={200: schemas.Postmortem, **ERROR_RESPONSES},
     summary="Publish the postmortem",
 )
-def publish_postmortem(request, page_id: str, incident_id: str, payload: PostmortemPublishBody):
+def publish_postmortem(
+    request: HttpRequest, page_id: str, incident_id: str, payload: PostmortemPublishBody
+):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
     fields = payload.postmortem
@@ -565,7 +568,7 @@ def publish_postmortem(request, page_id: str, incident_id: str, payload: Postmor
     response={200: schemas.Postmortem, **ERROR_RESPONSES},
     summary="Unpublish the postmortem",
 )
-def revert_postmortem(request, page_id: str, incident_id: str):
+def revert_postmortem(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
     incident = services.postmortem_revert(incident=_incident_for_postmortem(incident_id))
@@ -577,7 +580,7 @@ def revert_postmortem(request, page_id: str, incident_id: str):
     response={204: None, **ERROR_RESPONSES},
     summary="Delete the postmortem",
 )
-def delete_postmortem(request, page_id: str, incident_id: str):
+def delete_postmortem(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.change_incident")
     page_or_404(page_id)
     services.postmortem_delete(incident=_incident_for_postmortem(incident_id))

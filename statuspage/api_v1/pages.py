@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field
 
@@ -84,13 +85,13 @@ def page_object(page: PageSettings) -> dict[str, Any]:
     response={200: list[schemas.Page], **ERROR_RESPONSES},
     summary="List the pages (Beacon serves one)",
 )
-def list_pages(request):
+def list_pages(request: HttpRequest):
     require_perm(request, "statuspage.view_pagesettings")
     return [page_object(PageSettings.load())]
 
 
 @router.get("/{page_id}", response={200: schemas.Page, **ERROR_RESPONSES}, summary="Get the page")
-def get_page(request, page_id: str):
+def get_page(request: HttpRequest, page_id: str):
     require_perm(request, "statuspage.view_pagesettings")
     return page_object(page_or_404(page_id))
 
@@ -101,7 +102,7 @@ def get_page(request, page_id: str):
     response={200: schemas.Page, **ERROR_RESPONSES},
     summary="Update the page",
 )
-def update_page(request, page_id: str, payload: PageBody):
+def update_page(request: HttpRequest, page_id: str, payload: PageBody):
     require_perm(request, "statuspage.change_pagesettings")
     page = PageSettings.objects.get(pk=page_or_404(page_id).pk)
     changes = payload.page.model_dump(exclude_unset=True, exclude_none=True)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Case, CharField, Count, F, QuerySet, When
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
@@ -137,7 +137,7 @@ def _with_components(subscribers: QuerySet) -> QuerySet:
     return subscribers.prefetch_related("components")
 
 
-def _filtered(filters: Filters) -> QuerySet:
+def _filtered(filters: Filters | Selection) -> QuerySet[Subscriber]:
     subscribers = Subscriber.objects.all()
     if filters.type is not None:
         if filters.type not in Channel.values:
@@ -167,7 +167,7 @@ def _component_pks(component_ids: list[str] | None) -> list[int]:
     response={200: list[schemas.Subscriber], **ERROR_RESPONSES},
     summary="List subscribers",
 )
-def list_subscribers(request, page_id: str, params: Query[Listing]):
+def list_subscribers(request: HttpRequest, page_id: str, params: Query[Listing]):
     require_perm(request, "incidents.view_subscriber")
     page = page_or_404(page_id)
     subscribers = _filtered(params)
@@ -181,12 +181,13 @@ def list_subscribers(request, page_id: str, params: Query[Listing]):
         default=F("email"),
         output_field=CharField(),
     )
-    sort = {
+    sorts: dict[str, Case | F] = {
         "primary": primary,
         "relevance": primary,
         "created_at": F("created_at"),
         "quarantined_at": F("quarantined_at"),
-    }[params.sort_field]
+    }
+    sort = sorts[params.sort_field]
     order = (
         sort.desc(nulls_last=True) if params.sort_direction == "desc" else sort.asc(nulls_last=True)
     )
@@ -201,7 +202,7 @@ def list_subscribers(request, page_id: str, params: Query[Listing]):
     response={200: schemas.SubscriberCount, **ERROR_RESPONSES},
     summary="Count subscribers",
 )
-def count_subscribers(request, page_id: str, params: Query[Filters]):
+def count_subscribers(request: HttpRequest, page_id: str, params: Query[Filters]):
     require_perm(request, "incidents.view_subscriber")
     page_or_404(page_id)
     return {"count": _filtered(params).count()}
@@ -212,7 +213,7 @@ def count_subscribers(request, page_id: str, params: Query[Filters]):
     response={200: schemas.HistogramByState, **ERROR_RESPONSES},
     summary="Count subscribers by state",
 )
-def histogram_by_state(request, page_id: str):
+def histogram_by_state(request: HttpRequest, page_id: str):
     require_perm(request, "incidents.view_subscriber")
     page_or_404(page_id)
     result: dict[str, Any] = {
@@ -232,7 +233,7 @@ def histogram_by_state(request, page_id: str):
     response={201: schemas.Subscriber, **ERROR_RESPONSES},
     summary="Create a subscriber",
 )
-def create_subscriber(request, page_id: str, payload: SubscriberBody):
+def create_subscriber(request: HttpRequest, page_id: str, payload: SubscriberBody):
     require_perm(request, "incidents.add_subscriber")
     page = page_or_404(page_id)
     fields = payload.subscriber
@@ -285,7 +286,7 @@ def _selected(selection: Selection) -> list[Subscriber]:
     response={202: None, **ERROR_RESPONSES},
     summary="Unsubscribe several subscribers",
 )
-def unsubscribe(request, page_id: str, payload: UnsubscribeBody):
+def unsubscribe(request: HttpRequest, page_id: str, payload: UnsubscribeBody):
     require_perm(request, "incidents.delete_subscriber")
     page_or_404(page_id)
     with transaction.atomic():
@@ -299,7 +300,7 @@ def unsubscribe(request, page_id: str, payload: UnsubscribeBody):
     response={202: None, **ERROR_RESPONSES},
     summary="Send to quarantined subscribers again",
 )
-def reactivate(request, page_id: str, payload: ReactivateBody):
+def reactivate(request: HttpRequest, page_id: str, payload: ReactivateBody):
     require_perm(request, "incidents.change_subscriber")
     page_or_404(page_id)
     targets = _selected(payload)
@@ -320,7 +321,7 @@ def reactivate(request, page_id: str, payload: ReactivateBody):
     response={202: None, **ERROR_RESPONSES},
     summary="Send unconfirmed subscribers a fresh confirmation link",
 )
-def resend_confirmations(request, page_id: str, payload: ResendConfirmationBody):
+def resend_confirmations(request: HttpRequest, page_id: str, payload: ResendConfirmationBody):
     require_perm(request, "incidents.change_subscriber")
     page_or_404(page_id)
     targets = _selected(payload)
@@ -348,7 +349,7 @@ def _refuse_confirmed(targets: list[Subscriber]) -> None:
     response={200: list[schemas.Subscriber], **ERROR_RESPONSES},
     summary="List unsubscribed subscribers",
 )
-def list_unsubscribed(request, page_id: str, params: Query[Listing]):
+def list_unsubscribed(request: HttpRequest, page_id: str, params: Query[Listing]):
     """Always empty: Beacon forgets an address (and what was sent to it) when it leaves."""
     require_perm(request, "incidents.view_subscriber")
     page_or_404(page_id)
@@ -360,7 +361,7 @@ def list_unsubscribed(request, page_id: str, params: Query[Listing]):
     response={200: schemas.Subscriber, **ERROR_RESPONSES},
     summary="Get a subscriber",
 )
-def get_subscriber(request, page_id: str, subscriber_id: str):
+def get_subscriber(request: HttpRequest, page_id: str, subscriber_id: str):
     require_perm(request, "incidents.view_subscriber")
     page = page_or_404(page_id)
     return subscriber_object(_get(subscriber_id), page)
@@ -371,7 +372,9 @@ def get_subscriber(request, page_id: str, subscriber_id: str):
     response={200: schemas.Subscriber, **ERROR_RESPONSES},
     summary="Choose a subscriber's components",
 )
-def update_subscriber(request, page_id: str, subscriber_id: str, payload: SubscriberPatch):
+def update_subscriber(
+    request: HttpRequest, page_id: str, subscriber_id: str, payload: SubscriberPatch
+):
     require_perm(request, "incidents.change_subscriber")
     page = page_or_404(page_id)
     subscriber = _get(subscriber_id)
@@ -391,7 +394,9 @@ def update_subscriber(request, page_id: str, subscriber_id: str, payload: Subscr
     response={200: schemas.Subscriber, **ERROR_RESPONSES},
     summary="Unsubscribe a subscriber",
 )
-def delete_subscriber(request, page_id: str, subscriber_id: str, params: Query[Removal]):
+def delete_subscriber(
+    request: HttpRequest, page_id: str, subscriber_id: str, params: Query[Removal]
+):
     require_perm(request, "incidents.delete_subscriber")
     page = page_or_404(page_id)
     subscriber = _get(subscriber_id)
@@ -406,7 +411,7 @@ def delete_subscriber(request, page_id: str, subscriber_id: str, params: Query[R
     response={201: None, **ERROR_RESPONSES},
     summary="Send one unconfirmed subscriber a fresh confirmation link",
 )
-def resend_confirmation(request, page_id: str, subscriber_id: str):
+def resend_confirmation(request: HttpRequest, page_id: str, subscriber_id: str):
     require_perm(request, "incidents.change_subscriber")
     page_or_404(page_id)
     subscriber = _get(subscriber_id)

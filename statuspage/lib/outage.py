@@ -29,7 +29,7 @@ def database_unreachable(error: BaseException | None) -> bool:
 
 class QuietDuringOutage(logging.Filter):
     """Drops the per-request traceback of a database outage (one line per request otherwise:
-    hundreds a minute); the snapshot store (statuspage/public/snapshots.py) logs one line when
+    hundreds a minute); the snapshot store (statuspage/public/snapshots/) logs one line when
     the outage starts and one when it ends."""
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -1,7 +1,7 @@
 """The security headers on every answer: Content-Security-Policy, HSTS and the others.
 
 One fixed policy for the whole site and no nonce: the public pages are snapshots served as the
-same bytes to every visitor (statuspage/public/snapshots.py), where a nonce would be shared and so
+same bytes to every visitor (statuspage/public/snapshots/), where a nonce would be shared and so
 worthless, so they carry no inline script or style at all; neither does the admin, whose
 extra styles and scripts are static files. The same headers are added in three places that
 share no code path: the outermost middleware (every response Django makes, snapshots and

@@ -9,7 +9,7 @@ current public-cache generation, the same instant as the Last-Modified header.
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
@@ -17,7 +17,7 @@ from django.urls import path
 from django.views.decorators.http import require_safe
 
 from components.selectors import ComponentTree, component_tree
-from incidents.models import ACTIVE_MAINTENANCE_STATUSES, IncidentStatus
+from incidents.models import ACTIVE_MAINTENANCE_STATUSES, Incident, IncidentStatus
 from incidents.statuspage_json import (
     Json,
     PageJson,
@@ -55,7 +55,7 @@ def _page_context(base_url: str, generation: str) -> tuple[PageJson, ComponentTr
     return _context_memo[key]
 
 
-def _incidents(ctx: PageJson, incidents) -> list[Json]:
+def _incidents(ctx: PageJson, incidents: Iterable[Incident]) -> list[Json]:
     return [incident_json(incident, ctx) for incident in incidents]
 
 
@@ -71,7 +71,7 @@ def _summary(ctx: PageJson, tree: ComponentTree) -> Json:
     }
 
 
-def _listing(key: str, incidents: Callable[[], list]) -> Build:
+def _listing(key: str, incidents: Callable[[], list[Incident]]) -> Build:
     return lambda ctx, tree: {"page": page_json(ctx), key: _incidents(ctx, incidents())}
 
 

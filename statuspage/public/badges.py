@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
 from django.views.decorators.http import require_safe
 
@@ -161,16 +161,16 @@ def component_badges() -> dict[str, Badge]:
     return public_cache.cached(
         "badges:components",
         lambda: {
-            public_id: Badge(
-                label=name,
-                message=ComponentStatus(status).label.lower(),
-                color=COMPONENT_COLORS[status],
-            )
+            public_id: _status_badge(name, ComponentStatus(status))
             for public_id, name, status in Component.objects.values_list(
                 "public_id", "name", "status"
             )
         },
     )
+
+
+def _status_badge(label: str, status: ComponentStatus) -> Badge:
+    return Badge(label=label, message=status.label.lower(), color=COMPONENT_COLORS[status])
 
 
 def _component_badge(public_id: str) -> Badge:
@@ -181,12 +181,12 @@ def _component_badge(public_id: str) -> Badge:
 
 
 @require_safe
-def overall_svg(request):
+def overall_svg(request: HttpRequest) -> HttpResponse:
     return public_output(request, lambda base_url: overall_badge().as_svg(), "image/svg+xml")
 
 
 @require_safe
-def overall_json(request):
+def overall_json(request: HttpRequest) -> HttpResponse:
     return public_output(
         request,
         lambda base_url: overall_badge().as_endpoint_json(),
@@ -195,7 +195,7 @@ def overall_json(request):
 
 
 @require_safe
-def component_svg(request, public_id: str):
+def component_svg(request: HttpRequest, public_id: str) -> HttpResponse:
     badge = _component_badge(public_id)
     return public_output(
         request,
@@ -205,7 +205,7 @@ def component_svg(request, public_id: str):
 
 
 @require_safe
-def component_json(request, public_id: str):
+def component_json(request: HttpRequest, public_id: str) -> HttpResponse:
     badge = _component_badge(public_id)
     return public_output(
         request,
@@ -215,7 +215,7 @@ def component_json(request, public_id: str):
 
 
 @require_safe
-def embed_js(request):
+def embed_js(request: HttpRequest) -> HttpResponse:
     return public_output(
         request,
         lambda base_url: EMBED_SCRIPT.read_bytes(),

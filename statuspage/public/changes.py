@@ -9,7 +9,7 @@ writes) through the leaf's signal (statuspage/lib/signals.py); and every deploy 
 from django.db import transaction
 
 from statuspage.models import PageSettings
-from statuspage.public import snapshots
+from statuspage.public.snapshots import keys
 
 
 def on_public_row_changed(sender: type, **kwargs: object) -> None:
@@ -17,13 +17,13 @@ def on_public_row_changed(sender: type, **kwargs: object) -> None:
         # Now for this transaction, and again once other processes can see the change.
         PageSettings.forget_cached()
         transaction.on_commit(PageSettings.forget_cached)
-    snapshots.publish_change_on_commit()
+    keys.publish_change_on_commit()
 
 
 def on_announced_change(sender: object, **kwargs: object) -> None:
-    snapshots.publish_change()
+    keys.publish_change()
 
 
 def on_migrated(sender: object, **kwargs: object) -> None:
     # Pages cached by the previous release must not outlive it.
-    snapshots.publish_change()
+    keys.publish_change()

@@ -13,7 +13,7 @@ from io import StringIO
 from urllib.parse import urlsplit
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.feedgenerator import Rss201rev2Feed
@@ -141,7 +141,8 @@ def atom_feed(
     out = StringIO()
     xml = SimplerXMLGenerator(out, "utf-8", short_empty_elements=True)
     xml.startDocument()
-    xml.startElement("feed", {"xml:lang": "en-US", "xmlns": "http://www.w3.org/2005/Atom"})
+    # Django's startElement takes a dict (it sorts its items); django-stubs says AttributesImpl.
+    xml.startElement("feed", {"xml:lang": "en-US", "xmlns": "http://www.w3.org/2005/Atom"})  # type: ignore[arg-type]
     xml.addQuickElement("id", f"tag:{host},2005:{path.removesuffix('.atom')}")
     xml.addQuickElement("link", None, {"rel": "alternate", "type": "text/html", "href": base_url})
     xml.addQuickElement(
@@ -149,12 +150,12 @@ def atom_feed(
     )
     xml.addQuickElement("title", one_line(title))
     xml.addQuickElement("updated", _feed_time(updated))
-    xml.startElement("author", {})
+    xml.startElement("author", {})  # type: ignore[arg-type]
     xml.addQuickElement("name", one_line(page.name))
     xml.endElement("author")
     for incident in incidents:
         url = incident_url(base_url, incident)
-        xml.startElement("entry", {})
+        xml.startElement("entry", {})  # type: ignore[arg-type]
         xml.addQuickElement("id", f"tag:{host},2005:Incident/{incident.public_id}")
         xml.addQuickElement("published", _feed_time(incident.created_at))
         xml.addQuickElement("updated", _feed_time(incident.updated_at))
@@ -195,7 +196,7 @@ FORMATS = {"atom": (atom_feed, ATOM_TYPE), "rss": (rss_feed, RSS_TYPE)}
 
 
 @require_safe
-def history_feed(request, fmt: str):
+def history_feed(request: HttpRequest, fmt: str) -> HttpResponse:
     write, content_type = FORMATS[fmt]
 
     def build(base_url: str) -> bytes:
@@ -212,7 +213,7 @@ def history_feed(request, fmt: str):
 
 
 @require_safe
-def component_history_feed(request, public_id: str, fmt: str):
+def component_history_feed(request: HttpRequest, public_id: str, fmt: str) -> HttpResponse:
     write, content_type = FORMATS[fmt]
 
     def build(base_url: str) -> bytes:
@@ -286,8 +287,11 @@ def maintenance_event(incident: Incident, *, base_url: str) -> Event:
     event.add("created", incident.created_at.astimezone(UTC))
     # Every posted update is a new revision of the event.
     event.add("sequence", max(len(updates) - 1, 0))
-    event.add("dtstart", incident.scheduled_for.astimezone(UTC))
-    event.add("dtend", incident.scheduled_until.astimezone(UTC))
+    starts, ends = incident.scheduled_for, incident.scheduled_until
+    if starts is None or ends is None:  # calendar_maintenances() lists only scheduled ones
+        raise ValueError(f"Maintenance {incident.public_id} has no schedule.")
+    event.add("dtstart", starts.astimezone(UTC))
+    event.add("dtend", ends.astimezone(UTC))
     event.add("summary", one_line(incident.name))
     description = "\n\n".join(lines).replace("\r\n", "\n").replace("\r", "\n")
     event.add("description", without_control_characters(description).replace("\t", " "))
@@ -310,7 +314,7 @@ def maintenance_calendar(base_url: str) -> bytes:
 
 
 @require_safe
-def maintenance_ics(request):
+def maintenance_ics(request: HttpRequest) -> HttpResponse:
     return public_output(request, maintenance_calendar, CALENDAR_TYPE)
 
 

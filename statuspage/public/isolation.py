@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.html import escape, linebreaks
 
 from incidents.automatic import admin_link, staff_alert
+from incidents.models import Incident
 from statuspage.lib.outage import database_unreachable
 
 logger = logging.getLogger("beacon.snapshots")
@@ -33,7 +34,7 @@ _reported_here: set[int] = set()  # when the shared cache is away
 _reported_lock = threading.Lock()
 
 
-def isolated(incident, render: Callable[[], T], fallback: Callable[[], T]) -> T:
+def isolated(incident: Incident, render: Callable[[], T], fallback: Callable[[], T]) -> T:
     """`render()`, or `fallback()` when it raises anything but a database outage."""
     try:
         return render()
@@ -44,7 +45,7 @@ def isolated(incident, render: Callable[[], T], fallback: Callable[[], T]) -> T:
         return fallback()
 
 
-def report_failure(incident, error: BaseException) -> None:
+def report_failure(incident: Incident, error: BaseException) -> None:
     """Log the failure and tell staff, once per incident (see REPORT_AGAIN_SECONDS)."""
     if not _first_report(incident.pk):
         return
@@ -84,7 +85,7 @@ def plain_text_html(text: str) -> str:
 
 
 def plain_incident_html(
-    incident, *, heading: str = "h3", link: bool = True, card: bool = False
+    incident: Incident, *, heading: str = "h3", link: bool = True, card: bool = False
 ) -> str:
     """An incident as plain text: its name (a link to its page, unless on it) and every
     update's status and text, escaped; `card` styles it as the notices it stands in for."""

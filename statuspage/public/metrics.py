@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Window
 from django.db.models.functions import RowNumber
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -467,7 +467,7 @@ def _unauthorized(error: str = "") -> HttpResponse:
 
 
 @require_GET
-def metrics(request):
+def metrics(request: HttpRequest) -> HttpResponse:
     """The scrape. A bearer token that is sent must be right; without one, the client's
     address must be in METRICS_ALLOWED_IPS."""
     token = settings.BEACON_METRICS_TOKEN

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 
 from statuspage.lib.text import without_control_characters
 from statuspage.models import PageSettings
-from statuspage.public.snapshots import DEFAULT_CACHE_CONTROL
+from statuspage.public.snapshots.build import DEFAULT_CACHE_CONTROL
 
 
 def page_base_url(request: HttpRequest) -> str:

@@ -5,6 +5,7 @@ visitor reads and what a client parses always agree.
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from functools import cached_property
@@ -32,7 +33,7 @@ from components.selectors import (
     uptime_percent_over,
 )
 from components.uptime import DayUptime
-from incidents.models import Incident, IncidentKind
+from incidents.models import Incident, IncidentKind, IncidentStatus
 from incidents.selectors import with_timeline
 from statuspage.models import PageSettings
 
@@ -211,7 +212,13 @@ def check_metrics(
     ]
 
 
-def _attach_incidents_to_days(incidents, uptime_days, *, zone, now) -> None:
+def _attach_incidents_to_days(
+    incidents: list[Incident],
+    uptime_days: dict[int, list[DayUptime]],
+    *,
+    zone: tzinfo,
+    now: datetime,
+) -> None:
     """Name each incident on every uptime day it was open, for the bar's tooltips."""
     for incident in incidents:
         if incident.kind != IncidentKind.INCIDENT:
@@ -226,7 +233,7 @@ def _attach_incidents_to_days(incidents, uptime_days, *, zone, now) -> None:
                     days[index] = DayUptime(day.day, day.seconds, [*day.incidents, incident])
 
 
-def _past_days(incidents: list[Incident], *, today: date, zone) -> list[PastDay]:
+def _past_days(incidents: list[Incident], *, today: date, zone: tzinfo) -> list[PastDay]:
     by_day: dict[date, list[Incident]] = defaultdict(list)
     for incident in incidents:
         if incident.status == "scheduled":
@@ -260,7 +267,7 @@ class HistoryMonth:
 
 def incident_history(
     *, page_number: int, per_page: int = HISTORY_PAGE_SIZE
-) -> tuple[Page, list[HistoryMonth]]:
+) -> tuple[Page[Incident], list[HistoryMonth]]:
     """Past incidents and maintenances, newest first, grouped by month of the page zone.
 
     Raises EmptyPage past the last page, so made-up page numbers cannot fill the cache.
@@ -296,7 +303,7 @@ def recent_incidents(
 
 
 def recent_maintenances(
-    *, limit: int | None = API_LIST_LIMIT, statuses: list[str] | None = None
+    *, limit: int | None = API_LIST_LIMIT, statuses: Sequence[IncidentStatus] | None = None
 ) -> list[Incident]:
     """The most recent maintenances (by start time), newest first, with their timelines."""
     maintenances = Incident.objects.maintenances()

@@ -1,10 +1,11 @@
 """Where each public output lives as a file, and how HTML links change in a static copy.
 
-Two users: the snapshot module writes var/snapshots/files/ with key_to_file(key) so nginx can
-serve it (deploy/nginx/beacon.conf), and `manage.py export_static` writes a complete copy with
-for_export=True, whose HTML links are made relative so it works from file:// or a bucket.
+Two users: the snapshot store (snapshots/store.py) writes var/snapshots/files/ with
+key_to_file(key) so nginx can serve it (deploy/nginx/beacon.conf), and `manage.py export_static`
+writes a complete copy with for_export=True, whose HTML links are made relative so it works
+from file:// or a bucket.
 
-No Django imports here: the snapshot module imports this while settings load.
+No Django imports here: the snapshot store imports this while settings load.
 """
 
 import posixpath

@@ -1,7 +1,8 @@
 """The public pages. Each is rendered once per change and kept as a snapshot.
 
 statuspage.middleware.SnapshotMiddleware answers every read from the snapshot; these views
-run only to build one. Live refresh fetches the same page and swaps in `#status-body`.
+run only to build one. Live refresh fetches the same page and swaps in `#status-body`: the pages
+htmx swaps take an HtmxHttpRequest.
 """
 
 import sys
@@ -9,15 +10,18 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.paginator import EmptyPage
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_safe
 from django.views.static import serve
+from django_htmx.middleware import HtmxDetails
 
 from statuspage.lib.outage import database_unreachable
 from statuspage.models import PageSettings
-from statuspage.public import selectors, snapshots
-from statuspage.public.snapshots import (
+from statuspage.public import selectors
+from statuspage.public.snapshots import outage
+from statuspage.public.snapshots.build import (
     ERROR_CACHE_CONTROL,
     NOT_FOUND_CACHE_CONTROL,
     PAGE_CACHE_CONTROL,
@@ -26,7 +30,13 @@ from statuspage.public.snapshots import (
 )
 
 
-def _render(template: str, context: dict) -> HttpResponse:
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it (the typing its documentation suggests)."""
+
+    htmx: HtmxDetails
+
+
+def _render(template: str, context: dict[str, object]) -> HttpResponse:
     page = PageSettings.load()
     response = HttpResponse(render_to_string(template, {"page_zone": page.zone, **context}))
     response["Cache-Control"] = PAGE_CACHE_CONTROL
@@ -35,12 +45,12 @@ def _render(template: str, context: dict) -> HttpResponse:
 
 
 @require_safe
-def status_page(request):
+def status_page(request: HtmxHttpRequest) -> HttpResponse:
     return _render("statuspage/status_page.html", {"status_page": selectors.build_status_page()})
 
 
 @require_safe
-def incident_detail(request, code: str):
+def incident_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
     incident = selectors.incident_detail(code) if code.isalnum() and len(code) <= 12 else None
     if incident is None:
         raise Http404("No incident with this code.")
@@ -50,7 +60,7 @@ def incident_detail(request, code: str):
 
 
 @require_safe
-def history(request):
+def history(request: HtmxHttpRequest) -> HttpResponse:
     page_number = request.GET.get("page", "1")
     if not page_number.isdigit() or len(page_number) > 6:
         page_number = "1"
@@ -65,13 +75,13 @@ def history(request):
 
 
 @require_safe
-def media(request, path: str):
+def media(request: HttpRequest, path: str) -> HttpResponseBase:
     """Uploaded logos, for installs without a proxy in front (SERVE_MEDIA)."""
-    return serve(request, path, document_root=settings.MEDIA_ROOT)
+    return serve(request, path, document_root=str(settings.MEDIA_ROOT))
 
 
 @require_safe
-def robots_txt(request):
+def robots_txt(request: HttpRequest) -> HttpResponse:
     rules = "Disallow: /" if PageSettings.load().hidden_from_search_engines else "Disallow: /admin/"
     return HttpResponse(f"User-agent: *\n{rules}\n", content_type="text/plain")
 
@@ -93,7 +103,7 @@ BAD_REQUEST_WORDS = {
 }
 
 
-def _error(request, status: int, message: str, html: str) -> HttpResponse:
+def _error(request: HttpRequest, status: int, message: str, html: str) -> HttpResponse:
     if request.path.startswith(API_PREFIX):
         # The management API's error shape (statuspage/api_v1/base.py); clients read either key.
         return JsonResponse({"error": message, "message": message}, status=status)
@@ -105,23 +115,23 @@ def _not_found_html() -> str:
     return render_to_string("404.html")
 
 
-def not_found(request, exception=None) -> HttpResponse:
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """handler404, and made-up public URLs answered without the database."""
     response = _error(request, 404, "Not found.", _not_found_html())
     response["Cache-Control"] = NOT_FOUND_CACHE_CONTROL
     return response
 
 
-def bad_request(request, exception=None) -> HttpResponse:
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     response = _error(request, 400, "Bad request.", render_to_string("500.html", BAD_REQUEST_WORDS))
     response["Cache-Control"] = ERROR_CACHE_CONTROL
     return response
 
 
-def server_error(request) -> HttpResponse:
+def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: a 503 with Retry-After when the database is unreachable, else a 500."""
     if database_unreachable(sys.exc_info()[1]):
-        snapshots.note_database_unreachable()
+        outage.note_database_unreachable()
         html = render_to_string("500.html", UNAVAILABLE_WORDS)
         response = _error(request, 503, UNAVAILABLE_MESSAGE, html)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -1,21 +1,24 @@
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from html import escape as html_escape
 
 from django import template
 from django.conf import settings
-from django.template.base import token_kwargs
+from django.template.base import FilterExpression, NodeList, Parser, Token, token_kwargs
+from django.template.context import Context
 from django.templatetags.static import static
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
 from components.models import ComponentStatus
+from components.uptime import DayUptime
 from statuspage.lib.markdown import render_markdown
 from statuspage.models import PageSettings
 from statuspage.public.isolation import isolated as render_isolated
 from statuspage.public.isolation import plain_incident_html
+from statuspage.public.selectors import ComponentRow
 
 register = template.Library()
 
@@ -45,7 +48,7 @@ def markdown(text: str) -> str:
 
 
 @register.tag
-def isolated(parser, token):
+def isolated(parser: Parser, token: Token) -> "IsolatedNode":
     """`{% isolated incident heading="h1" link=False card=True %}…{% endisolated %}`: the
     block, or the incident as plain text when rendering it fails (statuspage.public.isolation);
     the options shape that plain text like what it replaces."""
@@ -61,10 +64,15 @@ def isolated(parser, token):
 
 
 class IsolatedNode(template.Node):
-    def __init__(self, nodelist, incident, options):
+    def __init__(
+        self,
+        nodelist: NodeList,
+        incident: FilterExpression,
+        options: dict[str, FilterExpression],
+    ) -> None:
         self.nodelist, self.incident, self.options = nodelist, incident, options
 
-    def render(self, context):
+    def render(self, context: Context) -> SafeString:
         incident = self.incident.resolve(context)
         options = {name: value.resolve(context) for name, value in self.options.items()}
         return render_isolated(
@@ -75,12 +83,14 @@ class IsolatedNode(template.Node):
 
 
 @register.simple_tag(takes_context=True)
-def page_time(context, value: datetime | None, style: str = "datetime"):
+def page_time(context: Context, value: datetime | None, style: str = "datetime") -> str:
     """A <time> in UTC for machines, shown in the page's zone until JS shows the visitor's."""
     return format_page_time(value, style, zone=context.get("page_zone"))
 
 
-def format_page_time(value: datetime | None, style: str = "datetime", *, zone=None) -> str:
+def format_page_time(
+    value: datetime | None, style: str = "datetime", *, zone: tzinfo | None = None
+) -> str:
     if value is None:
         return ""
     local = value.astimezone(zone or PageSettings.load().zone)
@@ -151,11 +161,11 @@ def css_color(value: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def _day_text(day) -> str:
+def _day_text(day: date) -> str:
     return day.strftime("%b %-d, %Y")
 
 
-def uptime_day_label(day) -> str:
+def uptime_day_label(day: DayUptime) -> str:
     incidents = "; ".join(incident.name for incident in day.incidents)
     return _day_text(day.day) + ". " + _day_summary(day.has_data, day.uptime_percent, incidents)
 
@@ -177,7 +187,7 @@ def _day_summary(has_data: bool, uptime: float | None, incidents: str) -> str:
     return ". ".join(parts) + "."
 
 
-def _range_text(first, last) -> str:
+def _range_text(first: date, last: date) -> str:
     if first.year == last.year:
         return f"{first.strftime('%b %-d')} – {_day_text(last)}"
     return f"{_day_text(first)} – {_day_text(last)}"
@@ -192,7 +202,7 @@ NARROW_DAYS = 30
 
 
 @register.simple_tag
-def uptime_bar(days, label: str = ""):
+def uptime_bar(days: list[DayUptime], label: str = "") -> SafeString:
     """One list item per run of alike days (same colour, same figures, no incident), coloured
     by its worst status; the label is its tooltip.
 
@@ -233,7 +243,9 @@ def uptime_bar(days, label: str = ""):
     return mark_safe(f'<ol class="bar" aria-label="{title}">{"".join(cells)}</ol>')  # noqa: S308 - escaped
 
 
-def _cell(tone_name: str, start: int, length: int, total: int, summary: str, first, last) -> str:
+def _cell(
+    tone_name: str, start: int, length: int, total: int, summary: str, first: date, last: date
+) -> str:
     dates = _day_text(first) if length == 1 else _range_text(first, last)
     label = html_escape(f"{dates}. {summary}", quote=True)
     classes = f"tone-{tone_name}{_TIP_PLACES[min(3 * start // total, 2)]}"
@@ -247,7 +259,7 @@ def _cell(tone_name: str, start: int, length: int, total: int, summary: str, fir
 
 
 @register.simple_tag
-def component_row(row):
+def component_row(row: ComponentRow) -> SafeString:
     """A component's line on the page: name, help tip, status, and its 90-day bar.
 
     Written here rather than as a template partial for the same reason as uptime_bar: a

@@ -8,7 +8,7 @@ import time_machine
 from django.test import Client
 
 from components.models import CheckKind, CheckResult, Verdict
-from statuspage.public import snapshots
+from statuspage.public.snapshots import keys, serve
 from tests.components.factories import HealthCheckFactory
 
 pytestmark = pytest.mark.django_db
@@ -121,8 +121,8 @@ def test_ping_answers_are_never_cached(client, heartbeat, token_known):
 
 def test_pings_are_not_served_from_snapshots(client, heartbeat, page):
     path = f"/ping/{heartbeat.ping_token}/"
-    assert snapshots.key_for(path) is None
-    assert snapshots.key_for(path.rstrip("/")) is None
+    assert keys.key_for(path) is None
+    assert keys.key_for(path.rstrip("/")) is None
     client.get("/")  # the public page's snapshot is built and held in memory
 
     with time_machine.travel(datetime(2026, 11, 22, 12, 0, tzinfo=UTC), tick=False):
@@ -130,7 +130,7 @@ def test_pings_are_not_served_from_snapshots(client, heartbeat, page):
     with time_machine.travel(datetime(2026, 11, 22, 12, 5, tzinfo=UTC), tick=False):
         assert client.get(path).status_code == 200
 
-    assert snapshots.fresh_in_memory(path, "") is None
+    assert serve.fresh_in_memory(path, "") is None
     heartbeat.refresh_from_db()
     assert heartbeat.last_ping_at == datetime(2026, 11, 22, 12, 5, tzinfo=UTC)
     assert CheckResult.objects.filter(health_check=heartbeat).count() == 2

@@ -24,7 +24,7 @@ from incidents.models import (
     IncidentUpdate,
 )
 from incidents.services import incident_post_update, incident_resolve, postmortem_publish
-from statuspage.public.snapshots import DEFAULT_CACHE_CONTROL
+from statuspage.public.snapshots.build import DEFAULT_CACHE_CONTROL
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
 from tests.incidents.factories import open_incident, schedule_maintenance
 from tests.statuspage.contract import shape_differences

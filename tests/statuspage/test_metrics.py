@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 from components.charts import check_chart_svg, response_time_series, response_time_svg
 from components.checks.rollups import check_rollups_update
 from components.models import CheckResult, CheckRollup, Verdict
-from statuspage.public import snapshots
 from statuspage.public.selectors import build_status_page, check_metrics
+from statuspage.public.snapshots import keys
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.statuspage.test_public_pages import html_of, section, text
 
@@ -138,7 +138,7 @@ def test_no_section_without_a_shown_check(client, page):
         hidden = HealthCheckFactory(component=api, name="Internal", show_on_page=False)
         HealthCheckFactory(component=api, name="Paused", show_on_page=True, enabled=False)
         hourly(hidden, HOUR)
-        snapshots.publish_change()
+        keys.publish_change()
 
         after = html_of(client, "/")
 

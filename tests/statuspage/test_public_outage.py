@@ -14,7 +14,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
 
 from components.services import component_set_status
-from statuspage.public import public_cache, snapshots
+from statuspage.public import public_cache
+from statuspage.public.snapshots import build, outage, store
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import open_incident
 from tests.statuspage.test_snapshots import call_wsgi, unreachable_redis
@@ -52,12 +53,12 @@ def database_unreachable(monkeypatch):
 @contextmanager
 def another_process():
     """Run the block as a separate web or worker process would: with its own memory."""
-    mine = snapshots._memory
-    snapshots.reset_memory()
+    mine = store._memory
+    store.reset_memory()
     try:
         yield
     finally:
-        snapshots._memory = mine
+        store._memory = mine
 
 
 def text(answer) -> str:
@@ -71,14 +72,14 @@ def test_a_hot_page_served_from_memory_says_it_cannot_refresh_once_any_process_n
     api, monkeypatch, settings
 ):
     incident = open_incident(name="Slow logins", component_statuses={api: "degraded_performance"})
-    snapshots.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots()
     hot = ["/", f"/incidents/{incident.public_id}/", "/history/"]
     assert all(NOTICE not in text(call_wsgi(url)) for url in hot)
 
     with database_unreachable(monkeypatch):
         # The worker's next rebuild finds the database gone.
         with another_process(), pytest.raises(OperationalError):
-            snapshots.rebuild_hot_snapshots()
+            build.rebuild_hot_snapshots()
         # No change happened: this process still holds current snapshots in memory (and any
         # query would raise here).
         answers = {url: text(call_wsgi(url)) for url in hot}
@@ -91,13 +92,13 @@ def test_a_hot_page_served_from_memory_says_it_cannot_refresh_once_any_process_n
         # Machine-readable outputs stay as they were: they have no banner to show.
         assert NOTICE not in text(call_wsgi("/api/v2/summary.json"))
 
-    snapshots.probe_database_now()  # back
+    outage.probe_database_now()  # back
     assert all(NOTICE not in text(call_wsgi(url)) for url in hot)
     assert NOTICE not in (settings.BEACON_SNAPSHOT_DIR / "files/index.html").read_text()
 
 
 def test_the_fast_path_itself_has_the_database_probed(api, monkeypatch, settings):
-    snapshots.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots()
     assert NOTICE not in text(call_wsgi("/"))
     settings.BEACON_SNAPSHOT_PROBE_SECONDS = 0
     with database_unreachable(monkeypatch):
@@ -105,7 +106,7 @@ def test_the_fast_path_itself_has_the_database_probed(api, monkeypatch, settings
         for thread in threading.enumerate():
             if thread.name == "beacon-db-probe":
                 thread.join(timeout=5)
-        assert snapshots.refresh_failing_since() is not None
+        assert store.refresh_failing_since() is not None
         assert NOTICE in text(call_wsgi("/"))
 
 
@@ -113,7 +114,7 @@ def test_the_beat_probe_marks_and_clears_the_outage_with_no_web_traffic(api, mon
     """nginx may answer every request from files: the worker's probe still gets them the notice."""
     from statuspage.tasks import probe_database
 
-    snapshots.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots()
     page = settings.BEACON_SNAPSHOT_DIR / "files/index.html"
     with database_unreachable(monkeypatch), another_process():
         probe_database.apply()
@@ -121,20 +122,20 @@ def test_the_beat_probe_marks_and_clears_the_outage_with_no_web_traffic(api, mon
     with another_process():
         probe_database.apply()
     assert NOTICE not in page.read_text()
-    assert snapshots.refresh_failing_since() is None
+    assert store.refresh_failing_since() is None
 
 
 def test_with_redis_away_too_the_state_is_shared_on_disk(api, monkeypatch, settings):
-    snapshots.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots()
     settings.CACHES = {"default": unreachable_redis()}
     with database_unreachable(monkeypatch):
         with another_process():
-            snapshots.probe_database_now()
+            outage.probe_database_now()
         with another_process():  # a web process that starts now, reading disk copies
             html = Client().get("/").content.decode()
     assert NOTICE in html and "All Systems Operational" in html
     with another_process():
-        snapshots.probe_database_now()
+        outage.probe_database_now()
     with another_process():
         assert NOTICE not in Client().get("/").content.decode()
 
@@ -195,7 +196,7 @@ def test_a_bug_is_a_500_that_is_never_cached(api, monkeypatch, lenient):
     page = lenient.get("/")
     assert page.status_code == 500 and page["Cache-Control"] == "no-store"
     assert "CDN-Cache-Control" not in page and "Retry-After" not in page
-    assert snapshots.refresh_failing_since() is None  # a bug is not an outage
+    assert store.refresh_failing_since() is None  # a bug is not an outage
     summary = lenient.get("/api/v2/summary.json")
     assert summary.status_code == 500 and summary["Cache-Control"] == "no-store"
     assert "error" in json.loads(summary.content)
@@ -218,7 +219,7 @@ def test_public_404s_are_kept_briefly_and_never_served_stale(api, client, url):
     for _ in range(2):  # the first one rendered, the second from what is known
         response = client.get(url)
         assert response.status_code == 404
-        assert response["Cache-Control"] == snapshots.NOT_FOUND_CACHE_CONTROL
+        assert response["Cache-Control"] == build.NOT_FOUND_CACHE_CONTROL
         assert "stale" not in response.get("CDN-Cache-Control", "")
     if url.startswith("/api/"):
         assert json.loads(response.content)["error"]
@@ -261,7 +262,7 @@ def test_made_up_addresses_by_the_thousand_write_no_warning_apiece(api, client, 
 def test_the_worker_rebuild_shares_what_exists_with_every_process(
     api, client, django_assert_num_queries
 ):
-    snapshots.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots()
     with another_process(), django_assert_num_queries(0):
         assert client.get("/incidents/neverexisted/").status_code == 404
         assert client.get("/history/?page=2").status_code == 404
@@ -292,7 +293,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
             ]:
                 lenient.get(url, HTTP_AUTHORIZATION="OAuth 0123456789abcdef")
             with another_process():
-                snapshots.probe_database_now()
+                outage.probe_database_now()
     failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage().split(":")[0].split(" since")[0] for r in failures] == [
         "cannot refresh public snapshots"
@@ -302,7 +303,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     caplog.clear()
     for _ in range(3):
         with another_process():
-            snapshots.probe_database_now()
+            outage.probe_database_now()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         "public snapshots refresh again: the database is back"
     ]

@@ -12,7 +12,8 @@ from django.test import Client
 
 from incidents.services import incident_post_update
 from statuspage.models import PageSettings
-from statuspage.public import public_cache, snapshots
+from statuspage.public import public_cache
+from statuspage.public.snapshots import build, store
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory, open_incident, schedule_maintenance
 
@@ -92,7 +93,7 @@ def test_one_unrenderable_incident_does_not_stop_the_page_from_updating(
     page = get(client, "/")
     assert "Database down" in page and "Major outage" in page
     assert "We cannot refresh" not in page
-    assert snapshots.refresh_failing_since() is None
+    assert store.refresh_failing_since() is None
 
     # The bad incident is there, as escaped plain text, and nothing it says is markup.
     assert f'<a href="/incidents/{bad.public_id}/">Bad &lt;i&gt;text&lt;/i&gt;</a>' in page
@@ -119,7 +120,7 @@ def test_staff_are_told_once_per_failing_incident_not_on_every_rebuild(
         incident_post_update(incident=bad, status="identified", body=f"{MARKER} update {n}")
         for url in ["/", f"/incidents/{bad.public_id}/", "/history/", "/history.atom"]:
             get(client, url)
-        snapshots.rebuild_hot_snapshots()
+        build.rebuild_hot_snapshots()
 
     [email] = mail.outbox
     assert email.to == ["oncall@acme.test"]
@@ -158,17 +159,17 @@ def test_the_worker_rebuilds_everything_else_when_one_output_cannot_be_rendered(
     no outage banner; the worker still rebuilds and writes every other output."""
     client = Client(raise_request_exception=False)
     make_renderer_raise(monkeypatch, ValueError("unbalanced markup"))
-    snapshots.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots()
     page = PageSettings.objects.get(pk=1)
     page.footer_text = MARKER
     page.save()
     open_incident(name="Queue delays", component_statuses={api: "major_outage"})
 
-    snapshots.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots()
     files = settings.BEACON_SNAPSHOT_DIR / "files"
     assert "Queue delays" in (files / "api/v2/summary.json").read_text()
     html = get(client, "/")
-    assert "We cannot refresh" not in html and snapshots.refresh_failing_since() is None
+    assert "We cannot refresh" not in html and store.refresh_failing_since() is None
     assert "Queue delays" in get(client, "/api/v2/summary.json")
     public_cache.invalidate()
     assert client.get("/").status_code == 200  # the last good copy, never a 503

@@ -23,7 +23,8 @@ from components.models import CheckKind, ComponentStatus
 from incidents.models import Subscriber
 from incidents.notify.links import manage_token
 from statuspage.lib.security_headers import CONTENT_SECURITY_POLICY, PERMISSIONS_POLICY
-from statuspage.public import snapshots
+from statuspage.public.snapshots import build, store
+from statuspage.public.snapshots.keys import public_keys
 from tests.browser.steps import authenticator_code
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.incidents.factories import (
@@ -162,9 +163,9 @@ def test_the_wsgi_fast_path_serves_the_same_headers(client, site):
 
 def test_a_snapshot_stored_by_an_older_version_is_served_with_todays_headers(client, site):
     client.get("/")
-    stored = snapshots.load("/")
+    stored = store.load("/")
     outdated = (("Content-Security-Policy", "script-src *"), ("X-Frame-Options", "SAMEORIGIN"))
-    snapshots.store(replace(stored, headers=stored.headers + outdated))
+    store.store(replace(stored, headers=stored.headers + outdated))
 
     for response in (client.get("/"), call_wsgi("/")["headers"]):
         assert_locked_down(response, "/")
@@ -347,7 +348,7 @@ def test_public_pages_have_no_inline_script_or_style(client, site, settings):
     htmls = {
         url: client.get(url).content.decode()
         for url in [
-            *snapshots.public_keys(everything=True),
+            *public_keys(everything=True),
             "/subscribe/",
             manage_path(subscriber),
             "/nothing/here/",
@@ -428,7 +429,7 @@ def behind_tls_proxy(settings, monkeypatch):
 
     from statuspage import wsgi
 
-    monkeypatch.setattr(snapshots, "_handler_instance", None)
+    monkeypatch.setattr(build, "_handler_instance", None)
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     settings.SECURE_SSL_REDIRECT = True
     settings.SECURE_HSTS_SECONDS = ONE_YEAR
@@ -480,8 +481,8 @@ def test_the_metrics_scraper_on_plain_http_is_not_redirected(client, site, behin
 def test_snapshots_rebuilt_by_the_worker_behind_a_tls_proxy_are_pages_not_redirects(
     site, behind_tls_proxy
 ):
-    for key in snapshots.public_keys():
-        snapshot = snapshots.render_key(key)
+    for key in public_keys():
+        snapshot = build.render_key(key)
         assert snapshot.status == 200, key
         assert not any(name == "Location" for name, _ in snapshot.headers)
 
@@ -526,7 +527,7 @@ def test_no_snapshot_carries_a_csrf_token_or_a_cookie_whoever_asked_first(site, 
     staff = Client()
     sign_in_staff(staff, StaffFactory(is_superuser=True))
     staff.get("/subscribe/")  # holds a CSRF cookie and a session
-    keys = snapshots.public_keys(everything=True)
+    keys = public_keys(everything=True)
     first = {key: staff.get(key) for key in keys}  # the signed-in visitor builds them all
     anonymous = Client()
     for key in keys:
@@ -539,7 +540,7 @@ def test_no_snapshot_carries_a_csrf_token_or_a_cookie_whoever_asked_first(site, 
             assert "csrfmiddlewaretoken" not in body, key
             assert staff.cookies["csrftoken"].value not in body, key
             assert "csrf" not in body.lower(), key
-        snapshot = snapshots.load(key)
+        snapshot = store.load(key)
         assert not any(name.lower() == "set-cookie" for name, _ in snapshot.headers), key
 
 

@@ -19,7 +19,8 @@ from incidents.services import incident_post_update, maintenances_advance_due
 from statuspage.celery import app as celery_app
 from statuspage.lib.signals import announce_public_change, announce_public_change_on_commit
 from statuspage.models import PageSettings
-from statuspage.public import public_cache, snapshots
+from statuspage.public import public_cache
+from statuspage.public.snapshots import build, keys, outage, serve, store
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import open_incident, schedule_maintenance
 
@@ -132,7 +133,7 @@ def test_variants_are_precompressed_and_revalidate(client, api):
 
 def test_pages_are_for_cdns_and_revalidated_by_browsers(client, api):
     page = client.get("/")
-    assert page["Cache-Control"] == snapshots.PAGE_CACHE_CONTROL
+    assert page["Cache-Control"] == build.PAGE_CACHE_CONTROL
     assert "stale-while-revalidate" in page["CDN-Cache-Control"]
     assert "stale-while-revalidate" in client.get("/api/v2/status.json")["Cache-Control"]
 
@@ -185,7 +186,7 @@ def test_a_steady_stream_of_changes_does_not_starve_readers(client, api, setting
 
 def test_the_worker_rebuilds_the_hot_set_and_writes_files_for_nginx(client, api, settings):
     incident = open_incident(name="Queue delays", component_statuses={api: "major_outage"})
-    built = snapshots.rebuild_hot_snapshots()
+    built = build.rebuild_hot_snapshots()
 
     files = settings.BEACON_SNAPSHOT_DIR / "files"
     assert built >= 15
@@ -198,18 +199,18 @@ def test_the_worker_rebuilds_the_hot_set_and_writes_files_for_nginx(client, api,
     assert (files / f"incidents/{incident.public_id}/index.html").exists()
     assert oct((files / "index.html").stat().st_mode & 0o777) == "0o644"
     # Already current: a second run builds nothing.
-    assert snapshots.rebuild_hot_snapshots() == 0
+    assert build.rebuild_hot_snapshots() == 0
 
 
 def test_pages_that_leave_the_hot_set_are_removed_from_the_files_tree(client, api, settings):
     old = open_incident(name="Old one", started_at=timezone.now() - timedelta(days=40))
-    snapshots.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots()
     files = settings.BEACON_SNAPSHOT_DIR / "files"
     assert (files / f"incidents/{old.public_id}/index.html").exists()
     from incidents.services import incident_resolve
 
     incident_resolve(incident=old)
-    snapshots.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots()
     assert not (files / f"incidents/{old.public_id}/index.html").exists()
     assert "Old one" in body(client, f"/incidents/{old.public_id}/")  # Django still has it
 
@@ -224,10 +225,10 @@ def test_a_change_queues_one_rebuild_on_the_snapshots_queue(api, settings, monke
     for status in ["major_outage", "operational", "partial_outage"]:
         component_set_status(component=api, status=status)
     assert queued == [1]
-    snapshots.rebuild_started()
+    keys.rebuild_started()
     component_set_status(component=api, status="operational")
     assert queued == [1, 1]
-    route = celery_app.amqp.router.route({}, snapshots.REBUILD_TASK)
+    route = celery_app.amqp.router.route({}, keys.REBUILD_TASK)
     assert route["queue"].name == "snapshots"
 
 
@@ -283,7 +284,7 @@ def test_the_database_going_away_keeps_pages_up_and_says_since_when(api, monkeyp
     finally:
         monkeypatch.undo()
     # Back again: the next read rebuilds, and the notice is gone.
-    snapshots.probe_database_now()
+    outage.probe_database_now()
     assert "We cannot refresh" not in body(client, "/")
 
 
@@ -302,7 +303,7 @@ def test_with_redis_gone_pages_come_from_the_disk_copy(
     client, api, settings, django_assert_num_queries
 ):
     before = {url: body(client, url) for url in HOT}
-    snapshots.reset_memory()  # a process that starts while Redis is away
+    store.reset_memory()  # a process that starts while Redis is away
     settings.CACHES = {"default": unreachable_redis()}
 
     with django_assert_num_queries(0):
@@ -333,7 +334,7 @@ def test_snapshots_are_served_with_the_security_headers(client, api):
     ],
 )
 def test_only_the_history_page_number_selects_another_snapshot(path, query, key):
-    assert snapshots.key_for(path, query) == key
+    assert keys.key_for(path, query) == key
 
 
 # The WSGI fast path: a current snapshot answered before Django builds a request
@@ -399,17 +400,17 @@ def test_a_starting_worker_loads_the_hot_snapshots_without_the_database(
     client, api, django_assert_num_queries, settings
 ):
     settings.ALLOWED_HOSTS = ["testserver"]
-    snapshots.rebuild_hot_snapshots()
-    snapshots.reset_memory()  # a new worker process
-    assert snapshots.fresh_in_memory("/", "") is None
+    build.rebuild_hot_snapshots()
+    store.reset_memory()  # a new worker process
+    assert serve.fresh_in_memory("/", "") is None
 
     with django_assert_num_queries(0):
-        warmed = snapshots.warm_memory()
+        warmed = serve.warm_memory()
         first = call_wsgi("/")
 
-    assert warmed == len(snapshots.HOT_URL_NAMES)
+    assert warmed == len(keys.HOT_URL_NAMES)
     assert first["status"] == "200 OK" and b"API" in first["body"]
     # A stale copy is not warmed: the worker renders the current one instead.
-    snapshots.reset_memory()
+    store.reset_memory()
     component_set_status(component=api, status="major_outage")
-    assert snapshots.warm_memory() == 0
+    assert serve.warm_memory() == 0

@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.loader import render_to_string
 
 from statuspage.models import PageSettings
-from statuspage.public import snapshots
+from statuspage.public.snapshots import build, keys
 from statuspage.public.static_export import key_to_file, rewrite_links_for_export
 
 NOT_FOUND_FILE = "404.html"
@@ -95,9 +95,9 @@ class _Export:
         self.asset_urls: set[str] = set()
 
     def run(self) -> None:
-        keys = snapshots.public_keys(everything=True)
+        public_keys = keys.public_keys(everything=True)
         # "/history/" before "/history/?page=1": the first key for a file wins.
-        for key in sorted(keys, key=lambda k: ("?" in k, k)):
+        for key in sorted(public_keys, key=lambda k: ("?" in k, k)):
             self.export_key(key)
         self.export_not_found_page()
         self.export_assets()
@@ -107,9 +107,9 @@ class _Export:
         if file_path is None or file_path in self.written:
             return
         snapshot = (
-            snapshots.render_key(key, base_url=self.base_url)
+            build.render_key(key, base_url=self.base_url)
             if self.base_url
-            else snapshots.render_key(key)
+            else build.render_key(key)
         )
         if snapshot.status != 200:
             self.skipped.append(f"{key} ({snapshot.status})")

@@ -1,0 +1,266 @@
+"""Which outputs are snapshotted, under which key, and of which generation.
+
+A key is the request path of a public output (plus `?page=N` for history pages). The
+generation (statuspage.public.public_cache) says whether a snapshot is current; a change the
+public can see starts a new one and asks the worker to rebuild (`publish_change`). The names
+under which the snapshots and their bookkeeping are shared in the cache are here too.
+"""
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import parse_qs
+
+from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.urls import Resolver404, resolve, reverse
+from django.utils import timezone
+
+from components.models import Component
+from incidents.models import Incident
+from statuspage.public import public_cache
+from statuspage.public.selectors import history_page_count
+
+logger = logging.getLogger("beacon.snapshots")
+
+# Names in the shared cache (Redis in production).
+ENTRY_KEY = "beacon:snap:entry:{}"
+LOCK_KEY = "beacon:snap:lock:{}"
+BASE_URL_KEY = "beacon:snap:base-url"
+REFRESH_FAILING_KEY = "beacon:snap:refresh-failing-since"
+KNOWN_KEY = "beacon:snap:known"
+REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
+REBUILD_TASK = "statuspage.tasks.rebuild_snapshots"
+LOCK_SECONDS = 30
+# Every public write bumps the generation, which retires the known outputs at once; the age
+# limit only bounds how long a write that bypassed the signals (a manual SQL fix) goes unseen.
+KNOWN_MAX_AGE_SECONDS = 60
+# No public output's path is longer (ids are 12 characters): longer ones are left to Django.
+MAX_KEY_PATH = 200
+
+# Public URL names, and the query parameters that select a different output.
+PUBLIC_URLS: dict[str, tuple[str, ...]] = {
+    "status-page": (),
+    "incident-detail": (),
+    "history": ("page",),
+    "history-atom": (),
+    "history-rss": (),
+    "component-history-atom": (),
+    "component-history-rss": (),
+    "maintenance-ics": (),
+    "badge-svg": (),
+    "badge-json": (),
+    "component-badge-svg": (),
+    "component-badge-json": (),
+    "embed-js": (),
+    "robots-txt": (),
+    "api-v2-summary": (),
+    "api-v2-status": (),
+    "api-v2-components": (),
+    "api-v2-incidents": (),
+    "api-v2-incidents-unresolved": (),
+    "api-v2-scheduled-maintenances": (),
+    "api-v2-scheduled-maintenances-upcoming": (),
+    "api-v2-scheduled-maintenances-active": (),
+}
+# The outputs visitors hit during an outage, rebuilt right after a change (render on write).
+HOT_URL_NAMES = [
+    "status-page",
+    "history",
+    "history-atom",
+    "history-rss",
+    "maintenance-ics",
+    "badge-svg",
+    "badge-json",
+    "embed-js",
+    "robots-txt",
+    "api-v2-summary",
+    "api-v2-status",
+    "api-v2-components",
+    "api-v2-incidents",
+    "api-v2-incidents-unresolved",
+    "api-v2-scheduled-maintenances",
+    "api-v2-scheduled-maintenances-upcoming",
+    "api-v2-scheduled-maintenances-active",
+]
+COMPONENT_URL_NAMES = [
+    "component-badge-svg",
+    "component-badge-json",
+    "component-history-atom",
+    "component-history-rss",
+]
+
+
+def key_for(path: str, query_string: str = "") -> str | None:
+    """The snapshot key of a request path, or None when the path is not a public output.
+
+    Only history pages read the query (`page`); anything else in it selects nothing.
+    """
+    if len(path) > MAX_KEY_PATH:
+        return None  # not ours; it must not become a cache key or fill the URL memo
+    name = url_match(path)[0]
+    if name is None or name not in PUBLIC_URLS:
+        return None
+    if name == "history" and query_string:
+        page = parse_qs(query_string).get("page", ["1"])[-1]
+        if page.isdigit() and len(page) <= 6 and int(page) > 1:
+            return f"{path}?page={int(page)}"
+    return path
+
+
+_url_matches: OrderedDict[str, tuple[str | None, dict[str, object]]] = OrderedDict()
+
+
+def url_match(path: str) -> tuple[str | None, dict[str, object]]:
+    """The URL name and arguments of a path (None when nothing matches), remembered."""
+    if path in _url_matches:
+        return _url_matches[path]
+    try:
+        match = resolve(path)
+        found: tuple[str | None, dict[str, object]] = (match.url_name, match.kwargs)
+    except Resolver404:
+        found = (None, {})
+    _url_matches[path] = found
+    if len(_url_matches) > 4096:
+        _url_matches.popitem(last=False)
+    return found
+
+
+def public_keys(*, everything: bool = False) -> list[str]:
+    """Snapshot keys: the hot set, or with `everything` every public output there is.
+
+    The hot set is what the status page links to while something is happening: the page, the
+    API, feeds, badges, and the pages of incidents that are open, upcoming or recent.
+    """
+    keys = [reverse(name) for name in HOT_URL_NAMES]
+    incidents = Incident.objects.all()
+    if not everything:
+        recent = timezone.now() - timedelta(days=settings.BEACON_PAST_INCIDENT_DAYS)
+        incidents = incidents.exclude(status__in=["resolved", "postmortem", "completed"]) | (
+            incidents.filter(started_at__gte=recent)
+        )
+    codes = incidents.order_by("-started_at").values_list("public_id", flat=True)
+    keys += [reverse("incident-detail", args=[code]) for code in codes]
+    if everything:
+        history = reverse("history")
+        keys += [f"{history}?page={n}" for n in range(2, history_page_count() + 1)]
+        for public_id in Component.objects.values_list("public_id", flat=True):
+            keys += [reverse(name, args=[public_id]) for name in COMPONENT_URL_NAMES]
+    return keys
+
+
+# What exists: made-up URLs answered without the database
+
+
+@dataclass(frozen=True)
+class KnownOutputs:
+    """Per generation, the incident codes, component ids and history pages that exist, so
+    that a made-up /incidents/<code>/ or /history/?page=N is a 404 without a query."""
+
+    generation: str
+    incident_codes: frozenset[str]
+    component_ids: frozenset[str]
+    history_pages: int
+    built_at: float
+
+    def is_current(self, generation: str) -> bool:
+        return self.generation == generation and time.time() - self.built_at < KNOWN_MAX_AGE_SECONDS
+
+    def may_exist(self, key: str) -> bool:
+        path, _, query = key.partition("?")
+        name, kwargs = url_match(path)
+        if name == "incident-detail":
+            return kwargs.get("code") in self.incident_codes
+        if name in COMPONENT_URL_NAMES:
+            return kwargs.get("public_id") in self.component_ids
+        if name == "history" and query:
+            return int(query.removeprefix("page=")) <= self.history_pages
+        return True
+
+
+def read_known_outputs() -> KnownOutputs:
+    """What exists now, from the database."""
+    # The generation first: a change committed meanwhile is then in the sets, or bumps it.
+    generation = current_generation(fresh=True)
+    return KnownOutputs(
+        generation=generation,
+        incident_codes=frozenset(Incident.objects.values_list("public_id", flat=True)),
+        component_ids=frozenset(Component.objects.values_list("public_id", flat=True)),
+        history_pages=history_page_count(),
+        built_at=time.time(),
+    )
+
+
+# Generations
+
+
+class _SeenGeneration:
+    """The generation this process looked up last, and when."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.checked_at = 0.0
+
+
+_seen = _SeenGeneration()
+
+
+def forget_generation() -> None:
+    """Look the generation up afresh next time (a new process; see store.reset_memory)."""
+    global _seen
+    _seen = _SeenGeneration()
+
+
+def current_generation(*, fresh: bool = False) -> str:
+    """The public generation, looked up at most every BEACON_SNAPSHOT_GENERATION_CHECK s."""
+    now = time.monotonic()
+    interval = settings.BEACON_SNAPSHOT_GENERATION_CHECK
+    seen = _seen
+    if not fresh and seen.token is not None and now - seen.checked_at < interval:
+        return seen.token
+    token = public_cache.generation()
+    seen.token, seen.checked_at = token, now
+    return token
+
+
+def generation_is_settled(generation: str) -> bool:
+    """Whether the generation has been still long enough to rebuild (coalescing bursts)."""
+    settle_seconds: float = settings.BEACON_SNAPSHOT_SETTLE_SECONDS
+    return time.time() - public_cache.changed_at(generation) >= settle_seconds
+
+
+def publish_change() -> None:
+    """Something public changed: make every output stale and have the worker rebuild."""
+    public_cache.invalidate()
+    schedule_rebuild()
+
+
+def publish_change_on_commit() -> None:
+    transaction.on_commit(publish_change)
+
+
+def schedule_rebuild() -> None:
+    """Ask the worker for one rebuild; changes while one is queued join it.
+
+    The task is named, not imported: statuspage/tasks.py sits above and imports this package.
+    """
+    if not settings.BEACON_SNAPSHOT_RENDER_ON_WRITE:
+        return
+    try:
+        if not cache.add(REBUILD_QUEUED_KEY, 1, LOCK_SECONDS):
+            return
+        current_app.signature(REBUILD_TASK).delay()
+    except Exception:
+        # Readers rebuild what they serve by themselves; the worker only gets there first.
+        logger.warning("could not queue the snapshot rebuild", exc_info=True)
+
+
+def rebuild_started() -> None:
+    try:
+        cache.delete(REBUILD_QUEUED_KEY)
+    except Exception:
+        logger.debug("could not clear the queued rebuild", exc_info=True)

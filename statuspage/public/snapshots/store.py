@@ -1,0 +1,358 @@
+"""Where snapshots are kept: this process's memory, the shared cache and the disk.
+
+Fastest first: this process's memory, the shared cache (Redis in production) and a copy on
+local disk, which keeps pages up while Redis is away. A second copy on disk, the files tree,
+holds the hot outputs' bodies at their URL paths for nginx to serve directly. Reading and
+writing here never touches PostgreSQL.
+
+Kept the same way: the set of outputs that exist (keys.KnownOutputs), and since when the
+snapshots could not be refreshed, which every page served from a snapshot then says.
+"""
+
+import gzip
+import hashlib
+import logging
+import os
+import pickle
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+
+import brotli
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.html import format_html
+from django.utils.http import http_date
+
+from statuspage.public.snapshots import keys
+from statuspage.public.snapshots.keys import KnownOutputs, current_generation
+from statuspage.public.static_export import key_to_file
+from statuspage.templatetags.beacon import format_page_time
+
+logger = logging.getLogger("beacon.snapshots")
+
+MEMORY_ENTRIES = 512
+# Pages with the notice, kept per process so an outage does not recompress them per request.
+NOTICED_ENTRIES = 64
+REFRESH_NOTICE_MARKER = b"<!--beacon:refresh-notice-->"
+REFRESH_FAILING_FILE = "refresh-failing-since"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The complete response for one public URL: body, compressed variants, strong ETag."""
+
+    key: str
+    status: int
+    content_type: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    gzip: bytes
+    brotli: bytes
+    etag: str
+    last_modified: int
+    generation: str
+    built_at: float
+
+    @cached_property
+    def http_last_modified(self) -> str:
+        return http_date(self.last_modified)
+
+    @property
+    def is_html(self) -> bool:
+        return self.content_type.startswith("text/html")
+
+
+class ProcessMemory:
+    """This process's copy: the snapshots it served last and what it last saw."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[str, Snapshot] = OrderedDict()
+        self.refresh_failing_since: float | None = None
+        self.failing_checked_at = float("-inf")
+        self.probe_started_at = time.monotonic()  # the first probe comes a period after start
+        self.base_url_remembered = False
+        self.shared_checked_at: dict[str, float] = {}
+        self.noticed: OrderedDict[tuple[str, str, float], Snapshot] = OrderedDict()
+        # Outputs whose render raised, with the generation: not retried until it changes.
+        self.render_failed: dict[str, str] = {}
+        self.known: KnownOutputs | None = None
+
+    def get(self, key: str) -> Snapshot | None:
+        with self.lock:
+            snapshot = self.entries.get(key)
+            if snapshot is not None:
+                self.entries.move_to_end(key)
+            return snapshot
+
+    def put(self, snapshot: Snapshot) -> None:
+        with self.lock:
+            self.entries[snapshot.key] = snapshot
+            self.entries.move_to_end(snapshot.key)
+            while len(self.entries) > MEMORY_ENTRIES:
+                self.entries.popitem(last=False)
+
+
+_memory = ProcessMemory()
+
+
+def memory() -> ProcessMemory:
+    """This process's copy (replaced by reset_memory, so never kept in a variable)."""
+    return _memory
+
+
+def reset_memory() -> None:
+    """Forget this process's copies (tests, and after settings change)."""
+    global _memory
+    _memory = ProcessMemory()
+    keys.forget_generation()
+
+
+def compressed(body: bytes, *, brotli_quality: int) -> tuple[bytes, bytes]:
+    """The body's gzip and brotli variants (gzip without a timestamp: the same bytes each time)."""
+    gzipped = gzip.compress(body, compresslevel=6, mtime=0)
+    # brotli ships no type hints (pyproject.toml's override follows it untyped).
+    brotli_compressed: bytes = brotli.compress(body, quality=brotli_quality)  # type: ignore[no-untyped-call]
+    return gzipped, brotli_compressed
+
+
+# On disk
+
+
+def _snapshot_dir() -> Path:
+    return Path(settings.BEACON_SNAPSHOT_DIR)
+
+
+def _entry_file(key: str) -> Path:
+    return _snapshot_dir() / "entries" / f"{hashlib.sha1(key.encode()).hexdigest()}.pickle"
+
+
+def _known_file() -> Path:
+    return _snapshot_dir() / "known.pickle"
+
+
+def _files_dir() -> Path:
+    return _snapshot_dir() / "files"
+
+
+def failing_file() -> Path:
+    return _snapshot_dir() / REFRESH_FAILING_FILE
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+        handle.write(data)
+    os.chmod(handle.name, 0o644)  # nginx's workers run as another user
+    os.replace(handle.name, path)
+
+
+def _unpickle(path: Path) -> object | None:
+    try:
+        value: object = pickle.loads(path.read_bytes())  # noqa: S301 - our own files
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        return None
+    return value
+
+
+def _cache_get(key: str) -> object | None:
+    try:
+        value: object | None = cache.get(key)
+    except Exception:
+        return None
+    return value
+
+
+# Snapshots
+
+
+def load(key: str) -> Snapshot | None:
+    """The newest snapshot of `key` this process can find, fresh or not."""
+    snapshot = _memory.get(key)
+    if snapshot is not None and snapshot.generation == current_generation():
+        return snapshot
+    # While a stale copy waits for its rebuild, look for a newer one only now and then.
+    now = time.monotonic()
+    if snapshot is not None:
+        checked_at = _memory.shared_checked_at.get(key, 0.0)
+        if now - checked_at < settings.BEACON_SNAPSHOT_GENERATION_CHECK:
+            return snapshot
+    _memory.shared_checked_at[key] = now
+    if len(_memory.shared_checked_at) > 4 * MEMORY_ENTRIES:
+        _memory.shared_checked_at.clear()
+    shared = load_shared(key)
+    if shared is not None and (snapshot is None or shared.built_at > snapshot.built_at):
+        _memory.put(shared)
+        return shared
+    return snapshot
+
+
+def load_shared(key: str) -> Snapshot | None:
+    """The snapshot of `key` in the shared cache, else on disk; None if neither has one."""
+    snapshot = _cache_get(keys.ENTRY_KEY.format(key))
+    if snapshot is None:
+        snapshot = _unpickle(_entry_file(key))
+    return snapshot if isinstance(snapshot, Snapshot) else None
+
+
+def store(snapshot: Snapshot, *, write_file: bool = False) -> None:
+    _memory.put(snapshot)
+    try:
+        cache.set(keys.ENTRY_KEY.format(snapshot.key), snapshot, None)
+    except Exception:
+        logger.warning("could not store snapshot %s in the cache", snapshot.key)
+    try:
+        _atomic_write(_entry_file(snapshot.key), pickle.dumps(snapshot))
+        if write_file:
+            write_files_tree(snapshot)
+    except OSError:
+        logger.warning("could not write snapshot %s to disk", snapshot.key, exc_info=True)
+
+
+# What exists
+
+
+def known_outputs() -> KnownOutputs | None:
+    """The current generation's KnownOutputs from memory, the cache or disk; None if none."""
+    generation = current_generation()
+    known = _memory.known
+    if known is not None and known.is_current(generation):
+        return known
+    shared = _cache_get(keys.KNOWN_KEY)
+    if not (isinstance(shared, KnownOutputs) and shared.is_current(generation)):
+        shared = _unpickle(_known_file())
+    if not (isinstance(shared, KnownOutputs) and shared.is_current(generation)):
+        return None
+    _memory.known = shared
+    return shared
+
+
+def refresh_known_outputs() -> KnownOutputs:
+    """Read what exists from the database and share it (every rebuild of the hot set)."""
+    known = keys.read_known_outputs()
+    _memory.known = known
+    try:
+        cache.set(keys.KNOWN_KEY, known, None)
+    except Exception:
+        logger.debug("could not share the known outputs", exc_info=True)
+    try:
+        _atomic_write(_known_file(), pickle.dumps(known))
+    except OSError:
+        logger.debug("could not write the known outputs", exc_info=True)
+    return known
+
+
+# The files tree nginx serves
+
+
+def write_files_tree(snapshot: Snapshot) -> None:
+    """The copy nginx serves directly: the body and its .gz sibling, at the URL's path.
+
+    Only the hot outputs are written, by the worker's rebuild, which also removes the files
+    of outputs that left the hot set; everything else nginx asks Django for.
+    """
+    relative = key_to_file(snapshot.key) if snapshot.status == 200 else None
+    if relative is None:
+        return
+    snapshot = with_refresh_notice(snapshot)
+    target = _files_dir() / relative
+    _atomic_write(target.with_name(target.name + ".gz"), snapshot.gzip)
+    _atomic_write(target, snapshot.body)
+
+
+def prune_files_tree(keep: set[str]) -> None:
+    root = _files_dir()
+    wanted = {name for name in map(key_to_file, keep) if name is not None}
+    wanted |= {name + ".gz" for name in wanted}
+    for path in root.rglob("*") if root.exists() else []:
+        if path.is_file() and str(path.relative_to(root)) not in wanted:
+            path.unlink(missing_ok=True)
+
+
+def rewrite_pages_in_files_tree() -> None:
+    """Pages nginx serves from disk say what pages served by Django say: with the notice
+    while the database is away, without it once it is back."""
+    root = _files_dir()
+    for page in root.rglob("index.html") if root.exists() else []:
+        folder = page.parent.relative_to(root).as_posix()
+        snapshot = load_shared("/" if folder == "." else f"/{folder}/")
+        if snapshot is not None:
+            try:
+                write_files_tree(snapshot)
+            except OSError:
+                logger.debug("could not rewrite %s", page, exc_info=True)
+
+
+# Since when pages could not be refreshed (set and cleared by the outage module)
+
+
+def read_failing_file() -> float | None:
+    try:
+        return float(failing_file().read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_failing_since() -> float | None:
+    try:
+        value = cache.get(keys.REFRESH_FAILING_KEY)
+    except Exception:
+        return read_failing_file()  # Redis away: the disk copy
+    return float(value) if value is not None else None
+
+
+def refresh_failing_since() -> float | None:
+    """Since when snapshots cannot be refreshed (epoch seconds), or None.
+
+    Looked up at most every BEACON_SNAPSHOT_GENERATION_CHECK s, as the generation is.
+    """
+    now = time.monotonic()
+    if now - _memory.failing_checked_at >= settings.BEACON_SNAPSHOT_GENERATION_CHECK:
+        _memory.refresh_failing_since = _read_failing_since()
+        _memory.failing_checked_at = now
+    return _memory.refresh_failing_since
+
+
+def remember_refresh_failing_since(since: float | None) -> None:
+    """What this process just set or cleared, without reading it back."""
+    _memory.refresh_failing_since, _memory.failing_checked_at = since, time.monotonic()
+
+
+def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
+    """The snapshot, with a notice that it could not be refreshed, for HTML pages."""
+    since = refresh_failing_since()  # first: cheap, and None nearly always
+    if since is None or not snapshot.is_html or REFRESH_NOTICE_MARKER not in snapshot.body:
+        return snapshot
+    memo_key = (snapshot.key, snapshot.etag, since)
+    noticed = _memory.noticed.get(memo_key)
+    if noticed is None:
+        # UTC rather than the page's zone: reading page settings could need the database.
+        stamp = format_page_time(utc(since), "datetime", zone=UTC)
+        notice = format_html(
+            '<p class="refresh-notice" role="status">We cannot refresh this page right now. '
+            "It shows the status as of {}; we are working on it.</p>",
+            stamp,
+        ).encode()
+        body = snapshot.body.replace(REFRESH_NOTICE_MARKER, notice, 1)
+        gzipped, brotli_compressed = compressed(body, brotli_quality=5)
+        noticed = replace(
+            snapshot,
+            body=body,
+            gzip=gzipped,
+            brotli=brotli_compressed,
+            etag=hashlib.sha256(body).hexdigest()[:32],
+        )
+        _memory.noticed[memo_key] = noticed
+        while len(_memory.noticed) > NOTICED_ENTRIES:
+            _memory.noticed.popitem(last=False)
+    return noticed
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

@@ -3,6 +3,7 @@
 import gzip
 import logging
 import os
+import pickle
 import time
 from datetime import timedelta
 
@@ -311,6 +312,34 @@ def test_with_redis_gone_pages_come_from_the_disk_copy(
     # Changes still reach readers: the generation is on disk too.
     component_set_status(component=api, status="major_outage")
     assert "Major outage" in body(client, "/")
+
+
+def _as_written_by(path, old_module):
+    """Rewrite a copy on disk as a release that kept the store at `old_module` wrote it."""
+    text = pickle.dumps(pickle.loads(path.read_bytes()), protocol=0)  # noqa: S301
+    for name, home in (("Snapshot", "store"), ("KnownOutputs", "keys")):
+        text = text.replace(
+            f"cstatuspage.public.snapshots.{home}\n{name}\n".encode(),
+            f"c{old_module}\n{name}\n".encode(),
+        )
+    assert b"statuspage.public.snapshots." not in text
+    path.write_bytes(text)
+
+
+@pytest.mark.parametrize("old_module", ["statuspage.snapshots", "statuspage.public.snapshots"])
+def test_copies_on_disk_from_an_earlier_release_serve_while_the_database_is_down(
+    client, api, settings, django_assert_num_queries, old_module
+):
+    before = {url: body(client, url) for url in HOT}
+    copies = list(settings.BEACON_SNAPSHOT_DIR.rglob("*.pickle"))
+    assert len(copies) >= len(HOT)
+    for path in copies:
+        _as_written_by(path, old_module)
+    store.reset_memory()  # the new release starts while Redis is away and the database down
+    settings.CACHES = {"default": unreachable_redis()}
+
+    with django_assert_num_queries(0):
+        assert {url: body(client, url) for url in HOT} == before
 
 
 def test_snapshots_are_served_with_the_security_headers(client, api):

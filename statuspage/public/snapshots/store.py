@@ -153,10 +153,27 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(handle.name, path)
 
 
+# Copies written by earlier releases name these classes where they lived then. A release is
+# often deployed while the database is down, when the copy on disk is all there is to serve.
+_MOVED_CLASSES = {
+    (module, name): (f"statuspage.public.snapshots.{home}", name)
+    for module in ("statuspage.snapshots", "statuspage.public.snapshots")
+    for name, home in (("Snapshot", "store"), ("KnownOutputs", "keys"))
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> object:
+        module, name = _MOVED_CLASSES.get((module, name), (module, name))
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> object | None:
     try:
-        value: object = pickle.loads(path.read_bytes())  # noqa: S301 - our own files
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        with path.open("rb") as file:
+            value: object = _Unpickler(file).load()  # our own files
+    # AttributeError and ImportError: a class no release of ours defines any more.
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
         return None
     return value
 

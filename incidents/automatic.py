@@ -29,6 +29,7 @@ from incidents.models import (
     IncidentDraft,
     IncidentStatus,
     StaffNotice,
+    is_incident_status,
 )
 from incidents.notify.subscriptions import page_base_url
 from incidents.services import incident_create, incident_post_update
@@ -200,7 +201,8 @@ def _prepare_draft(component: Component, status: str, reason: str) -> IncidentDr
 def _recover(component: Component, *, old_status: str, reason: str, source: str) -> Incident | None:
     incident = open_auto_incident(component)
     if incident is not None:
-        status = component.auto_incident_recovery or IncidentStatus.RESOLVED
+        recovery = component.auto_incident_recovery  # its choices: resolved or monitoring
+        status = recovery if is_incident_status(recovery) else IncidentStatus.RESOLVED
         if incident.status != status:
             incident_post_update(
                 incident=incident,

@@ -266,12 +266,14 @@ def _create(fields: IncidentFields, page: PageSettings, author) -> Incident:
     }
     return services.incident_create(
         name=fields.name or "",
-        status=fields.status or default_status,
+        status=services.incident_status_from_input(
+            fields.status or default_status, maintenance=maintenance
+        ),
         body=fields.body or "",
         kind=IncidentKind.MAINTENANCE if maintenance else IncidentKind.INCIDENT,
         component_statuses=_component_statuses(fields),
         affected_components=_affected(fields),
-        impact_override=fields.impact_override or "",
+        impact_override=services.impact_override_from_input(fields.impact_override or ""),
         backfilled=backfilled,
         started_at=_aware(fields.backfill_date, page) if backfilled else None,
         scheduled_for=_aware(fields.scheduled_for, page),
@@ -302,7 +304,7 @@ def _change(incident: Incident, fields: IncidentFields, page: PageSettings, auth
             incident=incident,
             name=fields.name if fields.name is not None else incident.name,
             impact_override=(
-                (fields.impact_override or "")
+                services.impact_override_from_input(fields.impact_override or "")
                 if "impact_override" in sent
                 else incident.impact_override
             ),
@@ -332,7 +334,9 @@ def _change(incident: Incident, fields: IncidentFields, page: PageSettings, auth
         incident.refresh_from_db(fields=["status"])
         services.incident_post_update(
             incident=incident,
-            status=fields.status or incident.status,
+            status=services.incident_status_from_input(
+                fields.status or incident.status, maintenance=incident.is_maintenance
+            ),
             body=fields.body or "",
             component_statuses=component_statuses,
             deliver_notifications=(

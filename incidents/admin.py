@@ -1,9 +1,11 @@
 """The staff side of incidents and maintenances. Forms collect input; services do the writes."""
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
@@ -22,6 +24,7 @@ from incidents.forms import (
     IncidentCreateForm,
     MaintenanceChangeForm,
     MaintenanceCreateForm,
+    ServiceForm,
     accepts_postmortem,
     accepts_updates,
     component_fieldsets,
@@ -80,8 +83,8 @@ class IncidentUpdateInline(admin.StackedInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(ServiceFormAdmin):
-    add_form = IncidentCreateForm
+class IncidentAdmin(ServiceFormAdmin[Incident]):
+    add_form: type[ServiceForm] = IncidentCreateForm
     form = IncidentChangeForm
     change_form_template = "admin/incidents/incident/change_form.html"
     list_display = ["name", "status", "impact", "started_at", "updated_at", "component_names"]
@@ -128,7 +131,8 @@ class IncidentAdmin(ServiceFormAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = self.form if obj else self.add_form
-        kwargs.update(form=form, fields=form._meta.fields)
+        # django-stubs declare a form's _meta per instance; its metaclass sets it on the class.
+        kwargs.update(form=form, fields=form._meta.fields)  # type: ignore[misc]
         return self.form_with_service_error(
             request, super().get_form(request, obj, change, **kwargs)
         )
@@ -136,7 +140,7 @@ class IncidentAdmin(ServiceFormAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return self.add_fieldsets(request)
-        fieldsets = [
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (
                 None,
                 {
@@ -200,7 +204,7 @@ class IncidentAdmin(ServiceFormAdmin):
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
         template_id = initial.pop("template", "")
-        if self.offers_templates and template_id.isdigit():
+        if self.offers_templates and isinstance(template_id, str) and template_id.isdigit():
             template = IncidentTemplate.objects.filter(pk=template_id).first()
             if template:
                 initial.update(initial_from_template(template))
@@ -323,13 +327,16 @@ class IncidentAdmin(ServiceFormAdmin):
             closed += 1
         self.message_user(request, f"{self.closed_label} {closed} of {len(queryset)}.")
 
-    def resolve_view(self, request, object_id):
+    def resolve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return require_POST(self._resolve)(request, object_id)
 
-    def _resolve(self, request, object_id):
+    def _resolve(self, request: HttpRequest, object_id: str) -> HttpResponse:
         incident = self.get_object(request, unquote(object_id))
         if incident is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # ModelAdmin's own "no such object" answer, which django-stubs leave out (private).
+            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                request, self.opts, object_id
+            )
         if not self.has_change_permission(request, incident):
             raise PermissionDenied
         change_url = reverse(
@@ -338,8 +345,10 @@ class IncidentAdmin(ServiceFormAdmin):
         if incident.is_closed:
             self.message_user(request, f"“{incident}” is already closed.", messages.WARNING)
             return redirect(change_url)
+        author = request.user
+        assert author.is_authenticated  # it may change the incident: staff, signed in
         try:
-            update = services.incident_resolve(incident=incident, author=request.user)
+            update = services.incident_resolve(incident=incident, author=author)
         except ValidationError as error:
             self.message_user(request, " ".join(error.messages), messages.ERROR)
             return redirect(change_url)

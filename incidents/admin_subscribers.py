@@ -14,7 +14,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import FileExtensionValidator
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -181,7 +181,9 @@ class SubscriberChangeForm(ServiceForm):
             choices.append((SubscriberState.ACTIVE, "Active (confirmed by staff)"))
         elif subscriber.state == SubscriberState.QUARANTINED:
             choices.append((SubscriberState.ACTIVE, "Active (re-enabled)"))
-        self.fields["state"].choices = choices
+        state_field = self.fields["state"]
+        assert isinstance(state_field, forms.ChoiceField)  # declared above
+        state_field.choices = choices
 
 
 class WebhookChangeForm(SubscriberChangeForm):
@@ -373,7 +375,7 @@ def csv_response(queryset: QuerySet) -> StreamingHttpResponse:
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(ServiceFormAdmin):
+class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
     list_display = ["address", "channel", "state", "component_list", "created_at", "confirmed_at"]
     list_display_links = ["address"]
     list_filter = ["channel", "state", ComponentListFilter]
@@ -423,7 +425,7 @@ class SubscriberAdmin(ServiceFormAdmin):
 
     def changelist_view(self, request, extra_context=None):
         totals = subscriber_totals()
-        quarantined = []
+        quarantined: list[Subscriber] | QuerySet[Subscriber] = []
         if totals["quarantined_webhooks"]:
             quarantined = Subscriber.objects.filter(
                 channel=Channel.WEBHOOK, state=SubscriberState.QUARANTINED
@@ -492,13 +494,15 @@ class SubscriberAdmin(ServiceFormAdmin):
         return self.readonly_fields
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        form: type[ServiceForm]
         if obj is None:
             form = SubscriberAddForm
         elif obj.channel == Channel.WEBHOOK:
             form = WebhookChangeForm
         else:
             form = SubscriberChangeForm
-        kwargs.update(form=form, fields=form._meta.fields)
+        # django-stubs declare a form's _meta per instance; its metaclass sets it on the class.
+        kwargs.update(form=form, fields=form._meta.fields)  # type: ignore[misc]
         return self.form_with_service_error(
             request, super().get_form(request, obj, change, **kwargs)
         )
@@ -617,15 +621,15 @@ class SubscriberAdmin(ServiceFormAdmin):
 
     # The pages behind the buttons
 
-    def export_view(self, request):
+    def export_view(self, request: HttpRequest) -> StreamingHttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         return csv_response(Subscriber.objects.all())
 
-    def import_view(self, request):
+    def import_view(self, request: HttpRequest) -> HttpResponse:
         return require_http_methods(["GET", "POST"])(self._import)(request)
 
-    def _import(self, request):
+    def _import(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
         errors: list[str] = []
@@ -654,10 +658,10 @@ class SubscriberAdmin(ServiceFormAdmin):
         }
         return TemplateResponse(request, "admin/incidents/subscriber/import.html", context)
 
-    def test_delivery_view(self, request, object_id):
+    def test_delivery_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return require_POST(self._test_delivery)(request, object_id)
 
-    def _test_delivery(self, request, object_id):
+    def _test_delivery(self, request: HttpRequest, object_id: str) -> HttpResponse:
         subscriber = self._subscriber_to_change(request, object_id)
         if subscriber.channel != Channel.WEBHOOK:
             self.message_user(request, "Test deliveries go to webhooks only.", messages.WARNING)
@@ -665,10 +669,10 @@ class SubscriberAdmin(ServiceFormAdmin):
             self._report_test_delivery(request, subscriber)
         return redirect("admin:incidents_subscriber_change", subscriber.pk)
 
-    def confirm_view(self, request, object_id):
+    def confirm_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return require_POST(self._confirm)(request, object_id)
 
-    def _confirm(self, request, object_id):
+    def _confirm(self, request: HttpRequest, object_id: str) -> HttpResponse:
         subscriber = self._subscriber_to_change(request, object_id)
         if subscriber.state == SubscriberState.UNCONFIRMED:
             subscriptions.subscription_confirm(subscriber=subscriber)
@@ -676,10 +680,10 @@ class SubscriberAdmin(ServiceFormAdmin):
             self.message_user(request, f"Confirmed {subscriber}.", messages.SUCCESS)
         return self._back(request, subscriber)
 
-    def reactivate_view(self, request, object_id):
+    def reactivate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return require_POST(self._reactivate)(request, object_id)
 
-    def _reactivate(self, request, object_id):
+    def _reactivate(self, request: HttpRequest, object_id: str) -> HttpResponse:
         subscriber = self._subscriber_to_change(request, object_id)
         if subscriber.state == SubscriberState.QUARANTINED:
             subscriptions.subscriber_reactivate(subscriber=subscriber)
@@ -687,7 +691,7 @@ class SubscriberAdmin(ServiceFormAdmin):
             self.message_user(request, f"Re-enabled {subscriber}.", messages.SUCCESS)
         return self._back(request, subscriber)
 
-    def _subscriber_to_change(self, request, object_id) -> Subscriber:
+    def _subscriber_to_change(self, request: HttpRequest, object_id: str) -> Subscriber:
         subscriber = self.get_object(request, unquote(object_id))
         if subscriber is None:
             raise Http404("No such subscriber.")
@@ -695,7 +699,7 @@ class SubscriberAdmin(ServiceFormAdmin):
             raise PermissionDenied
         return subscriber
 
-    def _back(self, request, subscriber: Subscriber):
+    def _back(self, request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         target = request.POST.get("next", "")
         if url_has_allowed_host_and_scheme(
             target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -725,16 +729,12 @@ class SubscriberAdmin(ServiceFormAdmin):
 
 def delivery_counts(event_ids: list[int]) -> dict[int, dict[str, int]]:
     """Queued, sent and failed deliveries of these events, in one query."""
+    states: list[str] = [DeliveryState.QUEUED, DeliveryState.SENT, DeliveryState.FAILED]
     rows = (
         Delivery.objects.filter(event_id__in=event_ids)
         .values("event_id")
         .order_by()
-        .annotate(
-            **{
-                state: Count("pk", filter=Q(state=state))
-                for state in [DeliveryState.QUEUED, DeliveryState.SENT, DeliveryState.FAILED]
-            }
-        )
+        .annotate(**{state: Count("pk", filter=Q(state=state)) for state in states})
     )
     return {row.pop("event_id"): row for row in rows}
 

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from components.models import AutoIncident, Component, ComponentStatus
+from components.status_choices import ComponentStatusValue
 from incidents import enqueue
 from incidents.models import (
     CLOSED_STATUSES,
@@ -29,6 +30,7 @@ from incidents.models import (
     IncidentDraft,
     IncidentStatus,
     StaffNotice,
+    is_incident_status,
 )
 from incidents.notify.links import page_base_url
 from incidents.services import incident_create, incident_post_update
@@ -56,8 +58,8 @@ SOURCES = {"health check": "Health checks", "alert": "Alerts"}
 def auto_incident_follow(
     *,
     component: Component,
-    old_status: str,
-    new_status: str,
+    old_status: ComponentStatusValue,
+    new_status: ComponentStatusValue,
     reason: str,
     source: str = "health check",
 ) -> Incident | IncidentDraft | None:
@@ -84,8 +86,8 @@ def auto_incident_on_automatic_move(
     sender: object,
     *,
     component: Component,
-    old_status: str,
-    new_status: str,
+    old_status: ComponentStatusValue,
+    new_status: ComponentStatusValue,
     reason: str,
     source: str,
     **kwargs: object,
@@ -108,7 +110,7 @@ def open_auto_incident(component: Component) -> Incident | None:
     )
 
 
-def _title(component: Component, status: str) -> str:
+def _title(component: Component, status: ComponentStatusValue) -> str:
     # A name saved before control characters were refused, or one near its 255-character
     # limit, must not make the incident's name invalid and stop the automatic incident.
     label = ComponentStatus(status).label.lower()
@@ -116,7 +118,7 @@ def _title(component: Component, status: str) -> str:
     return one_line(component.name)[: 255 - len(suffix)] + suffix
 
 
-def _body(component: Component, status: str) -> str:
+def _body(component: Component, status: ComponentStatusValue) -> str:
     label = ComponentStatus(status).label.lower()
     return (
         f"Our monitoring shows {component.name} with a {label}. "
@@ -124,7 +126,9 @@ def _body(component: Component, status: str) -> str:
     )
 
 
-def _open_incident(component: Component, status: str, reason: str) -> Incident | None:
+def _open_incident(
+    component: Component, status: ComponentStatusValue, reason: str
+) -> Incident | None:
     if open_auto_incident(component) is not None:
         return None
     recent = (
@@ -154,7 +158,9 @@ def _open_incident(component: Component, status: str, reason: str) -> Incident |
     return incident
 
 
-def _reopen_incident(incident: Incident, component: Component, status: str) -> Incident | None:
+def _reopen_incident(
+    incident: Incident, component: Component, status: ComponentStatusValue
+) -> Incident | None:
     label = ComponentStatus(status).label.lower()
     try:
         with transaction.atomic():
@@ -172,7 +178,9 @@ def _reopen_incident(incident: Incident, component: Component, status: str) -> I
     return incident
 
 
-def _prepare_draft(component: Component, status: str, reason: str) -> IncidentDraft | None:
+def _prepare_draft(
+    component: Component, status: ComponentStatusValue, reason: str
+) -> IncidentDraft | None:
     if open_auto_incident(component) is not None:
         return None
     pending = IncidentDraft.objects.filter(
@@ -197,10 +205,13 @@ def _prepare_draft(component: Component, status: str, reason: str) -> IncidentDr
         return None
 
 
-def _recover(component: Component, *, old_status: str, reason: str, source: str) -> Incident | None:
+def _recover(
+    component: Component, *, old_status: ComponentStatusValue, reason: str, source: str
+) -> Incident | None:
     incident = open_auto_incident(component)
     if incident is not None:
-        status = component.auto_incident_recovery or IncidentStatus.RESOLVED
+        recovery = component.auto_incident_recovery  # its choices: resolved or monitoring
+        status = recovery if is_incident_status(recovery) else IncidentStatus.RESOLVED
         if incident.status != status:
             incident_post_update(
                 incident=incident,

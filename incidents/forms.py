@@ -1,6 +1,7 @@
 """Admin forms for incidents and maintenances: they collect input for the services."""
 
 from itertools import groupby
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
@@ -110,7 +111,13 @@ class UpdateMessageFields(forms.Form):
     )
 
 
-class ComponentStatusesMixin:
+if TYPE_CHECKING:
+    _FormMixinBase = forms.BaseForm  # what the mixin below is mixed into
+else:
+    _FormMixinBase = object
+
+
+class ComponentStatusesMixin(_FormMixinBase):
     """One select per component ("No change" or a status), added in __init__ in page order."""
 
     def add_component_fields(self, current: dict[int, str] | None = None) -> None:
@@ -251,7 +258,9 @@ class IncidentChangeForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
             for name in ["status", "body", "deliver_notifications", "display_at"]:
                 del self.fields[name]
             return
-        self.fields["status"].choices = status_choices(incident.allowed_statuses)
+        status_field = self.fields["status"]
+        assert isinstance(status_field, forms.ChoiceField)  # declared above
+        status_field.choices = status_choices(incident.allowed_statuses)
         self.initial["status"] = incident.status
         if not incident.backfilled:
             current = dict(incident.components.values_list("pk", "status"))
@@ -295,7 +304,9 @@ class ComponentChoiceForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.component_list = list(Component.objects.in_page_order())
-        self.fields["components"].choices = [(c.pk, c.name) for c in self.component_list]
+        components_field = self.fields["components"]
+        assert isinstance(components_field, forms.ChoiceField)  # declared above
+        components_field.choices = [(c.pk, c.name) for c in self.component_list]
 
     def component_sections(self) -> list[tuple[object, list[tuple[Component, bool]]]]:
         """(group or None, [(component, ticked)]) in page order."""

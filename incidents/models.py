@@ -1,4 +1,5 @@
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Literal, TypeAlias, TypeGuard, get_args
 
 from django.conf import settings
 from django.db import models
@@ -6,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from components.models import Component, ComponentStatus, worst_status
+from components.status_choices import ComponentStatusValue
 from statuspage.lib.ids import new_public_id
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
@@ -20,6 +22,12 @@ class IncidentKind(models.TextChoices):
     MAINTENANCE = "maintenance", "Scheduled maintenance"
 
 
+# The two as strings, and a kind wherever one is passed: a member or its value (a test keeps
+# the names and the choices the same, as for the statuses and impacts below).
+IncidentKindName: TypeAlias = Literal["incident", "maintenance"]
+IncidentKindValue: TypeAlias = IncidentKind | IncidentKindName
+
+
 class IncidentStatus(models.TextChoices):
     INVESTIGATING = "investigating", "Investigating"
     IDENTIFIED = "identified", "Identified"
@@ -30,6 +38,29 @@ class IncidentStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", "In progress"
     VERIFYING = "verifying", "Verifying"
     COMPLETED = "completed", "Completed"
+
+
+# The nine as the strings the database, forms and JSON give (a test keeps them equal).
+IncidentStatusName: TypeAlias = Literal[
+    "investigating",
+    "identified",
+    "monitoring",
+    "resolved",
+    "postmortem",
+    "scheduled",
+    "in_progress",
+    "verifying",
+    "completed",
+]
+# A status wherever one is passed: a member (`IncidentStatus.RESOLVED`), or its value.
+IncidentStatusValue: TypeAlias = IncidentStatus | IncidentStatusName
+
+INCIDENT_STATUS_NAMES: frozenset[str] = frozenset(get_args(IncidentStatusName))
+
+
+def is_incident_status(value: object) -> TypeGuard[IncidentStatusValue]:
+    """Whether `value` is one of the nine statuses (narrows a string a form or JSON gave)."""
+    return value in INCIDENT_STATUS_NAMES
 
 
 INCIDENT_STATUSES = [
@@ -61,8 +92,34 @@ class Impact(models.TextChoices):
     MAINTENANCE = "maintenance", "Maintenance"
 
 
+ImpactName: TypeAlias = Literal["none", "minor", "major", "critical", "maintenance"]
+# An impact wherever one is passed: a member or its value (a test keeps the two the same).
+ImpactValue: TypeAlias = Impact | ImpactName
+# An impact override: one of the impacts, or "" for none (the impact is derived).
+ImpactOverride: TypeAlias = ImpactValue | Literal[""]
+
+IMPACT_NAMES: frozenset[str] = frozenset(get_args(ImpactName))
+
+
+def is_impact_override(value: object) -> TypeGuard[ImpactOverride]:
+    """Whether `value` is an impact or "" (narrows a string a form or JSON gave)."""
+    return value == "" or value in IMPACT_NAMES
+
+
+if TYPE_CHECKING:
+    # Columns that hold, and are given, one of their choices (django-stubs would type a
+    # CharField as any str). Subscripted only for the checker: a Field is not generic at
+    # run time.
+    IncidentKindField: TypeAlias = models.CharField[IncidentKindValue, IncidentKindValue]
+    IncidentStatusField: TypeAlias = models.CharField[IncidentStatusValue, IncidentStatusValue]
+    ImpactField: TypeAlias = models.CharField[ImpactValue, ImpactValue]
+    from components.status_choices import StatusField
+
+    ImpactOverrideField: TypeAlias = models.CharField[ImpactOverride, ImpactOverride]
+
+
 # Statuspage's rule: an incident's impact follows the worst status it gave a component.
-IMPACT_OF_COMPONENT_STATUS: dict[str, str] = {
+IMPACT_OF_COMPONENT_STATUS: dict[str, ImpactValue] = {
     ComponentStatus.OPERATIONAL: Impact.NONE,
     ComponentStatus.UNDER_MAINTENANCE: Impact.NONE,
     ComponentStatus.DEGRADED_PERFORMANCE: Impact.MINOR,
@@ -100,13 +157,15 @@ class Incident(models.Model):
     public_id = models.CharField(
         "code", max_length=12, unique=True, default=new_public_id, editable=False
     )
-    kind = models.CharField(
+    kind: "IncidentKindField" = models.CharField(
         max_length=16, choices=IncidentKind.choices, default=IncidentKind.INCIDENT
     )
     name = models.CharField(max_length=255, validators=[no_control_characters])
-    status = models.CharField(max_length=16, choices=IncidentStatus.choices)
-    impact = models.CharField(max_length=16, choices=Impact.choices, default=Impact.NONE)
-    impact_override = models.CharField(
+    status: "IncidentStatusField" = models.CharField(max_length=16, choices=IncidentStatus.choices)
+    impact: "ImpactField" = models.CharField(
+        max_length=16, choices=Impact.choices, default=Impact.NONE
+    )
+    impact_override: "ImpactOverrideField" = models.CharField(
         max_length=16,
         choices=Impact.choices,
         blank=True,
@@ -212,7 +271,7 @@ class Incident(models.Model):
     def has_published_postmortem(self) -> bool:
         return bool(self.postmortem_published_at and self.postmortem_body)
 
-    def derived_impact(self, statuses_set) -> str:
+    def derived_impact(self, statuses_set: Iterable[ComponentStatusValue]) -> ImpactValue:
         if self.impact_override:
             return self.impact_override
         if self.is_maintenance:
@@ -232,7 +291,7 @@ class ScheduledMaintenance(Incident):
 class IncidentUpdate(models.Model):
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="updates")
-    status = models.CharField(max_length=16, choices=IncidentStatus.choices)
+    status: "IncidentStatusField" = models.CharField(max_length=16, choices=IncidentStatus.choices)
     body = models.TextField(
         blank=True,
         max_length=MAX_UPDATE_BODY,
@@ -261,8 +320,8 @@ class AffectedComponent(models.Model):
         IncidentUpdate, on_delete=models.CASCADE, related_name="affected_components"
     )
     component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="+")
-    old_status = models.CharField(max_length=32, choices=ComponentStatus.choices)
-    new_status = models.CharField(max_length=32, choices=ComponentStatus.choices)
+    old_status: "StatusField" = models.CharField(max_length=32, choices=ComponentStatus.choices)
+    new_status: "StatusField" = models.CharField(max_length=32, choices=ComponentStatus.choices)
 
     class Meta:
         ordering = ["id"]
@@ -283,7 +342,7 @@ class IncidentTemplate(models.Model):
         max_length=255, validators=[no_control_characters], help_text="What staff pick it by."
     )
     title = models.CharField("incident name", max_length=255, validators=[no_control_characters])
-    status = models.CharField(
+    status: "IncidentStatusField" = models.CharField(
         max_length=16,
         choices=[(s.value, s.label) for s in INCIDENT_STATUSES],
         default=IncidentStatus.INVESTIGATING,
@@ -295,7 +354,7 @@ class IncidentTemplate(models.Model):
         help_text="Markdown.",
     )
     components = models.ManyToManyField(Component, blank=True, related_name="+")
-    component_status = models.CharField(
+    component_status: "StatusField" = models.CharField(
         max_length=32, choices=ComponentStatus.choices, default=ComponentStatus.MAJOR_OUTAGE
     )
 
@@ -317,7 +376,9 @@ class IncidentDraft(models.Model):
         validators=[no_control_characters_in_text],
         help_text="Markdown.",
     )
-    component_status = models.CharField(max_length=32, choices=ComponentStatus.choices)
+    component_status: "StatusField" = models.CharField(
+        max_length=32, choices=ComponentStatus.choices
+    )
     reason = models.CharField(max_length=500, blank=True, help_text="What the checks found.")
     created_at = models.DateTimeField(default=timezone.now)
     published_incident = models.ForeignKey(

@@ -3,10 +3,10 @@
 from django.db.models import Prefetch, QuerySet
 
 from components.models import Component
-from incidents.models import AffectedComponent, IncidentUpdate
+from incidents.models import AffectedComponent, Incident, IncidentUpdate
 
 
-def with_timeline(incidents: QuerySet) -> QuerySet:
+def with_timeline(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
     """Incidents with their updates (newest first), affected components and components."""
     return incidents.prefetch_related(
         Prefetch(

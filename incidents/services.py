@@ -2,7 +2,9 @@
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -14,10 +16,15 @@ from components.status_choices import as_component_status
 from incidents.models import (
     AffectedComponent,
     Impact,
+    ImpactOverride,
     Incident,
     IncidentKind,
+    IncidentKindValue,
     IncidentStatus,
+    IncidentStatusValue,
     IncidentUpdate,
+    is_impact_override,
+    is_incident_status,
 )
 from incidents.notify.events import event_for_postmortem, event_for_update
 from statuspage.lib.text import control_character_error
@@ -35,12 +42,12 @@ ComponentStatuses = Mapping[Component, str]
 def incident_create(
     *,
     name: str,
-    status: str,
+    status: IncidentStatusValue,
     body: str = "",
-    kind: str = IncidentKind.INCIDENT,
+    kind: IncidentKindValue = IncidentKind.INCIDENT,
     component_statuses: ComponentStatuses | None = None,
     affected_components: Iterable[Component] = (),
-    impact_override: str = "",
+    impact_override: ImpactOverride = "",
     deliver_notifications: bool = True,
     started_at: datetime | None = None,
     backfilled: bool = False,
@@ -52,9 +59,9 @@ def incident_create(
     auto_transition_deliver_notifications_at_start: bool = True,
     auto_transition_deliver_notifications_at_end: bool = True,
     created_at: datetime | None = None,
-    metadata: dict | None = None,
+    metadata: dict[str, Any] | None = None,
     auto_component: Component | None = None,
-    author=None,
+    author: User | None = None,
 ) -> Incident:
     """Open an incident (or schedule a maintenance) together with its first update.
 
@@ -63,7 +70,7 @@ def incident_create(
     that component (at most one open per component: IntegrityError otherwise).
     """
     name = (name or "").strip()
-    errors = {}
+    errors: dict[str, str] = {}
     if not name:
         errors["name"] = "Give the incident a name."
     elif len(name) > 255:
@@ -71,7 +78,7 @@ def incident_create(
     elif refused := control_character_error(name):
         errors["name"] = refused
     if impact_override and impact_override not in Impact.values:
-        errors["impact_override"] = f"Unknown impact {impact_override!r}."
+        errors["impact_override"] = _unknown_impact(impact_override)
     if kind == IncidentKind.MAINTENANCE:
         if not scheduled_for or not scheduled_until:
             errors["scheduled_for"] = "A maintenance needs a start and an end time."
@@ -137,12 +144,12 @@ def incident_create(
 def incident_post_update(
     *,
     incident: Incident,
-    status: str,
+    status: IncidentStatusValue,
     body: str = "",
     component_statuses: ComponentStatuses | None = None,
     deliver_notifications: bool = True,
     display_at: datetime | None = None,
-    author=None,
+    author: User | None = None,
     cause: StatusChangeCause | None = None,
 ) -> IncidentUpdate:
     """Post an update and apply its component statuses, all or nothing.
@@ -180,7 +187,8 @@ def incident_post_update(
             author=author,
         )
         change_at = min(display_at, now)
-        for component, new_status in component_statuses.items():
+        for component, stated in component_statuses.items():
+            new_status = as_component_status(stated)  # _validate_update checked it
             component.refresh_from_db(
                 fields=["status", "status_changed_at", "uptime_accounted_until"]
             )
@@ -188,7 +196,7 @@ def incident_post_update(
             component_status_state(
                 component=component,
                 source=cause,
-                status=as_component_status(new_status),  # _validate_update checked it
+                status=new_status,
                 actor=author,
                 at=max(change_at, component.status_changed_at),
                 note=f"{incident.name} ({update.get_status_display()})",
@@ -219,10 +227,36 @@ def incident_post_update(
     return update
 
 
-def _validate_update(incident: Incident, status: str, component_statuses: dict) -> None:
+def incident_status_from_input(value: str, *, maintenance: bool) -> IncidentStatusValue:
+    """`value` (a JSON body's) as a status the services take; an unknown one is refused as
+    incident_post_update refuses a status its incident does not have."""
+    if not is_incident_status(value):
+        raise _status_refused(value, maintenance=maintenance)
+    return value
+
+
+def impact_override_from_input(value: str) -> ImpactOverride:
+    """`value` (a JSON body's) as an impact override, "" for none; an unknown one is refused
+    as incident_create and incident_edit refuse it."""
+    if not is_impact_override(value):
+        raise ValidationError({"impact_override": _unknown_impact(value)})
+    return value
+
+
+def _status_refused(status: str, *, maintenance: bool) -> ValidationError:
+    kind = "a maintenance" if maintenance else "an incident"
+    return ValidationError({"status": f"{status!r} is not a status of {kind}."})
+
+
+def _unknown_impact(impact: str) -> str:
+    return f"Unknown impact {impact!r}."
+
+
+def _validate_update(
+    incident: Incident, status: IncidentStatusValue, component_statuses: dict[Component, str]
+) -> None:
     if status not in incident.allowed_statuses:
-        kind = "a maintenance" if incident.is_maintenance else "an incident"
-        raise ValidationError({"status": f"{status!r} is not a status of {kind}."})
+        raise _status_refused(status, maintenance=incident.is_maintenance)
     unknown = [s for s in component_statuses.values() if s not in ComponentStatus.values]
     if unknown:
         raise ValidationError({"components": f"Unknown component status {unknown[0]!r}."})
@@ -232,7 +266,9 @@ def _validate_update(incident: Incident, status: str, component_statuses: dict) 
         )
 
 
-def _implied_component_statuses(incident: Incident, status: str) -> dict[Component, str]:
+def _implied_component_statuses(
+    incident: Incident, status: IncidentStatusValue
+) -> dict[Component, str]:
     """Component statuses that a status move implies when the update does not say otherwise."""
     if status == IncidentStatus.RESOLVED:
         return dict.fromkeys(
@@ -265,7 +301,9 @@ def _statuses_before_maintenance(incident: Incident) -> dict[int, str]:
     return before
 
 
-def incident_edit(*, incident: Incident, name: str, impact_override: str = "") -> Incident:
+def incident_edit(
+    *, incident: Incident, name: str, impact_override: ImpactOverride = ""
+) -> Incident:
     """Rename an incident or change its impact override; the impact follows at once."""
     name = (name or "").strip()
     if not name or len(name) > 255:
@@ -274,7 +312,7 @@ def incident_edit(*, incident: Incident, name: str, impact_override: str = "") -
     if name != incident.name and (refused := control_character_error(name)):
         raise ValidationError({"name": refused})
     if impact_override and impact_override not in Impact.values:
-        raise ValidationError({"impact_override": f"Unknown impact {impact_override!r}."})
+        raise ValidationError({"impact_override": _unknown_impact(impact_override)})
     with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         incident.name = name
@@ -289,7 +327,9 @@ def incident_edit(*, incident: Incident, name: str, impact_override: str = "") -
     return incident
 
 
-def incident_resolve(*, incident: Incident, author=None, body: str = "") -> IncidentUpdate:
+def incident_resolve(
+    *, incident: Incident, author: User | None = None, body: str = ""
+) -> IncidentUpdate:
     """The one-click close: resolve an incident, or complete a maintenance."""
     if incident.is_closed:
         raise ValidationError(f"“{incident.name}” is already closed.")
@@ -348,7 +388,12 @@ def maintenances_advance_due(*, now: datetime | None = None) -> int:
     return posted
 
 
-def _advance(pk: int, from_status: str | None, to_status: str, now: datetime) -> int:
+def _advance(
+    pk: int,
+    from_status: IncidentStatusValue | None,
+    to_status: IncidentStatusValue,
+    now: datetime,
+) -> int:
     with transaction.atomic():  # the claim; incident_post_update writes and publishes
         claimed = Incident.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
         if claimed is None or (from_status and claimed.status != from_status) or claimed.is_closed:
@@ -531,7 +576,7 @@ def postmortem_delete(*, incident: Incident) -> Incident:
     return incident
 
 
-def incident_merge_metadata(*, incident: Incident, metadata: dict) -> Incident:
+def incident_merge_metadata(*, incident: Incident, metadata: dict[str, Any]) -> Incident:
     """Set the tools' objects named in `metadata`; the other tools' objects stay.
 
     A tool's object is replaced whole, and `{"tool": {}}` empties it: each tool owns its key.

@@ -9,11 +9,13 @@ import base64
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from functools import wraps
+from typing import Any, TypeAlias
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -24,6 +26,7 @@ from incidents.forms import PreferencesForm, SubscribeForm
 from incidents.notify import bounces, links, subscriptions
 from incidents.notify.models import Subscriber
 from statuspage.lib import ratelimit
+from statuspage.lib.htmx import HtmxHttpRequest
 from statuspage.lib.http_body import read_capped
 from statuspage.models import PageSettings
 
@@ -33,12 +36,14 @@ RATE_WINDOW_SECONDS = 3600
 # Signed codes are short; anything much longer is not one of ours.
 MAX_TOKEN_LENGTH = 200
 
+View: TypeAlias = Callable[..., HttpResponse]
 
-def _private(view):
+
+def _private(view: View) -> View:
     """For pages reached through a subscriber's link: the link must not leak or be indexed."""
 
     @wraps(view)
-    def wrapped(request, *args, **kwargs):
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = view(request, *args, **kwargs)
         # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on
         # the page's own POST (confirm, save, unsubscribe), which CSRF checks refuse.
@@ -49,7 +54,7 @@ def _private(view):
     return wrapped
 
 
-def _context(**context) -> dict:
+def _context(**context: Any) -> dict[str, Any]:
     return {"page": PageSettings.load(), **context}
 
 
@@ -58,7 +63,7 @@ def _context(**context) -> dict:
 
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-def subscribe(request):
+def subscribe(request: HtmxHttpRequest) -> HttpResponse:
     """The form: the whole page, or (htmx) the form alone, swapped in on the status page.
 
     Every accepted address gets the same answer, whatever its state and whether the rate
@@ -90,7 +95,7 @@ def subscribe(request):
     return _subscribe_response(request, None, sent_to=address)
 
 
-def _subscribe_limited(request, address: str) -> bool:
+def _subscribe_limited(request: HttpRequest, address: str) -> bool:
     """Whether this IP or this address has asked too often in the last hour (sliding)."""
     ip = ratelimit.client_ip(request)
     by_ip = ratelimit.hit_sliding(
@@ -114,7 +119,13 @@ def _subscribe_limited(request, address: str) -> bool:
     return False
 
 
-def _subscribe_response(request, form, *, status=200, sent_to=""):
+def _subscribe_response(
+    request: HtmxHttpRequest,
+    form: SubscribeForm | None,
+    *,
+    status: int = 200,
+    sent_to: str = "",
+) -> HttpResponse:
     context = _context(form=form, sent_to=sent_to)
     if request.htmx:
         # htmx leaves 4xx answers unswapped: the form with its message is a 200 here.
@@ -138,7 +149,7 @@ def _manage_path(subscriber: Subscriber) -> str:
 @_private
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-def subscription_confirm(request, token: str):
+def subscription_confirm(request: HttpRequest, token: str) -> HttpResponse:
     """Double opt-in. A GET only asks: mail scanners open links, people press buttons.
 
     A link works once, and only the newest one sent: a used, older, expired or tampered link
@@ -167,7 +178,7 @@ def subscription_confirm(request, token: str):
 @_private
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-def subscription_manage(request, token: str):
+def subscription_manage(request: HtmxHttpRequest, token: str) -> HttpResponse:
     subscriber = _by_manage_token(token)
     if subscriber is None:
         return render(request, "subscriptions/manage.html", _context(form=None), status=404)
@@ -201,7 +212,7 @@ def subscription_manage(request, token: str):
 @_private
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-def subscription_unsubscribe(request, token: str):
+def subscription_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """One-click unsubscribe. A GET asks first; a POST (a mail client's, or ours) leaves.
 
     An unknown or already used link says "unsubscribed" too: it tells nobody anything.
@@ -228,7 +239,7 @@ def _bounce_error(status: int, error: str, message: str) -> JsonResponse:
     return JsonResponse({"error": error, "message": message}, status=status)
 
 
-def _bounce_token_problem(request) -> JsonResponse | None:
+def _bounce_token_problem(request: HttpRequest) -> JsonResponse | None:
     """None when the request carries BOUNCE_WEBHOOK_TOKEN: `?token=`, or basic auth's
     password (any user name), or a bearer token. 401 without one, 403 with a wrong one."""
     given = request.GET.get("token", "")
@@ -254,7 +265,7 @@ def _bounce_token_problem(request) -> JsonResponse | None:
 @csrf_exempt  # a provider's server posts here; the token decides
 @never_cache
 @require_http_methods(["POST"])
-def bounce_webhook(request, provider: str):
+def bounce_webhook(request: HttpRequest, provider: str) -> JsonResponse:
     """A provider's bounce webhook: hard bounces suppress the address, the rest is ignored.
 
     The answer never says whether an address was subscribed.

@@ -9,6 +9,7 @@ within LOGIN_COOLOFF_MINUTES. Here: the page a refused sign-in sees, and telling
 import ipaddress
 import logging
 from datetime import timedelta
+from typing import Any
 
 from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
@@ -17,7 +18,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Sum
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -55,7 +56,11 @@ def username_tried(request: HttpRequest, credentials: dict | None) -> str | None
     return None if value is None else str(value)[:150]
 
 
-def lockout_response(request: HttpRequest, original_response=None, credentials=None):
+def lockout_response(
+    request: HttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> HttpResponse:
     """A sign-in refused: the admin's look, when to try again, and the same words whether
     the username exists or not (axes counts unknown usernames too)."""
     wait = cool_off()

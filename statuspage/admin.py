@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import StreamingHttpResponse
+from django.http import HttpRequest, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import path
@@ -229,7 +229,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(ReadOnlyAdmin[AuditEvent]):
     """Read-only: nobody edits or deletes the trail here (only the retention prune does).
     Who may read it: superusers and the Admins group (the view permission)."""
 
@@ -255,7 +255,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def export_csv(self, request):
+    def export_csv(self, request: HttpRequest) -> StreamingHttpResponse:
         """The list as filtered and searched on screen, streamed as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied

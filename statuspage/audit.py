@@ -19,7 +19,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
@@ -263,7 +263,9 @@ def _changed_fields(change_message: str) -> dict[str, Any]:
 # The management API: each write a key made.
 
 
-def request_middleware(get_response):
+def request_middleware(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
     """Keeps the request at hand for events recorded from signals, and records management
     API writes that succeeded (the key is known once ninja has checked it)."""
 

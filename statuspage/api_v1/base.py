@@ -5,6 +5,7 @@ import re
 from typing import Annotated, Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
@@ -59,6 +60,11 @@ class _KeyChecks:
             raise ReadOnlyKey(request.method or "")
         request.user = api_key.owner
         return api_key
+
+
+def key_owner(request: HttpRequest) -> User | None:
+    """The staff member whose key made the request (authenticate() set it), for the record."""
+    return request.user if isinstance(request.user, User) else None
 
 
 def _raw_key(value: str | None) -> str:

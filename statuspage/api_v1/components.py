@@ -44,6 +44,7 @@ from statuspage.api_v1.base import (
     Text,
     components_named,
     empty_response,
+    key_owner,
     page_or_404,
     require_perm,
 )
@@ -249,7 +250,7 @@ def create_component(request: HttpRequest, page_id: str, payload: NewComponentBo
             component=component,
             source=StatusChangeCause.API,
             status=fields.status or ComponentStatus.OPERATIONAL,
-            actor=request.user,
+            actor=key_owner(request),
         )
     return Status(201, _entry(page, component.public_id, group=False))
 
@@ -286,7 +287,7 @@ def update_component(request: HttpRequest, page_id: str, component_id: str, payl
                 component=component,
                 source=StatusChangeCause.API,
                 status=status,
-                actor=request.user,
+                actor=key_owner(request),
             )
     return _entry(page, component.public_id, group=False)
 

@@ -8,6 +8,7 @@ several things does them in one transaction: a failing part writes nothing.
 from datetime import date, datetime, time
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -44,6 +45,7 @@ from statuspage.api_v1.base import (
     Text,
     components_named,
     empty_response,
+    key_owner,
     page_or_404,
     page_window,
     require_perm,
@@ -241,7 +243,7 @@ def _affected(fields: IncidentFields) -> list[Component]:
     return components_named(fields.component_ids or [], field="component_ids")
 
 
-def _create(fields: IncidentFields, page: PageSettings, author) -> Incident:
+def _create(fields: IncidentFields, page: PageSettings, author: User | None) -> Incident:
     maintenance = (
         fields.status in MAINTENANCE_STATUSES
         or fields.scheduled_for is not None
@@ -268,12 +270,14 @@ def _create(fields: IncidentFields, page: PageSettings, author) -> Incident:
     }
     return services.incident_create(
         name=fields.name or "",
-        status=fields.status or default_status,
+        status=services.incident_status_from_input(
+            fields.status or default_status, maintenance=maintenance
+        ),
         body=fields.body or "",
         kind=IncidentKind.MAINTENANCE if maintenance else IncidentKind.INCIDENT,
         component_statuses=_component_statuses(fields),
         affected_components=_affected(fields),
-        impact_override=fields.impact_override or "",
+        impact_override=services.impact_override_from_input(fields.impact_override or ""),
         backfilled=backfilled,
         started_at=_aware(fields.backfill_date, page) if backfilled else None,
         scheduled_for=_aware(fields.scheduled_for, page),
@@ -296,7 +300,9 @@ _SCHEDULE_FIELDS = {
 }
 
 
-def _change(incident: Incident, fields: IncidentFields, page: PageSettings, author) -> None:
+def _change(
+    incident: Incident, fields: IncidentFields, page: PageSettings, author: User | None
+) -> None:
     """A PATCH: rename, reschedule, name components, then post at most one update."""
     sent = fields.model_fields_set
     if "name" in sent or "impact_override" in sent:
@@ -304,7 +310,7 @@ def _change(incident: Incident, fields: IncidentFields, page: PageSettings, auth
             incident=incident,
             name=fields.name if fields.name is not None else incident.name,
             impact_override=(
-                (fields.impact_override or "")
+                services.impact_override_from_input(fields.impact_override or "")
                 if "impact_override" in sent
                 else incident.impact_override
             ),
@@ -334,7 +340,9 @@ def _change(incident: Incident, fields: IncidentFields, page: PageSettings, auth
         incident.refresh_from_db(fields=["status"])
         services.incident_post_update(
             incident=incident,
-            status=fields.status or incident.status,
+            status=services.incident_status_from_input(
+                fields.status or incident.status, maintenance=incident.is_maintenance
+            ),
             body=fields.body or "",
             component_statuses=component_statuses,
             deliver_notifications=(
@@ -426,7 +434,7 @@ def list_active_maintenance(request: HttpRequest, page_id: str, params: Query[Pa
 def create_incident(request: HttpRequest, page_id: str, payload: IncidentBody):
     require_perm(request, "incidents.add_incident")
     page = page_or_404(page_id)
-    incident = _create(payload.incident, page, request.user)
+    incident = _create(payload.incident, page, key_owner(request))
     return Status(201, _one(incident.public_id, page))
 
 
@@ -454,7 +462,7 @@ def update_incident(request: HttpRequest, page_id: str, incident_id: str, payloa
     if not payload.incident.model_fields_set:
         raise ValidationError("Send at least one incident field.")
     with transaction.atomic():
-        _change(incident, payload.incident, page, request.user)
+        _change(incident, payload.incident, page, key_owner(request))
     return _one(incident_id, page)
 
 

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
+from incidents.models import ImpactName, IncidentStatusName
+
 ComponentStatus = Literal[
     "operational",
     "degraded_performance",
@@ -22,18 +24,9 @@ ComponentStatus = Literal[
     "major_outage",
     "under_maintenance",
 ]
-IncidentStatus = Literal[
-    "investigating",
-    "identified",
-    "monitoring",
-    "resolved",
-    "postmortem",
-    "scheduled",
-    "in_progress",
-    "verifying",
-    "completed",
-]
-Impact = Literal["none", "minor", "major", "critical", "maintenance"]
+# The incidents' own names for their statuses and impacts (incidents/models.py).
+IncidentStatus = IncidentStatusName
+Impact = ImpactName
 SubscriberMode = Literal["email", "webhook"]  # Beacon has none of Statuspage's other modes
 
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]

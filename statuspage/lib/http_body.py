@@ -1,8 +1,10 @@
 """Reading a request body with a cap: a model-free helper for the endpoints other servers
 post to (alert integrations, bounce webhooks)."""
 
+from django.http import HttpRequest
 
-def read_capped(request, limit: int) -> bytes | None:
+
+def read_capped(request: HttpRequest, limit: int) -> bytes | None:
     """The body, or None when it is over `limit` bytes (declared or actual); never more
     than `limit` + 1 bytes are read, whatever Content-Length says."""
     try:

@@ -201,7 +201,8 @@ class _Budget(Extension):
     `raw_html`, inline tags are text too."""
 
     def __init__(self, *, raw_html: bool) -> None:
-        super().__init__()
+        # The markdown package leaves Extension.__init__ unannotated.
+        super().__init__()  # type: ignore[no-untyped-call]
         self.raw_html = raw_html
 
     def extendMarkdown(self, md: markdown_lib.Markdown) -> None:  # noqa: N802 - its API
@@ -239,7 +240,8 @@ def _convert(text: str, deadline: float, *, raw_html: bool = True) -> str:
     md = getattr(_local, name, None)
     if md is None:
         extensions = ["sane_lists", "tables", "nl2br", _Budget(raw_html=raw_html)]
-        md = markdown_lib.Markdown(extensions=extensions)
+        # The markdown package leaves Markdown.__init__ unannotated.
+        md = markdown_lib.Markdown(extensions=extensions)  # type: ignore[no-untyped-call]
     setattr(_local, name, None)  # a render that fails half-way leaves it in no state to reuse
     md.reset()
     _local.deadline = deadline

@@ -12,6 +12,8 @@ import asyncio
 import ipaddress
 import re
 import socket
+from collections.abc import Iterable
+from typing import TypeAlias
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -103,7 +105,19 @@ def resolve_blocking(host: str, port: int, *, allow_private: bool | None = None)
     return _allowed(host, infos, allow_private=allow_private)
 
 
-def _allowed(host: str, infos, *, allow_private: bool | None = None) -> list[str]:
+# One answer of getaddrinfo, as typeshed has it; the address is its last item's first.
+_AddressInfo: TypeAlias = tuple[
+    socket.AddressFamily,
+    socket.SocketKind,
+    int,
+    str,
+    tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes],
+]
+
+
+def _allowed(
+    host: str, infos: Iterable[_AddressInfo], *, allow_private: bool | None = None
+) -> list[str]:
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in addresses:
         reason = refusal(address, allow_private=allow_private)

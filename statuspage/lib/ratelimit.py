@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def hit_sliding(name: str, *, limit: int, window: int) -> Verdict:
     return Verdict(allowed=False, retry_after=max(1, math.ceil(min(waits))))
 
 
-def _slot_time(value) -> float | None:
+def _slot_time(value: object) -> float | None:
     if not isinstance(value, str):
         return None
     try:
@@ -146,17 +147,18 @@ def _count(key: str, *, timeout: int) -> int:
         return 1
 
 
-def client_ip(request) -> str:
+def client_ip(request: HttpRequest) -> str:
     """The visitor's address: REMOTE_ADDR, or what the trusted proxies say it was.
 
     Each trusted proxy appends the address it saw to X-Forwarded-For (nginx's
     $proxy_add_x_forwarded_for), so the visitor is TRUSTED_PROXY_HOPS entries from the end;
     entries before that are whatever the client sent, and are ignored.
     """
-    trusted = settings.BEACON_TRUSTED_PROXY_HOPS
+    trusted: int = settings.BEACON_TRUSTED_PROXY_HOPS
     if trusted > 0:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         if len(hops) >= trusted:
             return hops[-trusted][:64]
-    return request.META.get("REMOTE_ADDR", "")[:64]
+    remote_addr: str = request.META.get("REMOTE_ADDR", "")
+    return remote_addr[:64]

@@ -15,8 +15,10 @@ import logging
 import re
 import traceback
 import uuid
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec
 
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
 
 # The segment after /integrations/<kind>/, up to the next slash, query, quote or space.
@@ -27,6 +29,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept when it is short and plain (what nginx's $request_id, uuids and
 # most tracing ids look like); anything else is replaced, so a log line cannot be forged.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+_P = ParamSpec("_P")
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -61,8 +65,8 @@ def mask_record(record: logging.LogRecord) -> logging.LogRecord:
     return record
 
 
-def _masked_record(factory):
-    def make(*args, **kwargs):
+def _masked_record(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = factory(*args, **kwargs)
         record.request_id = _request_id.get()
         return mask_record(record)
@@ -78,7 +82,7 @@ def install() -> None:
         logging.setLogRecordFactory(_masked_record(factory))
 
 
-def _mask_request(request) -> None:
+def _mask_request(request: HttpRequest) -> None:
     """Once the view has read the token: the request, and the WSGI environ that gunicorn's
     access log and Django's error reports read after us, show the path masked."""
     request.path = mask(request.path)
@@ -88,7 +92,9 @@ def _mask_request(request) -> None:
             request.META[key] = mask(request.META[key])
 
 
-def with_request_id(view):
+def with_request_id(
+    view: Callable[Concatenate[HttpRequest, _P], HttpResponse],
+) -> Callable[Concatenate[HttpRequest, _P], HttpResponse]:
     """Give each request to `view` an id: the caller's X-Request-ID when sane, else a new
     one; echoed in the response and in every log line about the request, including the
     4xx/5xx lines django.request writes (logged here, while the id is still known). An
@@ -96,9 +102,10 @@ def with_request_id(view):
     URL holds a secret: the request's path is masked once the view has returned."""
 
     @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
+    def wrapper(request: HttpRequest, /, *args: _P.args, **kwargs: _P.kwargs) -> HttpResponse:
         request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
-        request.request_id = request_id
+        # The request carries its id to whoever handles it next; HttpRequest declares none.
+        request.request_id = request_id  # type: ignore[attr-defined]
         token = _request_id.set(request_id)
         try:
             failure: Exception | None = None
@@ -137,7 +144,7 @@ def with_request_id(view):
 class Formatter(logging.Formatter):
     """Beacon's log lines: the message, then the request id when it is about a request."""
 
-    def formatMessage(self, record):
+    def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
         request_id = getattr(record, "request_id", "-")
         return line if request_id == "-" else f"{line} request_id={request_id}"

@@ -9,7 +9,11 @@ error pages included), the WSGI fast path (statuspage/wsgi.py), and nginx for th
 serves itself (deploy/nginx/beacon.conf, kept equal to this by a test).
 """
 
+from collections.abc import Callable
+from wsgiref.types import WSGIEnvironment
+
 from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
 
 # Everything comes from this origin: no CDN, no inline code, no frames, no plugins. data:
 # images are the favicon and the admin's and Swagger UI's small icons.
@@ -71,17 +75,17 @@ def strict_transport_security() -> str:
     return value
 
 
-def is_secure(environ: dict) -> bool:
+def is_secure(environ: WSGIEnvironment) -> bool:
     """Whether a WSGI request came over HTTPS, as Django's request.is_secure() decides."""
     if settings.SECURE_PROXY_SSL_HEADER:
         header, secure_value = settings.SECURE_PROXY_SSL_HEADER
-        sent = environ.get(header)
+        sent: str | None = environ.get(header)
         if sent is not None:
             return sent.split(",", 1)[0].strip() == secure_value
     return environ.get("wsgi.url_scheme") == "https"
 
 
-def must_redirect_to_https(environ: dict) -> bool:
+def must_redirect_to_https(environ: WSGIEnvironment) -> bool:
     """A plain-HTTP request that Django's SecurityMiddleware will redirect to HTTPS: the
     snapshot paths, which run before it, leave it to Django."""
     return settings.SECURE_SSL_REDIRECT and not is_secure(environ)
@@ -94,10 +98,10 @@ class SecurityHeadersMiddleware:
     the same settings) is kept as it is.
     """
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
         for name, value in security_headers(secure=request.is_secure()):
             if name not in response:

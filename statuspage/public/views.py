@@ -15,8 +15,8 @@ from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_safe
 from django.views.static import serve
-from django_htmx.middleware import HtmxDetails
 
+from statuspage.lib.htmx import HtmxHttpRequest
 from statuspage.lib.outage import database_unreachable
 from statuspage.models import PageSettings
 from statuspage.public import selectors
@@ -28,12 +28,6 @@ from statuspage.public.snapshots.build import (
     PAGE_CDN_CACHE_CONTROL,
     RETRY_AFTER_SECONDS,
 )
-
-
-class HtmxHttpRequest(HttpRequest):
-    """A request as django-htmx's middleware leaves it (the typing its documentation suggests)."""
-
-    htmx: HtmxDetails
 
 
 def _render(template: str, context: dict[str, object]) -> HttpResponse:

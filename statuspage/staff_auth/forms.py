@@ -27,7 +27,9 @@ class CodeForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         self.devices = {device.persistent_id: device for device in code_devices(user)}
-        self.fields["device"].choices = [
+        device_field = self.fields["device"]
+        assert isinstance(device_field, forms.ChoiceField)  # declared above
+        device_field.choices = [
             (key, "a backup code" if isinstance(device, StaticDevice) else device.name)
             for key, device in self.devices.items()
         ]
@@ -35,6 +37,7 @@ class CodeForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        assert cleaned is not None  # Form.clean() gives cleaned_data
         device = self.devices.get(cleaned.get("device", ""))
         code = "".join((cleaned.get("code") or "").split())
         if device is None or not code:

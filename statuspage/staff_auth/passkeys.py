@@ -10,6 +10,7 @@ import json
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django.urls import path
 from django.views.i18n import JavaScriptCatalog
@@ -39,7 +40,9 @@ class StaffOnly:
     """Ceremonies only for staff signed in by password. Registering a passkey needs a session
     the admin lets in (from the two-factor page), so the password alone never adds one."""
 
-    def get_user(self):
+    request: HttpRequest  # set by the view it is mixed into
+
+    def get_user(self) -> User | None:
         user = self.request.user
         return user if user.is_authenticated and user.is_active and user.is_staff else None
 

@@ -22,8 +22,10 @@ BACKUP_CODE_LENGTH = 10
 def has_second_factor(user: AbstractBaseUser) -> bool:
     """Whether the user has a confirmed factor to sign in with (backup codes alone do not
     count: they are for when the app or passkey is lost)."""
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists() or (
-        WebAuthnCredential.objects.filter(user=user, confirmed=True).exists()
+    # bool(): django-otp and django-otp-webauthn have no type hints (their answers are Any).
+    return bool(
+        TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        or WebAuthnCredential.objects.filter(user=user, confirmed=True).exists()
     )
 
 
@@ -37,6 +39,11 @@ def is_verified(user: AbstractBaseUser) -> bool:
     object just signed in by password has no `is_verified` yet)."""
     check = getattr(user, "is_verified", None)
     return bool(check and check())
+
+
+def second_factor_passed(user: AbstractBaseUser) -> bool:
+    """Whether the user's session may go on: verified by a second factor, or owing none."""
+    return is_verified(user) or not second_factor_owed(user)
 
 
 def code_devices(user: AbstractBaseUser) -> list[Device]:
@@ -87,9 +94,10 @@ def backup_codes_device(user: AbstractBaseUser) -> StaticDevice | None:
 
 
 def backup_codes_left(user: AbstractBaseUser) -> int:
-    return StaticToken.objects.filter(
+    left: int = StaticToken.objects.filter(
         device__user=user, device__name=BACKUP_DEVICE_NAME, device__confirmed=True
     ).count()
+    return left
 
 
 def factors_of(user: AbstractBaseUser) -> list[Device]:

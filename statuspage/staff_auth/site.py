@@ -32,7 +32,8 @@ class BeaconAdminSite(admin.AdminSite):
     @staticmethod
     def second_factor_passed(request: HttpRequest) -> bool:
         user = request.user
-        return services.is_verified(user) or not services.second_factor_owed(user)
+        assert user.is_authenticated  # asked only of a session signed in by password
+        return services.second_factor_passed(user)
 
     def second_step_pending(self, request: HttpRequest) -> bool:
         """Signed in by password as active staff, and the second factor is still owed."""

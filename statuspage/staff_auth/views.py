@@ -6,14 +6,17 @@ only; the others are admin views (the admin site lets in only a verified session
 
 import io
 from base64 import b32encode
+from collections.abc import Callable
 from functools import wraps
+from typing import Any, TypeAlias
 
 import qrcode
 import qrcode.image.svg
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
-from django.http import HttpResponse, HttpResponseRedirect
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -32,12 +35,14 @@ from statuspage.staff_auth.links import with_next
 
 BACKUP_CODES_SESSION_KEY = "beacon_backup_codes"
 
+View: TypeAlias = Callable[..., HttpResponse]
 
-def staff_session(view):
+
+def staff_session(view: View) -> View:
     """Signed in by password as active staff (verified or not); others go to the login."""
 
     @wraps(view)
-    def inner(request, *args, **kwargs):
+    def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         user = request.user
         if not (user.is_authenticated and user.is_active and user.is_staff):
             return redirect(with_next(reverse("admin:login"), reverse("admin:index")))
@@ -46,7 +51,14 @@ def staff_session(view):
     return csrf_protect(never_cache(inner))
 
 
-def _next_url(request) -> str:
+def _staff(request: HttpRequest) -> User:
+    """The signed-in user: every view here is behind staff_session or the admin's login."""
+    user = request.user
+    assert user.is_authenticated
+    return user
+
+
+def _next_url(request: HttpRequest) -> str:
     url = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME, "")
     if url_has_allowed_host_and_scheme(
         url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -55,23 +67,23 @@ def _next_url(request) -> str:
     return reverse("admin:index")
 
 
-def _context(request, **extra):
+def _context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     return {**admin.site.each_context(request), **extra}
 
 
-def may_add_factor(request) -> bool:
+def may_add_factor(request: HttpRequest) -> bool:
     """A verified session, or one whose user has no factor yet (enrolment). Never a session
     that passed only the password of an enrolled user: that would skip the second step."""
-    user = request.user
+    user = _staff(request)
     return services.is_verified(user) or not services.has_second_factor(user)
 
 
 @staff_session
 @require_http_methods(["GET", "POST"])
-def second_step(request):
-    user = request.user
+def second_step(request: HttpRequest) -> HttpResponse:
+    user = _staff(request)
     next_url = _next_url(request)
-    if admin.site.second_factor_passed(request):
+    if services.second_factor_passed(user):
         return HttpResponseRedirect(next_url)
     if not services.has_second_factor(user):
         return redirect(with_next(reverse("admin:two_factor_set_up"), next_url))
@@ -111,19 +123,20 @@ def second_step(request):
 
 @staff_session
 @require_http_methods(["GET", "POST"])
-def set_up_app(request):
+def set_up_app(request: HttpRequest) -> HttpResponse:
     """Add an authenticator app: scan, confirm with a code; the first time, backup codes."""
     if not may_add_factor(request):
         return redirect(with_next(reverse("admin:two_factor"), _next_url(request)))
-    device = services.totp_device_for_enrolment(user=request.user)
+    user = _staff(request)
+    device = services.totp_device_for_enrolment(user=user)
     form = ConfirmAppForm(device, request.POST or None)
     if request.method == "POST" and form.is_valid():
         device.refresh_from_db()  # its last used step, saved by the check
         codes = services.totp_confirm(device=device)
         audit_two_factor(
-            request=request, user=request.user, action=AuditAction.TWO_FACTOR_ADDED, device=device
+            request=request, user=user, action=AuditAction.TWO_FACTOR_ADDED, device=device
         )
-        if not services.is_verified(request.user):
+        if not services.is_verified(user):
             otp_login(request, device)
         if codes:
             request.session[BACKUP_CODES_SESSION_KEY] = codes
@@ -139,7 +152,7 @@ def set_up_app(request):
             title="Set up two-factor authentication",
             form=form,
             secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
-            enrolling=not services.has_second_factor(request.user),
+            enrolling=not services.has_second_factor(user),
             half_signed_in=not admin.site.has_permission(request),
             next=_next_url(request),
         ),
@@ -148,11 +161,11 @@ def set_up_app(request):
 
 @staff_session
 @require_GET
-def set_up_qr(request):
+def set_up_qr(request: HttpRequest) -> HttpResponse:
     """The QR code of the app being added, as SVG (an image from our origin: no inline code)."""
     if not may_add_factor(request):
         return HttpResponse(status=403)
-    device = services.totp_device_for_enrolment(user=request.user)
+    device = services.totp_device_for_enrolment(user=_staff(request))
     out = io.BytesIO()
     qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathFillImage).save(out)
     response = HttpResponse(out.getvalue(), content_type="image/svg+xml")
@@ -161,15 +174,16 @@ def set_up_qr(request):
 
 
 @require_http_methods(["GET", "POST"])
-def backup_codes(request):
+def backup_codes(request: HttpRequest) -> HttpResponse:
     """Shows new backup codes once (after enrolment or when made anew)."""
     if request.method == "POST":
-        request.session[BACKUP_CODES_SESSION_KEY] = services.backup_codes_replace(user=request.user)
+        user = _staff(request)
+        request.session[BACKUP_CODES_SESSION_KEY] = services.backup_codes_replace(user=user)
         audit_two_factor(
             request=request,
-            user=request.user,
+            user=user,
             action=AuditAction.TWO_FACTOR_ADDED,
-            device=services.backup_codes_device(request.user),
+            device=services.backup_codes_device(user),
         )
         return redirect("admin:two_factor_backup_codes")
     codes = request.session.pop(BACKUP_CODES_SESSION_KEY, None)
@@ -183,8 +197,8 @@ def backup_codes(request):
 
 
 @require_GET
-def manage(request):
-    user = request.user
+def manage(request: HttpRequest) -> HttpResponse:
+    user = _staff(request)
     return render(
         request,
         "admin/two_factor/manage.html",
@@ -201,9 +215,9 @@ def manage(request):
 
 
 @require_http_methods(["GET", "POST"])
-def remove_factor(request, device_id):
+def remove_factor(request: HttpRequest, device_id: str) -> HttpResponse:
     """Removing an app or passkey asks for a current code (app or backup code) first."""
-    user = request.user
+    user = _staff(request)
     device = services.factor_by_id(user, device_id)
     if device is None:
         messages.error(request, "That second factor does not exist.")
@@ -224,8 +238,10 @@ def remove_factor(request, device_id):
         audit_two_factor(
             request=request, user=user, action=AuditAction.TWO_FACTOR_REMOVED, device=device
         )
-        if form.verified_device.persistent_id != device.persistent_id:
-            otp_login(request, form.verified_device)
+        verified = form.verified_device
+        assert verified is not None  # a valid form checked its code on one of the devices
+        if verified.persistent_id != device.persistent_id:
+            otp_login(request, verified)
         messages.success(request, f"“{device.name}” is removed.")
         return redirect("admin:two_factor_manage")
     return render(

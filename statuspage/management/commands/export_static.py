@@ -127,7 +127,7 @@ class _Export:
         A host serves it at whatever path was asked for, so its links stay root-relative
         (pointing at index.html files): they work when the copy is at the root of a domain.
         """
-        html = render_to_string(NOT_FOUND_FILE, {"page": PageSettings.load()})
+        html: str = render_to_string(NOT_FOUND_FILE, {"page": PageSettings.load()})
         html = re.sub(
             r"""(\s(?:href|src)\s*=\s*["'])(/(?!/)[^"'<>]*)""",
             lambda m: m[1] + _directory_index(m[2]),
@@ -234,7 +234,7 @@ def _replace_contents(target: Path, staging: Path) -> None:
         shutil.move(str(entry), target / entry.name)
 
 
-def _size(count: int) -> str:
+def _size(count: float) -> str:  # a number of bytes, divided as the unit grows
     for unit in ("bytes", "KB", "MB"):
         if count < 1024 or unit == "MB":
             return f"{count} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"

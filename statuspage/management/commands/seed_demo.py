@@ -24,8 +24,15 @@ from components.services import (
     components_backdate,
     roll_up_uptime,
 )
-from components.status_choices import ComponentStatus
-from incidents.models import Incident, IncidentKind, IncidentStatus, IncidentTemplate
+from components.status_choices import ComponentStatus, ComponentStatusValue
+from incidents.models import (
+    Incident,
+    IncidentKind,
+    IncidentKindValue,
+    IncidentStatus,
+    IncidentStatusValue,
+    IncidentTemplate,
+)
 from incidents.services import (
     incident_create,
     incident_delete,
@@ -86,16 +93,16 @@ class Step:
 
     day: int
     at: str
-    status: str
+    status: IncidentStatusValue
     body: str
-    components: dict[str, str] = field(default_factory=dict)
+    components: dict[str, ComponentStatusValue] = field(default_factory=dict)
 
 
 @dataclass
 class Story:
     name: str
     steps: list[Step]
-    kind: str = IncidentKind.INCIDENT
+    kind: IncidentKindValue = IncidentKind.INCIDENT
     affected: list[str] = field(default_factory=list)
     # A maintenance's (start, end), each as (days before today, local "hh:mm").
     window: tuple[tuple[int, str], tuple[int, str]] | None = None

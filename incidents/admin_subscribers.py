@@ -528,9 +528,8 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
             obj.refresh_from_db()
             obj._state.adding = False
             return
-        columns = form.settings_changed() if isinstance(form, WebhookChangeForm) else {}
-        if columns:
-            Subscriber.objects.filter(pk=obj.pk).update(**columns)
+        if isinstance(form, WebhookChangeForm) and (changes := form.settings_changed()):
+            call_service(subscriptions.webhook_subscriber_update, subscriber=obj, **changes)
         if "components" in form.changed_data:
             call_service(
                 subscriptions.subscription_set_components,

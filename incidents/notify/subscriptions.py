@@ -362,6 +362,39 @@ def webhook_subscriber_create(
     return subscriber
 
 
+def webhook_subscriber_update(
+    *,
+    subscriber: Subscriber,
+    endpoint: str | None = None,
+    email: str | None = None,
+    secret: str | None = None,
+    webhook_format: str | None = None,
+) -> Subscriber:
+    """Change a webhook's own settings; None leaves one as it is. Checked as on creation."""
+    columns: dict[str, str] = {}
+    errors = {}
+    if endpoint is not None:
+        columns["endpoint"] = endpoint = endpoint.strip()
+        try:
+            webhook_endpoint_validate(endpoint)
+        except ValidationError as error:
+            errors["endpoint"] = error.messages[0]
+    if webhook_format is not None:
+        columns["webhook_format"] = webhook_format
+        if webhook_format not in WebhookFormat.values:
+            errors["webhook_format"] = f"Unknown format {webhook_format!r}."
+    if errors:
+        raise ValidationError(errors)
+    if email is not None:
+        columns["email"] = normalise_email(email) if email else ""
+    if secret is not None:
+        columns["secret"] = secret
+    if columns:
+        Subscriber.objects.filter(pk=subscriber.pk).update(**columns)
+        subscriber.refresh_from_db(fields=list(columns))
+    return subscriber
+
+
 @dataclass
 class ImportResult:
     created: int = 0

@@ -1,8 +1,8 @@
 """An event's words, rendered once at expansion and kept on the event."""
 
 from incidents.notify.channels.email import email_content
-from incidents.notify.channels.webhook import statuspage_payload
 from incidents.notify.models import NotificationEvent
+from incidents.notify.webhook_bodies import statuspage_payload
 
 
 def event_render(event: NotificationEvent) -> None:

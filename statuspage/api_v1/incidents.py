@@ -29,8 +29,7 @@ from incidents.models import (
     IncidentStatus,
     IncidentUpdate,
 )
-from incidents.notify import links
-from incidents.notify.channels import webhook
+from incidents.notify import links, webhook_bodies
 from incidents.notify.models import EventKind
 from incidents.selectors import with_timeline
 from incidents.statuspage_json import Json, PageJson, page_json_context
@@ -153,7 +152,7 @@ def _context(page: PageSettings) -> PageJson:
 
 def incident_object(incident: Incident, ctx: PageJson) -> Json:
     """The manage API's Incident: the webhook's full incident plus the manage-only fields."""
-    data = webhook.incident_json(incident, ctx, update_id=None)
+    data = webhook_bodies.incident_json(incident, ctx, update_id=None)
     maintenance = incident.is_maintenance
     for update in data["incident_updates"]:
         update["tweet_id"] = None

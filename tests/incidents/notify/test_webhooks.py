@@ -25,7 +25,7 @@ from components.models import ComponentStatus
 from components.services import component_set_status
 from incidents import services
 from incidents.models import IncidentStatus
-from incidents.notify import delivery
+from incidents.notify import delivery, webhook_bodies
 from incidents.notify.channels import webhook
 from incidents.notify.links import unsubscribe_url
 from incidents.notify.models import (
@@ -222,7 +222,7 @@ def test_an_events_payload_shows_the_incident_as_its_update_left_it(page):
     services.incident_resolve(incident=incident, body="Fixed.")
     created = events(EventKind.INCIDENT_CREATED)[0]
 
-    sent = webhook.statuspage_payload(created)["incident"]
+    sent = webhook_bodies.statuspage_payload(created)["incident"]
 
     assert sent["status"] == "investigating"
     assert sent["resolved_at"] is None
@@ -252,7 +252,7 @@ def test_a_component_change_is_statuspages_component_update_body(page, receiver)
     assert (update["old_status"], update["new_status"]) == ("operational", "under_maintenance")
     assert update["component_id"] == database.public_id
     assert re.fullmatch(r"[0-9a-z]{12}", update["id"])
-    again = webhook.statuspage_payload(NotificationEvent.objects.get(status_change=change))
+    again = webhook_bodies.statuspage_payload(NotificationEvent.objects.get(status_change=change))
     assert again["component_update"]["id"] == update["id"]
 
 
@@ -268,8 +268,8 @@ def test_a_payload_stored_with_its_keys_reordered_is_sent_in_statuspages_order(p
         (events(EventKind.INCIDENT_CREATED)[0], "incident-created"),
         (events(EventKind.INCIDENT_RESOLVED)[0], "incident-resolved"),
     ]:
-        stored = json.loads(json.dumps(webhook.statuspage_payload(event), sort_keys=True))
-        assert_same_shape(webhook.with_unsubscribe(stored, hooked), fixture(name))
+        stored = json.loads(json.dumps(webhook_bodies.statuspage_payload(event), sort_keys=True))
+        assert_same_shape(webhook_bodies.with_unsubscribe(stored, hooked), fixture(name))
 
 
 def test_rendering_a_payload_takes_a_few_queries(page, django_assert_max_num_queries):
@@ -281,7 +281,7 @@ def test_rendering_a_payload_takes_a_few_queries(page, django_assert_max_num_que
         services.incident_post_update(incident=incident, status="identified", body=f"Step {n}")
     event = events()[-1]
     with django_assert_max_num_queries(8):
-        body = webhook.statuspage_payload(event)
+        body = webhook_bodies.statuspage_payload(event)
     assert len(body["incident"]["incident_updates"]) == 6
     assert len(body["incident"]["components"]) == 20
 
@@ -293,11 +293,11 @@ def test_a_draft_postmortem_stays_private_until_published(page):
     incident.postmortem_body = "Draft: a bad deploy."
     incident.save()
     resolved = events(EventKind.INCIDENT_RESOLVED)[0]
-    assert webhook.statuspage_payload(resolved)["incident"]["postmortem_body"] is None
+    assert webhook_bodies.statuspage_payload(resolved)["incident"]["postmortem_body"] is None
 
     services.postmortem_publish(incident=incident, body="A bad deploy.")
     published = events(EventKind.POSTMORTEM_PUBLISHED)[0]
-    sent = webhook.statuspage_payload(published)["incident"]
+    sent = webhook_bodies.statuspage_payload(published)["incident"]
 
     assert sent["status"] == "postmortem"
     assert sent["postmortem_body"] == "A bad deploy."
@@ -309,7 +309,7 @@ def test_a_draft_postmortem_stays_private_until_published(page):
 def test_a_maintenance_uses_the_incident_key_with_its_schedule(page):
     schedule_maintenance(scheduled_remind_prior=True)
     [event] = events()
-    body = webhook.statuspage_payload(event)
+    body = webhook_bodies.statuspage_payload(event)
     assert_same_shape(body, {**fixture("incident-created"), "meta": body["meta"]})
     assert_statuspage_values(body)
     sent = body["incident"]
@@ -323,7 +323,7 @@ def test_timestamps_are_in_the_pages_time_zone(page):
     page.time_zone = "America/Chicago"
     page.save()
     open_incident()
-    body = webhook.statuspage_payload(events()[0])
+    body = webhook_bodies.statuspage_payload(events()[0])
     assert re.search(r"[+-]0[56]:00$", body["incident"]["created_at"])
     assert re.search(r"[+-]0[56]:00$", body["meta"]["generated_at"])
 

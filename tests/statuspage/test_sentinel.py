@@ -3,10 +3,12 @@ follow the master through a failover, and a failover in the middle of sending st
 subscriber one message. Real parts: a Redis master, a replica and a sentinel on free ports."""
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,13 @@ import pytest
 import redis
 from django.core.cache import cache
 
+from incidents import tasks
+from incidents.notify.models import Delivery, DeliveryState, NotificationEvent
+from statuspage.celery import app
 from statuspage.lib import ratelimit, redis_sentinel
+from tests.incidents.factories import SubscriberFactory, open_incident
+from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
+from tests.incidents.notify.test_delivery_worker import worker_process
 
 MASTER_NAME = "beacon"
 # How long a failover may take before the tests give up. SENTINEL FAILOVER skips the vote and
@@ -240,3 +248,103 @@ def test_a_rate_limit_keeps_its_count_through_a_failover(on_sentinel_cache):
     )
     keys = servers.client(servers.master()).keys("*ratelimit:sentinel*")
     assert keys
+
+
+class FailingOverHandler(CapturingHandler):
+    """Starts a failover of the broker when the server is about to accept message `at`."""
+
+    at = 0
+    servers: SentinelSet | None = None
+    failed_over_from = ""
+
+    async def handle_DATA(self, server, session, envelope):
+        if not self.failed_over_from and len(self.messages) + 1 == self.at:
+            self.failed_over_from = self.servers.master()
+            self.servers.failover()
+        return await super().handle_DATA(server, session, envelope)
+
+
+@contextlib.contextmanager
+def app_on_broker(url: str, options: dict) -> Iterator[None]:
+    """Publish this process's tasks (the doorbell, the sweeps) to `url`, then to the broker
+    it had again: the app keeps its connection pools, made for the broker it started with,
+    and they are put back as they were."""
+    saved = (
+        app.conf.broker_url,
+        app.conf.broker_transport_options,
+        app._pool,
+        app.amqp._producer_pool,
+    )
+    app.conf.broker_url, app.conf.broker_transport_options = url, options
+    app._pool = app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        (
+            app.conf.broker_url,
+            app.conf.broker_transport_options,
+            app._pool,
+            app.amqp._producer_pool,
+        ) = saved
+
+
+needs_postgres = pytest.mark.skipif(
+    "postgres" not in os.environ.get("DATABASE_URL", ""),
+    reason="a worker in another process shares PostgreSQL with the test",
+)
+
+
+@needs_postgres
+def test_a_broker_failover_mid_send_still_gives_each_subscriber_one_message(
+    transactional_db, page, servers, settings, tmp_path, monkeypatch
+):
+    settings.CACHES = {"default": sentinel_cache(servers, f"sentinel-{tmp_path.name}")}
+    settings.BEACON_NOTIFY_LEASE_SECONDS = 3
+    settings.BEACON_NOTIFY_REDISPATCH_SECONDS = 3
+    # The worker reads its broker and cache from the environment, as in production.
+    sentinels = ",".join(f"{host}:{port}" for host, port in servers.sentinels)
+    monkeypatch.setenv("REDIS_SENTINELS", sentinels)
+    monkeypatch.setenv("REDIS_SENTINEL_MASTER", MASTER_NAME)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    readers = SubscriberFactory.create_batch(35)
+    url = redis_sentinel.broker_url(servers.sentinels)
+    options = {"visibility_timeout": 3600, "master_name": MASTER_NAME}
+
+    with (
+        app_on_broker(url, options),
+        serving_smtp(FailingOverHandler(), settings) as smtp_server,
+    ):
+        smtp_server.at = 14  # in the middle of the second batch of ten
+        smtp_server.servers = servers
+        worker = worker_process(settings, tmp_path, queues="notify,default")
+        try:
+            open_incident(name="Checkout is down")  # rings the doorbell after commit
+            assert wait_for(lambda: smtp_server.failed_over_from, 60), "no failover started"
+            servers.wait_until_failed_over(smtp_server.failed_over_from)
+            swept = [0.0]
+
+            def everyone_has_it():
+                # As beat would: a sweep now and then hands out what the failover lost.
+                if time.monotonic() - swept[0] > 1:
+                    with contextlib.suppress(Exception):  # publishing may meet the old master
+                        tasks.sweep_notifications.apply_async(expires=2)
+                    swept[0] = time.monotonic()
+                return (
+                    len(smtp_server.messages) >= len(readers)
+                    and not Delivery.objects.filter(state=DeliveryState.QUEUED).exists()
+                )
+
+            assert wait_for(everyone_has_it, 120, interval=0.5)
+            time.sleep(2)  # anything sent twice would arrive now
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+    # The queues lived on the master the sentinel names, not on REDIS_URL's server.
+    assert servers.client(servers.master()).exists("_kombu.binding.notify")
+    received = Counter(message["To"] for message in smtp_server.messages)
+    assert received == {reader.email: 1 for reader in readers}
+    event = NotificationEvent.objects.get()
+    assert event.deliveries.filter(state=DeliveryState.SENT).count() == len(readers)

@@ -2,7 +2,7 @@
 
 With no environment at all Beacon runs on embedded defaults: SQLite, a file-system Celery
 broker, a file-based cache and emails written to var/mail/. Production sets DATABASE_URL,
-REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL.
+REDIS_URL (or REDIS_SENTINELS), SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL.
 """
 
 import secrets

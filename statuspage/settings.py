@@ -2,7 +2,7 @@
 
 With no environment at all Beacon runs on embedded defaults: SQLite, a file-system Celery
 broker, a file-based cache and emails written to var/mail/. Production sets DATABASE_URL,
-REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL.
+REDIS_URL (or REDIS_SENTINELS), SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL.
 """
 
 import secrets
@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+
+from statuspage.lib import redis_sentinel
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("BEACON_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -111,16 +113,39 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
+# Redis behind Sentinel (docs/deployment.md): the cache, the rate limits and the broker follow
+# whichever server the sentinels name master. When set, it takes the place of REDIS_URL.
+REDIS_SENTINELS = redis_sentinel.parse_sentinels(env.str("REDIS_SENTINELS", default=""))
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+REDIS_SENTINEL_DB = env.int("REDIS_SENTINEL_DB", default=0)
+# Fail fast when Redis (or a sentinel) is away: pages fall back to their copies on disk.
+_REDIS_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 1.0}
+_SENTINEL_KWARGS = {
+    "password": env.str("REDIS_SENTINEL_PASSWORD", default="") or None,
+    **_REDIS_TIMEOUTS,
+}
+if REDIS_SENTINELS or REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="beacon"),
-            # Fail fast when Redis is away: pages fall back to their copies on disk.
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+            "OPTIONS": dict(_REDIS_TIMEOUTS),
         }
     }
+    if REDIS_SENTINELS:
+        CACHES["default"] |= {
+            "BACKEND": "statuspage.lib.redis_sentinel.SentinelRedisCache",
+            "LOCATION": REDIS_SENTINEL_MASTER,
+            "OPTIONS": {
+                "sentinels": REDIS_SENTINELS,
+                "master_name": REDIS_SENTINEL_MASTER,
+                "db": REDIS_SENTINEL_DB,
+                "password": env.str("REDIS_PASSWORD", default="") or None,
+                "sentinel_kwargs": _SENTINEL_KWARGS,
+                **_REDIS_TIMEOUTS,
+            },
+        }
 else:
     # Shared by the web server, the worker and beat, unlike a per-process memory cache.
     CACHES = {
@@ -260,9 +285,17 @@ X_FRAME_OPTIONS = "DENY"
 # adds the directive when they have made it (docs/security.md).
 SILENCED_SYSTEM_CHECKS += ["security.W021"]
 
-# Celery: Redis in production; with no REDIS_URL a file-system broker needs no server.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
-if not REDIS_URL:
+# Celery: Redis in production; with neither REDIS_SENTINELS nor REDIS_URL a file-system
+# broker needs no server.
+if REDIS_SENTINELS:
+    CELERY_BROKER_URL = redis_sentinel.broker_url(
+        REDIS_SENTINELS,
+        db=REDIS_SENTINEL_DB,
+        password=env.str("REDIS_PASSWORD", default=""),
+    )
+else:
+    CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+if not (REDIS_SENTINELS or REDIS_URL):
     _broker_dir = VAR_DIR / "broker"
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
@@ -276,6 +309,11 @@ if not REDIS_URL:
 else:
     # Longer than any task runs, so a late ack is never redelivered while still running.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    if REDIS_SENTINELS:
+        CELERY_BROKER_TRANSPORT_OPTIONS |= {
+            "master_name": REDIS_SENTINEL_MASTER,
+            "sentinel_kwargs": _SENTINEL_KWARGS,
+        }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -203,3 +203,17 @@ def test_a_lost_connection_is_retried_with_backoff(monkeypatch, caplog):
         follower.run()
     assert waits == [0.5, 1.0, 2.0]
     assert caplog.text.count("snapshot follower lost Redis") == 3
+
+
+def test_an_idle_follower_notices_a_message_it_never_got(settings, hosts, follower):
+    worker, follower_dir = hosts
+    client = store.redis_client()
+    assert client is not None
+    deaf = client.pubsub(ignore_subscribe_messages=True)  # subscribed to nothing
+    as_worker(settings, worker)
+    store.store(snapshot("/api/v2/status.json", b"lost", "g1"), write_file=True)
+    as_follower(settings, follower_dir)
+    started = time.monotonic()
+    assert follower._listen(deaf) == "missed message"
+    assert time.monotonic() - started < 3
+    deaf.close()

@@ -80,7 +80,8 @@ class Follower:
                 pubsub.subscribe(store.shared_name(keys.CHANGED_CHANNEL))
                 self.catch_up(reason)
                 backoff = FIRST_BACKOFF_SECONDS
-                self._listen(pubsub)
+                # Back when the subscription missed a message: subscribe afresh, catch up.
+                reason = self._listen(pubsub)
             except (redis.RedisError, OSError) as error:
                 logger.warning(
                     "snapshot follower lost Redis (%s); reconnecting in %.1f s", error, backoff
@@ -92,7 +93,8 @@ class Follower:
                 if pubsub is not None:
                     pubsub.close()
 
-    def _listen(self, pubsub: redis.client.PubSub) -> None:
+    def _listen(self, pubsub: redis.client.PubSub) -> str:
+        """Apply messages until stopped, or until one never arrived (returns why)."""
         checked_at = time.monotonic()
         while not self.stop.is_set():
             message = pubsub.get_message(timeout=IDLE_CHECK_SECONDS)
@@ -100,9 +102,9 @@ class Follower:
                 self.receive(message["data"])
             elif time.monotonic() - checked_at >= IDLE_CHECK_SECONDS:
                 checked_at = time.monotonic()
-                number = self._shared_number()
-                if number != self.last_number:
-                    self.catch_up("missed message")
+                if self._shared_number() != self.last_number:
+                    return "missed message"  # a silent subscription must not stay so
+        return "stopped"
 
     def _shared_number(self) -> int:
         value = self.client.get(store.shared_name(keys.CHANGED_SEQUENCE))

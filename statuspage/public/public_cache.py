@@ -51,6 +51,16 @@ def _write_disk(token: str) -> None:
         logger.warning("could not write the public generation to disk", exc_info=True)
 
 
+def disk_generation() -> str | None:
+    """This host's disk copy of the generation (a follower compares it with the shared one)."""
+    return _read_disk()
+
+
+def keep_generation_on_disk(token: str) -> None:
+    """Write a generation read from the cache to this host's disk (the follower)."""
+    _write_disk(token)
+
+
 def generation() -> str:
     try:
         token = cache.get(GENERATION_KEY)

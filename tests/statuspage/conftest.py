@@ -1,4 +1,4 @@
-"""A management API client.
+"""A management API client, and a real worker for the snapshot rebuilds.
 
 Cache isolation, plain static files and the browser fixtures (Debian's Chromium driven by
 Playwright) for every test live in tests/conftest.py.
@@ -7,8 +7,10 @@ Playwright) for every test live in tests/conftest.py.
 import json
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 
 from statuspage.api_v1.keys import api_key_create
+from statuspage.celery import app
 from tests.incidents.factories import StaffFactory
 
 
@@ -28,3 +30,13 @@ def manage_api(client, page):
         return getattr(client, method)(base + path, **kwargs)
 
     return call
+
+
+@pytest.fixture
+def worker(settings):
+    """A Celery worker in this process on the snapshots queue, with render on write on."""
+    settings.BEACON_SNAPSHOT_RENDER_ON_WRITE = True
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=["snapshots"]
+    ) as running:
+        yield running

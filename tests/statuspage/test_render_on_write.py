@@ -3,22 +3,11 @@
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
 from components.services import component_set_status
-from statuspage.celery import app
 from tests.components.factories import ComponentFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def worker(settings):
-    settings.BEACON_SNAPSHOT_RENDER_ON_WRITE = True
-    with start_worker(
-        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=["snapshots"]
-    ) as running:
-        yield running
 
 
 def test_a_status_change_is_rebuilt_by_the_worker_within_a_second(page, settings, worker):

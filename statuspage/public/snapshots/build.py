@@ -274,4 +274,5 @@ def rebuild_hot_snapshots(*, base_url: str | None = None) -> int:
             # One broken output keeps its last good copy; the others are still rebuilt.
             logger.error("could not render %s: %s", key, error)
     store.prune_files_tree(set(hot))
+    store.share_files_tree(hot, generation)
     return built

@@ -35,6 +35,12 @@ REFRESH_FAILING_KEY = "beacon:snap:refresh-failing-since"
 KNOWN_KEY = "beacon:snap:known"
 REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
 REBUILD_TASK = "statuspage.tasks.rebuild_snapshots"
+# Which outputs the files tree holds (the hot set of the last rebuild), for the followers.
+FILES_KEY = "beacon:snap:files"
+# Redis names outside the cache (under its key prefix): the "snapshot changed" channel that
+# followers on other hosts listen to, and the number of the last message sent on it.
+CHANGED_CHANNEL = "beacon:snap:changed"
+CHANGED_SEQUENCE = "beacon:snap:changed-sequence"
 LOCK_SECONDS = 30
 # Every public write bumps the generation, which retires the known outputs at once; the age
 # limit only bounds how long a write that bypassed the signals (a manual SQL fix) goes unseen.

@@ -64,6 +64,7 @@ def refresh_failed() -> None:
         )
     if entered or created_file:
         store.rewrite_pages_in_files_tree()
+        store.announce("notice")
 
 
 def refresh_succeeded() -> None:
@@ -84,6 +85,7 @@ def refresh_succeeded() -> None:
         logger.warning("public snapshots refresh again: the database is back")
     if left or removed_file:
         store.rewrite_pages_in_files_tree()
+        store.announce("notice")
         # Back from an outage: make every output current again right away.
         keys.publish_change()
 

@@ -7,10 +7,15 @@ writing here never touches PostgreSQL.
 
 Kept the same way: the set of outputs that exist (keys.KnownOutputs), and since when the
 snapshots could not be refreshed, which every page served from a snapshot then says.
+
+Each snapshot stored, and each new files tree, is announced on a Redis channel ("snapshot
+changed": its key and generation, never its bytes), so that the follower of every other web
+host (snapshots.follow) copies it from the cache to its own disk.
 """
 
 import gzip
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -24,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 
 import brotli
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.html import format_html
@@ -218,12 +224,38 @@ def load_shared(key: str) -> Snapshot | None:
     return snapshot if isinstance(snapshot, Snapshot) else None
 
 
+def shared_entry(key: str) -> Snapshot | None:
+    """The snapshot of `key` in the shared cache only (what a follower copies)."""
+    snapshot = _cache_get(keys.ENTRY_KEY.format(key))
+    return snapshot if isinstance(snapshot, Snapshot) else None
+
+
+def disk_entry(key: str) -> Snapshot | None:
+    """This host's disk copy of `key`'s snapshot."""
+    snapshot = _unpickle(_entry_file(key))
+    return snapshot if isinstance(snapshot, Snapshot) else None
+
+
+def disk_entries() -> list[Snapshot]:
+    """Every snapshot this host keeps on disk."""
+    folder = _snapshot_dir() / "entries"
+    found = (_unpickle(path) for path in folder.glob("*.pickle")) if folder.exists() else ()
+    return [snapshot for snapshot in found if isinstance(snapshot, Snapshot)]
+
+
 def store(snapshot: Snapshot, *, write_file: bool = False) -> None:
     _memory.put(snapshot)
     try:
         cache.set(keys.ENTRY_KEY.format(snapshot.key), snapshot, None)
     except Exception:
         logger.warning("could not store snapshot %s in the cache", snapshot.key)
+    else:
+        announce("stored", key=snapshot.key, generation=snapshot.generation, files=write_file)
+    keep_on_disk(snapshot, write_file=write_file)
+
+
+def keep_on_disk(snapshot: Snapshot, *, write_file: bool) -> None:
+    """This host's disk copy of a snapshot, and with `write_file` its files for nginx."""
     try:
         _atomic_write(_entry_file(snapshot.key), pickle.dumps(snapshot))
         if write_file:
@@ -258,11 +290,26 @@ def refresh_known_outputs() -> KnownOutputs:
         cache.set(keys.KNOWN_KEY, known, None)
     except Exception:
         logger.debug("could not share the known outputs", exc_info=True)
+    keep_known_on_disk(known)
+    return known
+
+
+def shared_known_outputs() -> KnownOutputs | None:
+    """The known outputs in the shared cache, whatever their generation (for followers)."""
+    shared = _cache_get(keys.KNOWN_KEY)
+    return shared if isinstance(shared, KnownOutputs) else None
+
+
+def disk_known_outputs() -> KnownOutputs | None:
+    known = _unpickle(_known_file())
+    return known if isinstance(known, KnownOutputs) else None
+
+
+def keep_known_on_disk(known: KnownOutputs) -> None:
     try:
         _atomic_write(_known_file(), pickle.dumps(known))
     except OSError:
         logger.debug("could not write the known outputs", exc_info=True)
-    return known
 
 
 # The files tree nginx serves
@@ -283,13 +330,51 @@ def write_files_tree(snapshot: Snapshot) -> None:
     _atomic_write(target, snapshot.body)
 
 
-def prune_files_tree(keep: set[str]) -> None:
+def files_tree_is_current(snapshot: Snapshot) -> bool:
+    """Whether the files tree holds what write_files_tree would write for `snapshot`."""
+    relative = key_to_file(snapshot.key) if snapshot.status == 200 else None
+    if relative is None:
+        return True
+    target = _files_dir() / relative
+    try:
+        current = target.read_bytes() == with_refresh_notice(snapshot).body
+    except OSError:
+        return False
+    return current and target.with_name(target.name + ".gz").exists()
+
+
+def share_files_tree(hot: list[str], generation: str) -> None:
+    """Say which outputs the files tree now holds, and tell the followers to match it."""
+    try:
+        cache.set(keys.FILES_KEY, (generation, tuple(hot)), None)
+    except Exception:
+        logger.debug("could not share the files tree's outputs", exc_info=True)
+        return
+    announce("files", generation=generation)
+
+
+def shared_files_tree() -> tuple[str, tuple[str, ...]] | None:
+    """The generation and the keys of the last files tree written by a worker."""
+    shared = _cache_get(keys.FILES_KEY)
+    if not (isinstance(shared, tuple) and len(shared) == 2):
+        return None
+    generation, hot = shared
+    if not (isinstance(generation, str) and isinstance(hot, tuple)):
+        return None
+    return generation, tuple(key for key in hot if isinstance(key, str))
+
+
+def prune_files_tree(keep: set[str]) -> int:
+    """Remove the files of outputs not in `keep`; returns how many were removed."""
     root = _files_dir()
     wanted = {name for name in map(key_to_file, keep) if name is not None}
     wanted |= {name + ".gz" for name in wanted}
+    removed = 0
     for path in root.rglob("*") if root.exists() else []:
         if path.is_file() and str(path.relative_to(root)) not in wanted:
             path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def rewrite_pages_in_files_tree() -> None:
@@ -309,6 +394,23 @@ def rewrite_pages_in_files_tree() -> None:
 # Since when pages could not be refreshed (set and cleared by the outage module)
 
 
+def write_failing_file(since: float | None) -> None:
+    """Set or clear the disk copy of the state (a follower mirroring the shared one)."""
+    try:
+        if since is None:
+            failing_file().unlink(missing_ok=True)
+        else:
+            _atomic_write(failing_file(), repr(since).encode())
+    except OSError:
+        logger.debug("could not write %s", failing_file(), exc_info=True)
+
+
+def shared_failing_since() -> float | None:
+    """The shared state itself; raises when the cache cannot be reached."""
+    value = cache.get(keys.REFRESH_FAILING_KEY)
+    return float(value) if value is not None else None
+
+
 def read_failing_file() -> float | None:
     try:
         return float(failing_file().read_text().strip())
@@ -318,10 +420,9 @@ def read_failing_file() -> float | None:
 
 def _read_failing_since() -> float | None:
     try:
-        value = cache.get(keys.REFRESH_FAILING_KEY)
+        return shared_failing_since()
     except Exception:
         return read_failing_file()  # Redis away: the disk copy
-    return float(value) if value is not None else None
 
 
 def refresh_failing_since() -> float | None:
@@ -373,3 +474,56 @@ def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
 
 def utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+# "Snapshot changed": announced to the followers on other hosts (snapshots.follow)
+
+# The message's number and the message go out together, so a follower that sees a gap in
+# the numbers knows it missed one.
+_ANNOUNCE_SCRIPT = """
+local number = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', KEYS[2], number .. ' ' .. ARGV[1])
+return number
+"""
+
+
+class _Redis:
+    """This process's connection for announcements (None without Redis)."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.client: redis.Redis | None = None
+
+
+_redis = _Redis()
+
+
+def shared_name(name: str) -> str:
+    """A Redis name outside the cache, under the cache's key prefix (one per installation)."""
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or ""
+    return f"{prefix}:{name}" if prefix else name
+
+
+def redis_client() -> redis.Redis | None:
+    """A client of the Redis the cache lives in; None when the cache is not Redis."""
+    url: str = settings.REDIS_URL
+    if not url or not settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        return None
+    if _redis.client is None or _redis.url != url:
+        _redis.url = url
+        _redis.client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1.0)
+    return _redis.client
+
+
+def announce(op: str, **details: str | bool) -> None:
+    """Tell the followers on other hosts that a snapshot, or the files tree, changed."""
+    client = redis_client()
+    if client is None:
+        return
+    message = json.dumps({"op": op, **details}, separators=(",", ":"))
+    names = [shared_name(keys.CHANGED_SEQUENCE), shared_name(keys.CHANGED_CHANNEL)]
+    try:
+        client.eval(_ANNOUNCE_SCRIPT, 2, *names, message)
+    except (redis.RedisError, OSError):
+        # The followers catch up from the cache when they see the gap or reconnect.
+        logger.debug("could not announce %s", message, exc_info=True)

@@ -11,6 +11,7 @@ logger = logging.getLogger("beacon.publish")
 PUBLISH_MAX_RETRIES = 8
 PUBLISH_BACKOFF_SECONDS = 15
 PUBLISH_BACKOFF_MAX_SECONDS = 600
+PUBLISH_WAIT_SECONDS = 5
 
 
 @shared_task
@@ -29,7 +30,15 @@ def publish_outputs(self: Task, upload: bool = True, purge_urls: list[str] | Non
     succeeded only purges. The upload skips what the bucket holds already, so a change that
     left an output as it was uploads and purges nothing.
     """
-    pending = list(purge_urls or [])
+    with publish.exclusive() as ours:
+        if not ours:  # another publish is running: this one follows it, with what changed
+            kwargs = {"upload": upload, "purge_urls": purge_urls}
+            publish_outputs.apply_async(kwargs=kwargs, countdown=PUBLISH_WAIT_SECONDS)
+            return
+        _publish(self, upload, list(purge_urls or []))
+
+
+def _publish(task: Task, upload: bool, pending: list[str]) -> None:
     try:
         if upload:
             try:
@@ -40,7 +49,7 @@ def publish_outputs(self: Task, upload: bool = True, purge_urls: list[str] | Non
             upload = False
         cdn.purge(pending)
     except Exception as error:
-        retries = self.request.retries
+        retries = task.request.retries
         countdown = min(PUBLISH_BACKOFF_MAX_SECONDS, PUBLISH_BACKOFF_SECONDS * 2**retries)
         logger.warning(
             "publishing failed (%s: %s); retry %d of %d in %d s",
@@ -51,7 +60,7 @@ def publish_outputs(self: Task, upload: bool = True, purge_urls: list[str] | Non
             countdown,
         )
         kwargs = {"upload": upload, "purge_urls": list(dict.fromkeys(pending))}
-        raise self.retry(exc=error, countdown=countdown, kwargs=kwargs) from error
+        raise task.retry(exc=error, countdown=countdown, kwargs=kwargs) from error
 
 
 @shared_task

@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.core.cache import cache
 
 from statuspage.public import cdn
 from statuspage.public.snapshots import build, keys, store
@@ -37,6 +38,10 @@ logger = logging.getLogger("beacon.publish")
 # copies with `aws s3 sync`): pruning leaves them be.
 NOT_OUTPUTS = ("static/", "media/")
 DELETE_BATCH = 1000  # S3's DeleteObjects limit
+# One publish at a time: an older one finishing after a newer one could put back an object
+# the newer one deleted. Longer than a publish takes; released as soon as it is done.
+LOCK_KEY = "beacon:publish:lock"
+LOCK_SECONDS = 600
 _HISTORY_PAGE_FILE = re.compile(r"^history/page/(\d+)/index\.html$")
 
 
@@ -224,6 +229,23 @@ def _failures(doing: str, bucket: str) -> Iterator[None]:
         raise PublishFailed(f"could not {doing} bucket {bucket}: {code}") from None
     except BotoCoreError as error:
         raise PublishFailed(f"could not {doing} bucket {bucket}: {type(error).__name__}") from None
+
+
+@contextmanager
+def exclusive() -> Iterator[bool]:
+    """Whether this process may publish now (no other one is); held until the block ends."""
+    try:
+        acquired = bool(cache.add(LOCK_KEY, 1, LOCK_SECONDS))
+    except Exception:
+        acquired = True  # no shared cache: nobody to take turns with
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            try:
+                cache.delete(LOCK_KEY)
+            except Exception:
+                logger.debug("could not release the publish lock", exc_info=True)
 
 
 def bucket_enabled() -> bool:

@@ -217,6 +217,25 @@ def test_a_failed_publish_is_retried_and_logged_without_secrets(
 
 
 @pytest.mark.django_db
+def test_a_publish_waits_for_the_one_running_and_follows_it(site, s3, monkeypatch):
+    queued = []
+    monkeypatch.setattr(
+        publish_outputs, "apply_async", lambda **kwargs: queued.append(kwargs), raising=False
+    )
+    with publish.exclusive() as ours:
+        assert ours
+        publish_outputs.apply(kwargs={"purge_urls": ["https://status.acme.test/"]})
+        with publish.exclusive() as second:
+            assert not second
+    assert _objects(s3) == {}
+    assert queued == [
+        {"kwargs": {"upload": True, "purge_urls": ["https://status.acme.test/"]}, "countdown": 5}
+    ]
+    publish_outputs.apply()  # the lock is free again
+    assert "index.html" in _objects(s3)
+
+
+@pytest.mark.django_db
 def test_the_rebuild_task_publishes_when_a_bucket_is_set(site, s3, monkeypatch):
     monkeypatch.setitem(app.conf, "task_always_eager", True)
     rebuild_snapshots.apply()

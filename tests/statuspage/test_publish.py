@@ -18,7 +18,6 @@ from moto.server import ThreadedMotoServer
 
 from components.services import component_set_status
 from incidents.services import incident_delete
-from statuspage.celery import app
 from statuspage.public import cdn, publish
 from statuspage.public.snapshots import keys
 from statuspage.public.static_export import key_to_file
@@ -236,8 +235,8 @@ def test_a_publish_waits_for_the_one_running_and_follows_it(site, s3, monkeypatc
 
 
 @pytest.mark.django_db
-def test_the_rebuild_task_publishes_when_a_bucket_is_set(site, s3, monkeypatch):
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
+def test_the_rebuild_task_publishes_when_a_bucket_is_set(site, s3, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the publish it queues runs here
     rebuild_snapshots.apply()
     assert "index.html" in _objects(s3)
 

@@ -337,6 +337,26 @@ BEACON_SNAPSHOT_PROBE_SECONDS = env.float("SNAPSHOT_PROBE_SECONDS", default=5.0)
 # The worker rebuilds the hot outputs after each change (render on write).
 BEACON_SNAPSHOT_RENDER_ON_WRITE = env.bool("SNAPSHOT_RENDER_ON_WRITE", default=True)
 
+# Publishing every public output to an S3-compatible bucket after each change
+# (statuspage/public/publish.py; off without a bucket), and purging the CDN in front
+# (statuspage/public/cdn.py). Credentials: these, else boto3's chain (AWS_ACCESS_KEY_ID …).
+BEACON_OBJECT_STORAGE_BUCKET = env.str("OBJECT_STORAGE_BUCKET", default="")
+BEACON_OBJECT_STORAGE_ENDPOINT_URL = env.str("OBJECT_STORAGE_ENDPOINT_URL", default="")
+BEACON_OBJECT_STORAGE_REGION = env.str("OBJECT_STORAGE_REGION", default="")
+BEACON_OBJECT_STORAGE_ACCESS_KEY_ID = env.str("OBJECT_STORAGE_ACCESS_KEY_ID", default="")
+BEACON_OBJECT_STORAGE_SECRET_ACCESS_KEY = env.str("OBJECT_STORAGE_SECRET_ACCESS_KEY", default="")
+BEACON_OBJECT_STORAGE_PREFIX = env.str("OBJECT_STORAGE_PREFIX", default="")
+# "path" or "virtual"; empty: path-style with an endpoint URL, boto3's choice without.
+BEACON_OBJECT_STORAGE_ADDRESSING_STYLE = env.str("OBJECT_STORAGE_ADDRESSING_STYLE", default="")
+# none, cloudflare, fastly or webhook; the API base URL is overridable (tests, proxies).
+BEACON_CDN_PURGE = env.str("CDN_PURGE", default="none")
+BEACON_CDN_PURGE_API_URL = env.str("CDN_PURGE_API_URL", default="")
+BEACON_CDN_PURGE_TOKEN = env.str("CDN_PURGE_TOKEN", default="")
+BEACON_CDN_PURGE_ZONE = env.str("CDN_PURGE_ZONE", default="")
+BEACON_CDN_PURGE_WEBHOOK_URL = env.str("CDN_PURGE_WEBHOOK_URL", default="")
+# The URL visitors reach the page at through the CDN; empty: the page's URL setting.
+BEACON_CDN_PURGE_BASE_URL = env.str("CDN_PURGE_BASE_URL", default="")
+
 # Health checks (components/checks/).
 # Private, loopback and reserved targets are refused unless allowed (internal services).
 BEACON_CHECKS_ALLOW_PRIVATE = env.bool("CHECKS_ALLOW_PRIVATE", default=False)

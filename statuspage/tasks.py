@@ -1,13 +1,66 @@
-from celery import shared_task
+import logging
+
+from celery import Task, shared_task
 
 from statuspage import audit
+from statuspage.public import cdn, publish
 from statuspage.public.snapshots import build, keys, outage
+
+logger = logging.getLogger("beacon.publish")
+
+PUBLISH_MAX_RETRIES = 8
+PUBLISH_BACKOFF_SECONDS = 15
+PUBLISH_BACKOFF_MAX_SECONDS = 600
+PUBLISH_WAIT_SECONDS = 5
 
 
 @shared_task
 def rebuild_snapshots() -> None:
     keys.rebuild_started()
     build.rebuild_hot_snapshots()
+    if publish.bucket_enabled():
+        publish_outputs.delay()
+
+
+@shared_task(bind=True, max_retries=PUBLISH_MAX_RETRIES)
+def publish_outputs(self: Task, upload: bool = True, purge_urls: list[str] | None = None) -> None:
+    """Every public output to the bucket, then a purge of what changed at the CDN.
+
+    A failure is retried 15 s, 30 s, 60 s … (at most 10 min) later; a retry after the upload
+    succeeded only purges. The upload skips what the bucket holds already, so a change that
+    left an output as it was uploads and purges nothing.
+    """
+    with publish.exclusive() as ours:
+        if not ours:  # another publish is running: this one follows it, with what changed
+            kwargs = {"upload": upload, "purge_urls": purge_urls}
+            publish_outputs.apply_async(kwargs=kwargs, countdown=PUBLISH_WAIT_SECONDS)
+            return
+        _publish(self, upload, list(purge_urls or []))
+
+
+def _publish(task: Task, upload: bool, pending: list[str]) -> None:
+    try:
+        if upload:
+            try:
+                pending += publish.purge_urls(publish.publish_site_to_bucket().changed)
+            except publish.PublishFailed as error:
+                pending += publish.purge_urls(error.changed)
+                raise
+            upload = False
+        cdn.purge(pending)
+    except Exception as error:
+        retries = task.request.retries
+        countdown = min(PUBLISH_BACKOFF_MAX_SECONDS, PUBLISH_BACKOFF_SECONDS * 2**retries)
+        logger.warning(
+            "publishing failed (%s: %s); retry %d of %d in %d s",
+            type(error).__name__,
+            error,
+            retries + 1,
+            PUBLISH_MAX_RETRIES,
+            countdown,
+        )
+        kwargs = {"upload": upload, "purge_urls": list(dict.fromkeys(pending))}
+        raise task.retry(exc=error, countdown=countdown, kwargs=kwargs) from error
 
 
 @shared_task

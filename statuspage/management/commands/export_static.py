@@ -6,7 +6,7 @@ and each file gets a .gz sibling. The static assets the pages link to, the uploa
 404.html come along. See docs/deployment.md.
 """
 
-import gzip
+import mimetypes
 import os
 import re
 import shutil
@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.loader import render_to_string
 
 from statuspage.models import PageSettings
+from statuspage.public.publish import DirectoryTarget, Output, PublishFailed, publish
 from statuspage.public.snapshots import build, keys
 from statuspage.public.static_export import key_to_file, rewrite_links_for_export
 
@@ -75,9 +76,10 @@ class Command(BaseCommand):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+        written = export.target
         self.stdout.write(
-            f"Exported {export.files} files ({_size(export.bytes)}, plus {export.gz_files} "
-            f".gz siblings of {_size(export.gz_bytes)}) to {target} "
+            f"Exported {written.files} files ({_size(written.bytes)}, plus {written.gz_files} "
+            f".gz siblings of {_size(written.gz_bytes)}) to {target} "
             f"in {time.monotonic() - started:.1f} s."
         )
         if export.skipped:
@@ -89,7 +91,8 @@ class _Export:
         self.root = root
         self.base_url = base_url
         self.stderr = stderr
-        self.files = self.bytes = self.gz_files = self.gz_bytes = 0
+        self.target = DirectoryTarget(root)
+        self.outputs: list[Output] = []
         self.skipped: list[str] = []
         self.written: set[str] = set()
         self.asset_urls: set[str] = set()
@@ -101,6 +104,10 @@ class _Export:
             self.export_key(key)
         self.export_not_found_page()
         self.export_assets()
+        try:
+            publish(self.outputs, self.target)  # the same publisher as the bucket's
+        except PublishFailed as error:
+            raise CommandError(str(error)) from error
 
     def export_key(self, key: str) -> None:
         file_path = key_to_file(key, for_export=True)
@@ -117,9 +124,15 @@ class _Export:
         if snapshot.content_type.startswith("text/html"):
             html = snapshot.body.decode()
             self.note_assets(html)
-            self.write(file_path, rewrite_links_for_export(html, file_path=file_path).encode())
+            body = rewrite_links_for_export(html, file_path=file_path).encode()
+            self.write(file_path, body, content_type=snapshot.content_type)
         else:
-            self.write(file_path, snapshot.body, gzipped=snapshot.gzip or None)
+            self.write(
+                file_path,
+                snapshot.body,
+                content_type=snapshot.content_type,
+                gzipped=snapshot.gzip or None,
+            )
 
     def export_not_found_page(self) -> None:
         """404.html, for hosts that show it for a missing file (S3 websites, most CDNs).
@@ -155,7 +168,8 @@ class _Export:
                 self.stderr.write(f"Missing asset {url}: pages linking to it will miss it.")
                 continue
             file_path = unquote(url).lstrip("/")
-            self.write(file_path, data)
+            kind = mimetypes.guess_type(file_path)[0] or "application/octet-stream"
+            self.write(file_path, data, content_type=kind)
             if file_path.endswith(".css"):
                 # Assets a stylesheet pulls in (fonts, images), relative to the stylesheet.
                 for ref in re.findall(
@@ -167,19 +181,17 @@ class _Export:
                     if joined.startswith(settings.STATIC_URL) and joined not in done:
                         pending.append(joined)
 
-    def write(self, file_path: str, body: bytes, *, gzipped: bytes | None = None) -> None:
-        path = self.root / file_path
-        if self.root.resolve() not in path.resolve().parents:
-            raise CommandError(f"Refusing to write outside the export: {file_path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-        compressed = gzipped or gzip.compress(body, compresslevel=9, mtime=0)
-        path.with_name(path.name + ".gz").write_bytes(compressed)
+    def write(
+        self,
+        file_path: str,
+        body: bytes,
+        *,
+        content_type: str = "text/html; charset=utf-8",
+        gzipped: bytes | None = None,
+    ) -> None:
+        """Queue a file for the publisher (each path once: the first one wins)."""
+        self.outputs.append(Output(file_path, body, content_type, gzip=gzipped))
         self.written.add(file_path)
-        self.files += 1
-        self.bytes += len(body)
-        self.gz_files += 1
-        self.gz_bytes += len(compressed)
 
 
 def _directory_index(url: str) -> str:

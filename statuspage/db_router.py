@@ -71,16 +71,7 @@ def measure() -> ReplicaState:
             cursor.execute(LAG_SQL)
             row = cursor.fetchone()
     except Error as error:
-        _close_quietly()
-        retry = now + settings.BEACON_REPLICA_RETRY_SECONDS
-        if _state is None or _state.reachable:
-            logger.warning(
-                "the database replica cannot be reached (%s); reading from the primary, "
-                "trying again every %s s",
-                str(error).strip() or type(error).__name__,
-                settings.BEACON_REPLICA_RETRY_SECONDS,
-            )
-        return ReplicaState(reachable=False, lag=None, replayed_until=0.0, valid_until=retry)
+        return _unreachable(error)
     if _state is not None and not _state.reachable:
         logger.warning("the database replica is reachable again")
     lag = None if row is None or row[0] is None else max(0.0, float(row[0]))
@@ -89,6 +80,37 @@ def measure() -> ReplicaState:
     return ReplicaState(
         reachable=True, lag=lag, replayed_until=replayed_until, valid_until=valid_until
     )
+
+
+def _unreachable(error: Error) -> ReplicaState:
+    """The state of a replica that failed: left alone until the retry; logged once."""
+    with contextlib.suppress(Error):
+        connections[REPLICA].close()
+    if _state is None or _state.reachable:
+        logger.warning(
+            "the database replica cannot be reached (%s); reading from the primary, "
+            "trying again every %s s",
+            str(error).strip() or type(error).__name__,
+            settings.BEACON_REPLICA_RETRY_SECONDS,
+        )
+    retry = time.monotonic() + settings.BEACON_REPLICA_RETRY_SECONDS
+    return ReplicaState(reachable=False, lag=None, replayed_until=0.0, valid_until=retry)
+
+
+def _connected() -> bool:
+    """Whether this thread's replica connection is open, or opens (a no-op when it is):
+    a replica that went away since the last check costs no request an error."""
+    global _state
+    connection = connections[REPLICA]
+    try:
+        # A kept connection is pinged once per request (CONN_HEALTH_CHECKS) before reuse.
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+    except Error as error:
+        with _lock:
+            _state = _unreachable(error)
+        return False
+    return True
 
 
 def state() -> ReplicaState:
@@ -120,11 +142,6 @@ def replica_is_current(fresh_since: float) -> bool:
     )
 
 
-def _close_quietly() -> None:
-    with contextlib.suppress(Error):
-        connections[REPLICA].close()
-
-
 class ReplicaRouter:
     """DATABASE_ROUTERS' one entry when DATABASE_REPLICA_URL is set."""
 
@@ -138,7 +155,9 @@ class ReplicaRouter:
             # The last public change this process knows of, looked up once per scope: a
             # snapshot rendered here is stamped with that generation or an older one.
             scope.fresh_since = public_cache.changed_at(current_generation(fresh=True))
-        return REPLICA if replica_is_current(scope.fresh_since) else None
+        if replica_is_current(scope.fresh_since) and _connected():
+            return REPLICA
+        return None
 
     def db_for_write(self, model: type, **hints: object) -> str | None:
         scope = current_scope()

@@ -115,6 +115,8 @@ DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
     DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"]["CONN_MAX_AGE"])
+    # A kept connection to a replica that restarted is noticed before a request uses it.
+    DATABASES["replica"].setdefault("CONN_HEALTH_CHECKS", True)
     # A replica that does not answer costs a request two seconds once, not a hang.
     DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
     # Tests read the replica alias from the test database itself.

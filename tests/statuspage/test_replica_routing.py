@@ -314,3 +314,22 @@ def test_an_unreachable_replica_falls_back_logs_once_and_is_retried(
     finally:
         _remove_alias()
         _add_alias(reachable)
+
+
+def test_a_replica_gone_since_the_last_check_costs_no_request_an_error(router, caplog, manage_api):
+    ComponentFactory(name="API")
+    with reading_from_replica():
+        assert router.db_for_read(Component) == REPLICA  # measured: reachable, for 60 s
+    reachable = dict(connections.settings[REPLICA])
+    _remove_alias()
+    _add_alias({**reachable, "PORT": _closed_port(), "OPTIONS": {"connect_timeout": 1}})
+    try:
+        with caplog.at_level(logging.WARNING, logger="beacon.replica"):
+            response = manage_api("get", "/components")
+        assert response.status_code == 200
+        assert [c["name"] for c in response.json()] == ["API"]
+        assert not db_router.state().reachable
+        assert len([r for r in caplog.records if "cannot be reached" in r.message]) == 1
+    finally:
+        _remove_alias()
+        _add_alias(reachable)

@@ -21,7 +21,9 @@ import psycopg
 import pytest
 from django.db import connections
 
+from components.models import Component
 from statuspage import db_router
+from statuspage.lib.replica import reading_from_replica
 
 REPLICA = db_router.REPLICA
 BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -103,6 +105,7 @@ def replica(pair, settings, django_db_blocker):
         "PORT": standby.port,
         "USER": "postgres",
         "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {"connect_timeout": 2},
         "TEST": {"MIRROR": "default"},
     }
@@ -199,3 +202,22 @@ def test_a_stopped_standby_is_unreachable_and_found_again(replica):
     finally:
         standby.start()
     _until(lambda: db_router.state().reachable)
+
+
+def test_a_standby_stopped_after_the_check_is_not_read(replica, settings):
+    primary, standby = replica
+    _write(primary)
+    _until(lambda: db_router.measure().lag == 0.0)
+    settings.BEACON_REPLICA_CHECK_SECONDS = 60.0
+    settings.BEACON_REPLICA_RETRY_SECONDS = 60.0
+    router = db_router.ReplicaRouter()
+    with reading_from_replica():
+        assert router.db_for_read(Component) == REPLICA  # and its connection is kept open
+    standby.stop()
+    try:
+        connections[REPLICA].health_check_done = False  # a new request
+        with reading_from_replica():
+            assert router.db_for_read(Component) is None
+        assert not db_router.state().reachable
+    finally:
+        standby.start()

@@ -36,7 +36,7 @@ logger = logging.getLogger("beacon.replica")
 
 # Seconds behind the primary: 0 when the replica has replayed all it received (an idle
 # primary sends nothing, and the last replayed commit may be old), else the age of the last
-# commit it replayed. NULL when it cannot tell (it never replayed a commit).
+# commit it replayed. NULL when it cannot tell (it replayed no commit since it started).
 LAG_SQL = """
 SELECT CASE
     WHEN NOT pg_is_in_recovery() THEN 0
@@ -59,6 +59,10 @@ class ReplicaState:
     valid_until: float
 
 
+# A replica that has replayed all it received may not have received a commit made in the
+# last moments yet: it is taken to hold what was committed until this long before the check.
+DELIVERY_MARGIN_SECONDS = 0.5
+
 _state: ReplicaState | None = None
 _lock = threading.Lock()
 
@@ -76,7 +80,7 @@ def measure() -> ReplicaState:
         logger.warning("the database replica is reachable again")
     lag = None if row is None or row[0] is None else max(0.0, float(row[0]))
     valid_until = now + settings.BEACON_REPLICA_CHECK_SECONDS
-    replayed_until = 0.0 if lag is None else started - lag
+    replayed_until = 0.0 if lag is None else started - lag - DELIVERY_MARGIN_SECONDS
     return ReplicaState(
         reachable=True, lag=lag, replayed_until=replayed_until, valid_until=valid_until
     )

@@ -56,7 +56,9 @@ def replica_alias(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
-def router(settings):
+def router(settings, monkeypatch):
+    # The tests read right after they write; the margin has a test of its own.
+    monkeypatch.setattr(db_router, "DELIVERY_MARGIN_SECONDS", 0.0)
     settings.DATABASE_ROUTERS = ["statuspage.db_router.ReplicaRouter"]
     settings.BEACON_REPLICA_MAX_LAG_SECONDS = 10.0
     settings.BEACON_REPLICA_CHECK_SECONDS = 60.0
@@ -264,6 +266,17 @@ def test_a_change_the_replica_may_not_have_replayed_reads_from_the_primary(route
     db_router.forget_state()  # the next measurement sees it replayed
     with reading_from_replica():
         assert router.db_for_read(Component) == REPLICA
+
+
+def test_a_change_in_the_last_moments_before_the_check_is_not_taken_as_replayed(
+    router, monkeypatch
+):
+    monkeypatch.setattr(db_router, "DELIVERY_MARGIN_SECONDS", 0.5)
+    public_cache.invalidate()
+    with reading_from_replica():
+        assert router.db_for_read(Component) is None  # it may still be on its way
+    assert db_router.state().lag == 0.0
+    assert db_router.replica_is_current(public_cache.changed_at(public_cache.generation()) - 1)
 
 
 def test_a_replica_lagging_past_the_limit_is_not_read(router, settings, monkeypatch):

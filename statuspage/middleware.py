@@ -1,8 +1,17 @@
+from contextlib import nullcontext
+
 from django.http import JsonResponse
 
 from statuspage.lib import security_headers
-from statuspage.public import views
+from statuspage.lib.replica import reading_from_replica
+from statuspage.public import api_v2, views
 from statuspage.public.snapshots import build, keys, serve
+
+# Outputs whose snapshot misses this process renders from the database replica, when it is
+# current (statuspage/db_router.py); the worker's renders after a write read the primary.
+REPLICA_URL_NAMES = frozenset(
+    {"history", *(f"api-v2-{name}" for _path, name, _build in api_v2.ENDPOINTS)}
+)
 
 
 class SnapshotMiddleware:
@@ -34,12 +43,14 @@ class SnapshotMiddleware:
         if key is None:
             return self.get_response(request)
         request.get_host()  # a host this site does not answer to is a 400, as everywhere
-        return serve.serve(
-            request,
-            key,
-            render_on_miss=lambda: self._render_live(request),
-            not_found=lambda: views.not_found(request),
-        )
+        replica = keys.url_match(key.partition("?")[0])[0] in REPLICA_URL_NAMES
+        with reading_from_replica() if replica else nullcontext():
+            return serve.serve(
+                request,
+                key,
+                render_on_miss=lambda: self._render_live(request),
+                not_found=lambda: views.not_found(request),
+            )
 
     def _render_live(self, request):
         """No snapshot and none could be built (a made-up URL, or the database is away):

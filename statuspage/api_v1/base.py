@@ -1,12 +1,15 @@
 """What every management API endpoint shares: keys, the rate limit, bodies and errors."""
 
+import functools
 import json
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
@@ -20,6 +23,7 @@ from components.models import Component
 from statuspage.api_v1 import schemas
 from statuspage.api_v1.keys import ApiKeyExpired, api_key_allows, api_key_authenticate
 from statuspage.lib import ratelimit
+from statuspage.lib.replica import reading_from_primary, reading_from_replica
 from statuspage.lib.text import control_character_error
 from statuspage.models import ApiKey, PageSettings
 
@@ -267,10 +271,32 @@ def page_or_404(page_id: str) -> PageSettings:
 
 
 def require_perm(request: HttpRequest, *perms: str) -> None:
-    """The key's owner must hold these Django permissions (as in the admin)."""
+    """The key's owner must hold these Django permissions (as in the admin), as the primary
+    has them: a permission taken away applies at once, also to reads from the replica."""
     user = request.user
-    if not user.has_perms(perms):
+    with reading_from_primary():
+        allowed = user.has_perms(perms)
+    if not allowed:
         raise PermissionDenied(f"{user.get_username()} may not do this ({', '.join(perms)}).")
+
+
+P = ParamSpec("P")
+
+
+def replica_read(view: Callable[P, object]) -> Callable[P, object]:
+    """A read whose rows may come from the database replica (statuspage/db_router.py).
+
+    The key was checked on the primary before the view runs (a revoked key stops at once);
+    a QuerySet the view answers is read here, inside the scope, not later by the serialiser.
+    """
+
+    @functools.wraps(view)
+    def read(*args: P.args, **kwargs: P.kwargs) -> object:
+        with reading_from_replica():
+            result = view(*args, **kwargs)
+            return list(result) if isinstance(result, QuerySet) else result
+
+    return read
 
 
 def empty_response(status: int) -> HttpResponse:

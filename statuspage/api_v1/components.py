@@ -46,6 +46,7 @@ from statuspage.api_v1.base import (
     empty_response,
     key_owner,
     page_or_404,
+    replica_read,
     require_perm,
 )
 from statuspage.models import PageSettings
@@ -229,6 +230,7 @@ def _component_changes(fields: ComponentFields) -> dict[str, Any]:
     response={200: list[schemas.ComponentEntry], **ERROR_RESPONSES},
     summary="List components",
 )
+@replica_read
 def list_components(request: HttpRequest, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_component")
     return _entries(page_or_404(page_id))[paging.window()]
@@ -260,6 +262,7 @@ def create_component(request: HttpRequest, page_id: str, payload: NewComponentBo
     response={200: schemas.ComponentEntry, **ERROR_RESPONSES},
     summary="Get a component",
 )
+@replica_read
 def get_component(request: HttpRequest, page_id: str, component_id: str):
     require_perm(request, "components.view_component")
     return _entry(page_or_404(page_id), component_id)
@@ -420,6 +423,7 @@ def _uptime(
     response={200: schemas.Uptime, **ERROR_RESPONSES},
     summary="Get a component's uptime",
 )
+@replica_read
 def component_uptime(
     request: HttpRequest, page_id: str, component_id: str, params: Query[UptimeRange]
 ):
@@ -434,6 +438,7 @@ def component_uptime(
     response={200: schemas.Uptime, **ERROR_RESPONSES},
     summary="Get a component group's uptime",
 )
+@replica_read
 def group_uptime(request: HttpRequest, page_id: str, group_id: str, params: Query[UptimeRange]):
     require_perm(request, "components.view_componentgroup")
     page = page_or_404(page_id)
@@ -450,6 +455,7 @@ def group_uptime(request: HttpRequest, page_id: str, group_id: str, params: Quer
     response={200: list[schemas.GroupComponent], **ERROR_RESPONSES},
     summary="List component groups",
 )
+@replica_read
 def list_groups(request: HttpRequest, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_componentgroup")
     groups = [_group_object(e) for e in _entries(page_or_404(page_id)) if e["group"]]
@@ -477,6 +483,7 @@ def create_group(request: HttpRequest, page_id: str, payload: NewGroupBody):
     response={200: schemas.GroupComponent, **ERROR_RESPONSES},
     summary="Get a component group",
 )
+@replica_read
 def get_group(request: HttpRequest, page_id: str, group_id: str):
     require_perm(request, "components.view_componentgroup")
     return _group_object(_entry(page_or_404(page_id), group_id, group=True))

@@ -47,6 +47,7 @@ from statuspage.api_v1.base import (
     key_owner,
     page_or_404,
     page_window,
+    replica_read,
     require_perm,
 )
 from statuspage.models import PageSettings
@@ -359,6 +360,7 @@ def _change(
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List incidents and maintenances",
 )
+@replica_read
 def list_incidents(request: HttpRequest, page_id: str, params: Query[Search]):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
@@ -379,6 +381,7 @@ def list_incidents(request: HttpRequest, page_id: str, params: Query[Search]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List unresolved incidents",
 )
+@replica_read
 def list_unresolved(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = Incident.objects.unresolved().order_by("-created_at", "-id")
@@ -394,6 +397,7 @@ def _maintenances(queryset: QuerySet) -> QuerySet:
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List scheduled maintenances",
 )
+@replica_read
 def list_scheduled(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.maintenances())
@@ -405,6 +409,7 @@ def list_scheduled(request: HttpRequest, page_id: str, params: Query[Paging]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List maintenances yet to start",
 )
+@replica_read
 def list_upcoming(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.upcoming_maintenances())
@@ -416,6 +421,7 @@ def list_upcoming(request: HttpRequest, page_id: str, params: Query[Paging]):
     response={200: list[schemas.Incident], **ERROR_RESPONSES},
     summary="List maintenances in progress",
 )
+@replica_read
 def list_active_maintenance(request: HttpRequest, page_id: str, params: Query[Paging]):
     require_perm(request, "incidents.view_incident")
     incidents = _maintenances(Incident.objects.active_maintenances())
@@ -442,6 +448,7 @@ def create_incident(request: HttpRequest, page_id: str, payload: IncidentBody):
     response={200: schemas.Incident, **ERROR_RESPONSES},
     summary="Get an incident",
 )
+@replica_read
 def get_incident(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
@@ -524,6 +531,7 @@ def _incident_for_postmortem(incident_id: str) -> Incident:
     response={200: schemas.Postmortem, **ERROR_RESPONSES},
     summary="Get the postmortem",
 )
+@replica_read
 def get_postmortem(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)

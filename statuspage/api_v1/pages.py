@@ -9,7 +9,13 @@ from pydantic import Field
 
 from incidents import statuspage_json
 from statuspage.api_v1 import schemas
-from statuspage.api_v1.base import ERROR_RESPONSES, OneLine, page_or_404, require_perm
+from statuspage.api_v1.base import (
+    ERROR_RESPONSES,
+    OneLine,
+    page_or_404,
+    replica_read,
+    require_perm,
+)
 from statuspage.models import PageSettings
 from statuspage.services import page_settings_update
 
@@ -85,12 +91,14 @@ def page_object(page: PageSettings) -> dict[str, Any]:
     response={200: list[schemas.Page], **ERROR_RESPONSES},
     summary="List the pages (Beacon serves one)",
 )
+@replica_read
 def list_pages(request: HttpRequest):
     require_perm(request, "statuspage.view_pagesettings")
     return [page_object(PageSettings.load())]
 
 
 @router.get("/{page_id}", response={200: schemas.Page, **ERROR_RESPONSES}, summary="Get the page")
+@replica_read
 def get_page(request: HttpRequest, page_id: str):
     require_perm(request, "statuspage.view_pagesettings")
     return page_object(page_or_404(page_id))

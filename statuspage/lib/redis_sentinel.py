@@ -13,7 +13,7 @@ host:port, and REDIS_SENTINEL_MASTER, the name the sentinels monitor the master 
 """
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis import Redis
@@ -50,6 +50,28 @@ def broker_url(sentinels: list[Address], *, db: int = 0, password: str = "") -> 
     urls = [f"sentinel://{auth}{_netloc(first)}/{db}"]
     urls += [f"sentinel://{_netloc(address)}" for address in others]
     return ";".join(urls)
+
+
+def broker_master(url: str, options: dict[str, Any], *, timeout: float) -> Redis:
+    """A client of the master that a `broker_url` and its transport options name (for reading
+    the queues, as /metrics does)."""
+    parts = [urlsplit(part) for part in url.split(";") if part]
+    sentinels = [(part.hostname or "localhost", part.port or 26379) for part in parts]
+    first = parts[0]
+    sentinel = Sentinel(
+        sentinels,
+        sentinel_kwargs=options.get("sentinel_kwargs"),
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+    )
+    master: Redis = sentinel.master_for(
+        options["master_name"],
+        db=int(first.path.strip("/") or 0),
+        password=unquote(first.password) if first.password else None,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+    )
+    return master
 
 
 def _netloc(address: Address) -> str:

@@ -13,6 +13,7 @@ import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
+import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Window
@@ -20,6 +21,7 @@ from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from kombu.transport import redis as kombu_redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -43,6 +45,7 @@ from components.models import (
 )
 from incidents.models import Impact, Incident
 from incidents.notify.models import Channel, Delivery, DeliveryState
+from statuspage.lib import redis_sentinel
 from statuspage.lib.ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
@@ -368,29 +371,29 @@ def queue_depths(queues: list[str]) -> dict[str, int]:
     url = settings.CELERY_BROKER_URL
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return _redis_depths(url, options, queues)
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+            socket_timeout=BROKER_TIMEOUT_SECONDS,
+        )
+        return _redis_depths(client, options, queues)
+    if url.startswith("sentinel://"):
+        master = redis_sentinel.broker_master(url, options, timeout=BROKER_TIMEOUT_SECONDS)
+        return _redis_depths(master, options, queues)
     if url.startswith("filesystem://"):
         return _folder_depths(options["data_folder_in"], queues)
     raise ValueError(f"queue depth is not read from {url.split(':', 1)[0]} brokers")
 
 
-def _redis_depths(url: str, options: dict, queues: list[str]) -> dict[str, int]:
+def _redis_depths(client: redis.Redis, options: dict, queues: list[str]) -> dict[str, int]:
     """kombu keeps a queue as a Redis list named after it, plus one list per priority step
     above 0 ("<queue>\\x06\\x16<step>"), all under the transport's global key prefix."""
-    import redis
-    from kombu.transport.redis import PRIORITY_STEPS, Channel
-
     prefix = options.get("global_keyprefix", "")
-    steps = [step for step in options.get("priority_steps", PRIORITY_STEPS) if step]
-    client = redis.Redis.from_url(
-        url,
-        socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
-        socket_timeout=BROKER_TIMEOUT_SECONDS,
-    )
+    steps = [step for step in options.get("priority_steps", kombu_redis.PRIORITY_STEPS) if step]
     try:
         pipe = client.pipeline(transaction=False)
         for queue in queues:
-            for key in [queue, *(f"{queue}{Channel.sep}{step}" for step in steps)]:
+            for key in [queue, *(f"{queue}{kombu_redis.Channel.sep}{step}" for step in steps)]:
                 pipe.llen(f"{prefix}{key}")
         lengths = iter(pipe.execute())
         return {queue: sum(next(lengths) for _ in range(1 + len(steps))) for queue in queues}

@@ -21,9 +21,11 @@ from incidents import tasks
 from incidents.notify.models import Delivery, DeliveryState, NotificationEvent
 from statuspage.celery import app
 from statuspage.lib import ratelimit, redis_sentinel
+from statuspage.public import metrics
 from tests.incidents.factories import SubscriberFactory, open_incident
 from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
 from tests.incidents.notify.test_delivery_worker import worker_process
+from tests.statuspage.test_metrics_endpoint import publish
 
 MASTER_NAME = "beacon"
 # How long a failover may take before the tests give up. SENTINEL FAILOVER skips the vote and
@@ -348,3 +350,13 @@ def test_a_broker_failover_mid_send_still_gives_each_subscriber_one_message(
     assert received == {reader.email: 1 for reader in readers}
     event = NotificationEvent.objects.get()
     assert event.deliveries.filter(state=DeliveryState.SENT).count() == len(readers)
+
+
+def test_metrics_read_the_queues_on_the_master_the_sentinels_name(servers, settings):
+    settings.CELERY_BROKER_URL = redis_sentinel.broker_url(servers.sentinels, db=0)
+    options = {"visibility_timeout": 3600, "master_name": MASTER_NAME}
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
+    publish(settings.CELERY_BROKER_URL, options, "checks", count=2)
+    publish(settings.CELERY_BROKER_URL, options, "checks", count=3, priority=6)
+
+    assert metrics.queue_depths(["checks", "notify"]) == {"checks": 5, "notify": 0}

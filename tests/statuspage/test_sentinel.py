@@ -22,6 +22,7 @@ from incidents.notify.models import Delivery, DeliveryState, NotificationEvent
 from statuspage.celery import app
 from statuspage.lib import ratelimit, redis_sentinel
 from statuspage.public import metrics
+from statuspage.public.snapshots import keys, store
 from tests.incidents.factories import SubscriberFactory, open_incident
 from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
 from tests.incidents.notify.test_delivery_worker import worker_process
@@ -360,3 +361,10 @@ def test_metrics_read_the_queues_on_the_master_the_sentinels_name(servers, setti
     publish(settings.CELERY_BROKER_URL, options, "checks", count=3, priority=6)
 
     assert metrics.queue_depths(["checks", "notify"]) == {"checks": 5, "notify": 0}
+
+
+def test_snapshot_announcements_reach_the_master_the_sentinels_name(on_sentinel_cache):
+    store.announce("stored", key="/", generation="g1", files=True)
+
+    master = on_sentinel_cache.client(on_sentinel_cache.master())
+    assert master.get(store.shared_name(keys.CHANGED_SEQUENCE)) == b"1"

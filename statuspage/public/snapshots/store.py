@@ -31,7 +31,8 @@ from pathlib import Path
 import brotli
 import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.utils.html import format_html
 from django.utils.http import http_date
 
@@ -487,17 +488,6 @@ return number
 """
 
 
-class _Redis:
-    """This process's connection for announcements (None without Redis)."""
-
-    def __init__(self) -> None:
-        self.url: str | None = None
-        self.client: redis.Redis | None = None
-
-
-_redis = _Redis()
-
-
 def shared_name(name: str) -> str:
     """A Redis name outside the cache, under the cache's key prefix (one per installation)."""
     prefix = settings.CACHES["default"].get("KEY_PREFIX") or ""
@@ -505,14 +495,15 @@ def shared_name(name: str) -> str:
 
 
 def redis_client() -> redis.Redis | None:
-    """A client of the Redis the cache lives in; None when the cache is not Redis."""
-    url: str = settings.REDIS_URL
-    if not url or not settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    """A client of the Redis the cache lives in, from the cache's own connection pool (so it
+    follows the master behind Sentinel too); None when the cache is not Redis."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
         return None
-    if _redis.client is None or _redis.url != url:
-        _redis.url = url
-        _redis.client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1.0)
-    return _redis.client
+    # RedisCache keeps its client (RedisCacheClient, or SentinelCacheClient) as `_cache`; the
+    # stubs do not declare it.
+    client: redis.Redis = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+    return client
 
 
 def announce(op: str, **details: str | bool) -> None:

@@ -61,7 +61,9 @@ class Follower:
     def __init__(self, *, stop: threading.Event | None = None) -> None:
         client = store.redis_client()
         if client is None:
-            raise FollowerUnavailable("following snapshots needs Redis (REDIS_URL or REDIS_SENTINELS)")
+            raise FollowerUnavailable(
+                "following snapshots needs Redis (REDIS_URL or REDIS_SENTINELS)"
+            )
         self.client: redis.Redis = client
         self.stop = stop or threading.Event()
         self.last_number: int | None = None

@@ -113,10 +113,16 @@ class Target(Protocol):
 
 
 def publish(
-    outputs: Iterable[Output], target: Target, *, prune: bool = False, keep: Iterable[str] = ()
+    outputs: Iterable[Output],
+    target: Target,
+    *,
+    prune: bool = False,
+    keep: Iterable[str] = (),
+    force: bool = False,
 ) -> Published:
-    """Write each output the target does not hold byte for byte; with `prune`, delete the
-    paths that are neither an output nor in `keep` (outputs that could not be rendered)."""
+    """Write each output the target does not hold byte for byte (with `force`, every output:
+    its headers may differ, or the object was edited); with `prune`, delete the paths that
+    are neither an output nor in `keep` (outputs that could not be rendered)."""
     existing = target.existing()
     result = Published()
     wanted = set(keep)
@@ -125,7 +131,7 @@ def publish(
             if output.path in wanted:
                 continue  # the first output for a path wins ("/history/" before "?page=1")
             wanted.add(output.path)
-            if existing.get(output.path) == output.md5:
+            if not force and existing.get(output.path) == output.md5:
                 result.unchanged += 1
                 continue
             target.put(output)
@@ -315,10 +321,11 @@ def site_outputs(*, base_url: str | None = None) -> tuple[list[Output], set[str]
     return outputs, failed
 
 
-def publish_site_to_bucket() -> Published:
-    """Publish every public output to the configured bucket, deleting removed ones."""
+def publish_site_to_bucket(*, force: bool = False) -> Published:
+    """Publish every public output to the configured bucket, deleting removed ones; with
+    `force`, upload the outputs the bucket already holds byte for byte too."""
     outputs, failed = site_outputs()
-    result = publish(outputs, bucket_target(), prune=True, keep=failed)
+    result = publish(outputs, bucket_target(), prune=True, keep=failed, force=force)
     logger.info(
         "published to bucket %s: %d written, %d unchanged, %d deleted",
         settings.BEACON_OBJECT_STORAGE_BUCKET,

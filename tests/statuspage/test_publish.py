@@ -380,6 +380,46 @@ def test_the_command_publishes_and_purges_everything_on_demand(site, s3, cloudfl
 
 
 @pytest.mark.django_db
+def test_the_command_with_force_uploads_objects_whose_body_already_matches(site, s3, cloudflare):
+    call_command("publish_outputs", stdout=io.StringIO())
+    outputs = len(_objects(s3))
+    # Edited by hand: the same body, other headers. The ETag still matches the body.
+    body = _get(s3, "index.html")["Body"].read()
+    s3.put_object(
+        Bucket=s3.beacon_bucket,
+        Key="index.html",
+        Body=body,
+        ContentType="application/octet-stream",
+        CacheControl="no-cache",
+    )
+    cloudflare.clear_log()
+
+    out = io.StringIO()
+    call_command("publish_outputs", stdout=out)
+    assert out.getvalue().startswith(f"0 written, {outputs} unchanged")
+    assert _get(s3, "index.html")["ContentType"] == "application/octet-stream"
+    assert cloudflare.log == []
+
+    out = io.StringIO()
+    call_command("publish_outputs", "--force", stdout=out)
+    assert out.getvalue().startswith(f"{outputs} written, 0 unchanged, 0 deleted.")
+    stored = _get(s3, "index.html")
+    assert stored["Body"].read() == body
+    assert stored["ContentType"] == "text/html; charset=utf-8"
+    assert stored["CacheControl"].startswith("public, max-age=0")
+    purged = _purged_by_cloudflare(cloudflare)
+    assert len(purged) == outputs
+    assert "https://status.acme.test/robots.txt" in purged
+
+
+@pytest.mark.django_db
+def test_the_command_refuses_force_without_upload(site, s3):
+    with pytest.raises(CommandError, match="--no-upload"):
+        call_command("publish_outputs", "--force", "--no-upload")
+    assert _objects(s3) == {}
+
+
+@pytest.mark.django_db
 def test_the_command_says_when_there_is_no_bucket(settings):
     settings.BEACON_OBJECT_STORAGE_BUCKET = ""
     with pytest.raises(CommandError, match="OBJECT_STORAGE_BUCKET"):

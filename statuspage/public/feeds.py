@@ -132,12 +132,35 @@ def _entry_html(incident: Incident, zone) -> str:
 # Atom and RSS
 
 
+def feed_updated(page: PageSettings, incidents: list[Incident]) -> datetime:
+    """When the feed last changed: its newest entry's last update, else the page settings'.
+
+    Never the time of rendering: a feed whose bytes changed at every render would be uploaded
+    to the bucket and purged at the CDN after every change to anything public.
+    """
+    return max((i.updated_at for i in incidents), default=page.updated_at)
+
+
+class _RssFeed(Rss201rev2Feed):
+    """Django's RSS 2.0 feed with `lastBuildDate` from feed_updated(): Django's own says "now"
+    for a feed without items."""
+
+    def __init__(self, *, updated: datetime, title: str, link: str, feed_url: str) -> None:
+        super().__init__(
+            title=title, link=link, description=title, language="en-us", feed_url=feed_url
+        )
+        self.updated = updated
+
+    def latest_post_date(self) -> datetime:
+        return self.updated
+
+
 def atom_feed(
     *, base_url: str, page: PageSettings, incidents: Iterable[Incident], path: str, title: str
 ) -> bytes:
     host = _host(base_url)
     incidents = list(incidents)
-    updated = max((i.updated_at for i in incidents), default=page.updated_at)
+    updated = feed_updated(page, incidents)
     out = StringIO()
     xml = SimplerXMLGenerator(out, "utf-8", short_empty_elements=True)
     xml.startDocument()
@@ -171,11 +194,11 @@ def atom_feed(
 def rss_feed(
     *, base_url: str, page: PageSettings, incidents: Iterable[Incident], path: str, title: str
 ) -> bytes:
-    feed = Rss201rev2Feed(
+    incidents = list(incidents)
+    feed = _RssFeed(
+        updated=feed_updated(page, incidents),
         title=one_line(title),
         link=base_url,
-        description=one_line(title),
-        language="en-us",
         feed_url=base_url + path,
     )
     for incident in incidents:

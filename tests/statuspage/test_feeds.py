@@ -12,6 +12,7 @@ from django.utils import timezone
 from components.models import ComponentStatus
 from incidents.models import IncidentStatus
 from incidents.services import incident_post_update, incident_resolve, postmortem_publish
+from statuspage.models import PageSettings
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import open_incident, schedule_maintenance
 
@@ -297,6 +298,29 @@ def test_component_feed_holds_only_incidents_affecting_it(client, page):
     assert atom.feed.id == f"tag:status.acme.test,2005:/components/{api.public_id}/history"
     self_link = next(link for link in atom.feed.links if link.rel == "self")
     assert self_link.href == f"{BASE}/components/{api.public_id}/history.atom"
+
+
+def test_feeds_say_they_changed_when_their_newest_entry_did_never_when_rendered(client, page):
+    api, web = ComponentFactory(name="API"), ComponentFactory(name="Web")
+    incident = open_incident(name="Web slow", affected_components=[web])
+    settings_changed = timezone.now() - timedelta(hours=1)
+    PageSettings.objects.filter(pk=page.pk).update(updated_at=settings_changed)
+    PageSettings.forget_cached()
+
+    def updated(path):
+        atom = parsed(client, f"{path}.atom").feed.updated_parsed
+        rss = parsed(client, f"{path}.rss").feed.updated_parsed
+        assert atom == rss
+        return datetime(*atom[:6], tzinfo=UTC)
+
+    def whole_seconds(moment):
+        return moment.astimezone(UTC).replace(microsecond=0)
+
+    incident.refresh_from_db()
+    assert updated("/history") == whole_seconds(incident.updated_at)
+    assert updated(f"/components/{web.public_id}/history") == whole_seconds(incident.updated_at)
+    # Without entries, the page settings' last change: the same bytes at every render.
+    assert updated(f"/components/{api.public_id}/history") == whole_seconds(settings_changed)
 
 
 @pytest.mark.parametrize("fmt", ["atom", "rss"])

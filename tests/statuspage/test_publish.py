@@ -7,6 +7,7 @@ import io
 import logging
 import re
 import socket
+import time
 import uuid
 
 import boto3
@@ -17,7 +18,7 @@ from django.core.management import CommandError, call_command
 from moto.server import ThreadedMotoServer
 
 from components.services import component_set_status
-from incidents.services import incident_delete
+from incidents.services import incident_delete, incident_resolve
 from statuspage.public import cdn, publish
 from statuspage.public.snapshots import keys
 from statuspage.public.static_export import key_to_file
@@ -147,6 +148,50 @@ def test_a_change_uploads_only_the_outputs_it_changed(site, s3, change):
     assert "robots.txt" not in result.written
     assert result.unchanged > 0
     assert b"Major outage" in _get(s3, "index.html")["Body"].read()
+
+
+@pytest.mark.django_db
+def test_one_component_change_uploads_and_purges_only_what_shows_that_component(
+    page, s3, cloudflare, change, caplog
+):
+    api, website, database = (ComponentFactory(name=n) for n in ("API", "Website", "Database"))
+    incidents = [open_incident(name=f"Incident {n}", affected_components=[website]) for n in "ABCD"]
+    for incident in incidents[:2]:
+        incident_resolve(incident=incident, body="Fixed.")
+    publish_outputs.apply()
+    objects = len(_objects(s3))
+    cloudflare.clear_log()
+    time.sleep(1)  # a render time in whole seconds would differ now
+
+    change(database, "major_outage")
+    with caplog.at_level(logging.INFO, logger="beacon.publish"):
+        publish_outputs.apply()
+
+    purged = sorted(
+        url.removeprefix("https://status.acme.test") for url in _purged_by_cloudflare(cloudflare)
+    )
+    # The status page (its "Last updated" is visible), the page's and the component's badges,
+    # and every API v2 file: each carries page.updated_at, the time of the last public change,
+    # as Statuspage's do. No incident page, history page or feed shows a component's status.
+    assert purged == sorted(
+        [
+            "/",
+            "/api/v2/components.json",
+            "/api/v2/incidents.json",
+            "/api/v2/incidents/unresolved.json",
+            "/api/v2/scheduled-maintenances.json",
+            "/api/v2/scheduled-maintenances/active.json",
+            "/api/v2/scheduled-maintenances/upcoming.json",
+            "/api/v2/status.json",
+            "/api/v2/summary.json",
+            "/badge.json",
+            "/badge.svg",
+            f"/components/{database.public_id}/badge.json",
+            f"/components/{database.public_id}/badge.svg",
+        ]
+    )
+    written = len(purged)
+    assert f": {written} written, {objects - written} unchanged, 0 deleted" in caplog.text
 
 
 @pytest.mark.django_db

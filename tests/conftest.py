@@ -9,11 +9,40 @@ os.environ.setdefault("SNAPSHOT_RENDER_ON_WRITE", "0")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
+from pytest_django.fixtures import validate_django_db
 
+from statuspage.db_router import REPLICA
 from statuspage.models import PageSettings
 from statuspage.public.snapshots import store
 from tests.incidents.factories import StaffFactory, sign_in_staff
+
+
+def pytest_collection_modifyitems(items):
+    """With DATABASE_REPLICA_URL set, settings.py makes the "replica" alias a test mirror of
+    the test database: every test that uses the database lists it, so that the reads the
+    router sends there are allowed (a transactional test sees its own commits on it; inside a
+    test's transaction the router reads from the primary)."""
+    if REPLICA not in django_settings.DATABASES:
+        return
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is None and "_django_db_helper" not in getattr(item, "fixturenames", ()):
+            continue
+        transaction, reset_sequences, databases, serialized_rollback, available_apps = (
+            validate_django_db(marker) if marker else (False, False, None, False, None)
+        )
+        if databases == "__all__" or REPLICA in (databases or ()):
+            continue
+        marked = pytest.mark.django_db(
+            transaction=transaction,
+            reset_sequences=reset_sequences,
+            databases=[*(databases or ["default"]), REPLICA],
+            serialized_rollback=serialized_rollback,
+            available_apps=available_apps,
+        )
+        item.add_marker(marked, append=False)
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,9 @@
 """DATABASE_REPLICA_URL: which reads go to the replica, and which never do.
 
 The "replica" alias here is a second connection to the test database (what Django's test
-MIRROR does), added for this module only: the rest of the suite runs without one, as an
-install without DATABASE_REPLICA_URL does. tests/statuspage/test_replica_streaming.py
-measures lag against a real streaming replica.
+MIRROR does), added for this module when DATABASE_REPLICA_URL is not set (the suite then runs
+as an install without a replica does; with it set, every test has the alias: tests/conftest.py).
+tests/statuspage/test_replica_streaming.py measures lag against a real streaming replica.
 """
 
 import json
@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
 from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
@@ -28,31 +27,21 @@ from statuspage.lib.replica import reading_from_primary, reading_from_replica
 from statuspage.public import public_cache
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory, sign_in_staff
+from tests.statuspage.replica_alias import replica_alias_as
 
 REPLICA = db_router.REPLICA
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", REPLICA])
 
 
-def _add_alias(settings_dict: dict) -> None:
-    connections.settings[REPLICA] = settings_dict
-    django_settings.DATABASES[REPLICA] = settings_dict
-
-
-def _remove_alias() -> None:
-    if hasattr(connections._connections, REPLICA):
-        connections[REPLICA].close()
-        del connections[REPLICA]
-    connections.settings.pop(REPLICA, None)
-    django_settings.DATABASES.pop(REPLICA, None)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def replica_alias(django_db_setup, django_db_blocker):
     """A "replica" alias on the test database, as settings.py makes one from the URL."""
-    _add_alias({**connections.settings["default"], "TEST": {"MIRROR": "default"}})
-    yield
-    with django_db_blocker.unblock():
-        _remove_alias()
+    with django_db_blocker.unblock(), replica_alias_as(_on_the_test_database()):
+        yield
+
+
+def _on_the_test_database() -> dict:
+    return {**connections.settings["default"], "TEST": {"MIRROR": "default"}}
 
 
 @pytest.fixture(autouse=True)
@@ -304,13 +293,11 @@ def _closed_port() -> int:
 
 
 def test_an_unreachable_replica_falls_back_logs_once_and_is_retried(
-    router, settings, caplog, django_db_blocker, manage_api
+    router, settings, caplog, manage_api
 ):
     ComponentFactory(name="API")
-    reachable = dict(connections.settings[REPLICA])
-    _remove_alias()
-    _add_alias({**reachable, "PORT": _closed_port(), "OPTIONS": {"connect_timeout": 1}})
-    try:
+    unreachable = {**_on_the_test_database(), "PORT": _closed_port()}
+    with replica_alias_as({**unreachable, "OPTIONS": {"connect_timeout": 1}}):
         with caplog.at_level(logging.WARNING, logger="beacon.replica"):
             for _ in range(3):
                 response = manage_api("get", "/components")
@@ -318,31 +305,21 @@ def test_an_unreachable_replica_falls_back_logs_once_and_is_retried(
                 assert [c["name"] for c in response.json()] == ["API"]
         assert len([r for r in caplog.records if "cannot be reached" in r.message]) == 1
         assert not db_router.state().reachable
-        _remove_alias()
-        _add_alias(reachable)
-        settings.BEACON_REPLICA_RETRY_SECONDS = 0.0
-        db_router.forget_state()
-        with reading_from_replica():
-            assert router.db_for_read(Component) == REPLICA
-    finally:
-        _remove_alias()
-        _add_alias(reachable)
+    settings.BEACON_REPLICA_RETRY_SECONDS = 0.0
+    db_router.forget_state()
+    with reading_from_replica():
+        assert router.db_for_read(Component) == REPLICA
 
 
 def test_a_replica_gone_since_the_last_check_costs_no_request_an_error(router, caplog, manage_api):
     ComponentFactory(name="API")
     with reading_from_replica():
         assert router.db_for_read(Component) == REPLICA  # measured: reachable, for 60 s
-    reachable = dict(connections.settings[REPLICA])
-    _remove_alias()
-    _add_alias({**reachable, "PORT": _closed_port(), "OPTIONS": {"connect_timeout": 1}})
-    try:
+    unreachable = {**_on_the_test_database(), "PORT": _closed_port()}
+    with replica_alias_as({**unreachable, "OPTIONS": {"connect_timeout": 1}}):
         with caplog.at_level(logging.WARNING, logger="beacon.replica"):
             response = manage_api("get", "/components")
         assert response.status_code == 200
         assert [c["name"] for c in response.json()] == ["API"]
         assert not db_router.state().reachable
         assert len([r for r in caplog.records if "cannot be reached" in r.message]) == 1
-    finally:
-        _remove_alias()
-        _add_alias(reachable)

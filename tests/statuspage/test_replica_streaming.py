@@ -24,6 +24,7 @@ from django.db import connections
 from components.models import Component
 from statuspage import db_router
 from statuspage.lib.replica import reading_from_replica
+from tests.statuspage.replica_alias import replica_alias_as
 
 REPLICA = db_router.REPLICA
 BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -110,17 +111,12 @@ def replica(pair, settings, django_db_blocker, monkeypatch):
         "OPTIONS": {"connect_timeout": 2},
         "TEST": {"MIRROR": "default"},
     }
-    connections.settings[REPLICA] = alias  # what the router's connections[REPLICA] reads
     settings.BEACON_REPLICA_MAX_LAG_SECONDS = 1.0
     settings.BEACON_REPLICA_CHECK_SECONDS = 0.0  # measure at every look
     settings.BEACON_REPLICA_RETRY_SECONDS = 0.0
     db_router.forget_state()
-    with django_db_blocker.unblock():
+    with django_db_blocker.unblock(), replica_alias_as(alias):
         yield primary, standby
-        if hasattr(connections._connections, REPLICA):
-            connections[REPLICA].close()
-            del connections[REPLICA]
-    connections.settings.pop(REPLICA, None)
     db_router.forget_state()
 
 

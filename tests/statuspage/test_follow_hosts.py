@@ -8,22 +8,21 @@ The worker writes to a directory of its own, so only the followers bring a chang
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from django.db import connection
 
 from components.services import component_set_status
 from tests.components.factories import ComponentFactory
 from tests.nginx import free_port, run_nginx, shipped_nginx
+from tests.processes import database_url, process
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -31,7 +30,6 @@ pytestmark = [
     pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 VISIBLE_WITHIN = 2.0
 
 
@@ -49,27 +47,6 @@ class Host:
         return self.snapshot_dir / "files"
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-@contextmanager
-def _process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
 def _wait_until_answering(url: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -84,7 +61,7 @@ def _wait_until_answering(url: str) -> None:
 def _start_follower(stack: ExitStack, host: Host, *, wait: bool = True) -> None:
     command = [sys.executable, "manage.py", "follow_snapshots"]
     log = host.snapshot_dir.parent / f"follower-{time.monotonic_ns()}.log"
-    host.follower = stack.enter_context(_process(command, host.env, log))
+    host.follower = stack.enter_context(process(command, host.env, log))
     if wait and _within(30, lambda: "caught up reason=start" in log.read_text()) < 0:
         pytest.fail(f"the follower of {host.name} did not start: {log.read_text()}")
 
@@ -109,7 +86,7 @@ def _start_host(stack: ExitStack, name: str, tmp_path: Path, env: dict[str, str]
         "1",
         "statuspage.wsgi",
     ]
-    stack.enter_context(_process(gunicorn, host.env, tmp_path / name / "gunicorn.log"))
+    stack.enter_context(process(gunicorn, host.env, tmp_path / name / "gunicorn.log"))
     _start_follower(stack, host)
     _wait_until_answering(host.web + "/robots.txt")
     host.nginx = stack.enter_context(
@@ -178,7 +155,7 @@ def test_two_web_hosts_serve_a_change_within_two_seconds_and_a_follower_catches_
     api = ComponentFactory(name="API")
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "SNAPSHOT_RENDER_ON_WRITE": "0",
         "LOG_LEVEL": "INFO",

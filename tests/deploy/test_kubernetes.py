@@ -12,6 +12,7 @@ import ast
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from kubernetes_validate import utils as kubernetes_validate
 from statuspage.public.snapshots.build import rebuild_hot_snapshots
 from tests.nginx import free_port, run_nginx
 from tests.processes import database_url, process
+from tests.statuspage.test_security_headers import run_check_deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy/kubernetes"
@@ -239,6 +241,14 @@ def test_every_beacon_container_reads_the_settings_and_the_secret():
             assert {"configMapRef": {"name": "beacon-settings"}} in sources, workload
             assert {"secretRef": {"name": secret["metadata"]["name"]}} in sources, workload
     _named(objects, "ConfigMap", "beacon-settings")
+
+
+@pytest.mark.django_db(transaction=False)
+def test_check_deploy_is_clean_with_the_configmaps_settings(tmp_path):
+    settings_map = _named(render(), "ConfigMap", "beacon-settings")["data"]
+    result = run_check_deploy({**settings_map, "SECRET_KEY": secrets.token_urlsafe(50)}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
 
 
 def test_the_secret_example_holds_only_marked_placeholders():

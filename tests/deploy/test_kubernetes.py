@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -314,6 +315,48 @@ def test_migrations_run_in_one_job_and_every_beacon_pod_waits_for_them():
         assert len(waits) == 1 and "manage.py migrate --check" in " ".join(waits[0]["command"])
         for container in pod["containers"]:
             assert "migrate" not in container.get("command", []), workload
+
+
+@pytest.mark.django_db
+def test_pods_start_once_the_database_is_migrated_and_wait_while_it_cannot_be_asked(tmp_path):
+    pods = _pods(render())
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # python
+        "BEACON_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": database_url(),
+    }
+    waits = {
+        workload: next(
+            c for c in pods[workload]["initContainers"] if c["name"] == "wait-for-migrations"
+        )
+        for workload in ("beacon-web", "beacon-worker", "beacon-beat")
+    }
+    for workload, wait in waits.items():
+        done = subprocess.run(wait["command"], env=env, cwd=ROOT, capture_output=True, timeout=60)
+        assert done.returncode == 0, (workload, done.stdout, done.stderr)
+
+    # Without a database to ask, they keep waiting: sh, and python or sleep under it, all
+    # stopped together at the end.
+    unreachable = env | {"DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/beacon"}
+    waiting = [
+        subprocess.Popen(
+            wait["command"],
+            env=unreachable,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for wait in waits.values()
+    ]
+    try:
+        time.sleep(6)
+        assert all(p.poll() is None for p in waiting), "an init container gave up"
+    finally:
+        for p in waiting:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def test_web_pods_are_nginx_gunicorn_and_a_follower_sharing_the_snapshot_volume():

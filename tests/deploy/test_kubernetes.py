@@ -234,14 +234,24 @@ def test_env_names_are_the_ones_beacon_reads():
 def test_every_beacon_container_reads_the_settings_and_the_secret():
     objects = render()
     [secret] = _load_yaml(MANIFESTS / "secret.example.yaml")
+    _named(objects, "ConfigMap", "beacon-settings")
+    checked = set()
     for workload, pod in _pods(objects).items():
         for container in _containers(pod):
             if container["image"] != "beacon" or container["name"] == "copy-static":
-                continue
+                continue  # nginx, and the static files' copy, which reads no settings
             sources = container["envFrom"]
             assert {"configMapRef": {"name": "beacon-settings"}} in sources, workload
             assert {"secretRef": {"name": secret["metadata"]["name"]}} in sources, workload
-    _named(objects, "ConfigMap", "beacon-settings")
+            checked.add(f"{workload}/{container['name']}")
+    assert checked >= {
+        "beacon-web/web",
+        "beacon-web/follower",
+        "beacon-web/wait-for-migrations",
+        "beacon-worker/worker",
+        "beacon-beat/beat",
+        "beacon-migrate/migrate",
+    }
 
 
 @pytest.mark.django_db(transaction=False)

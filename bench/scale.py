@@ -115,8 +115,7 @@ TARGETS = {
     "bypass": ("`/?x=<random>`, no-cache", "/", "bypass.lua", False),
     "history": ("`/history/?page=2`", "/history/?page=2", "report.lua", False),
 }
-# What the host's nginx answers by itself, and what it hands to Django.
-FILES = tuple(name for name, target in TARGETS.items() if target[3])
+# What the host's nginx hands to Django (the others it answers from its files).
 DJANGO = tuple(name for name, target in TARGETS.items() if not target[3])
 # The process groups whose CPU time is counted around each wrk run.
 ROLES = ("host_nginx", "gunicorn", "front", "followers", "worker")
@@ -551,7 +550,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per host")
     parser.add_argument("--no-doc", action="store_true", help="leave docs/performance.md alone")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument(
+        "--rewrite-doc",
+        metavar="RESULTS",
+        type=Path,
+        help="run nothing: rewrite the doc's section from an earlier bench/results/scale-*.json",
+    )
     args = parser.parse_args()
+    if args.rewrite_doc:
+        out = args.rewrite_doc.resolve()
+        write_doc(json.loads(out.read_text(), object_hook=_int_keys), out)
+        log(f"updated {DOC.relative_to(ROOT)} from {out.relative_to(ROOT)}")
+        return
     duration = args.duration or (3 if args.quick else 10)
     rounds = args.rounds or (1 if args.quick else 3)
     changes = args.changes or (5 if args.quick else 20)
@@ -646,6 +656,11 @@ def main() -> None:
             log(f"logs kept in {tmp}")
     if not ok:
         raise SystemExit(1)
+
+
+def _int_keys(obj: dict) -> dict:
+    """JSON turned the numbers of hosts (the visibility's keys) into strings: back to ints."""
+    return {int(k) if k.isdigit() else k: v for k, v in obj.items()}
 
 
 def print_table(result: dict) -> None:
@@ -755,7 +770,8 @@ def render(result: dict, out: Path) -> str:
             "as shipped (only its port, upstream, files root and log paths moved). One Celery "
             "worker with a directory of its own renders every change; only the followers "
             "bring it to the hosts. In front, nginx as the load balancer: `upstream` round "
-            "robin over the first N hosts' nginx with `keepalive 64`. Every process runs "
+            "robin over the first N hosts' nginx with `keepalive 64` (and 256 KiB of proxy "
+            "buffers, so that no answer is spooled to a temporary file). Every process runs "
             "throughout, so each configuration is measured with the same processes alive, "
             "only the traffic differs. Each configuration gets "
             f"`wrk -t{result['threads']} -c{result['connections']} -d{result['duration']}s` "
@@ -821,8 +837,8 @@ def render(result: dict, out: Path) -> str:
             "What carries over to real machines is the CPU per request. The hosts' share, "
             "with one host behind the front, comes to "
             + "; ".join(capacity)
-            + " (measured on a busy machine, where a request's CPU time is inflated by "
-            "the others waiting on the same caches: an estimate, not a promise). The hosts "
+            + " (measured on a busy machine, where contention for the same cores and caches "
+            "inflates each request's CPU time: an estimate, not a promise). The hosts "
             "share nothing on the request path but Redis, which each web "
             "process asks at most every 0.2 s whether a change was made "
             "(`SNAPSHOT_GENERATION_CHECK`): a host answers from its own disk or its "
@@ -837,9 +853,13 @@ def render(result: dict, out: Path) -> str:
             + ", ".join(f"{_ms(v['every_host_median_s'])} with {n}" for n, v in vis.items())
             + "). "
             + ("Most of it is the worker's" if worker_share else "Part of it is the worker's")
-            + ": it waits until the change has been still for "
-            "`SNAPSHOT_SETTLE_SECONDS` (0.2 s), then rebuilds the hot set (the *rendered* "
-            "column). The followers add the rest, "
+            + " (the *rendered* column): the rebuild task waits until the change has been "
+            "still for `SNAPSHOT_SETTLE_SECONDS` (0.2 s), then renders the hot outputs one "
+            "after the other, each written to disk and announced as it is done; "
+            "`api/v2/components.json`, the one timed here, comes after the page, the "
+            "history, the feeds, the badges and the summary (`HOT_URL_NAMES` in "
+            "statuspage/public/snapshots/keys.py), so the page itself is out somewhat sooner "
+            "and the open incidents' pages later. The followers add the rest, "
             + ", ".join(f"{_ms(v['follower_lag_median_s'])} with {n}" for n, v in vis.items())
             + " (median): each copies the announced snapshot from Redis to its own disk, "
             "independently of the others.",

@@ -115,7 +115,8 @@ TARGETS = {
     "bypass": ("`/?x=<random>`, no-cache", "/", "bypass.lua", False),
     "history": ("`/history/?page=2`", "/history/?page=2", "report.lua", False),
 }
-# What the host's nginx hands to Django (the others it answers from its files).
+# What the host's nginx answers from its files, and what it hands to Django.
+FILES = tuple(name for name, target in TARGETS.items() if target[3])
 DJANGO = tuple(name for name, target in TARGETS.items() if not target[3])
 # The process groups whose CPU time is counted around each wrk run.
 ROLES = ("host_nginx", "gunicorn", "front", "followers", "worker")
@@ -301,7 +302,7 @@ def process_groups(bench: Bench) -> dict[str, set[int]]:
     return groups
 
 
-def cpu_seconds(groups: dict[str, set[int]]) -> dict[str, float]:
+def group_cpu_seconds(groups: dict[str, set[int]]) -> dict[str, float]:
     """CPU time (user + system, reaped children included) of each group's processes."""
     ticks = os.sysconf("SC_CLK_TCK")
     totals = dict.fromkeys(groups, 0.0)
@@ -328,7 +329,7 @@ def one_run(bench: Bench, url: str, target: str, duration: int) -> dict:
     _, _, script, from_file = TARGETS[target]
     argv = wrk_argv(url, CONNECTIONS, duration, script, THREADS)
     groups = process_groups(bench)
-    before, busy_before = cpu_seconds(groups), machine_busy()
+    before, busy_before = group_cpu_seconds(groups), machine_busy()
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.monotonic()
     # Handing every response to Lua costs wrk about a fifth of its speed at nginx's rates:
@@ -336,7 +337,7 @@ def one_run(bench: Bench, url: str, target: str, duration: int) -> dict:
     output = run_cmd(argv, env=wrk_env(not from_file), timeout=duration + 60)
     wall = time.monotonic() - began
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after, busy_after = cpu_seconds(groups), machine_busy()
+    after, busy_after = group_cpu_seconds(groups), machine_busy()
     result = wrk_result(output)
     result["command"] = shlex.join(argv)
     cpu = {role: after[role] - before[role] for role in ROLES}
@@ -617,7 +618,9 @@ def main() -> None:
         start_fronts(bench)
         settle_everywhere(bench)
         result["checks"] = check_hosts(bench)
-        result["server_command"] = GUNICORN_CMD.format(bin=BIN, port="<port>", workers=args.workers)
+        result["server_command"] = GUNICORN_CMD.format(
+            bin=".venv/bin", port="<port>", workers=args.workers
+        )
         log(f"{len(bench.hosts)} hosts and {len(bench.fronts)} fronts up; loading")
 
         runs = load(bench, duration, rounds)
@@ -721,6 +724,10 @@ def render(result: dict, out: Path) -> str:
     )
     three = {t: load_[t]["front3"]["ratio_to_front1"] for t in TARGETS}
     front_cost = {t: load_[t]["front1"]["rps"] / load_[t]["direct"]["rps"] for t in TARGETS}
+    front_share = {}
+    for t in TARGETS:
+        cpu = load_[t]["front1"]["cpu_ms_per_request"]
+        front_share[t] = cpu["front"] / (cpu["host_nginx"] + cpu["gunicorn"])
     capacity = []
     for t in TARGETS:
         cpu = load_[t]["front1"]["cpu_ms_per_request"]
@@ -739,7 +746,7 @@ def render(result: dict, out: Path) -> str:
         row["machine_busy_cores"] - row["bench_cores"] for c in load_.values() for row in c.values()
     )
     worker_share = all(v["follower_lag_median_s"] < v["worker_median_s"] for v in vis.values())
-    command = result["server_command"].replace(f"{BIN}/", "")
+    command = re.sub(r"^\S*/bin/", "", result["server_command"])  # where the venv was
     d = result["dataset"]
     worst_every = max(v["every_host_max_s"] for v in vis.values())
     return "\n".join(
@@ -815,7 +822,7 @@ def render(result: dict, out: Path) -> str:
             "and gunicorn, the worker, PostgreSQL and Redis, and at times by others' work "
             f"({spread_text}; the machine was up to {busy:.1f} cores busy, up to "
             f"{others:.1f} of them outside the processes measured). More hosts here add "
-            "processes, not CPUs: with 3 hosts the front gets "
+            "processes, not CPUs: with 3 hosts wrk gets through the front "
             + ", ".join(f"{three[t]:.2f}× ({TARGETS[t][0]})" for t in TARGETS)
             + " of what it gets with 1, which says what spreading the same load over more "
             "processes does when the CPUs stay the same, not how far more machines go (and "
@@ -828,11 +835,16 @@ def render(result: dict, out: Path) -> str:
                 for t in DJANGO
             )
             + f" with 3 hosts ({3 * result['workers_per_host']} gunicorn workers and four "
-            f"nginx taking turns on {m['nproc']} cores). The front itself costs: with one "
-            "host behind it, wrk gets "
+            f"nginx taking turns on {m['nproc']} cores). The front itself: with one host "
+            "behind it, wrk gets "
             + ", ".join(f"{front_cost[t]:.0%}" for t in TARGETS)
-            + " of what the host's nginx serves directly (same order), as every request now "
-            "crosses two nginx on the same cores.",
+            + " of what the host's nginx serves directly (same order). A second nginx on the "
+            "same cores weighs most where nginx's own work is the whole answer (the files: "
+            "the front's CPU per request is "
+            + " and ".join(f"{front_share[t]:.0%}" for t in FILES)
+            + " of the hosts'); beside Django's work it is a small part ("
+            + " and ".join(f"{front_share[t]:.0%}" for t in DJANGO)
+            + ").",
             "",
             "What carries over to real machines is the CPU per request. The hosts' share, "
             "with one host behind the front, comes to "

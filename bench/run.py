@@ -472,22 +472,7 @@ class Run:
         self.databases.append(db)
         redis_client().flushdb()
         log(f"seeding {ds.label}")
-        seeded = bench_json(
-            "BENCHJSON "
-            + run_cmd(
-                [
-                    str(BIN / "python"),
-                    "bench/seed.py",
-                    "--components",
-                    str(components),
-                    "--incidents",
-                    str(incidents),
-                ],
-                env=ds.env,
-            )
-            .strip()
-            .splitlines()[-1]
-        )
+        seeded = run_seed(ds.env, components, incidents)
         ds.incident_code = seeded["incident_code"]
         ds.seed_seconds = seeded["seconds"]
         ds.paths = {name: p.format(code=ds.incident_code) for name, p in ENDPOINTS.items()}

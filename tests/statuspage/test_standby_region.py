@@ -184,6 +184,7 @@ def test_a_standby_region_follows_serves_the_last_state_and_takes_over_once_prom
     changed_at = time.time()
     took = _within(10, lambda: standby.components().get("API") == "major_outage")
     assert 0 <= took < VISIBLE_WITHIN, f"the standby showed the change after {took:.2f} s"
+    print(f"standby region: a change on the primary shown after {took:.2f} s")
     assert NOTICE not in standby.page()
 
     # 2. Read-only while it is a standby: writes are refused with a reason, reads answer.
@@ -208,6 +209,7 @@ def test_a_standby_region_follows_serves_the_last_state_and_takes_over_once_prom
     stopped_at = time.time()
     took = _within(10, lambda: NOTICE in standby.page())
     assert 0 <= took < VISIBLE_WITHIN, "the standby did not say it lost its primary"
+    print(f"standby region: the lost primary said on the page after {took:.2f} s")
     since = float((standby.snapshot_dir / "refresh-failing-since").read_text())
     assert changed_at - 1 <= since <= stopped_at + 0.5
     assert standby.components().get("API") == "major_outage"
@@ -217,6 +219,7 @@ def test_a_standby_region_follows_serves_the_last_state_and_takes_over_once_prom
     standby_db.promote()
     took = _within(10, lambda: NOTICE not in standby.page())
     assert 0 <= took < VISIBLE_WITHIN, "the promoted standby still says it cannot refresh"
+    print(f"standby region: promoted, the notice gone after {took:.2f} s")
     posted = _api(
         standby,
         "POST",

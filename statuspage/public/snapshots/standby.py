@@ -17,6 +17,7 @@ SQLite is never a standby.
 """
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from statuspage.public import public_cache
 logger = logging.getLogger("beacon.snapshots")
 
 PRIMARY_SEEN_KEY = "beacon:standby:primary-seen-at"
+# What public_cache makes: nanoseconds since the epoch, a dash, hex.
+GENERATION_SHAPE = re.compile(r"[0-9]{1,20}-[0-9a-f]{1,32}")
 
 # A WAL receiver's status is shown only to roles with pg_read_all_stats: for others it is
 # NULL, and a receiver that exists at all is taken to be streaming (docs/deployment.md).
@@ -80,6 +83,10 @@ def follow_primary(role: DatabaseRole) -> None:
         except Exception:
             logger.debug("could not note that the primary was seen", exc_info=True)
     replicated = _replicated_generation()
+    if replicated and not GENERATION_SHAPE.fullmatch(replicated):
+        # Written by hand, or by something else: a token the pages could not date.
+        logger.warning("standby: ignored a public change that is not a generation: %r", replicated)
+        return
     if replicated and replicated != public_cache.generation():
         public_cache.adopt(replicated)
         logger.info("standby: adopted the primary's public change %s", replicated)

@@ -2,10 +2,13 @@
 
 import signal
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +35,25 @@ def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
                 except subprocess.TimeoutExpired:
                     running.kill()
                     running.wait()
+
+
+def wait_until_answering(url: str, seconds: float = 30) -> None:
+    """Returns once `url` answers anything; fails the test after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail(f"{url} did not answer")
+
+
+def within(seconds: float, check: Callable[[], bool]) -> float:
+    """How long `check` took to come true (polled every 50 ms), or -1.0 if it did not."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return -1.0

@@ -84,6 +84,8 @@ class ProcessMemory:
         self.refresh_failing_since: float | None = None
         self.failing_checked_at = float("-inf")
         self.probe_started_at = time.monotonic()  # the first probe comes a period after start
+        # The database was a standby (read-only replica) at the last probe.
+        self.on_standby = False
         self.base_url_remembered = False
         self.shared_checked_at: dict[str, float] = {}
         self.noticed: OrderedDict[tuple[str, str, float], Snapshot] = OrderedDict()

@@ -12,8 +12,8 @@ WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 VAR_DIR := $(or $(BEACON_VAR_DIR),var)
 
-.PHONY: bench-api bench-checks bench-misses bench-notify bench-recovery run test lint lock install \
-	bench bench-quick
+.PHONY: bench-api bench-checks bench-misses bench-notify bench-recovery bench-scale run test lint \
+	lock install bench bench-quick
 
 install: $(STAMP)
 
@@ -108,6 +108,12 @@ bench-misses: $(STAMP)
 # component and incident writes, and a profile of one list of 100 incidents (not in `bench`).
 bench-api: $(STAMP)
 	$(BIN)/python bench/api.py $(BENCH_API_ARGS)
+
+# 1, 2 and 3 web hosts (gunicorn, follower, the shipped nginx each) behind a front nginx:
+# requests/s and p99 per number of hosts, and the time for a change to reach every host
+# (about ten minutes; not in `bench`). Writes docs/performance.md#scaling-out.
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py $(BENCH_SCALE_ARGS)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)

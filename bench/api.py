@@ -70,6 +70,7 @@ from run import (
     median_result,
     pg_execute,
     run_cmd,
+    run_seed,
     wait_http,
     wrk_argv,
     wrk_env,
@@ -878,18 +879,7 @@ def main() -> None:
         run_cmd([str(BIN / "python"), "manage.py", "collectstatic", "--noinput", "-v0"], env=env)
         log(f"seeding {COMPONENTS} components, {INCIDENTS:,} incidents, {SUBSCRIBERS} subscribers")
         seed_began = time.monotonic()
-        output = run_cmd(
-            [
-                str(BIN / "python"),
-                "bench/seed.py",
-                "--components",
-                str(COMPONENTS),
-                "--incidents",
-                str(INCIDENTS),
-            ],
-            env=env,
-        )
-        log(f"bench/seed.py: {output.strip().splitlines()[-1]}")
+        log(f"bench/seed.py: {json.dumps(run_seed(env, COMPONENTS, INCIDENTS))}")
         more = manage_shell(env, SEED_CODE % SUBSCRIBERS)
         result["dataset"] = {**more["counts"], "seconds": time.monotonic() - seed_began}
         log(f"seeded in {result['dataset']['seconds']:.1f}s: {json.dumps(more['counts'])}")

@@ -40,7 +40,6 @@ import random
 import re
 import shlex
 import shutil
-import socket
 import statistics
 import string
 import sys
@@ -58,6 +57,7 @@ from run import (
     ROOT,
     Processes,
     beacon_env,
+    free_port,
     http_get,
     loadavg,
     log,
@@ -65,7 +65,9 @@ from run import (
     median_result,
     pg_execute,
     run_cmd,
+    run_seed,
     wait_http,
+    write_doc_section,
     wrk_argv,
     wrk_env,
     wrk_result,
@@ -99,12 +101,6 @@ TARGETS = {
     "incident": ("`/incidents/<real code>/` (reference)", "fixed.lua", None, 200),
 }
 MISSES = ("incident_miss", "history_miss")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def redis_flush() -> None:
@@ -254,18 +250,7 @@ def main() -> None:
         log(f"migrating {DB}")
         run_cmd([str(BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"], env=env)
         log(f"seeding {COMPONENTS} components, {INCIDENTS} past incidents")
-        output = run_cmd(
-            [
-                str(BIN / "python"),
-                "bench/seed.py",
-                "--components",
-                str(COMPONENTS),
-                "--incidents",
-                str(INCIDENTS),
-            ],
-            env=env,
-        )
-        seeded = json.loads(next(ln for ln in reversed(output.splitlines()) if ln.startswith("{")))
+        seeded = run_seed(env, COMPONENTS, INCIDENTS)
         result["dataset"] = seeded
         # Before autovacuum finds the new tables in the middle of a run.
         pg_execute("VACUUM (ANALYZE)", dbname=DB)
@@ -344,22 +329,7 @@ def print_table(summary: dict) -> None:
 
 
 def write_doc(result: dict, out: Path) -> None:
-    text = f"{DOC_START}\n{render(result, out)}\n{DOC_END}"
-    doc = DOC.read_text()
-    if DOC_START in doc:
-        doc = re.sub(
-            re.escape(DOC_START) + ".*?" + re.escape(DOC_END), lambda _: text, doc, flags=re.S
-        )
-    else:
-        section = f"{DOC_HEADING}\n\n{text}\n\n"
-        # After the "## Recovery" section: before the next heading of its level, or at the end.
-        recovery = doc.find("\n## Recovery\n")
-        following = doc.find("\n## ", recovery + 1) if recovery != -1 else -1
-        if following == -1:
-            doc = doc.rstrip() + "\n\n" + section.rstrip() + "\n"
-        else:
-            doc = doc[: following + 1] + section + doc[following + 1 :]
-    DOC.write_text(doc)
+    write_doc_section(DOC_START, DOC_END, DOC_HEADING, render(result, out), after="## Recovery")
 
 
 def render(result: dict, out: Path) -> str:

@@ -36,6 +36,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -192,6 +193,13 @@ def http_get(port: int, path: str, headers: dict | None = None, timeout: float =
         return response.status, dict(response.getheaders()), response.read()
     finally:
         conn.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
 
 
 def wait_http(port: int, path: str = "/", timeout: float = 60, proc=None) -> None:
@@ -359,6 +367,43 @@ def manage_shell(env: dict, code: str, timeout: float = 600) -> dict:
     )
 
 
+def run_seed(env: dict, components: int, incidents: int) -> dict:
+    """bench/seed.py on the migrated database of `env`; its JSON line (sizes, seconds, code)."""
+    output = run_cmd(
+        [
+            str(BIN / "python"),
+            "bench/seed.py",
+            "--components",
+            str(components),
+            "--incidents",
+            str(incidents),
+        ],
+        env=env,
+    )
+    return json.loads(next(ln for ln in reversed(output.splitlines()) if ln.startswith("{")))
+
+
+def write_doc_section(start: str, end: str, heading: str, text: str, after: str = "") -> None:
+    """Puts `text` between the markers `start` and `end` in docs/performance.md.
+
+    The first time, a new section under `heading` goes after the section headed `after`
+    (before the next heading of its level), or at the end.
+    """
+    block = f"{start}\n{text}\n{end}"
+    doc = DOC.read_text()
+    if start in doc:
+        doc = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, doc, flags=re.S)
+    else:
+        section = f"{heading}\n\n{block}\n\n"
+        previous = doc.find(f"\n{after}\n") if after else -1
+        following = doc.find("\n## ", previous + 1) if previous != -1 else -1
+        if following == -1:
+            doc = doc.rstrip() + "\n\n" + section.rstrip() + "\n"
+        else:
+            doc = doc[: following + 1] + section + doc[following + 1 :]
+    DOC.write_text(doc)
+
+
 # --- data sets ----------------------------------------------------------------------------
 
 
@@ -427,22 +472,7 @@ class Run:
         self.databases.append(db)
         redis_client().flushdb()
         log(f"seeding {ds.label}")
-        seeded = bench_json(
-            "BENCHJSON "
-            + run_cmd(
-                [
-                    str(BIN / "python"),
-                    "bench/seed.py",
-                    "--components",
-                    str(components),
-                    "--incidents",
-                    str(incidents),
-                ],
-                env=ds.env,
-            )
-            .strip()
-            .splitlines()[-1]
-        )
+        seeded = run_seed(ds.env, components, incidents)
         ds.incident_code = seeded["incident_code"]
         ds.seed_seconds = seeded["seconds"]
         ds.paths = {name: p.format(code=ds.incident_code) for name, p in ENDPOINTS.items()}

@@ -89,6 +89,24 @@ class PageSettings(models.Model):
             cache.delete(cls.CACHE_KEY)
 
 
+class PublicChange(models.Model):
+    """The last change the public can see, kept in the database (one row).
+
+    A standby region's web hosts read their database, a streaming replica of the primary,
+    and nothing else of the primary region: this row, replicated with the change it follows,
+    is how they learn that their pages are out of date (statuspage/public/snapshots/standby.py).
+    """
+
+    generation = models.CharField(max_length=64, blank=True)
+    changed_at = models.DateTimeField(null=True)
+
+    class Meta:
+        verbose_name = "public change"
+
+    def __str__(self):
+        return self.generation or "none yet"
+
+
 class ApiKeyScope(models.TextChoices):
     READ = "read", "Read only"
     WRITE = "write", "Read and write"

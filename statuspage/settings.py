@@ -353,6 +353,9 @@ BEACON_SNAPSHOT_GENERATION_CHECK = env.float("SNAPSHOT_GENERATION_CHECK", defaul
 BEACON_SNAPSHOT_SETTLE_SECONDS = env.float("SNAPSHOT_SETTLE_SECONDS", default=0.2)
 BEACON_SNAPSHOT_MAX_STALE_SECONDS = env.float("SNAPSHOT_MAX_STALE_SECONDS", default=1.0)
 BEACON_SNAPSHOT_PROBE_SECONDS = env.float("SNAPSHOT_PROBE_SECONDS", default=5.0)
+# On a standby region's hosts (their database a streaming replica), the probe also follows
+# the primary's changes: this often (docs/deployment.md, "A second region").
+BEACON_STANDBY_PROBE_SECONDS = env.float("STANDBY_PROBE_SECONDS", default=1.0)
 # The worker rebuilds the hot outputs after each change (render on write).
 BEACON_SNAPSHOT_RENDER_ON_WRITE = env.bool("SNAPSHOT_RENDER_ON_WRITE", default=True)
 

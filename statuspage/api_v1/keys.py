@@ -5,8 +5,10 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 from django.utils import timezone
 
+from statuspage.lib.outage import database_read_only
 from statuspage.models import ApiKey, ApiKeyScope
 
 # Written at most this often per key: a busy script must not turn reads into writes.
@@ -75,7 +77,12 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
         raise ApiKeyExpired
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        try:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        except DatabaseError as error:
+            # A standby region's database: its reads still answer; the use goes unnoted.
+            if not database_read_only(error):
+                raise
         key.last_used_at = now
     return key
 

@@ -21,6 +21,8 @@ from typing import Any, Concatenate, ParamSpec
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
 
+from statuspage.lib.outage import database_read_only, database_unreachable
+
 # The segment after /integrations/<kind>/, up to the next slash, query, quote or space.
 _SECRET_PATH = re.compile(r"(/integrations/[^/\s?#\"']+/)[^/\s?#\"']+")
 MASK = "****"
@@ -92,6 +94,34 @@ def _mask_request(request: HttpRequest) -> None:
             request.META[key] = mask(request.META[key])
 
 
+# Senders (monitoring tools, cron jobs' curl) retry a 503 after Retry-After.
+RETRY_AFTER_SECONDS = 30
+
+
+def _failure_response(error: Exception, request_id: str) -> JsonResponse:
+    """A database that is away or read-only (a standby region's) is a 503 to retry, saying
+    so; anything else a 500 naming the request's id."""
+    if database_read_only(error):
+        code, status = "read_only", 503
+        message = (
+            "This copy of Beacon is read-only: its database is a standby. Send this to the "
+            "primary region, or again once this region's database has been promoted."
+        )
+    elif database_unreachable(error):
+        code, status = "database_unavailable", 503
+        message = "Beacon cannot reach its database right now; try again in a minute."
+    else:
+        code, status = "internal_error", 500
+        message = (
+            "Beacon could not handle this request; staff can find it in the logs by its id "
+            f"{request_id}."
+        )
+    response = JsonResponse({"error": code, "message": message}, status=status)
+    if status == 503:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def with_request_id(
     view: Callable[Concatenate[HttpRequest, _P], HttpResponse],
 ) -> Callable[Concatenate[HttpRequest, _P], HttpResponse]:
@@ -113,14 +143,7 @@ def with_request_id(
                 response = view(request, *args, **kwargs)
             except Exception as error:
                 failure = error
-                response = JsonResponse(
-                    {
-                        "error": "internal_error",
-                        "message": "Beacon could not handle this request; staff can find "
-                        f"it in the logs by its id {request_id}.",
-                    },
-                    status=500,
-                )
+                response = _failure_response(error, request_id)
             _mask_request(request)
             response[REQUEST_ID_HEADER] = request_id
             if response.status_code >= 400:

@@ -83,8 +83,15 @@ def changed_at(token: str) -> float:
     return int(token.split("-", 1)[0]) / 1e9
 
 
-def invalidate() -> None:
+def invalidate() -> str:
+    """Start a new generation; returns its token."""
     token = _new_generation()
+    adopt(token)
+    return token
+
+
+def adopt(token: str) -> None:
+    """Make `token` the generation (a new one, or the primary region's on a standby)."""
     try:
         cache.set(GENERATION_KEY, token, None)
     except Exception:

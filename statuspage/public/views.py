@@ -17,7 +17,7 @@ from django.views.decorators.http import require_safe
 from django.views.static import serve
 
 from statuspage.lib.htmx import HtmxHttpRequest
-from statuspage.lib.outage import database_unreachable
+from statuspage.lib.outage import database_read_only, database_unreachable
 from statuspage.models import PageSettings
 from statuspage.public import selectors
 from statuspage.public.snapshots import outage
@@ -90,6 +90,16 @@ UNAVAILABLE_WORDS = {
     "heading": "Status temporarily unavailable",
     "message": UNAVAILABLE_MESSAGE,
 }
+READ_ONLY_MESSAGE = (
+    "This copy of the status page is read-only: its database is a standby of the primary "
+    "region's. Make changes in the primary region, or here once this region's database has "
+    "been promoted."
+)
+READ_ONLY_WORDS = {
+    "title": "Read-only copy",
+    "heading": "This copy of the status page is read-only",
+    "message": READ_ONLY_MESSAGE,
+}
 BAD_REQUEST_WORDS = {
     "title": "Bad request",
     "heading": "Bad request",
@@ -123,8 +133,14 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """handler500: a 503 with Retry-After when the database is unreachable, else a 500."""
-    if database_unreachable(sys.exc_info()[1]):
+    """handler500: a 503 with Retry-After when the database is unreachable or refuses a
+    write as a standby's, else a 500."""
+    error = sys.exc_info()[1]
+    if database_read_only(error):
+        html = render_to_string("500.html", READ_ONLY_WORDS)
+        response = _error(request, 503, READ_ONLY_MESSAGE, html)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    elif database_unreachable(error):
         outage.note_database_unreachable()
         html = render_to_string("500.html", UNAVAILABLE_WORDS)
         response = _error(request, 503, UNAVAILABLE_MESSAGE, html)

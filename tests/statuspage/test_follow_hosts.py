@@ -8,22 +8,21 @@ The worker writes to a directory of its own, so only the followers bring a chang
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from django.db import connection
 
 from components.services import component_set_status
 from tests.components.factories import ComponentFactory
 from tests.nginx import free_port, run_nginx, shipped_nginx
+from tests.processes import database_url, process, wait_until_answering, within
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -31,7 +30,6 @@ pytestmark = [
     pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 VISIBLE_WITHIN = 2.0
 
 
@@ -49,43 +47,11 @@ class Host:
         return self.snapshot_dir / "files"
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-@contextmanager
-def _process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-def _wait_until_answering(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail(f"{url} did not answer")
-
-
 def _start_follower(stack: ExitStack, host: Host, *, wait: bool = True) -> None:
     command = [sys.executable, "manage.py", "follow_snapshots"]
     log = host.snapshot_dir.parent / f"follower-{time.monotonic_ns()}.log"
-    host.follower = stack.enter_context(_process(command, host.env, log))
-    if wait and _within(30, lambda: "caught up reason=start" in log.read_text()) < 0:
+    host.follower = stack.enter_context(process(command, host.env, log))
+    if wait and within(30, lambda: "caught up reason=start" in log.read_text()) < 0:
         pytest.fail(f"the follower of {host.name} did not start: {log.read_text()}")
 
 
@@ -109,9 +75,9 @@ def _start_host(stack: ExitStack, name: str, tmp_path: Path, env: dict[str, str]
         "1",
         "statuspage.wsgi",
     ]
-    stack.enter_context(_process(gunicorn, host.env, tmp_path / name / "gunicorn.log"))
+    stack.enter_context(process(gunicorn, host.env, tmp_path / name / "gunicorn.log"))
     _start_follower(stack, host)
-    _wait_until_answering(host.web + "/robots.txt")
+    wait_until_answering(host.web + "/robots.txt")
     host.nginx = stack.enter_context(
         shipped_nginx(tmp_path / name / "nginx", files=host.files, upstream=f"127.0.0.1:{web_port}")
     )
@@ -151,15 +117,6 @@ def _file_status(host: Host, name: str) -> str | None:
     return next((c["status"] for c in components if c["name"] == name), None)
 
 
-def _within(seconds: float, check: Callable[[], bool]) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    return -1.0
-
-
 def _everywhere(hosts: list[Host], front: str, name: str, status: str) -> Callable[[], bool]:
     def check() -> bool:
         return all(
@@ -178,7 +135,7 @@ def test_two_web_hosts_serve_a_change_within_two_seconds_and_a_follower_catches_
     api = ComponentFactory(name="API")
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "SNAPSHOT_RENDER_ON_WRITE": "0",
         "LOG_LEVEL": "INFO",
@@ -186,11 +143,11 @@ def test_two_web_hosts_serve_a_change_within_two_seconds_and_a_follower_catches_
     with ExitStack() as stack:
         hosts = [_start_host(stack, name, tmp_path, env) for name in ("a", "b")]
         front = _front(stack, tmp_path, hosts)
-        _wait_until_answering(front + "/robots.txt")
+        wait_until_answering(front + "/robots.txt")
 
         # The worker (its own directory) renders; both hosts have it on disk and serve it.
         component_set_status(component=api, status="major_outage")
-        took = _within(10, _everywhere(hosts, front, "API", "major_outage"))
+        took = within(10, _everywhere(hosts, front, "API", "major_outage"))
         assert 0 <= took < VISIBLE_WITHIN, f"visible everywhere after {took:.2f} s"
 
         # One follower is killed; a change meanwhile reaches only the other host's disk.
@@ -199,13 +156,13 @@ def test_two_web_hosts_serve_a_change_within_two_seconds_and_a_follower_catches_
         b.follower.kill()
         b.follower.wait()
         component_set_status(component=api, status="partial_outage")
-        assert _within(10, lambda: _file_status(hosts[0], "API") == "partial_outage") >= 0
+        assert within(10, lambda: _file_status(hosts[0], "API") == "partial_outage") >= 0
         time.sleep(0.5)
         assert _file_status(b, "API") == "major_outage"  # behind: nobody wrote its disk
 
         # Started again, it catches up from the shared store and says so in one line.
         _start_follower(stack, b, wait=False)
-        took = _within(10, _everywhere(hosts, front, "API", "partial_outage"))
+        took = within(10, _everywhere(hosts, front, "API", "partial_outage"))
         assert took >= 0, "the restarted follower did not catch up"
         logs = "".join(p.read_text() for p in (tmp_path / "b").glob("follower-*.log"))
         assert "snapshot follower caught up reason=start" in logs

@@ -1,21 +1,7 @@
-"""The replica's lag, measured on a real PostgreSQL streaming replica.
+"""The replica's lag, measured on a real PostgreSQL streaming replica (tests/postgres_pair.py:
+a private primary and a standby made from it with `pg_basebackup -R`)."""
 
-The machine's PostgreSQL does not allow replication connections (pg_hba.conf has no
-`replication` entry), so this module starts a pair of its own: a small primary in a temporary
-directory, and a standby made from it with `pg_basebackup -R`, both on free ports with trust
-authentication. Skipped where PostgreSQL's server binaries, or a `postgres` user to run them
-as, are not there.
-"""
-
-import contextlib
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,75 +10,16 @@ from django.db import connections
 from components.models import Component
 from statuspage import db_router
 from statuspage.lib.replica import reading_from_replica
+from tests.postgres_pair import Cluster, primary_and_standby
 from tests.statuspage.replica_alias import replica_alias_as
 
 REPLICA = db_router.REPLICA
-BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Cluster:
-    """One PostgreSQL server of the pair, run as the postgres user."""
-
-    def __init__(self, data: Path, port: int):
-        self.data, self.port = data, port
-
-    def run(self, *command: str) -> None:
-        prefix = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
-        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
-        # A log file, or the server would hold the output pipe open and run() never return.
-        log = str(self.data.parent / f"{self.data.name}.log")
-        self.run(str(BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
-
-    def stop(self) -> None:
-        self.run(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def connect(self) -> psycopg.Connection:
-        return psycopg.connect(
-            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
-        )
 
 
 @pytest.fixture(scope="module")
 def pair():
-    if not (BIN / "pg_ctl").exists() or not shutil.which("runuser"):
-        pytest.skip(f"PostgreSQL's server binaries are not in {BIN}")
-    try:
-        postgres = pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("no postgres user to run a PostgreSQL server as")
-    root = Path(tempfile.mkdtemp(prefix="beacon-replica-"))
-    os.chown(root, postgres.pw_uid, postgres.pw_gid)
-    primary = Cluster(root / "primary", _free_port())
-    standby = Cluster(root / "standby", _free_port())
-    started: list[Cluster] = []
-    try:
-        primary.run(str(BIN / "initdb"), "-D", str(primary.data), "-U", "postgres", "-A", "trust")
-        with (primary.data / "pg_hba.conf").open("a") as hba:
-            hba.write("host replication postgres 127.0.0.1/32 trust\n")
-        started.append(primary)
-        primary.start()
-        primary.run(
-            str(BIN / "pg_basebackup"),
-            *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
-            *("-D", str(standby.data), "-R", "-X", "stream", "-c", "fast"),
-        )
-        started.append(standby)
-        standby.start()
-        yield primary, standby
-    finally:
-        for cluster in reversed(started):
-            with contextlib.suppress(Exception):
-                cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with primary_and_standby("beacon-replica-") as clusters:
+        yield clusters
 
 
 @pytest.fixture

@@ -443,3 +443,34 @@ def test_a_starting_worker_loads_the_hot_snapshots_without_the_database(
     store.reset_memory()
     component_set_status(component=api, status="major_outage")
     assert serve.warm_memory() == 0
+
+
+def test_pruning_the_files_tree_leaves_a_file_being_written_and_removes_one_left_behind(
+    settings,
+):
+    """Two rebuilds at once (a worker of concurrency 2, or the follower beside it): one
+    prunes while the other is between writing its temporary file and renaming it."""
+    root = settings.BEACON_SNAPSHOT_DIR / "files"
+    (root / "api/v2").mkdir(parents=True)
+    being_written = root / "api/v2" / f"{store.TEMP_PREFIX}abc123"
+    left_behind = root / f"{store.TEMP_PREFIX}old456"
+    stray = root / "incidents/gone/index.html"
+    stray.parent.mkdir(parents=True)
+    for path in (being_written, left_behind, stray):
+        path.write_bytes(b"x")
+    long_ago = time.time() - store.TEMP_MAX_AGE_SECONDS - 60
+    os.utime(left_behind, (long_ago, long_ago))
+
+    assert store.prune_files_tree(set()) == 2
+    assert being_written.exists()
+    assert not left_behind.exists() and not stray.exists()
+    # The rename that follows still finds its file.
+    os.replace(being_written, root / "api/v2/summary.json")
+
+
+def test_a_write_to_the_files_tree_that_fails_leaves_no_temporary_file(settings, tmp_path):
+    target = tmp_path / "tree" / "page"
+    target.mkdir(parents=True)  # a directory where the file should go: the rename fails
+    with pytest.raises(OSError):
+        store._atomic_write(target, b"body")
+    assert [p.name for p in target.parent.iterdir()] == ["page"]

@@ -9,6 +9,7 @@ under which the snapshots and their bookkeeping are shared in the cache are here
 import logging
 import time
 from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qs
@@ -16,12 +17,13 @@ from urllib.parse import parse_qs
 from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 
 from components.models import Component
 from incidents.models import Incident
+from statuspage.models import PublicChange
 from statuspage.public import public_cache
 from statuspage.public.selectors import history_page_count
 
@@ -241,8 +243,24 @@ def generation_is_settled(generation: str) -> bool:
 
 def publish_change() -> None:
     """Something public changed: make every output stale and have the worker rebuild."""
-    public_cache.invalidate()
+    token = public_cache.invalidate()
+    note_change_in_database(token)
     schedule_rebuild()
+
+
+def note_change_in_database(token: str) -> None:
+    """Keep the new generation in the database too, where a standby region's hosts, which
+    see nothing of this region but their replica of its database, read it
+    (statuspage/public/snapshots/standby.py). Best effort: the database may be the thing
+    that is away, or a standby that cannot be written."""
+    noted = {"generation": token, "changed_at": timezone.now()}
+    try:
+        # A savepoint inside a transaction: a failure must not spoil the caller's.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            if not PublicChange.objects.filter(pk=1).update(**noted):
+                PublicChange.objects.update_or_create(pk=1, defaults=noted)  # the row was lost
+    except DatabaseError:
+        logger.debug("could not note the public change in the database", exc_info=True)
 
 
 def publish_change_on_commit() -> None:

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connection
 
-from statuspage.public.snapshots import keys, store
+from statuspage.public.snapshots import keys, standby, store
 
 logger = logging.getLogger("beacon.snapshots")
 
@@ -43,8 +43,11 @@ def note_database_unreachable() -> None:
     refresh_failed()
 
 
-def refresh_failed() -> None:
-    since = time.time()
+def refresh_failed(
+    *, since: float | None = None, reason: str = "the database is unreachable"
+) -> None:
+    """Pages say from now on that they show the state as of `since` (default: now)."""
+    since = time.time() if since is None else since
     entered: bool | None
     try:
         entered = bool(cache.add(keys.REFRESH_FAILING_KEY, since, None))
@@ -59,15 +62,16 @@ def refresh_failed() -> None:
     store.remember_refresh_failing_since(since)
     if entered:
         logger.warning(
-            "cannot refresh public snapshots since %s: the database is unreachable",
+            "cannot refresh public snapshots since %s: %s",
             store.utc(since).isoformat(timespec="seconds"),
+            reason,
         )
     if entered or created_file:
         store.rewrite_pages_in_files_tree()
         store.announce("notice")
 
 
-def refresh_succeeded() -> None:
+def refresh_succeeded(*, reason: str = "the database is back") -> None:
     if store.refresh_failing_since() is None and not store.failing_file().exists():
         return
     left: bool | None
@@ -82,7 +86,7 @@ def refresh_succeeded() -> None:
         removed_file = False
     store.remember_refresh_failing_since(None)
     if left or (left is None and removed_file):
-        logger.warning("public snapshots refresh again: the database is back")
+        logger.warning("public snapshots refresh again: %s", reason)
     if left or removed_file:
         store.rewrite_pages_in_files_tree()
         store.announce("notice")
@@ -94,21 +98,36 @@ def probe_database_soon() -> None:
     """Check the database in the background every few seconds, never on the request path."""
     now = time.monotonic()
     memory = store.memory()
-    if now - memory.probe_started_at < settings.BEACON_SNAPSHOT_PROBE_SECONDS:
+    period = settings.BEACON_SNAPSHOT_PROBE_SECONDS
+    if memory.on_standby:
+        # A standby follows its primary's changes through this probe: check more often.
+        period = min(period, settings.BEACON_STANDBY_PROBE_SECONDS)
+    if now - memory.probe_started_at < period:
         return
     memory.probe_started_at = now
     threading.Thread(target=probe_database_now, name="beacon-db-probe", daemon=True).start()
 
 
 def probe_database_now() -> None:
-    """One `SELECT 1`: marks the outage, or clears it (and refreshes everything) if it is over."""
+    """One query: marks the outage, or clears it (and refreshes everything) if it is over;
+    on a standby, follows the primary or says since when it lost it (standby.py)."""
     try:
         close_old_connections()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        role = standby.database_role()
+        if role.standby:
+            standby.follow_primary(role)
     except Exception:
         refresh_failed()
     else:
-        refresh_succeeded()
+        memory = store.memory()
+        was_standby, memory.on_standby = memory.on_standby, role.standby
+        if role.lost_primary:
+            since = standby.shown_as_of(role)
+            refresh_failed(since=since, reason="the database is a standby that lost its primary")
+        elif was_standby and not role.standby:
+            logger.warning("the database was promoted: this region takes changes again")
+            refresh_succeeded(reason="the database was promoted")
+        else:
+            refresh_succeeded()
     finally:
         connection.close()

@@ -84,6 +84,8 @@ class ProcessMemory:
         self.refresh_failing_since: float | None = None
         self.failing_checked_at = float("-inf")
         self.probe_started_at = time.monotonic()  # the first probe comes a period after start
+        # The database was a standby (read-only replica) at the last probe.
+        self.on_standby = False
         self.base_url_remembered = False
         self.shared_checked_at: dict[str, float] = {}
         self.noticed: OrderedDict[tuple[str, str, float], Snapshot] = OrderedDict()
@@ -152,12 +154,23 @@ def failing_file() -> Path:
     return _snapshot_dir() / REFRESH_FAILING_FILE
 
 
+# A file being written is named so, beside where it will be: pruning the files tree (another
+# rebuild, another worker process, the follower) leaves it alone until it is this old, which
+# only one left behind by a crash gets to be.
+TEMP_PREFIX = ".beacon-writing-"
+TEMP_MAX_AGE_SECONDS = 300
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=TEMP_PREFIX, delete=False) as handle:
         handle.write(data)
-    os.chmod(handle.name, 0o644)  # nginx's workers run as another user
-    os.replace(handle.name, path)
+    try:
+        os.chmod(handle.name, 0o644)  # nginx's workers run as another user
+        os.replace(handle.name, path)
+    except OSError:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
 
 
 # Copies written by earlier releases name these classes where they lived then. A release is
@@ -373,9 +386,18 @@ def prune_files_tree(keep: set[str]) -> int:
     removed = 0
     for path in root.rglob("*") if root.exists() else []:
         if path.is_file() and str(path.relative_to(root)) not in wanted:
+            if path.name.startswith(TEMP_PREFIX) and not _left_behind(path):
+                continue  # being written by another rebuild: its rename must find it
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def _left_behind(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > TEMP_MAX_AGE_SECONDS
+    except OSError:
+        return False  # renamed or removed meanwhile
 
 
 def rewrite_pages_in_files_tree() -> None:

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.conf import settings
 from django.db import connection
+
+from statuspage.db_router import REPLICA
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +21,15 @@ def database_url() -> str:
     """DATABASE_URL of the test database, for a process started by a transactional test."""
     db = connection.settings_dict
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def database_env() -> dict[str, str]:
+    """The database variables of such a process: DATABASE_URL, and with DATABASE_REPLICA_URL
+    set for the suite, a replica URL on the test database too, as the test's own mirror is
+    (the inherited one names a database the test does not use)."""
+    url = database_url()
+    replica = {"DATABASE_REPLICA_URL": url} if REPLICA in settings.DATABASES else {}
+    return {"DATABASE_URL": url, **replica}
 
 
 @contextmanager

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from django.db import connection
 from django.test import Client
 
 from components.alerts import services as alert_services
@@ -22,6 +21,7 @@ from components.alerts.models import AlertIntegration, AlertKind
 from statuspage.lib import request_log
 from tests.components.factories import ComponentFactory
 from tests.nginx import shipped_nginx
+from tests.processes import database_env
 
 FIRING = {"id": "job", "status": "firing", "labels": {"component": "API"}}
 
@@ -184,11 +184,10 @@ def _free_port() -> int:
 def test_gunicorns_access_log_masks_the_token_and_names_the_request_id(tmp_path, settings):
     ComponentFactory(name="API")
     integration = AlertIntegration.objects.create(name="Cron", kind=AlertKind.GENERIC)
-    db = connection.settings_dict
     port = _free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        **database_env(),
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECRET_KEY": "test-only-" + "x" * 50,

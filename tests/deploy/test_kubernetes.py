@@ -29,7 +29,7 @@ from kubernetes_validate import utils as kubernetes_validate
 
 from statuspage.public.snapshots.build import rebuild_hot_snapshots
 from tests.nginx import free_port, run_nginx
-from tests.processes import database_url, process
+from tests.processes import database_env, process
 from tests.statuspage.test_security_headers import run_check_deploy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -334,7 +334,7 @@ def test_pods_start_once_the_database_is_migrated_and_wait_while_it_cannot_be_as
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # python
         "BEACON_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": database_url(),
+        **database_env(),
     }
     waits = {
         workload: next(
@@ -489,7 +489,7 @@ def test_a_web_pod_answers_its_probes_and_serves_https_as_the_ingress_says(
         **settings_map,
         # Where this machine has them: the test database, a prefix of the test's own, and
         # the pod's volumes in a temporary directory.
-        "DATABASE_URL": database_url(),
+        **database_env(),
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "BEACON_VAR_DIR": str(pod_dir),
         "SNAPSHOT_DIR": str(snapshots),

@@ -22,7 +22,7 @@ import pytest
 from components.services import component_set_status
 from tests.components.factories import ComponentFactory
 from tests.nginx import free_port, run_nginx, shipped_nginx
-from tests.processes import database_url, process, wait_until_answering, within
+from tests.processes import database_env, process, wait_until_answering, within
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -135,7 +135,7 @@ def test_two_web_hosts_serve_a_change_within_two_seconds_and_a_follower_catches_
     api = ComponentFactory(name="API")
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(),
+        **database_env(),
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "SNAPSHOT_RENDER_ON_WRITE": "0",
         "LOG_LEVEL": "INFO",

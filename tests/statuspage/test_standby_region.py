@@ -97,7 +97,9 @@ def regions(tmp_path_factory) -> Iterator[tuple[Cluster, Cluster, Region, Region
         with primary.connect() as conn:
             conn.execute("CREATE DATABASE beacon")
         base_env = {
-            **os.environ,
+            # Each region's only database is its DATABASE_URL: a replica URL the suite runs
+            # with names a database of this machine's server, not of the pair.
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_REPLICA_URL"},
             "SNAPSHOT_RENDER_ON_WRITE": "0",  # no worker: the web hosts render what they serve
             "SNAPSHOT_PROBE_SECONDS": "1",
             "STANDBY_PROBE_SECONDS": "0.5",

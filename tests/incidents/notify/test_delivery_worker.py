@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.db import connection
 
 from incidents import tasks
 from incidents.notify import delivery
@@ -17,6 +16,7 @@ from incidents.notify.models import Channel, Delivery, DeliveryState, Notificati
 from statuspage.celery import app
 from tests.incidents.factories import StaffFactory, SubscriberFactory, open_incident
 from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
+from tests.processes import database_env
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -67,13 +67,9 @@ WITH_CRASH_LIMIT = (
 
 
 def worker_process(settings, tmp_path, *, max_crashes=None, queues="notify") -> subprocess.Popen:
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
-            f"{connection.settings_dict['NAME']}"
-        ),
+        **database_env(),
         "EMAIL_URL": f"smtp://{settings.EMAIL_HOST}:{settings.EMAIL_PORT}",
         "NOTIFY_EMAIL_BATCH_SIZE": "10",
         "NOTIFY_LEASE_SECONDS": "3",

@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, Max, Min, OuterRef, QuerySet, Subquery
 
 from components.models import (
     Component,
     ComponentGroup,
     ComponentStatus,
+    ComponentStatusChange,
     ComponentStatusValue,
     DailyUptime,
+    StatusChangeCause,
 )
 from components.uptime import DayUptime, split_by_day, uptime_percent_over
 from statuspage.models import PageSettings
@@ -196,3 +198,35 @@ def component_tree() -> ComponentTree:
 
 
 __all__ = ["overall_status", "page_components", "daily_uptime", "uptime_percent_over"]
+
+
+@dataclass(frozen=True)
+class ComponentStatusSource:
+    """A component's status, who set it and since when (the staff console's first table)."""
+
+    component: Component
+    cause: str | None  # a StatusChangeCause value; None when it never changed
+    cause_label: str
+    actor: str  # the staff member's username when a person set it, else ""
+    since: datetime | None
+
+
+def component_status_sources() -> list[ComponentStatusSource]:
+    """Every component in page order with the last change of its status: one query."""
+    last = ComponentStatusChange.objects.filter(component=OuterRef("pk")).order_by("-at", "-id")
+    components = Component.objects.in_page_order().annotate(
+        last_cause=Subquery(last.values("cause")[:1]),
+        last_at=Subquery(last.values("at")[:1]),
+        last_actor=Subquery(last.values("actor__username")[:1]),
+    )
+    labels = dict(StatusChangeCause.choices)
+    return [
+        ComponentStatusSource(
+            component=component,
+            cause=component.last_cause,
+            cause_label=labels.get(component.last_cause, "Never changed"),
+            actor=component.last_actor or "",
+            since=component.last_at or component.created_at,
+        )
+        for component in components
+    ]

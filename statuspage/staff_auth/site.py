@@ -75,11 +75,22 @@ class BeaconAdminSite(admin.AdminSite):
     def each_context(self, request):
         return {**super().each_context(request), "two_factor_off": not settings.REQUIRE_2FA}
 
+    def index(self, request, extra_context=None):
+        # Not at the top: the admin loads this module before models exist.
+        from statuspage.staff_auth import console
+
+        return super().index(request, {**console.console_context(), **(extra_context or {})})
+
     def get_urls(self):
         # Not at the top: the admin loads this module before models exist; the views need them.
-        from statuspage.staff_auth import views
+        from statuspage.staff_auth import console, views
 
         own = [
+            path(
+                "console/components/",
+                self.admin_view(lambda request: console.components_partial(self, request)),
+                name="console_components",
+            ),
             path("two-factor/", views.second_step, name="two_factor"),
             path("two-factor/set-up/", views.set_up_app, name="two_factor_set_up"),
             path("two-factor/set-up/qr.svg", views.set_up_qr, name="two_factor_qr"),

@@ -1,9 +1,10 @@
-"""Reads of incidents shared by the public outputs, the APIs and the webhook payloads."""
+"""Reads of incidents shared by the public outputs, the APIs, the webhook payloads and the
+staff console."""
 
 from django.db.models import Prefetch, QuerySet
 
 from components.models import Component
-from incidents.models import AffectedComponent, Incident, IncidentUpdate
+from incidents.models import AffectedComponent, Incident, IncidentDraft, IncidentUpdate
 
 
 def with_timeline(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
@@ -19,4 +20,13 @@ def with_timeline(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
             ),
         ),
         Prefetch("components", queryset=Component.objects.in_page_order()),
+    )
+
+
+def drafts_waiting() -> list[IncidentDraft]:
+    """Drafts health checks prepared that nobody has published or discarded, newest first."""
+    return list(
+        IncidentDraft.objects.filter(published_at__isnull=True, discarded_at__isnull=True)
+        .select_related("component")
+        .order_by("-created_at", "-id")
     )

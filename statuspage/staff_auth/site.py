@@ -79,7 +79,7 @@ class BeaconAdminSite(admin.AdminSite):
         # Not at the top: the admin loads this module before models exist.
         from statuspage.staff_auth import console
 
-        return super().index(request, {**console.console_context(), **(extra_context or {})})
+        return super().index(request, {**console.console_context(request), **(extra_context or {})})
 
     def get_urls(self):
         # Not at the top: the admin loads this module before models exist; the views need them.
@@ -87,9 +87,9 @@ class BeaconAdminSite(admin.AdminSite):
 
         own = [
             path(
-                "console/components/",
-                self.admin_view(lambda request: console.components_partial(self, request)),
-                name="console_components",
+                "console/live/",
+                self.admin_view(lambda request: console.live_partial(self, request)),
+                name="console_live",
             ),
             path("two-factor/", views.second_step, name="two_factor"),
             path("two-factor/set-up/", views.set_up_app, name="two_factor_set_up"),

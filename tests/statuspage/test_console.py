@@ -5,10 +5,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.urls import reverse
+from django.utils import timezone
 
 from components.models import StatusChangeCause
 from components.services import component_set_status
+from incidents.models import Incident, IncidentDraft
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
+from tests.incidents.factories import StaffFactory, sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -60,26 +63,69 @@ def test_the_table_alone_answers_the_refresh_and_is_bounded_in_queries(
         component = ComponentFactory(name=f"Service {n}")
         component_set_status(component=component, status="partial_outage", actor=responder)
     with django_assert_max_num_queries(10):
-        response = client.get(reverse("admin:console_components"))
+        response = client.get(reverse("admin:console_live"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.lstrip().startswith('<div id="console-components"')
+    assert html.lstrip().startswith('<div id="console-live"')
     assert len(_rows(html)) == 20
 
 
 def test_component_names_are_escaped(client, responder):
     ComponentFactory(name='<img src=x onerror="alert(1)">')
-    html = client.get(reverse("admin:console_components")).content.decode()
+    html = client.get(reverse("admin:console_live")).content.decode()
     assert "<img src=x" not in html and "&lt;img src=x" in html
 
 
 def test_the_console_is_staff_only(client):
-    for name in ("admin:index", "admin:console_components"):
+    for name in ("admin:index", "admin:console_live"):
         response = client.get(reverse(name))
         assert response.status_code == 302
         assert reverse("admin:login") in response["Location"]
 
 
 def test_an_empty_page_says_how_to_start(client, responder):
-    html = client.get(reverse("admin:console_components")).content.decode()
+    html = client.get(reverse("admin:console_live")).content.decode()
     assert "No components yet" in html
+
+
+def _draft(component, **kwargs):
+    return IncidentDraft.objects.create(
+        component=component,
+        name=kwargs.pop("name", f"{component.name}: major outage"),
+        body="Our checks see errors.",
+        component_status="major_outage",
+        reason="Status 500, expected 200–399",
+        **kwargs,
+    )
+
+
+def test_drafts_waiting_for_staff_are_listed_with_one_click_publish_and_discard(client, responder):
+    api = ComponentFactory(name="API")
+    waiting = _draft(api)
+    _draft(api, name="Already published", published_at=timezone.now())
+    _draft(api, name="Already discarded", discarded_at=timezone.now())
+    html = client.get(reverse("admin:index")).content.decode()
+    drafts = html.split('id="console-drafts"', 1)[1].split("</table>", 1)[0]
+    assert "API: major outage" in drafts and "Status 500, expected 200–399" in drafts
+    assert "Already published" not in drafts and "Already discarded" not in drafts
+    publish = reverse("admin:incidents_incidentdraft_publish", args=[waiting.pk])
+    assert f'action="{publish}"' in drafts
+    assert reverse("admin:incidents_incidentdraft_discard", args=[waiting.pk]) in drafts
+
+    response = client.post(publish)
+    assert response.status_code == 302
+    incident = Incident.objects.get()
+    assert incident.name == "API: major outage"
+    assert (
+        "None: health checks have prepared nothing"
+        in client.get(reverse("admin:console_live")).content.decode()
+    )
+
+
+def test_staff_who_may_not_open_incidents_see_drafts_without_the_buttons(client):
+    viewer = StaffFactory()  # staff, in no role: may look, not publish
+    sign_in_staff(client, viewer)
+    waiting = _draft(ComponentFactory(name="API"))
+    html = client.get(reverse("admin:index")).content.decode()
+    assert "API: major outage" in html
+    assert reverse("admin:incidents_incidentdraft_publish", args=[waiting.pk]) not in html

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Max, Min, OuterRef, QuerySet, Subquery
 
+from components.alerts.models import AlertState
 from components.models import (
     Component,
     ComponentGroup,
@@ -15,8 +16,12 @@ from components.models import (
     ComponentStatusChange,
     ComponentStatusValue,
     DailyUptime,
+    HealthCheck,
     StatusChangeCause,
+    Verdict,
+    worst_status,
 )
+from components.status import NOT_HOLDING_INCIDENT_STATUSES
 from components.uptime import DayUptime, split_by_day, uptime_percent_over
 from statuspage.models import PageSettings
 
@@ -229,4 +234,63 @@ def component_status_sources() -> list[ComponentStatusSource]:
             since=component.last_at or component.created_at,
         )
         for component in components
+    ]
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A component the page shows operational, with no open incident, while checks or alerts
+    say otherwise: what the page does not say yet."""
+
+    component: Component
+    wanted: ComponentStatusValue  # the worst status the failing sources call for
+    reasons: tuple[str, ...]  # each failing source, in words
+
+    @property
+    def wanted_label(self) -> str:
+        return str(ComponentStatus(self.wanted).label)
+
+
+def disagreements() -> list[Disagreement]:
+    """Operational components without an open incident whose enabled checks fail or whose
+    alerts fire: four queries, however many components."""
+    operational = list(Component.objects.in_page_order().filter(status=ComponentStatus.OPERATIONAL))
+    ids = [c.pk for c in operational]
+    claims: dict[int, list[tuple[ComponentStatusValue, str]]] = defaultdict(list)
+    failing = HealthCheck.objects.filter(
+        component_id__in=ids, enabled=True, verdict__in=[Verdict.DOWN, Verdict.DEGRADED]
+    ).order_by("name")
+    for check in failing:
+        status = (
+            check.down_status
+            if check.verdict == Verdict.DOWN
+            else ComponentStatus.DEGRADED_PERFORMANCE
+        )
+        claims[check.component_id].append(
+            (status, f"Health check “{check.name}”: {check.get_verdict_display().lower()}")
+        )
+    firing = (
+        AlertState.objects.filter(component_id__in=ids, firing=True)
+        .exclude(status=ComponentStatus.OPERATIONAL)
+        .select_related("integration")
+        .order_by("fingerprint")
+    )
+    for alert in firing:
+        claims[alert.component_id].append(
+            (alert.status, f"Alert from {alert.integration.name}: {alert.get_status_display()}")
+        )
+    held = set(
+        Component.objects.filter(pk__in=list(claims))
+        .exclude(incidents__status__in=NOT_HOLDING_INCIDENT_STATUSES)
+        .filter(incidents__isnull=False)
+        .values_list("pk", flat=True)
+    )
+    return [
+        Disagreement(
+            component=component,
+            wanted=worst_status([status for status, _ in claims[component.pk]]),
+            reasons=tuple(reason for _, reason in claims[component.pk]),
+        )
+        for component in operational
+        if claims.get(component.pk) and component.pk not in held
     ]

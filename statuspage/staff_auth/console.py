@@ -2,16 +2,27 @@
 
 It puts above the stock list of model names what the page says and why: every component
 with its status, who set it (staff, an incident, a maintenance, a health check, an alert, the
-API) and since when, and the drafts health checks prepared, each publishable in one click.
+API) and since when; what disagrees with the page (checks failing or alerts firing for a
+component it shows operational with no open incident), each set right in one click; and the
+drafts health checks prepared, each publishable in one click.
 The region refreshes itself every few seconds with htmx (its own URL answers the partial),
 so an open console follows checks and alerts as they move components.
 """
 
+from django.contrib import messages
 from django.contrib.admin import AdminSite
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from components.selectors import component_status_sources
+from components.models import Component, StatusChangeCause
+from components.selectors import component_status_sources, disagreements
+from components.status import component_status_state
+from components.status_choices import as_component_status
 from incidents.selectors import drafts_waiting
 
 REFRESH_SECONDS = 10
@@ -20,6 +31,8 @@ REFRESH_SECONDS = 10
 def console_context(request: HttpRequest) -> dict[str, object]:
     return {
         "status_sources": component_status_sources(),
+        "disagreements": disagreements(),
+        "may_set_status": request.user.has_perm("components.change_component"),
         "drafts": drafts_waiting(),
         "may_publish": request.user.has_perm("incidents.add_incident"),
         "refresh_seconds": REFRESH_SECONDS,
@@ -33,3 +46,24 @@ def live_partial(site: AdminSite, request: HttpRequest) -> HttpResponse:
         "admin/console/live.html",
         {**site.each_context(request), **console_context(request)},
     )
+
+
+@require_POST
+def set_status(request: HttpRequest, component_id: int) -> HttpResponse:
+    """The one-click fix for a disagreement: staff set the status the checks or alerts call
+    for (the arbiter records it as staff's word, with who)."""
+    staff = request.user
+    assert isinstance(staff, User)  # the admin lets in only signed-in staff
+    if not staff.has_perm("components.change_component"):
+        raise PermissionDenied
+    component = get_object_or_404(Component, pk=component_id)
+    try:
+        status = as_component_status(request.POST.get("status", ""))
+    except ValueError:
+        return HttpResponseBadRequest("Choose one of the five component statuses.")
+    component_status_state(
+        component=component, source=StatusChangeCause.STAFF, status=status, actor=staff
+    )
+    component.refresh_from_db()
+    messages.success(request, f"{component.name} is now {component.get_status_display()}.")
+    return HttpResponseRedirect(reverse("admin:index"))

@@ -91,6 +91,11 @@ class BeaconAdminSite(admin.AdminSite):
                 self.admin_view(lambda request: console.live_partial(self, request)),
                 name="console_live",
             ),
+            path(
+                "console/components/<int:component_id>/status/",
+                self.admin_view(console.set_status),
+                name="console_set_status",
+            ),
             path("two-factor/", views.second_step, name="two_factor"),
             path("two-factor/set-up/", views.set_up_app, name="two_factor_set_up"),
             path("two-factor/set-up/qr.svg", views.set_up_qr, name="two_factor_qr"),

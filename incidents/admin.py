@@ -38,7 +38,9 @@ from incidents.models import (
     ScheduledMaintenance,
 )
 from incidents.notify.selectors import notifications_of_incident
+from incidents.selectors import silence_of, with_silence
 from statuspage.lib.service_admin import ServiceFormAdmin, call_service
+from statuspage.models import PageSettings
 
 
 def update_added(update: IncidentUpdate) -> dict:
@@ -87,7 +89,15 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
     add_form: type[ServiceForm] = IncidentCreateForm
     form = IncidentChangeForm
     change_form_template = "admin/incidents/incident/change_form.html"
-    list_display = ["name", "status", "impact", "started_at", "updated_at", "component_names"]
+    list_display = [
+        "name",
+        "status",
+        "impact",
+        "started_at",
+        "updated_at",
+        "since_last_update",
+        "component_names",
+    ]
     list_filter = ["kind", "status", "impact"]
     search_fields = ["name"]
     readonly_fields = [
@@ -110,8 +120,14 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
 
     # Pages
 
+    class Media:
+        css = {"all": ["css/admin.css"]}  # the silence column's colours
+
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("components")
+        interval = PageSettings.load().update_interval
+        return with_silence(
+            super().get_queryset(request).prefetch_related("components"), interval=interval
+        )
 
     def get_urls(self):
         return [
@@ -362,6 +378,19 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
     def current_status(self, incident):
         return incident.get_status_display()
 
+    @admin.display(description="since last update", ordering="last_update_at")
+    def since_last_update(self, incident):
+        """Open incidents: the time since the last public update, in words and colour (amber
+        past 80 % of the promised interval, red past all of it); closed ones: nothing."""
+        silence = silence_of(incident)
+        if silence is None:
+            return self.get_empty_value_display()
+        minutes = int(silence.since.total_seconds() // 60)
+        words = {"ok": "", "amber": " · update due soon", "red": " · overdue"}[silence.state]
+        return format_html(
+            '<span class="silence silence-{}">{} min{}</span>', silence.state, minutes, words
+        )
+
     @admin.display(description="components")
     def component_names(self, incident):
         return ", ".join(component.name for component in incident.components.all())
@@ -391,7 +420,14 @@ class MaintenanceAdmin(IncidentAdmin):
 
     add_form = MaintenanceCreateForm
     form = MaintenanceChangeForm
-    list_display = ["name", "status", "scheduled_for", "scheduled_until", "component_names"]
+    list_display = [
+        "name",
+        "status",
+        "scheduled_for",
+        "scheduled_until",
+        "since_last_update",
+        "component_names",
+    ]
     list_filter = ["status"]
     readonly_fields = [
         *IncidentAdmin.readonly_fields,

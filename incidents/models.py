@@ -202,6 +202,9 @@ class Incident(models.Model):
         help_text="Email subscribers a reminder before the start (MAINTENANCE_REMINDER_MINUTES).",
     )
     scheduled_reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When staff were last reminded that the incident has had no public update for the page's
+    # promised interval (incidents/reminders.py): one reminder per interval of silence.
+    silence_reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
     auto_transition_deliver_notifications_at_start = models.BooleanField(
         "notify subscribers at the automatic start", default=True
     )

@@ -1,10 +1,24 @@
 """Reads of incidents shared by the public outputs, the APIs, the webhook payloads and the
 staff console."""
 
-from django.db.models import Prefetch, QuerySet
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, TypeAlias
+
+from django.db.models import DurationField, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
 from components.models import Component
-from incidents.models import AffectedComponent, Incident, IncidentDraft, IncidentUpdate
+from incidents.models import (
+    ACTIVE_MAINTENANCE_STATUSES,
+    UNRESOLVED_STATUSES,
+    AffectedComponent,
+    Incident,
+    IncidentDraft,
+    IncidentKind,
+    IncidentUpdate,
+)
 
 
 def with_timeline(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
@@ -21,6 +35,86 @@ def with_timeline(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
         ),
         Prefetch("components", queryset=Component.objects.in_page_order()),
     )
+
+
+# Silence: how long an open incident has gone without a public update, against the page's
+# promised update interval. Amber from AMBER_SHARE of the interval (an update is due soon),
+# red from the whole interval (the promise is broken; incidents/reminders.py tells staff).
+AMBER_SHARE = 0.8
+
+SilenceState: TypeAlias = Literal["ok", "amber", "red"]
+
+
+@dataclass(frozen=True)
+class Silence:
+    incident: Incident
+    last_update_at: datetime
+    since: timedelta
+    state: SilenceState
+
+
+def open_for_updates(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
+    """Incidents that owe the public updates: unresolved incidents and maintenances under
+    way. A maintenance that has not started is not silent: its notice says when it will."""
+    return incidents.filter(
+        Q(kind=IncidentKind.INCIDENT, status__in=UNRESOLVED_STATUSES)
+        | Q(kind=IncidentKind.MAINTENANCE, status__in=ACTIVE_MAINTENANCE_STATUSES)
+    )
+
+
+def with_last_update(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
+    """Annotates `last_update_at`: when the public last heard of the incident. That is the
+    newest update's posting time (not its display time, which staff may set back), or the
+    incident's creation when it has none; for a maintenance, no earlier than its start."""
+    newest = IncidentUpdate.objects.filter(incident=OuterRef("pk")).order_by("-created_at")
+    return incidents.annotate(
+        last_update_at=Greatest(
+            Coalesce(Subquery(newest.values("created_at")[:1]), "created_at"),
+            Coalesce("scheduled_for", "created_at"),
+        )
+    )
+
+
+def with_silence(
+    incidents: QuerySet[Incident], *, interval: timedelta | None
+) -> QuerySet[Incident]:
+    """For a list of incidents of every state (the admin's): `last_update_at`, `owes_updates`
+    (whether open_for_updates holds) and the promised `update_interval`, for silence_of."""
+    owing = open_for_updates(Incident.objects.filter(pk=OuterRef("pk")))
+    return with_last_update(incidents).annotate(
+        owes_updates=Exists(owing),
+        update_interval=Value(interval, output_field=DurationField()),
+    )
+
+
+def silence_of(incident: Incident, *, now: datetime | None = None) -> Silence | None:
+    """The silence of an incident read through with_silence; None when it owes no updates."""
+    if not incident.owes_updates:  # type: ignore[attr-defined]
+        return None
+    last: datetime = incident.last_update_at  # type: ignore[attr-defined]
+    since = max((now or timezone.now()) - last, timedelta(0))
+    return Silence(incident, last, since, silence_state(since, incident.update_interval))  # type: ignore[attr-defined]
+
+
+def silence_state(since: timedelta, interval: timedelta | None) -> SilenceState:
+    """ok / amber / red for a silence of `since` (always ok when reminders are off)."""
+    if interval is None or since < interval * AMBER_SHARE:
+        return "ok"
+    return "red" if since >= interval else "amber"
+
+
+def open_incidents_silence(
+    *, interval: timedelta | None, now: datetime | None = None
+) -> list[Silence]:
+    """Every open incident (see open_for_updates) with its silence, longest first: one query,
+    with each incident's author."""
+    now = now or timezone.now()
+    incidents = (
+        with_silence(open_for_updates(Incident.objects.all()), interval=interval)
+        .select_related("created_by")
+        .order_by("last_update_at", "id")
+    )
+    return [silence for incident in incidents if (silence := silence_of(incident, now=now))]
 
 
 def drafts_waiting() -> list[IncidentDraft]:

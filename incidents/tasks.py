@@ -8,6 +8,7 @@ from incidents.automatic import staff_email, staff_notices_flush, staff_webhook
 from incidents.notify import delivery, events
 from incidents.notify.channels.email import MailRefused, subscription_email_send
 from incidents.notify.models import Subscriber
+from incidents.reminders import silent_incidents_remind
 
 logger = logging.getLogger("beacon.notify")
 
@@ -22,6 +23,12 @@ def advance_scheduled_maintenances() -> None:
 def flush_staff_notices() -> None:
     """Beat: the summaries of changes held back from staff whose window has ended."""
     staff_notices_flush()
+
+
+@shared_task
+def remind_silent_incidents() -> None:
+    """Beat: staff hear of open incidents silent past the promised update interval."""
+    silent_incidents_remind()
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=600, max_retries=8)

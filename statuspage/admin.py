@@ -34,6 +34,7 @@ class PageSettingsAdmin(admin.ModelAdmin):
         ("Look", {"fields": ["logo", "brand_color", "footer_text"]}),
         ("Search engines", {"fields": ["hidden_from_search_engines"]}),
         ("Subscribers", {"fields": ["allow_email_subscribers"]}),
+        ("Incidents", {"fields": ["update_interval_minutes"]}),
     ]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

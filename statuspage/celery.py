@@ -118,6 +118,12 @@ app.conf.update(
             "schedule": 30.0,
             "options": {"expires": 60},
         },
+        # Open incidents silent past the page's promised update interval (incidents/reminders.py).
+        "remind-silent-incidents": {
+            "task": "incidents.tasks.remind_silent_incidents",
+            "schedule": 60.0,
+            "options": {"expires": 50},
+        },
         "roll-up-uptime": {
             "task": "components.tasks.roll_up_uptime",
             "schedule": 300.0,

@@ -1,8 +1,10 @@
 import contextlib
 import zoneinfo
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -12,6 +14,20 @@ from statuspage.lib.text import no_control_characters, no_control_characters_in_
 
 # The footer is Markdown on every page and in every email: a few paragraphs at most.
 MAX_FOOTER_TEXT = 5_000
+
+
+# The promised update interval: 0 turns the reminders off; otherwise between these bounds
+# (more often than every 5 minutes is noise, less than once a day is no promise).
+UPDATE_INTERVAL_MIN = 5
+UPDATE_INTERVAL_MAX = 24 * 60
+
+
+def validate_update_interval(value: int) -> None:
+    if value != 0 and not UPDATE_INTERVAL_MIN <= value <= UPDATE_INTERVAL_MAX:
+        raise ValidationError(
+            f"Use between {UPDATE_INTERVAL_MIN} and {UPDATE_INTERVAL_MAX} minutes "
+            "(24 hours), or 0 for no reminders."
+        )
 
 
 def _time_zone_choices():
@@ -58,6 +74,15 @@ class PageSettings(models.Model):
         help_text="Shows “Subscribe to updates” on the page. Turning it off keeps the "
         "current subscribers; it only closes the form.",
     )
+    update_interval_minutes = models.PositiveSmallIntegerField(
+        "promised update interval (minutes)",
+        default=30,
+        validators=[validate_update_interval],
+        help_text="How often an open incident gets a public update. Past 80 % of it, the "
+        "incident shows amber in the admin; past all of it, red, and its author and the "
+        "Responders are reminded by email (and the staff webhook), once per interval of "
+        "silence. 0: no reminders and no colours.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -69,6 +94,11 @@ class PageSettings(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+    @property
+    def update_interval(self) -> timedelta | None:
+        """The promised update interval; None when reminders are off."""
+        return timedelta(minutes=self.update_interval_minutes) or None
 
     @classmethod
     def load(cls) -> "PageSettings":

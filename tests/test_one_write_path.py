@@ -299,6 +299,7 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
                     "brand_color": "#0b5fff",
                     "footer_text": "",
                     "allow_email_subscribers": "on",
+                    "update_interval_minutes": "30",
                 },
             )
         ),

@@ -19,6 +19,7 @@ def settings_data(**fields):
         "support_url": "",
         "brand_color": "#112233",
         "footer_text": "",
+        "update_interval_minutes": 30,
         **fields,
     }
 
@@ -60,6 +61,30 @@ def test_admin_changes_page_settings(client, page):
         "#112233",
     )
     assert LogEntry.objects.filter(user=admin, action_flag=CHANGE).exists()
+
+
+@pytest.mark.parametrize("minutes", [0, 5, 45, 1440])
+def test_admin_sets_the_promised_update_interval(client, page, minutes):
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
+
+    response = client.post(change_url(page), settings_data(update_interval_minutes=minutes))
+
+    assert response.status_code == 302
+    assert PageSettings.objects.get().update_interval_minutes == minutes
+    assert PageSettings.load().update_interval_minutes == minutes
+
+
+@pytest.mark.parametrize("minutes", ["4", "1441", "-5", "half an hour"])
+def test_the_promised_update_interval_is_refused_out_of_bounds(client, page, minutes):
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
+
+    response = client.post(change_url(page), settings_data(update_interval_minutes=minutes))
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["update_interval_minutes"]
+    if minutes in ("4", "1441"):
+        assert errors == ["Use between 5 and 1440 minutes (24 hours), or 0 for no reminders."]
+    assert PageSettings.objects.get().update_interval_minutes == 30
 
 
 def test_page_settings_cannot_be_added_twice_or_deleted(client, page):

@@ -11,7 +11,7 @@ from components.models import StatusChangeCause
 from components.services import component_set_status
 from incidents.models import Incident, IncidentDraft
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
-from tests.incidents.factories import StaffFactory, sign_in_staff
+from tests.incidents.factories import StaffFactory, open_incident, sign_in_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -129,3 +129,23 @@ def test_staff_who_may_not_open_incidents_see_drafts_without_the_buttons(client)
     html = client.get(reverse("admin:index")).content.decode()
     assert "API: major outage" in html
     assert reverse("admin:incidents_incidentdraft_publish", args=[waiting.pk]) not in html
+
+
+@time_machine.travel(NOW, tick=False)
+def test_open_incidents_show_the_time_since_their_last_update_against_the_promise(
+    client, responder, page
+):
+    page.update_interval_minutes = 30
+    page.save()
+    with time_machine.travel(NOW - timedelta(minutes=35), tick=False):
+        open_incident(name="Logins fail")
+    with time_machine.travel(NOW - timedelta(minutes=25), tick=False):
+        open_incident(name="Slow search")
+    with time_machine.travel(NOW - timedelta(minutes=3), tick=False):
+        open_incident(name="Fresh news")
+    html = client.get(reverse("admin:console_live")).content.decode()
+    table = html.split('id="console-incidents"', 1)[1].split("</table>", 1)[0]
+    rows = [" ".join(row.split()) for row in table.split("<tr>")[2:]]
+    assert "Logins fail" in rows[0] and "silence-red" in rows[0] and "overdue" in rows[0]
+    assert "Slow search" in rows[1] and "silence-amber" in rows[1] and "due soon" in rows[1]
+    assert "Fresh news" in rows[2] and "silence-ok" in rows[2] and "overdue" not in rows[2]

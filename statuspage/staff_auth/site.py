@@ -73,7 +73,18 @@ class BeaconAdminSite(admin.AdminSite):
         return response
 
     def each_context(self, request):
-        return {**super().each_context(request), "two_factor_off": not settings.REQUIRE_2FA}
+        # Not at the top: the admin loads this module before models exist.
+        from statuspage.models import PageSettings
+
+        page = PageSettings.load()
+        header = f"Beacon · {page.name}"  # the template escapes it
+        return {
+            **super().each_context(request),
+            "site_header": header,
+            "site_title": header,
+            "page_logo_url": page.logo.url if page.logo else "",
+            "two_factor_off": not settings.REQUIRE_2FA,
+        }
 
     def index(self, request, extra_context=None):
         # Not at the top: the admin loads this module before models exist.

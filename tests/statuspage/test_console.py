@@ -149,3 +149,11 @@ def test_open_incidents_show_the_time_since_their_last_update_against_the_promis
     assert "Logins fail" in rows[0] and "silence-red" in rows[0] and "overdue" in rows[0]
     assert "Slow search" in rows[1] and "silence-amber" in rows[1] and "due soon" in rows[1]
     assert "Fresh news" in rows[2] and "silence-ok" in rows[2] and "overdue" not in rows[2]
+
+
+def test_the_admin_is_branded_with_the_pages_name_escaped(client, responder, page):
+    page.name = "Acme <Cloud>"
+    page.save()
+    html = client.get(reverse("admin:index")).content.decode()
+    assert "Beacon · Acme &lt;Cloud&gt;</a>" in html
+    assert "<title>" in html and "Beacon · Acme &lt;Cloud&gt;</title>" in html

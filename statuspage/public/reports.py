@@ -98,7 +98,8 @@ def public_view() -> PublicView | None:
             return None
     if snapshot is None or snapshot.status != 200:
         return None
-    if snapshot.etag not in _parsed:
+    parsed = _parsed.get(snapshot.etag)
+    if parsed is None:
         summary = json.loads(snapshot.body)
         components = [c for c in summary["components"] if not c.get("group")]
         shown = [
@@ -114,13 +115,15 @@ def public_view() -> PublicView | None:
             for i in summary["incidents"]
             if i["status"] not in CLOSED_STATUSES
         ]
-        _parsed.clear()
-        _parsed[snapshot.etag] = PublicView(
+        parsed = PublicView(
             components=shown,
             component_ids=frozenset(c["id"] for c in components),
             incidents=incidents,
         )
-    return _parsed[snapshot.etag]
+        # One version kept; another thread may clear it meanwhile, which costs a re-parse.
+        _parsed.clear()
+        _parsed[snapshot.etag] = parsed
+    return parsed
 
 
 def same_origin(request: HtmxHttpRequest) -> bool:

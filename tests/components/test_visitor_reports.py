@@ -3,15 +3,21 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.core.cache import cache
+from django.utils import timezone
 
 from components.reports import selectors
 from components.reports.models import ReportCount
 from components.reports.services import (
+    count_key,
     day_key,
+    minute_of,
     report_counts_persist,
     report_record,
     visitor_digest,
 )
+from components.tasks import persist_report_counts
+from statuspage.celery import app
 from tests.components.factories import ComponentFactory
 
 NOON = datetime(2026, 12, 5, 12, 0, 30, tzinfo=UTC)
@@ -106,3 +112,13 @@ def test_each_symptom_is_kept_apart(db, symptom):
     record(["other"], symptom=symptom)
     report_counts_persist(now=NOON)
     assert ReportCount.objects.get().symptom == symptom
+
+
+def test_the_beat_runs_the_persisting_task_every_minute(db):
+    entry = app.conf.beat_schedule["persist-report-counts"]
+    assert (entry["task"], entry["schedule"]) == ("components.tasks.persist_report_counts", 60.0)
+    now = timezone.now()
+    record(["other"], symptom="slow", now=now)
+    assert cache.get(count_key(minute_of(now), "other", "slow")) == 1
+    persist_report_counts()
+    assert ReportCount.objects.get().count == 1

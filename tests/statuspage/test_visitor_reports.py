@@ -6,6 +6,7 @@ import os
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.utils import timezone
 
 from components.reports.models import ReportCount
 from components.reports.services import report_counts_persist
@@ -45,8 +46,6 @@ def counted():
 
 
 def persist():
-    from django.utils import timezone
-
     report_counts_persist(now=timezone.now())
 
 

@@ -168,6 +168,14 @@ def _respond(
     return render(request, "statuspage/report.html", context, status=status)
 
 
+def _unavailable() -> HttpResponse:
+    response = HttpResponse(
+        "Reports cannot be taken right now.", status=503, content_type="text/plain; charset=utf-8"
+    )
+    response["Retry-After"] = "60"
+    return response
+
+
 def _declared_length(request: HtmxHttpRequest) -> int:
     try:
         return int(request.META.get("CONTENT_LENGTH") or 0)
@@ -232,11 +240,7 @@ def report(request: HtmxHttpRequest) -> HttpResponse:
         return response
     view = public_view()
     if view is None:
-        return HttpResponse(
-            "Reports cannot be taken right now.",
-            status=503,
-            content_type="text/plain; charset=utf-8",
-        )
+        return _unavailable()
     if _declared_length(request) > MAX_BODY_BYTES:
         return _respond(request, view, Answer(error="The report is too large."), 400)
     try:
@@ -244,12 +248,17 @@ def report(request: HtmxHttpRequest) -> HttpResponse:
     except BadReport as error:
         return _respond(request, view, Answer(error=str(error)), 400)
     if not honeypot:
-        report_record(
-            component_ids=picked,
-            symptom=symptom,
-            address=address,
-            user_agent=request.headers.get("User-Agent", ""),
-            now=timezone.now(),
-        )
+        try:
+            report_record(
+                component_ids=picked,
+                symptom=symptom,
+                address=address,
+                user_agent=request.headers.get("User-Agent", ""),
+                now=timezone.now(),
+            )
+        except Exception:
+            # The cache (Redis) is away: nothing about the visitor in the log line.
+            logger.warning("reports: not counted, the cache is unreachable", exc_info=True)
+            return _unavailable()
     known = [incident for incident, ids in view.incidents if ids & set(picked)]
     return _respond(request, view, Answer(thanks=True, known=known), 202)

@@ -13,6 +13,7 @@ from components.reports.services import report_counts_persist
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import open_incident
 from tests.statuspage.test_public_outage import database_unreachable
+from tests.statuspage.test_snapshots import unreachable_redis
 
 ADDRESS = "203.0.113.77"
 AGENT = "Mozilla/5.0 ReportTestBrowser/7f3a"
@@ -288,3 +289,14 @@ def test_a_hidden_component_is_not_offered_and_still_taken(client, components):
     # A page opened while it was shown may still name it.
     response = report(client, {"components": [hidden.public_id]}, REMOTE_ADDR="198.51.100.8")
     assert response.status_code == 202
+
+
+def test_with_redis_away_a_report_is_a_503_not_a_500(client, components, settings, caplog):
+    api, _ = components
+    warm(client)  # this process keeps the summary snapshot in memory
+    settings.CACHES = {"default": unreachable_redis()}
+    response = report(client, {"components": [api.public_id]})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "60"
+    assert "reports: not counted, the cache is unreachable" in caplog.text
+    assert ADDRESS not in caplog.text and "ReportTestBrowser" not in caplog.text

@@ -3,9 +3,7 @@ user agent of a visitor's problem report (docs/reports.md)."""
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +11,7 @@ import pytest
 
 from tests.components.factories import ComponentFactory
 from tests.nginx import free_port, shipped_nginx
-from tests.processes import database_env
+from tests.processes import database_env, process, wait_until_answering
 
 AGENT = "ReportLogBrowser/9.1"
 
@@ -33,23 +31,11 @@ def test_gunicorns_access_log_keeps_no_reporter(tmp_path, settings, page):
         "BEACON_VAR_DIR": str(tmp_path / "var"),
     }
     log = tmp_path / "gunicorn.log"
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [str(gunicorn), "-c", "python:statuspage.gunicorn_conf", "statuspage.wsgi"]
-            + ["--bind", f"127.0.0.1:{port}", "--workers", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/robots.txt", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    command = [gunicorn, "-c", "python:statuspage.gunicorn_conf", "statuspage.wsgi"]
+    base = f"http://127.0.0.1:{port}"
+    with process([*command, "--bind", f"127.0.0.1:{port}", "--workers", "1"], env, log):
+        wait_until_answering(f"{base}/robots.txt")
         headers = {"User-Agent": AGENT, "X-Forwarded-For": "203.0.113.5"}
         other = httpx.get(f"{base}/robots.txt", headers=headers)
         # As htmx sends it: the answer is the control alone (no collectstatic manifest here).
@@ -58,9 +44,6 @@ def test_gunicorns_access_log_keeps_no_reporter(tmp_path, settings, page):
             data={"components": api.public_id},
             headers={**headers, "HX-Request": "true"},
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
     assert (other.status_code, reported.status_code) == (200, 202)
     lines = log.read_text().splitlines()

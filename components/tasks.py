@@ -2,18 +2,26 @@ from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from components import services
 from components.alerts.services import alerts_settle
 from components.checks import services as checks
 from components.checks.runner import run_batch
 from components.checks.tasks import update_check_rollups  # noqa: F401 - found by Celery here
+from components.reports.services import report_counts_persist
 
 
 @shared_task
 def settle_alerts() -> None:
     """Beat, every few seconds: alerts whose report has held long enough move components."""
     alerts_settle()
+
+
+@shared_task
+def persist_report_counts() -> None:
+    """Beat, every minute: visitors' report counts from the cache to PostgreSQL."""
+    report_counts_persist(now=timezone.now())
 
 
 @shared_task

@@ -124,6 +124,12 @@ app.conf.update(
             "schedule": 60.0,
             "options": {"expires": 50},
         },
+        # Visitors' problem reports, counted in the cache, kept in PostgreSQL (docs/reports.md).
+        "persist-report-counts": {
+            "task": "components.tasks.persist_report_counts",
+            "schedule": 60.0,
+            "options": {"expires": 50},
+        },
         "roll-up-uptime": {
             "task": "components.tasks.roll_up_uptime",
             "schedule": 300.0,

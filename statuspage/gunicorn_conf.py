@@ -3,7 +3,8 @@
 The access log names each request's id (the X-Request-ID Beacon answers with) and never
 holds an alert integration's secret URL: the logger masks `/integrations/<kind>/<token>/`
 in every line it writes, access and error alike, even for requests that never reach Django
-(whose own records are masked by statuspage/lib/request_log.py).
+(whose own records are masked by statuspage/lib/request_log.py). Lines of `/reports/` name
+neither the client's address nor its user agent.
 """
 
 import logging
@@ -11,6 +12,11 @@ import logging
 from gunicorn.glogging import Logger
 
 from statuspage.lib.request_log import mask, mask_record
+
+REPORTS_PATH = "/reports"
+# The access log's atoms that say who sent a request: address and user agent.
+ANONYMOUS = {"h", "a"}
+HEADERS_WHO = {"{user-agent}i", "{x-forwarded-for}i", "{x-real-ip}i", "{forwarded}i"}
 
 accesslog = "-"
 access_log_format = (
@@ -35,6 +41,9 @@ class MaskingLogger(Logger):
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
+        if str(atoms.get("U", "")).startswith(REPORTS_PATH):
+            # Visitors' problem reports keep nobody's address or browser (docs/reports.md).
+            atoms.update({key: "-" for key in atoms if key in ANONYMOUS or key in HEADERS_WHO})
         return {
             key: mask(value) if isinstance(value, str) else value for key, value in atoms.items()
         }

@@ -416,6 +416,8 @@ BEACON_SUBSCRIBE_CONFIRM_HOURS = env.int("SUBSCRIBE_CONFIRM_HOURS", default=48)
 # address. Past them nothing is sent, and the answer is the same.
 BEACON_SUBSCRIBE_LIMIT_PER_IP = env.int("SUBSCRIBE_LIMIT_PER_IP", default=10)
 BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = env.int("SUBSCRIBE_LIMIT_PER_ADDRESS", default=3)
+# Visitor problem reports a client address may send per minute (docs/reports.md).
+BEACON_REPORTS_LIMIT_PER_IP = env.int("REPORTS_LIMIT_PER_IP", default=20)
 # Hard bounces (incidents/notify/bounces.py): the token every provider's webhook must give
 # at /webhooks/bounces/<provider>/ (off without it), and Mailgun's signing key.
 BEACON_BOUNCE_WEBHOOK_TOKEN = env.str("BOUNCE_WEBHOOK_TOKEN", default="")

@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 
 from statuspage.api_v1 import base as api_v1_base
 from statuspage.api_v1.routes import api as api_v1
-from statuspage.public import api_v2, badges, feeds, metrics, views
+from statuspage.public import api_v2, badges, feeds, metrics, reports, views
 from statuspage.staff_auth import passkeys
 
 handler400 = views.bad_request
@@ -15,6 +15,7 @@ urlpatterns = [
     path("", views.status_page, name="status-page"),
     path("incidents/<str:code>/", views.incident_detail, name="incident-detail"),
     path("history/", views.history, name="history"),
+    path("reports/", reports.report, name="reports"),
     path("robots.txt", views.robots_txt, name="robots-txt"),
     re_path(r"^metrics/?$", metrics.metrics, name="metrics"),
     path("admin/passkeys/", include((passkeys.urlpatterns, "otp_webauthn"))),

@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
+from components.reports.models import Symptom
 from statuspage.lib.htmx import HtmxHttpRequest
 from statuspage.lib.outage import database_read_only, database_unreachable
 from statuspage.models import PageSettings
@@ -40,7 +41,10 @@ def _render(template: str, context: dict[str, object]) -> HttpResponse:
 
 @require_safe
 def status_page(request: HtmxHttpRequest) -> HttpResponse:
-    return _render("statuspage/status_page.html", {"status_page": selectors.build_status_page()})
+    return _render(
+        "statuspage/status_page.html",
+        {"status_page": selectors.build_status_page(), "report_symptoms": Symptom.choices},
+    )
 
 
 @require_safe

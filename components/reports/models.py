@@ -1,0 +1,53 @@
+"""Visitor problem reports ("Having problems?"), persisted per minute (docs/reports.md).
+
+Models of the components app (imported at the end of components/models.py). A row holds a
+count and nothing about who reported: no address, user agent or cookie.
+"""
+
+from django.db import models
+
+
+class Symptom(models.TextChoices):
+    SIGN_IN = "sign_in", "Can't sign in"
+    ERRORS = "errors", "Errors"
+    SLOW = "slow", "Slow"
+    CRASHES = "crashes", "App crashes"
+    OTHER = "other", "Other"
+
+
+# The symptom of a report that named none.
+NO_SYMPTOM = ""
+
+
+class ReportCount(models.Model):
+    """How many visitors reported a component (none: "something else") with a symptom in one
+    minute. Minutes, not hours: surge detection must see a surge within two minutes, and
+    an hour's or a week's baseline is a sum of minutes. Rows exist only for minutes with
+    reports, so a quiet page stores nothing."""
+
+    component = models.ForeignKey(
+        "components.Component",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="report_counts",
+        help_text="Empty: the visitor picked “something else”.",
+    )
+    symptom = models.CharField(max_length=16, blank=True, choices=Symptom.choices)
+    minute = models.DateTimeField(help_text="The start of the minute (UTC).")
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["minute"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["component", "symptom", "minute"],
+                name="one_report_count_per_minute",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["minute"], name="report_count_minute")]
+
+    def __str__(self):
+        what = self.component_id or "something else"
+        return f"{what} {self.symptom or '-'} at {self.minute:%Y-%m-%d %H:%M}: {self.count}"

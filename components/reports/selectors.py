@@ -1,0 +1,44 @@
+"""Reading persisted report counts (for the chart and surge detection)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Sum
+
+from components.reports.models import ReportCount
+
+
+@dataclass(frozen=True)
+class ReportTally:
+    component_id: int | None  # None: "something else"
+    symptom: str  # "" when the visitor named none
+    minute: datetime
+    count: int
+
+
+def report_counts(
+    *, start: datetime, end: datetime, component_ids: list[int] | None = None
+) -> list[ReportTally]:
+    """Counts per component, symptom and minute in [start, end), oldest first.
+
+    `component_ids` narrows to those components (None: all, "something else" included).
+    """
+    rows = ReportCount.objects.filter(minute__gte=start, minute__lt=end)
+    if component_ids is not None:
+        rows = rows.filter(component_id__in=component_ids)
+    return [
+        ReportTally(component_id=c, symptom=s, minute=m, count=n)
+        for c, s, m, n in rows.order_by("minute", "component_id", "symptom").values_list(
+            "component_id", "symptom", "minute", "count"
+        )
+    ]
+
+
+def report_totals(*, start: datetime, end: datetime) -> dict[int | None, int]:
+    """Reports per component (None: "something else") in [start, end)."""
+    rows = (
+        ReportCount.objects.filter(minute__gte=start, minute__lt=end)
+        .values_list("component_id")
+        .annotate(total=Sum("count"))
+    )
+    return dict(rows)

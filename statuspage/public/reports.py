@@ -1,0 +1,264 @@
+"""`POST /reports/`: a visitor says something fails for them ("Having problems?").
+
+The control is part of the status page, a snapshot served alike to everybody, so it carries
+no per-visitor CSRF token. Instead the browser's own headers are checked: a post whose
+Sec-Fetch-Site is anything but same-origin, or whose Origin is not this site, is refused
+with 403. Browsers set both headers themselves and a page on another site cannot change
+them, so another site cannot make its visitors' browsers report here. A request with neither
+header does not come from a current browser running someone else's page: a script could
+send it anyway, and the rate limit and the folding of duplicates are what bound it.
+
+The answer never touches PostgreSQL: the components and open incidents come from the API v2
+summary snapshot (what the public already sees), the counting from the cache
+(components.reports.services). Nothing about the visitor is stored or logged.
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from components.reports.models import Symptom
+from components.reports.services import OTHER, report_record
+from statuspage.lib import ratelimit
+from statuspage.lib.htmx import HtmxHttpRequest
+from statuspage.lib.text import control_character_error
+from statuspage.models import PageSettings
+from statuspage.public.snapshots import build, store
+
+logger = logging.getLogger(__name__)
+
+# A form with every component ticked is far below this.
+MAX_BODY_BYTES = 8192
+MAX_VALUES = 100
+RATE_WINDOW_SECONDS = 60
+SUMMARY_KEY = "/api/v2/summary.json"
+# Incidents in these states are over: a report about their components is news.
+CLOSED_STATUSES = {"resolved", "postmortem", "completed"}
+
+
+class BadReport(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Choice:
+    public_id: str
+    name: str
+    is_visible: bool = True  # as Component.is_visible, which the status page's form reads
+
+
+@dataclass(frozen=True)
+class Known:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PublicView:
+    """What the summary snapshot says: the components the page shows, those a visitor may
+    name (hidden ones too: a page open since one was shown may still name it), open
+    incidents."""
+
+    components: list[Choice]
+    component_ids: frozenset[str]
+    incidents: list[tuple[Known, frozenset[str]]]
+
+
+@dataclass
+class Answer:
+    thanks: bool = False
+    error: str = ""
+    known: list[Known] = field(default_factory=list)
+
+
+_parsed: dict[str, PublicView] = {}
+
+
+def public_view() -> PublicView | None:
+    """The summary snapshot, parsed once per version; built when there is none yet (the only
+    case that reads PostgreSQL)."""
+    snapshot = store.load(SUMMARY_KEY)
+    if snapshot is None:
+        try:
+            snapshot = build.rebuild(SUMMARY_KEY, wait=True)
+        except Exception:
+            logger.warning("reports: no summary snapshot and none could be built", exc_info=True)
+            return None
+    if snapshot is None or snapshot.status != 200:
+        return None
+    parsed = _parsed.get(snapshot.etag)
+    if parsed is None:
+        summary = json.loads(snapshot.body)
+        components = [c for c in summary["components"] if not c.get("group")]
+        shown = [
+            Choice(public_id=c["id"], name=c["name"])
+            for c in components
+            if not (c.get("only_show_if_degraded") and c["status"] == "operational")
+        ]
+        incidents = [
+            (
+                Known(title=i["name"], url=reverse("incident-detail", args=[i["id"]])),
+                frozenset(c["id"] for c in i.get("components") or []),
+            )
+            for i in summary["incidents"]
+            if i["status"] not in CLOSED_STATUSES
+        ]
+        parsed = PublicView(
+            components=shown,
+            component_ids=frozenset(c["id"] for c in components),
+            incidents=incidents,
+        )
+        # One version kept; another thread may clear it meanwhile, which costs a re-parse.
+        _parsed.clear()
+        _parsed[snapshot.etag] = parsed
+    return parsed
+
+
+def same_origin(request: HtmxHttpRequest) -> bool:
+    """Whether the browser says this post comes from one of this site's own pages."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site != "same-origin":
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    try:
+        host = request.get_host()
+    except Exception:  # DisallowedHost: Django answers 400 for that before views normally
+        return False
+    ours = {f"{request.scheme}://{host}", *settings.CSRF_TRUSTED_ORIGINS}
+    return f"{parts.scheme}://{parts.netloc}" in ours
+
+
+def _cached_page() -> PageSettings | None:
+    """The page's settings for the full page's header, if the cache has them (no query)."""
+    try:
+        page = cache.get(PageSettings.CACHE_KEY)
+    except Exception:
+        return None
+    return page if isinstance(page, PageSettings) else None
+
+
+def _respond(
+    request: HtmxHttpRequest, view: PublicView, answer: Answer, status: int
+) -> HttpResponse:
+    context: dict[str, Any] = {
+        "report": answer,
+        "report_components": view.components,
+        "report_symptoms": Symptom.choices,
+    }
+    if request.htmx:
+        # htmx swaps only 2xx answers: the control with its message replaces itself either way.
+        partial = "statuspage/report.html#report-form"
+        return render(request, partial, context, status=200 if status >= 400 else status)
+    context["page"] = _cached_page()
+    return render(request, "statuspage/report.html", context, status=status)
+
+
+def _unavailable() -> HttpResponse:
+    response = HttpResponse(
+        "Reports cannot be taken right now.", status=503, content_type="text/plain; charset=utf-8"
+    )
+    response["Retry-After"] = "60"
+    return response
+
+
+def _declared_length(request: HtmxHttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _parse(request: HtmxHttpRequest, view: PublicView) -> tuple[list[str], str, bool]:
+    """The components (public ids or "other"), the symptom and whether the honeypot is
+    filled; BadReport with the visitor's message otherwise."""
+    # Django reads no more than Content-Length, checked against MAX_BODY_BYTES before.
+    try:
+        data: QueryDict = request.POST
+    except Exception as error:  # a malformed multipart body, too many fields
+        raise BadReport("The report could not be read.") from error
+    if sum(len(values) for _, values in data.lists()) > MAX_VALUES:
+        raise BadReport("The report has too many values.")
+    for _, values in data.lists():
+        for value in values:
+            if control_character_error(value) is not None or len(value) > 200:
+                raise BadReport("The report holds characters or values no form sends.")
+    honeypot = bool(data.get("website"))
+    picked = list(dict.fromkeys(data.getlist("components")))
+    if not picked:
+        raise BadReport("Pick at least one component, or “Something else”.")
+    known = view.component_ids
+    unknown = [value for value in picked if value != OTHER and value not in known]
+    if unknown:
+        raise BadReport("A component picked is not on this page (any more): reload the page.")
+    symptoms = data.getlist("symptom")
+    if len(symptoms) > 1:
+        raise BadReport("Pick one symptom at most.")
+    symptom = symptoms[0] if symptoms else ""
+    if symptom and symptom not in Symptom.values:
+        raise BadReport("That symptom is not one of the choices.")
+    return picked, symptom, honeypot
+
+
+@never_cache
+@csrf_exempt  # the check is same_origin(): the page that holds the form is a shared snapshot
+@require_POST
+def report(request: HtmxHttpRequest) -> HttpResponse:
+    if not same_origin(request):
+        return HttpResponse(
+            "Reports are accepted from this status page only.",
+            status=403,
+            content_type="text/plain; charset=utf-8",
+        )
+    address = ratelimit.client_ip(request)
+    verdict = ratelimit.hit(
+        f"reports:{ratelimit.digest(address)}",
+        limit=settings.BEACON_REPORTS_LIMIT_PER_IP,
+        window=RATE_WINDOW_SECONDS,
+    )
+    if not verdict.allowed:
+        response = HttpResponse(
+            "Too many reports from your address: try again in a minute.",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(verdict.retry_after)
+        return response
+    view = public_view()
+    if view is None:
+        return _unavailable()
+    if _declared_length(request) > MAX_BODY_BYTES:
+        return _respond(request, view, Answer(error="The report is too large."), 400)
+    try:
+        picked, symptom, honeypot = _parse(request, view)
+    except BadReport as error:
+        return _respond(request, view, Answer(error=str(error)), 400)
+    if not honeypot:
+        try:
+            report_record(
+                component_ids=picked,
+                symptom=symptom,
+                address=address,
+                user_agent=request.headers.get("User-Agent", ""),
+                now=timezone.now(),
+            )
+        except Exception:
+            # The cache (Redis) is away: nothing about the visitor in the log line.
+            logger.warning("reports: not counted, the cache is unreachable", exc_info=True)
+            return _unavailable()
+    known = [incident for incident, ids in view.incidents if ids & set(picked)]
+    return _respond(request, view, Answer(thanks=True, known=known), 202)

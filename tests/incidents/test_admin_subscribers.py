@@ -452,8 +452,10 @@ def test_deleting_a_subscriber_removes_it(client, responder):
 
 
 def test_event_list_counts_queued_sent_and_failed_deliveries(
-    client, responder, django_assert_max_num_queries
+    client, responder, page, django_assert_max_num_queries
 ):
+    # `page`: the page settings exist and are cached, as on a running site (the admin's
+    # header names the page).
     incident = open_incident(name="API errors")
     event = NotificationEvent.objects.get(incident=incident)
     subscribers = SubscriberFactory.create_batch(6)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Max, Min, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
 
 from components.alerts.models import AlertState
 from components.models import (
@@ -279,11 +279,15 @@ def disagreements() -> list[Disagreement]:
         claims[alert.component_id].append(
             (alert.status, f"Alert from {alert.integration.name}: {alert.get_status_display()}")
         )
+    # Held by an open incident that names it, as the arbiter reads it (component_claims):
+    # one row of the incidents' link table per (incident, component), so an old resolved
+    # incident beside an open one does not hide the open one, and the checks' own incident
+    # holds nothing.
+    links = Component.incidents.through.objects.filter(component_id__in=list(claims))
     held = set(
-        Component.objects.filter(pk__in=list(claims))
-        .exclude(incidents__status__in=NOT_HOLDING_INCIDENT_STATUSES)
-        .filter(incidents__isnull=False)
-        .values_list("pk", flat=True)
+        links.exclude(incident__status__in=NOT_HOLDING_INCIDENT_STATUSES)
+        .exclude(incident__auto_component_id=F("component_id"))
+        .values_list("component_id", flat=True)
     )
     return [
         Disagreement(

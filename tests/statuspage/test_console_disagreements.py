@@ -104,6 +104,16 @@ def test_what_disagrees_with_the_page(case, status, facts, disagrees, wanted):
         assert found == [], case
 
 
+def test_an_old_resolved_incident_does_not_hide_an_open_one():
+    component = ComponentFactory(name="Login")
+    HealthCheckFactory(component=component, verdict=Verdict.DOWN)
+    incident_resolve(incident=open_incident(affected_components=[component]), body="Fixed.")
+    open_incident(name="Still looking", affected_components=[component])
+    component.status = "operational"
+    component.save()
+    assert disagreements() == []
+
+
 def test_reasons_name_each_failing_source():
     component = ComponentFactory(name="Login")
     HealthCheckFactory(component=component, name="Login page", verdict=Verdict.DOWN)

@@ -35,6 +35,7 @@ class PageSettingsAdmin(admin.ModelAdmin):
         ("Search engines", {"fields": ["hidden_from_search_engines"]}),
         ("Subscribers", {"fields": ["allow_email_subscribers"]}),
         ("Incidents", {"fields": ["update_interval_minutes"]}),
+        ("Visitor reports", {"fields": ["report_surge_drafts", "show_reports_chart"]}),
     ]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

@@ -83,6 +83,18 @@ class PageSettings(models.Model):
         "Responders are reminded by email (and the staff webhook), once per interval of "
         "silence. 0: no reminders and no colours.",
     )
+    report_surge_drafts = models.BooleanField(
+        "prepare a draft incident on a report surge",
+        default=True,
+        help_text="When visitors' problem reports surge for a component, staff are alerted "
+        "either way; with this on, a draft `investigating` incident for the affected "
+        "components also waits in the console, published with one click.",
+    )
+    show_reports_chart = models.BooleanField(
+        "show the 24-hour reports chart on the public page",
+        default=False,
+        help_text="The staff console always shows it.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

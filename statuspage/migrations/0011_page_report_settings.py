@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('statuspage', '0010_page_update_interval'),
+        ("statuspage", "0010_page_update_interval"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='pagesettings',
-            name='report_surge_drafts',
-            field=models.BooleanField(default=True, help_text="When visitors' problem reports surge for a component, staff are alerted either way; with this on, a draft `investigating` incident for the affected components also waits in the console, published with one click.", verbose_name='prepare a draft incident on a report surge'),
+            model_name="pagesettings",
+            name="report_surge_drafts",
+            field=models.BooleanField(
+                default=True,
+                help_text="When visitors' problem reports surge for a component, staff are alerted either way; with this on, a draft `investigating` incident for the affected components also waits in the console, published with one click.",
+                verbose_name="prepare a draft incident on a report surge",
+            ),
         ),
         migrations.AddField(
-            model_name='pagesettings',
-            name='show_reports_chart',
-            field=models.BooleanField(default=False, help_text='The staff console always shows it.', verbose_name='show the 24-hour reports chart on the public page'),
+            model_name="pagesettings",
+            name="show_reports_chart",
+            field=models.BooleanField(
+                default=False,
+                help_text="The staff console always shows it.",
+                verbose_name="show the 24-hour reports chart on the public page",
+            ),
         ),
     ]

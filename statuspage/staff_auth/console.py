@@ -18,9 +18,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from components.models import Component, StatusChangeCause
+from components.reports.chart import reports_chart_html
+from components.reports.selectors import reports_last_day
 from components.selectors import component_status_sources, disagreements
 from components.status import component_status_state
 from components.status_choices import as_component_status
@@ -28,6 +31,8 @@ from incidents.selectors import drafts_waiting, open_incidents_silence
 from statuspage.models import PageSettings
 
 REFRESH_SECONDS = 10
+# Report counts reach PostgreSQL once a minute (the beat task persist-report-counts).
+REPORTS_CHART_REFRESH_SECONDS = 60
 
 
 def console_context(request: HttpRequest) -> dict[str, object]:
@@ -40,6 +45,25 @@ def console_context(request: HttpRequest) -> dict[str, object]:
         "may_publish": request.user.has_perm("incidents.add_incident"),
         "refresh_seconds": REFRESH_SECONDS,
     }
+
+
+def reports_chart_context() -> dict[str, object]:
+    """The 24-hour chart of visitors' reports, in the page's time zone."""
+    chart = reports_last_day(now=timezone.now())
+    return {
+        "reports_chart": reports_chart_html(chart, zone=PageSettings.load().zone),
+        "reports_chart_refresh_seconds": REPORTS_CHART_REFRESH_SECONDS,
+    }
+
+
+def reports_chart_partial(site: AdminSite, request: HttpRequest) -> HttpResponse:
+    """The reports chart alone, refreshed by htmx every minute (not with the live region:
+    its numbers move once a minute)."""
+    return TemplateResponse(
+        request,
+        "admin/console/reports_chart.html",
+        {**site.each_context(request), **reports_chart_context()},
+    )
 
 
 def live_partial(site: AdminSite, request: HttpRequest) -> HttpResponse:

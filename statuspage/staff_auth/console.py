@@ -13,7 +13,7 @@ so an open console follows checks and alerts as they move components.
 from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -27,7 +27,10 @@ from components.reports.selectors import reports_last_day
 from components.selectors import component_status_sources, disagreements
 from components.status import component_status_state
 from components.status_choices import as_component_status
-from incidents.selectors import drafts_waiting, open_incidents_silence
+from incidents.admin import update_added
+from incidents.models import Incident, IncidentKind
+from incidents.selectors import drafts_waiting, incidents_to_resolve, open_incidents_silence
+from incidents.services import incident_resolve
 from statuspage.models import PageSettings
 
 REFRESH_SECONDS = 10
@@ -39,6 +42,8 @@ def console_context(request: HttpRequest) -> dict[str, object]:
     return {
         "status_sources": component_status_sources(),
         "disagreements": disagreements(),
+        "resolve_suggestions": incidents_to_resolve(),
+        "may_resolve": request.user.has_perm("incidents.change_incident"),
         "may_set_status": request.user.has_perm("components.change_component"),
         "silences": open_incidents_silence(interval=PageSettings.load().update_interval),
         "drafts": drafts_waiting(),
@@ -93,4 +98,24 @@ def set_status(request: HttpRequest, component_id: int) -> HttpResponse:
     )
     component.refresh_from_db()
     messages.success(request, f"{component.name} is now {component.get_status_display()}.")
+    return HttpResponseRedirect(reverse("admin:index"))
+
+
+@require_POST
+def resolve_incident(request: HttpRequest, incident_id: int, *, site: AdminSite) -> HttpResponse:
+    """The one-click answer to "suggest resolving": a `resolved` update with the service's
+    calm default body, notifying subscribers as any update does by default; recorded in the
+    incident's history as the admin's own resolve button records it."""
+    staff = request.user
+    assert isinstance(staff, User)  # the admin lets in only signed-in staff
+    if not staff.has_perm("incidents.change_incident"):
+        raise PermissionDenied
+    incident = get_object_or_404(Incident, pk=incident_id, kind=IncidentKind.INCIDENT)
+    try:
+        update = incident_resolve(incident=incident, author=staff)
+    except ValidationError as error:  # closed meanwhile (another tab, another responder)
+        messages.warning(request, " ".join(error.messages))
+        return HttpResponseRedirect(reverse("admin:index"))
+    site.get_model_admin(Incident).log_change(request, incident, [update_added(update)])
+    messages.success(request, f"{incident.name}: {update}.")
     return HttpResponseRedirect(reverse("admin:index"))

@@ -115,6 +115,15 @@ class BeaconAdminSite(admin.AdminSite):
                 name="console_reports_chart",
             ),
             path(
+                "console/incidents/<int:incident_id>/resolve/",
+                self.admin_view(
+                    lambda request, incident_id: console.resolve_incident(
+                        request, incident_id, site=self
+                    )
+                ),
+                name="console_resolve_incident",
+            ),
+            path(
                 "console/components/<int:component_id>/status/",
                 self.admin_view(console.set_status),
                 name="console_set_status",

@@ -19,6 +19,7 @@ from incidents.models import (
 from statuspage.lib.text import no_control_characters_in_text
 
 NO_CHANGE = ""
+COMPONENT_FIELD_PREFIX = "component_"
 COMPONENT_STATUS_CHOICES = [(NO_CHANGE, "No change"), *ComponentStatus.choices]
 NEW_MAINTENANCE_STATUSES = [IncidentStatus.SCHEDULED, IncidentStatus.IN_PROGRESS]
 # Whether subscribers hear of a maintenance before it starts and at its automatic steps.
@@ -34,7 +35,7 @@ def status_choices(statuses) -> list[tuple[str, str]]:
 
 
 def component_field_name(component: Component) -> str:
-    return f"component_{component.pk}"
+    return f"{COMPONENT_FIELD_PREFIX}{component.pk}"
 
 
 def component_fieldsets(components) -> list[tuple[str, dict]]:
@@ -112,6 +113,8 @@ class UpdateMessageFields(forms.Form):
 
 
 if TYPE_CHECKING:
+    from django.http import QueryDict
+
     _FormMixinBase = forms.BaseForm  # what the mixin below is mixed into
 else:
     _FormMixinBase = object
@@ -335,3 +338,34 @@ class MaintenanceChangeForm(IncidentChangeForm):
 
     class Meta(IncidentChangeForm.Meta):
         fields = [*IncidentChangeForm.Meta.fields, *MAINTENANCE_NOTIFY_FLAGS]
+
+
+# The reach of "Notify subscribers", counted live as staff choose components
+
+MAX_REACH_VALUES = 2000
+
+
+def reach_component_ids(data: "QueryDict") -> set[int]:
+    """The components an incident or maintenance form names (its per-component selects set
+    to a status, or its affected components ticked), from the form's own field names.
+
+    Raises ValidationError for anything that is not such a field's value, unknown
+    components included.
+    """
+    if len(data) > MAX_REACH_VALUES:
+        raise ValidationError("Too many fields.")
+    chosen: set[str] = set()
+    for name, values in data.lists():
+        if name.startswith(COMPONENT_FIELD_PREFIX):
+            if any(value not in dict(COMPONENT_STATUS_CHOICES) for value in values):
+                raise ValidationError(f"{name}: not a component status.")
+            if any(values):
+                chosen.add(name.removeprefix(COMPONENT_FIELD_PREFIX))
+        elif name == "affected_components":
+            chosen.update(values)
+    if not all(pk.isdigit() and len(pk) < 10 for pk in chosen):
+        raise ValidationError("Components are given by number.")
+    ids = {int(pk) for pk in chosen}
+    if ids and Component.objects.filter(pk__in=ids).count() != len(ids):
+        raise ValidationError("Choose components from the list.")
+    return ids

@@ -204,16 +204,28 @@ def response_time_svg(
 
 
 def svg_start(
-    css_class: str, width: int, height: int, chart_id: str, title: str, description: str
+    css_class: str,
+    width: int,
+    height: int,
+    chart_id: str,
+    title: str,
+    description: str,
+    *,
+    scalable: bool = False,
 ) -> SafeString:
-    """An accessible chart's opening tag, its title and its description (left open)."""
+    """An accessible chart's opening tag, its title and its description (left open).
+
+    `scalable` charts have a viewBox: shown as an image, they shrink as a whole (labels
+    too); inline charts have none and stretch their plot to the container instead.
+    """
     return format_html(
         '<svg class="{}" xmlns="http://www.w3.org/2000/svg" role="img" '
-        'width="{}" height="{}" aria-labelledby="{}-title {}-desc">'
+        'width="{}" height="{}"{} aria-labelledby="{}-title {}-desc">'
         '<title id="{}-title">{}</title><desc id="{}-desc">{}</desc>',
         css_class,
         width,
         height,
+        format_html(' viewBox="0 0 {} {}"', width, height) if scalable else "",
         chart_id,
         chart_id,
         chart_id,

@@ -28,6 +28,9 @@ SOMETHING_ELSE = "Something else"
 OTHERS = "Others"
 NO_SYMPTOM_LABEL = "No symptom given"
 EMPTY = "No reports in the last 24 hours."
+UNAVAILABLE = "The reports chart cannot be shown right now."
+# Where no stylesheet applies (the chart as an image of its own): the page's usual fonts.
+FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 _SHARE_ROW = '<tr><th scope="row">{}</th><td>{}</td><td>{}</td></tr>'
 
 
@@ -143,33 +146,31 @@ def reports_chart_svg(
     width: int = 640,
     plot_height: int = 140,
     zone: tzinfo | None = None,
+    standalone: bool = False,
 ) -> SafeString:
     """Stacked hourly bars, one colour per component, and a legend of the components' and
     symptoms' shares under them. An empty chart says so in place of the bars.
 
     The same data renders the same bytes (ids come from the title), so a stored copy only
-    changes when the numbers do. Hours are labelled in `zone` (UTC by default).
+    changes when the numbers do. Hours are labelled in `zone` (UTC by default). A
+    `standalone` chart (an image of its own, where no stylesheet reaches) scales as a whole
+    and has a light background of its own, legible on a dark page too.
     """
     zone = zone or UTC
     chart_id = "rc-" + hashlib.sha1(title.encode()).hexdigest()[:10]
     if not chart.total:
-        return format_html(
-            '<svg class="rc-chart" xmlns="http://www.w3.org/2000/svg" role="img" width="{}" '
-            'height="40" aria-labelledby="{}-title"><title id="{}-title">{}: {}</title>'
-            '<text class="rc-empty" x="0" y="24" fill="currentColor">{}</text></svg>',
-            width,
-            chart_id,
-            chart_id,
-            title,
-            EMPTY,
-            EMPTY,
-        )
+        return message_svg(f"{title}: {EMPTY}", EMPTY, width=width, standalone=standalone)
     legend_rows = -(-len(chart.components) // LEGEND_COLUMNS) + 1  # + the symptoms' heading
     legend_rows += -(-len(chart.symptoms) // LEGEND_COLUMNS)
     height = TOP + plot_height + AXIS + legend_rows * LEGEND_ROW + 4
     stacks = [sum(s.counts[i] for s in chart.series) for i in range(len(chart.hours))]
     top_value = _nice_ceiling(max(stacks))
-    parts = [svg_start("rc-chart", width, height, chart_id, title, describe(chart))]
+    parts = [
+        svg_start("rc-chart", width, height, chart_id, title, describe(chart), scalable=standalone),
+        format_html('<g font-family="{}" font-size="11">', FONT),
+    ]
+    if standalone:
+        parts.append(mark_safe('<rect width="100%" height="100%" fill="#ffffff"/>'))
     parts.append(grid(plot_height, top_value, lambda value: f"{round(value):,}"))
     parts.append(
         format_html(
@@ -231,8 +232,27 @@ def reports_chart_svg(
         )
     )
     parts.append(_legend(chart.symptoms, row_y + LEGEND_ROW, swatches=False))
-    parts.append(mark_safe("</svg>"))
+    parts.append(mark_safe("</g></svg>"))
     return mark_safe("".join(parts))
+
+
+def message_svg(title: str, text: str, *, width: int = 640, standalone: bool = False) -> SafeString:
+    """A chart-sized line of text in place of a chart (nothing to draw, or nothing to show)."""
+    chart_id = "rc-" + hashlib.sha1(title.encode()).hexdigest()[:10]
+    return format_html(
+        '<svg class="rc-chart" xmlns="http://www.w3.org/2000/svg" role="img" width="{}" '
+        'height="40" viewBox="0 0 {} 40" font-family="{}" font-size="13" '
+        'aria-labelledby="{}-title"><title id="{}-title">{}</title>{}'
+        '<text class="rc-empty" x="8" y="25" fill="currentColor">{}</text></svg>',
+        width,
+        width,
+        FONT,
+        chart_id,
+        chart_id,
+        title,
+        mark_safe('<rect width="100%" height="100%" fill="#ffffff"/>') if standalone else "",
+        text,
+    )
 
 
 def _legend(shares: Sequence[Share], first_y: int, *, swatches: bool) -> SafeString:

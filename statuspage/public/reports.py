@@ -28,7 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from components.reports.chart import UNAVAILABLE, message_svg
 from components.reports.models import Symptom
@@ -273,7 +273,7 @@ def report(request: HtmxHttpRequest) -> HttpResponse:
 CHART_MAX_AGE = 60  # the chart is rendered once a minute
 
 
-@require_GET
+@require_safe
 def chart(request: HttpRequest) -> HttpResponse:
     """The stored chart, without PostgreSQL. Rendered here only when nothing is stored yet
     (a fresh setting, a new host): with the database away, a placeholder chart instead, so

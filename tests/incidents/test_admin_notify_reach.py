@@ -10,6 +10,7 @@ from components.models import ComponentStatus
 from incidents.models import Incident
 from incidents.notify import delivery
 from incidents.notify.models import Delivery, NotificationEvent
+from incidents.notify.subscriptions import subscription_cancel
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import (
     StaffFactory,
@@ -105,6 +106,20 @@ def test_the_answer_follows_the_checkbox_and_says_zero_sensibly(client, responde
     )
     backfilled = {"deliver_notifications": "on", "backfilled": "on"}
     assert client.get(ADD_REACH, backfilled).text == "A backfilled incident notifies nobody."
+
+
+def test_unsubscribed_and_unconfirmed_are_not_counted(client, responder):
+    staying, leaving = SubscriberFactory(), SubscriberFactory(webhook=True)
+    SubscriberFactory(unconfirmed=True)
+    query = {"deliver_notifications": "on"}
+    assert client.get(ADD_REACH, query).text == (
+        "Will notify 2 subscribers: 1 by email, 1 by webhook."
+    )
+    subscription_cancel(subscriber=leaving)
+    assert client.get(ADD_REACH, query).text == (
+        "Will notify 1 subscriber: 1 by email, none by webhook."
+    )
+    assert staying.is_active
 
 
 @pytest.mark.parametrize(

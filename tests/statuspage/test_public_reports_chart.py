@@ -63,6 +63,8 @@ def test_with_the_setting_on_the_page_shows_the_chart_the_task_renders(client, p
     assert "<b>" not in svg and "style=" not in svg and "<script" not in svg
     again = client.get(CHART, HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304
+    assert client.head(CHART).status_code == 200
+    assert client.post(CHART).status_code == 405
 
 
 def test_the_task_writes_only_when_the_chart_changed_and_withdraws_it_when_off(page, api):

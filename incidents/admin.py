@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -31,6 +32,7 @@ from incidents.forms import (
     component_fieldsets,
     initial_from_template,
     reach_component_ids,
+    reach_values,
 )
 from incidents.models import (
     Incident,
@@ -347,16 +349,22 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         form = context["adminform"].form
         if "deliver_notifications" in form.fields:
-            form.fields["deliver_notifications"].help_text = self.reach_region(request, obj)
+            region = self.reach_region(request, form, obj)
+            # The bound field copied the help text when reach_region read the form's values.
+            form.fields["deliver_notifications"].help_text = region
+            form["deliver_notifications"].help_text = region
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    def reach_region(self, request: HttpRequest, incident: Incident | None) -> str:
+    def reach_region(
+        self, request: HttpRequest, form: forms.BaseForm, incident: Incident | None
+    ) -> str:
         """The line beside "Notify subscribers": how many it reaches with the components the
-        form names now, asked again (htmx) whenever the form changes."""
+        form names now (a template's, or those sent back), asked again (htmx) whenever the
+        form changes."""
         name = f"admin:{self.opts.app_label}_{self.opts.model_name}_reach"
         url = reverse(name, args=[incident.pk]) if incident else reverse(name)
         try:
-            text = self._reach_text(request, incident, request.POST or None)
+            text = self._reach_text(request, incident, reach_values(form))
         except ValidationError:  # a form sent back with errors: as it first came
             text = self._reach_text(request, incident, None)
         return format_html(

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 
 from components.models import Component, ComponentStatus
 from incidents.models import (
@@ -113,8 +114,6 @@ class UpdateMessageFields(forms.Form):
 
 
 if TYPE_CHECKING:
-    from django.http import QueryDict
-
     _FormMixinBase = forms.BaseForm  # what the mixin below is mixed into
 else:
     _FormMixinBase = object
@@ -343,9 +342,26 @@ class MaintenanceChangeForm(IncidentChangeForm):
 # The reach of "Notify subscribers", counted live as staff choose components
 
 MAX_REACH_VALUES = 2000
+REACH_FLAGS = ["deliver_notifications", "backfilled"]
 
 
-def reach_component_ids(data: "QueryDict") -> set[int]:
+def reach_values(form: forms.BaseForm) -> QueryDict:
+    """What the form would send of the fields its reach depends on, as it stands: prefilled
+    (from a template, or the incident's components) or as sent back with errors."""
+    values = QueryDict(mutable=True)
+    for name in form.fields:
+        value = form[name].value()
+        if name in REACH_FLAGS:
+            if value:
+                values[name] = "on"
+        elif name == "affected_components":
+            values.setlist(name, [str(pk) for pk in value or ()])
+        elif name.startswith(COMPONENT_FIELD_PREFIX) and value:
+            values[name] = str(value)
+    return values
+
+
+def reach_component_ids(data: QueryDict) -> set[int]:
     """The components an incident or maintenance form names (its per-component selects set
     to a status, or its affected components ticked), from the form's own field names.
 

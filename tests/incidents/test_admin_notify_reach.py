@@ -13,6 +13,7 @@ from incidents.notify.models import Delivery, NotificationEvent
 from incidents.notify.subscriptions import subscription_cancel
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import (
+    IncidentTemplateFactory,
     StaffFactory,
     SubscriberFactory,
     open_incident,
@@ -106,6 +107,21 @@ def test_the_answer_follows_the_checkbox_and_says_zero_sensibly(client, responde
     )
     backfilled = {"deliver_notifications": "on", "backfilled": "on"}
     assert client.get(ADD_REACH, backfilled).text == "A backfilled incident notifies nobody."
+
+
+def test_the_page_counts_what_it_comes_prefilled_with_or_sent_back_with(
+    client, responder, audience
+):
+    api, db, _ = audience
+    template = IncidentTemplateFactory(component_status=ComponentStatus.PARTIAL_OUTAGE)
+    template.components.set([db])
+    page = client.get(ADD_URL, {"template": template.pk}).text
+    assert "Will notify 7 subscribers: 5 by email, 2 by webhook." in page
+    # Sent back with an error (no name): the components ticked, and the box left unticked.
+    data = add_data(name="", **{f"component_{api.pk}": "major_outage"})
+    del data["deliver_notifications"]
+    page = client.post(ADD_URL, data).text
+    assert "Nobody will be notified (6 subscribers would be)." in page
 
 
 def test_unsubscribed_and_unconfirmed_are_not_counted(client, responder):

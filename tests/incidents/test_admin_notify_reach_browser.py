@@ -6,26 +6,16 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from tests.components.factories import ComponentFactory
-from tests.incidents.factories import StaffFactory, SubscriberFactory, sign_in_staff
+from tests.incidents.factories import SubscriberFactory
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_count_follows_the_chosen_components(live_server, browser_page, client):
+def test_the_count_follows_the_chosen_components(live_server, staff_browser_page, csp_violations):
     api = ComponentFactory(name="API")
     SubscriberFactory()
     SubscriberFactory(components=[api])
     SubscriberFactory(webhook=True, components=[api])
-    sign_in_staff(client, StaffFactory(is_superuser=True))
-    browser_page.context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    violations: list[str] = []
-    browser_page.on(
-        "console",
-        lambda message: (
-            violations.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    browser_page = staff_browser_page
     browser_page.goto(live_server.url + reverse("admin:incidents_incident_add"))
     reach = browser_page.locator(".notify-reach")
     expect(reach).to_have_text("Will notify 1 subscriber: 1 by email, none by webhook.")
@@ -35,4 +25,4 @@ def test_the_count_follows_the_chosen_components(live_server, browser_page, clie
 
     browser_page.uncheck("#id_deliver_notifications")
     expect(reach).to_have_text("Nobody will be notified (3 subscribers would be).")
-    assert violations == []
+    assert csp_violations == []

@@ -11,6 +11,7 @@ component sends a message a window rather than one per change.
 """
 
 import logging
+import re
 from datetime import datetime, timedelta
 from functools import partial
 from urllib.parse import urljoin
@@ -449,7 +450,21 @@ def staff_webhook(*, subject: str, text: str) -> None:
     """Post to STAFF_WEBHOOK_URL as Slack incoming webhooks expect ({"text": ...})."""
     url = settings.BEACON_STAFF_WEBHOOK_URL
     if url:
-        _post_staff_webhook(url, f"*{subject}*\n{text}")
+        _post_staff_webhook(url, f"*{slack_escaped(subject)}*\n{slack_escaped(text)}")
+
+
+# Chat services ping a whole channel for these words; a zero-width space after the @ keeps
+# them readable and silent.
+MASS_MENTIONS = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
+
+
+def slack_escaped(text: str) -> str:
+    """Text as Slack reads it literally: `<`, `>` and `&` are its control characters (a name
+    like `<!channel>` would ping everyone, `<https://evil|Sign in>` would be a disguised
+    link), escaped as Slack documents; mass mentions are broken up for Slack-compatible
+    receivers (Discord, Mattermost) that read them without brackets."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MASS_MENTIONS.sub("@\u200b", escaped)
 
 
 def _post_staff_webhook(url: str, text: str) -> None:

@@ -134,6 +134,8 @@ def drafts_waiting() -> list[IncidentDraft]:
 def components_held(component_ids: list[int]) -> set[int]:
     """Those of these components an open incident names (a scheduled maintenance does not
     hold them yet): visitors already read that Beacon knows."""
+    if not component_ids:
+        return set()
     return set(
         Incident.components.through.objects.filter(component_id__in=component_ids)
         .exclude(incident__status__in=NOT_HOLDING_INCIDENT_STATUSES)
@@ -147,27 +149,16 @@ class SurgeDisagreement:
     draft: IncidentDraft | None  # a waiting draft that names the surge's component
 
 
-def report_surges_disagreeing() -> list[SurgeDisagreement]:
+def report_surges_disagreeing(*, drafts: list[IncidentDraft]) -> list[SurgeDisagreement]:
     """Open surges of visitor reports for components the page shows operational with no open
-    incident (and for "something else"), each with a waiting draft naming its component: one
-    query, four with such surges."""
+    incident (and for "something else"), each with the first of the waiting `drafts` (as
+    drafts_waiting reads them) that names its component: one query, two with such surges."""
     surges = [
         surge
         for surge in report_surges_open()
         if surge.component is None or surge.component.status == ComponentStatus.OPERATIONAL
     ]
-    ids = [surge.component_id for surge in surges if surge.component_id]
-    if not ids:
-        return [SurgeDisagreement(surge=surge, draft=None) for surge in surges]
-    held = components_held(ids)
-    drafts = (
-        IncidentDraft.objects.filter(published_at=None, discarded_at=None)
-        .filter(Q(component_id__in=ids) | Q(other_components__in=ids))
-        .distinct()
-        .select_related("component")
-        .prefetch_related("other_components")
-        .order_by("-created_at", "-id")
-    )
+    held = components_held([surge.component_id for surge in surges if surge.component_id])
     naming: dict[int, IncidentDraft] = {}
     for draft in drafts:
         for component in draft.all_components:

@@ -32,13 +32,14 @@ REFRESH_SECONDS = 10
 
 
 def console_context(request: HttpRequest) -> dict[str, object]:
+    drafts = drafts_waiting()
     return {
         "status_sources": component_status_sources(),
         "disagreements": disagreements(),
-        "report_surges": report_surges_disagreeing(),
+        "report_surges": report_surges_disagreeing(drafts=drafts),
         "may_set_status": request.user.has_perm("components.change_component"),
         "silences": open_incidents_silence(interval=PageSettings.load().update_interval),
-        "drafts": drafts_waiting(),
+        "drafts": drafts,
         "may_publish": request.user.has_perm("incidents.add_incident"),
         "refresh_seconds": REFRESH_SECONDS,
     }

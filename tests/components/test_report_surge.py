@@ -5,8 +5,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core import mail
 from django.core.cache import cache
-from django.db import connections
+from django.db import connection, connections, transaction
 
 from components.reports.models import ReportCount, ReportSurge
 from components.reports.services import (
@@ -25,6 +26,8 @@ from components.reports.surge import (
 from components.tasks import detect_report_surges
 from statuspage.celery import app
 from tests.components.factories import ComponentFactory
+from tests.incidents.factories import StaffFactory
+from tests.incidents.test_reminders import _wait_for_lock_waiters
 
 PARAMETERS = SurgeParameters()  # the defaults: 5 minutes, 4 weeks, floor 10, factor 4
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)  # a Monday, 10:00
@@ -276,28 +279,36 @@ def test_a_component_deleted_while_surging_takes_its_surge_with_it():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_beats_at_once_record_one_surge_and_tell_it_once(signals):
+def test_two_beats_at_once_record_one_surge_and_tell_it_once(signals, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    # A superuser: a transactional test run before this one flushed the migrations' roles.
+    StaffFactory(email="rui@acme.test", is_superuser=True)
     api = ComponentFactory(created_at=LONG_AGO)
     put(api.public_id, minute_of(NOW), 40)
-    barrier = threading.Barrier(2)
     results = []
 
     def beat():
         try:
-            barrier.wait(timeout=10)
             results.append(report_surges_detect(now=NOW))
         finally:
             connections.close_all()
 
     beats = [threading.Thread(target=beat) for _ in range(2)]
-    for thread in beats:
-        thread.start()
+    # Let both read that no surge is open, then wait to write it: reads pass this lock,
+    # inserts wait on it.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("lock table components_reportsurge in share row exclusive mode")
+        for thread in beats:
+            thread.start()
+        _wait_for_lock_waiters(2)
     for thread in beats:
         thread.join(timeout=30)
 
     assert sorted(len(found.started) for found in results) == [0, 1]
     assert ReportSurge.objects.count() == 1
     assert signals["started"] == [[api.pk]]
+    [message] = mail.outbox
+    assert message.subject.endswith(f"] Visitors report problems: {api.name}")
 
 
 def test_the_beat_detects_surges_every_30_seconds():

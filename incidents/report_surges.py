@@ -29,23 +29,8 @@ logger = logging.getLogger("beacon.automatic")
 
 # The subject of the staff message starts with these words (a benchmark waits for them).
 SUBJECT_PREFIX = "Visitors report problems: "
-SOMETHING_ELSE = "something else"
 SYMPTOM_WORDS = {"none": "no symptom given", **{s.value: str(s.label) for s in Symptom}}
 SURGE_STATUS = ComponentStatus.DEGRADED_PERFORMANCE
-
-
-def surge_name(surge: ReportSurge) -> str:
-    return surge.component.name if surge.component else SOMETHING_ELSE
-
-
-def usual_words(usual: float) -> str:
-    return "usually none" if usual < 0.5 else f"usually about {usual:.0f}"
-
-
-def surge_summary(surge: ReportSurge) -> str:
-    """ "API: 57 in 5 min (usually about 2)", for messages and the console."""
-    usual = usual_words(surge.usual_count)
-    return f"{surge_name(surge)}: {surge.peak_count} in {surge.window_minutes} min ({usual})"
 
 
 def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwargs: object) -> None:
@@ -69,14 +54,14 @@ def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwar
         if page.report_surge_drafts and components
         else None
     )
-    names = ", ".join(one_line(surge_name(s)) for s in surges)
+    names = ", ".join(one_line(s.name) for s in surges)
     lines = [f"Visitors report problems with {names}, more than usual:"]
     for surge in surges:
         symptoms = ", ".join(
             f"{SYMPTOM_WORDS.get(symptom, symptom)} {count}"
             for symptom, count in sorted(surge.symptoms.items(), key=lambda item: -item[1])
         )
-        lines.append(f"- {surge_summary(surge)}" + (f"; {symptoms}" if symptoms else ""))
+        lines.append(f"- {surge.summary}" + (f"; {symptoms}" if symptoms else ""))
     if draft is not None:
         lines.append("A draft incident is ready; publish it with one click:")
         link = admin_link("admin:incidents_incidentdraft_change", draft.pk)
@@ -105,7 +90,7 @@ def surge_draft_prepare(
         return None
     names = ", ".join(one_line(c.name) for c in uncovered)
     reason = "Visitors reported problems: " + "; ".join(
-        surge_summary(s) for s in surges if s.component in uncovered
+        s.summary for s in surges if s.component in uncovered
     )
     try:
         with transaction.atomic():

@@ -254,3 +254,17 @@ def test_the_console_reads_surges_and_their_drafts_in_a_bounded_number_of_querie
     eight = console_queries()
     # The console's own, and the surges, the incidents naming them, the drafts' components.
     assert one == (14, 1) and eight == (14, 8)
+
+
+def test_staff_read_surges_in_the_admin_and_cannot_change_them(
+    client, components, django_capture_on_commit_callbacks, responder
+):
+    api, _, _ = components
+    surge(client, [api.public_id])
+    beat(django_capture_on_commit_callbacks)
+    surge_row = ReportSurge.objects.get()
+    html = client.get(reverse("admin:components_reportsurge_changelist")).content.decode()
+    assert "Report surge of API from" in html and "usually none" in html
+    change = reverse("admin:components_reportsurge_change", args=[surge_row.pk])
+    assert client.post(change, {"peak_count": 1}).status_code == 403
+    assert ReportSurge.objects.get().peak_count == 12

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from components.models import AutoIncident, Component, ComponentStatus
+from components.models import AutoIncident, Component, ComponentStatus, worst_status
 from components.status_choices import ComponentStatusValue
 from incidents import enqueue
 from incidents.models import (
@@ -255,7 +255,13 @@ def incident_draft_publish(*, draft: IncidentDraft, author=None) -> Incident:
             name=locked.name,
             status=IncidentStatus.INVESTIGATING,
             body=locked.body,
-            component_statuses=dict.fromkeys(locked.all_components, locked.component_status),
+            component_statuses={
+                # A surge's draft never lowers a status set since it was prepared.
+                component: worst_status([locked.component_status, component.status])
+                if locked.source == DraftSource.REPORT_SURGE
+                else locked.component_status
+                for component in locked.all_components
+            },
             auto_component=(
                 None if locked.source == DraftSource.REPORT_SURGE else locked.component
             ),

@@ -67,7 +67,10 @@ def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwar
         link = admin_link("admin:incidents_incidentdraft_change", draft.pk)
     else:
         if components and page.report_surge_drafts:
-            lines.append("An open incident or a waiting draft already names these components.")
+            lines.append(
+                "No draft: the page already shows these components in trouble, or an open "
+                "incident or a waiting draft names them."
+            )
         lines.append("The staff console shows them, with what the page says:")
         link = urljoin(page_base_url() + "/", reverse("admin:index"))
     staff_alert(subject=SUBJECT_PREFIX + names, text="\n".join(lines) + f"\n{link}\n")
@@ -77,7 +80,8 @@ def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwar
 def surge_draft_prepare(
     *, surges: list[ReportSurge], components: list[Component]
 ) -> IncidentDraft | None:
-    """One `investigating` draft for the components no open incident or waiting draft covers."""
+    """One `investigating` draft for the operational components no open incident or waiting
+    draft names."""
     ids = [c.pk for c in components]
     held = components_held(ids)
     waiting = IncidentDraft.objects.filter(published_at=None, discarded_at=None)
@@ -85,7 +89,13 @@ def surge_draft_prepare(
     drafted |= set(
         waiting.filter(other_components__in=ids).values_list("other_components", flat=True)
     )
-    uncovered = [c for c in components if c.pk not in held | drafted]
+    # A component the page already shows in trouble is not drafted: the draft is for what
+    # the page does not say yet.
+    uncovered = [
+        c
+        for c in components
+        if c.pk not in held | drafted and c.status == ComponentStatus.OPERATIONAL
+    ]
     if not uncovered:
         return None
     names = ", ".join(one_line(c.name) for c in uncovered)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from components.models import ComponentStatus
 from components.reports.models import ReportSurge
 from components.reports.services import report_counts_persist, report_surges_detect
+from components.services import component_set_status
 from incidents.models import DraftSource, Incident, IncidentDraft
 from incidents.report_surges import SUBJECT_PREFIX
 from statuspage.models import PageSettings
@@ -206,7 +207,7 @@ def test_every_component_covered_makes_no_draft_and_says_why(
     beat(django_capture_on_commit_callbacks)
 
     [message] = staff_emails()
-    assert "An open incident or a waiting draft already names these components." in message.body
+    assert "No draft: the page already shows these components in trouble" in message.body
     assert not IncidentDraft.objects.exists()
 
 
@@ -268,3 +269,37 @@ def test_staff_read_surges_in_the_admin_and_cannot_change_them(
     change = reverse("admin:components_reportsurge_change", args=[surge_row.pk])
     assert client.post(change, {"peak_count": 1}).status_code == 403
     assert ReportSurge.objects.get().peak_count == 12
+
+
+def test_a_component_the_page_shows_in_trouble_is_told_but_not_drafted(
+    client, components, django_capture_on_commit_callbacks, responder
+):
+    api, login, _ = components
+    component_set_status(component=api, status="major_outage", actor=responder)
+    surge(client, [api.public_id, login.public_id])
+
+    beat(django_capture_on_commit_callbacks)
+
+    [message] = staff_emails()
+    assert message.subject == "[Acme] Visitors report problems: API, Login"
+    assert [c.name for c in IncidentDraft.objects.get().all_components] == ["Login"]
+    rows = client.get(reverse("admin:console_live")).content.decode()
+    rows = rows.split('id="console-surges"', 1)[1].split("</table>", 1)[0]
+    assert "with Login:" in rows and "with API:" not in rows
+
+
+def test_publishing_a_surge_draft_never_lowers_a_status_set_since(
+    client, components, django_capture_on_commit_callbacks, responder
+):
+    api, login, _ = components
+    surge(client, [api.public_id, login.public_id])
+    beat(django_capture_on_commit_callbacks)
+    draft = IncidentDraft.objects.get()
+    component_set_status(component=login, status="major_outage", actor=responder)
+
+    publish = reverse("admin:incidents_incidentdraft_publish", args=[draft.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(publish).status_code == 302
+    api.refresh_from_db()
+    login.refresh_from_db()
+    assert (api.status, login.status) == ("degraded_performance", "major_outage")

@@ -166,6 +166,29 @@ def test_the_window_and_factor_are_parameters():
     assert verdict(counts, parameters=wide).current == 30
 
 
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"window_minutes": 0},
+        {"window_minutes": 61},
+        {"floor": 0},
+        {"factor": 0},
+        {"weeks": -1},
+        {"end_minutes": 0},
+    ],
+)
+def test_parameters_that_would_make_nonsense_are_refused(wrong):
+    with pytest.raises(ValueError, match="REPORT_SURGE_"):
+        SurgeParameters(**wrong)
+
+
+def test_the_parameters_come_from_the_settings(settings):
+    settings.BEACON_REPORT_SURGE_FLOOR = 25
+    settings.BEACON_REPORT_SURGE_WEEKS = 2
+    assert SurgeParameters.from_settings() == SurgeParameters(floor=25, weeks=2)
+    assert len(surge_spans(minute=NOW, since=None, parameters=SurgeParameters(weeks=2)).weeks) == 2
+
+
 def _minutes(start, end):
     minutes = int((end - start).total_seconds() // 60)
     return [start + timedelta(minutes=n) for n in range(minutes)]

@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from django.core.cache import cache
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from components.reports.models import ReportCount, ReportSurge
 from components.reports.services import (
@@ -338,3 +339,11 @@ def test_the_beat_detects_surges_every_30_seconds():
     entry = app.conf.beat_schedule["detect-report-surges"]
     assert entry["task"] == detect_report_surges.name
     assert entry["schedule"] == 30.0 and entry["options"]["expires"] < 30
+
+
+@pytest.mark.django_db
+def test_the_beat_task_records_a_surge_of_this_minute():
+    api = ComponentFactory()
+    put(api.public_id, minute_of(timezone.now()), 11)
+    detect_report_surges.apply()
+    assert ReportSurge.objects.get().component == api

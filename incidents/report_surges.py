@@ -5,8 +5,8 @@ Surge detection lives in the components layer (components/reports/surge.py) and 
 a surge is told once, and its draft exists exactly when its alert was claimed. Staff hear by
 email and STAFF_WEBHOOK_URL, with the counts against the usual and the symptoms; when the
 page setting `report_surge_drafts` is on, one `investigating` draft names the surging
-components that no open incident or waiting draft covers yet, published in one click. A draft
-whose surges all end before anyone publishes it is discarded.
+components the page shows operational that no open incident or waiting draft names yet,
+published in one click. A draft whose surges all end before anyone publishes it is discarded.
 """
 
 import logging
@@ -31,6 +31,8 @@ logger = logging.getLogger("beacon.automatic")
 SUBJECT_PREFIX = "Visitors report problems: "
 SYMPTOM_WORDS = {"none": "no symptom given", **{s.value: str(s.label) for s in Symptom}}
 SURGE_STATUS = ComponentStatus.DEGRADED_PERFORMANCE
+# The subject names this many components, then says how many more (the text lists them all).
+SUBJECT_NAMES = 5
 
 
 def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwargs: object) -> None:
@@ -54,7 +56,9 @@ def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwar
         if page.report_surge_drafts and components
         else None
     )
-    names = ", ".join(one_line(s.name) for s in surges)
+    names = ", ".join(one_line(s.name) for s in surges[:SUBJECT_NAMES])
+    if len(surges) > SUBJECT_NAMES:
+        names += f" and {len(surges) - SUBJECT_NAMES} more"
     lines = [f"Visitors report problems with {names}, more than usual:"]
     for surge in surges:
         symptoms = ", ".join(
@@ -116,7 +120,7 @@ def surge_draft_prepare(
                 reason=reason[:500],
             )
             draft.other_components.set(uncovered[1:])
-            draft.report_surges.set(surges)
+            draft.report_surges.set([s for s in surges if s.component in uncovered])
     except IntegrityError:  # a check's draft for its first component, a moment ago
         return None
     return draft

@@ -182,6 +182,20 @@ def test_a_draft_of_two_surges_waits_until_both_have_ended(
     assert not IncidentDraft.objects.get().is_pending
 
 
+def test_a_draft_waits_only_for_the_surges_of_its_own_components(
+    client, components, django_capture_on_commit_callbacks
+):
+    api, _, _ = components
+    surge(client, [api.public_id, "other"])
+    start = timezone.now()
+    beat(django_capture_on_commit_callbacks, at=start)
+    assert [c.name for c in IncidentDraft.objects.get().all_components] == ["API"]
+    # "Something else" goes on; API's surge ends.
+    ReportSurge.objects.filter(component=None).update(last_seen_at=start + timedelta(minutes=8))
+    beat(django_capture_on_commit_callbacks, at=start + timedelta(minutes=16))
+    assert not IncidentDraft.objects.get().is_pending
+
+
 def test_components_an_open_incident_names_are_left_out_of_the_draft(
     client, components, django_capture_on_commit_callbacks
 ):
@@ -253,6 +267,11 @@ def test_the_console_reads_surges_and_their_drafts_in_a_bounded_number_of_querie
     surge(client, [c.public_id for c in many[1:]], first=50)
     beat(django_capture_on_commit_callbacks, at=timezone.now() + timedelta(seconds=30))
     eight = console_queries()
+    # Seven at once: one message, whose subject names five.
+    assert staff_emails()[-1].subject.endswith(
+        "Visitors report problems: Service 1, Service 2, Service 3, Service 4, Service 5 and 2 more"
+    )
+    assert "- Service 7: 12 in 5 min" in staff_emails()[-1].body
     # The console's own, and the surges, the incidents naming them, the drafts' components.
     assert one == (14, 1) and eight == (14, 8)
 

@@ -10,7 +10,7 @@ from components.checks import services as checks
 from components.checks.runner import run_batch
 from components.checks.tasks import update_check_rollups  # noqa: F401 - found by Celery here
 from components.reports.public_chart import reports_chart_publish
-from components.reports.services import report_counts_persist
+from components.reports.services import report_counts_persist, report_surges_detect
 
 
 @shared_task
@@ -26,6 +26,12 @@ def persist_report_counts() -> None:
     now = timezone.now()
     report_counts_persist(now=now)
     reports_chart_publish(now=now)
+
+
+@shared_task
+def detect_report_surges() -> None:
+    """Beat, every 30 seconds: surges of visitor reports (staff hear within two minutes)."""
+    report_surges_detect(now=timezone.now())
 
 
 @shared_task

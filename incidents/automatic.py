@@ -11,6 +11,7 @@ component sends a message a window rather than one per change.
 """
 
 import logging
+import re
 from datetime import datetime, timedelta
 from functools import partial
 from urllib.parse import urljoin
@@ -21,11 +22,12 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from components.models import AutoIncident, Component, ComponentStatus
+from components.models import AutoIncident, Component, ComponentStatus, worst_status
 from components.status_choices import ComponentStatusValue
 from incidents import enqueue
 from incidents.models import (
     CLOSED_STATUSES,
+    DraftSource,
     Incident,
     IncidentDraft,
     IncidentStatus,
@@ -70,7 +72,7 @@ def auto_incident_follow(
     if component.auto_incident == AutoIncident.PUBLISH:
         made = _open_incident(component, new_status, reason)
     elif component.auto_incident == AutoIncident.DRAFT:
-        made = _prepare_draft(component, new_status, reason)
+        made = _prepare_draft(component, new_status, reason, source=source)
     staff_tell_about_change(
         component=component,
         old_status=old_status,
@@ -179,7 +181,7 @@ def _reopen_incident(
 
 
 def _prepare_draft(
-    component: Component, status: ComponentStatusValue, reason: str
+    component: Component, status: ComponentStatusValue, reason: str, *, source: str
 ) -> IncidentDraft | None:
     if open_auto_incident(component) is not None:
         return None
@@ -195,6 +197,7 @@ def _prepare_draft(
     try:
         with transaction.atomic():
             return IncidentDraft.objects.create(
+                source=DraftSource.ALERT if source == "alert" else DraftSource.CHECK,
                 component=component,
                 name=_title(component, status),
                 body=_body(component, status),
@@ -238,7 +241,9 @@ def _recover(
 
 
 def incident_draft_publish(*, draft: IncidentDraft, author=None) -> Incident:
-    """Publish a prepared draft as an `investigating` incident (staff's one click)."""
+    """Publish a prepared draft as an `investigating` incident (staff's one click), with all
+    its components. A check's or an alert's is the component's automatic incident, which
+    its recovery resolves; a report surge's is staff's to resolve."""
     with transaction.atomic():
         locked = IncidentDraft.objects.select_for_update().get(pk=draft.pk)
         if locked.published_incident_id:
@@ -251,8 +256,16 @@ def incident_draft_publish(*, draft: IncidentDraft, author=None) -> Incident:
             name=locked.name,
             status=IncidentStatus.INVESTIGATING,
             body=locked.body,
-            component_statuses={locked.component: locked.component_status},
-            auto_component=locked.component,
+            component_statuses={
+                # A surge's draft never lowers a status set since it was prepared.
+                component: worst_status([locked.component_status, component.status])
+                if locked.source == DraftSource.REPORT_SURGE
+                else locked.component_status
+                for component in locked.all_components
+            },
+            auto_component=(
+                None if locked.source == DraftSource.REPORT_SURGE else locked.component
+            ),
             author=author,
         )
         locked.published_incident, locked.published_at, locked.published_by = (
@@ -449,7 +462,21 @@ def staff_webhook(*, subject: str, text: str) -> None:
     """Post to STAFF_WEBHOOK_URL as Slack incoming webhooks expect ({"text": ...})."""
     url = settings.BEACON_STAFF_WEBHOOK_URL
     if url:
-        _post_staff_webhook(url, f"*{subject}*\n{text}")
+        _post_staff_webhook(url, f"*{slack_escaped(subject)}*\n{slack_escaped(text)}")
+
+
+# Chat services ping a whole channel for these words; a zero-width space after the @ keeps
+# them readable and silent.
+MASS_MENTIONS = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
+
+
+def slack_escaped(text: str) -> str:
+    """Text as Slack reads it literally: `<`, `>` and `&` are its control characters (a name
+    like `<!channel>` would ping everyone, `<https://evil|Sign in>` would be a disguised
+    link), escaped as Slack documents; mass mentions are broken up for Slack-compatible
+    receivers (Discord, Mattermost) that read them without brackets."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MASS_MENTIONS.sub("@\u200b", escaped)
 
 
 def _post_staff_webhook(url: str, text: str) -> None:

@@ -7,7 +7,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncHour
 
 from components.reports.chart import HOURS, HourlyTally, ReportsChart, hour_starts, reports_chart
-from components.reports.models import ReportCount
+from components.reports.models import ReportCount, ReportSurge
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,15 @@ def report_totals(*, start: datetime, end: datetime) -> dict[int | None, int]:
         .annotate(total=Sum("count"))
     )
     return dict(rows)
+
+
+def report_surges_open() -> list[ReportSurge]:
+    """Surges not ended yet, with their components, oldest first: one query."""
+    return list(
+        ReportSurge.objects.filter(ended_at=None)
+        .select_related("component")
+        .order_by("started_at", "id")
+    )
 
 
 def reports_last_day(*, now: datetime) -> ReportsChart:

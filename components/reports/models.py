@@ -5,6 +5,21 @@ count and nothing about who reported: no address, user agent or cookie.
 """
 
 from django.db import models
+from django.db.models.functions import Coalesce
+
+# "Something else" in the unique keys below. A nullable column cannot be the key: SQLite (the
+# embedded default) has no NULLS NOT DISTINCT, so the constraint would not exist there and
+# the upsert that persists counts would fail; a generated, never-null column works on both.
+SOMETHING_ELSE_KEY = 0
+
+
+def component_key() -> models.GeneratedField:
+    return models.GeneratedField(
+        expression=Coalesce("component", SOMETHING_ELSE_KEY),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+        editable=False,
+    )
 
 
 class Symptom(models.TextChoices):
@@ -33,6 +48,7 @@ class ReportCount(models.Model):
         related_name="report_counts",
         help_text="Empty: the visitor picked “something else”.",
     )
+    component_key = component_key()
     symptom = models.CharField(max_length=16, blank=True, choices=Symptom.choices)
     minute = models.DateTimeField(help_text="The start of the minute (UTC).")
     count = models.PositiveIntegerField()
@@ -41,9 +57,8 @@ class ReportCount(models.Model):
         ordering = ["minute"]
         constraints = [
             models.UniqueConstraint(
-                fields=["component", "symptom", "minute"],
+                fields=["component_key", "symptom", "minute"],
                 name="one_report_count_per_minute",
-                nulls_distinct=False,
             )
         ]
         indexes = [models.Index(fields=["minute"], name="report_count_minute")]
@@ -66,6 +81,7 @@ class ReportSurge(models.Model):
         related_name="report_surges",
         help_text="Empty: visitors picked “something else”.",
     )
+    component_key = component_key()
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField(help_text="The last time it was over its threshold.")
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -83,10 +99,9 @@ class ReportSurge(models.Model):
         ordering = ["-started_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["component"],
+                fields=["component_key"],
                 condition=models.Q(ended_at__isnull=True),
                 name="one_open_report_surge_per_component",
-                nulls_distinct=False,
             )
         ]
 

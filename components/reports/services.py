@@ -145,7 +145,7 @@ def report_counts_persist(*, now: datetime, minutes: int = PERSIST_MINUTES) -> i
         ReportCount.objects.bulk_create(
             rows,
             update_conflicts=True,
-            unique_fields=["component", "symptom", "minute"],
+            unique_fields=["component_key", "symptom", "minute"],
             update_fields=["count"],
         )
     return len(rows)

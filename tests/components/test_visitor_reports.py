@@ -103,7 +103,7 @@ def test_a_persisted_row_holds_no_personal_data(db):
     record([api.public_id], address="203.0.113.99", agent="UniqueAgent/1.0")
     report_counts_persist(now=NOON)
     (row,) = ReportCount.objects.values()
-    assert set(row) == {"id", "component_id", "symptom", "minute", "count"}
+    assert set(row) == {"id", "component_id", "component_key", "symptom", "minute", "count"}
     assert "203.0.113.99" not in str(row) and "UniqueAgent" not in str(row)
 
 

@@ -300,3 +300,17 @@ def component_row(row: ComponentRow) -> SafeString:
             f'<p class="visually-hidden">{name}: {spoken} over the past 90 days.</p>'
         )
     return mark_safe(f'<div class="component">{head}{bar}</div>')  # noqa: S308 - escaped
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """ "12 minutes ago", and "just now" under a minute, where Django's timesince would
+    say "0 minutes": for the console, where a change a moment ago is the common case."""
+    if moment is None:
+        return ""
+    from django.utils import timezone
+    from django.utils.timesince import timesince
+
+    if timezone.now() - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment)} ago"

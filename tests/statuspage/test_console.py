@@ -158,3 +158,12 @@ def test_the_admin_is_branded_with_the_pages_name_escaped(client, responder, pag
     html = client.get(reverse("admin:index")).content.decode()
     assert "Beacon · Acme &lt;Cloud&gt;</a>" in html
     assert "<title>" in html and "Beacon · Acme &lt;Cloud&gt;</title>" in html
+
+
+def test_the_console_says_just_now_rather_than_zero_minutes():
+    from statuspage.templatetags.beacon import ago
+
+    now = timezone.now()
+    assert ago(now - timedelta(seconds=20)) == "just now"
+    assert ago(now - timedelta(minutes=3, seconds=5)) == "3\xa0minutes ago"
+    assert ago(None) == ""

@@ -151,7 +151,7 @@ def test_the_console_sets_the_status_in_one_click_as_staffs_word(client, respond
     change = ComponentStatusChange.objects.get(component=component)
     assert change.cause == StatusChangeCause.STAFF and change.actor == responder
     html = client.get(reverse("admin:console_live")).content.decode()
-    assert "Nothing: every check and alert agrees with the page." in html
+    assert "Nothing: every check, alert and visitors' report agrees with the page." in html
 
 
 @pytest.mark.parametrize("status", ["", "broken", "operational; drop", "x" * 300])

@@ -483,4 +483,4 @@ class CheckRollup(models.Model):
 
 
 from components.alerts.models import AlertIntegration, AlertLog, AlertState  # noqa: E402, F401
-from components.reports.models import ReportCount  # noqa: E402, F401
+from components.reports.models import ReportCount, ReportSurge  # noqa: E402, F401

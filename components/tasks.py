@@ -9,7 +9,7 @@ from components.alerts.services import alerts_settle
 from components.checks import services as checks
 from components.checks.runner import run_batch
 from components.checks.tasks import update_check_rollups  # noqa: F401 - found by Celery here
-from components.reports.services import report_counts_persist
+from components.reports.services import report_counts_persist, report_surges_detect
 
 
 @shared_task
@@ -22,6 +22,12 @@ def settle_alerts() -> None:
 def persist_report_counts() -> None:
     """Beat, every minute: visitors' report counts from the cache to PostgreSQL."""
     report_counts_persist(now=timezone.now())
+
+
+@shared_task
+def detect_report_surges() -> None:
+    """Beat, every 30 seconds: surges of visitor reports (staff hear within two minutes)."""
+    report_surges_detect(now=timezone.now())
 
 
 @shared_task

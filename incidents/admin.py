@@ -525,12 +525,15 @@ class IncidentTemplateAdmin(admin.ModelAdmin):
 
 @admin.register(IncidentDraft)
 class IncidentDraftAdmin(admin.ModelAdmin):
-    """Incidents health checks prepared: staff read them and publish (or discard) in a click."""
+    """Incidents Beacon prepared (for checks, alerts or a surge of visitor reports): staff read
+    them and publish (or discard) in a click."""
 
-    list_display = ["name", "component", "created_at", "state"]
-    list_filter = [("published_at", admin.EmptyFieldListFilter)]
+    list_display = ["name", "component", "source", "created_at", "state"]
+    list_filter = [("published_at", admin.EmptyFieldListFilter), "source"]
     readonly_fields = [
+        "source",
         "component",
+        "other_components",
         "name",
         "body",
         "component_status",

@@ -26,6 +26,7 @@ from components.status_choices import ComponentStatusValue
 from incidents import enqueue
 from incidents.models import (
     CLOSED_STATUSES,
+    DraftSource,
     Incident,
     IncidentDraft,
     IncidentStatus,
@@ -70,7 +71,7 @@ def auto_incident_follow(
     if component.auto_incident == AutoIncident.PUBLISH:
         made = _open_incident(component, new_status, reason)
     elif component.auto_incident == AutoIncident.DRAFT:
-        made = _prepare_draft(component, new_status, reason)
+        made = _prepare_draft(component, new_status, reason, source=source)
     staff_tell_about_change(
         component=component,
         old_status=old_status,
@@ -179,7 +180,7 @@ def _reopen_incident(
 
 
 def _prepare_draft(
-    component: Component, status: ComponentStatusValue, reason: str
+    component: Component, status: ComponentStatusValue, reason: str, *, source: str
 ) -> IncidentDraft | None:
     if open_auto_incident(component) is not None:
         return None
@@ -195,6 +196,7 @@ def _prepare_draft(
     try:
         with transaction.atomic():
             return IncidentDraft.objects.create(
+                source=DraftSource.ALERT if source == "alert" else DraftSource.CHECK,
                 component=component,
                 name=_title(component, status),
                 body=_body(component, status),
@@ -238,7 +240,9 @@ def _recover(
 
 
 def incident_draft_publish(*, draft: IncidentDraft, author=None) -> Incident:
-    """Publish a prepared draft as an `investigating` incident (staff's one click)."""
+    """Publish a prepared draft as an `investigating` incident (staff's one click), with all
+    its components. A check's or an alert's is the component's automatic incident, which
+    its recovery resolves; a report surge's is staff's to resolve."""
     with transaction.atomic():
         locked = IncidentDraft.objects.select_for_update().get(pk=draft.pk)
         if locked.published_incident_id:
@@ -251,8 +255,10 @@ def incident_draft_publish(*, draft: IncidentDraft, author=None) -> Incident:
             name=locked.name,
             status=IncidentStatus.INVESTIGATING,
             body=locked.body,
-            component_statuses={locked.component: locked.component_status},
-            auto_component=locked.component,
+            component_statuses=dict.fromkeys(locked.all_components, locked.component_status),
+            auto_component=(
+                None if locked.source == DraftSource.REPORT_SURGE else locked.component
+            ),
             author=author,
         )
         locked.published_incident, locked.published_at, locked.published_by = (

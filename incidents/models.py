@@ -368,10 +368,31 @@ class IncidentTemplate(models.Model):
         return self.name
 
 
-class IncidentDraft(models.Model):
-    """An incident health checks prepared for staff to publish (components set to "draft")."""
+class DraftSource(models.TextChoices):
+    CHECK = "check", "health check"
+    ALERT = "alert", "alert"
+    REPORT_SURGE = "report_surge", "report surge"
 
+
+class IncidentDraft(models.Model):
+    """An incident Beacon prepared for staff to publish: for a component whose checks or
+    alerts moved it (components set to "draft"), or for the components of a surge of visitor
+    reports (PageSettings.report_surge_drafts)."""
+
+    source = models.CharField(max_length=16, choices=DraftSource.choices, default=DraftSource.CHECK)
     component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="+")
+    other_components = models.ManyToManyField(
+        Component,
+        blank=True,
+        related_name="+",
+        help_text="A report surge's draft names every component visitors reported together.",
+    )
+    report_surges = models.ManyToManyField(
+        "components.ReportSurge",
+        blank=True,
+        related_name="+",
+        help_text="The surges it was prepared for: it is discarded once they have all ended.",
+    )
     name = models.CharField(max_length=255, validators=[no_control_characters])
     body = models.TextField(
         blank=True,
@@ -410,6 +431,15 @@ class IncidentDraft(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.published_at is None and self.discarded_at is None
+
+    @property
+    def all_components(self) -> list[Component]:
+        """Every component it names, its own first (other_components may be prefetched)."""
+        return [self.component, *self.other_components.all()]
+
+    @property
+    def component_names(self) -> str:
+        return ", ".join(component.name for component in self.all_components)
 
 
 class StaffNotice(models.Model):

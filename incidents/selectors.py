@@ -9,7 +9,10 @@ from django.db.models import DurationField, Exists, OuterRef, Prefetch, Q, Query
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from components.models import Component
+from components.models import Component, ComponentStatus
+from components.reports.models import ReportSurge
+from components.reports.selectors import report_surges_open
+from components.status import NOT_HOLDING_INCIDENT_STATUSES
 from incidents.models import (
     ACTIVE_MAINTENANCE_STATUSES,
     UNRESOLVED_STATUSES,
@@ -118,9 +121,50 @@ def open_incidents_silence(
 
 
 def drafts_waiting() -> list[IncidentDraft]:
-    """Drafts health checks prepared that nobody has published or discarded, newest first."""
+    """Drafts Beacon prepared (for checks, alerts or report surges) that nobody has published
+    or discarded, newest first, with their components."""
     return list(
         IncidentDraft.objects.filter(published_at__isnull=True, discarded_at__isnull=True)
         .select_related("component")
+        .prefetch_related("other_components")
         .order_by("-created_at", "-id")
     )
+
+
+def components_held(component_ids: list[int]) -> set[int]:
+    """Those of these components an open incident names (a scheduled maintenance does not
+    hold them yet): visitors already read that Beacon knows."""
+    if not component_ids:
+        return set()
+    return set(
+        Incident.components.through.objects.filter(component_id__in=component_ids)
+        .exclude(incident__status__in=NOT_HOLDING_INCIDENT_STATUSES)
+        .values_list("component_id", flat=True)
+    )
+
+
+@dataclass(frozen=True)
+class SurgeDisagreement:
+    surge: ReportSurge
+    draft: IncidentDraft | None  # a waiting draft that names the surge's component
+
+
+def report_surges_disagreeing(*, drafts: list[IncidentDraft]) -> list[SurgeDisagreement]:
+    """Open surges of visitor reports for components the page shows operational with no open
+    incident (and for "something else"), each with the first of the waiting `drafts` (as
+    drafts_waiting reads them) that names its component: one query, two with such surges."""
+    surges = [
+        surge
+        for surge in report_surges_open()
+        if surge.component is None or surge.component.status == ComponentStatus.OPERATIONAL
+    ]
+    held = components_held([surge.component_id for surge in surges if surge.component_id])
+    naming: dict[int, IncidentDraft] = {}
+    for draft in drafts:
+        for component in draft.all_components:
+            naming.setdefault(component.pk, draft)
+    return [
+        SurgeDisagreement(surge=surge, draft=naming.get(surge.component_id or 0))
+        for surge in surges
+        if surge.component_id not in held
+    ]

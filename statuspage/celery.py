@@ -130,6 +130,12 @@ app.conf.update(
             "schedule": 60.0,
             "options": {"expires": 50},
         },
+        # A surge of reports tells staff within two minutes of its start (docs/reports.md).
+        "detect-report-surges": {
+            "task": "components.tasks.detect_report_surges",
+            "schedule": 30.0,
+            "options": {"expires": 25},
+        },
         "roll-up-uptime": {
             "task": "components.tasks.roll_up_uptime",
             "schedule": 300.0,

@@ -418,6 +418,13 @@ BEACON_SUBSCRIBE_LIMIT_PER_IP = env.int("SUBSCRIBE_LIMIT_PER_IP", default=10)
 BEACON_SUBSCRIBE_LIMIT_PER_ADDRESS = env.int("SUBSCRIBE_LIMIT_PER_ADDRESS", default=3)
 # Visitor problem reports a client address may send per minute (docs/reports.md).
 BEACON_REPORTS_LIMIT_PER_IP = env.int("REPORTS_LIMIT_PER_IP", default=20)
+# Surge detection of visitor reports (components/reports/surge.py, docs/reports.md): reports
+# in the last WINDOW minutes against the same hour of the past WEEKS weeks and the hour before.
+BEACON_REPORT_SURGE_WINDOW_MINUTES = env.int("REPORT_SURGE_WINDOW_MINUTES", default=5)
+BEACON_REPORT_SURGE_WEEKS = env.int("REPORT_SURGE_WEEKS", default=4)
+BEACON_REPORT_SURGE_FLOOR = env.int("REPORT_SURGE_FLOOR", default=10)
+BEACON_REPORT_SURGE_FACTOR = env.float("REPORT_SURGE_FACTOR", default=4.0)
+BEACON_REPORT_SURGE_END_MINUTES = env.int("REPORT_SURGE_END_MINUTES", default=15)
 # Hard bounces (incidents/notify/bounces.py): the token every provider's webhook must give
 # at /webhooks/bounces/<provider>/ (off without it), and Mailgun's signing key.
 BEACON_BOUNCE_WEBHOOK_TOKEN = env.str("BOUNCE_WEBHOOK_TOKEN", default="")

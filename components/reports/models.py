@@ -51,3 +51,49 @@ class ReportCount(models.Model):
     def __str__(self):
         what = self.component_id or "something else"
         return f"{what} {self.symptom or '-'} at {self.minute:%Y-%m-%d %H:%M}: {self.count}"
+
+
+class ReportSurge(models.Model):
+    """A surge of visitor reports for a component (none: "something else"), as surge
+    detection found it (components/reports/surge.py). Counts only: nothing about who reported.
+    A component has at most one open surge; one that comes back after it ended is a new row."""
+
+    component = models.ForeignKey(
+        "components.Component",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="report_surges",
+        help_text="Empty: visitors picked “something else”.",
+    )
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(help_text="The last time it was over its threshold.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    window_minutes = models.PositiveSmallIntegerField()
+    peak_count = models.PositiveIntegerField(help_text="The most reports seen in one window.")
+    usual_count = models.FloatField(help_text="What the window usually holds, at the start.")
+    symptoms = models.JSONField(
+        default=dict, blank=True, help_text="Reports per symptom in the window, at the peak."
+    )
+    alerted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When staff were told (once per surge)."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["component"],
+                condition=models.Q(ended_at__isnull=True),
+                name="one_open_report_surge_per_component",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self):
+        what = self.component_id or "something else"
+        return f"Report surge of {what} from {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.db.models import Sum
 
-from components.reports.models import ReportCount
+from components.reports.models import ReportCount, ReportSurge
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,12 @@ def report_totals(*, start: datetime, end: datetime) -> dict[int | None, int]:
         .annotate(total=Sum("count"))
     )
     return dict(rows)
+
+
+def report_surges_open() -> list[ReportSurge]:
+    """Surges not ended yet, with their components, oldest first: one query."""
+    return list(
+        ReportSurge.objects.filter(ended_at=None)
+        .select_related("component")
+        .order_by("started_at", "id")
+    )

@@ -3,7 +3,8 @@
 The hot path (`report_record`) touches only the cache (Redis in production): PostgreSQL may
 be down while visitors report. Counts are kept per component ("other" for "something
 else"), symptom ("none" when not given) and minute, for REPORT_COUNT_TTL; the beat task
-`report_counts_persist` copies them to ReportCount rows.
+`report_counts_persist` copies them to ReportCount rows, and `report_surges_detect` finds
+surges (components/reports/surge.py) from the cache's recent minutes and the rows' past.
 
 One visitor counts once per component per day. A visitor is known only by a keyed hash of
 (client address, user agent, day) whose key is derived from SECRET_KEY and the date and is
@@ -20,10 +21,20 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
 
 from components.models import Component
-from components.reports.models import NO_SYMPTOM, ReportCount, Symptom
+from components.reports.models import NO_SYMPTOM, ReportCount, ReportSurge, Symptom
+from components.reports.surge import (
+    Span,
+    SurgeParameters,
+    SurgeVerdict,
+    surge_ended,
+    surge_spans,
+    surge_started,
+    surge_verdict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -138,3 +149,148 @@ def report_counts_persist(*, now: datetime, minutes: int = PERSIST_MINUTES) -> i
             update_fields=["count"],
         )
     return len(rows)
+
+
+@dataclass(frozen=True)
+class SurgesFound:
+    started: list[ReportSurge]  # staff are told of these (this run claimed their alert)
+    ended: list[ReportSurge]
+
+
+def report_surges_detect(
+    *, now: datetime, parameters: SurgeParameters | None = None
+) -> SurgesFound:
+    """Beat, twice a minute: open, extend and end report surges, and tell the layers above
+    (surge_started, surge_ended) in the transaction that records them.
+
+    The window is read from the cache, so a surge is seen without waiting for persistence;
+    the baselines from ReportCount rows (three queries, however many components). Two runs at
+    once record one surge and claim its alert once (a unique constraint on open surges, and
+    a conditional UPDATE of `alerted_at`).
+    """
+    parameters = parameters or SurgeParameters.from_settings()
+    components = list(Component.objects.values_list("pk", "public_id", "created_at"))
+    minute = minute_of(now)
+    spans = surge_spans(minute=minute, since=None, parameters=parameters)
+    windows = _window_counts(spans.window, [public_id for _, public_id, _ in components])
+    past = _baseline_sums(spans.recent, spans.weeks)
+    verdicts: dict[int | None, tuple[SurgeVerdict, dict[str, int]]] = {}
+    for pk, public_id, since in [(None, OTHER, None), *components]:
+        symptoms = windows.get(public_id, {})
+        sums = past.get(pk, {})
+        own = surge_spans(minute=minute, since=since, parameters=parameters)
+        verdict = surge_verdict(
+            current=sum(symptoms.values()),
+            weeks=[sums.get(span, 0) for span in own.weeks],
+            recent=sums.get(spans.recent, 0),
+            parameters=parameters,
+        )
+        verdicts[pk] = (verdict, symptoms)
+    with transaction.atomic():
+        found = _surges_record(verdicts, now=now, parameters=parameters)
+        if found.started:
+            surge_started.send(sender=ReportSurge, surges=found.started)
+        if found.ended:
+            surge_ended.send(sender=ReportSurge, surges=found.ended)
+    return found
+
+
+def _window_counts(window: Span, public_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Reports per component public id (or "other") and symptom in the window: one MGET."""
+    minutes = int((window.end - window.start).total_seconds() // 60)
+    wanted = {
+        count_key(window.start + timedelta(minutes=n), public_id, symptom): (public_id, symptom)
+        for n in range(minutes)
+        for public_id in [OTHER, *public_ids]
+        for symptom in [NONE, *Symptom.values]
+    }
+    counts: dict[str, dict[str, int]] = {}
+    for key, value in cache.get_many(list(wanted)).items():
+        public_id, symptom = wanted[key]
+        per_symptom = counts.setdefault(public_id, {})
+        per_symptom[symptom] = per_symptom.get(symptom, 0) + int(value)
+    return counts
+
+
+def _baseline_sums(recent: Span, weeks: tuple[Span, ...]) -> dict[int | None, dict[Span, int]]:
+    """Reports per component in each baseline span: one query, summed by PostgreSQL."""
+    spans = [recent, *weeks]
+    within = {span: Q(minute__gte=span.start, minute__lt=span.end) for span in spans}
+    any_span = Q()
+    for condition in within.values():
+        any_span |= condition
+    aggregates = {f"span{n}": Sum("count", filter=within[span]) for n, span in enumerate(spans)}
+    rows = ReportCount.objects.filter(any_span).values("component_id").annotate(**aggregates)
+    return {
+        row["component_id"]: {span: row[f"span{n}"] or 0 for n, span in enumerate(spans)}
+        for row in rows
+    }
+
+
+def _surges_record(
+    verdicts: dict[int | None, tuple[SurgeVerdict, dict[str, int]]],
+    *,
+    now: datetime,
+    parameters: SurgeParameters,
+) -> SurgesFound:
+    open_surges = {s.component_id: s for s in ReportSurge.objects.filter(ended_at=None)}
+    for pk, (verdict, symptoms) in verdicts.items():
+        if not verdict.surging:
+            continue
+        surge = open_surges.get(pk)
+        if surge is None:
+            surge, opened = _surge_open(pk, verdict, symptoms, now, parameters)
+            open_surges[pk] = surge
+            if opened:
+                continue  # with these very numbers
+        surge.last_seen_at = max(surge.last_seen_at, now)
+        if verdict.current > surge.peak_count:
+            surge.peak_count, surge.symptoms = verdict.current, symptoms
+        ReportSurge.objects.filter(pk=surge.pk).update(
+            last_seen_at=surge.last_seen_at, peak_count=surge.peak_count, symptoms=surge.symptoms
+        )
+    quiet_since = now - timedelta(minutes=parameters.end_minutes)
+    ended = []
+    for surge in open_surges.values():
+        if surge.last_seen_at <= quiet_since and (
+            ReportSurge.objects.filter(pk=surge.pk, ended_at=None).update(ended_at=now) == 1
+        ):
+            surge.ended_at = now
+            ended.append(surge)
+    started = []
+    for surge in open_surges.values():
+        if (
+            surge.alerted_at is None
+            and surge.ended_at is None
+            and ReportSurge.objects.filter(pk=surge.pk, alerted_at=None).update(alerted_at=now) == 1
+        ):
+            surge.alerted_at = now
+            started.append(surge)
+    return SurgesFound(started=started, ended=ended)
+
+
+def _surge_open(
+    component_id: int | None,
+    verdict: SurgeVerdict,
+    symptoms: dict[str, int],
+    now: datetime,
+    parameters: SurgeParameters,
+) -> tuple[ReportSurge, bool]:
+    """The component's open surge, and whether this call opened it."""
+    try:
+        with transaction.atomic():
+            surge = ReportSurge.objects.create(
+                component_id=component_id,
+                started_at=now,
+                last_seen_at=now,
+                window_minutes=parameters.window_minutes,
+                peak_count=verdict.current,
+                usual_count=round(verdict.usual, 2),
+                symptoms=symptoms,
+            )
+            return surge, True
+    except IntegrityError:  # another run opened it a moment ago
+        surge = ReportSurge.objects.get(
+            Q(component_id=component_id) if component_id else Q(component=None), ended_at=None
+        )
+        return surge, False

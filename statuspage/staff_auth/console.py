@@ -3,9 +3,10 @@
 It puts above the stock list of model names what the page says and why: every component
 with its status, who set it (staff, an incident, a maintenance, a health check, an alert, the
 API) and since when; what disagrees with the page (checks failing or alerts firing for a
-component it shows operational with no open incident), each set right in one click; the open
-incidents with the time since their last public update, amber and then red past the page's
-promised interval; and the drafts health checks prepared, each publishable in one click.
+component it shows operational with no open incident, or a surge of visitors' problem
+reports for one), each set right in one click; the open incidents with the time since their
+last public update, amber and then red past the page's promised interval; and the drafts
+Beacon prepared (for checks, alerts and report surges), each publishable in one click.
 The region refreshes itself every few seconds with htmx (its own URL answers the partial),
 so an open console follows checks and alerts as they move components.
 """
@@ -24,19 +25,21 @@ from components.models import Component, StatusChangeCause
 from components.selectors import component_status_sources, disagreements
 from components.status import component_status_state
 from components.status_choices import as_component_status
-from incidents.selectors import drafts_waiting, open_incidents_silence
+from incidents.selectors import drafts_waiting, open_incidents_silence, report_surges_disagreeing
 from statuspage.models import PageSettings
 
 REFRESH_SECONDS = 10
 
 
 def console_context(request: HttpRequest) -> dict[str, object]:
+    drafts = drafts_waiting()
     return {
         "status_sources": component_status_sources(),
         "disagreements": disagreements(),
+        "report_surges": report_surges_disagreeing(drafts=drafts),
         "may_set_status": request.user.has_perm("components.change_component"),
         "silences": open_incidents_silence(interval=PageSettings.load().update_interval),
-        "drafts": drafts_waiting(),
+        "drafts": drafts,
         "may_publish": request.user.has_perm("incidents.add_incident"),
         "refresh_seconds": REFRESH_SECONDS,
     }

@@ -1,0 +1,150 @@
+"""What a surge of visitor reports makes: a message to staff and a draft incident.
+
+Surge detection lives in the components layer (components/reports/surge.py) and signals here
+(incidents/apps.py connects these receivers) inside the transaction that recorded the surges:
+a surge is told once, and its draft exists exactly when its alert was claimed. Staff hear by
+email and STAFF_WEBHOOK_URL, with the counts against the usual and the symptoms; when the
+page setting `report_surge_drafts` is on, one `investigating` draft names the surging
+components that no open incident or waiting draft covers yet, published in one click. A draft
+whose surges all end before anyone publishes it is discarded.
+"""
+
+import logging
+from urllib.parse import urljoin
+
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from components.models import Component, ComponentStatus
+from components.reports.models import ReportSurge, Symptom
+from incidents.automatic import admin_link, staff_alert
+from incidents.models import DraftSource, IncidentDraft
+from incidents.notify.links import page_base_url
+from incidents.selectors import components_held
+from statuspage.lib.text import one_line
+from statuspage.models import PageSettings
+
+logger = logging.getLogger("beacon.automatic")
+
+# The subject of the staff message starts with these words (a benchmark waits for them).
+SUBJECT_PREFIX = "Visitors report problems: "
+SOMETHING_ELSE = "something else"
+SYMPTOM_WORDS = {"none": "no symptom given", **{s.value: str(s.label) for s in Symptom}}
+SURGE_STATUS = ComponentStatus.DEGRADED_PERFORMANCE
+
+
+def surge_name(surge: ReportSurge) -> str:
+    return surge.component.name if surge.component else SOMETHING_ELSE
+
+
+def usual_words(usual: float) -> str:
+    return "usually none" if usual < 0.5 else f"usually about {usual:.0f}"
+
+
+def surge_summary(surge: ReportSurge) -> str:
+    """ "API: 57 in 5 min (usually about 2)", for messages and the console."""
+    usual = usual_words(surge.usual_count)
+    return f"{surge_name(surge)}: {surge.peak_count} in {surge.window_minutes} min ({usual})"
+
+
+def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwargs: object) -> None:
+    """Listens to components.reports.surge.surge_started."""
+    surges = list(
+        ReportSurge.objects.filter(pk__in=[s.pk for s in surges]).select_related("component")
+    )
+    if not surges:
+        return
+    order = list(
+        Component.objects.in_page_order()
+        .filter(pk__in=[s.component_id for s in surges])
+        .values_list("pk", flat=True)
+    )
+    # In page order, "something else" last.
+    surges.sort(key=lambda s: order.index(s.component_id) if s.component_id else len(order))
+    page = PageSettings.load()
+    components = [s.component for s in surges if s.component is not None]
+    draft = (
+        surge_draft_prepare(surges=surges, components=components)
+        if page.report_surge_drafts and components
+        else None
+    )
+    names = ", ".join(one_line(surge_name(s)) for s in surges)
+    lines = [f"Visitors report problems with {names}, more than usual:"]
+    for surge in surges:
+        symptoms = ", ".join(
+            f"{SYMPTOM_WORDS.get(symptom, symptom)} {count}"
+            for symptom, count in sorted(surge.symptoms.items(), key=lambda item: -item[1])
+        )
+        lines.append(f"- {surge_summary(surge)}" + (f"; {symptoms}" if symptoms else ""))
+    if draft is not None:
+        lines.append("A draft incident is ready; publish it with one click:")
+        link = admin_link("admin:incidents_incidentdraft_change", draft.pk)
+    else:
+        if components and page.report_surge_drafts:
+            lines.append("An open incident or a waiting draft already names these components.")
+        lines.append("The staff console shows them, with what the page says:")
+        link = urljoin(page_base_url() + "/", reverse("admin:index"))
+    staff_alert(subject=SUBJECT_PREFIX + names, text="\n".join(lines) + f"\n{link}\n")
+    logger.info("report surge told surges=%s draft=%s", [s.pk for s in surges], draft and draft.pk)
+
+
+def surge_draft_prepare(
+    *, surges: list[ReportSurge], components: list[Component]
+) -> IncidentDraft | None:
+    """One `investigating` draft for the components no open incident or waiting draft covers."""
+    ids = [c.pk for c in components]
+    held = components_held(ids)
+    waiting = IncidentDraft.objects.filter(published_at=None, discarded_at=None)
+    drafted = set(waiting.filter(component_id__in=ids).values_list("component_id", flat=True))
+    drafted |= set(
+        waiting.filter(other_components__in=ids).values_list("other_components", flat=True)
+    )
+    uncovered = [c for c in components if c.pk not in held | drafted]
+    if not uncovered:
+        return None
+    names = ", ".join(one_line(c.name) for c in uncovered)
+    reason = "Visitors reported problems: " + "; ".join(
+        surge_summary(s) for s in surges if s.component in uncovered
+    )
+    try:
+        with transaction.atomic():
+            draft = IncidentDraft.objects.create(
+                source=DraftSource.REPORT_SURGE,
+                component=uncovered[0],
+                name=f"Investigating problems with {names}"[:255],
+                body=(
+                    f"Some of you are having problems with {_and_list(uncovered)}. "
+                    "We are investigating and will post an update shortly."
+                ),
+                component_status=SURGE_STATUS,
+                reason=reason[:500],
+            )
+            draft.other_components.set(uncovered[1:])
+            draft.report_surges.set(surges)
+    except IntegrityError:  # a check's draft for its first component, a moment ago
+        return None
+    return draft
+
+
+def surge_drafts_discard(sender: object, *, surges: list[ReportSurge], **kwargs: object) -> None:
+    """Listens to components.reports.surge.surge_ended: a waiting draft of surges that have
+    all ended is discarded (staff may still open an incident themselves)."""
+    ended = IncidentDraft.objects.filter(
+        source=DraftSource.REPORT_SURGE,
+        published_at=None,
+        discarded_at=None,
+        report_surges__in=[s.pk for s in surges],
+    )
+    still_surging = IncidentDraft.objects.filter(report_surges__ended_at=None)
+    IncidentDraft.objects.filter(pk__in=ended.values("pk")).exclude(
+        pk__in=still_surging.values("pk")
+    ).update(
+        discarded_at=timezone.now(),
+        discard_reason="The surge of reports ended before it was published.",
+    )
+
+
+def _and_list(components: list[Component]) -> str:
+    names = [one_line(c.name) for c in components]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -231,10 +231,13 @@ class Inbox:
     mails: list[Mail] = field(default_factory=list)
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        message = email.message_from_bytes(envelope.content)
-        subject = str(make_header(decode_header(message.get("Subject", ""))))
-        self.mails.append(Mail(time.time(), subject, tuple(envelope.rcpt_tos)))
+        self.note(envelope.content, envelope.rcpt_tos)
         return "250 OK"
+
+    def note(self, content: bytes, recipients: list[str]) -> None:
+        message = email.message_from_bytes(content)
+        subject = str(make_header(decode_header(message.get("Subject", ""))))
+        self.mails.append(Mail(time.time(), subject, tuple(recipients)))
 
     def first(self, *, after: float, to: str | None = None, subject: str = "") -> Mail | None:
         for mail in list(self.mails):

@@ -1,11 +1,9 @@
 """bench/truth.py's pure helpers: what it reads from the page, the API and the SMTP server,
 and how it judges the targets (the benchmark itself runs with `make bench-truth`)."""
 
-import asyncio
 import importlib
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -43,11 +41,10 @@ def test_a_components_status_is_read_from_the_api(truth):
 
 def test_the_inbox_finds_the_first_mail_to_someone_by_its_subject_after_a_moment(truth):
     inbox = truth.Inbox()
-    envelope = SimpleNamespace(
-        content=b"Subject: [Bench] Visitors report problems: Website\r\n\r\nSee the page.\r\n",
-        rcpt_tos=["oncall@example.com"],
+    inbox.note(
+        b"Subject: [Bench] Visitors report problems: Website\r\n\r\nSee the page.\r\n",
+        ["oncall@example.com"],
     )
-    asyncio.run(inbox.handle_DATA(None, None, envelope))
     at = inbox.mails[0].at
 
     found = inbox.first(after=at, to="oncall@example.com", subject="Visitors report problems: ")

@@ -627,9 +627,8 @@ def render(result: dict, targets: list[Target], out: Path) -> str:
     failure, surge = result["check_failure"], result["surge"]
     reports = result["reports"]["summary"]
     r, p = reports["reports"], reports["page"]
-    surge_codes = ", ".join(f"{n:,} × {c}" for c, n in sorted(surge["codes"].items()))
-    report_codes = ", ".join(f"{n:,} × {c}" for c, n in sorted(r["codes"].items()))
-    page_codes = ", ".join(f"{n:,} × {c}" for c, n in sorted(p["codes"].items()))
+    surge_codes = _codes(surge["codes"])
+    report_codes, page_codes = (_codes(x["codes"], x["socket_errors"]) for x in (r, p))
     if surge["beat_tasks"]:
         surge_line = (
             f"the staff email came {_s(surge['to_alert_s'])} after the first report"
@@ -678,7 +677,8 @@ def render(result: dict, targets: list[Target], out: Path) -> str:
             f" naming Website ({surge_codes}); {surge_line}",
             "- *Reports with PostgreSQL stopped* (`pg_ctl stop`; beat and the worker stopped"
             f" too): `{_command(r['command'])}` with bench/wrk/reports.lua (a new address and"
-            f" user agent per request) beside `{_command(p['command'])}` with"
+            " user agent per request, and `HX-Request` as the page's form sends it with"
+            f" JavaScript) beside `{_command(p['command'])}` with"
             " bench/wrk/fixed.lua (the snapshot page, the reference), interleaved,"
             f" {s['rounds']} rounds; medians.",
             "",
@@ -701,6 +701,11 @@ def render(result: dict, targets: list[Target], out: Path) -> str:
             " Quote the ratio and the medians: the two cores are shared with wrk.",
         ]
     )
+
+
+def _codes(codes: dict[int, int], socket_errors: int = 0) -> str:
+    text = ", ".join(f"{n:,} × {c}" for c, n in sorted(codes.items()))
+    return text + (f", {socket_errors:,} socket errors" if socket_errors else "")
 
 
 def _s(value: float | None) -> str:

@@ -118,7 +118,7 @@ bench-scale: $(STAMP)
 
 # Issue 17 end to end on a private PostgreSQL and Redis: a failing check to the public page and
 # the first subscriber email, a silent incident to its reminder, a report surge to staff's
-# alert, and reports a second with PostgreSQL stopped (about six minutes; not in `bench`).
+# alert, and reports a second with PostgreSQL stopped (about four minutes; not in `bench`).
 # Writes bench/results/truth-*.json and docs/performance.md#truth-before-the-crowd.
 bench-truth: $(STAMP)
 	$(BIN)/python bench/truth.py $(BENCH_TRUTH_ARGS)

@@ -32,7 +32,7 @@ the staff; the page promises an update every 5 minutes (the minimum).
 
 Results: a table with each target met or not, bench/results/truth-<time>.json, and the
 "Truth before the crowd" section of docs/performance.md (between the bench:truth markers).
-About six minutes.
+About four minutes.
 """
 
 import argparse

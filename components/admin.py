@@ -44,6 +44,7 @@ from components.models import (
     StatusChangeCause,
     Verdict,
 )
+from components.reports.models import ReportSurge
 from components.services import (
     StatusChangeError,
     component_create,
@@ -201,6 +202,20 @@ class ComponentStatusChangeAdmin(ReadOnlyAdmin):
     list_select_related = ["component", "actor"]
     date_hierarchy = "at"
     search_fields = ["component__name", "note"]
+
+
+@admin.register(ReportSurge)
+class ReportSurgeAdmin(ReadOnlyAdmin):
+    """Surges of visitors' problem reports, read-only: surge detection keeps them (counts only)."""
+
+    list_display = ["__str__", "component", "started_at", "ended_at", "peak_count", "usual_text"]
+    list_filter = [("ended_at", admin.EmptyFieldListFilter), "component"]
+    list_select_related = ["component"]
+    date_hierarchy = "started_at"
+
+    @admin.display(description="Usually")
+    def usual_text(self, surge: ReportSurge) -> str:
+        return surge.usual_text
 
 
 class GroupComponentInline(admin.TabularInline):

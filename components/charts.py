@@ -7,13 +7,13 @@ stylesheet is not loaded (the admin). Every text is escaped.
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from components.checks.rollups import LENGTHS, bucket_start
@@ -132,34 +132,8 @@ def response_time_svg(
     def y(value: float) -> str:
         return _number(100 - value / top_value * 100)
 
-    parts = [
-        format_html(
-            '<svg class="rt-chart" xmlns="http://www.w3.org/2000/svg" role="img" '
-            'width="{}" height="{}" aria-labelledby="{}-title {}-desc">'
-            '<title id="{}-title">{}</title><desc id="{}-desc">{}</desc>',
-            width,
-            height,
-            chart_id,
-            chart_id,
-            chart_id,
-            title,
-            chart_id,
-            _describe(points, unit),
-        )
-    ]
-    for fraction in (1, 0.5, 0):
-        line_y = TOP + plot_height * (1 - fraction)
-        parts.append(
-            format_html(
-                '<line class="rt-grid" x1="0" x2="100%" y1="{}" y2="{}" '
-                'stroke="currentColor" stroke-opacity="0.2"/>'
-                '<text class="rt-tick" x="2" y="{}" fill="currentColor">{}</text>',
-                _number(line_y),
-                _number(line_y),
-                _number(line_y - 4),
-                _amount(top_value * fraction, unit),
-            )
-        )
+    parts = [svg_start("rt-chart", width, height, chart_id, title, _describe(points, unit))]
+    parts.append(grid(plot_height, top_value, lambda value: _amount(value, unit)))
     parts.append(
         format_html(
             '<svg class="rt-plot" x="0" y="{}" width="100%" height="{}" viewBox="0 0 {} 100" '
@@ -227,6 +201,55 @@ def response_time_svg(
         )
     parts.append(mark_safe("</svg>"))
     return mark_safe("".join(parts))
+
+
+def svg_start(
+    css_class: str,
+    width: int,
+    height: int,
+    chart_id: str,
+    title: str,
+    description: str,
+    *,
+    scalable: bool = False,
+) -> SafeString:
+    """An accessible chart's opening tag, its title and its description (left open).
+
+    `scalable` charts have a viewBox: shown as an image, they shrink as a whole (labels
+    too); inline charts have none and stretch their plot to the container instead.
+    """
+    return format_html(
+        '<svg class="{}" xmlns="http://www.w3.org/2000/svg" role="img" '
+        'width="{}" height="{}"{} aria-labelledby="{}-title {}-desc">'
+        '<title id="{}-title">{}</title><desc id="{}-desc">{}</desc>',
+        css_class,
+        width,
+        height,
+        format_html(' viewBox="0 0 {} {}"', width, height) if scalable else "",
+        chart_id,
+        chart_id,
+        chart_id,
+        title,
+        chart_id,
+        description,
+    )
+
+
+def grid(plot_height: int, top_value: float, label: Callable[[float], str]) -> SafeString:
+    """Three horizontal lines (the top value, half of it, zero), each with its label."""
+    lines = []
+    for fraction in (1, 0.5, 0):
+        line_y = TOP + plot_height * (1 - fraction)
+        lines.append(
+            (_number(line_y), _number(line_y), _number(line_y - 4), label(top_value * fraction))
+        )
+    return format_html_join(
+        "",
+        '<line class="rt-grid" x1="0" x2="100%" y1="{}" y2="{}" '
+        'stroke="currentColor" stroke-opacity="0.2"/>'
+        '<text class="rt-tick" x="2" y="{}" fill="currentColor">{}</text>',
+        lines,
+    )
 
 
 def check_chart_svg(check: HealthCheck, *, now: datetime | None = None) -> SafeString:

@@ -9,6 +9,7 @@ from components.alerts.services import alerts_settle
 from components.checks import services as checks
 from components.checks.runner import run_batch
 from components.checks.tasks import update_check_rollups  # noqa: F401 - found by Celery here
+from components.reports.public_chart import reports_chart_publish
 from components.reports.services import report_counts_persist, report_surges_detect
 
 
@@ -20,8 +21,11 @@ def settle_alerts() -> None:
 
 @shared_task
 def persist_report_counts() -> None:
-    """Beat, every minute: visitors' report counts from the cache to PostgreSQL."""
-    report_counts_persist(now=timezone.now())
+    """Beat, every minute: visitors' report counts from the cache to PostgreSQL, then the
+    public reports chart when the page shows it (docs/reports.md)."""
+    now = timezone.now()
+    report_counts_persist(now=now)
+    reports_chart_publish(now=now)
 
 
 @shared_task

@@ -2,15 +2,17 @@
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from components.models import Component
 from incidents import (
@@ -29,6 +31,8 @@ from incidents.forms import (
     accepts_updates,
     component_fieldsets,
     initial_from_template,
+    reach_component_ids,
+    reach_values,
 )
 from incidents.models import (
     Incident,
@@ -37,10 +41,16 @@ from incidents.models import (
     IncidentUpdate,
     ScheduledMaintenance,
 )
-from incidents.notify.selectors import notifications_of_incident
+from incidents.notify.selectors import notifications_of_incident, reach
 from incidents.selectors import silence_of, with_silence
 from statuspage.lib.service_admin import ServiceFormAdmin, call_service
 from statuspage.models import PageSettings
+
+# The fields the reach of "Notify subscribers" depends on (htmx sends them with each ask).
+REACH_FIELDS = (
+    "[name^='component_'], [name='affected_components'], [name='deliver_notifications'], "
+    "[name='backfilled']"
+)
 
 
 def update_added(update: IncidentUpdate) -> dict:
@@ -131,6 +141,16 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
 
     def get_urls(self):
         return [
+            path(
+                "reach/",
+                self.admin_site.admin_view(self.reach_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_reach",
+            ),
+            path(
+                "<path:object_id>/reach/",
+                self.admin_site.admin_view(self.reach_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_reach",
+            ),
             path(
                 "<path:object_id>/resolve/",
                 self.admin_site.admin_view(self.resolve_view),
@@ -323,6 +343,68 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
         if update is not None:
             message.append(update_added(update))
         return message
+
+    # Who "Notify subscribers" reaches
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        form = context["adminform"].form
+        if "deliver_notifications" in form.fields:
+            region = self.reach_region(request, form, obj)
+            # The bound field copied the help text when reach_region read the form's values.
+            form.fields["deliver_notifications"].help_text = region
+            form["deliver_notifications"].help_text = region
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def reach_region(
+        self, request: HttpRequest, form: forms.BaseForm, incident: Incident | None
+    ) -> str:
+        """The line beside "Notify subscribers": how many it reaches with the components the
+        form names now (a template's, or those sent back), asked again (htmx) whenever the
+        form changes."""
+        name = f"admin:{self.opts.app_label}_{self.opts.model_name}_reach"
+        url = reverse(name, args=[incident.pk]) if incident else reverse(name)
+        try:
+            text = self._reach_text(request, incident, reach_values(form))
+        except ValidationError:  # a form sent back with errors: as it first came
+            text = self._reach_text(request, incident, None)
+        return format_html(
+            '<span class="notify-reach" hx-get="{}" hx-trigger="change from:closest form" '
+            'hx-include="{}" aria-live="polite">{}</span>',
+            url,
+            REACH_FIELDS,
+            text,
+        )
+
+    def reach_view(self, request: HttpRequest, object_id: str | None = None) -> HttpResponse:
+        return require_GET(self._reach)(request, object_id)
+
+    def _reach(self, request: HttpRequest, object_id: str | None) -> HttpResponse:
+        incident = None
+        if object_id is not None:
+            incident = self.get_object(request, unquote(object_id))
+            if incident is None:
+                raise Http404
+            if not self.has_change_permission(request, incident):
+                raise PermissionDenied
+        elif not self.has_add_permission(request):
+            raise PermissionDenied
+        try:
+            text = self._reach_text(request, incident, request.GET)
+        except ValidationError as error:
+            return HttpResponseBadRequest(" ".join(error.messages))
+        return HttpResponse(text)
+
+    def _reach_text(
+        self, request: HttpRequest, incident: Incident | None, data: QueryDict | None
+    ) -> str:
+        """What the update will reach: the incident's components and those the form names
+        (`data`: its fields; None for a form not yet sent, notifying by default)."""
+        chosen = reach_component_ids(data) if data is not None else set()
+        notify = data is None or data.get("deliver_notifications") == "on"
+        backfilled = incident.backfilled if incident else bool(data and data.get("backfilled"))
+        ids = chosen | set(incident.components.values_list("pk", flat=True) if incident else ())
+        context = {"reach": reach(ids), "notify": notify, "backfilled": backfilled}
+        return render_to_string("admin/incidents/incident/reach.html", context, request).strip()
 
     # Closing in one click
 

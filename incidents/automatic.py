@@ -11,6 +11,7 @@ component sends a message a window rather than one per change.
 """
 
 import logging
+import re
 from datetime import datetime, timedelta
 from functools import partial
 from urllib.parse import urljoin
@@ -21,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from components.models import AutoIncident, Component, ComponentStatus
+from components.models import AutoIncident, Component, ComponentStatus, worst_status
 from components.status_choices import ComponentStatusValue
 from incidents import enqueue
 from incidents.models import (
@@ -255,7 +256,13 @@ def incident_draft_publish(*, draft: IncidentDraft, author=None) -> Incident:
             name=locked.name,
             status=IncidentStatus.INVESTIGATING,
             body=locked.body,
-            component_statuses=dict.fromkeys(locked.all_components, locked.component_status),
+            component_statuses={
+                # A surge's draft never lowers a status set since it was prepared.
+                component: worst_status([locked.component_status, component.status])
+                if locked.source == DraftSource.REPORT_SURGE
+                else locked.component_status
+                for component in locked.all_components
+            },
             auto_component=(
                 None if locked.source == DraftSource.REPORT_SURGE else locked.component
             ),
@@ -455,7 +462,21 @@ def staff_webhook(*, subject: str, text: str) -> None:
     """Post to STAFF_WEBHOOK_URL as Slack incoming webhooks expect ({"text": ...})."""
     url = settings.BEACON_STAFF_WEBHOOK_URL
     if url:
-        _post_staff_webhook(url, f"*{subject}*\n{text}")
+        _post_staff_webhook(url, f"*{slack_escaped(subject)}*\n{slack_escaped(text)}")
+
+
+# Chat services ping a whole channel for these words; a zero-width space after the @ keeps
+# them readable and silent.
+MASS_MENTIONS = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
+
+
+def slack_escaped(text: str) -> str:
+    """Text as Slack reads it literally: `<`, `>` and `&` are its control characters (a name
+    like `<!channel>` would ping everyone, `<https://evil|Sign in>` would be a disguised
+    link), escaped as Slack documents; mass mentions are broken up for Slack-compatible
+    receivers (Discord, Mattermost) that read them without brackets."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MASS_MENTIONS.sub("@\u200b", escaped)
 
 
 def _post_staff_webhook(url: str, text: str) -> None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 
 from components.models import Component, ComponentStatus
 from incidents.models import (
@@ -19,6 +20,7 @@ from incidents.models import (
 from statuspage.lib.text import no_control_characters_in_text
 
 NO_CHANGE = ""
+COMPONENT_FIELD_PREFIX = "component_"
 COMPONENT_STATUS_CHOICES = [(NO_CHANGE, "No change"), *ComponentStatus.choices]
 NEW_MAINTENANCE_STATUSES = [IncidentStatus.SCHEDULED, IncidentStatus.IN_PROGRESS]
 # Whether subscribers hear of a maintenance before it starts and at its automatic steps.
@@ -34,7 +36,7 @@ def status_choices(statuses) -> list[tuple[str, str]]:
 
 
 def component_field_name(component: Component) -> str:
-    return f"component_{component.pk}"
+    return f"{COMPONENT_FIELD_PREFIX}{component.pk}"
 
 
 def component_fieldsets(components) -> list[tuple[str, dict]]:
@@ -335,3 +337,51 @@ class MaintenanceChangeForm(IncidentChangeForm):
 
     class Meta(IncidentChangeForm.Meta):
         fields = [*IncidentChangeForm.Meta.fields, *MAINTENANCE_NOTIFY_FLAGS]
+
+
+# The reach of "Notify subscribers", counted live as staff choose components
+
+MAX_REACH_VALUES = 2000
+REACH_FLAGS = ["deliver_notifications", "backfilled"]
+
+
+def reach_values(form: forms.BaseForm) -> QueryDict:
+    """What the form would send of the fields its reach depends on, as it stands: prefilled
+    (from a template, or the incident's components) or as sent back with errors."""
+    values = QueryDict(mutable=True)
+    for name in form.fields:
+        value = form[name].value()
+        if name in REACH_FLAGS:
+            if value:
+                values[name] = "on"
+        elif name == "affected_components":
+            values.setlist(name, [str(pk) for pk in value or ()])
+        elif name.startswith(COMPONENT_FIELD_PREFIX) and value:
+            values[name] = str(value)
+    return values
+
+
+def reach_component_ids(data: QueryDict) -> set[int]:
+    """The components an incident or maintenance form names (its per-component selects set
+    to a status, or its affected components ticked), from the form's own field names.
+
+    Raises ValidationError for anything that is not such a field's value, unknown
+    components included.
+    """
+    if len(data) > MAX_REACH_VALUES:
+        raise ValidationError("Too many fields.")
+    chosen: set[str] = set()
+    for name, values in data.lists():
+        if name.startswith(COMPONENT_FIELD_PREFIX):
+            if any(value not in dict(COMPONENT_STATUS_CHOICES) for value in values):
+                raise ValidationError(f"{name}: not a component status.")
+            if any(values):
+                chosen.add(name.removeprefix(COMPONENT_FIELD_PREFIX))
+        elif name == "affected_components":
+            chosen.update(values)
+    if not all(pk.isdigit() and len(pk) < 10 for pk in chosen):
+        raise ValidationError("Components are given by number.")
+    ids = {int(pk) for pk in chosen}
+    if ids and Component.objects.filter(pk__in=ids).count() != len(ids):
+        raise ValidationError("Choose components from the list.")
+    return ids

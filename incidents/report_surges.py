@@ -5,8 +5,8 @@ Surge detection lives in the components layer (components/reports/surge.py) and 
 a surge is told once, and its draft exists exactly when its alert was claimed. Staff hear by
 email and STAFF_WEBHOOK_URL, with the counts against the usual and the symptoms; when the
 page setting `report_surge_drafts` is on, one `investigating` draft names the surging
-components that no open incident or waiting draft covers yet, published in one click. A draft
-whose surges all end before anyone publishes it is discarded.
+components the page shows operational that no open incident or waiting draft names yet,
+published in one click. A draft whose surges all end before anyone publishes it is discarded.
 """
 
 import logging
@@ -29,23 +29,10 @@ logger = logging.getLogger("beacon.automatic")
 
 # The subject of the staff message starts with these words (a benchmark waits for them).
 SUBJECT_PREFIX = "Visitors report problems: "
-SOMETHING_ELSE = "something else"
 SYMPTOM_WORDS = {"none": "no symptom given", **{s.value: str(s.label) for s in Symptom}}
 SURGE_STATUS = ComponentStatus.DEGRADED_PERFORMANCE
-
-
-def surge_name(surge: ReportSurge) -> str:
-    return surge.component.name if surge.component else SOMETHING_ELSE
-
-
-def usual_words(usual: float) -> str:
-    return "usually none" if usual < 0.5 else f"usually about {usual:.0f}"
-
-
-def surge_summary(surge: ReportSurge) -> str:
-    """ "API: 57 in 5 min (usually about 2)", for messages and the console."""
-    usual = usual_words(surge.usual_count)
-    return f"{surge_name(surge)}: {surge.peak_count} in {surge.window_minutes} min ({usual})"
+# The subject names this many components, then says how many more (the text lists them all).
+SUBJECT_NAMES = 5
 
 
 def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwargs: object) -> None:
@@ -69,20 +56,25 @@ def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwar
         if page.report_surge_drafts and components
         else None
     )
-    names = ", ".join(one_line(surge_name(s)) for s in surges)
+    names = ", ".join(one_line(s.name) for s in surges[:SUBJECT_NAMES])
+    if len(surges) > SUBJECT_NAMES:
+        names += f" and {len(surges) - SUBJECT_NAMES} more"
     lines = [f"Visitors report problems with {names}, more than usual:"]
     for surge in surges:
         symptoms = ", ".join(
             f"{SYMPTOM_WORDS.get(symptom, symptom)} {count}"
             for symptom, count in sorted(surge.symptoms.items(), key=lambda item: -item[1])
         )
-        lines.append(f"- {surge_summary(surge)}" + (f"; {symptoms}" if symptoms else ""))
+        lines.append(f"- {surge.summary}" + (f"; {symptoms}" if symptoms else ""))
     if draft is not None:
         lines.append("A draft incident is ready; publish it with one click:")
         link = admin_link("admin:incidents_incidentdraft_change", draft.pk)
     else:
         if components and page.report_surge_drafts:
-            lines.append("An open incident or a waiting draft already names these components.")
+            lines.append(
+                "No draft: the page already shows these components in trouble, or an open "
+                "incident or a waiting draft names them."
+            )
         lines.append("The staff console shows them, with what the page says:")
         link = urljoin(page_base_url() + "/", reverse("admin:index"))
     staff_alert(subject=SUBJECT_PREFIX + names, text="\n".join(lines) + f"\n{link}\n")
@@ -92,7 +84,8 @@ def staff_tell_about_surges(sender: object, *, surges: list[ReportSurge], **kwar
 def surge_draft_prepare(
     *, surges: list[ReportSurge], components: list[Component]
 ) -> IncidentDraft | None:
-    """One `investigating` draft for the components no open incident or waiting draft covers."""
+    """One `investigating` draft for the operational components no open incident or waiting
+    draft names."""
     ids = [c.pk for c in components]
     held = components_held(ids)
     waiting = IncidentDraft.objects.filter(published_at=None, discarded_at=None)
@@ -100,12 +93,18 @@ def surge_draft_prepare(
     drafted |= set(
         waiting.filter(other_components__in=ids).values_list("other_components", flat=True)
     )
-    uncovered = [c for c in components if c.pk not in held | drafted]
+    # A component the page already shows in trouble is not drafted: the draft is for what
+    # the page does not say yet.
+    uncovered = [
+        c
+        for c in components
+        if c.pk not in held | drafted and c.status == ComponentStatus.OPERATIONAL
+    ]
     if not uncovered:
         return None
     names = ", ".join(one_line(c.name) for c in uncovered)
     reason = "Visitors reported problems: " + "; ".join(
-        surge_summary(s) for s in surges if s.component in uncovered
+        s.summary for s in surges if s.component in uncovered
     )
     try:
         with transaction.atomic():
@@ -121,7 +120,7 @@ def surge_draft_prepare(
                 reason=reason[:500],
             )
             draft.other_components.set(uncovered[1:])
-            draft.report_surges.set(surges)
+            draft.report_surges.set([s for s in surges if s.component in uncovered])
     except IntegrityError:  # a check's draft for its first component, a moment ago
         return None
     return draft

@@ -9,7 +9,7 @@ from django.db.models import DurationField, Exists, OuterRef, Prefetch, Q, Query
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from components.models import Component, ComponentStatus
+from components.models import Component, ComponentStatus, ComponentStatusChange
 from components.reports.models import ReportSurge
 from components.reports.selectors import report_surges_open
 from components.status import NOT_HOLDING_INCIDENT_STATUSES
@@ -168,3 +168,49 @@ def report_surges_disagreeing(*, drafts: list[IncidentDraft]) -> list[SurgeDisag
         for surge in surges
         if surge.component_id not in held
     ]
+
+
+# Suggest resolving: an open incident whose components have all been operational for this
+# long is probably over, and the page (components operational, incident open) says two things.
+RESOLVE_AFTER = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class ResolveSuggestion:
+    incident: Incident
+    healthy_since: datetime  # when the last of its components became operational
+
+
+def incidents_to_resolve(
+    *, now: datetime | None = None, healthy_for: timedelta = RESOLVE_AFTER
+) -> list[ResolveSuggestion]:
+    """Open incidents (not maintenances) whose components are all operational and none of
+    which changed status in the last `healthy_for`, oldest healthy first: two queries.
+
+    The components' recorded status history decides (ComponentStatusChange), not the
+    incident's own updates: when staff, a check or an alert set a component operational
+    while the incident's last update still calls it degraded, the page shows it operational,
+    and that is the disagreement to settle. An incident naming no component has no evidence
+    and is never suggested.
+    """
+    now = now or timezone.now()
+    since = now - healthy_for
+    changed_lately = ComponentStatusChange.objects.filter(component=OuterRef("pk"), at__gt=since)
+    components = Component.objects.order_by().annotate(changed_lately=Exists(changed_lately))
+    incidents = (
+        Incident.objects.filter(kind=IncidentKind.INCIDENT, status__in=UNRESOLVED_STATUSES)
+        .prefetch_related(Prefetch("components", queryset=components))
+        .order_by("started_at", "id")
+    )
+    suggestions = []
+    for incident in incidents:
+        components = list(incident.components.all())
+        if components and all(
+            c.status == ComponentStatus.OPERATIONAL
+            and not c.changed_lately  # annotated above
+            and c.status_changed_at <= since
+            for c in components
+        ):
+            healthy_since = max(c.status_changed_at for c in components)
+            suggestions.append(ResolveSuggestion(incident, healthy_since))
+    return sorted(suggestions, key=lambda s: s.healthy_since)

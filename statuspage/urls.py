@@ -16,6 +16,7 @@ urlpatterns = [
     path("incidents/<str:code>/", views.incident_detail, name="incident-detail"),
     path("history/", views.history, name="history"),
     path("reports/", reports.report, name="reports"),
+    path("reports/chart.svg", reports.chart, name="reports-chart"),
     path("robots.txt", views.robots_txt, name="robots-txt"),
     re_path(r"^metrics/?$", metrics.metrics, name="metrics"),
     path("admin/passkeys/", include((passkeys.urlpatterns, "otp_webauthn"))),

@@ -130,3 +130,28 @@ def browser_page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def csp_violations(browser_page) -> list[str]:
+    """What the browser's console says about Content-Security-Policy violations on the page."""
+    violations: list[str] = []
+
+    def note(message):
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    browser_page.on("console", note)
+    return violations
+
+
+@pytest.fixture
+def staff_browser_page(browser_page, client, live_server):
+    """The browser signed in as a superuser (both factors), on the live server."""
+    from tests.incidents.factories import StaffFactory, sign_in_staff
+
+    sign_in_staff(client, StaffFactory(is_superuser=True))
+    browser_page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    return browser_page

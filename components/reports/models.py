@@ -91,9 +91,20 @@ class ReportSurge(models.Model):
         ]
 
     def __str__(self):
-        what = self.component_id or "something else"
-        return f"Report surge of {what} from {self.started_at:%Y-%m-%d %H:%M}"
+        return f"Report surge of {self.name} from {self.started_at:%Y-%m-%d %H:%M}"
 
     @property
-    def is_open(self) -> bool:
-        return self.ended_at is None
+    def name(self) -> str:
+        """What visitors reported: the component's name, or "something else"."""
+        return self.component.name if self.component else "something else"
+
+    @property
+    def usual_text(self) -> str:
+        """What the window usually holds, in words: "usually about 2", "usually none"."""
+        usual = int(self.usual_count + 0.5)
+        return f"usually about {usual}" if usual else "usually none"
+
+    @property
+    def summary(self) -> str:
+        """ "API: 57 in 5 min (usually about 2)", for staff messages and the console."""
+        return f"{self.name}: {self.peak_count} in {self.window_minutes} min ({self.usual_text})"

@@ -44,6 +44,17 @@ class SurgeParameters:
     # A surge ends once it has been below its threshold this long.
     end_minutes: int = 15
 
+    def __post_init__(self) -> None:
+        # A floor of 0 would make a surge of no reports at all; a window past the hour
+        # would overlap the recent baseline it is compared with.
+        if not 1 <= self.window_minutes <= BASELINE_MINUTES:
+            raise ValueError(f"REPORT_SURGE_WINDOW_MINUTES must be 1 to {BASELINE_MINUTES}.")
+        if self.weeks < 0 or self.floor < 1 or self.factor <= 0 or self.end_minutes < 1:
+            raise ValueError(
+                "REPORT_SURGE_WEEKS must be 0 or more, REPORT_SURGE_FLOOR and "
+                "REPORT_SURGE_END_MINUTES 1 or more, REPORT_SURGE_FACTOR above 0."
+            )
+
     @classmethod
     def from_settings(cls) -> "SurgeParameters":
         from django.conf import settings

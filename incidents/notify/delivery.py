@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, When
+from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
 from incidents.automatic import admin_link, staff_alert
@@ -55,6 +55,7 @@ from incidents.notify.models import (
     Subscriber,
     SubscriberState,
 )
+from incidents.notify.selectors import audience
 from incidents.notify.subscriptions import subscriber_quarantine
 
 logger = logging.getLogger(__name__)
@@ -163,11 +164,7 @@ def _tell_staff_event_crashed(event: NotificationEvent, crashes: int) -> None:
 
 def recipients(event: NotificationEvent, channel: str) -> QuerySet[Subscriber]:
     """Active subscribers of this channel who hear about the event's components."""
-    chosen = Subscriber.components.through.objects.filter(
-        subscriber_id=OuterRef("pk"), component_id__in=event.component_ids
-    )
-    subscribers = Subscriber.objects.filter(channel=channel, state=SubscriberState.ACTIVE)
-    return subscribers.filter(Q(all_components=True) | Exists(chosen))
+    return audience(event.component_ids).filter(channel=channel)
 
 
 def _insert_deliveries(event: NotificationEvent, channel: str, now: datetime) -> None:

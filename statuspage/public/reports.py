@@ -21,18 +21,22 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpResponse, QueryDict
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
+from components.reports.chart import UNAVAILABLE, message_svg
 from components.reports.models import Symptom
+from components.reports.public_chart import StoredChart, reports_chart_publish, stored_chart
 from components.reports.services import OTHER, report_record
 from statuspage.lib import ratelimit
 from statuspage.lib.htmx import HtmxHttpRequest
+from statuspage.lib.outage import database_unreachable
 from statuspage.lib.text import control_character_error
 from statuspage.models import PageSettings
 from statuspage.public.snapshots import build, store
@@ -262,3 +266,42 @@ def report(request: HtmxHttpRequest) -> HttpResponse:
             return _unavailable()
     known = [incident for incident, ids in view.incidents if ids & set(picked)]
     return _respond(request, view, Answer(thanks=True, known=known), 202)
+
+
+# `GET /reports/chart.svg`: the 24-hour chart the page shows with show_reports_chart
+
+CHART_MAX_AGE = 60  # the chart is rendered once a minute
+
+
+@require_safe
+def chart(request: HttpRequest) -> HttpResponse:
+    """The stored chart, without PostgreSQL. Rendered here only when nothing is stored yet
+    (a fresh setting, a new host): with the database away, a placeholder chart instead, so
+    the page's image is never broken. 404 while the setting is off and nothing is stored."""
+    stored = stored_chart()
+    if stored is None:
+        try:
+            page = PageSettings.load()
+            if not page.show_reports_chart:
+                raise Http404("The reports chart is not shown.")
+            reports_chart_publish(now=timezone.now())
+            stored = stored_chart()
+        except DatabaseError as error:
+            if not database_unreachable(error):
+                raise
+        if stored is None:
+            return _chart_response(
+                StoredChart(message_svg(UNAVAILABLE, UNAVAILABLE, standalone=True).encode()), 0
+            )
+    if request.headers.get("If-None-Match") == stored.etag:
+        response = HttpResponseNotModified()
+        response["ETag"] = stored.etag
+        return response
+    return _chart_response(stored, CHART_MAX_AGE)
+
+
+def _chart_response(stored: StoredChart, max_age: int) -> HttpResponse:
+    response = HttpResponse(stored.svg, content_type="image/svg+xml")
+    response["ETag"] = stored.etag
+    response["Cache-Control"] = f"public, max-age={max_age}" if max_age else "no-store"
+    return response

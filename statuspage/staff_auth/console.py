@@ -14,21 +14,34 @@ so an open console follows checks and alerts as they move components.
 from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from components.models import Component, StatusChangeCause
+from components.reports.chart import reports_chart_html
+from components.reports.selectors import reports_last_day
 from components.selectors import component_status_sources, disagreements
 from components.status import component_status_state
 from components.status_choices import as_component_status
-from incidents.selectors import drafts_waiting, open_incidents_silence, report_surges_disagreeing
+from incidents.admin import update_added
+from incidents.models import Incident, IncidentKind
+from incidents.selectors import (
+    drafts_waiting,
+    incidents_to_resolve,
+    open_incidents_silence,
+    report_surges_disagreeing,
+)
+from incidents.services import incident_resolve
 from statuspage.models import PageSettings
 
 REFRESH_SECONDS = 10
+# Report counts reach PostgreSQL once a minute (the beat task persist-report-counts).
+REPORTS_CHART_REFRESH_SECONDS = 60
 
 
 def console_context(request: HttpRequest) -> dict[str, object]:
@@ -37,12 +50,33 @@ def console_context(request: HttpRequest) -> dict[str, object]:
         "status_sources": component_status_sources(),
         "disagreements": disagreements(),
         "report_surges": report_surges_disagreeing(drafts=drafts),
+        "resolve_suggestions": incidents_to_resolve(),
+        "may_resolve": request.user.has_perm("incidents.change_incident"),
         "may_set_status": request.user.has_perm("components.change_component"),
         "silences": open_incidents_silence(interval=PageSettings.load().update_interval),
         "drafts": drafts,
         "may_publish": request.user.has_perm("incidents.add_incident"),
         "refresh_seconds": REFRESH_SECONDS,
     }
+
+
+def reports_chart_context() -> dict[str, object]:
+    """The 24-hour chart of visitors' reports, in the page's time zone."""
+    chart = reports_last_day(now=timezone.now())
+    return {
+        "reports_chart": reports_chart_html(chart, zone=PageSettings.load().zone),
+        "reports_chart_refresh_seconds": REPORTS_CHART_REFRESH_SECONDS,
+    }
+
+
+def reports_chart_partial(site: AdminSite, request: HttpRequest) -> HttpResponse:
+    """The reports chart alone, refreshed by htmx every minute (not with the live region:
+    its numbers move once a minute)."""
+    return TemplateResponse(
+        request,
+        "admin/console/reports_chart.html",
+        {**site.each_context(request), **reports_chart_context()},
+    )
 
 
 def live_partial(site: AdminSite, request: HttpRequest) -> HttpResponse:
@@ -72,4 +106,24 @@ def set_status(request: HttpRequest, component_id: int) -> HttpResponse:
     )
     component.refresh_from_db()
     messages.success(request, f"{component.name} is now {component.get_status_display()}.")
+    return HttpResponseRedirect(reverse("admin:index"))
+
+
+@require_POST
+def resolve_incident(request: HttpRequest, incident_id: int, *, site: AdminSite) -> HttpResponse:
+    """The one-click answer to "suggest resolving": a `resolved` update with the service's
+    calm default body, notifying subscribers as any update does by default; recorded in the
+    incident's history as the admin's own resolve button records it."""
+    staff = request.user
+    assert isinstance(staff, User)  # the admin lets in only signed-in staff
+    if not staff.has_perm("incidents.change_incident"):
+        raise PermissionDenied
+    incident = get_object_or_404(Incident, pk=incident_id, kind=IncidentKind.INCIDENT)
+    try:
+        update = incident_resolve(incident=incident, author=staff)
+    except ValidationError as error:  # closed meanwhile (another tab, another responder)
+        messages.warning(request, " ".join(error.messages))
+        return HttpResponseRedirect(reverse("admin:index"))
+    site.get_model_admin(Incident).log_change(request, incident, [update_added(update)])
+    messages.success(request, f"{incident.name}: {update}.")
     return HttpResponseRedirect(reverse("admin:index"))

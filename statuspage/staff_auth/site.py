@@ -90,7 +90,14 @@ class BeaconAdminSite(admin.AdminSite):
         # Not at the top: the admin loads this module before models exist.
         from statuspage.staff_auth import console
 
-        return super().index(request, {**console.console_context(request), **(extra_context or {})})
+        return super().index(
+            request,
+            {
+                **console.console_context(request),
+                **console.reports_chart_context(),
+                **(extra_context or {}),
+            },
+        )
 
     def get_urls(self):
         # Not at the top: the admin loads this module before models exist; the views need them.
@@ -101,6 +108,20 @@ class BeaconAdminSite(admin.AdminSite):
                 "console/live/",
                 self.admin_view(lambda request: console.live_partial(self, request)),
                 name="console_live",
+            ),
+            path(
+                "console/reports-chart/",
+                self.admin_view(lambda request: console.reports_chart_partial(self, request)),
+                name="console_reports_chart",
+            ),
+            path(
+                "console/incidents/<int:incident_id>/resolve/",
+                self.admin_view(
+                    lambda request, incident_id: console.resolve_incident(
+                        request, incident_id, site=self
+                    )
+                ),
+                name="console_resolve_incident",
             ),
             path(
                 "console/components/<int:component_id>/status/",

@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from django.core.cache import cache
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from components.reports.models import ReportCount, ReportSurge
 from components.reports.services import (
@@ -166,6 +167,29 @@ def test_the_window_and_factor_are_parameters():
     assert verdict(counts, parameters=wide).current == 30
 
 
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"window_minutes": 0},
+        {"window_minutes": 61},
+        {"floor": 0},
+        {"factor": 0},
+        {"weeks": -1},
+        {"end_minutes": 0},
+    ],
+)
+def test_parameters_that_would_make_nonsense_are_refused(wrong):
+    with pytest.raises(ValueError, match="REPORT_SURGE_"):
+        SurgeParameters(**wrong)
+
+
+def test_the_parameters_come_from_the_settings(settings):
+    settings.BEACON_REPORT_SURGE_FLOOR = 25
+    settings.BEACON_REPORT_SURGE_WEEKS = 2
+    assert SurgeParameters.from_settings() == SurgeParameters(floor=25, weeks=2)
+    assert len(surge_spans(minute=NOW, since=None, parameters=SurgeParameters(weeks=2)).weeks) == 2
+
+
 def _minutes(start, end):
     minutes = int((end - start).total_seconds() // 60)
     return [start + timedelta(minutes=n) for n in range(minutes)]
@@ -315,3 +339,11 @@ def test_the_beat_detects_surges_every_30_seconds():
     entry = app.conf.beat_schedule["detect-report-surges"]
     assert entry["task"] == detect_report_surges.name
     assert entry["schedule"] == 30.0 and entry["options"]["expires"] < 30
+
+
+@pytest.mark.django_db
+def test_the_beat_task_records_a_surge_of_this_minute():
+    api = ComponentFactory()
+    put(api.public_id, minute_of(timezone.now()), 11)
+    detect_report_surges.apply()
+    assert ReportSurge.objects.get().component == api

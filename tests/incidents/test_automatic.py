@@ -8,11 +8,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from components.checks.services import check_run_now
-from components.models import AutoIncident, ComponentStatus
+from components.models import AutoIncident, Component, ComponentStatus
 from incidents.automatic import (
     STAFF_NOTICE_WINDOW,
     _post_staff_webhook,
     open_auto_incident,
+    slack_escaped,
     staff_notices_flush,
 )
 from incidents.models import Incident, IncidentDraft
@@ -140,6 +141,40 @@ def test_the_staff_webhook_gets_a_slack_message(
 
     [slack] = [entry for entry, _ in httpserver.log if entry.path == "/slack"]
     assert slack.json["text"].startswith("*Login: major outage (health check)*")
+
+
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        ("<!channel> Login", "&lt;!channel&gt; Login"),
+        ("<!here|here>", "&lt;!here|here&gt;"),
+        ("<https://evil.test|Sign in again>", "&lt;https://evil.test|Sign in again&gt;"),
+        ("<@U024BE7LH>", "&lt;@U024BE7LH&gt;"),
+        ("R&D &amp; ops", "R&amp;D &amp;amp; ops"),
+        ("@everyone look", "@\u200beveryone look"),
+        ("@Here and @channel", "@\u200bHere and @\u200bchannel"),
+        ("mail ops@hereford.test", "mail ops@hereford.test"),
+        ("a*b_c~d`", "a*b_c~d`"),
+    ],
+)
+def test_the_staff_webhook_shows_names_literally_and_pings_no_one(written, sent):
+    assert slack_escaped(written) == sent
+
+
+def test_a_hostile_component_name_reaches_the_staff_webhook_escaped(
+    page, httpserver, target, django_capture_on_commit_callbacks, settings
+):
+    settings.BEACON_STAFF_WEBHOOK_URL = httpserver.url_for("/slack")
+    check = make_check(httpserver, AutoIncident.OFF)
+    Component.objects.filter(pk=check.component_id).update(name="<!channel> Login")
+    check.refresh_from_db()
+    target(500)
+    httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
+    run(check, django_capture_on_commit_callbacks)
+
+    [slack] = [entry for entry, _ in httpserver.log if entry.path == "/slack"]
+    assert "<!channel>" not in slack.json["text"]
+    assert slack.json["text"].startswith("*&lt;!channel&gt; Login: major outage (health check)*")
 
 
 def test_the_staff_webhook_posts_to_the_address_it_vetted(httpserver, settings, monkeypatch):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from components.models import ComponentStatus
 from components.reports.models import ReportSurge
 from components.reports.services import report_counts_persist, report_surges_detect
+from components.services import component_set_status
 from incidents.models import DraftSource, Incident, IncidentDraft
 from incidents.report_surges import SUBJECT_PREFIX
 from statuspage.models import PageSettings
@@ -181,6 +182,20 @@ def test_a_draft_of_two_surges_waits_until_both_have_ended(
     assert not IncidentDraft.objects.get().is_pending
 
 
+def test_a_draft_waits_only_for_the_surges_of_its_own_components(
+    client, components, django_capture_on_commit_callbacks
+):
+    api, _, _ = components
+    surge(client, [api.public_id, "other"])
+    start = timezone.now()
+    beat(django_capture_on_commit_callbacks, at=start)
+    assert [c.name for c in IncidentDraft.objects.get().all_components] == ["API"]
+    # "Something else" goes on; API's surge ends.
+    ReportSurge.objects.filter(component=None).update(last_seen_at=start + timedelta(minutes=8))
+    beat(django_capture_on_commit_callbacks, at=start + timedelta(minutes=16))
+    assert not IncidentDraft.objects.get().is_pending
+
+
 def test_components_an_open_incident_names_are_left_out_of_the_draft(
     client, components, django_capture_on_commit_callbacks
 ):
@@ -206,7 +221,7 @@ def test_every_component_covered_makes_no_draft_and_says_why(
     beat(django_capture_on_commit_callbacks)
 
     [message] = staff_emails()
-    assert "An open incident or a waiting draft already names these components." in message.body
+    assert "No draft: the page already shows these components in trouble" in message.body
     assert not IncidentDraft.objects.exists()
 
 
@@ -252,5 +267,59 @@ def test_the_console_reads_surges_and_their_drafts_in_a_bounded_number_of_querie
     surge(client, [c.public_id for c in many[1:]], first=50)
     beat(django_capture_on_commit_callbacks, at=timezone.now() + timedelta(seconds=30))
     eight = console_queries()
-    # The console's own, and the surges, the incidents naming them, the drafts' components.
-    assert one == (14, 1) and eight == (14, 8)
+    # Seven at once: one message, whose subject names five.
+    assert staff_emails()[-1].subject.endswith(
+        "Visitors report problems: Service 1, Service 2, Service 3, Service 4, Service 5 and 2 more"
+    )
+    assert "- Service 7: 12 in 5 min" in staff_emails()[-1].body
+    # The console's own (the incidents to resolve included), and the surges, the incidents
+    # naming them, the drafts' components.
+    assert one == (15, 1) and eight == (15, 8)
+
+
+def test_staff_read_surges_in_the_admin_and_cannot_change_them(
+    client, components, django_capture_on_commit_callbacks, responder
+):
+    api, _, _ = components
+    surge(client, [api.public_id])
+    beat(django_capture_on_commit_callbacks)
+    surge_row = ReportSurge.objects.get()
+    html = client.get(reverse("admin:components_reportsurge_changelist")).content.decode()
+    assert "Report surge of API from" in html and "usually none" in html
+    change = reverse("admin:components_reportsurge_change", args=[surge_row.pk])
+    assert client.post(change, {"peak_count": 1}).status_code == 403
+    assert ReportSurge.objects.get().peak_count == 12
+
+
+def test_a_component_the_page_shows_in_trouble_is_told_but_not_drafted(
+    client, components, django_capture_on_commit_callbacks, responder
+):
+    api, login, _ = components
+    component_set_status(component=api, status="major_outage", actor=responder)
+    surge(client, [api.public_id, login.public_id])
+
+    beat(django_capture_on_commit_callbacks)
+
+    [message] = staff_emails()
+    assert message.subject == "[Acme] Visitors report problems: API, Login"
+    assert [c.name for c in IncidentDraft.objects.get().all_components] == ["Login"]
+    rows = client.get(reverse("admin:console_live")).content.decode()
+    rows = rows.split('id="console-surges"', 1)[1].split("</table>", 1)[0]
+    assert "with Login:" in rows and "with API:" not in rows
+
+
+def test_publishing_a_surge_draft_never_lowers_a_status_set_since(
+    client, components, django_capture_on_commit_callbacks, responder
+):
+    api, login, _ = components
+    surge(client, [api.public_id, login.public_id])
+    beat(django_capture_on_commit_callbacks)
+    draft = IncidentDraft.objects.get()
+    component_set_status(component=login, status="major_outage", actor=responder)
+
+    publish = reverse("admin:incidents_incidentdraft_publish", args=[draft.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(publish).status_code == 302
+    api.refresh_from_db()
+    login.refresh_from_db()
+    assert (api.status, login.status) == ("degraded_performance", "major_outage")

@@ -81,7 +81,7 @@ def test_a_responder_publishes_a_draft_in_one_click_and_the_public_page_shows_it
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_check_the_page_does_not_show_is_published_in_one_click(
-    live_server, browser_page, browser, client, httpserver, settings, worker
+    live_server, staff_browser_page, csp_violations, browser, httpserver, settings, worker
 ):
     """How a failing check meets an operational page for real: the check moved API and
     prepared the draft, then a person set API back to operational (staff's word is applied
@@ -114,20 +114,18 @@ def test_a_failing_check_the_page_does_not_show_is_published_in_one_click(
     expect(api_row.locator(".status-text")).to_have_text("Operational")
     expect(public.locator("body")).not_to_contain_text("API: major outage")
 
-    sign_in_staff(client, StaffFactory(is_superuser=True))
-    browser_page.context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    staff_browser_page.goto(live_server.url + reverse("admin:index"))
+    disagreement = staff_browser_page.locator("#console-disagreements").get_by_role(
+        "row", name="API"
     )
-    browser_page.goto(live_server.url + reverse("admin:index"))
-    disagreement = browser_page.locator("#console-disagreements").get_by_role("row", name="API")
     expect(disagreement).to_contain_text("Health check “API health”: down")
-    row = browser_page.locator("#console-drafts").get_by_role("row", name=draft.name)
+    row = staff_browser_page.locator("#console-drafts").get_by_role("row", name=draft.name)
     expect(row).to_contain_text("Status 500")
     row.get_by_role("button", name="Publish").click()
 
-    expect(browser_page.locator(".messagelist")).to_contain_text("Published")
-    expect(browser_page.locator("#console-drafts")).to_have_count(0)
-    expect(browser_page.locator("#console-disagreements")).to_have_count(0)
+    expect(staff_browser_page.locator(".messagelist")).to_contain_text("Published")
+    expect(staff_browser_page.locator("#console-drafts")).to_have_count(0)
+    expect(staff_browser_page.locator("#console-disagreements")).to_have_count(0)
     incident = Incident.objects.get()
     assert incident.name == "API: major outage" and incident.status == "investigating"
     public.goto(live_server.url + "/")
@@ -140,3 +138,4 @@ def test_a_failing_check_the_page_does_not_show_is_published_in_one_click(
         assert time.monotonic() < deadline, "the worker did not rebuild the page's file"
         time.sleep(0.1)
     visitor.close()
+    assert csp_violations == []

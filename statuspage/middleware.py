@@ -1,10 +1,11 @@
 from contextlib import nullcontext
 
 from django.http import JsonResponse
+from django_htmx.middleware import HtmxDetails
 
 from statuspage.lib import security_headers
 from statuspage.lib.replica import reading_from_replica
-from statuspage.public import api_v2, views
+from statuspage.public import api_v2, reports, views
 from statuspage.public.snapshots import build, keys, serve
 
 # Outputs whose snapshot misses this process renders from the database replica, when it is
@@ -74,6 +75,29 @@ def api_v1_paths(get_response):
                 return JsonResponse({"error": message, "message": message}, status=400)
             if path.endswith(".json") and path != "/api/v1/openapi.json":
                 request.path_info = path.removesuffix(".json")
+        return get_response(request)
+
+    return middleware
+
+
+def visitor_reports(get_response):
+    """`POST /reports/` straight to its view, past the rest of the stack.
+
+    In an outage visitors report by the thousand a second, and the view needs none of what
+    the other middleware brings: no session, user, second factor, message, lock-out or audit
+    (it reads no cookie and checks the browser's own headers instead of a CSRF token). The
+    security headers are set outside (SecurityHeadersMiddleware), as for snapshots.
+    """
+
+    def middleware(request):
+        if (
+            request.method == "POST"
+            and request.path_info == "/reports/"
+            and not security_headers.must_redirect_to_https(request.META)
+        ):
+            request.get_host()  # a host this site does not answer to is a 400, as everywhere
+            request.htmx = HtmxDetails(request)
+            return reports.report(request)
         return get_response(request)
 
     return middleware

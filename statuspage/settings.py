@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "statuspage.lib.security_headers.SecurityHeadersMiddleware",
     # Then: a public read is answered from its snapshot without any other middleware.
     "statuspage.middleware.SnapshotMiddleware",
+    # Visitors' problem reports need nothing below: they are answered here (docs/reports.md).
+    "statuspage.middleware.visitor_reports",
     # Statuspage clients may add ".json" to management API paths.
     "statuspage.middleware.api_v1_paths",
     "django.middleware.security.SecurityMiddleware",

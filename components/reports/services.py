@@ -18,11 +18,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
+from redis.commands.core import Script
 
 from components.models import Component
 from components.reports.models import NO_SYMPTOM, ReportCount, ReportSurge, Symptom
@@ -35,6 +37,8 @@ from components.reports.surge import (
     surge_started,
     surge_verdict,
 )
+from statuspage.lib.ratelimit import FixedWindow, count_attempt
+from statuspage.lib.redis_cache import cache_key, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,7 @@ PERSIST_MINUTES = 15
 class Recorded:
     counted: list[str]  # component public ids (or "other") this report added to
     folded: list[str]  # those this visitor had already reported today
+    limited: bool = False  # over the rate limit: nothing counted
 
 
 def day_key(day: date) -> bytes:
@@ -79,18 +84,29 @@ def report_record(
     address: str,
     user_agent: str,
     now: datetime,
+    limit: FixedWindow | None = None,
 ) -> Recorded:
     """Count one visitor's report of these components ("other" for "something else").
 
-    Touches only the cache. Components this visitor already reported today are folded.
+    Touches only the cache. Components this visitor already reported today are folded. With
+    a `limit`, the attempt is counted against it first, and a report over it counts nothing;
+    on Redis all of it is one round trip.
     """
     day = now.astimezone(UTC).date()
     visitor = visitor_digest(address=address, user_agent=user_agent, day=day)
     minute = minute_of(now)
     end_of_day = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     seen_timeout = int((end_of_day - now).total_seconds()) + 60
+    components = list(component_ids)
+    client = redis_client()
+    if client is not None:
+        return _record_in_redis(
+            client, components, symptom, visitor, day, minute, seen_timeout, limit
+        )
+    if limit is not None and count_attempt(limit.key, timeout=limit.timeout) > limit.limit:
+        return Recorded(counted=[], folded=[], limited=True)
     counted, folded = [], []
-    for component in component_ids:
+    for component in components:
         seen = SEEN_KEY.format(day=day.isoformat(), component=component, visitor=visitor)
         if not cache.add(seen, 1, timeout=seen_timeout):
             folded.append(component)
@@ -102,6 +118,73 @@ def report_record(
             except ValueError:  # expired between add and incr
                 cache.set(key, 1, timeout=REPORT_COUNT_TTL)
         counted.append(component)
+    return Recorded(counted=counted, folded=folded)
+
+
+# One round trip for the whole report. First the rate limit: KEYS[1] counts this address's
+# attempts (ARGV[3] allowed, 0: no limit; expiring after ARGV[4] seconds), and over it the
+# script stops and returns {-1}. Then per component: count it unless this visitor's mark for
+# it is already there. KEYS[2..]: the mark and the count key of each component in turn;
+# ARGV[1], ARGV[2]: the marks' and the counts' expiry. Returns 1 (counted) or 0 (folded) each.
+RECORD_SCRIPT = """
+if tonumber(ARGV[3]) > 0 then
+  local attempts = redis.call('INCR', KEYS[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  if attempts > tonumber(ARGV[3]) then
+    return {-1}
+  end
+end
+local counted = {}
+for i = 2, #KEYS, 2 do
+  if redis.call('SET', KEYS[i], 1, 'NX', 'EX', ARGV[1]) then
+    if redis.call('INCR', KEYS[i + 1]) == 1 then
+      redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
+    end
+    counted[#counted + 1] = 1
+  else
+    counted[#counted + 1] = 0
+  end
+end
+return counted
+"""
+
+
+# Its SHA computed once; called with the client of the moment, which loads it again when the
+# server does not know it (a restart, a failover). No client is registered: the script is
+# bytes, so none is asked for an encoding.
+_record_script = Script(None, RECORD_SCRIPT.encode())  # type: ignore[arg-type]
+
+
+def _record_in_redis(
+    client: Any,
+    components: list[str],
+    symptom: str,
+    visitor: str,
+    day: date,
+    minute: datetime,
+    seen_timeout: int,
+    limit: FixedWindow | None,
+) -> Recorded:
+    """report_record on Redis: the same keys and values as the cache API would write (the
+    persisting task and surge detection read them through it), in one script call rather
+    than four round trips a component."""
+    # Without a limit, KEYS[1] is still passed (any key: the script does not touch it).
+    keys = [cache_key(limit.key if limit else "beacon:reports:no-limit")]
+    for component in components:
+        seen = SEEN_KEY.format(day=day.isoformat(), component=component, visitor=visitor)
+        keys.append(cache_key(seen))
+        keys.append(cache_key(count_key(minute, component, symptom)))
+    args = [
+        seen_timeout,
+        REPORT_COUNT_TTL,
+        limit.limit if limit else 0,
+        limit.timeout if limit else 1,
+    ]
+    flags = _record_script(keys=keys, args=args, client=client)
+    if flags == [-1]:
+        return Recorded(counted=[], folded=[], limited=True)
+    counted = [c for c, flag in zip(components, flags, strict=True) if flag]
+    folded = [c for c, flag in zip(components, flags, strict=True) if not flag]
     return Recorded(counted=counted, folded=folded)
 
 

@@ -18,6 +18,8 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
+from statuspage.lib.redis_cache import cache_key, redis_client
+
 logger = logging.getLogger(__name__)
 
 KEY = "beacon:ratelimit:{name}:{window}:{start}"
@@ -31,6 +33,32 @@ class Verdict:
     retry_after: int = 0
 
 
+@dataclass(frozen=True)
+class FixedWindow:
+    """The current window of a fixed-window limit: the cache key counting its attempts, how
+    many it allows, and the seconds until it ends. For a caller that counts the attempt
+    itself, in the same round trip as its own work (the visitor reports' script)."""
+
+    key: str
+    limit: int
+    remaining: int
+
+    @property
+    def timeout(self) -> int:
+        # One second past the window, so the key outlives the window it counts.
+        return self.remaining + 1
+
+
+def fixed_window(name: str, *, limit: int, window: int) -> FixedWindow:
+    now = int(time.time())
+    start = now - now % window
+    return FixedWindow(
+        key=KEY.format(name=name, window=window, start=start),
+        limit=limit,
+        remaining=start + window - now,
+    )
+
+
 def hit(name: str, *, limit: int, window: int) -> Verdict:
     """Count one attempt under `name`: allowed while this window has seen at most `limit`.
 
@@ -38,13 +66,10 @@ def hit(name: str, *, limit: int, window: int) -> Verdict:
     """
     if limit <= 0:
         return Verdict(allowed=True)
-    now = int(time.time())
-    start = now - now % window
-    remaining = start + window - now
-    key = KEY.format(name=name, window=window, start=start)
+    current = fixed_window(name, limit=limit, window=window)
+    key, remaining = current.key, current.remaining
     try:
-        # One second past the window, so the key outlives the window it counts.
-        count = _count(key, timeout=remaining + 1)
+        count = count_attempt(key, timeout=current.timeout)
     except Exception:
         logger.warning("Rate limit %s not checked: the cache is unreachable", name, exc_info=True)
         return Verdict(allowed=True)
@@ -68,7 +93,7 @@ def hit_rolling(name: str, *, limit: int, window: int) -> Verdict:
     key = KEY.format(name=name, window=window, start=start)
     previous_key = KEY.format(name=name, window=window, start=start - window)
     try:
-        count = _count(key, timeout=2 * window + 1)  # read again as the previous window
+        count = count_attempt(key, timeout=2 * window + 1)  # read again as the previous window
         previous = int(cache.get(previous_key) or 0)
     except Exception:
         logger.warning("Rate limit %s not checked: the cache is unreachable", name, exc_info=True)
@@ -137,7 +162,17 @@ def digest(value: str) -> str:
     return salted_hmac("beacon.ratelimit", value, algorithm="sha256").hexdigest()[:32]
 
 
-def _count(key: str, *, timeout: int) -> int:
+def count_attempt(key: str, *, timeout: int) -> int:
+    """Add one to the count under `key` (created with `timeout`); returns the new count."""
+    client = redis_client()
+    if client is not None:
+        # One round trip. The windows are aligned to the clock, so setting the expiry again
+        # on every attempt sets the same end.
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(cache_key(key))
+        pipe.expire(cache_key(key), timeout)
+        count, _ = pipe.execute()
+        return int(count)
     if cache.add(key, 1, timeout=timeout):
         return 1
     try:

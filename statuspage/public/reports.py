@@ -24,9 +24,9 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, QueryDict
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
@@ -46,10 +46,20 @@ logger = logging.getLogger(__name__)
 # A form with every component ticked is far below this.
 MAX_BODY_BYTES = 8192
 MAX_VALUES = 100
+# Rendered htmx answers kept per summary version (see PublicView.answers).
+MAX_ANSWERS_KEPT = 64
 RATE_WINDOW_SECONDS = 60
 SUMMARY_KEY = "/api/v2/summary.json"
 # Incidents in these states are over: a report about their components is news.
 CLOSED_STATUSES = {"resolved", "postmortem", "completed"}
+
+
+# Django's enum builds these lists anew on every access.
+SYMPTOM_CHOICES = Symptom.choices
+SYMPTOMS = frozenset(Symptom.values)
+# Each answer is for this post alone. A fixed header rather than never_cache, whose date
+# arithmetic is a tenth of a report's cost.
+NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
 
 
 class BadReport(Exception):
@@ -78,6 +88,9 @@ class PublicView:
     components: list[Choice]
     component_ids: frozenset[str]
     incidents: list[tuple[Known, frozenset[str]]]
+    # The htmx answers rendered from this version, by what they say: the thanks (with the
+    # incidents known) and the few error messages. Rendering is a fifth of a report's cost.
+    answers: dict[tuple[object, ...], str] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -132,10 +145,11 @@ def public_view() -> PublicView | None:
 
 def same_origin(request: HtmxHttpRequest) -> bool:
     """Whether the browser says this post comes from one of this site's own pages."""
-    fetch_site = request.headers.get("Sec-Fetch-Site")
+    # META rather than request.headers, which builds a dict of every header: this path is hot.
+    fetch_site = request.META.get("HTTP_SEC_FETCH_SITE")
     if fetch_site is not None and fetch_site != "same-origin":
         return False
-    origin = request.headers.get("Origin")
+    origin = request.META.get("HTTP_ORIGIN")
     if origin is None:
         return True
     parts = urlsplit(origin)
@@ -162,14 +176,31 @@ def _respond(
     context: dict[str, Any] = {
         "report": answer,
         "report_components": view.components,
-        "report_symptoms": Symptom.choices,
+        "report_symptoms": SYMPTOM_CHOICES,
     }
     if request.htmx:
         # htmx swaps only 2xx answers: the control with its message replaces itself either way.
-        partial = "statuspage/report.html#report-form"
-        return render(request, partial, context, status=200 if status >= 400 else status)
+        status = 200 if status >= 400 else status
+        said = (answer.thanks, answer.error, *answer.known)
+        body = view.answers.get(said)
+        if body is None:
+            # The partial reads nothing of the request: its bytes depend on the answer alone.
+            body = render_to_string("statuspage/report.html#report-form", context)
+            if len(view.answers) < MAX_ANSWERS_KEPT:
+                view.answers[said] = body
+        return HttpResponse(body, status=status)
     context["page"] = _cached_page()
     return render(request, "statuspage/report.html", context, status=status)
+
+
+def _too_many(retry_after: int) -> HttpResponse:
+    response = HttpResponse(
+        "Too many reports from your address: try again in a minute.",
+        status=429,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _unavailable() -> HttpResponse:
@@ -213,15 +244,20 @@ def _parse(request: HtmxHttpRequest, view: PublicView) -> tuple[list[str], str, 
     if len(symptoms) > 1:
         raise BadReport("Pick one symptom at most.")
     symptom = symptoms[0] if symptoms else ""
-    if symptom and symptom not in Symptom.values:
+    if symptom and symptom not in SYMPTOMS:
         raise BadReport("That symptom is not one of the choices.")
     return picked, symptom, honeypot
 
 
-@never_cache
 @csrf_exempt  # the check is same_origin(): the page that holds the form is a shared snapshot
 @require_POST
 def report(request: HtmxHttpRequest) -> HttpResponse:
+    response = _answer(request)
+    response["Cache-Control"] = NEVER_CACHE
+    return response
+
+
+def _answer(request: HtmxHttpRequest) -> HttpResponse:
     if not same_origin(request):
         return HttpResponse(
             "Reports are accepted from this status page only.",
@@ -229,41 +265,43 @@ def report(request: HtmxHttpRequest) -> HttpResponse:
             content_type="text/plain; charset=utf-8",
         )
     address = ratelimit.client_ip(request)
-    verdict = ratelimit.hit(
-        f"reports:{ratelimit.digest(address)}",
-        limit=settings.BEACON_REPORTS_LIMIT_PER_IP,
-        window=RATE_WINDOW_SECONDS,
-    )
-    if not verdict.allowed:
-        response = HttpResponse(
-            "Too many reports from your address: try again in a minute.",
-            status=429,
-            content_type="text/plain; charset=utf-8",
-        )
-        response["Retry-After"] = str(verdict.retry_after)
-        return response
+    name = f"reports:{ratelimit.digest(address)}"
+    limit, window = settings.BEACON_REPORTS_LIMIT_PER_IP, RATE_WINDOW_SECONDS
     view = public_view()
     if view is None:
         return _unavailable()
-    if _declared_length(request) > MAX_BODY_BYTES:
-        return _respond(request, view, Answer(error="The report is too large."), 400)
     try:
+        if _declared_length(request) > MAX_BODY_BYTES:
+            raise BadReport("The report is too large.")
         picked, symptom, honeypot = _parse(request, view)
     except BadReport as error:
+        # Refused reports count against the limit too: a flood of them is a flood.
+        verdict = ratelimit.hit(name, limit=limit, window=window)
+        if not verdict.allowed:
+            return _too_many(verdict.retry_after)
         return _respond(request, view, Answer(error=str(error)), 400)
-    if not honeypot:
+    if honeypot:
+        verdict = ratelimit.hit(name, limit=limit, window=window)
+        if not verdict.allowed:
+            return _too_many(verdict.retry_after)
+    else:
+        current = ratelimit.fixed_window(name, limit=limit, window=window)
         try:
-            report_record(
+            # The limit is counted with the report, in the same round trip to Redis.
+            recorded = report_record(
                 component_ids=picked,
                 symptom=symptom,
                 address=address,
-                user_agent=request.headers.get("User-Agent", ""),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
                 now=timezone.now(),
+                limit=current if limit > 0 else None,
             )
         except Exception:
             # The cache (Redis) is away: nothing about the visitor in the log line.
             logger.warning("reports: not counted, the cache is unreachable", exc_info=True)
             return _unavailable()
+        if recorded.limited:
+            return _too_many(current.remaining)
     known = [incident for incident, ids in view.incidents if ids & set(picked)]
     return _respond(request, view, Answer(thanks=True, known=known), 202)
 

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
@@ -9,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from components.reports.models import ReportCount
-from components.reports.services import report_counts_persist
+from components.reports.services import count_key, minute_of, report_counts_persist
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import open_incident
 from tests.statuspage.test_public_outage import database_unreachable
@@ -206,6 +207,51 @@ def test_the_rate_limit_answers_429_with_retry_after(client, components, setting
     assert report(client, {"components": ["other"]}, REMOTE_ADDR="198.51.100.3").status_code == 202
 
 
+@pytest.mark.parametrize(
+    "spent",
+    [
+        {"components": ["nonexistent"]},  # refused: 400
+        {"components": ["other"], "website": "http://spam.test"},  # the honeypot
+        {"components": ["other"]},  # counted
+    ],
+    ids=["refused", "honeypot", "counted"],
+)
+def test_every_kind_of_post_spends_the_limit(client, components, settings, spent):
+    """A flood of bad or bot posts is held back as a flood of good ones is, and a report
+    over the limit counts nothing."""
+    settings.BEACON_REPORTS_LIMIT_PER_IP = 3
+    warm(client)
+    for _ in range(3):
+        assert report(client, spent).status_code in (202, 400)
+    for data in ({"components": ["other"]}, {"components": ["nonexistent"]}, spent):
+        assert report(client, data).status_code == 429
+    persist()
+    # One visitor counts once a day, however often they report.
+    expected = 1 if spent == {"components": ["other"]} else 0
+    assert sum(counted().values()) == expected
+
+
+def test_the_rate_limit_holds_without_redis_too(client, components, settings):
+    """The embedded default's file cache takes the other path of report_record."""
+    settings.BEACON_REPORTS_LIMIT_PER_IP = 2
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "reports-limit",
+        }
+    }
+    warm(client)
+    # Browsers of one household behind one address: counted apart, limited together.
+    codes = [
+        report(client, {"components": ["other"]}, HTTP_USER_AGENT=f"Browser/{n}").status_code
+        for n in range(3)
+    ]
+    assert codes == [202, 202, 429]
+    now = minute_of(timezone.now())
+    minutes = (now, now - timedelta(minutes=1))  # the posts may straddle a minute's end
+    assert sum(cache.get(count_key(minute, "other", ""), 0) for minute in minutes) == 2
+
+
 def test_the_rate_limit_counts_the_address_the_trusted_proxy_saw(client, components, settings):
     settings.BEACON_REPORTS_LIMIT_PER_IP = 1
     settings.BEACON_TRUSTED_PROXY_HOPS = 1
@@ -300,3 +346,12 @@ def test_with_redis_away_a_report_is_a_503_not_a_500(client, components, setting
     assert response["Retry-After"] == "60"
     assert "reports: not counted, the cache is unreachable" in caplog.text
     assert ADDRESS not in caplog.text and "ReportTestBrowser" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "data", [{"components": ["other"]}, {"components": ["nonexistent"]}], ids=["202", "400"]
+)
+def test_no_answer_is_kept_by_a_cache(client, components, data):
+    warm(client)
+    response = report(client, data)
+    assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]

@@ -15,6 +15,7 @@ from components.status import component_status_state
 from components.tasks import run_checks
 from incidents.models import Incident, IncidentDraft
 from statuspage.staff_auth import console
+from tests.browser.steps import screenshot
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.incidents.factories import StaffFactory, sign_in_staff
 
@@ -121,6 +122,7 @@ def test_a_failing_check_the_page_does_not_show_is_published_in_one_click(
     expect(disagreement).to_contain_text("Health check “API health”: down")
     row = staff_browser_page.locator("#console-drafts").get_by_role("row", name=draft.name)
     expect(row).to_contain_text("Status 500")
+    screenshot(staff_browser_page, "staff-console")
     row.get_by_role("button", name="Publish").click()
 
     expect(staff_browser_page.locator(".messagelist")).to_contain_text("Published")

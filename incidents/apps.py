@@ -19,7 +19,11 @@ class IncidentsConfig(AppConfig):
             staff_tell_about_render_failure,
         )
         from incidents.notify.events import on_component_status_changed
-        from incidents.report_surges import staff_tell_about_surges, surge_drafts_discard
+        from incidents.report_surges import (
+            staff_tell_about_surges,
+            staff_tell_surges_ended,
+            surge_drafts_discard,
+        )
 
         # The renderer sits below incidents (notify/channels/email.py uses it): it only signals.
         render_failed.connect(
@@ -33,5 +37,6 @@ class IncidentsConfig(AppConfig):
         # Surge detection of visitor reports signals: staff hear, and a draft is prepared.
         surge_started.connect(staff_tell_about_surges, dispatch_uid="staff_tell_about_surges")
         surge_ended.connect(surge_drafts_discard, dispatch_uid="surge_drafts_discard")
+        surge_ended.connect(staff_tell_surges_ended, dispatch_uid="staff_tell_surges_ended")
         # Components sit below incidents: a change subscribers should hear of is signalled.
         status_changed.connect(on_component_status_changed, dispatch_uid="component_status")

@@ -29,6 +29,7 @@ logger = logging.getLogger("beacon.automatic")
 
 # The subject of the staff message starts with these words (a benchmark waits for them).
 SUBJECT_PREFIX = "Visitors report problems: "
+ENDED_SUBJECT_PREFIX = "Reports back to usual: "
 SYMPTOM_WORDS = {"none": "no symptom given", **{s.value: str(s.label) for s in Symptom}}
 SURGE_STATUS = ComponentStatus.DEGRADED_PERFORMANCE
 # The subject names this many components, then says how many more (the text lists them all).
@@ -142,6 +143,31 @@ def surge_drafts_discard(sender: object, *, surges: list[ReportSurge], **kwargs:
         discarded_at=timezone.now(),
         discard_reason="The surge of reports ended before it was published.",
     )
+
+
+def staff_tell_surges_ended(sender: object, *, surges: list[ReportSurge], **kwargs: object) -> None:
+    """Listens to components.reports.surge.surge_ended: staff told of a surge hear that it
+    is over, so that no alert is left standing without a word that it passed."""
+    told = list(
+        ReportSurge.objects.filter(pk__in=[s.pk for s in surges], alerted_at__isnull=False)
+        .select_related("component")
+        .order_by("started_at", "pk")
+    )
+    if not told:
+        return
+    names = ", ".join(one_line(s.name) for s in told[:SUBJECT_NAMES])
+    if len(told) > SUBJECT_NAMES:
+        names += f" and {len(told) - SUBJECT_NAMES} more"
+    lines = [f"Visitors' reports about {names} are back to usual."]
+    for surge in told:
+        lines.append(
+            f"- {one_line(surge.name)}: from {surge.started_at:%H:%M} to "
+            f"{surge.last_seen_at:%H:%M} UTC, at most {surge.peak_count} in "
+            f"{surge.window_minutes} min ({surge.usual_text})"
+        )
+    lines.append("The staff console:")
+    link = urljoin(page_base_url() + "/", reverse("admin:index"))
+    staff_alert(subject=ENDED_SUBJECT_PREFIX + names, text="\n".join(lines) + f"\n{link}\n")
 
 
 def _and_list(components: list[Component]) -> str:

@@ -14,7 +14,7 @@ from components.reports.models import ReportSurge
 from components.reports.services import report_counts_persist, report_surges_detect
 from components.services import component_set_status
 from incidents.models import DraftSource, Incident, IncidentDraft
-from incidents.report_surges import SUBJECT_PREFIX
+from incidents.report_surges import ENDED_SUBJECT_PREFIX, SUBJECT_PREFIX
 from statuspage.models import PageSettings
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import StaffFactory, open_incident
@@ -164,6 +164,27 @@ def test_a_draft_nobody_published_is_discarded_when_the_surge_ends(
     assert not draft.is_pending and draft.published_at is None
     assert draft.discard_reason == "The surge of reports ended before it was published."
     assert len(staff_emails()) == 1
+
+
+def test_staff_told_of_a_surge_hear_once_that_it_ended(
+    client, components, django_capture_on_commit_callbacks, httpserver
+):
+    api, login, _ = components
+    surge(client, [api.public_id, login.public_id])
+    start = timezone.now()
+    beat(django_capture_on_commit_callbacks, at=start)
+    # API's surge was never told (as if its alert had not been claimed): nothing to take back.
+    ReportSurge.objects.filter(component=api).update(alerted_at=None)
+
+    beat(django_capture_on_commit_callbacks, at=start + timedelta(minutes=16))
+    beat(django_capture_on_commit_callbacks, at=start + timedelta(minutes=17))
+
+    ended = [m for m in mail.outbox if ENDED_SUBJECT_PREFIX in m.subject]
+    assert [m.subject.split("] ", 1)[1] for m in ended] == ["Reports back to usual: Login"]
+    assert "Visitors' reports about Login are back to usual." in ended[0].body
+    assert "- Login: from " in ended[0].body and "API" not in ended[0].body
+    posts = [text for text in webhook_posts(httpserver) if "back to usual" in text]
+    assert len(posts) == 1 and posts[0].startswith("*Reports back to usual: Login*")
 
 
 def test_a_draft_of_two_surges_waits_until_both_have_ended(

@@ -12,11 +12,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from django.conf import settings
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.template.base import Lexer, TokenType
 
-TEMPLATES = Path(settings.BASE_DIR) / "templates"
+TEMPLATES = Path(django_settings.BASE_DIR) / "templates"
 CHECKED = sorted(
     [TEMPLATES / "base.html", TEMPLATES / "404.html", TEMPLATES / "500.html"]
     + list((TEMPLATES / "statuspage").glob("*.html"))
@@ -118,11 +118,12 @@ def test_the_check_finds_unmarked_text(source: str, unmarked: list[str]) -> None
     assert unmarked_strings(source) == unmarked
 
 
-def test_extraction_finds_the_marked_strings(tmp_path, monkeypatch) -> None:
+def test_extraction_finds_the_marked_strings(tmp_path, monkeypatch, settings) -> None:
     """makemessages, as a translator would run it, collects the marked strings into a catalogue."""
     for folder in ("templates", "statuspage", "incidents", "components"):
-        (tmp_path / folder).symlink_to(Path(settings.BASE_DIR) / folder)
+        (tmp_path / folder).symlink_to(Path(django_settings.BASE_DIR) / folder)
     (tmp_path / "locale").mkdir()
+    settings.LOCALE_PATHS = []  # the catalogue goes to the temporary tree, never the project's
     monkeypatch.chdir(tmp_path)
     call_command("makemessages", "--locale", "de", "--symlinks", "--verbosity", "0")
 

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
+from django.utils.translation import gettext_lazy
 
 from components.models import Component, ComponentStatus
 from incidents.models import (
@@ -300,7 +301,7 @@ class ComponentChoiceForm(forms.Form):
         coerce=int,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        error_messages={"invalid_choice": "Choose components from the list."},
+        error_messages={"invalid_choice": gettext_lazy("Choose components from the list.")},
     )
 
     def __init__(self, *args, **kwargs):
@@ -321,7 +322,7 @@ class ComponentChoiceForm(forms.Form):
 
 class SubscribeForm(ComponentChoiceForm):
     email = forms.EmailField(
-        label="Email address",
+        label=gettext_lazy("Email address"),
         max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
     )

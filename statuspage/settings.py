@@ -208,6 +208,9 @@ LANGUAGE_CODE = "en-us"
 # The server's own zone; the page's display zone is a page setting editable in the admin.
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+# Catalogues (locale/<language>/LC_MESSAGES/django.po): see docs/architecture.md, Translations.
+# No LocaleMiddleware yet: a snapshot is one page for everybody, in LANGUAGE_CODE.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "/static/"

@@ -20,6 +20,7 @@ from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from components.models import Component
 from incidents import enqueue
@@ -68,13 +69,13 @@ def subscriber_by_manage_token(token: str) -> Subscriber | None:
 def normalise_email(address: str) -> str:
     address = (address or "").strip()
     if not address:
-        raise ValidationError({"email": "Enter your email address."})
+        raise ValidationError({"email": gettext("Enter your email address.")})
     try:
         validate_email(address)
         # Django lets a quoted local part hold control characters; the To: header cannot.
         no_control_characters(address)
     except ValidationError as error:
-        raise ValidationError({"email": "Enter a valid email address."}) from error
+        raise ValidationError({"email": gettext("Enter a valid email address.")}) from error
     local, _, domain = address.rpartition("@")
     # The domain is case-insensitive; most providers treat the local part the same way.
     return f"{local}@{domain}".lower()
@@ -84,7 +85,7 @@ def _components(component_ids: Iterable[int] | None) -> list[Component]:
     ids = sorted(set(component_ids or ()))
     found = list(Component.objects.filter(pk__in=ids))
     if len(found) != len(ids):
-        raise ValidationError({"components": "Choose components from the list."})
+        raise ValidationError({"components": gettext("Choose components from the list.")})
     return found
 
 

@@ -18,6 +18,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.feedgenerator import Rss201rev2Feed
 from django.utils.html import strip_tags
+from django.utils.translation import gettext
 from django.utils.xmlutils import SimplerXMLGenerator
 from django.views.decorators.http import require_safe
 from icalendar import Calendar, Event
@@ -114,7 +115,7 @@ def _entry_html(incident: Incident, zone) -> str:
     paragraphs = []
     previous = None
     for update in oldest_first:
-        label = "Update" if update.status == previous else update.get_status_display()
+        label = gettext("Update") if update.status == previous else update.get_status_display()
         paragraphs.append(_paragraph(update.display_at, label, update.body, zone))
         previous = update.status
     if incident.postmortem_published_at and incident.postmortem_body:  # published
@@ -229,7 +230,7 @@ def history_feed(request: HttpRequest, fmt: str) -> HttpResponse:
             page=page,
             incidents=feed_incidents(),
             path=f"/history.{fmt}",
-            title=f"{page.name} Status - Incident History",
+            title=gettext("%(name)s Status - Incident History") % {"name": page.name},
         )
 
     return public_output(request, build, content_type)
@@ -250,7 +251,8 @@ def component_history_feed(request: HttpRequest, public_id: str, fmt: str) -> Ht
             page=page,
             incidents=feed_incidents(component),
             path=f"/components/{public_id}/history.{fmt}",
-            title=f"{page.name} Status - {component.name} Incident History",
+            title=gettext("%(name)s Status - %(component)s Incident History")
+            % {"name": page.name, "component": component.name},
         )
 
     return public_output(request, build, content_type)
@@ -300,7 +302,7 @@ def maintenance_event(incident: Incident, *, base_url: str) -> Event:
     # Names written before control characters were refused must not break a calendar line.
     names = [one_line(component.name) for component in incident.components.all()]
     if names:
-        lines.append("Affected: " + ", ".join(names))
+        lines.append(gettext("Affected: %(names)s") % {"names": ", ".join(names)})
     lines.append(url)
 
     event = Event()
@@ -329,7 +331,7 @@ def maintenance_calendar(base_url: str) -> bytes:
     calendar.add("prodid", "-//Beacon//Maintenance calendar//EN")
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", one_line(f"{page.name} maintenance"))
+    calendar.add("x-wr-calname", one_line(gettext("%(name)s maintenance") % {"name": page.name}))
     calendar.add("x-published-ttl", "PT1H")
     for incident in calendar_maintenances():
         calendar.add_component(maintenance_event(incident, base_url=base_url))

@@ -15,6 +15,7 @@ from typing import TypeVar
 from django.core.cache import cache
 from django.urls import reverse
 from django.utils.html import escape, linebreaks
+from django.utils.translation import gettext
 
 from incidents.automatic import admin_link, staff_alert
 from incidents.models import Incident
@@ -103,7 +104,7 @@ def plain_incident_html(
             )
         if incident.has_published_postmortem:
             parts.append(
-                f'<div class="plain-update"><p><strong>Postmortem</strong></p>'
+                f'<div class="plain-update"><p><strong>{gettext("Postmortem")}</strong></p>'
                 f"{plain_text_html(incident.postmortem_body)}</div>"
             )
     except Exception as error:

@@ -27,6 +27,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
@@ -195,7 +196,7 @@ def _respond(
 
 def _too_many(retry_after: int) -> HttpResponse:
     response = HttpResponse(
-        "Too many reports from your address: try again in a minute.",
+        gettext("Too many reports from your address: try again in a minute."),
         status=429,
         content_type="text/plain; charset=utf-8",
     )
@@ -205,7 +206,9 @@ def _too_many(retry_after: int) -> HttpResponse:
 
 def _unavailable() -> HttpResponse:
     response = HttpResponse(
-        "Reports cannot be taken right now.", status=503, content_type="text/plain; charset=utf-8"
+        gettext("Reports cannot be taken right now."),
+        status=503,
+        content_type="text/plain; charset=utf-8",
     )
     response["Retry-After"] = "60"
     return response
@@ -225,27 +228,29 @@ def _parse(request: HtmxHttpRequest, view: PublicView) -> tuple[list[str], str, 
     try:
         data: QueryDict = request.POST
     except Exception as error:  # a malformed multipart body, too many fields
-        raise BadReport("The report could not be read.") from error
+        raise BadReport(gettext("The report could not be read.")) from error
     if sum(len(values) for _, values in data.lists()) > MAX_VALUES:
-        raise BadReport("The report has too many values.")
+        raise BadReport(gettext("The report has too many values."))
     for _, values in data.lists():
         for value in values:
             if control_character_error(value) is not None or len(value) > 200:
-                raise BadReport("The report holds characters or values no form sends.")
+                raise BadReport(gettext("The report holds characters or values no form sends."))
     honeypot = bool(data.get("website"))
     picked = list(dict.fromkeys(data.getlist("components")))
     if not picked:
-        raise BadReport("Pick at least one component, or “Something else”.")
+        raise BadReport(gettext("Pick at least one component, or “Something else”."))
     known = view.component_ids
     unknown = [value for value in picked if value != OTHER and value not in known]
     if unknown:
-        raise BadReport("A component picked is not on this page (any more): reload the page.")
+        raise BadReport(
+            gettext("A component picked is not on this page (any more): reload the page.")
+        )
     symptoms = data.getlist("symptom")
     if len(symptoms) > 1:
-        raise BadReport("Pick one symptom at most.")
+        raise BadReport(gettext("Pick one symptom at most."))
     symptom = symptoms[0] if symptoms else ""
     if symptom and symptom not in SYMPTOMS:
-        raise BadReport("That symptom is not one of the choices.")
+        raise BadReport(gettext("That symptom is not one of the choices."))
     return picked, symptom, honeypot
 
 
@@ -260,7 +265,7 @@ def report(request: HtmxHttpRequest) -> HttpResponse:
 def _answer(request: HtmxHttpRequest) -> HttpResponse:
     if not same_origin(request):
         return HttpResponse(
-            "Reports are accepted from this status page only.",
+            gettext("Reports are accepted from this status page only."),
             status=403,
             content_type="text/plain; charset=utf-8",
         )
@@ -272,7 +277,7 @@ def _answer(request: HtmxHttpRequest) -> HttpResponse:
         return _unavailable()
     try:
         if _declared_length(request) > MAX_BODY_BYTES:
-            raise BadReport("The report is too large.")
+            raise BadReport(gettext("The report is too large."))
         picked, symptom, honeypot = _parse(request, view)
     except BadReport as error:
         # Refused reports count against the limit too: a flood of them is a flood.

@@ -13,6 +13,7 @@ from django.core.paginator import EmptyPage
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
@@ -88,26 +89,28 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
 # None of them reads the database: they are what is left when it is gone.
 
 API_PREFIX = "/api/"
-UNAVAILABLE_MESSAGE = "This status page cannot be shown right now. Please try again in a minute."
+UNAVAILABLE_MESSAGE = gettext_lazy(
+    "This status page cannot be shown right now. Please try again in a minute."
+)
 UNAVAILABLE_WORDS = {
-    "title": "Status temporarily unavailable",
-    "heading": "Status temporarily unavailable",
+    "title": gettext_lazy("Status temporarily unavailable"),
+    "heading": gettext_lazy("Status temporarily unavailable"),
     "message": UNAVAILABLE_MESSAGE,
 }
-READ_ONLY_MESSAGE = (
+READ_ONLY_MESSAGE = gettext_lazy(
     "This copy of the status page is read-only: its database is a standby of the primary "
     "region's. Make changes in the primary region, or here once this region's database has "
     "been promoted."
 )
 READ_ONLY_WORDS = {
-    "title": "Read-only copy",
-    "heading": "This copy of the status page is read-only",
+    "title": gettext_lazy("Read-only copy"),
+    "heading": gettext_lazy("This copy of the status page is read-only"),
     "message": READ_ONLY_MESSAGE,
 }
 BAD_REQUEST_WORDS = {
-    "title": "Bad request",
-    "heading": "Bad request",
-    "message": "This address cannot be answered as it was asked.",
+    "title": gettext_lazy("Bad request"),
+    "heading": gettext_lazy("Bad request"),
+    "message": gettext_lazy("This address cannot be answered as it was asked."),
 }
 
 
@@ -142,12 +145,12 @@ def server_error(request: HttpRequest) -> HttpResponse:
     error = sys.exc_info()[1]
     if database_read_only(error):
         html = render_to_string("500.html", READ_ONLY_WORDS)
-        response = _error(request, 503, READ_ONLY_MESSAGE, html)
+        response = _error(request, 503, str(READ_ONLY_MESSAGE), html)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     elif database_unreachable(error):
         outage.note_database_unreachable()
         html = render_to_string("500.html", UNAVAILABLE_WORDS)
-        response = _error(request, 503, UNAVAILABLE_MESSAGE, html)
+        response = _error(request, 503, str(UNAVAILABLE_MESSAGE), html)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     else:
         message = "Something went wrong on our side."

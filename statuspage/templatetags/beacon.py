@@ -11,6 +11,7 @@ from django.template.context import Context
 from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, gettext, ngettext
 
 from components.models import ComponentStatus
 from components.uptime import DayUptime
@@ -116,7 +117,7 @@ def duration(value: timedelta | None) -> str:
 @register.filter
 def percent(value: float | None) -> str:
     if value is None:
-        return "No data"
+        return gettext("No data")
     # Truncated, not rounded: a day with any downtime must never read 100%.
     return f"{math.floor(value * 100) / 100:.2f}%" if value < 100 else "100%"
 
@@ -167,23 +168,25 @@ def _day_text(day: date) -> str:
 
 def uptime_day_label(day: DayUptime) -> str:
     incidents = "; ".join(incident.name for incident in day.incidents)
-    return _day_text(day.day) + ". " + _day_summary(day.has_data, day.uptime_percent, incidents)
+    summary = _day_summary(day.has_data, day.uptime_percent, incidents, get_language())
+    return _day_text(day.day) + ". " + summary
 
 
 @lru_cache(maxsize=4096)
-def _day_summary(has_data: bool, uptime: float | None, incidents: str) -> str:
-    # Most days of most components read the same ("100% uptime. No incidents."): cached.
+def _day_summary(has_data: bool, uptime: float | None, incidents: str, language: str) -> str:
+    # Most days of most components read the same ("100% uptime. No incidents."): cached,
+    # per language (the words are the active language's).
     parts = []
     if not has_data:
-        parts.append("No data")
+        parts.append(gettext("No data"))
     elif uptime is None:
-        parts.append("Under maintenance")
+        parts.append(gettext("Under maintenance"))
     else:
-        parts.append(f"{percent(uptime)} uptime")
+        parts.append(gettext("%(percent)s uptime") % {"percent": percent(uptime)})
     if incidents:
-        parts.append("Incidents: " + incidents)
+        parts.append(gettext("Incidents: %(names)s") % {"names": incidents})
     elif has_data:
-        parts.append("No incidents")
+        parts.append(gettext("No incidents"))
     return ". ".join(parts) + "."
 
 
@@ -214,13 +217,14 @@ def uptime_bar(days: list[DayUptime], label: str = "") -> SafeString:
     """
     total = len(days)
     narrow_from = total - NARROW_DAYS
+    language = get_language()
     cells = []
     start = 0
     while start < total:
         day = days[start]
         tone_name = tone(day.worst_status) if day.has_data else "nodata"
         incidents = "; ".join(incident.name for incident in day.incidents)
-        summary = _day_summary(day.has_data, day.uptime_percent, incidents)
+        summary = _day_summary(day.has_data, day.uptime_percent, incidents, language)
         end = start + 1
         if not incidents:
             figures = day.figures
@@ -231,7 +235,8 @@ def uptime_bar(days: list[DayUptime], label: str = "") -> SafeString:
                 # Equal figures (nearly always) look alike; otherwise compare what is shown.
                 if following.figures != figures and (
                     (tone(following.worst_status) if following.has_data else "nodata") != tone_name
-                    or _day_summary(following.has_data, following.uptime_percent, "") != summary
+                    or _day_summary(following.has_data, following.uptime_percent, "", language)
+                    != summary
                 ):
                     break
                 end += 1
@@ -239,7 +244,15 @@ def uptime_bar(days: list[DayUptime], label: str = "") -> SafeString:
             _cell(tone_name, start, end - start, total, summary, days[start].day, days[end - 1].day)
         )
         start = end
-    title = html_escape(f"{label}: uptime per day over the past {total} days", quote=True)
+    title = html_escape(
+        ngettext(
+            "%(label)s: uptime per day over the past %(days)d day",
+            "%(label)s: uptime per day over the past %(days)d days",
+            total,
+        )
+        % {"label": label, "days": total},
+        quote=True,
+    )
     return mark_safe(f'<ol class="bar" aria-label="{title}">{"".join(cells)}</ol>')  # noqa: S308 - escaped
 
 
@@ -272,10 +285,11 @@ def component_row(row: ComponentRow) -> SafeString:
     help_tip = ""
     if component.description:
         anchor = f"about-{html_escape(component.public_id, quote=True)}"
+        about = gettext("About %(name)s") % {"name": name}
         help_tip = (
             f'<button type="button" class="help" aria-describedby="{anchor}">'
             '<span aria-hidden="true">?</span>'
-            f'<span class="visually-hidden">About {name}</span></button>'
+            f'<span class="visually-hidden">{about}</span></button>'
             f'<span class="help-tip" role="tooltip" id="{anchor}">'
             f"{html_escape(component.description)}</span>"
         )
@@ -288,16 +302,24 @@ def component_row(row: ComponentRow) -> SafeString:
     bar = ""
     if component.showcase:
         uptime = row.uptime_percent
-        figure = "No data" if uptime is None else f"{percent(uptime)} uptime"
-        spoken = "no uptime data" if uptime is None else f"{percent(uptime)} uptime"
+        with_uptime = (
+            None if uptime is None else gettext("%(percent)s uptime") % {"percent": percent(uptime)}
+        )
+        figure = with_uptime or gettext("No data")
+        spoken = with_uptime or gettext("no uptime data")
+        over_the_past = gettext("%(name)s: %(uptime)s over the past 90 days.") % {
+            "name": name,
+            "uptime": spoken,
+        }
         bar = (
             f"{uptime_bar(row.days, label=component.name)}"
-            '<div class="bar-legend" aria-hidden="true"><span><span class="days-90">90 days ago'
-            '</span><span class="days-30">30 days ago</span></span>'
+            '<div class="bar-legend" aria-hidden="true"><span><span class="days-90">'
+            f'{gettext("90 days ago")}</span><span class="days-30">{gettext("30 days ago")}'
+            "</span></span>"
             '<span class="bar-rule"></span>'
             f'<span class="bar-uptime">{figure}</span>'
-            '<span class="bar-rule"></span><span>Today</span></div>'
-            f'<p class="visually-hidden">{name}: {spoken} over the past 90 days.</p>'
+            f'<span class="bar-rule"></span><span>{gettext("Today")}</span></div>'
+            f'<p class="visually-hidden">{over_the_past}</p>'
         )
     return mark_safe(f'<div class="component">{head}{bar}</div>')  # noqa: S308 - escaped
 

@@ -29,6 +29,8 @@ from django.utils import timezone
 from django.utils.encoding import punycode
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from components.models import ComponentStatus
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
@@ -63,8 +65,11 @@ STATUS_LABELS: dict[str, str] = dict(ComponentStatus.choices)
 Context = dict[str, Any]
 
 SUBSCRIPTION_EMAILS = {
-    "confirm": ("Confirm your subscription", "emails/subscription_confirm"),
-    "already_subscribed": ("You are already subscribed", "emails/subscription_already_subscribed"),
+    "confirm": (gettext_lazy("Confirm your subscription"), "emails/subscription_confirm"),
+    "already_subscribed": (
+        gettext_lazy("You are already subscribed"),
+        "emails/subscription_already_subscribed",
+    ),
 }
 
 
@@ -127,11 +132,12 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
         return {
             "title": name,
             "label": new,
-            "intro": f"{name} changed from {old} to {new}.",
+            "intro": _("%(name)s changed from %(old)s to %(new)s.")
+            % {"name": name, "old": old, "new": new},
             "components": [_component_row(name, change.to_status)],
             **_when(change.at, zone),
             "link": links.page_base_url() + "/",
-            "link_text": "View the status page",
+            "link_text": _("View the status page"),
         }
 
     incident = event.incident
@@ -143,7 +149,9 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
         "components": _components(incident, update),
         "window": _window(incident, zone),
         "link": links.page_base_url() + incident.get_absolute_url(),
-        "link_text": "View the maintenance" if incident.is_maintenance else "View the incident",
+        "link_text": _("View the maintenance")
+        if incident.is_maintenance
+        else _("View the incident"),
     }
     if update is not None:
         body = _clean(update.body)
@@ -152,7 +160,7 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
         context.update(_when(update.display_at, zone))
     elif event.kind == EventKind.POSTMORTEM_PUBLISHED:
         body = _clean(incident.postmortem_body)
-        context.update(label="Postmortem", status_label="")
+        context.update(label=_("Postmortem"), status_label="")
         context.update(_when(incident.postmortem_published_at or event.created_at, zone))
     else:  # the maintenance reminder: what the maintenance announced, and when it starts
         latest = incident.updates.first()
@@ -161,11 +169,13 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
         starts_in = _starts_in(incident.scheduled_for - event.created_at)
         context.update(_when(incident.scheduled_for, zone))
         if starts_in:
-            context["label"] = f"Starts {starts_in}"
-            context["intro"] = f"This scheduled maintenance starts {starts_in}."
+            context["label"] = _("Starts %(starts_in)s") % {"starts_in": starts_in}
+            context["intro"] = _("This scheduled maintenance starts %(starts_in)s.") % {
+                "starts_in": starts_in
+            }
         else:
-            context["label"] = "Reminder"
-            context["intro"] = "A reminder of this scheduled maintenance."
+            context["label"] = _("Reminder")
+            context["intro"] = _("A reminder of this scheduled maintenance.")
     context["body_text"] = body
     body_html = _styled(render_markdown(body), link_color)
     context["body_html"] = mark_safe(body_html)  # noqa: S308 - sanitised by nh3
@@ -211,9 +221,15 @@ def _starts_in(delta: timedelta) -> str:
         minutes = round(minutes / 5) * 5
     hours, rest = divmod(minutes, 60)
     if not hours:
-        return f"in {minutes} minute{'s' if minutes != 1 else ''}"
-    hours_text = f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"in {hours_text}" if not rest else f"in {hours_text} {rest} minutes"
+        return ngettext("in %(minutes)d minute", "in %(minutes)d minutes", minutes) % {
+            "minutes": minutes
+        }
+    if not rest:
+        return ngettext("in %(hours)d hour", "in %(hours)d hours", hours) % {"hours": hours}
+    # rest is a multiple of 5 here, never 1: the plural follows the hours.
+    return ngettext(
+        "in %(hours)d hour %(minutes)d minutes", "in %(hours)d hours %(minutes)d minutes", hours
+    ) % {"hours": hours, "minutes": rest}
 
 
 def _clean(text: str) -> str:

@@ -251,6 +251,21 @@ class Disagreement:
         return str(ComponentStatus(self.wanted).label)
 
 
+def components_held(component_ids: list[int], *, checks_own_holds: bool = True) -> set[int]:
+    """Those of these components an open incident names (a scheduled maintenance does not
+    hold them yet): visitors already read that Beacon knows. One row of the incidents' link
+    table per (incident, component), so an old resolved incident beside an open one does not
+    hide the open one. Without `checks_own_holds`, an incident the checks opened for a
+    component does not count for that component."""
+    if not component_ids:
+        return set()
+    links = Component.incidents.through.objects.filter(component_id__in=component_ids)
+    links = links.exclude(incident__status__in=NOT_HOLDING_INCIDENT_STATUSES)
+    if not checks_own_holds:
+        links = links.exclude(incident__auto_component_id=F("component_id"))
+    return set(links.values_list("component_id", flat=True))
+
+
 def disagreements() -> list[Disagreement]:
     """Operational components without an open incident whose enabled checks fail or whose
     alerts fire: four queries, however many components."""
@@ -279,16 +294,8 @@ def disagreements() -> list[Disagreement]:
         claims[alert.component_id].append(
             (alert.status, f"Alert from {alert.integration.name}: {alert.get_status_display()}")
         )
-    # Held by an open incident that names it, as the arbiter reads it (component_claims):
-    # one row of the incidents' link table per (incident, component), so an old resolved
-    # incident beside an open one does not hide the open one, and the checks' own incident
-    # holds nothing.
-    links = Component.incidents.through.objects.filter(component_id__in=list(claims))
-    held = set(
-        links.exclude(incident__status__in=NOT_HOLDING_INCIDENT_STATUSES)
-        .exclude(incident__auto_component_id=F("component_id"))
-        .values_list("component_id", flat=True)
-    )
+    # As the arbiter reads it (component_claims), the checks' own incident holds nothing.
+    held = components_held(list(claims), checks_own_holds=False)
     return [
         Disagreement(
             component=component,

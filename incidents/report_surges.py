@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from components.models import Component, ComponentStatus
 from components.reports.models import ReportSurge, Symptom
+from components.selectors import components_held
 from incidents.automatic import admin_link, staff_alert
 from incidents.models import DraftSource, IncidentDraft
 from incidents.notify.links import page_base_url
-from incidents.selectors import components_held
 from statuspage.lib.text import one_line
 from statuspage.models import PageSettings
 

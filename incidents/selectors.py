@@ -12,7 +12,7 @@ from django.utils import timezone
 from components.models import Component, ComponentStatus, ComponentStatusChange
 from components.reports.models import ReportSurge
 from components.reports.selectors import report_surges_open
-from components.status import NOT_HOLDING_INCIDENT_STATUSES
+from components.selectors import components_held
 from incidents.models import (
     ACTIVE_MAINTENANCE_STATUSES,
     UNRESOLVED_STATUSES,
@@ -128,18 +128,6 @@ def drafts_waiting() -> list[IncidentDraft]:
         .select_related("component")
         .prefetch_related("other_components")
         .order_by("-created_at", "-id")
-    )
-
-
-def components_held(component_ids: list[int]) -> set[int]:
-    """Those of these components an open incident names (a scheduled maintenance does not
-    hold them yet): visitors already read that Beacon knows."""
-    if not component_ids:
-        return set()
-    return set(
-        Incident.components.through.objects.filter(component_id__in=component_ids)
-        .exclude(incident__status__in=NOT_HOLDING_INCIDENT_STATUSES)
-        .values_list("component_id", flat=True)
     )
 
 

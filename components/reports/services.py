@@ -27,7 +27,13 @@ from django.db.models import Q, Sum
 from redis.commands.core import Script
 
 from components.models import Component
-from components.reports.models import NO_SYMPTOM, ReportCount, ReportSurge, Symptom
+from components.reports.models import (
+    NO_SYMPTOM,
+    SOMETHING_ELSE_KEY,
+    ReportCount,
+    ReportSurge,
+    Symptom,
+)
 from components.reports.surge import (
     Span,
     SurgeParameters,
@@ -201,29 +207,22 @@ def report_counts_persist(*, now: datetime, minutes: int = PERSIST_MINUTES) -> i
     already copied, writes the same numbers: idempotent. The current minute is copied too and
     corrected by the next run. Returns the number of rows written.
     """
-    components = dict(Component.objects.values_list("public_id", "pk"))
-    names: list[tuple[str, int | None]] = [(OTHER, None), *components.items()]
-    symptoms = [NONE, *Symptom.values]
+    pks: dict[str, int | None] = {OTHER: None}
+    pks.update(Component.objects.values_list("public_id", "pk"))
+    public_ids = [public_id for public_id in pks if public_id != OTHER]
     last = minute_of(now)
-    minutes_back = [last - timedelta(minutes=back) for back in range(minutes)]
-    rows = []
-    for minute in minutes_back:
-        wanted = {
-            count_key(minute, public_id, symptom): (minute, pk, symptom)
-            for public_id, pk in names
-            for symptom in symptoms
-        }
-        found = cache.get_many(list(wanted))
-        for key, value in found.items():
-            at, pk, symptom = wanted[key]
-            rows.append(
-                ReportCount(
-                    component_id=pk,
-                    symptom=NO_SYMPTOM if symptom == NONE else symptom,
-                    minute=at,
-                    count=int(value),
-                )
+    rows: list[ReportCount] = []
+    for back in range(minutes):  # one MGET a minute
+        found = cached_counts([last - timedelta(minutes=back)], public_ids)
+        rows.extend(
+            ReportCount(
+                component_id=pks[public_id],
+                symptom=NO_SYMPTOM if symptom == NONE else symptom,
+                minute=minute,
+                count=count,
             )
+            for (minute, public_id, symptom), count in found.items()
+        )
     with transaction.atomic():
         ReportCount.objects.bulk_create(
             rows,
@@ -278,20 +277,29 @@ def report_surges_detect(
     return found
 
 
-def _window_counts(window: Span, public_ids: list[str]) -> dict[str, dict[str, int]]:
-    """Reports per component public id (or "other") and symptom in the window: one MGET."""
-    minutes = int((window.end - window.start).total_seconds() // 60)
+def cached_counts(
+    minutes: Iterable[datetime], public_ids: list[str]
+) -> dict[tuple[datetime, str, str], int]:
+    """The cache's counts of these minutes, per (minute, component public id or "other",
+    symptom or "none"); minutes, components and symptoms without reports are left out. One
+    MGET of minutes x (components + 1) x 6 keys."""
     wanted = {
-        count_key(window.start + timedelta(minutes=n), public_id, symptom): (public_id, symptom)
-        for n in range(minutes)
+        count_key(minute, public_id, symptom): (minute, public_id, symptom)
+        for minute in minutes
         for public_id in [OTHER, *public_ids]
         for symptom in [NONE, *Symptom.values]
     }
+    return {wanted[key]: int(value) for key, value in cache.get_many(list(wanted)).items()}
+
+
+def _window_counts(window: Span, public_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Reports per component public id (or "other") and symptom in the window: one MGET."""
+    length = int((window.end - window.start).total_seconds() // 60)
+    minutes = [window.start + timedelta(minutes=n) for n in range(length)]
     counts: dict[str, dict[str, int]] = {}
-    for key, value in cache.get_many(list(wanted)).items():
-        public_id, symptom = wanted[key]
+    for (_, public_id, symptom), count in cached_counts(minutes, public_ids).items():
         per_symptom = counts.setdefault(public_id, {})
-        per_symptom[symptom] = per_symptom.get(symptom, 0) + int(value)
+        per_symptom[symptom] = per_symptom.get(symptom, 0) + count
     return counts
 
 
@@ -374,6 +382,6 @@ def _surge_open(
             return surge, True
     except IntegrityError:  # another run opened it a moment ago
         surge = ReportSurge.objects.get(
-            Q(component_id=component_id) if component_id else Q(component=None), ended_at=None
+            component_key=component_id or SOMETHING_ELSE_KEY, ended_at=None
         )
         return surge, False

@@ -13,8 +13,6 @@ never shows a broken image.
 import contextlib
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from django.core.cache import cache
 
 from components.reports.chart import reports_chart_svg
 from components.reports.selectors import reports_last_day
+from statuspage.lib.files import atomic_write
 from statuspage.models import PageSettings
 
 logger = logging.getLogger(__name__)
@@ -89,10 +88,4 @@ def _store(svg: bytes) -> None:
         cache.set(CHART_KEY, svg, None)
     except Exception:
         logger.warning("could not store the reports chart in the cache", exc_info=True)
-    path = chart_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Atomic: a reader sees the old chart or the new one, never half of one.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".reports-chart-")
-    with os.fdopen(handle, "wb") as file:
-        file.write(svg)
-    os.replace(temporary, path)
+    atomic_write(chart_path(), svg)

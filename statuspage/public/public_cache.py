@@ -8,9 +8,7 @@ while Redis is away and after it restarts empty.
 
 import contextlib
 import logging
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,8 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
+
+from statuspage.lib.files import atomic_write
 
 GENERATION_KEY = "beacon:public:generation"
 T = TypeVar("T")
@@ -43,10 +43,7 @@ def _read_disk() -> str | None:
 def _write_disk(token: str) -> None:
     path = _disk_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
-            handle.write(token)
-        os.replace(handle.name, path)
+        atomic_write(path, token.encode())
     except OSError:
         logger.warning("could not write the public generation to disk", exc_info=True)
 

@@ -18,6 +18,7 @@ from components.models import ComponentStatus
 from components.services import component_set_status, roll_up_uptime
 from incidents.services import incident_post_update, maintenances_advance_due
 from statuspage.celery import app as celery_app
+from statuspage.lib import files
 from statuspage.lib.signals import announce_public_change, announce_public_change_on_commit
 from statuspage.models import PageSettings
 from statuspage.public import public_cache
@@ -452,8 +453,8 @@ def test_pruning_the_files_tree_leaves_a_file_being_written_and_removes_one_left
     prunes while the other is between writing its temporary file and renaming it."""
     root = settings.BEACON_SNAPSHOT_DIR / "files"
     (root / "api/v2").mkdir(parents=True)
-    being_written = root / "api/v2" / f"{store.TEMP_PREFIX}abc123"
-    left_behind = root / f"{store.TEMP_PREFIX}old456"
+    being_written = root / "api/v2" / f"{files.TEMP_PREFIX}abc123"
+    left_behind = root / f"{files.TEMP_PREFIX}old456"
     stray = root / "incidents/gone/index.html"
     stray.parent.mkdir(parents=True)
     for path in (being_written, left_behind, stray):
@@ -472,5 +473,5 @@ def test_a_write_to_the_files_tree_that_fails_leaves_no_temporary_file(settings,
     target = tmp_path / "tree" / "page"
     target.mkdir(parents=True)  # a directory where the file should go: the rename fails
     with pytest.raises(OSError):
-        store._atomic_write(target, b"body")
+        files.atomic_write(target, b"body")
     assert [p.name for p in target.parent.iterdir()] == ["page"]

@@ -17,9 +17,7 @@ import gzip
 import hashlib
 import json
 import logging
-import os
 import pickle
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -36,6 +34,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.utils.html import format_html
 from django.utils.http import http_date
 
+from statuspage.lib.files import TEMP_PREFIX, atomic_write
 from statuspage.public.snapshots import keys
 from statuspage.public.snapshots.keys import KnownOutputs, current_generation
 from statuspage.public.static_export import key_to_file
@@ -154,23 +153,9 @@ def failing_file() -> Path:
     return _snapshot_dir() / REFRESH_FAILING_FILE
 
 
-# A file being written is named so, beside where it will be: pruning the files tree (another
-# rebuild, another worker process, the follower) leaves it alone until it is this old, which
-# only one left behind by a crash gets to be.
-TEMP_PREFIX = ".beacon-writing-"
+# A file left being written (TEMP_PREFIX) is pruned once it is this old: only one left
+# behind by a crash gets to be.
 TEMP_MAX_AGE_SECONDS = 300
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=TEMP_PREFIX, delete=False) as handle:
-        handle.write(data)
-    try:
-        os.chmod(handle.name, 0o644)  # nginx's workers run as another user
-        os.replace(handle.name, path)
-    except OSError:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 # Copies written by earlier releases name these classes where they lived then. A release is
@@ -271,7 +256,7 @@ def store(snapshot: Snapshot, *, write_file: bool = False) -> None:
 def keep_on_disk(snapshot: Snapshot, *, write_file: bool) -> None:
     """This host's disk copy of a snapshot, and with `write_file` its files for nginx."""
     try:
-        _atomic_write(_entry_file(snapshot.key), pickle.dumps(snapshot))
+        atomic_write(_entry_file(snapshot.key), pickle.dumps(snapshot))
         if write_file:
             write_files_tree(snapshot)
     except OSError:
@@ -321,7 +306,7 @@ def disk_known_outputs() -> KnownOutputs | None:
 
 def keep_known_on_disk(known: KnownOutputs) -> None:
     try:
-        _atomic_write(_known_file(), pickle.dumps(known))
+        atomic_write(_known_file(), pickle.dumps(known))
     except OSError:
         logger.debug("could not write the known outputs", exc_info=True)
 
@@ -340,8 +325,8 @@ def write_files_tree(snapshot: Snapshot) -> None:
         return
     snapshot = with_refresh_notice(snapshot)
     target = _files_dir() / relative
-    _atomic_write(target.with_name(target.name + ".gz"), snapshot.gzip)
-    _atomic_write(target, snapshot.body)
+    atomic_write(target.with_name(target.name + ".gz"), snapshot.gzip)
+    atomic_write(target, snapshot.body)
 
 
 def files_tree_is_current(snapshot: Snapshot) -> bool:
@@ -423,7 +408,7 @@ def write_failing_file(since: float | None) -> None:
         if since is None:
             failing_file().unlink(missing_ok=True)
         else:
-            _atomic_write(failing_file(), repr(since).encode())
+            atomic_write(failing_file(), repr(since).encode())
     except OSError:
         logger.debug("could not write %s", failing_file(), exc_info=True)
 

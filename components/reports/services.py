@@ -18,8 +18,8 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -162,7 +162,7 @@ _record_script = Script(None, RECORD_SCRIPT.encode())  # type: ignore[arg-type]
 
 
 def _record_in_redis(
-    client: Any,
+    client: redis.Redis,
     components: list[str],
     symptom: str,
     visitor: str,

@@ -1,23 +1,27 @@
-"""The Redis client behind Django's cache, for the few hot paths that need one round trip
-where the cache API would take several (Django's RedisCache `incr` alone asks EXISTS first).
+"""The Redis client behind Django's cache: for the snapshots' announcements, and for the few
+hot paths that need one round trip where the cache API would take several (Django's
+RedisCache `incr` alone asks EXISTS first).
 
 Keys go through the cache's own `make_key`, and integers are stored as Django's RedisCache
 stores them (their decimal text), so what these paths write the cache API reads back.
 """
 
-from typing import Any
-
+import redis
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
 
-def redis_client() -> Any | None:
-    """The default cache's Redis client for writing (the master, with Sentinel), or None
-    when the cache is not Redis (the embedded default's file cache)."""
+def redis_client() -> redis.Redis | None:
+    """A client of the Redis the cache lives in, from the cache's own connection pool (so it
+    follows the master behind Sentinel too); None when the cache is not Redis (the embedded
+    default's file cache)."""
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return None
-    return backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+    # RedisCache keeps its client (RedisCacheClient, or SentinelCacheClient) as `_cache`; the
+    # stubs do not declare it.
+    client: redis.Redis = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+    return client
 
 
 def cache_key(key: str) -> str:

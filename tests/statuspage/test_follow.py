@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from statuspage.lib.redis_cache import redis_client
 from statuspage.public import public_cache
 from statuspage.public.snapshots import keys, outage, store
 from statuspage.public.snapshots.follow import Follower
@@ -77,7 +78,7 @@ def as_follower(settings, follower: Path) -> None:
 
 
 def subscribe() -> redis.client.PubSub:
-    client = store.redis_client()
+    client = redis_client()
     assert client is not None
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(store.shared_name(keys.CHANGED_CHANNEL))
@@ -207,7 +208,7 @@ def test_a_lost_connection_is_retried_with_backoff(monkeypatch, caplog):
 
 def test_an_idle_follower_notices_a_message_it_never_got(settings, hosts, follower):
     worker, follower_dir = hosts
-    client = store.redis_client()
+    client = redis_client()
     assert client is not None
     deaf = client.pubsub(ignore_subscribe_messages=True)  # subscribed to nothing
     as_worker(settings, worker)

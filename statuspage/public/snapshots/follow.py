@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import redis
 from django.core.cache import cache
 
+from statuspage.lib.redis_cache import redis_client
 from statuspage.public import public_cache
 from statuspage.public.snapshots import keys, store
 from statuspage.public.snapshots.store import Snapshot
@@ -59,7 +60,7 @@ class Follower:
     """Copies snapshots announced on Redis to this host's disk; see the module's docstring."""
 
     def __init__(self, *, stop: threading.Event | None = None) -> None:
-        client = store.redis_client()
+        client = redis_client()
         if client is None:
             raise FollowerUnavailable(
                 "following snapshots needs Redis (REDIS_URL or REDIS_SENTINELS)"

@@ -29,12 +29,12 @@ from pathlib import Path
 import brotli
 import redis
 from django.conf import settings
-from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import cache
 from django.utils.html import format_html
 from django.utils.http import http_date
 
 from statuspage.lib.files import TEMP_PREFIX, atomic_write
+from statuspage.lib.redis_cache import redis_client
 from statuspage.public.snapshots import keys
 from statuspage.public.snapshots.keys import KnownOutputs, current_generation
 from statuspage.public.static_export import key_to_file
@@ -499,18 +499,6 @@ def shared_name(name: str) -> str:
     """A Redis name outside the cache, under the cache's key prefix (one per installation)."""
     prefix = settings.CACHES["default"].get("KEY_PREFIX") or ""
     return f"{prefix}:{name}" if prefix else name
-
-
-def redis_client() -> redis.Redis | None:
-    """A client of the Redis the cache lives in, from the cache's own connection pool (so it
-    follows the master behind Sentinel too); None when the cache is not Redis."""
-    backend = caches["default"]
-    if not isinstance(backend, RedisCache):
-        return None
-    # RedisCache keeps its client (RedisCacheClient, or SentinelCacheClient) as `_cache`; the
-    # stubs do not declare it.
-    client: redis.Redis = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
-    return client
 
 
 def announce(op: str, **details: str | bool) -> None:

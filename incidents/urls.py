@@ -1,10 +1,14 @@
 from django.urls import path
 
-from incidents import views
+from incidents import push_views, views
 
 urlpatterns = [
     path("webhooks/bounces/<str:provider>/", views.bounce_webhook, name="bounce-webhook"),
     path("subscribe/", views.subscribe, name="subscribe"),
+    path("sw.js", push_views.service_worker, name="push-service-worker"),
+    path("push/key/", push_views.public_key, name="push-key"),
+    path("push/subscribe/", push_views.subscribe, name="push-subscribe"),
+    path("push/unsubscribe/", push_views.unsubscribe, name="push-unsubscribe"),
     path(
         "subscriptions/confirm/<str:token>/",
         views.subscription_confirm,

@@ -414,6 +414,11 @@ BEACON_NOTIFY_GIVE_UP_HOURS = env.int("NOTIFY_GIVE_UP_HOURS", default=24)
 BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS = env.float("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 # Webhooks to private, loopback and reserved addresses are refused unless allowed.
 BEACON_WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+# Browser push: who runs this sender, for the push services (mailto: or https: URL; by
+# default mailto: DEFAULT_FROM_EMAIL). Push endpoints obey WEBHOOKS_ALLOW_PRIVATE too.
+BEACON_PUSH_VAPID_SUBJECT = env.str("PUSH_VAPID_SUBJECT", default="")
+# How long a push service keeps a notification for a browser that is offline.
+BEACON_PUSH_TTL_SECONDS = env.int("PUSH_TTL_SECONDS", default=24 * 3600)
 BEACON_MAINTENANCE_REMINDER_MINUTES = env.int("MAINTENANCE_REMINDER_MINUTES", default=60)
 # Confirmation links in subscription emails expire after this many hours.
 BEACON_SUBSCRIBE_CONFIRM_HOURS = env.int("SUBSCRIBE_CONFIRM_HOURS", default=48)

@@ -13,6 +13,7 @@ from statuspage.lib.ids import new_public_id
 class Channel(models.TextChoices):
     EMAIL = "email", "Email"
     WEBHOOK = "webhook", "Webhook"
+    PUSH = "push", "Browser push"
 
 
 class WebhookFormat(models.TextChoices):
@@ -39,6 +40,10 @@ class Subscriber(models.Model):
         blank=True, help_text="For webhooks: whom to tell when the endpoint keeps failing."
     )
     endpoint = models.URLField("webhook URL", max_length=2000, blank=True)
+    # Browser push: the subscription's public key (P-256, uncompressed, base64url) and auth
+    # secret, which the payload is encrypted to (RFC 8291); `endpoint` is its push service URL.
+    push_p256dh = models.CharField("push key", max_length=100, blank=True, editable=False)
+    push_auth = models.CharField("push auth secret", max_length=50, blank=True, editable=False)
     webhook_format = models.CharField(
         max_length=16, choices=WebhookFormat.choices, default=WebhookFormat.STATUSPAGE
     )
@@ -83,6 +88,17 @@ class Subscriber(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(channel="webhook", endpoint=""),
                 name="webhook_subscriber_has_url",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(channel="push")
+                | ~(models.Q(endpoint="") | models.Q(push_p256dh="") | models.Q(push_auth="")),
+                name="push_subscriber_has_subscription",
+            ),
+            # A browser that subscribes again updates its row: one per push endpoint.
+            models.UniqueConstraint(
+                fields=["endpoint"],
+                condition=models.Q(channel="push"),
+                name="one_push_subscriber_per_endpoint",
             ),
         ]
         indexes = [models.Index(fields=["channel", "state"])]
@@ -191,7 +207,8 @@ class NotificationEvent(models.Model):
         # Statuspage tells email subscribers about incidents, not every component change.
         if self.kind == EventKind.COMPONENT_UPDATE:
             return [Channel.WEBHOOK]
-        return [Channel.EMAIL, Channel.WEBHOOK]
+        # Browser push tells what email tells.
+        return [Channel.EMAIL, Channel.WEBHOOK, Channel.PUSH]
 
 
 class DeliveryState(models.TextChoices):

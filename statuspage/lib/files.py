@@ -11,14 +11,15 @@ from pathlib import Path
 TEMP_PREFIX = ".beacon-writing-"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write `data` to `path` so that a reader sees the old file or the new one, never half
-    of one; readable by other users (nginx's workers serve some of these files)."""
+    of one; readable by other users (nginx's workers serve some of these files) unless
+    `mode` says otherwise (a secret: 0o600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=TEMP_PREFIX, delete=False) as handle:
         handle.write(data)
     try:
-        os.chmod(handle.name, 0o644)
+        os.chmod(handle.name, mode)
         os.replace(handle.name, path)
     except OSError:
         Path(handle.name).unlink(missing_ok=True)

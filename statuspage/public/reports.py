@@ -1,12 +1,10 @@
 """`POST /reports/`: a visitor says something fails for them ("Having problems?").
 
 The control is part of the status page, a snapshot served alike to everybody, so it carries
-no per-visitor CSRF token. Instead the browser's own headers are checked: a post whose
-Sec-Fetch-Site is anything but same-origin, or whose Origin is not this site, is refused
-with 403. Browsers set both headers themselves and a page on another site cannot change
-them, so another site cannot make its visitors' browsers report here. A request with neither
-header does not come from a current browser running someone else's page: a script could
-send it anyway, and the rate limit and the folding of duplicates are what bound it.
+no per-visitor CSRF token: statuspage.lib.origin.same_origin checks the browser's own
+Sec-Fetch-Site and Origin headers instead (403 otherwise), so another site cannot make its
+visitors' browsers report here. A script could post anyway: the rate limit and the folding
+of duplicates are what bound it.
 
 The answer never touches PostgreSQL: the components and open incidents come from the API v2
 summary snapshot (what the public already sees), the counting from the cache
@@ -17,7 +15,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -37,6 +34,7 @@ from components.reports.public_chart import StoredChart, reports_chart_publish, 
 from components.reports.services import OTHER, report_record
 from statuspage.lib import ratelimit
 from statuspage.lib.htmx import HtmxHttpRequest
+from statuspage.lib.origin import same_origin
 from statuspage.lib.outage import database_unreachable
 from statuspage.lib.text import control_character_error
 from statuspage.models import PageSettings
@@ -142,24 +140,6 @@ def public_view() -> PublicView | None:
         _parsed.clear()
         _parsed[snapshot.etag] = parsed
     return parsed
-
-
-def same_origin(request: HtmxHttpRequest) -> bool:
-    """Whether the browser says this post comes from one of this site's own pages."""
-    # META rather than request.headers, which builds a dict of every header: this path is hot.
-    fetch_site = request.META.get("HTTP_SEC_FETCH_SITE")
-    if fetch_site is not None and fetch_site != "same-origin":
-        return False
-    origin = request.META.get("HTTP_ORIGIN")
-    if origin is None:
-        return True
-    parts = urlsplit(origin)
-    try:
-        host = request.get_host()
-    except Exception:  # DisallowedHost: Django answers 400 for that before views normally
-        return False
-    ours = {f"{request.scheme}://{host}", *settings.CSRF_TRUSTED_ORIGINS}
-    return f"{parts.scheme}://{parts.netloc}" in ours
 
 
 def _cached_page() -> PageSettings | None:

@@ -6,10 +6,12 @@ A new channel is a module here with its Sender class, registered in SENDERS unde
 
 from incidents.notify.channels.base import Sender
 from incidents.notify.channels.email import EmailSender
+from incidents.notify.channels.push import PushSender
 from incidents.notify.channels.webhook import WebhookSender
 from incidents.notify.models import Channel
 
 SENDERS: dict[str, type[Sender]] = {
     Channel.EMAIL: EmailSender,
     Channel.WEBHOOK: WebhookSender,
+    Channel.PUSH: PushSender,
 }

@@ -21,6 +21,8 @@ class Outcome:
     sent: bool
     error: str = ""
     permanent: bool = False
+    # The HTTP status the endpoint answered with, 0 when none (refused, timed out, not HTTP).
+    status: int = 0
 
 
 SENT = Outcome(sent=True)

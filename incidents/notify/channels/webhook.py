@@ -26,6 +26,7 @@ from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Self
 
 import httpx
 from django.conf import settings
@@ -85,6 +86,17 @@ class Request:
     body: bytes
     headers: dict[str, str]
 
+    @classmethod
+    def to(cls, url: httpx.URL, *, body: bytes, headers: dict[str, str]) -> "Request":
+        """A POST to `url` (an http(s) URL with a host)."""
+        return cls(
+            url=url,
+            host=url.raw_host.decode("ascii"),
+            port=url.port or (443 if url.scheme == "https" else 80),
+            body=body,
+            headers={"Host": url.netloc.decode("ascii"), **headers},
+        )
+
 
 def webhook_request(
     subscriber: Subscriber, payload: Json, *, kind: str, delivery_id: str
@@ -98,7 +110,6 @@ def webhook_request(
     if url.scheme not in ("http", "https") or not url.raw_host:
         return Outcome(sent=False, error="refused: not an http(s) URL", permanent=True)
     headers = {
-        "Host": url.netloc.decode("ascii"),
         "Content-Type": "application/json",
         "User-Agent": f"{USER_AGENT} (+{links.page_base_url()})",
         "X-Beacon-Event": kind,
@@ -106,13 +117,7 @@ def webhook_request(
     }
     if subscriber.secret:
         headers["X-Beacon-Signature-256"] = signature(body, subscriber.secret)
-    return Request(
-        url=url,
-        host=url.raw_host.decode("ascii"),
-        port=url.port or (443 if url.scheme == "https" else 80),
-        body=body,
-        headers=headers,
-    )
+    return Request.to(url, body=body, headers=headers)
 
 
 async def _post(client: httpx.AsyncClient, request: Request | Outcome) -> Outcome:
@@ -153,7 +158,7 @@ async def _post(client: httpx.AsyncClient, request: Request | Outcome) -> Outcom
                 return Outcome(sent=False, error=f"connection failed: {failed}")
             if response.is_success:
                 return SENT
-            return Outcome(sent=False, error=_http_error(response))
+            return Outcome(sent=False, error=_http_error(response), status=response.status_code)
         return Outcome(sent=False, error=failure or "cannot connect")
     finally:
         _posting.reset(token)
@@ -236,19 +241,47 @@ def _http_error(response: httpx.Response) -> str:
     return error
 
 
-class WebhookSender:
-    """Posts one event to every webhook of a batch at once, within the batch's deadline."""
+class PostingSender:
+    """A channel whose every delivery is one HTTP POST (webhooks, browser push): the batch
+    is posted all at once, within its deadline. A channel says what to post (`request`) and
+    may judge each answer (`judged`)."""
 
     def __init__(self, event: NotificationEvent):
         self.event = event
-        self._payload: Json | None = None
-        self._chat: dict[str, Json] = {}
 
-    def __enter__(self) -> "WebhookSender":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+    def request(self, delivery: Delivery) -> Request | Outcome:
+        raise NotImplementedError
+
+    def judged(self, delivery: Delivery, outcome: Outcome) -> Outcome:
+        return outcome
+
+    def send(self, delivery: Delivery) -> Outcome:
+        ((_, outcome),) = self.send_many([delivery], within=concurrent_deadline())
+        return outcome
+
+    def send_many(
+        self, deliveries: list[Delivery], *, within: float
+    ) -> Iterator[tuple[Delivery, Outcome]]:
+        """Post every delivery of the batch at once; (delivery, outcome) as each answers."""
+        by_pk = {delivery.pk: delivery for delivery in deliveries}
+        requests = {pk: self.request(delivery) for pk, delivery in by_pk.items()}
+        for pk, outcome in post_concurrently(requests, within):
+            yield by_pk[pk], self.judged(by_pk[pk], outcome)
+
+
+class WebhookSender(PostingSender):
+    """Posts one event to every webhook of a batch at once, within the batch's deadline."""
+
+    def __init__(self, event: NotificationEvent):
+        super().__init__(event)
+        self._payload: Json | None = None
+        self._chat: dict[str, Json] = {}
 
     def payload(self, subscriber: Subscriber) -> Json:
         if self._payload is None:
@@ -261,27 +294,17 @@ class WebhookSender:
             self._chat[subscriber.webhook_format] = chat(message(self.event))
         return self._chat[subscriber.webhook_format]
 
-    def _request(self, delivery: Delivery) -> Request | Outcome:
+    def request(self, delivery: Delivery) -> Request | Outcome:
         subscriber = delivery.subscriber
         return webhook_request(
             subscriber, self.payload(subscriber), kind=self.event.kind, delivery_id=str(delivery.pk)
         )
 
-    def send(self, delivery: Delivery) -> Outcome:
-        ((_, outcome),) = self.send_many([delivery], within=concurrent_deadline())
+    def judged(self, delivery: Delivery, outcome: Outcome) -> Outcome:
+        if not outcome.sent:
+            # The endpoint may hold a secret (Slack's URLs do): name the subscriber by code.
+            logger.info("webhook %s failed: %s", delivery.subscriber.public_id, outcome.error)
         return outcome
-
-    def send_many(
-        self, deliveries: list[Delivery], *, within: float
-    ) -> Iterator[tuple[Delivery, Outcome]]:
-        """Post to every webhook of the batch at once; (delivery, outcome) as each answers."""
-        by_pk = {delivery.pk: delivery for delivery in deliveries}
-        requests = {pk: self._request(delivery) for pk, delivery in by_pk.items()}
-        for pk, outcome in post_concurrently(requests, within):
-            if not outcome.sent:
-                # The endpoint may hold a secret (Slack's URLs do): name the subscriber by code.
-                logger.info("webhook %s failed: %s", by_pk[pk].subscriber.public_id, outcome.error)
-            yield by_pk[pk], outcome
 
 
 # Test deliveries, from the admin

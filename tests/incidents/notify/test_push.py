@@ -1,0 +1,242 @@
+"""Browser push: each update encrypted to each browser, signed with the page's VAPID key,
+sent once, and a subscription the push service has dropped removed at once.
+
+The push service is a local pytest-httpserver: it checks the VAPID signature against the key
+the page serves and decrypts the payload with the key pair the test's "browser" made.
+"""
+
+import os
+import stat
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from components.models import ComponentStatus
+from incidents import services
+from incidents.notify import delivery, vapid
+from incidents.notify.models import Channel, Delivery, DeliveryState, NotificationEvent, Subscriber
+from tests.components.factories import ComponentFactory
+from tests.incidents.factories import SubscriberFactory, open_incident, schedule_maintenance
+from tests.incidents.notify.push_service import Browser, verify_vapid
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def local_push_service(settings, tmp_path):
+    """pytest-httpserver listens on 127.0.0.1; each test has its own var dir, so its own key."""
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = True
+    settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS = 5
+    settings.VAR_DIR = tmp_path
+
+
+def push_subscriber(httpserver, browser, path="/push/abc", **kwargs):
+    # Stored as push_subscribe stores it; the endpoint is http because the test's push
+    # service is (push_subscribe itself refuses anything but https: see test_push_views).
+    return SubscriberFactory(
+        channel=Channel.PUSH,
+        email="",
+        endpoint=httpserver.url_for(path),
+        push_p256dh=browser.p256dh,
+        push_auth=browser.subscription("")["keys"]["auth"],
+        **kwargs,
+    )
+
+
+def deliver_all():
+    for event in NotificationEvent.objects.order_by("id"):
+        for batch in delivery.event_expand(event_id=event.pk):
+            delivery.batch_send(batch=batch)
+
+
+def served_key(client) -> str:
+    return client.get(reverse("push-key")).json()["public_key"]
+
+
+def test_an_update_reaches_the_browser_encrypted_and_signed_with_the_served_key(
+    page, client, httpserver
+):
+    httpserver.expect_request("/push/abc", method="POST").respond_with_data("", status=201)
+    browser = Browser()
+    push_subscriber(httpserver, browser)
+    api = ComponentFactory(name="API")
+    incident = open_incident(
+        name="API errors",
+        body="We are looking into failing requests.",
+        component_statuses={api: ComponentStatus.MAJOR_OUTAGE},
+    )
+
+    deliver_all()
+
+    (request,) = [request for request, _ in httpserver.log]
+    claims = verify_vapid(
+        request.headers["Authorization"],
+        public_key=served_key(client),
+        audience=httpserver.url_for("/").rstrip("/"),
+    )
+    assert claims["sub"] == "mailto:status@localhost"
+    assert request.headers["Content-Encoding"] == "aes128gcm"
+    assert request.headers["TTL"] == str(24 * 3600)
+    assert request.headers["Urgency"] == "high"  # a major outage
+    shown = browser.decrypt(request.get_data())
+    assert shown["title"] == NotificationEvent.objects.get().subject
+    assert "API errors" in shown["title"]
+    assert "We are looking into failing requests." in shown["body"]
+    assert shown["url"].startswith("https://status.acme.test/")
+    assert incident.public_id in shown["url"]
+    assert shown["tag"].startswith("incident-")
+    assert Delivery.objects.get().state == DeliveryState.SENT
+
+
+def test_each_browser_gets_its_own_encryption(page, httpserver):
+    httpserver.expect_request("/push/one").respond_with_data("", status=201)
+    httpserver.expect_request("/push/two").respond_with_data("", status=201)
+    first, second = Browser(), Browser()
+    push_subscriber(httpserver, first, "/push/one")
+    push_subscriber(httpserver, second, "/push/two")
+    open_incident(name="Slow logins")
+
+    deliver_all()
+
+    bodies = {request.path: request.get_data() for request, _ in httpserver.log}
+    assert (
+        first.decrypt(bodies["/push/one"])["title"] == second.decrypt(bodies["/push/two"])["title"]
+    )
+    with pytest.raises(Exception):  # noqa: B017 - http_ece's own error for a wrong key
+        first.decrypt(bodies["/push/two"])
+    assert b"Slow logins" not in bodies["/push/one"]
+
+
+def test_a_minor_incident_is_pushed_with_normal_urgency(page, httpserver):
+    httpserver.expect_request("/push/abc").respond_with_data("", status=201)
+    push_subscriber(httpserver, Browser())
+    open_incident(component_statuses={ComponentFactory(): ComponentStatus.DEGRADED_PERFORMANCE})
+
+    deliver_all()
+
+    (request,) = [request for request, _ in httpserver.log]
+    assert request.headers["Urgency"] == "normal"
+
+
+def test_exactly_one_push_per_update_when_the_tasks_run_twice(page, httpserver):
+    httpserver.expect_request("/push/abc").respond_with_data("", status=201)
+    browser = Browser()
+    push_subscriber(httpserver, browser)
+    incident = open_incident(name="Queue backlog")
+    services.incident_post_update(incident=incident, status="identified", body="Found it.")
+
+    deliver_all()
+    deliver_all()
+
+    bodies = [browser.decrypt(request.get_data()) for request, _ in httpserver.log]
+    assert len(bodies) == 2
+    assert "Found it." in bodies[1]["body"]
+    assert Delivery.objects.filter(state=DeliveryState.SENT).count() == 2
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_subscription_the_push_service_dropped_is_removed_at_once(page, httpserver, status):
+    httpserver.expect_request("/push/gone").respond_with_data("", status=status)
+    httpserver.expect_request("/push/live").respond_with_data("", status=201)
+    gone = push_subscriber(httpserver, Browser(), "/push/gone")
+    live = push_subscriber(httpserver, Browser(), "/push/live")
+    incident = open_incident()
+
+    deliver_all()
+
+    assert not Subscriber.objects.filter(pk=gone.pk).exists()
+    assert Delivery.objects.get().subscriber == live
+    services.incident_resolve(incident=incident)
+    deliver_all()
+    paths = [request.path for request, _ in httpserver.log]
+    assert paths.count("/push/gone") == 1
+    assert paths.count("/push/live") == 2
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_a_busy_push_service_is_tried_again_through_the_ledger(page, httpserver, status):
+    httpserver.expect_oneshot_request("/push/abc").respond_with_data("", status=status)
+    httpserver.expect_request("/push/abc").respond_with_data("", status=201)
+    browser = Browser()
+    subscriber = push_subscriber(httpserver, browser)
+    open_incident(name="Retry me")
+
+    deliver_all()
+
+    row = Delivery.objects.get()
+    assert (row.state, row.attempts) == (DeliveryState.QUEUED, 1)
+    with time_machine.travel(row.next_attempt_at + timedelta(seconds=1), tick=False):
+        for batch in delivery.notifications_sweep()[1]:
+            delivery.batch_send(batch=batch)
+            delivery.batch_send(batch=batch)
+
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == (DeliveryState.SENT, 2)
+    first, second = [request for request, _ in httpserver.log]
+    assert browser.decrypt(second.get_data())["title"] == browser.decrypt(first.get_data())["title"]
+    assert Subscriber.objects.filter(pk=subscriber.pk).exists()
+
+
+def test_a_push_the_service_refuses_for_good_fails_without_retries(page, httpserver):
+    httpserver.expect_request("/push/abc").respond_with_data("", status=413)
+    subscriber = push_subscriber(httpserver, Browser())
+    open_incident()
+
+    deliver_all()
+
+    row = Delivery.objects.get()
+    assert row.state == DeliveryState.FAILED
+    assert row.error.startswith("HTTP 413 ")
+    assert Subscriber.objects.filter(pk=subscriber.pk).exists()
+
+
+def test_a_push_to_a_private_address_is_refused_at_send_time(page, settings, httpserver):
+    httpserver.expect_request("/push/abc").respond_with_data("", status=201)
+    push_subscriber(httpserver, Browser())
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = False
+    open_incident()
+
+    deliver_all()
+
+    row = Delivery.objects.get()
+    assert row.state == DeliveryState.FAILED
+    assert "private, loopback or reserved" in row.error
+    assert httpserver.log == []
+
+
+def test_push_subscribers_hear_what_email_subscribers_hear(page, httpserver):
+    httpserver.expect_request("/push/api").respond_with_data("", status=201)
+    httpserver.expect_request("/push/web").respond_with_data("", status=201)
+    api, web = ComponentFactory(name="API"), ComponentFactory(name="Web")
+    push_subscriber(httpserver, Browser(), "/push/api", components=[api])
+    push_subscriber(httpserver, Browser(), "/push/web", components=[web])
+    open_incident(component_statuses={api: ComponentStatus.PARTIAL_OUTAGE})
+    schedule_maintenance(component_statuses={web: ComponentStatus.UNDER_MAINTENANCE})
+
+    deliver_all()
+
+    events = NotificationEvent.objects.order_by("id")
+    for event in events:
+        email_like = set(event.channels) >= {Channel.EMAIL}
+        assert (Channel.PUSH in event.channels) == email_like
+    paths = sorted(request.path for request, _ in httpserver.log)
+    assert paths == ["/push/api", "/push/web"]
+
+
+def test_the_vapid_key_is_made_once_and_kept_private(tmp_path, settings):
+    settings.VAR_DIR = tmp_path / "fresh"
+    keys = []
+    threads = [threading.Thread(target=lambda: keys.append(vapid.public_key())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(set(keys)) == 1
+    path = settings.VAR_DIR / vapid.KEY_FILE
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    vapid._load.cache_clear()  # another process: reads the file, makes no new key
+    assert vapid.public_key() == keys[0]

@@ -1,0 +1,154 @@
+""" "Notify me in this browser" in Debian's Chromium: the service worker registers at /sw.js
+for the whole page, and the control shows only where push notifications can work.
+
+Headless Chromium has no push service to reach here (subscribe() needs Google's, offline),
+so a real subscription is not made in the browser: one test shows the control saying so,
+and one stands in for the push service (PushManager gives the subscription a browser would)
+to follow the control's posts to the server. The push round trip (VAPID, encryption, 410) is
+test_push.py's, with a local push service and the keys a browser makes.
+"""
+
+import base64
+import json
+
+import pytest
+from playwright.sync_api import expect
+
+from incidents.notify.models import Subscriber
+from tests.components.factories import ComponentFactory
+from tests.incidents.notify.push_service import Browser
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def components(page):
+    return ComponentFactory(name="API"), ComponentFactory(name="Chat")
+
+
+def console_errors(page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    return errors
+
+
+def test_the_service_worker_registers_at_the_root_and_the_control_appears(
+    live_server, browser, components
+):
+    context = browser.new_context(permissions=["notifications"])
+    page = context.new_page()
+    errors = console_errors(page)
+    page.goto(live_server.url + "/")
+
+    registration = page.evaluate(
+        "navigator.serviceWorker.ready.then(r => [r.active.scriptURL, r.scope])"
+    )
+    assert registration == [live_server.url + "/sw.js", live_server.url + "/"]
+    control = page.locator("#push-control")
+    expect(control).to_be_visible()
+    summary = control.get_by_text("Notify me in this browser")
+    expect(summary).to_contain_text("Off")  # no subscription in this browser yet
+    summary.click()
+    expect(control.get_by_role("checkbox", name="API")).to_be_visible()
+    expect(control.get_by_role("button", name="Turn on notifications")).to_be_visible()
+    expect(control.get_by_role("button", name="Turn off notifications")).to_be_hidden()
+    assert errors == []  # no CSP violation: worker-src 'self' lets the worker in
+    context.close()
+
+
+def test_turning_on_without_a_reachable_push_service_says_so_and_stores_nothing(
+    live_server, browser, components
+):
+    context = browser.new_context(permissions=["notifications"])
+    page = context.new_page()
+    page.goto(live_server.url + "/")
+    control = page.locator("#push-control")
+    control.get_by_text("Notify me in this browser").click()
+    control.get_by_role("checkbox", name="Chat").check()
+
+    control.get_by_role("button", name="Turn on notifications").click()
+
+    expect(control.get_by_role("status")).to_have_text(
+        "Notifications could not be turned on. Try again later.", timeout=20_000
+    )
+    assert not Subscriber.objects.exists()
+    context.close()
+
+
+def test_a_browser_without_push_never_sees_the_control(live_server, browser, components):
+    context = browser.new_context()
+    context.add_init_script("delete window.PushManager;")
+    page = context.new_page()
+    page.goto(live_server.url + "/")
+
+    expect(page.get_by_role("link", name="Subscribe to updates")).to_be_visible()
+    page.wait_for_load_state("load")
+    expect(page.locator("#push-control")).to_be_hidden()
+    context.close()
+
+
+def test_without_javascript_the_page_works_and_the_control_stays_hidden(
+    live_server, browser, components
+):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live_server.url + "/")
+
+    expect(page.get_by_role("link", name="Subscribe to updates")).to_be_visible()
+    expect(page.locator("#push-control")).to_be_hidden()
+    context.close()
+
+
+# The one stand-in: the browser's push service. PushManager gives the subscription a browser
+# would (keys made as a browser makes them); everything else is the page's own code.
+FAKE_PUSH_SERVICE = """
+(() => {
+  const made = %s;
+  let current = null;
+  const subscription = {
+    endpoint: made.endpoint,
+    toJSON: () => made,
+    unsubscribe: () => { current = null; return Promise.resolve(true); },
+  };
+  PushManager.prototype.getSubscription = () => Promise.resolve(current);
+  PushManager.prototype.subscribe = (options) => {
+    window.__applicationServerKey = Array.from(new Uint8Array(options.applicationServerKey));
+    current = subscription;
+    return Promise.resolve(subscription);
+  };
+})();
+"""
+
+
+def test_a_visitor_turns_notifications_on_for_a_component_and_off_again(
+    live_server, browser, components, settings, client
+):
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = True  # the endpoint below is on 127.0.0.1
+    api, chat = components
+    made = Browser().subscription("https://127.0.0.1:9/push/" + "x" * 40)
+    context = browser.new_context(permissions=["notifications"])
+    context.add_init_script(FAKE_PUSH_SERVICE % json.dumps(made))
+    page = context.new_page()
+    page.goto(live_server.url + "/")
+    control = page.locator("#push-control")
+    summary = control.get_by_text("Notify me in this browser")
+    summary.click()
+    control.get_by_role("checkbox", name="Chat").check()
+
+    control.get_by_role("button", name="Turn on notifications").click()
+
+    expect(control.get_by_role("status")).to_contain_text("Notifications are on in this browser.")
+    expect(summary).to_contain_text("On")
+    subscriber = Subscriber.objects.get()
+    assert subscriber.endpoint == made["endpoint"]
+    assert list(subscriber.components.all()) == [chat]
+    served = client.get("/push/key/").json()["public_key"]
+    used = bytes(page.evaluate("window.__applicationServerKey"))
+    assert base64.urlsafe_b64encode(used).rstrip(b"=").decode() == served
+
+    control.get_by_role("button", name="Turn off notifications").click()
+
+    expect(control.get_by_role("status")).to_contain_text("Notifications are off in this browser.")
+    expect(summary).to_contain_text("Off")
+    assert not Subscriber.objects.exists()
+    context.close()

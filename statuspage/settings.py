@@ -417,6 +417,9 @@ BEACON_WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False
 # Browser push: who runs this sender, for the push services (mailto: or https: URL; by
 # default mailto: DEFAULT_FROM_EMAIL). Push endpoints obey WEBHOOKS_ALLOW_PRIVATE too.
 BEACON_PUSH_VAPID_SUBJECT = env.str("PUSH_VAPID_SUBJECT", default="")
+# The VAPID private key (PEM, P-256), for deployments whose processes share no var dir
+# (Kubernetes); without it the key is made once in var/vapid_private_key.pem.
+BEACON_PUSH_VAPID_PRIVATE_KEY = env.str("PUSH_VAPID_PRIVATE_KEY", default="", multiline=True)
 # How long a push service keeps a notification for a browser that is offline.
 BEACON_PUSH_TTL_SECONDS = env.int("PUSH_TTL_SECONDS", default=24 * 3600)
 BEACON_MAINTENANCE_REMINDER_MINUTES = env.int("MAINTENANCE_REMINDER_MINUTES", default=60)

@@ -4,7 +4,8 @@ with the private key whose public half the browser subscribed with.
 Generated once, on first need, and kept in the var directory (`vapid_private_key.pem`, mode
 0600). Whichever process needs it first (web, worker) makes it under a file lock, so two
 processes starting together never end up with two keys; a key changed later would orphan
-every browser subscribed with the old one.
+every browser subscribed with the old one. Processes that share no var directory (pods on
+Kubernetes) are given the key instead: PUSH_VAPID_PRIVATE_KEY.
 """
 
 import base64
@@ -56,8 +57,16 @@ def _created(path: Path) -> Vapid02:
         return vapid
 
 
+@cache
+def _configured(pem: str) -> Vapid02:
+    return Vapid02.from_pem(pem.strip().encode())
+
+
 def vapid() -> Vapid02:
-    """The page's key pair, made if it does not exist yet."""
+    """The page's key pair: the configured one, or the var dir's, made if need be."""
+    pem: str = settings.BEACON_PUSH_VAPID_PRIVATE_KEY
+    if pem:
+        return _configured(pem)
     return _load(key_path())
 
 

@@ -12,6 +12,8 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.urls import reverse
 
 from components.models import ComponentStatus
@@ -20,7 +22,7 @@ from incidents.notify import delivery, vapid
 from incidents.notify.models import Channel, Delivery, DeliveryState, NotificationEvent, Subscriber
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import SubscriberFactory, open_incident, schedule_maintenance
-from tests.incidents.notify.push_service import Browser, verify_vapid
+from tests.incidents.notify.push_service import Browser, b64url, verify_vapid
 
 pytestmark = pytest.mark.django_db
 
@@ -240,3 +242,20 @@ def test_the_vapid_key_is_made_once_and_kept_private(tmp_path, settings):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     vapid._load.cache_clear()  # another process: reads the file, makes no new key
     assert vapid.public_key() == keys[0]
+
+
+def test_a_configured_key_is_used_and_no_file_is_made(tmp_path, settings, client):
+    settings.VAR_DIR = tmp_path / "pod"
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    settings.BEACON_PUSH_VAPID_PRIVATE_KEY = pem
+
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    assert served_key(client) == b64url(point)
+    assert not (settings.VAR_DIR / vapid.KEY_FILE).exists()

@@ -90,8 +90,11 @@ class SubscriberAddForm(ServiceForm):
     the CSV import.
     """
 
+    # A browser push subscription is made by the browser alone (its keys are its own).
     channel = forms.ChoiceField(
-        choices=Channel.choices, initial=Channel.WEBHOOK, widget=forms.RadioSelect
+        choices=[(Channel.EMAIL, Channel.EMAIL.label), (Channel.WEBHOOK, Channel.WEBHOOK.label)],
+        initial=Channel.WEBHOOK,
+        widget=forms.RadioSelect,
     )
     email = forms.CharField(
         label="Email address",

@@ -29,9 +29,14 @@ class Reach:
         return sum(self.by_channel.values())
 
     def channels(self) -> list[tuple[str, int]]:
-        """(label, count) of each channel, e.g. ("email", 1180)."""
+        """(label, count) of each channel, e.g. ("email", 1180); browser push only when it
+        reaches someone (a page whose visitors never used it need not hear "none")."""
         labels = dict(Channel.choices)
-        return [(str(labels[channel]).lower(), n) for channel, n in self.by_channel.items()]
+        return [
+            (str(labels[channel]).lower(), n)
+            for channel, n in self.by_channel.items()
+            if n or channel != Channel.PUSH
+        ]
 
 
 def reach(component_ids: Collection[int]) -> Reach:

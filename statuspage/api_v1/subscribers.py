@@ -137,10 +137,19 @@ def _with_components(subscribers: QuerySet) -> QuerySet:
     return subscribers.prefetch_related("components")
 
 
+# Statuspage's modes that Beacon has. Browser push subscribers are not among them: the API
+# neither lists nor counts them (staff see them in the admin).
+API_CHANNELS = [Channel.EMAIL, Channel.WEBHOOK]
+
+
+def _in_api() -> QuerySet[Subscriber]:
+    return Subscriber.objects.filter(channel__in=API_CHANNELS)
+
+
 def _filtered(filters: Filters | Selection) -> QuerySet[Subscriber]:
-    subscribers = Subscriber.objects.all()
+    subscribers = _in_api()
     if filters.type is not None:
-        if filters.type not in Channel.values:
+        if filters.type not in API_CHANNELS:
             return Subscriber.objects.none()
         subscribers = subscribers.filter(channel=filters.type)
     if filters.state != "all":
@@ -149,7 +158,7 @@ def _filtered(filters: Filters | Selection) -> QuerySet[Subscriber]:
 
 
 def _get(subscriber_id: str) -> Subscriber:
-    subscriber = _with_components(Subscriber.objects.filter(public_id=subscriber_id)).first()
+    subscriber = _with_components(_in_api().filter(public_id=subscriber_id)).first()
     if subscriber is None:
         raise Http404(f"No subscriber {subscriber_id!r}.")
     return subscriber
@@ -217,9 +226,9 @@ def histogram_by_state(request: HttpRequest, page_id: str):
     require_perm(request, "incidents.view_subscriber")
     page_or_404(page_id)
     result: dict[str, Any] = {
-        channel: dict.fromkeys(SubscriberState.values, 0) for channel in Channel.values
+        channel: dict.fromkeys(SubscriberState.values, 0) for channel in API_CHANNELS
     }
-    counts = Subscriber.objects.values_list("channel", "state").annotate(n=Count("id")).order_by()
+    counts = _in_api().values_list("channel", "state").annotate(n=Count("id")).order_by()
     for channel, state, n in counts:
         result[channel][state] = n
     return result

@@ -138,6 +138,21 @@ def test_unsubscribed_and_unconfirmed_are_not_counted(client, responder):
     assert staying.is_active
 
 
+def test_browser_push_is_counted_once_a_browser_is_subscribed(client, responder):
+    SubscriberFactory()
+    SubscriberFactory(
+        channel="push",
+        email="",
+        endpoint="https://push.example.test/abc",
+        push_p256dh="B" * 87,
+        push_auth="A" * 22,
+    )
+    query = {"deliver_notifications": "on"}
+    assert client.get(ADD_REACH, query).text == (
+        "Will notify 2 subscribers: 1 by email, none by webhook, 1 by browser push."
+    )
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -304,6 +304,14 @@ def test_staff_add_a_confirmed_webhook_whose_secret_is_never_shown_again(client,
     assert "•••• set" in page.text
 
 
+def test_staff_cannot_add_a_browser_push_subscriber_by_hand(client, responder):
+    response = client.post(ADD_URL, {"channel": Channel.PUSH, "email": "someone@example.test"})
+
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.text
+    assert not Subscriber.objects.exists()
+
+
 def test_saving_a_webhook_with_a_blank_secret_keeps_it(client, responder):
     webhook = SubscriberFactory(webhook=True, secret="keep-me")
 

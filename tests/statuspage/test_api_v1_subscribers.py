@@ -348,3 +348,23 @@ def test_a_webhook_whose_name_does_not_resolve_yet_is_accepted(api, settings):
         "post", "/subscribers", {"subscriber": {"endpoint": "https://hooks.example.invalid/x"}}
     )
     assert response.status_code == 201
+
+
+def test_browser_push_subscribers_are_not_in_statuspages_api(api):
+    email = SubscriberFactory(email="a@example.test")
+    push = SubscriberFactory(
+        channel="push",
+        email="",
+        endpoint="https://push.example.test/abc",
+        push_p256dh="B" * 87,
+        push_auth="A" * 22,
+    )
+
+    listed = api("get", "/subscribers").json()
+    assert [s["id"] for s in listed] == [email.public_id]
+    assert api("get", "/subscribers", type="push").status_code == 400  # not a Statuspage mode
+    assert api("get", "/subscribers/count").json() == {"count": 1}
+    histogram = api("get", "/subscribers/histogram_by_state").json()
+    assert set(histogram) == {"email", "webhook"}
+    assert api("get", f"/subscribers/{push.public_id}").status_code == 404
+    assert Subscriber.objects.filter(pk=push.pk).exists()

@@ -486,11 +486,16 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
                 ("Signing secret", {"fields": ["secret_status", "new_secret", "clear_secret"]}),
                 state,
             ]
+        if obj.channel == Channel.PUSH:
+            # A browser's subscription: its push service URL and keys are the browser's own.
+            return [(None, {"fields": [("channel", "public_id"), "endpoint", "components"]}), state]
         return [(None, {"fields": [("channel", "public_id"), "email", "components"]}), state]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
+        if obj.channel == Channel.PUSH:
+            return [*self.readonly_fields, "endpoint"]
         if obj.channel == Channel.EMAIL:
             # An address is only ever the one its owner confirmed.
             return [*self.readonly_fields, "email"]

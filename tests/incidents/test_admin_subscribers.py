@@ -312,6 +312,30 @@ def test_staff_cannot_add_a_browser_push_subscriber_by_hand(client, responder):
     assert not Subscriber.objects.exists()
 
 
+def test_staff_see_a_browser_push_subscriber_and_choose_its_components(client, responder):
+    api = ComponentFactory(name="API")
+    push = SubscriberFactory(
+        channel=Channel.PUSH,
+        email="",
+        endpoint="https://push.example.test/abc",
+        push_p256dh="B" * 87,
+        push_auth="A" * 22,
+    )
+
+    page = client.get(subscriber_url(push))
+    assert page.status_code == 200
+    assert "https://push.example.test/abc" in page.text
+    assert 'name="email"' not in page.text
+    assert 'name="endpoint"' not in page.text
+
+    response = client.post(subscriber_url(push), {"components": [api.pk], "state": "active"})
+
+    assert response.status_code == 302
+    push.refresh_from_db()
+    assert list(push.components.all()) == [api]
+    assert (push.endpoint, push.push_auth) == ("https://push.example.test/abc", "A" * 22)
+
+
 def test_saving_a_webhook_with_a_blank_secret_keeps_it(client, responder):
     webhook = SubscriberFactory(webhook=True, secret="keep-me")
 

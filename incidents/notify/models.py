@@ -94,6 +94,16 @@ class Subscriber(models.Model):
     def is_active(self) -> bool:
         return self.state == SubscriberState.ACTIVE
 
+    @property
+    def shown_address(self) -> str:
+        """Where updates go, as a page shows it: a webhook's path often is its secret (Slack's
+        and Discord's are), so only its scheme and host are shown."""
+        if self.channel == Channel.EMAIL:
+            return self.email
+        scheme, _, rest = self.endpoint.partition("://")
+        host = rest.split("/", 1)[0].rpartition("@")[2]
+        return f"{scheme}://{host}/…"
+
 
 class EventKind(models.TextChoices):
     INCIDENT_CREATED = "incident_created", "Incident created"

@@ -358,6 +358,11 @@ class SubscribeForm(ComponentChoiceForm):
             self.add_error("endpoint", gettext_lazy("Enter the webhook URL."))
         return cleaned_data
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        first = "email" if self.chosen_channel == VisitorChannel.EMAIL else "endpoint"
+        self.fields[first].widget.attrs["autofocus"] = True
+
     @property
     def chosen_channel(self) -> str:
         value = self["channel"].value() or VisitorChannel.EMAIL

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, QuerySet, TextChoices
@@ -173,7 +174,12 @@ def channel_subscription_request(
         webhook_format=webhook_format,
         all_components=not components,
     )
-    outcome = webhook_test_post(subscriber=subject, component_ids=[c.pk for c in components])
+    # A visitor waits for the answer: the lookup and the request share one timeout.
+    outcome = webhook_test_post(
+        subscriber=subject,
+        component_ids=[c.pk for c in components],
+        within=settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS,
+    )
     if not outcome.sent:
         raise ValidationError({"endpoint": test_failure_text(outcome)})
     with transaction.atomic():

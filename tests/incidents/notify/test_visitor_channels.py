@@ -271,20 +271,25 @@ def test_a_chat_subscriber_gets_exactly_one_message_per_update_even_when_sending
 # A deleted chat webhook
 
 
+def after_one_answer(httpserver, *, status: int, webhook_format: str):
+    """The subscriber once its endpoint has answered one incident with `status`."""
+    httpserver.expect_request("/gone").respond_with_data("no_service", status=status)
+    subscriber = SubscriberFactory(
+        webhook=True, endpoint=httpserver.url_for("/gone"), webhook_format=webhook_format
+    )
+    open_incident()
+    deliver_all(events()[0])
+    subscriber.refresh_from_db()
+    return subscriber
+
+
 @pytest.mark.parametrize("webhook_format", ["slack", "discord"])
 @pytest.mark.parametrize("status", [404, 410])
 def test_a_deleted_slack_or_discord_webhook_is_disabled_at_once(
     page, local_endpoints, httpserver, webhook_format, status, mailoutbox
 ):
-    httpserver.expect_request("/gone").respond_with_data("no_service", status=status)
-    subscriber = SubscriberFactory(
-        webhook=True, endpoint=httpserver.url_for("/gone"), webhook_format=webhook_format
-    )
+    subscriber = after_one_answer(httpserver, status=status, webhook_format=webhook_format)
 
-    open_incident()
-    deliver_all(events()[0])
-
-    subscriber.refresh_from_db()
     assert subscriber.state == SubscriberState.QUARANTINED
     assert Delivery.objects.get().state == DeliveryState.FAILED
     open_incident(name="Another")
@@ -296,15 +301,8 @@ def test_a_deleted_slack_or_discord_webhook_is_disabled_at_once(
 def test_a_404_from_another_endpoint_is_retried_not_disabled_at_once(
     page, local_endpoints, httpserver, webhook_format
 ):
-    httpserver.expect_request("/gone").respond_with_data("not here", status=404)
-    subscriber = SubscriberFactory(
-        webhook=True, endpoint=httpserver.url_for("/gone"), webhook_format=webhook_format
-    )
+    subscriber = after_one_answer(httpserver, status=404, webhook_format=webhook_format)
 
-    open_incident()
-    deliver_all(events()[0])
-
-    subscriber.refresh_from_db()
     assert subscriber.state == SubscriberState.ACTIVE
     assert Delivery.objects.get().state == DeliveryState.QUEUED  # to be retried
 

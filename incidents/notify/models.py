@@ -3,6 +3,8 @@
 Imported by incidents/models.py, so these models belong to the incidents app.
 """
 
+from urllib.parse import urlsplit
+
 from django.db import models
 from django.utils import timezone
 
@@ -100,9 +102,13 @@ class Subscriber(models.Model):
         and Discord's are), so only its scheme and host are shown."""
         if self.channel == Channel.EMAIL:
             return self.email
-        scheme, _, rest = self.endpoint.partition("://")
-        host = rest.split("/", 1)[0].rpartition("@")[2]
-        return f"{scheme}://{host}/…"
+        try:
+            parts = urlsplit(self.endpoint)
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # saved before URLs were checked as they are now
+            return "…"
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return f"{parts.scheme}://{host}{port}/…"
 
 
 class EventKind(models.TextChoices):

@@ -131,6 +131,8 @@ def test_failure_text(outcome: Outcome) -> str:
         return gettext("The test message was refused: the endpoint answered %(status)s.") % {
             "status": outcome.error
         }
+    if outcome.error.startswith(("timed out", "no complete answer")):
+        return gettext("The test message could not be posted: the endpoint did not answer in time.")
     if outcome.error.startswith("refused:"):
         return gettext("This URL cannot be used: %(reason)s") % {
             "reason": outcome.error.removeprefix("refused:").strip()
@@ -192,7 +194,9 @@ def channel_subscription_request(
                 subscriptions.send_after_commit("already_subscribed", found)
             return ChannelAnswer(needs_confirmation=generic, email=address)
         subscriber = found or subject
-        subscriber.email = address if generic else subscriber.email
+        if generic and subscriber.email != address:
+            # A new contact address: an old one's hard bounce says nothing about it.
+            subscriber.email, subscriber.bounced_at = address, None
         subscriber.all_components = not components
         if generic:
             subscriber.state = SubscriberState.UNCONFIRMED

@@ -361,3 +361,22 @@ def test_teams_shows_hostile_text_literally_in_the_card(hostile_message):
     assert "\\[Reset your password\\]\\(https://evil.test\\)" in text
     assert "{{DATE" not in text and "\\*x\\*" in text
     assert "@everyone" not in title
+
+
+# How pages show a webhook: never its path, query or credentials
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        ("https://hooks.slack.com/services/T/B/secret", "https://hooks.slack.com/…"),
+        ("https://example.com?token=secret", "https://example.com/…"),
+        ("https://user:secret@example.com:8443/hook", "https://example.com:8443/…"),
+        ("http://[2001:db8::1]:8080/hook#secret", "http://[2001:db8::1]:8080/…"),
+        ("http://example.com:99999/old", "…"),
+    ],
+)
+def test_pages_show_a_webhook_by_its_scheme_and_host_only(endpoint, shown):
+    subscriber = SubscriberFactory.build(webhook=True, endpoint=endpoint)
+
+    assert subscriber.shown_address == shown

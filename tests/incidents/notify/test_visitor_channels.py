@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from components.models import ComponentStatus
-from incidents import services
+from incidents import services, tasks
 from incidents.models import IncidentStatus
 from incidents.notify import delivery
 from incidents.notify.models import (
@@ -265,6 +265,29 @@ def test_a_chat_subscriber_gets_exactly_one_message_per_update_even_when_sending
     bodies = [request.get_data(as_text=True) for request, _ in httpserver.log]
     assert len(bodies) == 2
     assert "Looking into it." in bodies[0] and "Found the cause." in bodies[1]
+    assert Delivery.objects.filter(state=DeliveryState.SENT).count() == 2
+
+
+def test_through_the_celery_tasks_run_twice_a_chat_subscriber_still_gets_one_message_each(
+    page, local_endpoints, httpserver, settings, django_capture_on_commit_callbacks
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    httpserver.expect_request("/chat", method="POST").respond_with_data("ok")
+    SubscriberFactory(webhook=True, endpoint=httpserver.url_for("/chat"), webhook_format="slack")
+
+    with django_capture_on_commit_callbacks(execute=True):  # the doorbells ring: tasks run
+        incident = open_incident(name="Slow logins", body="Looking into it.")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.incident_post_update(
+            incident=incident, status=IncidentStatus.IDENTIFIED, body="Found the cause."
+        )
+    for event in events():  # a doorbell redelivered, a batch message redelivered
+        tasks.expand_notification_event(event.pk)
+        for row in Delivery.objects.filter(event=event):
+            tasks.send_notification_batch(event.pk, row.channel, row.pk, row.pk)
+    tasks.sweep_notifications()
+
+    assert len(httpserver.log) == 2
     assert Delivery.objects.filter(state=DeliveryState.SENT).count() == 2
 
 

@@ -11,7 +11,6 @@ component sends a message a window rather than one per change.
 """
 
 import logging
-import re
 from datetime import datetime, timedelta
 from functools import partial
 from urllib.parse import urljoin
@@ -36,6 +35,7 @@ from incidents.models import (
 )
 from incidents.notify.links import page_base_url
 from incidents.services import incident_create, incident_post_update
+from statuspage.lib.chat_text import slack_escaped
 from statuspage.lib.network import TargetRefused, resolve_blocking
 from statuspage.lib.text import one_line
 from statuspage.models import PageSettings
@@ -463,20 +463,6 @@ def staff_webhook(*, subject: str, text: str) -> None:
     url = settings.BEACON_STAFF_WEBHOOK_URL
     if url:
         _post_staff_webhook(url, f"*{slack_escaped(subject)}*\n{slack_escaped(text)}")
-
-
-# Chat services ping a whole channel for these words; a zero-width space after the @ keeps
-# them readable and silent.
-MASS_MENTIONS = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
-
-
-def slack_escaped(text: str) -> str:
-    """Text as Slack reads it literally: `<`, `>` and `&` are its control characters (a name
-    like `<!channel>` would ping everyone, `<https://evil|Sign in>` would be a disguised
-    link), escaped as Slack documents; mass mentions are broken up for Slack-compatible
-    receivers (Discord, Mattermost) that read them without brackets."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return MASS_MENTIONS.sub("@\u200b", escaped)
 
 
 def _post_staff_webhook(url: str, text: str) -> None:

@@ -18,6 +18,7 @@ from incidents.models import (
     IncidentStatus,
     IncidentTemplate,
 )
+from incidents.notify.visitor_channels import MAX_URL_LENGTH, VisitorChannel
 from statuspage.lib.text import no_control_characters_in_text
 
 NO_CHANGE = ""
@@ -321,12 +322,55 @@ class ComponentChoiceForm(forms.Form):
 
 
 class SubscribeForm(ComponentChoiceForm):
+    """Email, or a visitor's own chat channel or webhook (`channel`). The URL is vetted by
+    the service; the form only says which fields a channel needs."""
+
+    channel = forms.TypedChoiceField(
+        choices=VisitorChannel.choices, required=False, empty_value=VisitorChannel.EMAIL
+    )
     email = forms.EmailField(
         label=gettext_lazy("Email address"),
         max_length=254,
-        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+        required=False,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
-    field_order = ["email", "components"]
+    endpoint = forms.CharField(
+        label=gettext_lazy("Webhook URL"),
+        max_length=MAX_URL_LENGTH,
+        required=False,
+        strip=True,
+        widget=forms.URLInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    # Hidden from people; bots that fill every field are answered as if subscribed.
+    website = forms.CharField(required=False)
+    field_order = ["channel", "email", "endpoint", "components"]
+
+    def clean(self):
+        super().clean()
+        cleaned_data = self.cleaned_data
+        channel = cleaned_data.get("channel") or VisitorChannel.EMAIL
+        email_missing = not cleaned_data.get("email") and "email" not in self.errors
+        if channel == VisitorChannel.EMAIL and email_missing:
+            self.add_error("email", gettext_lazy("Enter your email address."))
+        if channel == VisitorChannel.WEBHOOK and email_missing:
+            self.add_error("email", gettext_lazy("Enter an email address for failure notices."))
+        if channel != VisitorChannel.EMAIL and not cleaned_data.get("endpoint"):
+            self.add_error("endpoint", gettext_lazy("Enter the webhook URL."))
+        return cleaned_data
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        first = "email" if self.chosen_channel == VisitorChannel.EMAIL else "endpoint"
+        self.fields[first].widget.attrs["autofocus"] = True
+
+    @property
+    def chosen_channel(self) -> str:
+        value = self["channel"].value() or VisitorChannel.EMAIL
+        return value if value in VisitorChannel.values else VisitorChannel.EMAIL
+
+    @property
+    def is_bot(self) -> bool:
+        return bool(self.data.get("website"))
 
 
 class PreferencesForm(ComponentChoiceForm):

@@ -1,4 +1,5 @@
-"""Email subscriptions: the public form, the links in the emails, one-click unsubscribe.
+"""Subscriptions: the public form (email, chat channels, webhooks), the links in the emails,
+one-click unsubscribe.
 
 None of these pages is a snapshot (statuspage.public.snapshots.keys.PUBLIC_URLS does not name
 them): each carries a CSRF token or a subscriber's own link, so each is rendered per request and
@@ -18,13 +19,15 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from incidents.forms import PreferencesForm, SubscribeForm
-from incidents.notify import bounces, links, subscriptions
+from incidents.notify import bounces, links, subscriptions, visitor_channels
 from incidents.notify.models import Subscriber
+from incidents.notify.visitor_channels import VisitorChannel
 from statuspage.lib import ratelimit
 from statuspage.lib.htmx import HtmxHttpRequest
 from statuspage.lib.http_body import read_capped
@@ -72,10 +75,17 @@ def subscribe(request: HtmxHttpRequest) -> HttpResponse:
     if not PageSettings.load().allow_email_subscribers:
         raise Http404("This page does not take subscribers.")
     if request.method != "POST":
-        return _subscribe_response(request, SubscribeForm())
+        return _subscribe_response(
+            request, SubscribeForm(initial={"channel": request.GET.get("channel", "")})
+        )
     form = SubscribeForm(request.POST)
     if not form.is_valid():
         return _subscribe_response(request, form, status=400)
+    channel = form.cleaned_data["channel"]
+    if channel != VisitorChannel.EMAIL:
+        return _subscribe_channel(request, form, channel)
+    if form.is_bot:
+        return _subscribe_response(request, None, sent_to=form.cleaned_data["email"])
     try:
         address = subscriptions.normalise_email(form.cleaned_data["email"])
     except ValidationError as error:
@@ -93,6 +103,31 @@ def subscribe(request: HtmxHttpRequest) -> HttpResponse:
         form.add_error(None, error)
         return _subscribe_response(request, form, status=400)
     return _subscribe_response(request, None, sent_to=address)
+
+
+def _subscribe_channel(request: HtmxHttpRequest, form: SubscribeForm, channel: str) -> HttpResponse:
+    """A chat channel or a webhook: vetted and tested at once, so the form says what failed."""
+    endpoint = form.cleaned_data["endpoint"]
+    email = form.cleaned_data["email"]
+    if form.is_bot:
+        answer = visitor_channels.ChannelAnswer(
+            needs_confirmation=channel == VisitorChannel.WEBHOOK, email=email
+        )
+        return _subscribe_response(request, None, channel_answer=answer, channel=channel)
+    if _subscribe_limited(request, endpoint):
+        form.add_error(None, gettext("Too many attempts. Please try again in an hour."))
+        return _subscribe_response(request, form, status=429)
+    try:
+        answer = visitor_channels.channel_subscription_request(
+            channel=channel,
+            endpoint=endpoint,
+            email=email,
+            component_ids=form.cleaned_data["components"],
+        )
+    except ValidationError as error:
+        form.add_error(None, error)
+        return _subscribe_response(request, form, status=400)
+    return _subscribe_response(request, None, channel_answer=answer, channel=channel)
 
 
 def _subscribe_limited(request: HttpRequest, address: str) -> bool:
@@ -125,8 +160,16 @@ def _subscribe_response(
     *,
     status: int = 200,
     sent_to: str = "",
+    channel_answer: visitor_channels.ChannelAnswer | None = None,
+    channel: str = "",
 ) -> HttpResponse:
-    context = _context(form=form, sent_to=sent_to)
+    context = _context(
+        form=form,
+        sent_to=sent_to,
+        channel_answer=channel_answer,
+        channel_label=VisitorChannel(channel).label if channel else "",
+        channels=VisitorChannel.choices,
+    )
     if request.htmx:
         # htmx leaves 4xx answers unswapped: the form with its message is a 200 here.
         return render(request, "subscriptions/subscribe.html#subscribe-form", context)

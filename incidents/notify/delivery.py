@@ -497,19 +497,26 @@ def delivery_record(
             error=error,
         )
     if blame_subscriber:
-        _subscriber_failed(delivery.subscriber, error=error, permanent=outcome.permanent, now=now)
+        _subscriber_failed(
+            delivery.subscriber,
+            error=error,
+            permanent=outcome.permanent or outcome.gone,
+            gone=outcome.gone,
+            now=now,
+        )
 
 
 def _subscriber_failed(
-    subscriber: Subscriber, *, error: str, permanent: bool, now: datetime
+    subscriber: Subscriber, *, error: str, permanent: bool, now: datetime, gone: bool = False
 ) -> None:
-    """A bounced address stops at once; a webhook stops after failing for a whole day."""
+    """A bounced address or a deleted chat webhook stops at once; any other webhook stops
+    after failing for a whole day."""
     failing_since = subscriber.failing_since or now
     Subscriber.objects.filter(pk=subscriber.pk, failing_since__isnull=True).update(
         failing_since=now
     )
     Subscriber.objects.filter(pk=subscriber.pk).update(last_error=error)
-    bounced = permanent and subscriber.channel == Channel.EMAIL
+    bounced = (permanent and subscriber.channel == Channel.EMAIL) or gone
     given_up = now - failing_since >= timedelta(hours=settings.BEACON_NOTIFY_GIVE_UP_HOURS)
     if bounced or given_up:
         subscriber_quarantine(subscriber=subscriber, reason=error)

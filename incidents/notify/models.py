@@ -3,6 +3,8 @@
 Imported by incidents/models.py, so these models belong to the incidents app.
 """
 
+from urllib.parse import urlsplit
+
 from django.db import models
 from django.utils import timezone
 
@@ -109,6 +111,20 @@ class Subscriber(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state == SubscriberState.ACTIVE
+
+    @property
+    def shown_address(self) -> str:
+        """Where updates go, as a page shows it: a webhook's path often is its secret (Slack's
+        and Discord's are), so only its scheme and host are shown."""
+        if self.channel == Channel.EMAIL:
+            return self.email
+        try:
+            parts = urlsplit(self.endpoint)
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # saved before URLs were checked as they are now
+            return "…"
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return f"{parts.scheme}://{host}{port}/…"
 
 
 class EventKind(models.TextChoices):

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
 from django.utils import timezone
@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 
 def _pending(token: str) -> QuerySet[Subscriber]:
-    """The unconfirmed email subscriber a confirmation link is for, as a queryset (0 or 1 row).
+    """The unconfirmed subscriber a confirmation link is for, as a queryset (0 or 1 row): an
+    email address, or a visitor's generic webhook confirmed by its contact address.
 
     Empty for a tampered or expired link, a deleted subscriber, a link already used, and a
     link older than the newest one sent: each bump of the nonce kills every earlier link.
@@ -44,10 +45,13 @@ def _pending(token: str) -> QuerySet[Subscriber]:
     if found is None:
         return Subscriber.objects.none()
     code, nonce = found
+    # A webhook staff added is confirmed by its test delivery; only one we sent a link to
+    # (a visitor's) is confirmed by a link.
+    sent_a_link = Q(channel=Channel.EMAIL) | Q(confirmation_sent_at__isnull=False)
     return Subscriber.objects.filter(
+        sent_a_link,
         public_id=code,
         confirm_nonce=nonce,
-        channel=Channel.EMAIL,
         state=SubscriberState.UNCONFIRMED,
     )
 
@@ -81,7 +85,7 @@ def normalise_email(address: str) -> str:
     return f"{local}@{domain}".lower()
 
 
-def _components(component_ids: Iterable[int] | None) -> list[Component]:
+def components_chosen(component_ids: Iterable[int] | None) -> list[Component]:
     ids = sorted(set(component_ids or ()))
     found = list(Component.objects.filter(pk__in=ids))
     if len(found) != len(ids):
@@ -96,7 +100,7 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
     not changed by an anonymous form: they get a link to change them themselves.
     """
     address = normalise_email(email)
-    components = _components(component_ids)
+    components = components_chosen(component_ids)
     with transaction.atomic():
         subscriber = (
             Subscriber.objects.select_for_update()
@@ -114,7 +118,7 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
             logger.info("subscribe: subscriber %s hard-bounced; nothing sent", subscriber.public_id)
             return
         if subscriber.state == SubscriberState.ACTIVE:
-            _send_after_commit("already_subscribed", subscriber)
+            send_after_commit("already_subscribed", subscriber)
             return
         # Unconfirmed (or disabled after bouncing): this request's choices, a fresh link.
         subscriber.state = SubscriberState.UNCONFIRMED
@@ -124,10 +128,10 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
         fields = ["state", "all_components", "confirmation_sent_at", "confirm_nonce"]
         subscriber.save(update_fields=fields)
         subscriber.components.set(components)
-        _send_after_commit("confirm", subscriber)
+        send_after_commit("confirm", subscriber)
 
 
-def _send_after_commit(which: str, subscriber: Subscriber) -> None:
+def send_after_commit(which: str, subscriber: Subscriber) -> None:
     def send() -> None:
         enqueue.send_subscription_email(which, subscriber.pk)
 
@@ -170,7 +174,7 @@ def subscription_set_components(
     *, subscriber: Subscriber, component_ids: Iterable[int] | None
 ) -> Subscriber:
     """Empty or None: every component."""
-    components = _components(component_ids)
+    components = components_chosen(component_ids)
     with transaction.atomic():
         subscriber.all_components = not components
         subscriber.save(update_fields=["all_components"])
@@ -293,7 +297,7 @@ def subscription_resend_confirmation(*, subscriber: Subscriber) -> bool:
         pk=subscriber.pk, channel=Channel.EMAIL, state=SubscriberState.UNCONFIRMED
     ).update(confirmation_sent_at=timezone.now(), confirm_nonce=F("confirm_nonce") + 1)
     if changed:
-        _send_after_commit("confirm", subscriber)
+        send_after_commit("confirm", subscriber)
     return bool(changed)
 
 
@@ -346,7 +350,7 @@ def webhook_subscriber_create(
     if errors:
         raise ValidationError(errors)
     address = normalise_email(email) if email else ""
-    components = _components(component_ids)
+    components = components_chosen(component_ids)
     now = timezone.now()
     with transaction.atomic():
         subscriber = Subscriber.objects.create(

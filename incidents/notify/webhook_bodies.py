@@ -10,12 +10,13 @@ incidents/notify/channels/webhook.py.
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import TextChoices
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from components.models import Component, ComponentStatus, ComponentStatusChange
 from components.selectors import component_tree
@@ -31,6 +32,7 @@ from incidents.statuspage_json import (
     page_json_context,
     timestamp,
 )
+from statuspage.lib.chat_text import adaptive_card_escaped, slack_escaped, without_mass_mentions
 
 # The body is Statuspage's webhook format, field for field: its documentation describes it.
 # Beacon's own additions (the X-Beacon-* headers) are in docs/notifications.md.
@@ -275,7 +277,8 @@ def with_unsubscribe(payload: Json, subscriber: Subscriber) -> Json:
     return statuspage_order({**payload, "meta": meta})
 
 
-# Chat formats: staff-created, so no unsubscribe hint.
+# Chat formats: the test message links to the subscription's manage page; updates link to
+# the incident.
 
 
 @dataclass(frozen=True)
@@ -394,10 +397,6 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _slack_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def slack_payload(event: NotificationEvent) -> Json:
     return slack_body(message(event))
 
@@ -412,14 +411,20 @@ def teams_payload(event: NotificationEvent) -> Json:
 
 def slack_body(msg: Message) -> Json:
     """A Slack incoming webhook: `text` for notifications, blocks for the message."""
-    link = f"<{msg.url}|{_slack_escape(msg.link_label)}>"
+    link = f"<{msg.url}|{slack_escaped(msg.link_label)}>"
     return {
-        "text": _clip(_slack_escape(msg.title), 3000),
+        "text": _clip(slack_escaped(msg.title), 3000),
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": _clip(msg.title, 150)}},
+            {
+                "type": "header",
+                "text": {
+                    "type": "plain_text",
+                    "text": _clip(without_mass_mentions(msg.title), 150),
+                },
+            },
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": _clip(_slack_escape(msg.text), 3000)},
+                "text": {"type": "mrkdwn", "text": _clip(slack_escaped(msg.text), 3000)},
             },
             {"type": "context", "elements": [{"type": "mrkdwn", "text": link}]},
         ],
@@ -429,14 +434,20 @@ def slack_body(msg: Message) -> Json:
 def discord_body(msg: Message) -> Json:
     """A Discord webhook: one embed (title ≤ 256, description ≤ 4096 characters)."""
     embed = {
-        "title": _clip(msg.title, 256),
-        "description": _clip(msg.text, 4096),
+        "title": _clip(without_mass_mentions(msg.title), 256),
+        "description": _clip(without_mass_mentions(msg.text), 4096),
         "url": msg.url,
         "color": msg.color,
     }
     if msg.at:
         embed["timestamp"] = msg.at
-    return {"content": _clip(msg.title, 2000), "embeds": [embed]}
+    # allowed_mentions: nobody is pinged, whatever a name or an update says (@everyone,
+    # <@id>, <@&role>); the zero-width spaces only keep the text from looking like a ping.
+    return {
+        "content": _clip(without_mass_mentions(msg.title), 2000),
+        "embeds": [embed],
+        "allowed_mentions": {"parse": []},
+    }
 
 
 def teams_body(msg: Message) -> Json:
@@ -448,12 +459,12 @@ def teams_body(msg: Message) -> Json:
         "body": [
             {
                 "type": "TextBlock",
-                "text": msg.title,
+                "text": adaptive_card_escaped(msg.title),
                 "weight": "Bolder",
                 "size": "Medium",
                 "wrap": True,
             },
-            {"type": "TextBlock", "text": msg.text, "wrap": True},
+            {"type": "TextBlock", "text": adaptive_card_escaped(msg.text), "wrap": True},
         ],
         "actions": [{"type": "Action.OpenUrl", "title": msg.link_label, "url": msg.url}],
     }
@@ -480,19 +491,29 @@ CHAT_FORMATS: dict[str, Callable[[Message], Json]] = {
 # Test deliveries, from the admin
 
 
-def sample_payload(subscriber: Subscriber) -> Json:
-    """A test body in the subscriber's format; Statuspage's names its first component."""
+def sample_payload(subscriber: Subscriber, *, component_ids: Collection[int] | None = None) -> Json:
+    """A test body in the subscriber's format; Statuspage's names its first component.
+
+    `component_ids` stands for the subscriber's choice before it is saved (a visitor's test
+    message is posted before anything is stored). A chat message links to the subscription's
+    manage page, where its owner changes components or removes it.
+    """
     tree = component_tree()
     now = timezone.now()
     base_url = links.page_base_url()
     chat = CHAT_FORMATS.get(subscriber.webhook_format)
     if chat is not None:
+        name = tree.page.name
         return chat(
             Message(
-                title=f"Test from {tree.page.name}",
-                text=f"This webhook will receive {tree.page.name}'s status notifications.",
-                url=base_url,
-                link_label="View status page",
+                title=gettext("Test from %(name)s") % {"name": name},
+                text=gettext(
+                    "This channel will receive %(name)s's status notifications. "
+                    "Choose components or remove it: %(url)s"
+                )
+                % {"name": name, "url": links.manage_url(subscriber)},
+                url=links.manage_url(subscriber),
+                link_label=gettext("Manage this subscription"),
                 color=_GREEN,
                 at=timestamp(now, tree.page.zone),
             )
@@ -513,8 +534,13 @@ def sample_payload(subscriber: Subscriber) -> Json:
         },
     }
     candidates = tree.components
-    if not subscriber.all_components:
+    if component_ids is not None:
+        chosen = set(component_ids)
+    elif subscriber.all_components:
+        chosen = set()
+    else:
         chosen = set(subscriber.components.values_list("pk", flat=True))
+    if chosen:
         candidates = [c for c in candidates if c.pk in chosen]
     if candidates:
         first = candidates[0]

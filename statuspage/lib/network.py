@@ -81,7 +81,8 @@ def refusal(address: str, *, allow_private: bool | None = None) -> str | None:
         hint = ""
     if allow_private:
         return None
-    if not all(form.is_global for form in forms):
+    # Python counts multicast as global; nothing answers an HTTP request there.
+    if not all(form.is_global and not form.is_multicast for form in forms):
         return f"{shown} is a private, loopback or reserved address{hint}"
     return None
 

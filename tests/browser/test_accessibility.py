@@ -34,6 +34,11 @@ def public_pages(page, live_server, incident):
     page.get_by_role("button", name="Subscribe").click()
     expect(page.locator(".field-error")).to_be_visible()
     yield "subscribe page with an error"
+    page.get_by_role("link", name="Slack").click()
+    page.get_by_label("Slack incoming webhook URL").fill("https://evil.test/services/T/B/X")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.locator(".field-error")).to_be_visible()
+    yield "subscribe page, a Slack channel with an error"
 
     page.goto(confirm_url(SubscriberFactory(unconfirmed=True)))
     yield "confirmation page"
@@ -73,7 +78,7 @@ def test_no_serious_accessibility_violation_on_any_public_page(
         if viewport == PHONE:
             assert_fits_width(page)
 
-    assert len(seen) == 15
+    assert len(seen) == 16
     assert problems == [], "\n".join(problems)
     context.close()
     # The made-up links' pages are answered 404 and 410, which the console reports.

@@ -13,10 +13,10 @@ from incidents.automatic import (
     STAFF_NOTICE_WINDOW,
     _post_staff_webhook,
     open_auto_incident,
-    slack_escaped,
     staff_notices_flush,
 )
 from incidents.models import Incident, IncidentDraft
+from statuspage.lib.chat_text import slack_escaped
 from tests.components.factories import ComponentFactory, HealthCheckFactory
 from tests.incidents.factories import StaffFactory, sign_in_staff
 

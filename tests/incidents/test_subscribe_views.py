@@ -183,7 +183,7 @@ def test_htmx_gets_form_errors_as_a_200_partial(client, components):
     html = response.content.decode()
     assert response.status_code == 200
     assert html.lstrip().startswith('<div id="subscribe-form"')
-    assert "This field is required." in html
+    assert "Enter your email address." in html
     assert 'name="csrfmiddlewaretoken"' in html
 
 
@@ -211,7 +211,7 @@ def error_descriptions(html: str) -> dict[str, str]:
     ("data", "error"),
     [
         ({"email": "not an address"}, "Enter a valid email address."),
-        ({"email": ""}, "This field is required."),
+        ({"email": ""}, "Enter your email address."),
         ({"email": "a" * 250 + "@example.test"}, "at most 254 characters"),
         ({"email": "reader@example.test", "components": "999999"}, "Choose components"),
     ],
@@ -536,7 +536,7 @@ def test_a_link_for_a_deleted_subscriber_is_dead(client, components):
     assert not Subscriber.objects.exists()
 
 
-def test_a_link_for_a_webhook_subscriber_is_dead(client, components):
+def test_a_link_for_a_webhook_never_sent_one_is_dead(client, components):
     assert_dead_link(client, confirm_path(SubscriberFactory(webhook=True, unconfirmed=True)))
 
 

@@ -148,3 +148,27 @@ def test_a_reader_confirms_from_the_email_then_changes_and_leaves(
     expect(browser_page.get_by_text(re.compile("unsubscribed", re.I)).first).to_be_visible()
     assert not Subscriber.objects.exists()
     assert console_errors == []
+
+
+def test_choosing_a_chat_channel_swaps_the_fields_in_place_and_says_what_is_wrong(
+    live_server, browser_page, components, console_errors
+):
+    home = live_server.url + "/"
+    browser_page.goto(home)
+    browser_page.evaluate("window.stillTheSamePage = true")
+    browser_page.get_by_role("link", name="Subscribe to updates").click()
+    panel = browser_page.locator("#subscribe-panel")
+
+    panel.get_by_role("link", name="Slack").click()
+
+    url = panel.get_by_label("Slack incoming webhook URL")
+    expect(url).to_be_focused()
+    expect(panel.get_by_label("Email address")).to_have_count(0)
+    url.fill("https://hooks.slack.com.evil.test/services/T/B/X")
+    panel.get_by_role("button", name="Subscribe").click()
+
+    expect(panel).to_contain_text("Enter the service's own webhook URL")
+    expect(browser_page).to_have_url(home)
+    assert browser_page.evaluate("window.stillTheSamePage") is True
+    assert not Subscriber.objects.exists()
+    assert console_errors == []

@@ -21,6 +21,9 @@ class Outcome:
     sent: bool
     error: str = ""
     permanent: bool = False
+    # The endpoint says it no longer exists (a deleted Slack or Discord webhook): its
+    # subscriber is disabled at once rather than after a day of failures.
+    gone: bool = False
     # The HTTP status the endpoint answered with, 0 when none (refused, timed out, not HTTP).
     status: int = 0
 

@@ -36,7 +36,13 @@ from components.models import ComponentStatus
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
 from incidents.notify import links
 from incidents.notify.channels.base import SENT, ConnectionLost, Outcome
-from incidents.notify.models import Delivery, EventKind, NotificationEvent, Subscriber
+from incidents.notify.models import (
+    Channel,
+    Delivery,
+    EventKind,
+    NotificationEvent,
+    Subscriber,
+)
 from statuspage.lib.markdown import render_markdown
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
@@ -554,7 +560,9 @@ def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
     context = {
         **_page_context(page),
         "title": title,
-        "address": _clean(subscriber.email),
+        "address": _clean(
+            subscriber.email if subscriber.channel == Channel.EMAIL else subscriber.endpoint
+        ),
         "components": components,
         "confirm_url": links.confirm_url(subscriber) if which == "confirm" else "",
         "manage_url": links.manage_url(subscriber),

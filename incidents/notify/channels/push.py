@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 # Push services take 4,096 bytes of encrypted payload; the body is cut well below that.
 MAX_BODY_CHARACTERS = 1000
-GONE = {HTTPStatus.NOT_FOUND, HTTPStatus.GONE}
 # Incident impacts a visitor should hear of at once, even on a phone saving its battery.
 HIGH_URGENCY_IMPACTS = {"major", "critical"}
 
@@ -105,16 +104,16 @@ class PushSender(PostingSender):
             "TTL": str(settings.BEACON_PUSH_TTL_SECONDS),
             "Urgency": urgency(self.event),
         }
-        return Request.to(url, body=body, headers=headers)
+        return Request.to(url, body=body, headers=headers, missing_means_gone=True)
 
     def judged(self, delivery: Delivery, outcome: Outcome) -> Outcome:
         if outcome.sent:
             return SENT
         # The endpoint is the browser's secret: the subscriber is named by code.
         logger.info("push %s failed: %s", delivery.subscriber.public_id, outcome.error)
-        if outcome.status in GONE:
+        if outcome.gone:  # 404 or 410: the browser dropped the subscription
             push_subscriber_expired(subscriber=delivery.subscriber)
-            return Outcome(sent=False, error=outcome.error, permanent=True, status=outcome.status)
+            return outcome
         retried = outcome.status == HTTPStatus.TOO_MANY_REQUESTS or outcome.status >= 500
         if outcome.status and not retried:
             return Outcome(sent=False, error=outcome.error, permanent=True, status=outcome.status)

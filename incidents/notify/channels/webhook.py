@@ -23,7 +23,7 @@ import secrets
 import socket
 import threading
 from asyncio import FIRST_COMPLETED
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Self
@@ -33,7 +33,7 @@ from django.conf import settings
 
 from incidents.notify import links, subscriptions
 from incidents.notify.channels.base import SENT, Outcome, concurrent_deadline
-from incidents.notify.models import Delivery, NotificationEvent, Subscriber
+from incidents.notify.models import Delivery, NotificationEvent, Subscriber, WebhookFormat
 from incidents.notify.webhook_bodies import (
     CHAT_FORMATS,
     message,
@@ -60,6 +60,8 @@ class _WhilePosting(logging.Filter):
 logging.getLogger("httpx").addFilter(_WhilePosting())
 
 USER_AGENT = "Beacon-Webhooks/1"
+GONE_WHEN_MISSING = {WebhookFormat.SLACK, WebhookFormat.DISCORD}
+GONE_STATUSES = {HTTPStatus.NOT_FOUND, HTTPStatus.GONE}
 
 
 def _client(timeout: float | None = None) -> httpx.AsyncClient:
@@ -85,9 +87,18 @@ class Request:
     port: int
     body: bytes
     headers: dict[str, str]
+    # Slack and Discord answer 404 or 410 for a deleted webhook, and only then.
+    missing_means_gone: bool = False
 
     @classmethod
-    def to(cls, url: httpx.URL, *, body: bytes, headers: dict[str, str]) -> "Request":
+    def to(
+        cls,
+        url: httpx.URL,
+        *,
+        body: bytes,
+        headers: dict[str, str],
+        missing_means_gone: bool = False,
+    ) -> "Request":
         """A POST to `url` (an http(s) URL with a host)."""
         return cls(
             url=url,
@@ -95,6 +106,7 @@ class Request:
             port=url.port or (443 if url.scheme == "https" else 80),
             body=body,
             headers={"Host": url.netloc.decode("ascii"), **headers},
+            missing_means_gone=missing_means_gone,
         )
 
 
@@ -117,7 +129,12 @@ def webhook_request(
     }
     if subscriber.secret:
         headers["X-Beacon-Signature-256"] = signature(body, subscriber.secret)
-    return Request.to(url, body=body, headers=headers)
+    return Request.to(
+        url,
+        body=body,
+        headers=headers,
+        missing_means_gone=subscriber.webhook_format in GONE_WHEN_MISSING,
+    )
 
 
 async def _post(client: httpx.AsyncClient, request: Request | Outcome) -> Outcome:
@@ -158,7 +175,14 @@ async def _post(client: httpx.AsyncClient, request: Request | Outcome) -> Outcom
                 return Outcome(sent=False, error=f"connection failed: {failed}")
             if response.is_success:
                 return SENT
-            return Outcome(sent=False, error=_http_error(response), status=response.status_code)
+            gone = request.missing_means_gone and response.status_code in GONE_STATUSES
+            return Outcome(
+                sent=False,
+                error=_http_error(response),
+                permanent=gone,
+                gone=gone,
+                status=response.status_code,
+            )
         return Outcome(sent=False, error=failure or "cannot connect")
     finally:
         _posting.reset(token)
@@ -307,22 +331,37 @@ class WebhookSender(PostingSender):
         return outcome
 
 
-# Test deliveries, from the admin
+# Test messages: from the admin, and when a visitor subscribes a channel
+
+
+def webhook_test_post(
+    *,
+    subscriber: Subscriber,
+    component_ids: Collection[int] | None = None,
+    within: float | None = None,
+) -> Outcome:
+    """POST a test message through the address guard, writing nothing, within `within`
+    seconds (by default twice the timeout: a name lookup and a request, each allowed the
+    whole timeout).
+
+    The subscriber may be unsaved: a visitor's channel is stored only once this succeeds.
+    """
+    request = webhook_request(
+        subscriber,
+        sample_payload(subscriber, component_ids=component_ids),
+        kind="test",
+        delivery_id=f"test-{secrets.token_hex(8)}",
+    )
+    within = within or 2 * settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
+    ((_, outcome),) = post_concurrently({0: request}, within)
+    if not outcome.sent:
+        logger.info("test webhook %s failed: %s", subscriber.public_id, outcome.error)
+    return outcome
 
 
 def webhook_test_delivery(*, subscriber: Subscriber) -> Outcome:
     """POST a test message; an endpoint that answers 2xx confirms the subscriber."""
-    request = webhook_request(
-        subscriber,
-        sample_payload(subscriber),
-        kind="test",
-        delivery_id=f"test-{secrets.token_hex(8)}",
-    )
-    timeout = settings.BEACON_NOTIFY_WEBHOOK_TIMEOUT_SECONDS
-    # Twice the timeout: a name lookup and a request, each allowed the whole timeout.
-    ((_, outcome),) = post_concurrently({0: request}, 2 * timeout)
+    outcome = webhook_test_post(subscriber=subscriber)
     if outcome.sent:
         subscriptions.subscription_confirm(subscriber=subscriber)
-    else:
-        logger.info("test webhook %s failed: %s", subscriber.public_id, outcome.error)
     return outcome

@@ -1,12 +1,20 @@
 import contextlib
 import email
 import email.policy
+import ipaddress
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
+from pytest_httpserver import HTTPServer
+
+from incidents.notify.channels import webhook
+from statuspage.lib import network
 
 
 @dataclass
@@ -62,3 +70,39 @@ def smtp_server(settings):
     """A real SMTP server on a free port that keeps what it accepts."""
     with serving_smtp(CapturingHandler(), settings) as handler:
         yield handler
+
+
+@contextlib.contextmanager
+def tls_endpoint(monkeypatch, host_name: str, path: str):
+    """An HTTPS endpoint on 127.0.0.1 whose certificate names `host_name`, which the DNS
+    lookup (the edge) answers with 127.0.0.1. Beacon's webhook client trusts only the
+    public CAs, so it is given the test CA too."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(host_name).configure_cert(server_context)
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=server_context)
+    server.expect_request(path).respond_with_data("ok")
+    server.start()
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    def trusting_the_ca(timeout=None):
+        return httpx.AsyncClient(
+            timeout=5, follow_redirects=False, trust_env=False, verify=client_context
+        )
+
+    monkeypatch.setattr(webhook, "_client", trusting_the_ca)
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if host == host_name:
+            return real("127.0.0.1", *args, **kwargs)
+        ipaddress.ip_address(host)  # connecting to an address: no lookup of a name
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(network.socket, "getaddrinfo", resolve)
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()

@@ -7,18 +7,14 @@ import json
 import logging
 import re
 import socket
-import ssl
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 import time_machine
-import trustme
 from django.utils import timezone
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from components.models import ComponentStatus
@@ -43,6 +39,7 @@ from tests.incidents.factories import (
     open_incident,
     schedule_maintenance,
 )
+from tests.incidents.notify.conftest import tls_endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -393,33 +390,8 @@ def test_the_request_goes_to_the_checked_address_with_the_real_host_name(
 @pytest.fixture
 def tls_receiver(monkeypatch):
     """An HTTPS endpoint on 127.0.0.1 whose certificate names hooks.beacon.test only."""
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("hooks.beacon.test").configure_cert(server_context)
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=server_context)
-    server.expect_request("/hook").respond_with_data("ok")
-    server.start()
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-
-    def trusting_the_ca(timeout=None):
-        return httpx.AsyncClient(
-            timeout=5, follow_redirects=False, trust_env=False, verify=client_context
-        )
-
-    monkeypatch.setattr(webhook, "_client", trusting_the_ca)
-    real = socket.getaddrinfo
-
-    def resolve(host, *args, **kwargs):
-        if host == "hooks.beacon.test":
-            return real("127.0.0.1", *args, **kwargs)
-        ipaddress.ip_address(host)
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(network.socket, "getaddrinfo", resolve)
-    yield server
-    server.clear()
-    server.stop()
+    with tls_endpoint(monkeypatch, "hooks.beacon.test", "/hook") as server:
+        yield server
 
 
 def test_https_is_verified_against_the_real_host_name_at_the_checked_address(page, tls_receiver):
@@ -651,7 +623,8 @@ def test_discord_gets_an_embed_within_its_limits(page, receiver):
     deliver_all(events()[0])
 
     body = received(receiver)[0].get_json()
-    assert list(body) == ["content", "embeds"]
+    assert list(body) == ["content", "embeds", "allowed_mentions"]
+    assert body["allowed_mentions"] == {"parse": []}
     [embed] = body["embeds"]
     assert list(embed) == ["title", "description", "url", "color", "timestamp"]
     assert len(embed["title"]) <= 256

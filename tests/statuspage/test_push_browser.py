@@ -4,8 +4,10 @@ for the whole page, and the control shows only where push notifications can work
 Headless Chromium has no push service to reach here (subscribe() needs Google's, offline),
 so a real subscription is not made in the browser: one test shows the control saying so,
 and one stands in for the push service (PushManager gives the subscription a browser would)
-to follow the control's posts to the server. The push round trip (VAPID, encryption, 410) is
-test_push.py's, with a local push service and the keys a browser makes.
+to follow the control's posts to the server. A push handed to the worker through the
+DevTools protocol shows the notification the channel's message describes. The push round
+trip (VAPID, encryption, 410) is test_push.py's, with a local push service and the keys a
+browser makes.
 """
 
 import base64
@@ -14,8 +16,11 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from incidents.notify.models import Subscriber
+from components.models import ComponentStatus
+from incidents.notify.channels.push import push_message
+from incidents.notify.models import NotificationEvent, Subscriber
 from tests.components.factories import ComponentFactory
+from tests.incidents.factories import open_incident
 from tests.incidents.notify.push_service import Browser
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -151,4 +156,57 @@ def test_a_visitor_turns_notifications_on_for_a_component_and_off_again(
     expect(control.get_by_role("status")).to_contain_text("Notifications are off in this browser.")
     expect(summary).to_contain_text("Off")
     assert not Subscriber.objects.exists()
+    context.close()
+
+
+def test_the_worker_shows_what_the_push_channel_sends(live_server, browser, components, page):
+    """The push is handed to the worker through the DevTools protocol (as the push service
+    would hand it, decrypted), with the very message the push channel makes for an update."""
+    page.url = live_server.url
+    page.save()
+    api, _ = components
+    open_incident(
+        name="API errors",
+        body="Requests fail for some users.",
+        component_statuses={api: ComponentStatus.MAJOR_OUTAGE},
+    )
+    sent = push_message(NotificationEvent.objects.get())
+    context = browser.new_context(permissions=["notifications"])
+    tab = context.new_page()
+    tab.goto(live_server.url + "/")
+    tab.evaluate("navigator.serviceWorker.ready")
+    devtools = context.new_cdp_session(tab)
+    registrations: list[dict] = []
+    devtools.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(event["registrations"]),
+    )
+    devtools.send("ServiceWorker.enable")
+    for _ in range(50):
+        if registrations:
+            break
+        tab.wait_for_timeout(100)
+
+    devtools.send(
+        "ServiceWorker.deliverPushMessage",
+        {
+            "origin": live_server.url,
+            "registrationId": registrations[0]["registrationId"],
+            "data": json.dumps(sent),
+        },
+    )
+
+    shown = tab.evaluate(
+        """navigator.serviceWorker.ready.then(async (registration) => {
+          for (let i = 0; i < 100; i++) {
+            const shown = await registration.getNotifications();
+            if (shown.length) return shown.map((n) => [n.title, n.body, n.tag, n.data.url]);
+            await new Promise((done) => setTimeout(done, 50));
+          }
+          return [];
+        })"""
+    )
+    assert shown == [[sent["title"], sent["body"], sent["tag"], sent["url"]]]
+    assert "API errors" in sent["title"] and "Requests fail for some users." in sent["body"]
+    assert sent["url"].startswith(live_server.url + "/incidents/")
     context.close()

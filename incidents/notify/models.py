@@ -5,6 +5,7 @@ Imported by incidents/models.py, so these models belong to the incidents app.
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from components.models import Component, ComponentStatusChange
 from statuspage.lib.ids import new_public_id
@@ -28,6 +29,13 @@ class SubscriberState(models.TextChoices):
     # Statuspage's word for a subscriber we stopped sending to: a bouncing address or a
     # webhook that kept failing. Staff can re-enable them.
     QUARANTINED = "quarantined", "Disabled (failing)"
+
+
+class Audience(models.TextChoices):
+    PUBLIC = "public", _("Public")
+    # Subscribed from /internal/ or added by staff: also told of internal incidents and
+    # internal components.
+    INTERNAL = "internal", _("Internal")
 
 
 class Subscriber(models.Model):
@@ -54,6 +62,9 @@ class Subscriber(models.Model):
     components = models.ManyToManyField(Component, blank=True, related_name="subscribers")
     state = models.CharField(
         max_length=16, choices=SubscriberState.choices, default=SubscriberState.UNCONFIRMED
+    )
+    audience = models.CharField(
+        _("audience"), max_length=16, choices=Audience.choices, default=Audience.PUBLIC
     )
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)

@@ -166,7 +166,10 @@ class SubscriberChangeForm(ServiceForm):
 
     class Meta:
         model = Subscriber
-        fields: list[str] = []
+        fields: list[str] = ["audience"]
+        help_texts = {
+            "audience": "Internal subscribers also hear of internal incidents and components."
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -184,6 +187,11 @@ class SubscriberChangeForm(ServiceForm):
         state_field = self.fields["state"]
         assert isinstance(state_field, forms.ChoiceField)  # declared above
         state_field.choices = choices
+        # A form that does not send it (an older page, a script) leaves the audience be.
+        self.fields["audience"].required = False
+
+    def clean_audience(self) -> str:
+        return self.cleaned_data.get("audience") or self.instance.audience
 
 
 class WebhookChangeForm(SubscriberChangeForm):
@@ -209,7 +217,7 @@ class WebhookChangeForm(SubscriberChangeForm):
 
     class Meta:
         model = Subscriber
-        fields = ["webhook_format"]
+        fields = ["webhook_format", "audience"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -376,9 +384,17 @@ def csv_response(queryset: QuerySet) -> StreamingHttpResponse:
 
 @admin.register(Subscriber)
 class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
-    list_display = ["address", "channel", "state", "component_list", "created_at", "confirmed_at"]
+    list_display = [
+        "address",
+        "channel",
+        "state",
+        "audience",
+        "component_list",
+        "created_at",
+        "confirmed_at",
+    ]
     list_display_links = ["address"]
-    list_filter = ["channel", "state", ComponentListFilter]
+    list_filter = ["channel", "state", "audience", ComponentListFilter]
     search_fields = ["email", "endpoint"]
     show_full_result_count = False  # one COUNT of 100,000 rows per page is enough
     readonly_fields = [
@@ -476,6 +492,7 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
                             "endpoint",
                             "webhook_format",
                             "contact_email",
+                            "audience",
                             "components",
                         ]
                     },
@@ -483,7 +500,10 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
                 ("Signing secret", {"fields": ["secret_status", "new_secret", "clear_secret"]}),
                 state,
             ]
-        return [(None, {"fields": [("channel", "public_id"), "email", "components"]}), state]
+        return [
+            (None, {"fields": [("channel", "public_id"), "email", "audience", "components"]}),
+            state,
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -530,6 +550,12 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
             return
         if isinstance(form, WebhookChangeForm) and (changes := form.settings_changed()):
             call_service(subscriptions.webhook_subscriber_update, subscriber=obj, **changes)
+        if "audience" in form.changed_data:
+            call_service(
+                subscriptions.subscriber_set_audience,
+                subscriber=obj,
+                audience=data["audience"],
+            )
         if "components" in form.changed_data:
             call_service(
                 subscriptions.subscription_set_components,

@@ -25,7 +25,13 @@ from django.utils.translation import gettext
 from components.models import Component
 from incidents import enqueue
 from incidents.notify import links
-from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
+from incidents.notify.models import (
+    Audience,
+    Channel,
+    Subscriber,
+    SubscriberState,
+    WebhookFormat,
+)
 from statuspage.lib import network
 from statuspage.lib.text import no_control_characters, one_line, without_control_characters
 
@@ -175,6 +181,16 @@ def subscription_set_components(
         subscriber.all_components = not components
         subscriber.save(update_fields=["all_components"])
         subscriber.components.set(components)
+    return subscriber
+
+
+def subscriber_set_audience(*, subscriber: Subscriber, audience: str) -> Subscriber:
+    """Staff make a subscriber internal (told of internal incidents and components too) or
+    public again."""
+    if audience not in Audience.values:
+        raise ValidationError({"audience": gettext("Choose public or internal.")})
+    Subscriber.objects.filter(pk=subscriber.pk).update(audience=audience)
+    subscriber.audience = audience
     return subscriber
 
 

@@ -1,0 +1,301 @@
+"""/internal/: everything, marked, for staff, allowed networks and emailed sign-in links."""
+
+import re
+import time
+
+import pytest
+from django.core.signing import TimestampSigner, b62_encode
+from django.test import Client
+
+from statuspage.lib import internal_access
+from statuspage.models import PageSettings
+from statuspage.public.snapshots import keys, store
+from statuspage.services import page_settings_update
+from tests.incidents.factories import StaffFactory, sign_in_staff
+from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
+from tests.statuspage.test_internal_hidden import SECRET_NAMES, world  # noqa: F401 - fixture
+from tests.statuspage.test_public_outage import database_unreachable
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALLOWED_DOMAIN = "example.com"
+
+
+@pytest.fixture
+def settings_for_internal(world, settings):  # noqa: F811 - the fixture
+    page_settings_update(
+        page=PageSettings.objects.get(),
+        changes={
+            "internal_networks": "10.0.0.0/8\n2001:db8::/32",
+            "internal_email_domains": ALLOWED_DOMAIN,
+        },
+    )
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    return world
+
+
+@pytest.fixture
+def smtp(settings):
+    with serving_smtp(CapturingHandler(), settings) as handler:
+        yield handler
+
+
+def assert_shows_everything(response, world):  # noqa: F811 - the fixture
+    assert response.status_code == 200
+    body = response.content.decode()
+    for name in ("Zebracorn", "Quokkagroup", "Marmotcache", "Walrusoutage", "Narwhalupgrade"):
+        assert name in body, name
+    assert 'class="internal-mark"' in body
+    assert response["Cache-Control"] == "private, no-store"
+    assert "noindex" in response["X-Robots-Tag"]
+    assert '<meta name="robots" content="noindex">' in body
+    internal_incident = world["internal_incidents"][0]
+    assert f'href="/internal/incidents/{internal_incident.public_id}/"' in body
+    assert f'href="/incidents/{internal_incident.public_id}/"' not in body
+
+
+def assert_sent_to_sign_in(response):
+    assert response.status_code == 302
+    assert response["Location"] == "/internal/sign-in/"
+    assert response["Cache-Control"] == "private, no-store"
+    for name in SECRET_NAMES:
+        assert name not in response.content.decode()
+
+
+# Anyone else
+
+
+def test_a_stranger_is_sent_to_sign_in_whatever_the_url(settings_for_internal, client):
+    real = settings_for_internal["internal_incidents"][0].public_id
+    for url in [
+        "/internal/",
+        "/internal/history/",
+        "/internal/history/?page=2",
+        f"/internal/incidents/{real}/",
+        "/internal/incidents/madeupcode12/",
+    ]:
+        assert_sent_to_sign_in(client.get(url, REMOTE_ADDR="203.0.113.5"))
+
+
+def test_a_signed_in_user_who_is_not_staff_is_a_stranger(settings_for_internal, client):
+    sign_in_staff(client, StaffFactory(is_staff=False))
+    assert_sent_to_sign_in(client.get("/internal/", REMOTE_ADDR="203.0.113.5"))
+
+
+# Staff
+
+
+def test_staff_see_everything_marked_internal(settings_for_internal, client):
+    items = settings_for_internal
+    sign_in_staff(client, StaffFactory())
+
+    assert_shows_everything(client.get("/internal/", REMOTE_ADDR="203.0.113.5"), items)
+    internal_incident = items["internal_incidents"][0]
+    detail = client.get(f"/internal/incidents/{internal_incident.public_id}/")
+    assert detail.status_code == 200
+    assert "Walrusoutage" in detail.content.decode()
+    assert detail["Cache-Control"] == "private, no-store"
+    history = client.get("/internal/history/")
+    assert "Walrusoutage" in history.content.decode()
+    assert client.get("/internal/incidents/madeupcode12/").status_code == 404
+    # The public page has not changed.
+    public = client.get("/").content.decode()
+    assert "Walrusoutage" not in public and "Zebracorn" not in public
+
+
+def test_internal_pages_are_snapshots_kept_apart_from_the_files_nginx_serves(
+    settings_for_internal, client, settings
+):
+    sign_in_staff(client, StaffFactory())
+    client.get("/internal/")
+    snapshot = store.load("/internal/")
+    assert snapshot is not None and "Walrusoutage" in snapshot.body.decode()
+    files = settings.BEACON_SNAPSHOT_DIR / "files"
+    written = [p for p in files.rglob("*") if p.is_file()] if files.exists() else []
+    assert not any("internal" in str(p.relative_to(files)) for p in written)
+    assert not any(key.startswith("/internal") for key in keys.public_keys(everything=True))
+
+
+# Allowed networks
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "10.255.255.254", "2001:db8::7"])
+def test_a_visitor_from_an_allowed_network_sees_everything(settings_for_internal, address):
+    response = Client().get("/internal/", REMOTE_ADDR=address)
+    assert_shows_everything(response, settings_for_internal)
+
+
+@pytest.mark.parametrize("address", ["203.0.113.5", "11.0.0.1", "2001:db9::1", "", "garbage"])
+def test_a_visitor_from_elsewhere_is_sent_to_sign_in(settings_for_internal, address):
+    assert_sent_to_sign_in(Client().get("/internal/", REMOTE_ADDR=address))
+
+
+def test_x_forwarded_for_counts_only_from_trusted_hops(settings_for_internal, settings):
+    outside = Client()
+    # No trusted proxy: the header is the client's own word and means nothing.
+    settings.BEACON_TRUSTED_PROXY_HOPS = 0
+    assert_sent_to_sign_in(
+        outside.get("/internal/", REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="10.1.2.3")
+    )
+    # One trusted proxy: only the entry it appended is the client.
+    settings.BEACON_TRUSTED_PROXY_HOPS = 1
+    spoofed = "10.1.2.3, 203.0.113.5"  # the client wrote the first, the proxy saw the second
+    assert_sent_to_sign_in(
+        outside.get("/internal/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR=spoofed)
+    )
+    behind_proxy = outside.get(
+        "/internal/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="203.0.113.5, 10.1.2.3"
+    )
+    assert_shows_everything(behind_proxy, settings_for_internal)
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "not a network", "10.0.0.0/8\nexample.com"])
+def test_networks_that_are_not_cidrs_are_refused(settings_for_internal, value):
+    with pytest.raises(Exception, match="is not a network"):
+        page_settings_update(page=PageSettings.objects.get(), changes={"internal_networks": value})
+
+
+# Emailed sign-in links
+
+
+def ask_for_link(client, email, **extra):
+    return client.post("/internal/sign-in/", {"email": email}, REMOTE_ADDR="203.0.113.5", **extra)
+
+
+def link_in(message) -> str:
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    return re.search(r"https?://\S+/internal/sign-in/\S+/", text).group(0)
+
+
+def use_link(client, link):
+    path = re.sub(r"^https?://[^/]+", "", link)
+    shown = client.get(path)
+    assert shown.status_code == 200  # a button: opening the link uses nothing
+    return client.post(path, REMOTE_ADDR="203.0.113.5")
+
+
+def test_a_link_to_an_allowed_domain_lets_its_reader_in_once(settings_for_internal, smtp):
+    reader = Client()
+    asked = ask_for_link(reader, "Ops@Example.com")
+    assert asked.status_code == 200
+    assert "If this address may view" in asked.content.decode()
+    [message] = smtp.messages
+    assert message["To"] == "ops@example.com"
+    link = link_in(message)
+
+    used = use_link(reader, link)
+    assert used.status_code == 302 and used["Location"] == "/internal/"
+    cookie = used.cookies[internal_access.VIEWER_COOKIE]
+    assert cookie["httponly"] and cookie["path"] == "/internal/"
+    assert_shows_everything(
+        reader.get("/internal/", REMOTE_ADDR="203.0.113.5"), settings_for_internal
+    )
+
+    again = use_link(Client(), link)
+    assert again.status_code == 400
+    assert "no longer works" in again.content.decode()
+
+
+@pytest.mark.parametrize(
+    "email", ["ops@evil.test", "ops@sub.example.com", "ops@example.com.evil.test", "example.com"]
+)
+def test_other_addresses_get_the_same_answer_and_no_email(settings_for_internal, smtp, email):
+    allowed = ask_for_link(Client(), "someone@example.com").content.decode()
+    smtp.messages.clear()
+    other = ask_for_link(Client(), email)
+    if "@" in email:
+        assert other.status_code == 200
+        strip = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
+        assert strip.sub("", other.content.decode()) == strip.sub("", allowed)
+    else:
+        assert other.status_code == 400
+    assert smtp.messages == []
+
+
+def test_a_tampered_link_is_refused(settings_for_internal, smtp):
+    ask_for_link(Client(), "ops@example.com")
+    link = link_in(smtp.messages[0])
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    for forged in [token[:-1] + ("A" if token[-1] != "A" else "B"), token[:20], "x" * 40]:
+        response = use_link(Client(), link.replace(token, forged))
+        assert response.status_code == 400
+        assert internal_access.VIEWER_COOKIE not in response.cookies
+    signed_elsewhere = TimestampSigner(salt="another.purpose").sign_object(
+        {"e": "ops@example.com", "n": "x"}, compress=True
+    )
+    assert use_link(Client(), link.replace(token, signed_elsewhere)).status_code == 400
+
+
+class OldSigner(TimestampSigner):
+    def timestamp(self):
+        return b62_encode(int(time.time()) - internal_access.LINK_MAX_AGE - 5)
+
+
+def test_an_expired_link_is_refused(settings_for_internal):
+    token = OldSigner(salt=internal_access.LINK_SALT).sign_object(
+        {"e": "ops@example.com", "n": "old"}, compress=True
+    )
+    response = use_link(Client(), f"/internal/sign-in/{token}/")
+    assert response.status_code == 400
+    assert internal_access.use_sign_in_token(token).refusal == "expired"
+
+
+def test_a_forged_or_expired_cookie_lets_nobody_in(settings_for_internal):
+    forged = Client()
+    forged.cookies[internal_access.VIEWER_COOKIE] = "ops@example.com:forged"
+    assert_sent_to_sign_in(forged.get("/internal/", REMOTE_ADDR="203.0.113.5"))
+    old = Client()
+    old.cookies[internal_access.VIEWER_COOKIE] = OldSigner(
+        salt=internal_access.VIEWER_SALT
+    ).sign_object({"e": "ops@example.com"})
+    assert internal_access.viewer_from_cookie(old.cookies[internal_access.VIEWER_COOKIE].value)
+    # Old by minutes only: still good for 12 h; one older than that is refused.
+    ancient = TimestampSigner(salt=internal_access.VIEWER_SALT)
+    ancient.timestamp = lambda: b62_encode(int(time.time()) - internal_access.VIEWER_MAX_AGE - 5)
+    old.cookies[internal_access.VIEWER_COOKIE] = ancient.sign_object({"e": "ops@example.com"})
+    assert_sent_to_sign_in(old.get("/internal/", REMOTE_ADDR="203.0.113.5"))
+
+
+def test_links_are_rate_limited_per_address_and_per_client(settings_for_internal, smtp):
+    visitor = Client()
+    for _ in range(5):
+        assert ask_for_link(visitor, "ops@example.com").status_code == 200
+    refused = ask_for_link(visitor, "ops@example.com")
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+    assert len(smtp.messages) == 5
+    # Other addresses from the same client, up to the client's own limit (20 attempts).
+    for number in range(14):
+        assert ask_for_link(visitor, f"person{number}@example.com").status_code == 200
+    assert ask_for_link(visitor, "last@example.com").status_code == 429
+    assert (
+        ask_for_link(visitor, "last@example.com", HTTP_X_FORWARDED_FOR="10.9.9.9").status_code
+        == 429
+    )
+
+
+# With PostgreSQL away
+
+
+def test_link_and_network_viewers_keep_seeing_the_page_while_the_database_is_away(
+    settings_for_internal, smtp, monkeypatch
+):
+    reader = Client()
+    ask_for_link(reader, "ops@example.com")
+    use_link(reader, link_in(smtp.messages[0]))
+    assert_shows_everything(reader.get("/internal/"), settings_for_internal)
+    network = Client()
+    assert network.get("/internal/", REMOTE_ADDR="10.1.2.3").status_code == 200
+    staff = Client()
+    sign_in_staff(staff, StaffFactory())
+
+    with database_unreachable(monkeypatch):
+        assert_shows_everything(
+            reader.get("/internal/", REMOTE_ADDR="203.0.113.5"), settings_for_internal
+        )
+        assert_shows_everything(
+            network.get("/internal/", REMOTE_ADDR="10.1.2.3"), settings_for_internal
+        )
+        # Staff sessions live in the database: staff are asked to sign in with a link.
+        assert_sent_to_sign_in(staff.get("/internal/", REMOTE_ADDR="203.0.113.5"))
+        assert Client().get("/internal/sign-in/").status_code == 200

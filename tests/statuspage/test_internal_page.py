@@ -1,8 +1,10 @@
 """/internal/: everything, marked, for staff, allowed networks and emailed sign-in links."""
 
 import re
+import shutil
 import time
 
+import httpx
 import pytest
 from django.core.signing import TimestampSigner, b62_encode
 from django.test import Client
@@ -13,6 +15,7 @@ from statuspage.public.snapshots import keys, store
 from statuspage.services import page_settings_update
 from tests.incidents.factories import StaffFactory, sign_in_staff
 from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
+from tests.nginx import shipped_nginx
 from tests.statuspage.test_internal_hidden import SECRET_NAMES, world  # noqa: F401 - fixture
 from tests.statuspage.test_public_outage import database_unreachable
 
@@ -299,3 +302,34 @@ def test_link_and_network_viewers_keep_seeing_the_page_while_the_database_is_awa
         # Staff sessions live in the database: staff are asked to sign in with a link.
         assert_sent_to_sign_in(staff.get("/internal/", REMOTE_ADDR="203.0.113.5"))
         assert Client().get("/internal/sign-in/").status_code == 200
+
+
+# nginx
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
+def test_nginx_always_asks_django_for_internal_pages(tmp_path, live_server):
+    files = tmp_path / "files"
+    (files / "internal").mkdir(parents=True)
+    # Even a file left where the internal page would be is never served.
+    (files / "internal/index.html").write_text("Walrusoutage")
+    (files / "index.html").write_text("<!doctype html><title>Status</title>")
+    upstream = live_server.url.removeprefix("http://")
+    with shipped_nginx(tmp_path, files=files, upstream=upstream) as base:
+        answer = httpx.get(base + "/internal/", follow_redirects=False)
+        public = httpx.get(base + "/")
+
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/internal/sign-in/"
+    assert "Walrusoutage" not in answer.text
+    assert public.status_code == 200  # the files tree itself is served
+
+
+def test_a_network_viewer_is_answered_from_the_snapshot_without_a_query(
+    settings_for_internal, django_assert_max_num_queries
+):
+    viewer = Client()
+    assert viewer.get("/internal/", REMOTE_ADDR="10.1.2.3").status_code == 200
+    with django_assert_max_num_queries(0):
+        again = viewer.get("/internal/", REMOTE_ADDR="10.1.2.3")
+    assert_shows_everything(again, settings_for_internal)

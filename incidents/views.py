@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods
 
 from incidents.forms import PreferencesForm, SubscribeForm
 from incidents.notify import bounces, links, subscriptions
-from incidents.notify.models import Subscriber
+from incidents.notify.models import Audience, Subscriber
 from statuspage.lib import ratelimit
 from statuspage.lib.htmx import HtmxHttpRequest
 from statuspage.lib.http_body import read_capped
@@ -71,28 +71,35 @@ def subscribe(request: HtmxHttpRequest) -> HttpResponse:
     """
     if not PageSettings.load().allow_email_subscribers:
         raise Http404("This page does not take subscribers.")
+    return subscribe_form(request, audience=Audience.PUBLIC, action=reverse("subscribe"))
+
+
+def subscribe_form(request: HtmxHttpRequest, *, audience: Audience, action: str) -> HttpResponse:
+    """The subscribe form and its answer, for the public page or (`audience=internal`, its
+    viewer checked by the caller) /internal/, which also offers internal components."""
+    internal = audience == Audience.INTERNAL
     if request.method != "POST":
-        return _subscribe_response(request, SubscribeForm())
-    form = SubscribeForm(request.POST)
+        return _subscribe_response(request, SubscribeForm(include_internal=internal), action=action)
+    form = SubscribeForm(request.POST, include_internal=internal)
     if not form.is_valid():
-        return _subscribe_response(request, form, status=400)
+        return _subscribe_response(request, form, status=400, action=action)
     try:
         address = subscriptions.normalise_email(form.cleaned_data["email"])
     except ValidationError as error:
         form.add_error(None, error)
-        return _subscribe_response(request, form, status=400)
+        return _subscribe_response(request, form, status=400, action=action)
     if _subscribe_limited(request, address):
         # The same answer as a success: nobody learns that an address is being held back
         # (or is subscribed); the email is just not sent. Staff have the log line.
-        return _subscribe_response(request, None, sent_to=address)
+        return _subscribe_response(request, None, sent_to=address, action=action)
     try:
         subscriptions.subscription_request(
-            email=address, component_ids=form.cleaned_data["components"]
+            email=address, component_ids=form.cleaned_data["components"], audience=audience
         )
     except ValidationError as error:  # a component deleted while the form was open
         form.add_error(None, error)
-        return _subscribe_response(request, form, status=400)
-    return _subscribe_response(request, None, sent_to=address)
+        return _subscribe_response(request, form, status=400, action=action)
+    return _subscribe_response(request, None, sent_to=address, action=action)
 
 
 def _subscribe_limited(request: HttpRequest, address: str) -> bool:
@@ -125,8 +132,9 @@ def _subscribe_response(
     *,
     status: int = 200,
     sent_to: str = "",
+    action: str,
 ) -> HttpResponse:
-    context = _context(form=form, sent_to=sent_to)
+    context = _context(form=form, sent_to=sent_to, subscribe_url=action)
     if request.htmx:
         # htmx leaves 4xx answers unswapped: the form with its message is a 200 here.
         return render(request, "subscriptions/subscribe.html#subscribe-form", context)
@@ -183,8 +191,9 @@ def subscription_manage(request: HtmxHttpRequest, token: str) -> HttpResponse:
     if subscriber is None:
         return render(request, "subscriptions/manage.html", _context(form=None), status=404)
     saved = False
+    internal = subscriber.audience == Audience.INTERNAL
     if request.method == "POST":
-        form = PreferencesForm(request.POST)
+        form = PreferencesForm(request.POST, include_internal=internal)
         if form.is_valid():
             try:
                 subscriptions.subscription_set_components(
@@ -195,7 +204,7 @@ def subscription_manage(request: HtmxHttpRequest, token: str) -> HttpResponse:
                 form.add_error(None, error)
     else:
         chosen = [] if subscriber.all_components else [c.pk for c in subscriber.components.all()]
-        form = PreferencesForm(initial={"components": chosen})
+        form = PreferencesForm(initial={"components": chosen}, include_internal=internal)
     context = _context(
         form=form,
         saved=saved,

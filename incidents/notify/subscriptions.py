@@ -95,11 +95,18 @@ def _components(component_ids: Iterable[int] | None) -> list[Component]:
     return found
 
 
-def subscription_request(*, email: str, component_ids: Iterable[int] | None = None) -> None:
+def subscription_request(
+    *,
+    email: str,
+    component_ids: Iterable[int] | None = None,
+    audience: Audience = Audience.PUBLIC,
+) -> None:
     """The public form: subscribe, or send the email that fits the address's state.
 
     `component_ids` empty or None means every component. An active subscriber's choices are
-    not changed by an anonymous form: they get a link to change them themselves.
+    not changed by an anonymous form: they get a link to change them themselves. The form on
+    /internal/ asks with `audience=internal`: the subscriber becomes internal once it
+    confirms; a public form never makes an internal subscriber public.
     """
     address = normalise_email(email)
     components = _components(component_ids)
@@ -112,7 +119,9 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
         if subscriber is None:
             try:
                 with transaction.atomic():
-                    subscriber = Subscriber.objects.create(channel=Channel.EMAIL, email=address)
+                    subscriber = Subscriber.objects.create(
+                        channel=Channel.EMAIL, email=address, audience=audience
+                    )
             except IntegrityError:  # the same address, submitted twice at once
                 return
         if subscriber.bounced_at is not None:
@@ -128,6 +137,9 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
         subscriber.confirmation_sent_at = timezone.now()
         subscriber.confirm_nonce += 1  # the link about to be sent is the only one that works
         fields = ["state", "all_components", "confirmation_sent_at", "confirm_nonce"]
+        if audience == Audience.INTERNAL:
+            subscriber.audience = audience
+            fields.append("audience")
         subscriber.save(update_fields=fields)
         subscriber.components.set(components)
         _send_after_commit("confirm", subscriber)

@@ -29,7 +29,10 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_safe
 
 from components.reports.models import Symptom
+from incidents.notify.models import Audience
+from incidents.views import subscribe_form
 from statuspage.lib import internal_access, ratelimit
+from statuspage.lib.htmx import HtmxHttpRequest
 from statuspage.lib.outage import database_unreachable
 from statuspage.models import PageSettings
 from statuspage.public import selectors
@@ -46,7 +49,7 @@ SIGN_IN_WINDOW = 3600
 MAX_EMAIL_LENGTH = 254
 
 # Links in the shared templates point at the public pages; on /internal/ they point here.
-_PUBLIC_LINK = re.compile(r'(href|hx-get)="/(incidents/[^"]*|history/[^"]*|)"')
+_PUBLIC_LINK = re.compile(r'(href|hx-get)="/(incidents/[^"]*|history/[^"]*|subscribe/|)"')
 
 
 # Who may view
@@ -195,6 +198,20 @@ def internal_history(request: HttpRequest) -> HttpResponseBase:
     return _gated(request, render_history)
 
 
+# Subscribing to internal incidents too
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def internal_subscribe(request: HtmxHttpRequest) -> HttpResponse:
+    """The subscribe form for viewers of /internal/: their subscribers are internal."""
+    if internal_viewer(request) is None:
+        return _private(HttpResponseRedirect(reverse("internal-sign-in")))
+    response = subscribe_form(
+        request, audience=Audience.INTERNAL, action=reverse("internal-subscribe")
+    )
+    return _private(_internal_links(response))
+
+
 # Signing in with an emailed link
 
 
@@ -289,6 +306,7 @@ urlpatterns = [
     path("internal/", internal_page, name="internal-page"),
     path("internal/incidents/<str:code>/", internal_incident, name="internal-incident"),
     path("internal/history/", internal_history, name="internal-history"),
+    path("internal/subscribe/", internal_subscribe, name="internal-subscribe"),
     path("internal/sign-in/", sign_in, name="internal-sign-in"),
     path("internal/sign-in/<str:token>/", sign_in_link, name="internal-sign-in-link"),
 ]

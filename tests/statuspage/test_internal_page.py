@@ -9,11 +9,13 @@ import pytest
 from django.core.signing import TimestampSigner, b62_encode
 from django.test import Client
 
+from incidents.notify import links
+from incidents.notify.models import Audience, Subscriber
 from statuspage.lib import internal_access
 from statuspage.models import PageSettings
 from statuspage.public.snapshots import keys, store
 from statuspage.services import page_settings_update
-from tests.incidents.factories import StaffFactory, sign_in_staff
+from tests.incidents.factories import StaffFactory, SubscriberFactory, sign_in_staff
 from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
 from tests.nginx import shipped_nginx
 from tests.statuspage.test_internal_hidden import SECRET_NAMES, world  # noqa: F401 - fixture
@@ -333,3 +335,57 @@ def test_a_network_viewer_is_answered_from_the_snapshot_without_a_query(
     with django_assert_max_num_queries(0):
         again = viewer.get("/internal/", REMOTE_ADDR="10.1.2.3")
     assert_shows_everything(again, settings_for_internal)
+
+
+# Internal subscribers
+
+
+def test_strangers_cannot_use_the_internal_subscribe_form(settings_for_internal):
+    stranger = Client()
+    assert_sent_to_sign_in(stranger.get("/internal/subscribe/", REMOTE_ADDR="203.0.113.5"))
+    response = stranger.post(
+        "/internal/subscribe/", {"email": "someone@evil.test"}, REMOTE_ADDR="203.0.113.5"
+    )
+    assert_sent_to_sign_in(response)
+    assert not Subscriber.objects.exists()
+
+
+def test_the_internal_page_subscribes_internal_subscribers_to_internal_components(
+    settings_for_internal,
+):
+    viewer = Client()
+    page = viewer.get("/internal/", REMOTE_ADDR="10.1.2.3").content.decode()
+    assert 'href="/internal/subscribe/"' in page
+    form = viewer.get("/internal/subscribe/", REMOTE_ADDR="10.1.2.3")
+    body = form.content.decode()
+    assert form.status_code == 200 and "Zebracorn" in body and "Marmotcache" in body
+    assert 'action="/internal/subscribe/"' in body
+    secret = settings_for_internal["internal_components"][0]
+
+    answer = viewer.post(
+        "/internal/subscribe/",
+        {"email": "oncall@example.com", "components": [secret.pk]},
+        REMOTE_ADDR="10.1.2.3",
+    )
+
+    assert answer.status_code == 200
+    subscriber = Subscriber.objects.get()
+    assert subscriber.audience == Audience.INTERNAL
+    assert list(subscriber.components.all()) == [secret]
+    # Its own preferences page offers the internal components; a public subscriber's not.
+    manage = Client().get(links.manage_path(subscriber)).content.decode()
+    assert "Zebracorn" in manage
+    public = SubscriberFactory(email="reader@example.test")
+    assert "Zebracorn" not in Client().get(links.manage_path(public)).content.decode()
+    refused = Client().post(links.manage_path(public), {"components": [secret.pk]})
+    assert refused.status_code == 400
+    assert not public.components.exists()
+
+
+def test_the_public_form_refuses_internal_components(settings_for_internal):
+    secret = settings_for_internal["internal_components"][0]
+    response = Client().post(
+        "/subscribe/", {"email": "reader@example.test", "components": [secret.pk]}
+    )
+    assert response.status_code == 400
+    assert not Subscriber.objects.exists()

@@ -20,6 +20,7 @@ from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
 from tests.nginx import shipped_nginx
 from tests.statuspage.test_internal_hidden import SECRET_NAMES, world  # noqa: F401 - fixture
 from tests.statuspage.test_public_outage import database_unreachable
+from tests.statuspage.test_snapshots import call_wsgi
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -389,3 +390,15 @@ def test_the_public_form_refuses_internal_components(settings_for_internal):
     )
     assert response.status_code == 400
     assert not Subscriber.objects.exists()
+
+
+def test_the_wsgi_fast_path_never_serves_an_internal_snapshot(settings_for_internal):
+    assert Client().get("/internal/", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert store.memory().get("/internal/") is not None  # held by this process
+
+    answer = call_wsgi("/internal/")
+
+    assert answer["status"].startswith("302")
+    assert answer["headers"]["Location"] == "/internal/sign-in/"
+    for name in SECRET_NAMES:
+        assert name.encode() not in answer["body"]

@@ -57,9 +57,16 @@ _PUBLIC_LINK = re.compile(r'(href|hx-get)="/(incidents/[^"]*|history/[^"]*|subsc
 
 def internal_viewer(request: HttpRequest) -> str | None:
     """How this request may view /internal/ ("link", "network" or "staff"), or None."""
-    if internal_access.viewer_from_cookie(request.COOKIES.get(internal_access.VIEWER_COOKIE)):
-        return "link"
+    signed_in = internal_access.viewer_from_cookie(
+        request.COOKIES.get(internal_access.VIEWER_COOKIE)
+    )
     page = _page_settings()
+    # A domain staff removed lets nobody in any more, whatever cookies are out there; with
+    # the settings unreadable (PostgreSQL and Redis both away) the signed cookie decides.
+    if signed_in and (
+        page is None or internal_access.email_allowed(signed_in, page.internal_email_domains)
+    ):
+        return "link"
     if (
         page is not None
         and page.internal_networks

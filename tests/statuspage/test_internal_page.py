@@ -302,6 +302,13 @@ def test_link_and_network_viewers_keep_seeing_the_page_while_the_database_is_awa
         assert_shows_everything(
             network.get("/internal/", REMOTE_ADDR="10.1.2.3"), settings_for_internal
         )
+        # A link used while the database is away still signs its reader in.
+        token = internal_access.sign_in_token("oncall@example.com")
+        late = Client()
+        assert use_link(late, f"/internal/sign-in/{token}/").status_code == 302
+        assert_shows_everything(
+            late.get("/internal/", REMOTE_ADDR="203.0.113.5"), settings_for_internal
+        )
         # Staff sessions live in the database: staff are asked to sign in with a link.
         assert_sent_to_sign_in(staff.get("/internal/", REMOTE_ADDR="203.0.113.5"))
         assert Client().get("/internal/sign-in/").status_code == 200
@@ -402,3 +409,16 @@ def test_the_wsgi_fast_path_never_serves_an_internal_snapshot(settings_for_inter
     assert answer["headers"]["Location"] == "/internal/sign-in/"
     for name in SECRET_NAMES:
         assert name.encode() not in answer["body"]
+
+
+def test_removing_a_domain_shuts_out_its_signed_in_readers(settings_for_internal):
+    reader = Client()
+    token = internal_access.sign_in_token("ops@example.com")
+    use_link(reader, f"/internal/sign-in/{token}/")
+    assert reader.get("/internal/", REMOTE_ADDR="203.0.113.5").status_code == 200
+
+    page_settings_update(
+        page=PageSettings.objects.get(), changes={"internal_email_domains": "example.org"}
+    )
+
+    assert_sent_to_sign_in(reader.get("/internal/", REMOTE_ADDR="203.0.113.5"))

@@ -510,3 +510,40 @@ def test_view_only_staff_see_an_incident_read_only(client):
     assert response.status_code == 200
     assert "API errors" in response.text
     assert client.post(change_url(incident), change_data(incident)).status_code == 403
+
+
+# Internal incidents and maintenances
+
+
+def test_staff_open_an_internal_incident_and_make_it_public_later(client, responder):
+    response = client.post(ADD_URL, add_data(name="Build farm down", internal="on"))
+    assert response.status_code == 302
+    incident = Incident.objects.get()
+    assert incident.internal
+    listed = client.get(reverse("admin:incidents_incident_changelist") + "?internal__exact=1")
+    assert "Build farm down" in listed.content.decode()
+
+    response = client.post(change_url(incident), change_data(incident))  # box left unticked
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert not incident.internal
+
+
+def test_staff_schedule_an_internal_maintenance(client, responder):
+    start = timezone.localtime() + timedelta(days=1)
+    end = start + timedelta(hours=2)
+    response = client.post(
+        MAINTENANCE_ADD_URL,
+        {
+            "name": "Runner upgrade",
+            "status": IncidentStatus.SCHEDULED,
+            "body": "Runners restart.",
+            "scheduled_for_0": start.strftime("%Y-%m-%d"),
+            "scheduled_for_1": start.strftime("%H:%M:%S"),
+            "scheduled_until_0": end.strftime("%Y-%m-%d"),
+            "scheduled_until_1": end.strftime("%H:%M:%S"),
+            "internal": "on",
+        },
+    )
+    assert response.status_code == 302
+    assert Incident.objects.get().internal

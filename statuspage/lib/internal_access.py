@@ -75,6 +75,8 @@ def address_allowed(address: str, networks_text: str) -> bool:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack socket's way of writing an IPv4 client
     try:
         networks = parse_networks(networks_text)
     except ValidationError:

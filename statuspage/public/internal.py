@@ -19,8 +19,10 @@ from typing import TypeVar
 
 from celery import current_app
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.paginator import EmptyPage
+from django.core.validators import validate_email
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -230,7 +232,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"page": _page_settings()}
     if request.method == "POST":
         email = request.POST.get("email", "").strip()
-        if not email or len(email) > MAX_EMAIL_LENGTH or "@" not in email:
+        if not _is_email(email):
             context["error"] = gettext("Enter an email address.")
             return _private(
                 render(request, "statuspage/internal_sign_in.html", context, status=400)
@@ -258,6 +260,16 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         ).delay()
         context["sent"] = True
     return _private(render(request, "statuspage/internal_sign_in.html", context))
+
+
+def _is_email(value: str) -> bool:
+    if not value or len(value) > MAX_EMAIL_LENGTH:
+        return False
+    try:
+        validate_email(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def sign_in_link_send(*, email: str, base_url: str) -> bool:

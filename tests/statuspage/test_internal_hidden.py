@@ -66,6 +66,7 @@ def secrets_of(world) -> list[str]:
 
 
 def assert_hidden(text: str, world, where: str) -> None:
+    assert "internal-mark" not in text, where
     for secret in secrets_of(world):
         assert secret not in text, f"{secret} in {where}"
 

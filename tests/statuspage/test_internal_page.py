@@ -55,6 +55,7 @@ def assert_shows_everything(response, world):  # noqa: F811 - the fixture
     assert response["Cache-Control"] == "private, no-store"
     assert "noindex" in response["X-Robots-Tag"]
     assert '<meta name="robots" content="noindex">' in body
+    assert "also shows what the public status page does not" in body
     internal_incident = world["internal_incidents"][0]
     assert f'href="/internal/incidents/{internal_incident.public_id}/"' in body
     assert f'href="/incidents/{internal_incident.public_id}/"' not in body

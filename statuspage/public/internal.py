@@ -120,15 +120,26 @@ def _gated(request: HttpRequest, render_page: Callable[[], HttpResponse]) -> Htt
         request.beacon_render = True  # type: ignore[attr-defined]
         return _internal_links(render_page())
 
-    key = request.path + (f"?{request.META['QUERY_STRING']}" if _history_page(request) else "")
     response = serve.serve(
-        request, key, render_on_miss=render_live, not_found=lambda: not_found(request)
+        request,
+        _snapshot_key(request),
+        render_on_miss=render_live,
+        not_found=lambda: not_found(request),
     )
     return _private(response)
 
 
-def _history_page(request: HttpRequest) -> bool:
-    return request.path == reverse("internal-history") and "page" in request.GET
+def _snapshot_key(request: HttpRequest) -> str:
+    """The path, and for a later page of history its number: nothing else in the query
+    selects another output, so made-up queries cannot fill the store."""
+    page_number = request.GET.get("page", "")
+    if request.path == reverse("internal-history") and _page_number(page_number) > 1:
+        return f"{request.path}?page={page_number}"
+    return request.path
+
+
+def _page_number(value: str) -> int:
+    return int(value) if value.isdigit() and len(value) <= 6 else 1
 
 
 def _internal_links(response: HttpResponse) -> HttpResponse:
@@ -185,12 +196,9 @@ def internal_incident(request: HttpRequest, code: str) -> HttpResponseBase:
 @require_safe
 def internal_history(request: HttpRequest) -> HttpResponseBase:
     def render_history() -> HttpResponse:
-        page_number = request.GET.get("page", "1")
-        if not page_number.isdigit() or len(page_number) > 6:
-            page_number = "1"
         try:
             paginator_page, months = selectors.incident_history(
-                page_number=int(page_number), include_internal=True
+                page_number=_page_number(request.GET.get("page", "")), include_internal=True
             )
         except EmptyPage:
             raise Http404("There is no such page of history.") from None

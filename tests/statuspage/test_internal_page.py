@@ -15,7 +15,12 @@ from statuspage.lib import internal_access
 from statuspage.models import PageSettings
 from statuspage.public.snapshots import keys, store
 from statuspage.services import page_settings_update
-from tests.incidents.factories import StaffFactory, SubscriberFactory, sign_in_staff
+from tests.incidents.factories import (
+    StaffFactory,
+    SubscriberFactory,
+    open_incident,
+    sign_in_staff,
+)
 from tests.incidents.notify.conftest import CapturingHandler, serving_smtp
 from tests.nginx import shipped_nginx
 from tests.statuspage.test_internal_hidden import SECRET_NAMES, world  # noqa: F401 - fixture
@@ -434,3 +439,19 @@ def test_removing_a_domain_shuts_out_its_signed_in_readers(settings_for_internal
     )
 
     assert_sent_to_sign_in(reader.get("/internal/", REMOTE_ADDR="203.0.113.5"))
+
+
+def test_only_the_page_number_selects_another_internal_history_snapshot(settings_for_internal):
+    for number in range(30):
+        open_incident(name=f"Walrusoutage {number}", internal=True)
+    viewer = Client()
+    first = viewer.get("/internal/history/", REMOTE_ADDR="10.1.2.3")
+    second = viewer.get("/internal/history/?page=2", REMOTE_ADDR="10.1.2.3")
+    assert first.status_code == second.status_code == 200
+    assert first.content != second.content
+    for query in ["page=1", "page=abc", "x=1", "page=2&x=1"]:
+        viewer.get(f"/internal/history/?{query}", REMOTE_ADDR="10.1.2.3")
+    assert store.load("/internal/history/?page=2&x=1") is None
+    assert store.load("/internal/history/?x=1") is None
+    assert store.load("/internal/history/?page=1") is None
+    assert viewer.get("/internal/history/?page=9", REMOTE_ADDR="10.1.2.3").status_code == 404

@@ -82,9 +82,9 @@ class StatusChangeInline(admin.TabularInline):
 
 @admin.register(Component)
 class ComponentAdmin(admin.ModelAdmin):
-    list_display = ["name", "group", "status", "position", "status_changed_at"]
+    list_display = ["name", "group", "status", "internal", "position", "status_changed_at"]
     list_editable = ["status"]
-    list_filter = ["status", "group"]
+    list_filter = ["status", "internal", "group__internal", "group"]
     list_select_related = ["group"]
     search_fields = ["name"]
     fieldsets = [
@@ -97,6 +97,7 @@ class ComponentAdmin(admin.ModelAdmin):
                     "group",
                     "position",
                     "status",
+                    "internal",
                     "showcase",
                     "only_show_if_degraded",
                     "start_date",
@@ -228,8 +229,9 @@ class GroupComponentInline(admin.TabularInline):
 
 @admin.register(ComponentGroup)
 class ComponentGroupAdmin(admin.ModelAdmin):
-    list_display = ["name", "position", "component_count"]
-    fields = ["name", "description", "position"]
+    list_display = ["name", "position", "internal", "component_count"]
+    list_filter = ["internal"]
+    fields = ["name", "description", "position", "internal"]
     inlines = [GroupComponentInline]
 
     def get_queryset(self, request):
@@ -246,7 +248,10 @@ class ComponentGroupAdmin(admin.ModelAdmin):
             )
         else:
             created = component_group_create(
-                name=obj.name, description=obj.description, position=obj.position
+                name=obj.name,
+                description=obj.description,
+                position=obj.position,
+                internal=obj.internal,
             )
             _saved_as(obj, created)
 

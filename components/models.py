@@ -8,6 +8,7 @@ from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from components.status_choices import ComponentStatus, ComponentStatusValue
 from statuspage.lib.ids import new_public_id
@@ -89,6 +90,11 @@ class ComponentGroup(models.Model):
         validators=[no_control_characters_in_text, MaxLengthValidator(MAX_DESCRIPTION)],
     )
     position = models.PositiveIntegerField(default=0)
+    internal = models.BooleanField(
+        _("internal"),
+        default=False,
+        help_text=_("Shown only on /internal/; its components are internal too."),
+    )
     managed_by_config = models.BooleanField(
         default=False, editable=False, help_text="Declared in a file applied with apply_config."
     )
@@ -105,9 +111,19 @@ class ComponentGroup(models.Model):
         return worst_status(component.status for component in self.components.all())
 
 
+# A component is internal when it or its group is: the one test every public read applies.
+PUBLIC_COMPONENT = models.Q(internal=False) & (
+    models.Q(group__isnull=True) | models.Q(group__internal=False)
+)
+
+
 # Not QuerySet["Component"]: with its model fixed, the rows of an annotate() on it lose
 # their annotations for the checker (django-stubs), and callers read them.
 class ComponentQuerySet(models.QuerySet):
+    def public(self) -> Self:
+        """Components the public may see: neither internal nor in an internal group."""
+        return self.filter(PUBLIC_COMPONENT)
+
     def in_page_order(self) -> Self:
         """Page order: ungrouped and grouped components interleaved by their group's position."""
         return self.select_related("group").order_by(
@@ -134,6 +150,11 @@ class Component(models.Model):
     )
     showcase = models.BooleanField(
         default=True, help_text="Show the 90-day uptime bar for this component."
+    )
+    internal = models.BooleanField(
+        _("internal"),
+        default=False,
+        help_text=_("Shown only on /internal/, never on the public page, feeds, API or badges."),
     )
     only_show_if_degraded = models.BooleanField(
         default=False, help_text="Hide this component from the page while it is operational."
@@ -173,6 +194,10 @@ class Component(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_internal(self) -> bool:
+        return self.internal or (self.group is not None and self.group.internal)
 
     @property
     def is_visible(self) -> bool:

@@ -62,9 +62,11 @@ def overall_status(statuses: Iterable[ComponentStatusValue]) -> OverallStatus:
     return ALL_OPERATIONAL
 
 
-def page_components() -> list[Component]:
-    """Every component in page order, groups joined."""
-    return list(Component.objects.in_page_order())
+def page_components(*, include_internal: bool = False) -> list[Component]:
+    """Every component in page order, groups joined; internal ones only if asked for (the
+    management API, /internal/)."""
+    components = Component.objects.in_page_order()
+    return list(components if include_internal else components.public())
 
 
 def first_uptime_day(component: Component, zone: ZoneInfo) -> date:
@@ -192,12 +194,13 @@ class ComponentTree:
     status: OverallStatus
 
 
-def component_tree() -> ComponentTree:
-    components = page_components()
+def component_tree(*, include_internal: bool = False) -> ComponentTree:
+    components = page_components(include_internal=include_internal)
+    groups = ComponentGroup.objects.order_by("position", "name")
     return ComponentTree(
         page=PageSettings.load(),
         components=components,
-        groups=list(ComponentGroup.objects.order_by("position", "name")),
+        groups=list(groups if include_internal else groups.filter(internal=False)),
         status=overall_status(c.status for c in components),
     )
 

@@ -131,9 +131,9 @@ def roll_up_uptime(*, until: datetime | None = None) -> int:
 
 COMPONENT_FIELDS = frozenset(
     {"name", "description", "group", "position", "showcase", "only_show_if_degraded", "start_date"}
-    | {"automation", "auto_incident", "auto_incident_recovery", "managed_by_config"}
+    | {"internal", "automation", "auto_incident", "auto_incident_recovery", "managed_by_config"}
 )
-GROUP_FIELDS = frozenset({"name", "description", "position", "managed_by_config"})
+GROUP_FIELDS = frozenset({"name", "description", "position", "internal", "managed_by_config"})
 
 
 def _next_position(group: ComponentGroup | None) -> int:
@@ -156,6 +156,7 @@ def component_create(
     showcase: bool = True,
     only_show_if_degraded: bool = False,
     start_date: date | None = None,
+    internal: bool = False,
     automation: AutomationValue = Automation.AUTOMATIC,
     auto_incident: AutoIncidentValue = AutoIncident.OFF,
     auto_incident_recovery: AutoIncidentRecovery = "resolved",
@@ -175,6 +176,7 @@ def component_create(
             showcase=showcase,
             only_show_if_degraded=only_show_if_degraded,
             start_date=start_date,
+            internal=internal,
             automation=automation,
             auto_incident=auto_incident,
             auto_incident_recovery=auto_incident_recovery,
@@ -247,6 +249,7 @@ def component_group_create(
     description: str = "",
     components: Sequence[Component] = (),
     position: int | None = None,
+    internal: bool = False,
     managed_by_config: bool = False,
 ) -> ComponentGroup:
     """A new group, last on the page unless `position` is given, holding `components` in
@@ -256,6 +259,7 @@ def component_group_create(
             name=name,
             description=description,
             position=_next_position(None) if position is None else position,
+            internal=internal,
             managed_by_config=managed_by_config,
         )
         group.full_clean()

@@ -108,7 +108,7 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
         "since_last_update",
         "component_names",
     ]
-    list_filter = ["kind", "status", "impact"]
+    list_filter = ["kind", "status", "impact", "internal"]
     search_fields = ["name"]
     readonly_fields = [
         "public_id",
@@ -181,7 +181,7 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
                 None,
                 {
                     "fields": [
-                        "name",
+                        ("name", "internal"),
                         ("public_id", "kind"),
                         ("current_status", "impact", "impact_override"),
                         ("started_at", "resolved_at", "backfilled"),
@@ -226,7 +226,7 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
                 None,
                 {
                     "fields": [
-                        "name",
+                        ("name", "internal"),
                         "status",
                         "body",
                         ("impact_override", "deliver_notifications"),
@@ -281,12 +281,13 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
             obj.refresh_from_db()
             obj._state.adding = False
             return
-        if {"name", "impact_override"} & set(form.changed_data):
+        if {"name", "impact_override", "internal"} & set(form.changed_data):
             call_service(
                 services.incident_edit,
                 incident=obj,
                 name=form.cleaned_data["name"],
                 impact_override=form.cleaned_data.get("impact_override", obj.impact_override),
+                internal=form.cleaned_data.get("internal", obj.internal),
             )
         if "postmortem_body" in form.changed_data:
             call_service(  # a draft until it is published
@@ -403,7 +404,12 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
         notify = data is None or data.get("deliver_notifications") == "on"
         backfilled = incident.backfilled if incident else bool(data and data.get("backfilled"))
         ids = chosen | set(incident.components.values_list("pk", flat=True) if incident else ())
-        context = {"reach": reach(ids), "notify": notify, "backfilled": backfilled}
+        internal = incident.internal if incident else bool(data and data.get("internal"))
+        context = {
+            "reach": reach(ids, internal=internal),
+            "notify": notify,
+            "backfilled": backfilled,
+        }
         return render_to_string("admin/incidents/incident/reach.html", context, request).strip()
 
     # Closing in one click
@@ -510,7 +516,7 @@ class MaintenanceAdmin(IncidentAdmin):
         "since_last_update",
         "component_names",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "internal"]
     readonly_fields = [
         *IncidentAdmin.readonly_fields,
         "scheduled_for",
@@ -534,7 +540,7 @@ class MaintenanceAdmin(IncidentAdmin):
 
     def add_fieldsets(self, request):
         return [
-            (None, {"fields": ["name", "status", "body", "deliver_notifications"]}),
+            (None, {"fields": [("name", "internal"), "status", "body", "deliver_notifications"]}),
             (
                 "Schedule",
                 {

@@ -169,7 +169,10 @@ class SubscriberChangeForm(ServiceForm):
 
     class Meta:
         model = Subscriber
-        fields: list[str] = []
+        fields: list[str] = ["audience"]
+        help_texts = {
+            "audience": "Internal subscribers also hear of internal incidents and components."
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -187,6 +190,11 @@ class SubscriberChangeForm(ServiceForm):
         state_field = self.fields["state"]
         assert isinstance(state_field, forms.ChoiceField)  # declared above
         state_field.choices = choices
+        # A form that does not send it (an older page, a script) leaves the audience be.
+        self.fields["audience"].required = False
+
+    def clean_audience(self) -> str:
+        return self.cleaned_data.get("audience") or self.instance.audience
 
 
 class WebhookChangeForm(SubscriberChangeForm):
@@ -212,7 +220,7 @@ class WebhookChangeForm(SubscriberChangeForm):
 
     class Meta:
         model = Subscriber
-        fields = ["webhook_format"]
+        fields = ["webhook_format", "audience"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -379,9 +387,17 @@ def csv_response(queryset: QuerySet) -> StreamingHttpResponse:
 
 @admin.register(Subscriber)
 class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
-    list_display = ["address", "channel", "state", "component_list", "created_at", "confirmed_at"]
+    list_display = [
+        "address",
+        "channel",
+        "state",
+        "audience",
+        "component_list",
+        "created_at",
+        "confirmed_at",
+    ]
     list_display_links = ["address"]
-    list_filter = ["channel", "state", ComponentListFilter]
+    list_filter = ["channel", "state", "audience", ComponentListFilter]
     search_fields = ["email", "endpoint"]
     show_full_result_count = False  # one COUNT of 100,000 rows per page is enough
     readonly_fields = [
@@ -479,6 +495,7 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
                             "endpoint",
                             "webhook_format",
                             "contact_email",
+                            "audience",
                             "components",
                         ]
                     },
@@ -489,7 +506,10 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
         if obj.channel == Channel.PUSH:
             # A browser's subscription: its push service URL and keys are the browser's own.
             return [(None, {"fields": [("channel", "public_id"), "endpoint", "components"]}), state]
-        return [(None, {"fields": [("channel", "public_id"), "email", "components"]}), state]
+        return [
+            (None, {"fields": [("channel", "public_id"), "email", "audience", "components"]}),
+            state,
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -538,6 +558,12 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
             return
         if isinstance(form, WebhookChangeForm) and (changes := form.settings_changed()):
             call_service(subscriptions.webhook_subscriber_update, subscriber=obj, **changes)
+        if "audience" in form.changed_data:
+            call_service(
+                subscriptions.subscriber_set_audience,
+                subscriber=obj,
+                audience=data["audience"],
+            )
         if "components" in form.changed_data:
             call_service(
                 subscriptions.subscription_set_components,

@@ -153,6 +153,8 @@ def _open_incident(
                 body=_body(component, status),
                 component_statuses={component: status},
                 auto_component=component,
+                # Named after the component: an internal one's incident is internal too.
+                internal=component.is_internal,
             )
     except IntegrityError:
         return None  # another worker opened it a moment ago
@@ -266,6 +268,9 @@ def incident_draft_publish(*, draft: IncidentDraft, author=None) -> Incident:
             auto_component=(
                 None if locked.source == DraftSource.REPORT_SURGE else locked.component
             ),
+            # A draft for internal components only (a check's or an alert's on an internal
+            # component) names them: it stays internal.
+            internal=all(component.is_internal for component in locked.all_components),
             author=author,
         )
         locked.published_incident, locked.published_at, locked.published_by = (

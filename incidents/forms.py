@@ -163,7 +163,7 @@ class IncidentCreateForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
 
     class Meta:
         model = Incident
-        fields = ["name", "impact_override", "backfilled"]
+        fields = ["name", "impact_override", "backfilled", "internal"]
         help_texts = {"backfilled": "History only: a backfilled incident changes no components."}
 
     def __init__(self, *args, **kwargs):
@@ -181,6 +181,7 @@ class IncidentCreateForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
                 "deliver_notifications",
                 "started_at",
                 "backfilled",
+                "internal",
             ),
             "component_statuses": self.chosen_component_statuses(only_changed=False),
         }
@@ -206,6 +207,7 @@ class MaintenanceCreateForm(UpdateMessageFields, ServiceForm):
             "scheduled_auto_in_progress",
             "scheduled_auto_completed",
             *MAINTENANCE_NOTIFY_FLAGS,
+            "internal",
         ]
 
     def create_kwargs(self) -> dict:
@@ -222,6 +224,7 @@ class MaintenanceCreateForm(UpdateMessageFields, ServiceForm):
                 "scheduled_auto_completed",
                 *MAINTENANCE_NOTIFY_FLAGS,
                 "affected_components",
+                "internal",
             ),
             "kind": IncidentKind.MAINTENANCE,
         }
@@ -249,7 +252,7 @@ class IncidentChangeForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
 
     class Meta:
         model = Incident
-        fields = ["name", "impact_override", "postmortem_body"]
+        fields = ["name", "impact_override", "internal", "postmortem_body"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -305,9 +308,12 @@ class ComponentChoiceForm(forms.Form):
         error_messages={"invalid_choice": gettext_lazy("Choose components from the list.")},
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, include_internal: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.component_list = list(Component.objects.in_page_order())
+        components = Component.objects.in_page_order()
+        # Internal components are offered only to internal subscribers; for anyone else their
+        # ids are invalid choices.
+        self.component_list = list(components if include_internal else components.public())
         components_field = self.fields["components"]
         assert isinstance(components_field, forms.ChoiceField)  # declared above
         components_field.choices = [(c.pk, c.name) for c in self.component_list]
@@ -387,7 +393,7 @@ class MaintenanceChangeForm(IncidentChangeForm):
 # The reach of "Notify subscribers", counted live as staff choose components
 
 MAX_REACH_VALUES = 2000
-REACH_FLAGS = ["deliver_notifications", "backfilled"]
+REACH_FLAGS = ["deliver_notifications", "backfilled", "internal"]
 
 
 def reach_values(form: forms.BaseForm) -> QueryDict:

@@ -1,10 +1,11 @@
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal, TypeAlias, TypeGuard, get_args
+from typing import TYPE_CHECKING, Literal, Self, TypeAlias, TypeGuard, get_args
 
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from components.models import Component, ComponentStatus, worst_status
 from components.status_choices import ComponentStatusValue
@@ -129,23 +130,27 @@ IMPACT_OF_COMPONENT_STATUS: dict[str, ImpactValue] = {
 
 
 class IncidentQuerySet(models.QuerySet):
-    def incidents(self):
+    def incidents(self) -> Self:
         return self.filter(kind=IncidentKind.INCIDENT)
 
-    def maintenances(self):
+    def maintenances(self) -> Self:
         return self.filter(kind=IncidentKind.MAINTENANCE)
 
-    def unresolved(self):
+    def unresolved(self) -> Self:
         return self.incidents().filter(status__in=UNRESOLVED_STATUSES)
 
-    def upcoming_maintenances(self):
+    def upcoming_maintenances(self) -> Self:
         return self.maintenances().filter(status=IncidentStatus.SCHEDULED)
 
-    def active_maintenances(self):
+    def active_maintenances(self) -> Self:
         return self.maintenances().filter(status__in=ACTIVE_MAINTENANCE_STATUSES)
 
-    def closed(self):
+    def closed(self) -> Self:
         return self.filter(status__in=CLOSED_STATUSES)
+
+    def public(self) -> Self:
+        """What the public may see: incidents and maintenances not marked internal."""
+        return self.filter(internal=False)
 
 
 IncidentManager = models.Manager.from_queryset(IncidentQuerySet)
@@ -172,6 +177,13 @@ class Incident(models.Model):
         help_text="Leave empty to derive the impact from the affected components.",
     )
     components = models.ManyToManyField(Component, blank=True, related_name="incidents")
+    # Not derived from the components: staff choose. Public outputs hide an internal incident
+    # whole, and a public incident's internal components.
+    internal = models.BooleanField(
+        _("internal"),
+        default=False,
+        help_text=_("Shown only on /internal/ and told only to internal subscribers."),
+    )
     # Statuspage's `metadata`: tools keep their own data on an incident, one object per tool
     # (`{"jira": {"issue": "OPS-1"}}`). Beacon stores it for them and never reads it.
     metadata = models.JSONField(default=dict, blank=True)

@@ -24,19 +24,30 @@ from incidents.models import (
 )
 
 
-def with_timeline(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
-    """Incidents with their updates (newest first), affected components and components."""
+def with_timeline(
+    incidents: QuerySet[Incident], *, include_internal: bool = False
+) -> QuerySet[Incident]:
+    """Incidents with their updates (newest first), affected components and components.
+
+    Internal components are left out unless `include_internal` (the management API and
+    /internal/): a public incident may name them, the public never reads them. Which
+    incidents are listed is the caller's `incidents`.
+    """
+    affected = AffectedComponent.objects.select_related("component")
+    components = Component.objects.in_page_order()
+    if not include_internal:
+        affected = affected.exclude(component__internal=True).exclude(
+            component__group__internal=True
+        )
+        components = components.public()
     return incidents.prefetch_related(
         Prefetch(
             "updates",
             queryset=IncidentUpdate.objects.order_by("-display_at", "-id").prefetch_related(
-                Prefetch(
-                    "affected_components",
-                    queryset=AffectedComponent.objects.select_related("component"),
-                )
+                Prefetch("affected_components", queryset=affected)
             ),
         ),
-        Prefetch("components", queryset=Component.objects.in_page_order()),
+        Prefetch("components", queryset=components),
     )
 
 

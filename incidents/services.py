@@ -61,6 +61,7 @@ def incident_create(
     created_at: datetime | None = None,
     metadata: dict[str, Any] | None = None,
     auto_component: Component | None = None,
+    internal: bool = False,
     author: User | None = None,
 ) -> Incident:
     """Open an incident (or schedule a maintenance) together with its first update.
@@ -125,6 +126,7 @@ def incident_create(
             ),
             metadata=metadata or {},
             auto_component=auto_component,
+            internal=internal,
             created_by=author,
         )
         incident.components.add(*affected_components)
@@ -302,9 +304,14 @@ def _statuses_before_maintenance(incident: Incident) -> dict[int, str]:
 
 
 def incident_edit(
-    *, incident: Incident, name: str, impact_override: ImpactOverride = ""
+    *,
+    incident: Incident,
+    name: str,
+    impact_override: ImpactOverride = "",
+    internal: bool | None = None,
 ) -> Incident:
-    """Rename an incident or change its impact override; the impact follows at once."""
+    """Rename an incident, change its impact override (the impact follows at once) or, with
+    `internal`, move it between the public page and /internal/ only."""
     name = (name or "").strip()
     if not name or len(name) > 255:
         raise ValidationError({"name": "Give the incident a name of at most 255 characters."})
@@ -317,6 +324,8 @@ def incident_edit(
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         incident.name = name
         incident.impact_override = impact_override
+        if internal is not None:
+            incident.internal = internal
         incident.impact = incident.derived_impact(
             AffectedComponent.objects.filter(update__incident=incident).values_list(
                 "new_status", flat=True

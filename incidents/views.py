@@ -26,7 +26,7 @@ from django.views.decorators.http import require_http_methods
 
 from incidents.forms import PreferencesForm, SubscribeForm
 from incidents.notify import bounces, links, subscriptions, visitor_channels
-from incidents.notify.models import Subscriber
+from incidents.notify.models import Audience, Subscriber
 from incidents.notify.visitor_channels import VisitorChannel
 from statuspage.lib import ratelimit
 from statuspage.lib.htmx import HtmxHttpRequest
@@ -74,35 +74,53 @@ def subscribe(request: HtmxHttpRequest) -> HttpResponse:
     """
     if not PageSettings.load().allow_email_subscribers:
         raise Http404("This page does not take subscribers.")
+    return subscribe_form(request, audience=Audience.PUBLIC, action=reverse("subscribe"))
+
+
+def subscribe_form(request: HtmxHttpRequest, *, audience: Audience, action: str) -> HttpResponse:
+    """The subscribe form and its answer, for the public page or (`audience=internal`, its
+    viewer checked by the caller) /internal/, which also offers internal components."""
+    internal = audience == Audience.INTERNAL
     if request.method != "POST":
+        # The internal page takes email subscribers only: its channels' messages would carry
+        # internal incidents to places staff do not control.
+        chosen = VisitorChannel.EMAIL if internal else request.GET.get("channel", "")
         return _subscribe_response(
-            request, SubscribeForm(initial={"channel": request.GET.get("channel", "")})
+            request,
+            SubscribeForm(initial={"channel": chosen}, include_internal=internal),
+            action=action,
+            internal=internal,
         )
-    form = SubscribeForm(request.POST)
+    form = SubscribeForm(request.POST, include_internal=internal)
     if not form.is_valid():
-        return _subscribe_response(request, form, status=400)
+        return _subscribe_response(request, form, status=400, action=action, internal=internal)
     channel = form.cleaned_data["channel"]
     if channel != VisitorChannel.EMAIL:
+        if internal:
+            form.add_error(None, gettext("The internal page takes email subscriptions only."))
+            return _subscribe_response(request, form, status=400, action=action, internal=True)
         return _subscribe_channel(request, form, channel)
     if form.is_bot:
-        return _subscribe_response(request, None, sent_to=form.cleaned_data["email"])
+        return _subscribe_response(
+            request, None, sent_to=form.cleaned_data["email"], action=action, internal=internal
+        )
     try:
         address = subscriptions.normalise_email(form.cleaned_data["email"])
     except ValidationError as error:
         form.add_error(None, error)
-        return _subscribe_response(request, form, status=400)
+        return _subscribe_response(request, form, status=400, action=action, internal=internal)
     if _subscribe_limited(request, address):
         # The same answer as a success: nobody learns that an address is being held back
         # (or is subscribed); the email is just not sent. Staff have the log line.
-        return _subscribe_response(request, None, sent_to=address)
+        return _subscribe_response(request, None, sent_to=address, action=action, internal=internal)
     try:
         subscriptions.subscription_request(
-            email=address, component_ids=form.cleaned_data["components"]
+            email=address, component_ids=form.cleaned_data["components"], audience=audience
         )
     except ValidationError as error:  # a component deleted while the form was open
         form.add_error(None, error)
-        return _subscribe_response(request, form, status=400)
-    return _subscribe_response(request, None, sent_to=address)
+        return _subscribe_response(request, form, status=400, action=action, internal=internal)
+    return _subscribe_response(request, None, sent_to=address, action=action, internal=internal)
 
 
 def _subscribe_channel(request: HtmxHttpRequest, form: SubscribeForm, channel: str) -> HttpResponse:
@@ -162,13 +180,16 @@ def _subscribe_response(
     sent_to: str = "",
     channel_answer: visitor_channels.ChannelAnswer | None = None,
     channel: str = "",
+    action: str = "",
+    internal: bool = False,
 ) -> HttpResponse:
     context = _context(
         form=form,
         sent_to=sent_to,
         channel_answer=channel_answer,
         channel_label=VisitorChannel(channel).label if channel else "",
-        channels=VisitorChannel.choices,
+        channels=[] if internal else VisitorChannel.choices,
+        subscribe_url=action or reverse("subscribe"),
     )
     if request.htmx:
         # htmx leaves 4xx answers unswapped: the form with its message is a 200 here.
@@ -226,8 +247,9 @@ def subscription_manage(request: HtmxHttpRequest, token: str) -> HttpResponse:
     if subscriber is None:
         return render(request, "subscriptions/manage.html", _context(form=None), status=404)
     saved = False
+    internal = subscriber.audience == Audience.INTERNAL
     if request.method == "POST":
-        form = PreferencesForm(request.POST)
+        form = PreferencesForm(request.POST, include_internal=internal)
         if form.is_valid():
             try:
                 subscriptions.subscription_set_components(
@@ -238,7 +260,7 @@ def subscription_manage(request: HtmxHttpRequest, token: str) -> HttpResponse:
                 form.add_error(None, error)
     else:
         chosen = [] if subscriber.all_components else [c.pk for c in subscriber.components.all()]
-        form = PreferencesForm(initial={"components": chosen})
+        form = PreferencesForm(initial={"components": chosen}, include_internal=internal)
     context = _context(
         form=form,
         saved=saved,

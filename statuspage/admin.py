@@ -36,6 +36,7 @@ class PageSettingsAdmin(admin.ModelAdmin):
         ("Subscribers", {"fields": ["allow_email_subscribers"]}),
         ("Incidents", {"fields": ["update_interval_minutes"]}),
         ("Visitor reports", {"fields": ["report_surge_drafts", "show_reports_chart"]}),
+        ("Internal page", {"fields": ["internal_networks", "internal_email_domains"]}),
     ]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

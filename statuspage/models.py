@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from statuspage.lib.ids import new_public_id
+from statuspage.lib.internal_access import validate_domains, validate_networks
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
 # The footer is Markdown on every page and in every email: a few paragraphs at most.
@@ -94,6 +95,19 @@ class PageSettings(models.Model):
         "show the 24-hour reports chart on the public page",
         default=False,
         help_text="The staff console always shows it.",
+    )
+    internal_networks = models.TextField(
+        "networks that may view /internal/",
+        blank=True,
+        validators=[validate_networks],
+        help_text="CIDRs, one a line (10.0.0.0/8). The client address is the one the trusted "
+        "proxy hops give (TRUSTED_PROXY_HOPS).",
+    )
+    internal_email_domains = models.TextField(
+        "email domains that may sign in to /internal/",
+        blank=True,
+        validators=[validate_domains],
+        help_text="One a line (example.com): an address there gets a sign-in link by email.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -3,7 +3,7 @@ import logging
 from celery import Task, shared_task
 
 from statuspage import audit
-from statuspage.public import cdn, publish
+from statuspage.public import cdn, internal, publish
 from statuspage.public.snapshots import build, keys, outage
 
 logger = logging.getLogger("beacon.publish")
@@ -61,6 +61,12 @@ def _publish(task: Task, upload: bool, pending: list[str]) -> None:
         )
         kwargs = {"upload": upload, "purge_urls": list(dict.fromkeys(pending))}
         raise task.retry(exc=error, countdown=countdown, kwargs=kwargs) from error
+
+
+@shared_task
+def send_internal_sign_in_link(email: str, base_url: str) -> None:
+    """The /internal/ sign-in link, to an address in an allowed domain (nothing otherwise)."""
+    internal.sign_in_link_send(email=email, base_url=base_url)
 
 
 @shared_task

@@ -55,13 +55,19 @@ def report_surges_open() -> list[ReportSurge]:
     )
 
 
-def reports_last_day(*, now: datetime) -> ReportsChart:
+def reports_last_day(*, now: datetime, include_internal: bool = False) -> ReportsChart:
     """The 24-hour reports chart's numbers: one query, at most 24 x (components + 1) x 6 rows
-    (hours, components and "something else", symptoms and none)."""
+    (hours, components and "something else", symptoms and none).
+
+    Reports of components made internal since are left out unless `include_internal`."""
     start = hour_starts(now)[0]
+    counts = ReportCount.objects.filter(
+        minute__gte=start, minute__lt=start + timedelta(hours=HOURS)
+    )
+    if not include_internal:
+        counts = counts.exclude(component__internal=True).exclude(component__group__internal=True)
     rows = (
-        ReportCount.objects.filter(minute__gte=start, minute__lt=start + timedelta(hours=HOURS))
-        .annotate(hour=TruncHour("minute", tzinfo=UTC))
+        counts.annotate(hour=TruncHour("minute", tzinfo=UTC))
         .values_list("component_id", "component__name", "symptom", "hour")
         .annotate(total=Sum("count"))
         .order_by()

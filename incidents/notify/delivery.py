@@ -55,7 +55,7 @@ from incidents.notify.models import (
     Subscriber,
     SubscriberState,
 )
-from incidents.notify.selectors import audience
+from incidents.notify.selectors import audience, event_is_internal
 from incidents.notify.subscriptions import subscriber_quarantine
 
 logger = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def _tell_staff_event_crashed(event: NotificationEvent, crashes: int) -> None:
 
 def recipients(event: NotificationEvent, channel: str) -> QuerySet[Subscriber]:
     """Active subscribers of this channel who hear about the event's components."""
-    return audience(event.component_ids).filter(channel=channel)
+    return audience(event.component_ids, internal=event_is_internal(event)).filter(channel=channel)
 
 
 def _insert_deliveries(event: NotificationEvent, channel: str, now: datetime) -> None:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from components.models import Component, ComponentStatusChange
 from statuspage.lib.ids import new_public_id
@@ -31,6 +32,13 @@ class SubscriberState(models.TextChoices):
     # Statuspage's word for a subscriber we stopped sending to: a bouncing address or a
     # webhook that kept failing. Staff can re-enable them.
     QUARANTINED = "quarantined", "Disabled (failing)"
+
+
+class Audience(models.TextChoices):
+    PUBLIC = "public", _("Public")
+    # Subscribed from /internal/ or added by staff: also told of internal incidents and
+    # internal components.
+    INTERNAL = "internal", _("Internal")
 
 
 class Subscriber(models.Model):
@@ -61,6 +69,9 @@ class Subscriber(models.Model):
     components = models.ManyToManyField(Component, blank=True, related_name="subscribers")
     state = models.CharField(
         max_length=16, choices=SubscriberState.choices, default=SubscriberState.UNCONFIRMED
+    )
+    audience = models.CharField(
+        _("audience"), max_length=16, choices=Audience.choices, default=Audience.PUBLIC
     )
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)

@@ -5,19 +5,44 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from components.models import PUBLIC_COMPONENT, Component
 from incidents.models import Incident
-from incidents.notify.models import Channel, Delivery, DeliveryState, Subscriber, SubscriberState
+from incidents.notify.models import (
+    Audience,
+    Channel,
+    Delivery,
+    DeliveryState,
+    NotificationEvent,
+    Subscriber,
+    SubscriberState,
+)
 
 
-def audience(component_ids: Collection[int]) -> QuerySet[Subscriber]:
+def audience(component_ids: Collection[int], *, internal: bool = False) -> QuerySet[Subscriber]:
     """Subscribers who hear about an event of these components: active ones (confirmed,
-    not unsubscribed, not quarantined) of every component, or of one of these. The one rule:
-    delivery expands events with it and the admin counts an update's reach with it."""
+    not unsubscribed, not quarantined) of every component, or of one of these; for an
+    `internal` event (an internal incident, an internal component's change) internal
+    subscribers only. The one rule: delivery expands events with it and the admin counts an
+    update's reach with it."""
     chosen = Subscriber.components.through.objects.filter(
         subscriber_id=OuterRef("pk"), component_id__in=list(component_ids)
     )
     subscribers = Subscriber.objects.filter(state=SubscriberState.ACTIVE)
+    if internal:
+        subscribers = subscribers.filter(audience=Audience.INTERNAL)
     return subscribers.filter(Q(all_components=True) | Exists(chosen))
+
+
+def event_is_internal(event: NotificationEvent) -> bool:
+    """Whether only internal subscribers may hear of the event: it is about an internal
+    incident or maintenance, or an internal component's status change."""
+    if event.incident_id is not None:
+        return Incident.objects.filter(pk=event.incident_id, internal=True).exists()
+    if event.status_change_id is not None:
+        return Component.objects.filter(
+            ~PUBLIC_COMPONENT, status_changes__pk=event.status_change_id
+        ).exists()
+    return False
 
 
 @dataclass(frozen=True)
@@ -39,10 +64,11 @@ class Reach:
         ]
 
 
-def reach(component_ids: Collection[int]) -> Reach:
+def reach(component_ids: Collection[int], *, internal: bool = False) -> Reach:
     """How many subscribers an update of an incident with these components notifies, per
     channel: one query."""
-    counts = dict(audience(component_ids).order_by().values_list("channel").annotate(n=Count("pk")))
+    subscribers = audience(component_ids, internal=internal)
+    counts = dict(subscribers.order_by().values_list("channel").annotate(n=Count("pk")))
     return Reach({channel: counts.get(channel, 0) for channel in Channel.values})
 
 

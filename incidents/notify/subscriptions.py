@@ -25,7 +25,13 @@ from django.utils.translation import gettext
 from components.models import Component
 from incidents import enqueue
 from incidents.notify import links
-from incidents.notify.models import Channel, Subscriber, SubscriberState, WebhookFormat
+from incidents.notify.models import (
+    Audience,
+    Channel,
+    Subscriber,
+    SubscriberState,
+    WebhookFormat,
+)
 from statuspage.lib import network
 from statuspage.lib.text import no_control_characters, one_line, without_control_characters
 
@@ -93,11 +99,18 @@ def components_chosen(component_ids: Iterable[int] | None) -> list[Component]:
     return found
 
 
-def subscription_request(*, email: str, component_ids: Iterable[int] | None = None) -> None:
+def subscription_request(
+    *,
+    email: str,
+    component_ids: Iterable[int] | None = None,
+    audience: Audience = Audience.PUBLIC,
+) -> None:
     """The public form: subscribe, or send the email that fits the address's state.
 
     `component_ids` empty or None means every component. An active subscriber's choices are
-    not changed by an anonymous form: they get a link to change them themselves.
+    not changed by an anonymous form: they get a link to change them themselves. The form on
+    /internal/ asks with `audience=internal`: the subscriber becomes internal once it
+    confirms; a public form never makes an internal subscriber public.
     """
     address = normalise_email(email)
     components = components_chosen(component_ids)
@@ -110,7 +123,9 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
         if subscriber is None:
             try:
                 with transaction.atomic():
-                    subscriber = Subscriber.objects.create(channel=Channel.EMAIL, email=address)
+                    subscriber = Subscriber.objects.create(
+                        channel=Channel.EMAIL, email=address, audience=audience
+                    )
             except IntegrityError:  # the same address, submitted twice at once
                 return
         if subscriber.bounced_at is not None:
@@ -126,6 +141,9 @@ def subscription_request(*, email: str, component_ids: Iterable[int] | None = No
         subscriber.confirmation_sent_at = timezone.now()
         subscriber.confirm_nonce += 1  # the link about to be sent is the only one that works
         fields = ["state", "all_components", "confirmation_sent_at", "confirm_nonce"]
+        if audience == Audience.INTERNAL:
+            subscriber.audience = audience
+            fields.append("audience")
         subscriber.save(update_fields=fields)
         subscriber.components.set(components)
         send_after_commit("confirm", subscriber)
@@ -179,6 +197,16 @@ def subscription_set_components(
         subscriber.all_components = not components
         subscriber.save(update_fields=["all_components"])
         subscriber.components.set(components)
+    return subscriber
+
+
+def subscriber_set_audience(*, subscriber: Subscriber, audience: str) -> Subscriber:
+    """Staff make a subscriber internal (told of internal incidents and components too) or
+    public again."""
+    if audience not in Audience.values:
+        raise ValidationError({"audience": gettext("Choose public or internal.")})
+    Subscriber.objects.filter(pk=subscriber.pk).update(audience=audience)
+    subscriber.audience = audience
     return subscriber
 
 

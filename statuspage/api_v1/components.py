@@ -151,7 +151,7 @@ class UptimeRange(Schema):
 
 def _entries(page: PageSettings) -> list[Json]:
     """Every component and group entry in page order, as the public API lists them."""
-    tree = component_tree()
+    tree = component_tree(include_internal=True)
     ctx = page_json_context(
         page=page,
         base_url=page.url or "",

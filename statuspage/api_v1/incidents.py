@@ -141,7 +141,7 @@ class Search(Schema):
 
 
 def _context(page: PageSettings) -> PageJson:
-    tree = component_tree()
+    tree = component_tree(include_internal=True)
     return page_json_context(
         page=page,
         base_url=links.page_base_url(),
@@ -175,7 +175,7 @@ def incident_object(incident: Incident, ctx: PageJson) -> Json:
 
 
 def _incidents(queryset: QuerySet, page: PageSettings) -> list[Json]:
-    incidents = list(with_timeline(queryset))
+    incidents = list(with_timeline(queryset, include_internal=True))
     ctx = _context(page)
     return [incident_object(incident, ctx) for incident in incidents]
 
@@ -185,7 +185,9 @@ def _one(incident_id: str, page: PageSettings) -> Json:
 
 
 def _get(incident_id: str) -> Incident:
-    incident = with_timeline(Incident.objects.filter(public_id=incident_id)).first()
+    incident = with_timeline(
+        Incident.objects.filter(public_id=incident_id), include_internal=True
+    ).first()
     if incident is None:
         raise Http404(f"No incident {incident_id!r}.")
     return incident

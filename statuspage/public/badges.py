@@ -148,7 +148,7 @@ def _xml(text: str) -> str:
 
 
 def overall_badge() -> Badge:
-    status = overall_status(Component.objects.values_list("status", flat=True))
+    status = overall_status(Component.objects.public().values_list("status", flat=True))
     return Badge(
         label=PageSettings.load().name,
         message=status.description.lower(),
@@ -162,7 +162,7 @@ def component_badges() -> dict[str, Badge]:
         "badges:components",
         lambda: {
             public_id: _status_badge(name, ComponentStatus(status))
-            for public_id, name, status in Component.objects.values_list(
+            for public_id, name, status in Component.objects.public().values_list(
                 "public_id", "name", "status"
             )
         },

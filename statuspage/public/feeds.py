@@ -47,7 +47,7 @@ XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 
 def feed_incidents(component: Component | None = None) -> list[Incident]:
     """The 50 incidents and maintenances announced last, newest first, with their updates."""
-    incidents = Incident.objects.filter(
+    incidents = Incident.objects.public().filter(
         Exists(IncidentUpdate.objects.filter(incident=OuterRef("pk")))
     )
     if component is not None:
@@ -242,7 +242,7 @@ def component_history_feed(request: HttpRequest, public_id: str, fmt: str) -> Ht
 
     def build(base_url: str) -> bytes:
         # Raised before anything is cached: only real components get a cache entry.
-        component = Component.objects.filter(public_id=public_id).first()
+        component = Component.objects.public().filter(public_id=public_id).first()
         if component is None:
             raise Http404("No such component.")
         page = PageSettings.load()
@@ -265,7 +265,8 @@ def calendar_maintenances(*, now: datetime | None = None) -> QuerySet[Incident]:
     """Upcoming and running maintenances, and those completed in the last 90 days."""
     now = now or timezone.now()
     return with_timeline(
-        Incident.objects.maintenances()
+        Incident.objects.public()
+        .maintenances()
         .filter(scheduled_for__isnull=False, scheduled_until__isnull=False)
         .filter(
             Q(

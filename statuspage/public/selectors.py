@@ -33,7 +33,7 @@ from components.selectors import (
     uptime_percent_over,
 )
 from components.uptime import DayUptime
-from incidents.models import Incident, IncidentKind, IncidentStatus
+from incidents.models import Incident, IncidentKind, IncidentQuerySet, IncidentStatus
 from incidents.selectors import with_timeline
 from statuspage.models import PageSettings
 
@@ -117,23 +117,30 @@ class StatusPage:
     metrics: list[CheckMetrics] = field(default_factory=list)
 
 
-def build_status_page(*, now: datetime | None = None) -> StatusPage:
+def _incidents(include_internal: bool) -> IncidentQuerySet:
+    """Where every read of incidents for a page starts: the public never gets internal ones."""
+    return Incident.objects.all() if include_internal else Incident.objects.public()
+
+
+def build_status_page(*, now: datetime | None = None, include_internal: bool = False) -> StatusPage:
     now = now or timezone.now()
     page = PageSettings.load()
     zone = page.zone
-    components = page_components()
+    components = page_components(include_internal=include_internal)
+    incidents_shown = _incidents(include_internal)
     uptime_days = daily_uptime(components, days=settings.BEACON_UPTIME_DAYS, now=now, zone=zone)
     today = now.astimezone(zone).date()
     first_day = today - timedelta(days=settings.BEACON_UPTIME_DAYS - 1)
 
     recent = list(
         with_timeline(
-            Incident.objects.filter(
+            incidents_shown.filter(
                 started_at__gte=datetime.combine(first_day, datetime.min.time(), tzinfo=zone),
                 started_at__lte=now,
             )
-            | Incident.objects.filter(resolved_at__isnull=True, started_at__lte=now)
-            | Incident.objects.upcoming_maintenances()
+            | incidents_shown.filter(resolved_at__isnull=True, started_at__lte=now)
+            | incidents_shown.upcoming_maintenances(),
+            include_internal=include_internal,
         ).order_by("-started_at", "-id")
     )
     _attach_incidents_to_days(recent, uptime_days, zone=zone, now=now)
@@ -245,17 +252,25 @@ def _past_days(incidents: list[Incident], *, today: date, zone: tzinfo) -> list[
     ]
 
 
-def incident_detail(code: str) -> Incident | None:
+def incident_detail(code: str, *, include_internal: bool = False) -> Incident | None:
     return (
-        with_timeline(Incident.objects.filter(public_id=code)).select_related("created_by").first()
+        with_timeline(
+            _incidents(include_internal).filter(public_id=code), include_internal=include_internal
+        )
+        .select_related("created_by")
+        .first()
     )
 
 
 HISTORY_PAGE_SIZE = 25
 
 
-def history_page_count() -> int:
-    past = Incident.objects.filter(started_at__lte=timezone.now()).exclude(status="scheduled")
+def history_page_count(*, include_internal: bool = False) -> int:
+    past = (
+        _incidents(include_internal)
+        .filter(started_at__lte=timezone.now())
+        .exclude(status="scheduled")
+    )
     return max(1, -(-past.count() // HISTORY_PAGE_SIZE))
 
 
@@ -266,7 +281,7 @@ class HistoryMonth:
 
 
 def incident_history(
-    *, page_number: int, per_page: int = HISTORY_PAGE_SIZE
+    *, page_number: int, per_page: int = HISTORY_PAGE_SIZE, include_internal: bool = False
 ) -> tuple[Page[Incident], list[HistoryMonth]]:
     """Past incidents and maintenances, newest first, grouped by month of the page zone.
 
@@ -274,7 +289,10 @@ def incident_history(
     """
     zone = PageSettings.load().zone
     past = with_timeline(
-        Incident.objects.filter(started_at__lte=timezone.now()).exclude(status="scheduled")
+        _incidents(include_internal)
+        .filter(started_at__lte=timezone.now())
+        .exclude(status="scheduled"),
+        include_internal=include_internal,
     ).order_by("-started_at", "-id")
     page = Paginator(past, per_page, allow_empty_first_page=True).page(page_number)
     months: list[HistoryMonth] = []
@@ -298,7 +316,8 @@ def recent_incidents(
 
     `limit=None` lists them all (for the unresolved ones, which are few).
     """
-    incidents = Incident.objects.unresolved() if unresolved else Incident.objects.incidents()
+    public = Incident.objects.public()
+    incidents = public.unresolved() if unresolved else public.incidents()
     return list(with_timeline(incidents).order_by("-started_at", "-id")[:limit])
 
 
@@ -306,7 +325,7 @@ def recent_maintenances(
     *, limit: int | None = API_LIST_LIMIT, statuses: Sequence[IncidentStatus] | None = None
 ) -> list[Incident]:
     """The most recent maintenances (by start time), newest first, with their timelines."""
-    maintenances = Incident.objects.maintenances()
+    maintenances = Incident.objects.public().maintenances()
     if statuses is not None:
         maintenances = maintenances.filter(status__in=statuses)
     return list(

@@ -62,7 +62,7 @@ def console_context(request: HttpRequest) -> dict[str, object]:
 
 def reports_chart_context() -> dict[str, object]:
     """The 24-hour chart of visitors' reports, in the page's time zone."""
-    chart = reports_last_day(now=timezone.now())
+    chart = reports_last_day(now=timezone.now(), include_internal=True)
     return {
         "reports_chart": reports_chart_html(chart, zone=PageSettings.load().zone),
         "reports_chart_refresh_seconds": REPORTS_CHART_REFRESH_SECONDS,

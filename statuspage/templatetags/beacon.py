@@ -271,6 +271,11 @@ def _cell(
     return f'<li class="{classes}"{focusable} aria-label="{label}"></li>'
 
 
+def internal_mark(internal: bool) -> str:
+    """The "Internal" tag /internal/ shows beside what the public never sees."""
+    return f' <span class="internal-mark">{gettext("Internal")}</span>' if internal else ""
+
+
 @register.simple_tag
 def component_row(row: ComponentRow) -> SafeString:
     """A component's line on the page: name, help tip, status, and its 90-day bar.
@@ -294,7 +299,8 @@ def component_row(row: ComponentRow) -> SafeString:
             f"{html_escape(component.description)}</span>"
         )
     head = (
-        f'<div class="component-head"><span class="component-name">{name}</span>{help_tip}'
+        f'<div class="component-head"><span class="component-name">{name}</span>'
+        f"{internal_mark(component.is_internal)}{help_tip}"
         f'<span class="status-text tone-{tone_name}"><svg class="icon" aria-hidden="true" '
         f'focusable="false"><use href="#i-{tone_name}"></use></svg>'
         f"{html_escape(component.get_status_display())}</span></div>"

@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from components.models import (
     Component,
+    ComponentGroup,
     ComponentStatus,
     ComponentStatusChange,
     StatusChangeCause,
@@ -172,3 +173,35 @@ def test_group_page_lists_its_components(client):
 
     assert response.status_code == 200
     assert 'value="API"' in response.text
+
+
+def test_staff_mark_a_component_and_a_group_internal(client):
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
+    api = ComponentFactory(name="API")
+    response = client.post(
+        reverse("admin:components_component_change", args=[api.pk]),
+        form_data(name="API", position=api.position, status=api.status, internal="on"),
+    )
+    assert response.status_code == 302
+    api.refresh_from_db()
+    assert api.internal and api.is_internal
+
+    response = client.post(
+        reverse("admin:components_componentgroup_add"),
+        {
+            "name": "Backstage",
+            "description": "",
+            "position": 9,
+            "internal": "on",
+            "components-TOTAL_FORMS": 0,
+            "components-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    group = ComponentGroup.objects.get(name="Backstage")
+    assert group.internal
+    member = ComponentFactory(name="Cache", group=group)
+    assert member.is_internal
+    assert set(Component.objects.public()) == set()
+    listed = client.get(CHANGELIST_URL + "?internal__exact=1")
+    assert "API" in listed.content.decode()

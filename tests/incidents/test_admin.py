@@ -48,6 +48,19 @@ def add_data(**fields):
     }
 
 
+def maintenance_add_data(start, end, **fields):
+    return {
+        "name": "Database upgrade",
+        "status": IncidentStatus.SCHEDULED,
+        "body": "We will upgrade the database.",
+        "scheduled_for_0": start.strftime("%Y-%m-%d"),
+        "scheduled_for_1": start.strftime("%H:%M:%S"),
+        "scheduled_until_0": end.strftime("%Y-%m-%d"),
+        "scheduled_until_1": end.strftime("%H:%M:%S"),
+        **fields,
+    }
+
+
 def change_data(incident, **fields):
     """What the change page posts when nothing is touched, with `fields` changed."""
     updates = list(incident.updates.all())
@@ -412,19 +425,14 @@ def test_maintenance_add_form_schedules_a_maintenance(client, responder):
 
     response = client.post(
         MAINTENANCE_ADD_URL,
-        {
-            "name": "Database upgrade",
-            "status": IncidentStatus.SCHEDULED,
-            "body": "We will upgrade the database.",
-            "deliver_notifications": "on",
-            "scheduled_for_0": start.strftime("%Y-%m-%d"),
-            "scheduled_for_1": start.strftime("%H:%M:%S"),
-            "scheduled_until_0": end.strftime("%Y-%m-%d"),
-            "scheduled_until_1": end.strftime("%H:%M:%S"),
-            "scheduled_auto_in_progress": "on",
-            "scheduled_auto_completed": "on",
-            "affected_components": [database.pk],
-        },
+        maintenance_add_data(
+            start,
+            end,
+            deliver_notifications="on",
+            scheduled_auto_in_progress="on",
+            scheduled_auto_completed="on",
+            affected_components=[database.pk],
+        ),
     )
 
     assert response.status_code == 302
@@ -510,3 +518,30 @@ def test_view_only_staff_see_an_incident_read_only(client):
     assert response.status_code == 200
     assert "API errors" in response.text
     assert client.post(change_url(incident), change_data(incident)).status_code == 403
+
+
+# Internal incidents and maintenances
+
+
+def test_staff_open_an_internal_incident_and_make_it_public_later(client, responder):
+    response = client.post(ADD_URL, add_data(name="Build farm down", internal="on"))
+    assert response.status_code == 302
+    incident = Incident.objects.get()
+    assert incident.internal
+    listed = client.get(reverse("admin:incidents_incident_changelist") + "?internal__exact=1")
+    assert "Build farm down" in listed.content.decode()
+
+    response = client.post(change_url(incident), change_data(incident))  # box left unticked
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert not incident.internal
+
+
+def test_staff_schedule_an_internal_maintenance(client, responder):
+    start = timezone.localtime() + timedelta(days=1)
+    end = start + timedelta(hours=2)
+    response = client.post(
+        MAINTENANCE_ADD_URL, maintenance_add_data(start, end, name="Runner upgrade", internal="on")
+    )
+    assert response.status_code == 302
+    assert Incident.objects.get().internal

@@ -9,9 +9,11 @@ from django.utils import timezone
 
 from components.checks.services import check_run_now
 from components.models import AutoIncident, Component, ComponentStatus
+from components.services import component_update
 from incidents.automatic import (
     STAFF_NOTICE_WINDOW,
     _post_staff_webhook,
+    incident_draft_publish,
     open_auto_incident,
     staff_notices_flush,
 )
@@ -259,3 +261,21 @@ def test_an_automatic_incident_opens_for_a_component_whose_old_name_is_awkward(
     assert incident is not None
     assert incident.name.endswith(": major outage") and len(incident.name) <= 255
     assert "\n" not in incident.name and "\u2028" not in incident.name
+
+
+def test_an_internal_components_automatic_incident_and_draft_are_internal(
+    page, httpserver, target, django_capture_on_commit_callbacks
+):
+    published = make_check(httpserver, AutoIncident.PUBLISH)
+    component_update(component=published.component, changes={"internal": True})
+    target(503)
+    run(published, django_capture_on_commit_callbacks)
+    [incident] = Incident.objects.all()
+    assert incident.internal
+
+    drafted = make_check(httpserver, AutoIncident.DRAFT)
+    component_update(component=drafted.component, changes={"internal": True})
+    run(drafted, django_capture_on_commit_callbacks)
+    draft = IncidentDraft.objects.get()
+    assert incident_draft_publish(draft=draft).internal
+    assert not Incident.objects.filter(internal=False).exists()

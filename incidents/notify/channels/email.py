@@ -32,7 +32,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from components.models import ComponentStatus
+from components.models import Component, ComponentStatus
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
 from incidents.notify import links
 from incidents.notify.channels.base import SENT, ConnectionLost, Outcome
@@ -189,14 +189,21 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
 
 
 def _components(incident: Incident, update: IncidentUpdate | None) -> list[dict[str, str]]:
-    """What the update set each component to, or, without an update, where they stand now."""
+    """What the update set each component to, or, without an update, where they stand now.
+
+    The message is rendered once for every recipient: a public incident's leaves out its
+    internal components, which only an internal incident's (told to internal subscribers
+    alone) may name."""
     if update is not None:
         rows = AffectedComponent.objects.filter(update=update).select_related("component")
+        if not incident.internal:
+            rows = rows.filter(component__in=Component.objects.public())
         if rows:
             return [_component_row(_clean(row.component.name), row.new_status) for row in rows]
+    components = incident.components.in_page_order()
     return [
         _component_row(_clean(component.name), component.status)
-        for component in incident.components.in_page_order()
+        for component in (components if incident.internal else components.public())
     ]
 
 

@@ -145,7 +145,7 @@ def public_keys(*, everything: bool = False) -> list[str]:
     API, feeds, badges, and the pages of incidents that are open, upcoming or recent.
     """
     keys = [reverse(name) for name in HOT_URL_NAMES]
-    incidents = Incident.objects.all()
+    incidents = Incident.objects.public()
     if not everything:
         recent = timezone.now() - timedelta(days=settings.BEACON_PAST_INCIDENT_DAYS)
         incidents = incidents.exclude(status__in=["resolved", "postmortem", "completed"]) | (
@@ -156,7 +156,7 @@ def public_keys(*, everything: bool = False) -> list[str]:
     if everything:
         history = reverse("history")
         keys += [f"{history}?page={n}" for n in range(2, history_page_count() + 1)]
-        for public_id in Component.objects.values_list("public_id", flat=True):
+        for public_id in Component.objects.public().values_list("public_id", flat=True):
             keys += [reverse(name, args=[public_id]) for name in COMPONENT_URL_NAMES]
     return keys
 
@@ -196,8 +196,8 @@ def read_known_outputs() -> KnownOutputs:
     generation = current_generation(fresh=True)
     return KnownOutputs(
         generation=generation,
-        incident_codes=frozenset(Incident.objects.values_list("public_id", flat=True)),
-        component_ids=frozenset(Component.objects.values_list("public_id", flat=True)),
+        incident_codes=frozenset(Incident.objects.public().values_list("public_id", flat=True)),
+        component_ids=frozenset(Component.objects.public().values_list("public_id", flat=True)),
         history_pages=history_page_count(),
         built_at=time.time(),
     )

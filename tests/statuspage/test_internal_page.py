@@ -407,6 +407,29 @@ def test_the_internal_page_subscribes_internal_subscribers_to_internal_component
     assert not public.components.exists()
 
 
+@pytest.mark.parametrize("channel", ["slack", "discord", "teams", "webhook"])
+def test_the_internal_subscribe_form_takes_email_only(settings_for_internal, channel):
+    viewer = Client()
+    form = viewer.get(f"/internal/subscribe/?channel={channel}", REMOTE_ADDR="10.1.2.3")
+    body = form.content.decode()
+    assert form.status_code == 200 and 'class="channel-choice"' not in body
+    assert 'name="channel" value="email"' in body
+
+    answer = viewer.post(
+        "/internal/subscribe/",
+        {
+            "channel": channel,
+            "endpoint": "https://hooks.slack.com/services/T0/B0/x",
+            "email": "oncall@example.com",
+        },
+        REMOTE_ADDR="10.1.2.3",
+    )
+
+    assert answer.status_code == 400
+    assert "email subscriptions only" in answer.content.decode()
+    assert not Subscriber.objects.exists()
+
+
 def test_the_public_form_refuses_internal_components(settings_for_internal):
     secret = settings_for_internal["internal_components"][0]
     response = Client().post(

@@ -11,12 +11,14 @@ PORT ?= 8000
 WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 VAR_DIR := $(or $(BEACON_VAR_DIR),var)
+# Compiled translation catalogues, build products of locale/*/LC_MESSAGES/*.po (not in git).
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
 
 .PHONY: bench-api bench-checks bench-misses bench-notify bench-recovery bench-scale bench-truth run \
 	test lint \
 	lock install bench bench-quick
 
-install: $(STAMP)
+install: $(STAMP) $(MO_FILES)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,15 @@ $(BIN)/python:
 $(STAMP): requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+# Each catalogue is compiled when its .po changed. Without GNU gettext (msgfmt) the page still
+# runs, in English only: one notice, no failure.
+locale/%.mo: locale/%.po | $(STAMP)
+	@if command -v msgfmt >/dev/null; then \
+		$(BIN)/python manage.py compilemessages --locale '$(word 2,$(subst /, ,$@))' --ignore '.venv' --verbosity 0; \
+	else \
+		echo "Notice: msgfmt (GNU gettext) is not installed, so $@ is not compiled and pages stay in English."; \
+	fi
 
 # Regenerate the lock from pyproject.toml's ranges. Pins that still fit the ranges are kept;
 # `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release that fits,
@@ -45,7 +56,7 @@ lock: $(STAMP)
 	$(PIP_COMPILE) $(LOCK_ARGS) --extra dev --output-file requirements-dev.txt pyproject.toml
 	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file requirements.txt pyproject.toml
 
-run: $(STAMP)
+run: $(STAMP) $(MO_FILES)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo --if-empty --url 'http://$(HOST):$(PORT)'
@@ -70,7 +81,7 @@ run: $(STAMP)
 	echo; \
 	wait -n
 
-test: $(STAMP)
+test: $(STAMP) $(MO_FILES)
 	BEACON_VAR_DIR='$(CURDIR)/var/test' $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -434,7 +434,7 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
 
 
 def outcome_text(outcome: Outcome) -> str:
-    parts = [Verdict(outcome.verdict).label]
+    parts = [str(Verdict(outcome.verdict).label)]
     if outcome.latency_ms is not None:
         parts.append(f"{outcome.latency_ms:.0f} ms")
     if outcome.status_code is not None:

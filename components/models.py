@@ -8,6 +8,7 @@ from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from components.status_choices import ComponentStatus, ComponentStatusValue
 from statuspage.lib.ids import new_public_id
@@ -180,12 +181,12 @@ class Component(models.Model):
 
 
 class StatusChangeCause(models.TextChoices):
-    STAFF = "staff", "Staff"
-    INCIDENT = "incident", "Incident update"
-    MAINTENANCE = "maintenance", "Maintenance"
-    HEALTH_CHECK = "health_check", "Health check"
-    ALERT = "alert", "Alert"
-    API = "api", "API"
+    STAFF = "staff", _("Staff")
+    INCIDENT = "incident", _("Incident update")
+    MAINTENANCE = "maintenance", _("Maintenance")
+    HEALTH_CHECK = "health_check", _("Health check")
+    ALERT = "alert", _("Alert")
+    API = "api", _("API")
 
 
 class ComponentStatusChange(models.Model):
@@ -255,10 +256,10 @@ class CheckKind(models.TextChoices):
 class Verdict(models.TextChoices):
     """What a check says about its component, least to most severe (UNKNOWN says nothing)."""
 
-    UNKNOWN = "unknown", "No verdict yet"
-    UP = "up", "Up"
-    DEGRADED = "degraded", "Degraded"
-    DOWN = "down", "Down"
+    UNKNOWN = "unknown", _("No verdict yet")
+    UP = "up", _("Up")
+    DEGRADED = "degraded", _("Degraded")
+    DOWN = "down", _("Down")
 
 
 VERDICT_SEVERITY: dict[str, int] = {

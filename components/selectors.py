@@ -229,7 +229,7 @@ def component_status_sources() -> list[ComponentStatusSource]:
         ComponentStatusSource(
             component=component,
             cause=component.last_cause,
-            cause_label=labels.get(component.last_cause, "Never changed"),
+            cause_label=str(labels.get(component.last_cause, "Never changed")),
             actor=component.last_actor or "",
             since=component.last_at or component.created_at,
         )

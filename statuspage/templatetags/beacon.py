@@ -150,7 +150,7 @@ def tone(status: str | None) -> str:
 def status_label(status: str) -> str:
     """'major_outage' -> 'Major outage'."""
     try:
-        return ComponentStatus(status).label
+        return str(ComponentStatus(status).label)
     except ValueError:
         return status
 

@@ -16,7 +16,7 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -41,6 +41,9 @@ from statuspage.lib.markdown import render_markdown
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
 
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrOrPromise
+
 # Where each subscriber's links go in the bodies rendered once per event. A "<" never
 # survives escaping (user text) or nh3 (Markdown), and _clean() takes them out of the raw
 # text that the plain-text part carries, so only the templates can put them there.
@@ -59,7 +62,8 @@ STATUS_COLORS: dict[str, str] = {
     ComponentStatus.MAJOR_OUTAGE: "#cf222e",
     ComponentStatus.UNDER_MAINTENANCE: "#0969da",
 }
-STATUS_LABELS: dict[str, str] = dict(ComponentStatus.choices)
+# Lazy labels: each is read in the language active when an email is rendered.
+STATUS_LABELS: dict[str, "StrOrPromise"] = dict(ComponentStatus.choices)
 
 # A template's context: values of every type the templates print.
 Context = dict[str, Any]
@@ -195,7 +199,7 @@ def _components(incident: Incident, update: IncidentUpdate | None) -> list[dict[
 
 
 def _component_row(name: str, status: str) -> dict[str, str]:
-    return {"name": name, "label": STATUS_LABELS[status], "color": STATUS_COLORS[status]}
+    return {"name": name, "label": str(STATUS_LABELS[status]), "color": STATUS_COLORS[status]}
 
 
 def _when(at: datetime, zone: tzinfo) -> dict[str, str]:

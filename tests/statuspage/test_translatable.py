@@ -22,10 +22,13 @@ CHECKED = sorted(
     + list((TEMPLATES / "statuspage").glob("*.html"))
     + list((TEMPLATES / "subscriptions").glob("*.html"))
     + list((TEMPLATES / "emails").glob("*.*"))
+    # Beacon's own staff templates; Django's admin translates its own.
+    + [TEMPLATES / "admin" / "index.html"]
+    + list((TEMPLATES / "admin" / "console").glob("*.html"))
 )
 READ_ATTRIBUTES = {"alt", "title", "aria-label", "placeholder"}
 # Filter arguments that are formats or separators, never words a reader sees.
-FORMAT_FILTERS = {"date", "time", "join", "slice"}
+FORMAT_FILTERS = {"date", "time", "join", "slice", "local_date"}
 # A string literal in {{ … }}, with the filter it is an argument of. Block tags' literals are
 # names or formats ({% url 'history' %}, {% page_time x "datetime" %}) except an include's.
 LITERAL = re.compile(r"""(?P<filter>\w+)?:?\s*(?P<quote>["'])(?P<text>.*?)(?P=quote)""")

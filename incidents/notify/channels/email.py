@@ -37,6 +37,7 @@ from incidents.models import AffectedComponent, Incident, IncidentUpdate
 from incidents.notify import links
 from incidents.notify.channels.base import SENT, ConnectionLost, Outcome
 from incidents.notify.models import Delivery, EventKind, NotificationEvent, Subscriber
+from statuspage.lib.local_format import format_date
 from statuspage.lib.markdown import render_markdown
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
@@ -52,7 +53,6 @@ UNSUBSCRIBE_URL_PLACEHOLDER = "<beacon:unsubscribe-url>"
 _PLACEHOLDERS = (MANAGE_URL_PLACEHOLDER, UNSUBSCRIBE_URL_PLACEHOLDER)
 
 DEFAULT_BRAND_COLOR = "#2563eb"
-TIME_FORMAT = "%b %-d, %Y %H:%M %Z"
 
 # The page's text-safe status colours (static/css), for white backgrounds.
 STATUS_COLORS: dict[str, str] = {
@@ -203,7 +203,7 @@ def _component_row(name: str, status: str) -> dict[str, str]:
 
 
 def _when(at: datetime, zone: tzinfo) -> dict[str, str]:
-    return {"when": at.astimezone(zone).strftime(TIME_FORMAT), "when_iso": at.isoformat()}
+    return {"when": format_date(at.astimezone(zone), "datetime"), "when_iso": at.isoformat()}
 
 
 def _window(incident: Incident, zone: tzinfo) -> str:
@@ -212,8 +212,8 @@ def _window(incident: Incident, zone: tzinfo) -> str:
     start = incident.scheduled_for.astimezone(zone)
     end = incident.scheduled_until.astimezone(zone)
     if start.date() == end.date():
-        return f"{start.strftime('%b %-d, %Y %H:%M')} – {end.strftime('%H:%M %Z')}"
-    return f"{start.strftime(TIME_FORMAT)} – {end.strftime(TIME_FORMAT)}"
+        return f"{format_date(start, 'datetime_no_zone')} – {format_date(end, 'time')}"
+    return f"{format_date(start, 'datetime')} – {format_date(end, 'datetime')}"
 
 
 def _starts_in(delta: timedelta) -> str:

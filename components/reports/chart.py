@@ -19,6 +19,7 @@ from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from components.charts import TOP, _nice_ceiling, _number, grid, svg_start
 from components.reports.models import NO_SYMPTOM, Symptom
+from statuspage.lib.local_format import format_number
 
 HOURS = 24
 # Components drawn in their own colour; the rest share "Others".
@@ -129,15 +130,23 @@ def describe(chart: ReportsChart) -> str:
     """The chart in one sentence, every number in it (what a screen reader says)."""
     if not chart.total:
         return str(EMPTY)
-    components = "; ".join(f"{s.label} {s.count:,} ({s.percent})" for s in chart.components)
-    symptoms = "; ".join(f"{s.label} {s.count:,} ({s.percent})" for s in chart.symptoms)
+    components = "; ".join(
+        f"{s.label} {format_number(f'{s.count:,}')} ({s.percent})" for s in chart.components
+    )
+    symptoms = "; ".join(
+        f"{s.label} {format_number(f'{s.count:,}')} ({s.percent})" for s in chart.symptoms
+    )
     return ngettext(
         "%(reports)s report in the last 24 hours. By component: %(components)s. "
         "By symptom: %(symptoms)s.",
         "%(reports)s reports in the last 24 hours. By component: %(components)s. "
         "By symptom: %(symptoms)s.",
         chart.total,
-    ) % {"reports": f"{chart.total:,}", "components": components, "symptoms": symptoms}
+    ) % {
+        "reports": format_number(f"{chart.total:,}"),
+        "components": components,
+        "symptoms": symptoms,
+    }
 
 
 # Drawing
@@ -180,7 +189,7 @@ def reports_chart_svg(
     ]
     if standalone:
         parts.append(mark_safe('<rect width="100%" height="100%" fill="#ffffff"/>'))
-    parts.append(grid(plot_height, top_value, lambda value: f"{round(value):,}"))
+    parts.append(grid(plot_height, top_value, lambda value: format_number(f"{round(value):,}")))
     parts.append(
         format_html(
             '<svg class="rc-plot" x="0" y="{}" width="100%" height="{}" viewBox="0 0 {} 100" '
@@ -207,7 +216,7 @@ def reports_chart_svg(
                     _number(bar),
                     _colour(n, series.label),
                     series.label,
-                    f"{count:,}",
+                    format_number(f"{count:,}"),
                     "s" if count != 1 else "",
                     _hour(hour, zone),
                 )
@@ -291,7 +300,7 @@ def _legend(shares: Sequence[Share], first_y: int, *, swatches: bool) -> SafeStr
                 y,
                 share.label,
                 share.percent,
-                f"{share.count:,}",
+                format_number(f"{share.count:,}"),
             )
         )
     return format_html_join(
@@ -317,7 +326,9 @@ def reports_chart_html(chart: ReportsChart, *, zone: tzinfo | None = None) -> Sa
         (
             caption,
             format_html_join(
-                "", _SHARE_ROW, [(s.label, f"{s.count:,}", s.percent) for s in shares]
+                "",
+                _SHARE_ROW,
+                [(s.label, format_number(f"{s.count:,}"), s.percent) for s in shares],
             ),
         )
         for caption, shares in (
@@ -341,6 +352,6 @@ def reports_chart_html(chart: ReportsChart, *, zone: tzinfo | None = None) -> Sa
             "%(reports)s reports in the last 24 hours.",
             chart.total,
         )
-        % {"reports": f"{chart.total:,}"},
+        % {"reports": format_number(f"{chart.total:,}")},
         tables,
     )

@@ -12,7 +12,7 @@ from django.utils import dateformat
 from django.utils.formats import get_format, iter_format_modules
 from django.utils.translation import get_language
 
-DateStyle = Literal["datetime", "datetime_no_zone", "time", "date", "day"]
+DateStyle = Literal["datetime", "datetime_no_zone", "time", "date", "day", "day_time"]
 ENGLISH = "en"
 
 
@@ -38,3 +38,10 @@ def format_percent(number: str) -> str:
     """A percentage given as English digits ("99.95"), in the active language ("99,95 %")."""
     digits = number.replace(".", str(get_format("DECIMAL_SEPARATOR")))
     return named_format("BEACON_PERCENT_FORMAT", _language()).format(digits)
+
+
+def format_number(number: str) -> str:
+    """A number given in English form ("1,234.5"), with the active language's separators
+    ("1.234,5"): the digits and the rounding stay the English ones."""
+    thousands, decimal = str(get_format("THOUSAND_SEPARATOR")), str(get_format("DECIMAL_SEPARATOR"))
+    return number.replace(",", "\0").replace(".", decimal).replace("\0", thousands)

@@ -21,7 +21,7 @@ from django.test import RequestFactory
 from django.utils import translation
 
 from components.models import ComponentStatus
-from statuspage.lib.local_format import format_date, format_percent
+from statuspage.lib.local_format import format_date, format_number, format_percent
 from statuspage.public import badges, views
 from statuspage.templatetags.beacon import percent
 from tests.components.factories import ComponentFactory
@@ -236,18 +236,19 @@ def test_the_banner_says_all_is_well_in_each_language() -> None:
 
 
 @pytest.mark.parametrize(
-    "language, moment, day, uptime",
+    "language, moment, day, uptime, count",
     [
-        ("en-us", "Dec 5, 2026 14:30 UTC", "Dec 5, 2026", "99.95%"),
-        ("de", "5. Dez 2026, 14:30 UTC", "5. Dez 2026", "99,95\u00a0%"),
-        ("fr", "5 décembre 2026 14:30 UTC", "5 décembre 2026", "99,95\u00a0%"),
-        ("es", "5 dic 2026 14:30 UTC", "5 dic 2026", "99,95\u00a0%"),
-        ("ja", "2026年12月5日 14:30 UTC", "2026年12月5日", "99.95%"),
-        ("pt-br", "5 dez 2026 14:30 UTC", "5 dez 2026", "99,95%"),
+        ("en-us", "Dec 5, 2026 14:30 UTC", "Dec 5, 2026", "99.95%", "12,345.5"),
+        ("de", "5. Dez 2026, 14:30 UTC", "5. Dez 2026", "99,95\u00a0%", "12.345,5"),
+        ("fr", "5 décembre 2026 14:30 UTC", "5 décembre 2026", "99,95\u00a0%", "12\u00a0345,5"),
+        ("es", "5 dic 2026 14:30 UTC", "5 dic 2026", "99,95\u00a0%", "12\u00a0345,5"),
+        ("ja", "2026年12月5日 14:30 UTC", "2026年12月5日", "99.95%", "12,345.5"),
+        ("pt-br", "5 dez 2026 14:30 UTC", "5 dez 2026", "99,95%", "12.345,5"),
     ],
 )
-def test_dates_and_percentages_in_each_locale(language, moment, day, uptime) -> None:
+def test_dates_numbers_and_percentages_in_each_locale(language, moment, day, uptime, count) -> None:
     with translation.override(language):
+        assert format_number("12,345.5") == count
         assert format_date(datetime(2026, 12, 5, 14, 30, tzinfo=UTC), "datetime") == moment
         assert format_date(date(2026, 12, 5), "date") == day
         assert percent(99.957) == uptime

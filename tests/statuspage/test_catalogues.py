@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
+from django.template.loader import render_to_string
 from django.test import RequestFactory
 from django.utils import translation
 
@@ -274,3 +275,12 @@ def test_badges_and_the_embed_notice_speak_the_language() -> None:
     with translation.override("en-us"):
         assert badges._component_badge(component.public_id).message == "major outage"
         assert badges.embed_script() == badges.EMBED_SCRIPT.read_text()
+
+
+def test_the_staff_console_speaks_the_language() -> None:
+    context = {"status_sources": [], "refresh_seconds": 30, "silences": [], "drafts": []}
+    with translation.override("de"):
+        html = render_to_string("admin/console/live.html", context)
+    assert "Was der Seite widerspricht" in html
+    assert "Entwürfe, die auf das Team warten" in html
+    assert "What disagrees" not in html

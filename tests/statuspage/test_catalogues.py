@@ -197,7 +197,10 @@ def test_a_one_form_language_matches_the_plural_placeholders() -> None:
 @pytest.mark.parametrize(
     "language, words",
     [
-        ("de", ["Alle Systeme betriebsbereit", "Teilausfall", "Komponenten", "Updates abonnieren"]),
+        (
+            "de",
+            ["Alle Systeme betriebsbereit", "Teilausfall", "Komponenten", "vor 90 Tagen", "Heute"],
+        ),
         ("fr", ["Tous les systèmes sont opérationnels", "Panne partielle", "Composants"]),
         ("es", ["Todos los sistemas operativos", "Interrupción parcial", "Componentes"]),
         ("ja", ["すべてのシステムが正常に稼働しています", "部分的な障害", "コンポーネント"]),
@@ -284,3 +287,17 @@ def test_the_staff_console_speaks_the_language() -> None:
     assert "Was der Seite widerspricht" in html
     assert "Entwürfe, die auf das Team warten" in html
     assert "What disagrees" not in html
+
+
+def test_no_translated_call_hides_inside_an_f_string() -> None:
+    """xgettext does not look inside f-strings: a gettext() there never reaches a catalogue."""
+    hidden = re.compile(r"\{\s*(?:n|p|np)?gettext(?:_lazy)?\(|\{\s*_\(")
+    root = Path(django_settings.BASE_DIR)
+    found = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("statuspage", "incidents", "components")
+        for path in (root / folder).rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if hidden.search(line)
+    ]
+    assert found == []

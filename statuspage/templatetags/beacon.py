@@ -109,8 +109,13 @@ def duration(value: timedelta | None) -> str:
     minutes = int(value.total_seconds() // 60)
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m"]
-    return " ".join(p for p in parts if p and (p != "0m" or not (days or hours)))
+    # Abbreviated units, one word each: "3h 2m", "3 Std. 2 Min.".
+    parts = [
+        gettext("%(days)sd") % {"days": days} if days else "",
+        gettext("%(hours)sh") % {"hours": hours} if hours else "",
+        gettext("%(minutes)sm") % {"minutes": minutes} if minutes or not (days or hours) else "",
+    ]
+    return " ".join(p for p in parts if p)
 
 
 @register.filter

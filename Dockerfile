@@ -1,5 +1,5 @@
 # Beacon for real deployments; docker-compose.yml runs it with PostgreSQL and Redis.
-FROM python:3.11-slim
+FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -14,7 +14,19 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install --require-hashes -r requirements.txt
 
+# The translation catalogues are compiled in a stage with GNU gettext, which the image does not
+# need to carry; only the .mo files are copied over.
+FROM base AS messages
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends gettext \
+    && rm -rf /var/lib/apt/lists/*
 COPY . .
+RUN SECRET_KEY=compilemessages-only BEACON_VAR_DIR=/tmp/build-var \
+        python manage.py compilemessages --verbosity 0
+
+FROM base
+COPY . .
+COPY --from=messages /app/locale ./locale
 # Settings need a key and a writable var dir to load; neither is kept in the image.
 RUN SECRET_KEY=collectstatic-only BEACON_VAR_DIR=/tmp/build-var \
         python manage.py collectstatic --noinput --verbosity 0 \

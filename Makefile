@@ -11,12 +11,19 @@ PORT ?= 8000
 WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 VAR_DIR := $(or $(BEACON_VAR_DIR),var)
+# Compiled translation catalogues, build products of locale/*/LC_MESSAGES/*.po (not in git).
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
+ifeq ($(shell command -v msgfmt),)
+MESSAGES := no-msgfmt
+else
+MESSAGES := $(MO_FILES)
+endif
 
-.PHONY: bench-api bench-checks bench-misses bench-notify bench-recovery bench-scale bench-truth run \
+.PHONY: no-msgfmt bench-api bench-checks bench-misses bench-notify bench-recovery bench-scale bench-truth run \
 	test lint \
 	lock install bench bench-quick
 
-install: $(STAMP)
+install: $(STAMP) $(MESSAGES)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +35,14 @@ $(BIN)/python:
 $(STAMP): requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+# Each catalogue is compiled when its .po changed. Without GNU gettext (msgfmt) the page still
+# runs, in English only: one notice instead of the catalogues (MESSAGES, above), no failure.
+no-msgfmt:
+	@echo "Notice: GNU gettext (msgfmt) is not installed, so the page runs in English only."
+
+locale/%.mo: locale/%.po | $(STAMP)
+	$(BIN)/python manage.py compilemessages --locale '$(word 2,$(subst /, ,$@))' --ignore '.venv' --verbosity 0
 
 # Regenerate the lock from pyproject.toml's ranges. Pins that still fit the ranges are kept;
 # `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release that fits,
@@ -45,7 +60,7 @@ lock: $(STAMP)
 	$(PIP_COMPILE) $(LOCK_ARGS) --extra dev --output-file requirements-dev.txt pyproject.toml
 	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file requirements.txt pyproject.toml
 
-run: $(STAMP)
+run: $(STAMP) $(MESSAGES)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo --if-empty --url 'http://$(HOST):$(PORT)'
@@ -70,7 +85,7 @@ run: $(STAMP)
 	echo; \
 	wait -n
 
-test: $(STAMP)
+test: $(STAMP) $(MESSAGES)
 	BEACON_VAR_DIR='$(CURDIR)/var/test' $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

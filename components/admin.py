@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from components.charts import check_chart_svg
@@ -154,11 +155,13 @@ class ComponentAdmin(admin.ModelAdmin):
         for component in queryset:
             component_delete(component=component)
 
-    @admin.action(description="Set status of selected components", permissions=["change"])
+    @admin.action(
+        description=gettext_lazy("Set status of selected components"), permissions=["change"]
+    )
     def set_status(self, request, queryset):
         status = request.POST.get("status", "")
         if status not in ComponentStatus.values:
-            self.message_user(request, "Choose the status to set.", messages.WARNING)
+            self.message_user(request, gettext("Choose the status to set."), messages.WARNING)
             return
         changed = 0
         for component in queryset:
@@ -176,7 +179,11 @@ class ComponentAdmin(admin.ModelAdmin):
                 self.log_change(request, component, [{"changed": {"fields": ["Status"]}}])
                 changed += 1
         label = ComponentStatus(status).label
-        self.message_user(request, f"{changed} of {len(queryset)} set to {label}.")
+        self.message_user(
+            request,
+            gettext("%(changed)s of %(total)s set to %(status)s.")
+            % {"changed": changed, "total": len(queryset), "status": label},
+        )
 
 
 def _staff_changes(component: Component, fields: list[str]) -> dict:
@@ -214,7 +221,7 @@ class ReportSurgeAdmin(ReadOnlyAdmin):
     list_select_related = ["component"]
     date_hierarchy = "started_at"
 
-    @admin.display(description="Usually")
+    @admin.display(description=gettext_lazy("Usually"))
     def usual_text(self, surge: ReportSurge) -> str:
         return surge.usual_text
 
@@ -237,7 +244,7 @@ class ComponentGroupAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(component_count=Count("components"))
 
-    @admin.display(description="components", ordering="component_count")
+    @admin.display(description=gettext_lazy("components"), ordering="component_count")
     def component_count(self, group):
         return group.component_count
 
@@ -439,7 +446,7 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
 
 
 def outcome_text(outcome: Outcome) -> str:
-    parts = [Verdict(outcome.verdict).label]
+    parts = [str(Verdict(outcome.verdict).label)]
     if outcome.latency_ms is not None:
         parts.append(f"{outcome.latency_ms:.0f} ms")
     if outcome.status_code is not None:
@@ -546,10 +553,15 @@ class HealthCheckAdmin(admin.ModelAdmin):
                 request, "admin/components/healthcheck/change_form.html#run-result", context
             )
         level = messages.SUCCESS if outcome.verdict == Verdict.UP else messages.WARNING
-        self.message_user(request, f"Ran “{check.name}”: {outcome_text(outcome)}", level)
+        self.message_user(
+            request,
+            gettext("Ran “%(name)s”: %(outcome)s")
+            % {"name": check.name, "outcome": outcome_text(outcome)},
+            level,
+        )
         return redirect("admin:components_healthcheck_change", check.pk)
 
-    @admin.action(description="Run selected checks now", permissions=["change"])
+    @admin.action(description=gettext_lazy("Run selected checks now"), permissions=["change"])
     def run_selected(self, request, queryset):
         verdicts: Counter[str] = Counter()
         checks = list(queryset.select_related("component"))
@@ -559,11 +571,17 @@ class HealthCheckAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{check}: {outcome_text(outcome)}", messages.WARNING)
         summary = ", ".join(f"{count} {label}" for label, count in verdicts.items())
         total = sum(verdicts.values())
-        self.message_user(request, f"Ran {total} check{'s' if total != 1 else ''}: {summary}.")
+        self.message_user(
+            request,
+            ngettext(
+                "Ran %(total)s check: %(summary)s.", "Ran %(total)s checks: %(summary)s.", total
+            )
+            % {"total": total, "summary": summary},
+        )
 
     # Columns and read-only fields
 
-    @admin.display(description="last run", ordering="last_run_at")
+    @admin.display(description=gettext_lazy("last run"), ordering="last_run_at")
     def last_run(self, check):
         if check.last_run_at is None:
             return "Never"
@@ -574,17 +592,17 @@ class HealthCheckAdmin(admin.ModelAdmin):
             ago(check.last_run_at),
         )
 
-    @admin.display(description="latency", ordering="last_latency_ms")
+    @admin.display(description=gettext_lazy("latency"), ordering="last_latency_ms")
     def last_latency(self, check):
         if check.last_latency_ms is None:
             return "–"
         return f"{check.last_latency_ms:.0f} ms"
 
-    @admin.display(description="last error")
+    @admin.display(description=gettext_lazy("last error"))
     def short_last_error(self, check):
         return Truncator(check.last_error).chars(80)
 
-    @admin.display(description="Response time")
+    @admin.display(description=gettext_lazy("Response time"))
     def response_time(self, check):
         if check.pk is None:
             return "No data yet."

@@ -10,29 +10,38 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from components.checks.rollups import LENGTHS, bucket_start
 from components.models import CheckRollup, HealthCheck, RollupPeriod
+from statuspage.lib.local_format import format_date, format_number
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
+
+    StrOrPromise = str | _StrPromise
 
 
 @dataclass(frozen=True)
 class Range:
     key: str
-    label: str  # what the switch shows
-    spoken: str  # what a screen reader says
+    label: "StrOrPromise"  # what the switch shows
+    spoken: "StrOrPromise"  # what a screen reader says
     period: str
     buckets: int
 
 
+# Lazy words: each is read in the language active where the chart is drawn.
 RANGES = {
-    "24h": Range("24h", "24 h", "24 hours", RollupPeriod.HOUR, 24),
-    "7d": Range("7d", "7 d", "7 days", RollupPeriod.HOUR, 7 * 24),
-    "30d": Range("30d", "30 d", "30 days", RollupPeriod.DAY, 30),
+    "24h": Range("24h", gettext_lazy("24 h"), gettext_lazy("24 hours"), RollupPeriod.HOUR, 24),
+    "7d": Range("7d", gettext_lazy("7 d"), gettext_lazy("7 days"), RollupPeriod.HOUR, 7 * 24),
+    "30d": Range("30d", gettext_lazy("30 d"), gettext_lazy("30 days"), RollupPeriod.DAY, 30),
 }
 
 
@@ -256,8 +265,11 @@ def check_chart_svg(check: HealthCheck, *, now: datetime | None = None) -> SafeS
     """The last 24 hours of a check's response times (hourly rollups), for the admin page."""
     points = response_time_series(check, range="24h", now=now)
     if not any(p.count for p in points):
-        return format_html('<p class="rt-empty">{}</p>', "No data yet.")
-    return response_time_svg(points, title=f"{check.name}: response times, last 24 hours")
+        return format_html('<p class="rt-empty">{}</p>', gettext("No data yet."))
+    return response_time_svg(
+        points,
+        title=gettext("%(name)s: response times, last 24 hours") % {"name": check.name},
+    )
 
 
 def _describe(points: Sequence[Point], unit: str) -> str:
@@ -265,29 +277,40 @@ def _describe(points: Sequence[Point], unit: str) -> str:
     span = _span(points)
     checked = [p for p in points if p.count]
     if not checked:
-        return f"No checks ran over the last {span}."
+        return gettext("No checks ran over the last %(span)s.") % {"span": span}
     medians = sorted(p.p50 for p in checked if p.p50 is not None)
     failures = sum(p.failures for p in checked)
-    failed = f"{failures} failed check{'s' if failures != 1 else ''}"
+    failed = ngettext("%(count)s failed check", "%(count)s failed checks", failures) % {
+        "count": failures
+    }
     if not medians:
-        return f"No response times, {failed} over the last {span}."
+        return gettext("No response times, %(failed)s over the last %(span)s.") % {
+            "failed": failed,
+            "span": span,
+        }
     # The median of the buckets' medians: what a typical hour (or day) looked like.
     typical = medians[(len(medians) - 1) // 2]
     worst = max((p.p95 for p in checked if p.p95 is not None), default=medians[-1])
-    return (
-        f"Median response time {_amount(typical, unit)}, 95th percentile up to "
-        f"{_amount(worst, unit)}, {failed} over the last {span}."
-    )
+    return gettext(
+        "Median response time %(typical)s, 95th percentile up to %(worst)s, "
+        "%(failed)s over the last %(span)s."
+    ) % {
+        "typical": _amount(typical, unit),
+        "worst": _amount(worst, unit),
+        "failed": failed,
+        "span": span,
+    }
 
 
 def _span(points: Sequence[Point]) -> str:
     if not points:
-        return "0 hours"
+        return ngettext("%(hours)s hour", "%(hours)s hours", 0) % {"hours": 0}
     total = (points[-1].start - points[0].start) + LENGTHS[points[0].period]
     days, rest = divmod(total, timedelta(days=1))
     if days >= 2 and not rest:
-        return f"{days} days"
-    return f"{total // timedelta(hours=1)} hours"
+        return ngettext("%(days)s day", "%(days)s days", days) % {"days": days}
+    hours = total // timedelta(hours=1)
+    return ngettext("%(hours)s hour", "%(hours)s hours", hours) % {"hours": hours}
 
 
 def _runs(points: Sequence[Point]) -> list[list[int]]:
@@ -329,14 +352,14 @@ def _number(value: float) -> str:
 
 def _amount(value: float, unit: str) -> str:
     if value >= 100 or value == int(value):
-        return f"{round(value):,} {unit}"
-    return f"{value:.1f} {unit}"
+        return f"{format_number(f'{round(value):,}')} {unit}"
+    return f"{format_number(f'{value:.1f}')} {unit}"
 
 
 def _when(point: Point, zone: tzinfo, *, short: bool = False) -> str:
     """A bucket's start in `zone`: the day for daily buckets; the time of day alone on the
     axis of a chart spanning one day (`short`)."""
     if point.period == RollupPeriod.DAY:
-        return point.start.astimezone(UTC).strftime("%b %-d")  # a UTC day, wherever one is
+        return format_date(point.start.astimezone(UTC), "day")  # a UTC day, wherever one is
     local = point.start.astimezone(zone)
-    return local.strftime("%H:%M" if short else "%b %-d %H:%M")
+    return local.strftime("%H:%M") if short else format_date(local, "day_time")

@@ -205,12 +205,12 @@ class Component(models.Model):
 
 
 class StatusChangeCause(models.TextChoices):
-    STAFF = "staff", "Staff"
-    INCIDENT = "incident", "Incident update"
-    MAINTENANCE = "maintenance", "Maintenance"
-    HEALTH_CHECK = "health_check", "Health check"
-    ALERT = "alert", "Alert"
-    API = "api", "API"
+    STAFF = "staff", _("Staff")
+    INCIDENT = "incident", _("Incident update")
+    MAINTENANCE = "maintenance", _("Maintenance")
+    HEALTH_CHECK = "health_check", _("Health check")
+    ALERT = "alert", _("Alert")
+    API = "api", _("API")
 
 
 class ComponentStatusChange(models.Model):
@@ -280,10 +280,10 @@ class CheckKind(models.TextChoices):
 class Verdict(models.TextChoices):
     """What a check says about its component, least to most severe (UNKNOWN says nothing)."""
 
-    UNKNOWN = "unknown", "No verdict yet"
-    UP = "up", "Up"
-    DEGRADED = "degraded", "Degraded"
-    DOWN = "down", "Down"
+    UNKNOWN = "unknown", _("No verdict yet")
+    UP = "up", _("Up")
+    DEGRADED = "degraded", _("Degraded")
+    DOWN = "down", _("Down")
 
 
 VERDICT_SEVERITY: dict[str, int] = {

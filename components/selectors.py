@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
+from django.utils.translation import gettext, gettext_noop
 
 from components.alerts.models import AlertState
 from components.models import (
@@ -29,15 +30,21 @@ from statuspage.models import PageSettings
 @dataclass(frozen=True)
 class OverallStatus:
     indicator: str
+    # Statuspage's own English words: the JSON APIs and webhooks give them as they are.
     description: str
 
+    @property
+    def label(self) -> str:
+        """The description in the active language, for the page people read."""
+        return gettext(self.description)
 
-ALL_OPERATIONAL = OverallStatus("none", "All Systems Operational")
-UNDER_MAINTENANCE = OverallStatus("maintenance", "Service Under Maintenance")
-DEGRADED = OverallStatus("minor", "Partially Degraded Service")
-MINOR_OUTAGE = OverallStatus("minor", "Minor Service Outage")
-PARTIAL_OUTAGE = OverallStatus("major", "Partial System Outage")
-MAJOR_OUTAGE = OverallStatus("critical", "Major System Outage")
+
+ALL_OPERATIONAL = OverallStatus("none", gettext_noop("All Systems Operational"))
+UNDER_MAINTENANCE = OverallStatus("maintenance", gettext_noop("Service Under Maintenance"))
+DEGRADED = OverallStatus("minor", gettext_noop("Partially Degraded Service"))
+MINOR_OUTAGE = OverallStatus("minor", gettext_noop("Minor Service Outage"))
+PARTIAL_OUTAGE = OverallStatus("major", gettext_noop("Partial System Outage"))
+MAJOR_OUTAGE = OverallStatus("critical", gettext_noop("Major System Outage"))
 
 
 def overall_status(statuses: Iterable[ComponentStatusValue]) -> OverallStatus:
@@ -232,7 +239,7 @@ def component_status_sources() -> list[ComponentStatusSource]:
         ComponentStatusSource(
             component=component,
             cause=component.last_cause,
-            cause_label=labels.get(component.last_cause, "Never changed"),
+            cause_label=str(labels.get(component.last_cause, "Never changed")),
             actor=component.last_actor or "",
             since=component.last_at or component.created_at,
         )

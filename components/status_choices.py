@@ -5,14 +5,15 @@ components/models.py) need not import them."""
 from typing import TYPE_CHECKING, Literal, TypeAlias, TypeGuard, get_args
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ComponentStatus(models.TextChoices):
-    OPERATIONAL = "operational", "Operational"
-    DEGRADED_PERFORMANCE = "degraded_performance", "Degraded performance"
-    PARTIAL_OUTAGE = "partial_outage", "Partial outage"
-    MAJOR_OUTAGE = "major_outage", "Major outage"
-    UNDER_MAINTENANCE = "under_maintenance", "Under maintenance"
+    OPERATIONAL = "operational", _("Operational")
+    DEGRADED_PERFORMANCE = "degraded_performance", _("Degraded performance")
+    PARTIAL_OUTAGE = "partial_outage", _("Partial outage")
+    MAJOR_OUTAGE = "major_outage", _("Major outage")
+    UNDER_MAINTENANCE = "under_maintenance", _("Under maintenance")
 
 
 # The same five as the strings the database, forms and JSON give (a test keeps them equal).

@@ -12,6 +12,7 @@ from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from components.models import Component
@@ -82,7 +83,7 @@ class IncidentUpdateInline(admin.StackedInline):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="components")
+    @admin.display(description=gettext_lazy("components"))
     def components_changed(self, update):
         return format_html_join(
             ", ",
@@ -414,7 +415,7 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
 
     # Closing in one click
 
-    @admin.action(description="Resolve selected incidents", permissions=["change"])
+    @admin.action(description=gettext_lazy("Resolve selected incidents"), permissions=["change"])
     def resolve_selected(self, request, queryset):
         closed = 0
         for incident in queryset:
@@ -447,7 +448,11 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
             f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[incident.pk]
         )
         if incident.is_closed:
-            self.message_user(request, f"“{incident}” is already closed.", messages.WARNING)
+            self.message_user(
+                request,
+                gettext("“%(incident)s” is already closed.") % {"incident": incident},
+                messages.WARNING,
+            )
             return redirect(change_url)
         author = request.user
         assert author.is_authenticated  # it may change the incident: staff, signed in
@@ -462,11 +467,11 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
 
     # Columns
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=gettext_lazy("status"), ordering="status")
     def current_status(self, incident):
         return incident.get_status_display()
 
-    @admin.display(description="since last update", ordering="last_update_at")
+    @admin.display(description=gettext_lazy("since last update"), ordering="last_update_at")
     def since_last_update(self, incident):
         """Open incidents: the time since the last public update, in words and colour (amber
         past 80 % of the promised interval, red past all of it); closed ones: nothing."""
@@ -479,11 +484,11 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
             '<span class="silence silence-{}">{} min{}</span>', silence.state, minutes, words
         )
 
-    @admin.display(description="components")
+    @admin.display(description=gettext_lazy("components"))
     def component_names(self, incident):
         return ", ".join(component.name for component in incident.components.all())
 
-    @admin.display(description="subscribers told")
+    @admin.display(description=gettext_lazy("subscribers told"))
     def notifications(self, incident):
         counts = notifications_of_incident(incident)
         if not counts["events"]:
@@ -580,7 +585,9 @@ class MaintenanceAdmin(IncidentAdmin):
             )
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Complete selected maintenances", permissions=["change"])
+    @admin.action(
+        description=gettext_lazy("Complete selected maintenances"), permissions=["change"]
+    )
     def complete_selected(self, request, queryset):
         return self.resolve_selected(request, queryset)
 
@@ -644,7 +651,7 @@ class IncidentDraftAdmin(admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return self.has_change_permission(request, obj) or super().has_view_permission(request, obj)
 
-    @admin.display(description="State")
+    @admin.display(description=gettext_lazy("State"))
     def state(self, draft: IncidentDraft) -> str:
         if draft.published_at:
             return "Published"
@@ -675,14 +682,18 @@ class IncidentDraftAdmin(admin.ModelAdmin):
             self.message_user(request, " ".join(error.messages), messages.ERROR)
             return redirect("admin:incidents_incidentdraft_change", draft.pk)
         self.log_change(request, draft, "Published.")
-        self.message_user(request, f"Published “{incident}”.", messages.SUCCESS)
+        self.message_user(
+            request, gettext("Published “%(incident)s”.") % {"incident": incident}, messages.SUCCESS
+        )
         return redirect("admin:incidents_incident_change", incident.pk)
 
     def discard_view(self, request, object_id):
         draft = self._draft(request, object_id)
         incident_draft_discard(draft=draft, reason=f"Discarded by {request.user}.")
         self.log_change(request, draft, "Discarded.")
-        self.message_user(request, f"Discarded “{draft}”.", messages.SUCCESS)
+        self.message_user(
+            request, gettext("Discarded “%(draft)s”.") % {"draft": draft}, messages.SUCCESS
+        )
         return redirect("admin:incidents_incidentdraft_changelist")
 
     def _draft(self, request, object_id) -> IncidentDraft:

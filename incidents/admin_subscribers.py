@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from components.models import Component
@@ -608,47 +609,65 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
 
     # Actions
 
-    @admin.action(description="Export selected as CSV", permissions=["view"])
+    @admin.action(description=gettext_lazy("Export selected as CSV"), permissions=["view"])
     def export_selected_csv(self, request, queryset):
         return csv_response(queryset)
 
-    @admin.action(description="Send a test delivery to selected webhooks", permissions=["change"])
+    @admin.action(
+        description=gettext_lazy("Send a test delivery to selected webhooks"),
+        permissions=["change"],
+    )
     def send_test_delivery(self, request, queryset):
         webhooks = queryset.filter(channel=Channel.WEBHOOK)
         if not webhooks:
-            self.message_user(request, "Test deliveries go to webhooks only.", messages.WARNING)
+            self.message_user(
+                request, gettext("Test deliveries go to webhooks only."), messages.WARNING
+            )
             return
         for subscriber in webhooks:
             self._report_test_delivery(request, subscriber)
 
-    @admin.action(description="Confirm selected subscribers", permissions=["change"])
+    @admin.action(description=gettext_lazy("Confirm selected subscribers"), permissions=["change"])
     def confirm_selected(self, request, queryset):
         confirmed = 0
         for subscriber in queryset.filter(state=SubscriberState.UNCONFIRMED):
             subscriptions.subscription_confirm(subscriber=subscriber)
             self.log_change(request, subscriber, "Confirmed by staff.")
             confirmed += 1
-        self.message_user(request, f"Confirmed {confirmed} of {len(queryset)}.")
+        self.message_user(
+            request,
+            gettext("Confirmed %(done)s of %(total)s.")
+            % {"done": confirmed, "total": len(queryset)},
+        )
 
-    @admin.action(description="Re-enable selected subscribers", permissions=["change"])
+    @admin.action(
+        description=gettext_lazy("Re-enable selected subscribers"), permissions=["change"]
+    )
     def reactivate_selected(self, request, queryset):
         enabled = 0
         for subscriber in queryset.filter(state=SubscriberState.QUARANTINED):
             subscriptions.subscriber_reactivate(subscriber=subscriber)
             self.log_change(request, subscriber, "Re-enabled.")
             enabled += 1
-        self.message_user(request, f"Re-enabled {enabled} of {len(queryset)}.")
+        self.message_user(
+            request,
+            gettext("Re-enabled %(done)s of %(total)s.")
+            % {"done": enabled, "total": len(queryset)},
+        )
 
     def _report_test_delivery(self, request, subscriber: Subscriber) -> None:
         outcome = webhook_test_delivery(subscriber=subscriber)
         if outcome.sent:
             self.message_user(
-                request, f"Test delivery to {subscriber.endpoint}: sent.", messages.SUCCESS
+                request,
+                gettext("Test delivery to %(endpoint)s: sent.") % {"endpoint": subscriber.endpoint},
+                messages.SUCCESS,
             )
         else:
             self.message_user(
                 request,
-                f"Test delivery to {subscriber.endpoint} failed: {outcome.error}",
+                gettext("Test delivery to %(endpoint)s failed: %(error)s")
+                % {"endpoint": subscriber.endpoint, "error": outcome.error},
                 messages.ERROR,
             )
 
@@ -673,8 +692,12 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
                 if not result.errors:
                     self.message_user(
                         request,
-                        f"Imported {result.created} subscriber{'s' * (result.created != 1)}; "
-                        f"{result.already_subscribed} already subscribed.",
+                        ngettext(
+                            "Imported %(created)s subscriber; %(already)s already subscribed.",
+                            "Imported %(created)s subscribers; %(already)s already subscribed.",
+                            result.created,
+                        )
+                        % {"created": result.created, "already": result.already_subscribed},
                         messages.SUCCESS,
                     )
                     return redirect("admin:incidents_subscriber_changelist")
@@ -697,7 +720,9 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
     def _test_delivery(self, request: HttpRequest, object_id: str) -> HttpResponse:
         subscriber = self._subscriber_to_change(request, object_id)
         if subscriber.channel != Channel.WEBHOOK:
-            self.message_user(request, "Test deliveries go to webhooks only.", messages.WARNING)
+            self.message_user(
+                request, gettext("Test deliveries go to webhooks only."), messages.WARNING
+            )
         else:
             self._report_test_delivery(request, subscriber)
         return redirect("admin:incidents_subscriber_change", subscriber.pk)
@@ -710,7 +735,11 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
         if subscriber.state == SubscriberState.UNCONFIRMED:
             subscriptions.subscription_confirm(subscriber=subscriber)
             self.log_change(request, subscriber, "Confirmed by staff.")
-            self.message_user(request, f"Confirmed {subscriber}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                gettext("Confirmed %(subscriber)s.") % {"subscriber": subscriber},
+                messages.SUCCESS,
+            )
         return self._back(request, subscriber)
 
     def reactivate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -721,7 +750,11 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
         if subscriber.state == SubscriberState.QUARANTINED:
             subscriptions.subscriber_reactivate(subscriber=subscriber)
             self.log_change(request, subscriber, "Re-enabled.")
-            self.message_user(request, f"Re-enabled {subscriber}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                gettext("Re-enabled %(subscriber)s.") % {"subscriber": subscriber},
+                messages.SUCCESS,
+            )
         return self._back(request, subscriber)
 
     def _subscriber_to_change(self, request: HttpRequest, object_id: str) -> Subscriber:
@@ -742,17 +775,17 @@ class SubscriberAdmin(ServiceFormAdmin[Subscriber]):
 
     # Columns and read-only fields
 
-    @admin.display(description="address or webhook URL")
+    @admin.display(description=gettext_lazy("address or webhook URL"))
     def address(self, subscriber):
         return str(subscriber)
 
-    @admin.display(description="components")
+    @admin.display(description=gettext_lazy("components"))
     def component_list(self, subscriber):
         if subscriber.all_components:
             return "All components"
         return ", ".join(component.name for component in subscriber.components.all())
 
-    @admin.display(description="secret")
+    @admin.display(description=gettext_lazy("secret"))
     def secret_status(self, subscriber):
         return "•••• set" if subscriber.secret else "Not set"
 
@@ -857,7 +890,7 @@ class NotificationEventAdmin(ReadOnlyAdmin):
 
     # Columns
 
-    @admin.display(description="incident", ordering="incident__name")
+    @admin.display(description=gettext_lazy("incident"), ordering="incident__name")
     def incident_link(self, event):
         if event.incident is None:
             return "–"
@@ -869,25 +902,25 @@ class NotificationEventAdmin(ReadOnlyAdmin):
             + f"?incident__id__exact={event.incident_id}",
         )
 
-    @admin.display(description="subject", ordering="subject")
+    @admin.display(description=gettext_lazy("subject"), ordering="subject")
     def short_subject(self, event):
         return Truncator(event.subject).chars(80) or "(not rendered yet)"
 
-    @admin.display(description="components")
+    @admin.display(description=gettext_lazy("components"))
     def component_names(self, event):
         if not event.component_ids:
             return "–"
         names = Component.objects.filter(pk__in=event.component_ids).values_list("name", flat=True)
         return ", ".join(names)
 
-    @admin.display(description="queued")
+    @admin.display(description=gettext_lazy("queued"))
     def queued(self, event):
         return event.delivery_counts[DeliveryState.QUEUED]
 
-    @admin.display(description="sent")
+    @admin.display(description=gettext_lazy("sent"))
     def sent(self, event):
         return event.delivery_counts[DeliveryState.SENT]
 
-    @admin.display(description="failed")
+    @admin.display(description=gettext_lazy("failed"))
     def failed(self, event):
         return event.delivery_counts[DeliveryState.FAILED]

@@ -19,8 +19,8 @@ MAX_POSTMORTEM_BODY = 100_000
 
 
 class IncidentKind(models.TextChoices):
-    INCIDENT = "incident", "Incident"
-    MAINTENANCE = "maintenance", "Scheduled maintenance"
+    INCIDENT = "incident", _("Incident")
+    MAINTENANCE = "maintenance", _("Scheduled maintenance")
 
 
 # The two as strings, and a kind wherever one is passed: a member or its value (a test keeps
@@ -30,15 +30,15 @@ IncidentKindValue: TypeAlias = IncidentKind | IncidentKindName
 
 
 class IncidentStatus(models.TextChoices):
-    INVESTIGATING = "investigating", "Investigating"
-    IDENTIFIED = "identified", "Identified"
-    MONITORING = "monitoring", "Monitoring"
-    RESOLVED = "resolved", "Resolved"
-    POSTMORTEM = "postmortem", "Postmortem"
-    SCHEDULED = "scheduled", "Scheduled"
-    IN_PROGRESS = "in_progress", "In progress"
-    VERIFYING = "verifying", "Verifying"
-    COMPLETED = "completed", "Completed"
+    INVESTIGATING = "investigating", _("Investigating")
+    IDENTIFIED = "identified", _("Identified")
+    MONITORING = "monitoring", _("Monitoring")
+    RESOLVED = "resolved", _("Resolved")
+    POSTMORTEM = "postmortem", _("Postmortem")
+    SCHEDULED = "scheduled", _("Scheduled")
+    IN_PROGRESS = "in_progress", _("In progress")
+    VERIFYING = "verifying", _("Verifying")
+    COMPLETED = "completed", _("Completed")
 
 
 # The nine as the strings the database, forms and JSON give (a test keeps them equal).
@@ -86,11 +86,11 @@ ACTIVE_MAINTENANCE_STATUSES = [IncidentStatus.IN_PROGRESS, IncidentStatus.VERIFY
 
 
 class Impact(models.TextChoices):
-    NONE = "none", "None"
-    MINOR = "minor", "Minor"
-    MAJOR = "major", "Major"
-    CRITICAL = "critical", "Critical"
-    MAINTENANCE = "maintenance", "Maintenance"
+    NONE = "none", _("None")
+    MINOR = "minor", _("Minor")
+    MAJOR = "major", _("Major")
+    CRITICAL = "critical", _("Critical")
+    MAINTENANCE = "maintenance", _("Maintenance")
 
 
 ImpactName: TypeAlias = Literal["none", "minor", "major", "critical", "maintenance"]
@@ -381,9 +381,9 @@ class IncidentTemplate(models.Model):
 
 
 class DraftSource(models.TextChoices):
-    CHECK = "check", "health check"
-    ALERT = "alert", "alert"
-    REPORT_SURGE = "report_surge", "report surge"
+    CHECK = "check", _("health check")
+    ALERT = "alert", _("alert")
+    REPORT_SURGE = "report_surge", _("report surge")
 
 
 class IncidentDraft(models.Model):

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
+from django.utils.translation import gettext, gettext_lazy
 
 from statuspage.api_v1.keys import (
     EXPIRY_WARNING,
@@ -174,9 +175,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
             for key in expiring.order_by("expires_at"):
                 self.message_user(
                     request,
-                    f"Your API key “{key.name}” ({key.prefix}…) expires in "
-                    f"{timeuntil(key.expires_at)}: make a new one, put it where this one is "
-                    "used, then revoke this one.",
+                    gettext(
+                        "Your API key “%(name)s” (%(prefix)s…) expires in %(left)s: make a new "
+                        "one, put it where this one is used, then revoke this one."
+                    )
+                    % {"name": key.name, "prefix": key.prefix, "left": timeuntil(key.expires_at)},
                     messages.WARNING,
                 )
         return super().changelist_view(request, extra_context)
@@ -191,8 +194,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.prefix, obj.digest = key.prefix, key.digest
         self.message_user(
             request,
-            f"The key for “{key.name}” is {raw} — copy it now: it is not shown again. "
-            "Send it as “Authorization: OAuth <key>”.",
+            gettext(
+                "The key for “%(name)s” is %(key)s — copy it now: it is not shown again. "
+                "Send it as “Authorization: OAuth <key>”."
+            )
+            % {"name": key.name, "key": raw},
             messages.WARNING,
         )
 
@@ -203,7 +209,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             else super().has_change_permission(request, obj)
         )
 
-    @admin.display(description="state")
+    @admin.display(description=gettext_lazy("state"))
     def state(self, key):
         if key.revoked_at:
             return "Revoked"
@@ -219,16 +225,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
             )
         return "Active"
 
-    @admin.display(description="expires", ordering="expires_at")
+    @admin.display(description=gettext_lazy("expires"), ordering="expires_at")
     def expires(self, key):
         return _moment(key.expires_at) if key.expires_at else "Never"
 
-    @admin.action(description="Revoke the selected keys", permissions=["delete"])
+    @admin.action(description=gettext_lazy("Revoke the selected keys"), permissions=["delete"])
     def revoke_selected(self, request, queryset):
         for key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(key=key)
             audit_record(actor=request.user, action=AuditAction.API_KEY_REVOKED, target=key)
-        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Revoked %(count)s key(s).") % {"count": queryset.count()},
+            messages.SUCCESS,
+        )
 
 
 @admin.register(AuditEvent)
@@ -244,7 +254,7 @@ class AuditEventAdmin(ReadOnlyAdmin[AuditEvent]):
     show_full_result_count = False
     readonly_fields = [field.name for field in AuditEvent._meta.fields]
 
-    @admin.display(description="client address", ordering="ip_address")
+    @admin.display(description=gettext_lazy("client address"), ordering="ip_address")
     def ip(self, event):
         return event.ip_address
 

@@ -211,6 +211,8 @@ USE_I18N = True
 # Catalogues (locale/<language>/LC_MESSAGES/django.po): see docs/architecture.md, Translations.
 # No LocaleMiddleware yet: a snapshot is one page for everybody, in LANGUAGE_CODE.
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Beacon's named date and number formats per locale (statuspage.lib.local_format).
+FORMAT_MODULE_PATH = ["statuspage.formats"]
 USE_TZ = True
 
 STATIC_URL = "/static/"

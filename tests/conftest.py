@@ -1,5 +1,6 @@
 import contextlib
 import os
+import shutil
 import uuid
 
 # Read when settings load: migrations and tests must not queue snapshot rebuilds on a broker.
@@ -11,12 +12,21 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.core.management import call_command
 from pytest_django.fixtures import validate_django_db
 
 from statuspage.db_router import REPLICA
 from statuspage.models import PageSettings
 from statuspage.public.snapshots import store
 from tests.incidents.factories import StaffFactory, sign_in_staff
+
+
+def pytest_sessionstart(session):
+    """The translation catalogues compiled into the tree's locale/ (`make install` does the same),
+    so that `pytest` alone renders other languages; compilemessages skips a .mo newer than its
+    .po. Without GNU gettext the tests that need a language fail and say so."""
+    if shutil.which("msgfmt"):
+        call_command("compilemessages", ignore_patterns=[".venv", "var"], verbosity=0)
 
 
 def pytest_collection_modifyitems(items):

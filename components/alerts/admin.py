@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
+from django.utils.translation import gettext, gettext_lazy
 
 from components.alerts.models import AlertIntegration, AlertLog, AlertState
 from components.alerts.services import alert_integration_regenerate_token
@@ -103,7 +104,7 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
         field made once per request (the admin instance is shared by all requests)."""
         if not hasattr(request, "_alert_url_field"):
 
-            @admin.display(description="URL to paste into the tool")
+            @admin.display(description=gettext_lazy("URL to paste into the tool"))
             def url(integration):
                 if integration.pk is None:
                     return "Shown once saved."
@@ -116,7 +117,7 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
             request._alert_url_field = url
         return request._alert_url_field
 
-    @admin.display(description="Alerts (latest first)")
+    @admin.display(description=gettext_lazy("Alerts (latest first)"))
     def current_states(self, integration):
         if integration.pk is None:
             return "–"
@@ -146,7 +147,7 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
             rows,
         )
 
-    @admin.display(description="Deliveries to look at (latest first)")
+    @admin.display(description=gettext_lazy("Deliveries to look at (latest first)"))
     def recent_log(self, integration):
         if integration.pk is None:
             return "–"
@@ -173,7 +174,8 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
         )
 
     @admin.action(
-        description="Regenerate the secret URL of selected integrations", permissions=["change"]
+        description=gettext_lazy("Regenerate the secret URL of selected integrations"),
+        permissions=["change"],
     )
     def regenerate_token(self, request, queryset):
         for integration in queryset:
@@ -181,7 +183,8 @@ class AlertIntegrationAdmin(admin.ModelAdmin):
             self.log_change(request, integration, "Regenerated the token.")
         self.message_user(
             request,
-            f"{len(queryset)} new URL(s): update them in the tools, the old ones no longer work.",
+            gettext("%(count)s new URL(s): update them in the tools, the old ones no longer work.")
+            % {"count": len(queryset)},
             messages.WARNING,
         )
 

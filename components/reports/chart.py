@@ -15,20 +15,24 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from components.charts import TOP, _nice_ceiling, _number, grid, svg_start
 from components.reports.models import NO_SYMPTOM, Symptom
+from statuspage.lib.local_format import format_number
 
 HOURS = 24
 # Components drawn in their own colour; the rest share "Others".
 TOP_COMPONENTS = 5
 # Okabe-Ito: told apart with the common colour-vision deficiencies. The last one is "Others".
 COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#8c8c8c")
-SOMETHING_ELSE = "Something else"
-OTHERS = "Others"
-NO_SYMPTOM_LABEL = "No symptom given"
-EMPTY = "No reports in the last 24 hours."
-UNAVAILABLE = "The reports chart cannot be shown right now."
+# Lazy: each is read in the language active where the chart is drawn.
+SOMETHING_ELSE = gettext_lazy("Something else")
+OTHERS = gettext_lazy("Others")
+NO_SYMPTOM_LABEL = gettext_lazy("No symptom given")
+EMPTY = gettext_lazy("No reports in the last 24 hours.")
+UNAVAILABLE = gettext_lazy("The reports chart cannot be shown right now.")
+DEFAULT_TITLE = gettext_lazy("Visitors' reports, last 24 hours")
 # Where no stylesheet applies (the chart as an image of its own): the page's usual fonts.
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 _SHARE_ROW = '<tr><th scope="row">{}</th><td>{}</td><td>{}</td></tr>'
@@ -82,14 +86,14 @@ def reports_chart(tallies: Iterable[HourlyTally], *, now: datetime) -> ReportsCh
     hours = hour_starts(now)
     index = {hour: i for i, hour in enumerate(hours)}
     per_component: dict[int | None, list[int]] = defaultdict(lambda: [0] * HOURS)
-    labels: dict[int | None, str] = {None: SOMETHING_ELSE}
+    labels: dict[int | None, str] = {None: str(SOMETHING_ELSE)}
     per_symptom: dict[str, int] = defaultdict(int)
     for tally in tallies:
         i = index.get(tally.hour.astimezone(UTC))
         if i is None or not tally.count:
             continue
         per_component[tally.component_id][i] += tally.count
-        labels[tally.component_id] = tally.component or SOMETHING_ELSE
+        labels[tally.component_id] = tally.component or str(SOMETHING_ELSE)
         per_symptom[_symptom_label(tally.symptom)] += tally.count
     total = sum(per_symptom.values())
     ranked = sorted(
@@ -102,7 +106,7 @@ def reports_chart(tallies: Iterable[HourlyTally], *, now: datetime) -> ReportsCh
         rest = [
             sum(column) for column in zip(*(c for _, c in ranked[TOP_COMPONENTS:]), strict=True)
         ]
-        series.append(Series(OTHERS, tuple(rest)))
+        series.append(Series(str(OTHERS), tuple(rest)))
     symptoms = sorted(per_symptom.items(), key=lambda item: (-item[1], item[0]))
     return ReportsChart(
         hours=tuple(hours),
@@ -115,7 +119,7 @@ def reports_chart(tallies: Iterable[HourlyTally], *, now: datetime) -> ReportsCh
 
 def _symptom_label(symptom: str) -> str:
     if symptom == NO_SYMPTOM:
-        return NO_SYMPTOM_LABEL
+        return str(NO_SYMPTOM_LABEL)
     try:
         return str(Symptom(symptom).label)
     except ValueError:
@@ -125,11 +129,24 @@ def _symptom_label(symptom: str) -> str:
 def describe(chart: ReportsChart) -> str:
     """The chart in one sentence, every number in it (what a screen reader says)."""
     if not chart.total:
-        return EMPTY
-    reports = f"{chart.total:,} report{'s' if chart.total != 1 else ''}"
-    components = "; ".join(f"{s.label} {s.count:,} ({s.percent})" for s in chart.components)
-    symptoms = "; ".join(f"{s.label} {s.count:,} ({s.percent})" for s in chart.symptoms)
-    return f"{reports} in the last 24 hours. By component: {components}. By symptom: {symptoms}."
+        return str(EMPTY)
+    components = "; ".join(
+        f"{s.label} {format_number(f'{s.count:,}')} ({s.percent})" for s in chart.components
+    )
+    symptoms = "; ".join(
+        f"{s.label} {format_number(f'{s.count:,}')} ({s.percent})" for s in chart.symptoms
+    )
+    return ngettext(
+        "%(reports)s report in the last 24 hours. By component: %(components)s. "
+        "By symptom: %(symptoms)s.",
+        "%(reports)s reports in the last 24 hours. By component: %(components)s. "
+        "By symptom: %(symptoms)s.",
+        chart.total,
+    ) % {
+        "reports": format_number(f"{chart.total:,}"),
+        "components": components,
+        "symptoms": symptoms,
+    }
 
 
 # Drawing
@@ -142,7 +159,7 @@ LEGEND_COLUMNS = 3
 def reports_chart_svg(
     chart: ReportsChart,
     *,
-    title: str = "Visitors' reports, last 24 hours",
+    title: str | None = None,
     width: int = 640,
     plot_height: int = 140,
     zone: tzinfo | None = None,
@@ -157,9 +174,10 @@ def reports_chart_svg(
     and has a light background of its own, legible on a dark page too.
     """
     zone = zone or UTC
+    title = str(DEFAULT_TITLE) if title is None else title
     chart_id = "rc-" + hashlib.sha1(title.encode()).hexdigest()[:10]
     if not chart.total:
-        return message_svg(f"{title}: {EMPTY}", EMPTY, width=width, standalone=standalone)
+        return message_svg(f"{title}: {EMPTY}", str(EMPTY), width=width, standalone=standalone)
     legend_rows = -(-len(chart.components) // LEGEND_COLUMNS) + 1  # + the symptoms' heading
     legend_rows += -(-len(chart.symptoms) // LEGEND_COLUMNS)
     height = TOP + plot_height + AXIS + legend_rows * LEGEND_ROW + 4
@@ -171,7 +189,7 @@ def reports_chart_svg(
     ]
     if standalone:
         parts.append(mark_safe('<rect width="100%" height="100%" fill="#ffffff"/>'))
-    parts.append(grid(plot_height, top_value, lambda value: f"{round(value):,}"))
+    parts.append(grid(plot_height, top_value, lambda value: format_number(f"{round(value):,}")))
     parts.append(
         format_html(
             '<svg class="rc-plot" x="0" y="{}" width="100%" height="{}" viewBox="0 0 {} 100" '
@@ -198,7 +216,7 @@ def reports_chart_svg(
                     _number(bar),
                     _colour(n, series.label),
                     series.label,
-                    f"{count:,}",
+                    format_number(f"{count:,}"),
                     "s" if count != 1 else "",
                     _hour(hour, zone),
                 )
@@ -282,7 +300,7 @@ def _legend(shares: Sequence[Share], first_y: int, *, swatches: bool) -> SafeStr
                 y,
                 share.label,
                 share.percent,
-                f"{share.count:,}",
+                format_number(f"{share.count:,}"),
             )
         )
     return format_html_join(
@@ -293,7 +311,7 @@ def _legend(shares: Sequence[Share], first_y: int, *, swatches: bool) -> SafeStr
 
 
 def _colour(n: int, label: str) -> str:
-    return COLOURS[-1] if label == OTHERS else COLOURS[n % (len(COLOURS) - 1)]
+    return COLOURS[-1] if label == str(OTHERS) else COLOURS[n % (len(COLOURS) - 1)]
 
 
 def _hour(hour: datetime, zone: tzinfo) -> str:
@@ -303,26 +321,37 @@ def _hour(hour: datetime, zone: tzinfo) -> str:
 def reports_chart_html(chart: ReportsChart, *, zone: tzinfo | None = None) -> SafeString:
     """The chart for a page (the staff console): the SVG, then its numbers as tables."""
     if not chart.total:
-        return format_html('<p class="rc-empty">{}</p>', EMPTY)
+        return format_html('<p class="rc-empty">{}</p>', str(EMPTY))
     rows = [
         (
             caption,
             format_html_join(
-                "", _SHARE_ROW, [(s.label, f"{s.count:,}", s.percent) for s in shares]
+                "",
+                _SHARE_ROW,
+                [(s.label, format_number(f"{s.count:,}"), s.percent) for s in shares],
             ),
         )
-        for caption, shares in (("By component", chart.components), ("By symptom", chart.symptoms))
+        for caption, shares in (
+            (gettext("By component"), chart.components),
+            (gettext("By symptom"), chart.symptoms),
+        )
     ]
+    heads = (gettext("Name"), gettext("Reports"), gettext("Share"))
     tables = format_html_join(
         "",
-        '<table class="rc-shares"><caption>{}</caption><thead><tr><th scope="col">Name</th>'
-        '<th scope="col">Reports</th><th scope="col">Share</th></tr></thead><tbody>{}'
+        '<table class="rc-shares"><caption>{}</caption><thead><tr><th scope="col">{}</th>'
+        '<th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>{}'
         "</tbody></table>",
-        rows,
+        [(caption, *heads, body) for caption, body in rows],
     )
     return format_html(
         '<figure class="rc-figure">{}<figcaption>{}</figcaption></figure>{}',
         reports_chart_svg(chart, zone=zone),
-        f"{chart.total:,} report{'s' if chart.total != 1 else ''} in the last 24 hours.",
+        ngettext(
+            "%(reports)s report in the last 24 hours.",
+            "%(reports)s reports in the last 24 hours.",
+            chart.total,
+        )
+        % {"reports": format_number(f"{chart.total:,}")},
         tables,
     )

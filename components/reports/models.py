@@ -6,6 +6,7 @@ count and nothing about who reported: no address, user agent or cookie.
 
 from django.db import models
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
 
 # "Something else" in the unique keys below. A nullable column cannot be the key: SQLite (the
 # embedded default) has no NULLS NOT DISTINCT, so the constraint would not exist there and
@@ -23,11 +24,11 @@ def component_key() -> models.GeneratedField:
 
 
 class Symptom(models.TextChoices):
-    SIGN_IN = "sign_in", "Can't sign in"
-    ERRORS = "errors", "Errors"
-    SLOW = "slow", "Slow"
-    CRASHES = "crashes", "App crashes"
-    OTHER = "other", "Other"
+    SIGN_IN = "sign_in", _("Can't sign in")
+    ERRORS = "errors", _("Errors")
+    SLOW = "slow", _("Slow")
+    CRASHES = "crashes", _("App crashes")
+    OTHER = "other", _("Other")
 
 
 # The symptom of a report that named none.

@@ -139,16 +139,16 @@ class Subscriber(models.Model):
 
 
 class EventKind(models.TextChoices):
-    INCIDENT_CREATED = "incident_created", "Incident created"
-    INCIDENT_UPDATED = "incident_updated", "Incident updated"
-    INCIDENT_RESOLVED = "incident_resolved", "Incident resolved"
-    POSTMORTEM_PUBLISHED = "postmortem_published", "Postmortem published"
-    MAINTENANCE_SCHEDULED = "maintenance_scheduled", "Maintenance scheduled"
-    MAINTENANCE_REMINDER = "maintenance_reminder", "Maintenance reminder"
-    MAINTENANCE_STARTED = "maintenance_started", "Maintenance started"
-    MAINTENANCE_UPDATED = "maintenance_updated", "Maintenance updated"
-    MAINTENANCE_COMPLETED = "maintenance_completed", "Maintenance completed"
-    COMPONENT_UPDATE = "component_update", "Component status changed"
+    INCIDENT_CREATED = "incident_created", _("Incident created")
+    INCIDENT_UPDATED = "incident_updated", _("Incident updated")
+    INCIDENT_RESOLVED = "incident_resolved", _("Incident resolved")
+    POSTMORTEM_PUBLISHED = "postmortem_published", _("Postmortem published")
+    MAINTENANCE_SCHEDULED = "maintenance_scheduled", _("Maintenance scheduled")
+    MAINTENANCE_REMINDER = "maintenance_reminder", _("Maintenance reminder")
+    MAINTENANCE_STARTED = "maintenance_started", _("Maintenance started")
+    MAINTENANCE_UPDATED = "maintenance_updated", _("Maintenance updated")
+    MAINTENANCE_COMPLETED = "maintenance_completed", _("Maintenance completed")
+    COMPONENT_UPDATE = "component_update", _("Component status changed")
 
 
 # Sent at most once per incident, whatever staff click twice.

@@ -12,13 +12,9 @@
 
   var POLL_MS = 60000;
   var IMPACT_RANK = { none: 0, maintenance: 1, minor: 2, major: 3, critical: 4 };
-  var STATUS_LABELS = {
-    investigating: "Investigating",
-    identified: "Identified",
-    monitoring: "Monitoring",
-    in_progress: "Maintenance in progress",
-    verifying: "Verifying",
-  };
+  /* The notice's words in the page's language: the server writes this line when it serves
+     the script (statuspage/public/badges.py, embed_words); the file holds the English. */
+  var WORDS = {"investigating": "Investigating", "identified": "Identified", "monitoring": "Monitoring", "in_progress": "Maintenance in progress", "verifying": "Verifying", "view_status_page": "View status page", "view_status_page_of": "View status page of %(name)s", "dismiss": "Dismiss", "service_disruption": "Service disruption", "one_more": "and 1 more", "more": "and %(count)s more"};
 
   function ownScript() {
     if (document.currentScript && document.currentScript.src) return document.currentScript;
@@ -150,7 +146,8 @@
   function currentStatus(incident) {
     var updates = Array.isArray(incident.incident_updates) ? incident.incident_updates : [];
     var status = incident.status || (updates[0] && updates[0].status);
-    return STATUS_LABELS[status] || text(status).replace(/_/g, " ");
+    var known = /^(investigating|identified|monitoring|in_progress|verifying)$/.test(status);
+    return known ? WORDS[status] : text(status).replace(/_/g, " ");
   }
 
   function el(tag, className) {
@@ -193,10 +190,10 @@
     var link = el("a", "bcn-link");
     link.target = "_blank";
     link.rel = "noopener";
-    link.textContent = "View status page";
+    link.textContent = WORDS.view_status_page;
     var dismiss = el("button", "bcn-dismiss");
     dismiss.type = "button";
-    dismiss.setAttribute("aria-label", "Dismiss");
+    dismiss.setAttribute("aria-label", WORDS.dismiss);
     dismiss.textContent = "\u00d7";
     dismiss.addEventListener("click", function () {
       writeDismissed(
@@ -241,13 +238,19 @@
     var href = [first.shortlink, page.url, origin].filter(isHttpUrl)[0];
     var tone = IMPACT_RANK[shown[0].impact] !== undefined ? shown[0].impact : "minor";
     ui.notice.className = "bcn-notice bcn-tone-" + tone;
-    ui.title.textContent = text(first.name) || "Service disruption";
+    ui.title.textContent = text(first.name) || WORDS.service_disruption;
     ui.status.textContent = currentStatus(first);
-    ui.more.textContent = shown.length > 1 ? "and " + (shown.length - 1) + " more" : "";
+    var others = shown.length - 1;
+    ui.more.textContent =
+      others === 1 ? WORDS.one_more : others > 1 ? WORDS.more.replace("%(count)s", others) : "";
     ui.link.href = href;
     ui.link.setAttribute(
       "aria-label",
-      "View status page" + (text(page.name) ? " of " + page.name : "")
+      text(page.name)
+        ? WORDS.view_status_page_of.replace("%(name)s", function () {
+            return text(page.name);
+          })
+        : WORDS.view_status_page
     );
     ui.notice.hidden = false;
   }

@@ -14,10 +14,20 @@ from pathlib import Path
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
+from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.views.decorators.http import require_safe
 
 from components.models import Component, ComponentStatus
-from components.selectors import overall_status
+from components.selectors import (
+    ALL_OPERATIONAL,
+    DEGRADED,
+    MAJOR_OUTAGE,
+    MINOR_OUTAGE,
+    PARTIAL_OUTAGE,
+    UNDER_MAINTENANCE,
+    overall_status,
+)
+from incidents.models import IncidentStatus
 from statuspage.models import PageSettings
 from statuspage.public import public_cache
 from statuspage.public.public_http import public_output
@@ -147,21 +157,41 @@ def _xml(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+# A badge's words in the active language, lower case as shields.io badges read (English
+# lower-cased is the badge's own wording; other languages keep their own capitals).
+OVERALL_WORDS = {
+    ALL_OPERATIONAL.description: pgettext_lazy("badge", "all systems operational"),
+    UNDER_MAINTENANCE.description: pgettext_lazy("badge", "service under maintenance"),
+    DEGRADED.description: pgettext_lazy("badge", "partially degraded service"),
+    MINOR_OUTAGE.description: pgettext_lazy("badge", "minor service outage"),
+    PARTIAL_OUTAGE.description: pgettext_lazy("badge", "partial system outage"),
+    MAJOR_OUTAGE.description: pgettext_lazy("badge", "major system outage"),
+}
+COMPONENT_WORDS = {
+    ComponentStatus.OPERATIONAL: pgettext_lazy("badge", "operational"),
+    ComponentStatus.DEGRADED_PERFORMANCE: pgettext_lazy("badge", "degraded performance"),
+    ComponentStatus.PARTIAL_OUTAGE: pgettext_lazy("badge", "partial outage"),
+    ComponentStatus.MAJOR_OUTAGE: pgettext_lazy("badge", "major outage"),
+    ComponentStatus.UNDER_MAINTENANCE: pgettext_lazy("badge", "under maintenance"),
+}
+
+
 def overall_badge() -> Badge:
     status = overall_status(Component.objects.public().values_list("status", flat=True))
     return Badge(
         label=PageSettings.load().name,
-        message=status.description.lower(),
+        message=str(OVERALL_WORDS[status.description]),
         color=INDICATOR_COLORS[status.indicator],
     )
 
 
-def component_badges() -> dict[str, Badge]:
-    """A badge per component public id; cached, so unknown ids are refused without a query."""
+def component_statuses() -> dict[str, tuple[str, str]]:
+    """Each component's name and status by public id; cached, so unknown ids are refused
+    without a query. Words are added per request, in the language asked for."""
     return public_cache.cached(
-        "badges:components",
+        "badges:component-statuses",
         lambda: {
-            public_id: _status_badge(name, ComponentStatus(status))
+            public_id: (name, status)
             for public_id, name, status in Component.objects.public().values_list(
                 "public_id", "name", "status"
             )
@@ -170,14 +200,15 @@ def component_badges() -> dict[str, Badge]:
 
 
 def _status_badge(label: str, status: ComponentStatus) -> Badge:
-    return Badge(label=label, message=status.label.lower(), color=COMPONENT_COLORS[status])
+    return Badge(label=label, message=str(COMPONENT_WORDS[status]), color=COMPONENT_COLORS[status])
 
 
 def _component_badge(public_id: str) -> Badge:
-    badge = component_badges().get(public_id)
-    if badge is None:
+    found = component_statuses().get(public_id)
+    if found is None:
         raise Http404("No component with this id.")
-    return badge
+    name, status = found
+    return _status_badge(name, ComponentStatus(status))
 
 
 @require_safe
@@ -214,11 +245,39 @@ def component_json(request: HttpRequest, public_id: str) -> HttpResponse:
     )
 
 
+# The one line of static/js/embed.js that holds the notice's words, in English.
+EMBED_WORDS_LINE = re.compile(r"^  var WORDS = \{.*\};$", flags=re.MULTILINE)
+
+
+def embed_words() -> dict[str, str]:
+    """The embedded notice's words in the active language; placeholders as in the script."""
+    return {
+        "investigating": str(IncidentStatus.INVESTIGATING.label),
+        "identified": str(IncidentStatus.IDENTIFIED.label),
+        "monitoring": str(IncidentStatus.MONITORING.label),
+        "in_progress": gettext("Maintenance in progress"),
+        "verifying": str(IncidentStatus.VERIFYING.label),
+        "view_status_page": gettext("View status page"),
+        "view_status_page_of": gettext("View status page of %(name)s"),
+        "dismiss": gettext("Dismiss"),
+        "service_disruption": gettext("Service disruption"),
+        "one_more": gettext("and 1 more"),
+        "more": ngettext("and %(count)s more", "and %(count)s more", 2),
+    }
+
+
+def embed_script() -> str:
+    """static/js/embed.js with its words in the active language (JSON, so a translation
+    cannot end the string or the statement)."""
+    line = f"  var WORDS = {json.dumps(embed_words())};"
+    return EMBED_WORDS_LINE.sub(lambda match: line, EMBED_SCRIPT.read_text(), count=1)
+
+
 @require_safe
 def embed_js(request: HttpRequest) -> HttpResponse:
     return public_output(
         request,
-        lambda base_url: EMBED_SCRIPT.read_bytes(),
+        lambda base_url: embed_script(),
         "text/javascript; charset=utf-8",
         cache_control=f"public, max-age={EMBED_MAX_AGE_SECONDS}",
     )

@@ -122,7 +122,7 @@ def _entry_html(incident: Incident, zone) -> str:
         paragraphs.append(
             _paragraph(
                 incident.postmortem_published_at,
-                IncidentStatus.POSTMORTEM.label,
+                str(IncidentStatus.POSTMORTEM.label),
                 incident.postmortem_body,
                 zone,
             )

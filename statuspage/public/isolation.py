@@ -103,8 +103,9 @@ def plain_incident_html(
                 f"</strong></p>{plain_text_html(update.body)}</div>"
             )
         if incident.has_published_postmortem:
+            postmortem = gettext("Postmortem")
             parts.append(
-                f'<div class="plain-update"><p><strong>{gettext("Postmortem")}</strong></p>'
+                f'<div class="plain-update"><p><strong>{postmortem}</strong></p>'
                 f"{plain_text_html(incident.postmortem_body)}</div>"
             )
     except Exception as error:

@@ -314,7 +314,10 @@ def chart(request: HttpRequest) -> HttpResponse:
                 raise
         if stored is None:
             return _chart_response(
-                StoredChart(message_svg(UNAVAILABLE, UNAVAILABLE, standalone=True).encode()), 0
+                StoredChart(
+                    message_svg(str(UNAVAILABLE), str(UNAVAILABLE), standalone=True).encode()
+                ),
+                0,
             )
     if request.headers.get("If-None-Match") == stored.etag:
         response = HttpResponseNotModified()

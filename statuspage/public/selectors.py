@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from components import charts
 from components.models import (
@@ -93,8 +94,12 @@ class CheckMetrics:
                 spec,
                 charts.response_time_svg(
                     charts.series(self.rollups, spec, self.now),
-                    title=f"{self.component.name} {self.check.name}: response times, "
-                    f"last {spec.spoken}",
+                    title=gettext("%(component)s %(check)s: response times, last %(span)s")
+                    % {
+                        "component": self.component.name,
+                        "check": self.check.name,
+                        "span": spec.spoken,
+                    },
                     zone=self.zone,
                     chart_id=f"{self.dom_id}-{spec.key}",
                 ),

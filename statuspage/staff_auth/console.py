@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from components.models import Component, StatusChangeCause
@@ -100,12 +101,16 @@ def set_status(request: HttpRequest, component_id: int) -> HttpResponse:
     try:
         status = as_component_status(request.POST.get("status", ""))
     except ValueError:
-        return HttpResponseBadRequest("Choose one of the five component statuses.")
+        return HttpResponseBadRequest(gettext("Choose one of the five component statuses."))
     component_status_state(
         component=component, source=StatusChangeCause.STAFF, status=status, actor=staff
     )
     component.refresh_from_db()
-    messages.success(request, f"{component.name} is now {component.get_status_display()}.")
+    messages.success(
+        request,
+        gettext("%(name)s is now %(status)s.")
+        % {"name": component.name, "status": component.get_status_display()},
+    )
     return HttpResponseRedirect(reverse("admin:index"))
 
 

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
@@ -102,8 +103,12 @@ def second_step(request: HttpRequest) -> HttpResponse:
         if isinstance(form.verified_device, StaticDevice) and left < 3:
             messages.warning(
                 request,
-                f"{left} backup code{'s' if left != 1 else ''} left: make new ones on the "
-                "two-factor page.",
+                ngettext(
+                    "%(left)s backup code left: make new ones on the two-factor page.",
+                    "%(left)s backup codes left: make new ones on the two-factor page.",
+                    left,
+                )
+                % {"left": left},
             )
         return HttpResponseRedirect(next_url)
     has_passkey = WebAuthnCredential.objects.filter(user=user, confirmed=True).exists()
@@ -112,7 +117,7 @@ def second_step(request: HttpRequest) -> HttpResponse:
         "admin/two_factor/second_step.html",
         _context(
             request,
-            title="Two-factor authentication",
+            title=gettext("Two-factor authentication"),
             form=form,
             has_codes=bool(form.devices),
             has_passkey=has_passkey,
@@ -141,7 +146,7 @@ def set_up_app(request: HttpRequest) -> HttpResponse:
         if codes:
             request.session[BACKUP_CODES_SESSION_KEY] = codes
             return redirect(with_next(reverse("admin:two_factor_backup_codes"), _next_url(request)))
-        messages.success(request, "The authenticator app is added.")
+        messages.success(request, gettext("The authenticator app is added."))
         return redirect("admin:two_factor_manage")
     secret = b32encode(device.bin_key).decode()
     return render(
@@ -149,7 +154,7 @@ def set_up_app(request: HttpRequest) -> HttpResponse:
         "admin/two_factor/set_up.html",
         _context(
             request,
-            title="Set up two-factor authentication",
+            title=gettext("Set up two-factor authentication"),
             form=form,
             secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
             enrolling=not services.has_second_factor(user),
@@ -192,7 +197,7 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "admin/two_factor/backup_codes.html",
-        _context(request, title="Your backup codes", codes=codes, next=_next_url(request)),
+        _context(request, title=gettext("Your backup codes"), codes=codes, next=_next_url(request)),
     )
 
 
@@ -204,7 +209,7 @@ def manage(request: HttpRequest) -> HttpResponse:
         "admin/two_factor/manage.html",
         _context(
             request,
-            title="Two-factor authentication",
+            title=gettext("Two-factor authentication"),
             factors=services.factors_of(user),
             backup_codes_left=services.backup_codes_left(user),
             can_type_code=bool(services.code_devices(user)),
@@ -220,7 +225,7 @@ def remove_factor(request: HttpRequest, device_id: str) -> HttpResponse:
     user = _staff(request)
     device = services.factor_by_id(user, device_id)
     if device is None:
-        messages.error(request, "That second factor does not exist.")
+        messages.error(request, gettext("That second factor does not exist."))
         return redirect("admin:two_factor_manage")
     form = CodeForm(user, request.POST or None)
     if request.method == "POST" and not form.is_valid():
@@ -231,8 +236,10 @@ def remove_factor(request: HttpRequest, device_id: str) -> HttpResponse:
         except services.LastFactor:
             messages.error(
                 request,
-                "Two-factor authentication is required: add another app or passkey before "
-                "removing the last one.",
+                gettext(
+                    "Two-factor authentication is required: add another app or passkey before "
+                    "removing the last one."
+                ),
             )
             return redirect("admin:two_factor_manage")
         audit_two_factor(
@@ -242,10 +249,15 @@ def remove_factor(request: HttpRequest, device_id: str) -> HttpResponse:
         assert verified is not None  # a valid form checked its code on one of the devices
         if verified.persistent_id != device.persistent_id:
             otp_login(request, verified)
-        messages.success(request, f"“{device.name}” is removed.")
+        messages.success(request, gettext("“%(name)s” is removed.") % {"name": device.name})
         return redirect("admin:two_factor_manage")
     return render(
         request,
         "admin/two_factor/remove.html",
-        _context(request, title=f"Remove “{device.name}”", form=form, device=device),
+        _context(
+            request,
+            title=gettext("Remove “%(name)s”") % {"name": device.name},
+            form=form,
+            device=device,
+        ),
     )

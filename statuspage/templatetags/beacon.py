@@ -15,6 +15,7 @@ from django.utils.translation import get_language, gettext, ngettext
 
 from components.models import ComponentStatus
 from components.uptime import DayUptime
+from statuspage.lib.local_format import DateStyle, format_date, format_percent
 from statuspage.lib.markdown import render_markdown
 from statuspage.models import PageSettings
 from statuspage.public.isolation import isolated as render_isolated
@@ -33,14 +34,6 @@ def error_page_static(path: str) -> str:
         return static(path)
     except ValueError:
         return settings.STATIC_URL + path
-
-
-FORMATS = {
-    "datetime": "%b %-d, %Y %H:%M %Z",
-    "time": "%H:%M %Z",
-    "date": "%b %-d, %Y",
-    "day": "%b %-d",
-}
 
 
 @register.filter
@@ -84,13 +77,13 @@ class IsolatedNode(template.Node):
 
 
 @register.simple_tag(takes_context=True)
-def page_time(context: Context, value: datetime | None, style: str = "datetime") -> str:
+def page_time(context: Context, value: datetime | None, style: DateStyle = "datetime") -> str:
     """A <time> in UTC for machines, shown in the page's zone until JS shows the visitor's."""
     return format_page_time(value, style, zone=context.get("page_zone"))
 
 
 def format_page_time(
-    value: datetime | None, style: str = "datetime", *, zone: tzinfo | None = None
+    value: datetime | None, style: DateStyle = "datetime", *, zone: tzinfo | None = None
 ) -> str:
     if value is None:
         return ""
@@ -99,8 +92,14 @@ def format_page_time(
         '<time datetime="{}" data-format="{}">{}</time>',
         value.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         style,
-        local.strftime(FORMATS[style]),
+        format_date(local, style),
     )
+
+
+@register.filter
+def local_date(value: date | None, style: DateStyle = "date") -> str:
+    """A date in the active language's form (statuspage/formats/<locale>/formats.py)."""
+    return "" if value is None else format_date(value, style)
 
 
 @register.filter
@@ -110,8 +109,13 @@ def duration(value: timedelta | None) -> str:
     minutes = int(value.total_seconds() // 60)
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m"]
-    return " ".join(p for p in parts if p and (p != "0m" or not (days or hours)))
+    # Abbreviated units, one word each: "3h 2m", "3 Std. 2 Min.".
+    parts = [
+        gettext("%(days)sd") % {"days": days} if days else "",
+        gettext("%(hours)sh") % {"hours": hours} if hours else "",
+        gettext("%(minutes)sm") % {"minutes": minutes} if minutes or not (days or hours) else "",
+    ]
+    return " ".join(p for p in parts if p)
 
 
 @register.filter
@@ -119,7 +123,7 @@ def percent(value: float | None) -> str:
     if value is None:
         return gettext("No data")
     # Truncated, not rounded: a day with any downtime must never read 100%.
-    return f"{math.floor(value * 100) / 100:.2f}%" if value < 100 else "100%"
+    return format_percent(f"{math.floor(value * 100) / 100:.2f}" if value < 100 else "100")
 
 
 # Status colours: component statuses and page indicators share one scale of tones.
@@ -150,7 +154,7 @@ def tone(status: str | None) -> str:
 def status_label(status: str) -> str:
     """'major_outage' -> 'Major outage'."""
     try:
-        return ComponentStatus(status).label
+        return str(ComponentStatus(status).label)
     except ValueError:
         return status
 
@@ -161,9 +165,13 @@ def css_color(value: str) -> str:
     return value if isinstance(value, str) and HEX_COLOR.match(value) else DEFAULT_BRAND_COLOR
 
 
-@lru_cache(maxsize=512)
 def _day_text(day: date) -> str:
-    return day.strftime("%b %-d, %Y")
+    return _day_text_in(day, get_language())
+
+
+@lru_cache(maxsize=512)
+def _day_text_in(day: date, language: str) -> str:
+    return format_date(day, "date")
 
 
 def uptime_day_label(day: DayUptime) -> str:
@@ -192,7 +200,7 @@ def _day_summary(has_data: bool, uptime: float | None, incidents: str, language:
 
 def _range_text(first: date, last: date) -> str:
     if first.year == last.year:
-        return f"{first.strftime('%b %-d')} – {_day_text(last)}"
+        return f"{format_date(first, 'day')} – {_day_text(last)}"
     return f"{_day_text(first)} – {_day_text(last)}"
 
 
@@ -273,7 +281,10 @@ def _cell(
 
 def internal_mark(internal: bool) -> str:
     """The "Internal" tag /internal/ shows beside what the public never sees."""
-    return f' <span class="internal-mark">{gettext("Internal")}</span>' if internal else ""
+    if not internal:
+        return ""
+    word = gettext("Internal")
+    return f' <span class="internal-mark">{word}</span>'
 
 
 @register.simple_tag
@@ -317,14 +328,16 @@ def component_row(row: ComponentRow) -> SafeString:
             "name": name,
             "uptime": spoken,
         }
+        # Outside the f-string: xgettext does not see calls inside one.
+        days_90, days_30, today = gettext("90 days ago"), gettext("30 days ago"), gettext("Today")
         bar = (
             f"{uptime_bar(row.days, label=component.name)}"
             '<div class="bar-legend" aria-hidden="true"><span><span class="days-90">'
-            f'{gettext("90 days ago")}</span><span class="days-30">{gettext("30 days ago")}'
+            f'{days_90}</span><span class="days-30">{days_30}'
             "</span></span>"
             '<span class="bar-rule"></span>'
             f'<span class="bar-uptime">{figure}</span>'
-            f'<span class="bar-rule"></span><span>{gettext("Today")}</span></div>'
+            f'<span class="bar-rule"></span><span>{today}</span></div>'
             f'<p class="visually-hidden">{over_the_past}</p>'
         )
     return mark_safe(f'<div class="component">{head}{bar}</div>')  # noqa: S308 - escaped
@@ -340,5 +353,5 @@ def ago(moment: datetime | None) -> str:
     from django.utils.timesince import timesince
 
     if timezone.now() - moment < timedelta(minutes=1):
-        return "just now"
-    return f"{timesince(moment)} ago"
+        return gettext("just now")
+    return gettext("%(time)s ago") % {"time": timesince(moment)}

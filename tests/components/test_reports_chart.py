@@ -80,7 +80,7 @@ def test_the_empty_state():
     assert chart.total == 0
     assert reports_chart_html(chart) == f'<p class="rc-empty">{EMPTY}</p>'
     svg = reports_chart_svg(chart)
-    assert 'role="img"' in svg and EMPTY in svg and "rc-bar" not in svg
+    assert 'role="img"' in svg and str(EMPTY) in svg and "rc-bar" not in svg
 
 
 def test_the_html_has_the_numbers_as_tables():

@@ -1,4 +1,4 @@
-"""Every string a visitor or subscriber reads in a template is marked for translation.
+"""Every string a visitor, subscriber or staff member reads in a Beacon template is marked.
 
 The check reads each template with Django's own lexer: text between
 {% translate %} / {% blocktranslate %}…{% endblocktranslate %} is marked; every other text
@@ -22,16 +22,29 @@ CHECKED = sorted(
     + list((TEMPLATES / "statuspage").glob("*.html"))
     + list((TEMPLATES / "subscriptions").glob("*.html"))
     + list((TEMPLATES / "emails").glob("*.*"))
+    # Beacon's own staff templates; Django's admin translates its own.
+    + list((TEMPLATES / "admin").rglob("*.html"))
 )
 READ_ATTRIBUTES = {"alt", "title", "aria-label", "placeholder"}
 # Filter arguments that are formats or separators, never words a reader sees.
-FORMAT_FILTERS = {"date", "time", "join", "slice"}
+FORMAT_FILTERS = {"date", "time", "join", "slice", "local_date", "floatformat"}
 # A string literal in {{ … }}, with the filter it is an argument of. Block tags' literals are
 # names or formats ({% url 'history' %}, {% page_time x "datetime" %}) except an include's.
 LITERAL = re.compile(r"""(?P<filter>\w+)?:?\s*(?P<quote>["'])(?P<text>.*?)(?P=quote)""")
-# Words that are names, not language: the product's own name in "Powered by Beacon" is
-# inside the marked sentence, so nothing needs to be allowed today.
-ALLOWED: set[str] = set()
+# Text that is not language: the product's own name in "Powered by Beacon" is inside the
+# marked sentence; these are the staff templates' CSS classes in body-class blocks, element ids
+# handed to an include, a unit beside a dash, and a shell command to copy.
+ALLOWED: set[str] = {
+    "login",
+    "two-factor",
+    "app- model-",
+    "registration",
+    "passkey-register",
+    "verification",
+    "passkey-verification",
+    "ms–",
+    "curl -fsS -m 10 --retry 5 -o /dev/null \ncurl -fsS -m 10 --retry 5 -o /dev/null fail/",
+}
 
 
 class _VisibleText(HTMLParser):

@@ -16,7 +16,7 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -43,9 +43,13 @@ from incidents.notify.models import (
     NotificationEvent,
     Subscriber,
 )
+from statuspage.lib.local_format import format_date
 from statuspage.lib.markdown import render_markdown
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrOrPromise
 
 # Where each subscriber's links go in the bodies rendered once per event. A "<" never
 # survives escaping (user text) or nh3 (Markdown), and _clean() takes them out of the raw
@@ -55,7 +59,6 @@ UNSUBSCRIBE_URL_PLACEHOLDER = "<beacon:unsubscribe-url>"
 _PLACEHOLDERS = (MANAGE_URL_PLACEHOLDER, UNSUBSCRIBE_URL_PLACEHOLDER)
 
 DEFAULT_BRAND_COLOR = "#2563eb"
-TIME_FORMAT = "%b %-d, %Y %H:%M %Z"
 
 # The page's text-safe status colours (static/css), for white backgrounds.
 STATUS_COLORS: dict[str, str] = {
@@ -65,7 +68,8 @@ STATUS_COLORS: dict[str, str] = {
     ComponentStatus.MAJOR_OUTAGE: "#cf222e",
     ComponentStatus.UNDER_MAINTENANCE: "#0969da",
 }
-STATUS_LABELS: dict[str, str] = dict(ComponentStatus.choices)
+# Lazy labels: each is read in the language active when an email is rendered.
+STATUS_LABELS: dict[str, "StrOrPromise"] = dict(ComponentStatus.choices)
 
 # A template's context: values of every type the templates print.
 Context = dict[str, Any]
@@ -208,11 +212,11 @@ def _components(incident: Incident, update: IncidentUpdate | None) -> list[dict[
 
 
 def _component_row(name: str, status: str) -> dict[str, str]:
-    return {"name": name, "label": STATUS_LABELS[status], "color": STATUS_COLORS[status]}
+    return {"name": name, "label": str(STATUS_LABELS[status]), "color": STATUS_COLORS[status]}
 
 
 def _when(at: datetime, zone: tzinfo) -> dict[str, str]:
-    return {"when": at.astimezone(zone).strftime(TIME_FORMAT), "when_iso": at.isoformat()}
+    return {"when": format_date(at.astimezone(zone), "datetime"), "when_iso": at.isoformat()}
 
 
 def _window(incident: Incident, zone: tzinfo) -> str:
@@ -221,8 +225,8 @@ def _window(incident: Incident, zone: tzinfo) -> str:
     start = incident.scheduled_for.astimezone(zone)
     end = incident.scheduled_until.astimezone(zone)
     if start.date() == end.date():
-        return f"{start.strftime('%b %-d, %Y %H:%M')} – {end.strftime('%H:%M %Z')}"
-    return f"{start.strftime(TIME_FORMAT)} – {end.strftime(TIME_FORMAT)}"
+        return f"{format_date(start, 'datetime_no_zone')} – {format_date(end, 'time')}"
+    return f"{format_date(start, 'datetime')} – {format_date(end, 'datetime')}"
 
 
 def _starts_in(delta: timedelta) -> str:

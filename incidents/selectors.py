@@ -24,17 +24,22 @@ from incidents.models import (
 )
 
 
-def with_timeline(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
-    """Incidents with their updates (newest first), affected components and components."""
+def with_timeline(
+    incidents: QuerySet[Incident], *, translations: bool = False
+) -> QuerySet[Incident]:
+    """Incidents with their updates (newest first), affected components and components;
+    with `translations`, the updates' translations too (pages: JSON and feeds keep the
+    original)."""
+    components = Prefetch(
+        "affected_components", queryset=AffectedComponent.objects.select_related("component")
+    )
+    updates = IncidentUpdate.objects.order_by("-display_at", "-id").prefetch_related(components)
+    if translations:
+        updates = updates.prefetch_related("translations")
     return incidents.prefetch_related(
         Prefetch(
             "updates",
-            queryset=IncidentUpdate.objects.order_by("-display_at", "-id").prefetch_related(
-                Prefetch(
-                    "affected_components",
-                    queryset=AffectedComponent.objects.select_related("component"),
-                )
-            ),
+            queryset=updates,
         ),
         Prefetch("components", queryset=Component.objects.in_page_order()),
     )

@@ -133,7 +133,8 @@ def build_status_page(*, now: datetime | None = None) -> StatusPage:
                 started_at__lte=now,
             )
             | Incident.objects.filter(resolved_at__isnull=True, started_at__lte=now)
-            | Incident.objects.upcoming_maintenances()
+            | Incident.objects.upcoming_maintenances(),
+            translations=True,
         ).order_by("-started_at", "-id")
     )
     _attach_incidents_to_days(recent, uptime_days, zone=zone, now=now)
@@ -247,7 +248,9 @@ def _past_days(incidents: list[Incident], *, today: date, zone: tzinfo) -> list[
 
 def incident_detail(code: str) -> Incident | None:
     return (
-        with_timeline(Incident.objects.filter(public_id=code)).select_related("created_by").first()
+        with_timeline(Incident.objects.filter(public_id=code), translations=True)
+        .select_related("created_by")
+        .first()
     )
 
 
@@ -274,7 +277,8 @@ def incident_history(
     """
     zone = PageSettings.load().zone
     past = with_timeline(
-        Incident.objects.filter(started_at__lte=timezone.now()).exclude(status="scheduled")
+        Incident.objects.filter(started_at__lte=timezone.now()).exclude(status="scheduled"),
+        translations=True,
     ).order_by("-started_at", "-id")
     page = Paginator(past, per_page, allow_empty_first_page=True).page(page_number)
     months: list[HistoryMonth] = []

@@ -15,6 +15,7 @@ from django.utils.translation import get_language, gettext, ngettext
 
 from components.models import ComponentStatus
 from components.uptime import DayUptime
+from incidents.models import IncidentUpdate
 from statuspage.lib.markdown import render_markdown
 from statuspage.models import PageSettings
 from statuspage.public.isolation import isolated as render_isolated
@@ -41,6 +42,12 @@ FORMATS = {
     "date": "%b %-d, %Y",
     "day": "%b %-d",
 }
+
+
+@register.filter
+def translated_body(update: IncidentUpdate) -> str:
+    """An update's body in the active language: staff's translation when there is one."""
+    return update.body_in(get_language())
 
 
 @register.filter

@@ -162,7 +162,7 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
         else _("View the incident"),
     }
     if update is not None:
-        body = _clean(update.body)
+        body = _clean(update.body_in(get_language()))
         # The update's status is what the incident's status was when it was posted.
         context.update(label=update.get_status_display(), status_label="")
         context.update(_when(update.display_at, zone))

@@ -258,9 +258,13 @@ def warm_memory() -> int:
     """
     generation = current_generation(fresh=True)
     memory = store.memory()
+    hot = [reverse(name) for name in keys.HOT_URL_NAMES]
+    # Each enabled language's own copies of the localized ones too.
+    localized = [reverse(name) for name in keys.HOT_URL_NAMES if name in keys.LOCALIZED_URL_NAMES]
+    hot += [f"/{language}{key}" for language in store.page_languages()[1] for key in localized]
     warmed = 0
-    for name in keys.HOT_URL_NAMES:
-        snapshot = store.load_shared(reverse(name))
+    for key in hot:
+        snapshot = store.load_shared(key)
         if snapshot is not None and snapshot.generation == generation:
             memory.put(snapshot)
             warmed += 1

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils.translation import get_language
 
 from statuspage.lib import languages
+from statuspage.models import PageSettings
 from statuspage.public.snapshots import keys, store
 
 
@@ -43,17 +44,23 @@ def language_links(request: HttpRequest) -> LanguageLinks:
     script_name = get_script_name(request.META)
     names = languages.language_names()
     active = get_language()
+    # hreflang wants absolute addresses: where the page is published, when staff said.
+    published = PageSettings.load().url.rstrip("/")
+
+    def absolute(path: str) -> str:
+        return f"{published}{path}" if published else request.build_absolute_uri(path)
+
     links = [
         LanguageLink(
             code=code,
             name=names[code],
             url=f"{script_name}/{code}{bare}",
-            absolute_url=request.build_absolute_uri(f"{script_name}/{code}{bare}"),
+            absolute_url=absolute(f"{script_name}/{code}{bare}"),
             current=code == active,
         )
         for code in enabled
     ]
-    return LanguageLinks(links=links, default_url=request.build_absolute_uri(script_name + bare))
+    return LanguageLinks(links=links, default_url=absolute(script_name + bare))
 
 
 def language_context(request: HttpRequest) -> dict[str, object]:

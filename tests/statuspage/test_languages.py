@@ -238,7 +238,7 @@ def test_every_public_page_links_to_itself_in_each_enabled_language(client, api)
     assert f'<a href="/ja{path}" lang="ja" hreflang="ja" aria-current="true">日本語</a>' in nav
     assert "/fr" not in nav
     alternates = re.findall(r'<link rel="alternate" hreflang="([^"]+)" href="([^"]+)">', html)
-    base = "http://testserver"
+    base = "https://status.acme.test"  # the page's published URL
     assert alternates == [
         ("en", f"{base}/en{path}"),
         ("de", f"{base}/de{path}"),

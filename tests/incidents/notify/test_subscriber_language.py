@@ -214,3 +214,30 @@ def test_a_confirmation_is_dated_and_worded_in_their_language(page, smtp_server,
     email_channel.subscription_email_send(which="confirm", subscriber=reader)
     [message] = smtp_server.to(reader.email)
     assert message["Subject"] == f"[Acme] {german['Confirm your subscription']}"
+
+
+def test_a_language_round_trip_through_the_mail_server(
+    public, smtp_server, german, django_capture_on_commit_callbacks
+):
+    client = Client()
+    with django_capture_on_commit_callbacks(execute=True):
+        subscribe(client, "/de/subscribe/", "reader@example.test")
+    [confirmation] = smtp_server.to("reader@example.test")
+    assert confirmation["Subject"] == f"[Acme] {german['Confirm your subscription']}"
+    [link] = re.findall(
+        r"https://status\.acme\.test(/subscriptions/confirm/\S+)", text_of(confirmation)
+    )
+    assert client.post(link).status_code == 200
+    reader = Subscriber.objects.get(email="reader@example.test")
+    assert (reader.state, reader.language) == ("active", "de")
+
+    # They would rather read Japanese.
+    assert client.post(links.manage_path(reader), {"language": "ja"}).status_code == 200
+    open_incident(name="Database delays")
+    for batch in delivery.event_expand(event_id=NotificationEvent.objects.get().pk):
+        delivery.batch_send(batch=batch)
+
+    notification = smtp_server.to("reader@example.test")[-1]
+    text = text_of(notification)
+    assert month_in("ja") in text
+    assert "Abonnement verwalten" not in text

@@ -78,16 +78,17 @@ def page_language(get_response):
     def middleware(request):
         path = request.path_info
         language, bare = languages.split_prefix(path)
-        default, enabled = store.page_languages()
         if language is None:
-            if path[1:] in enabled:
-                return HttpResponsePermanentRedirect(f"{request.path}/")
             name = keys.url_match(path)[0]
             if name in keys.LOCALIZED_URL_NAMES or name in keys.PREFIXED_FORM_URL_NAMES:
+                default = store.page_languages()[0]
                 with translation.override(default):
                     request.LANGUAGE_CODE = default
                     return get_response(request)
-            return get_response(request)
+            if path[1:] in languages.shipped() and path[1:] in store.page_languages()[1]:
+                return HttpResponsePermanentRedirect(f"{request.path}/")
+            return get_response(request)  # the API, the admin: LANGUAGE_CODE
+        default, enabled = store.page_languages()
         if language not in enabled:
             with translation.override(default):
                 return views.not_found(request)

@@ -4,9 +4,11 @@ PostgreSQL."""
 
 import re
 import shutil
+import subprocess
 
 import httpx
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from statuspage.lib.languages import accepted_languages, negotiate, split_prefix
@@ -371,3 +373,29 @@ def test_nginx_sends_home_page_visitors_of_other_languages_to_django(
         assert (home.status_code, home.headers["Location"]) == (302, "/de/")
     # Prefixed files are served like the others, whatever the browser prefers.
     assert (german.status_code, german.text) == (200, "german file")
+
+
+def test_the_refresh_notice_speaks_the_page_s_language(api, tmp_path, settings):
+    folder = tmp_path / "locale/de/LC_MESSAGES"
+    folder.mkdir(parents=True)
+    source = (
+        "We cannot refresh this page right now. It shows the status as of %(time)s; "
+        "we are working on it."
+    )
+    (folder / "django.po").write_text(
+        'msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+        f'msgid "{source}"\nmsgstr "Aktualisierung <gerade> nicht möglich: Stand %(time)s."\n',
+        encoding="utf-8",
+    )
+    subprocess.run(
+        ["msgfmt", "-o", str(folder / "django.mo"), str(folder / "django.po")], check=True
+    )
+    settings.LOCALE_PATHS = [tmp_path / "locale"]
+    client = Client()
+    client.get("/")
+    client.get("/de/")
+    cache.set(keys.REFRESH_FAILING_KEY, 1_800_000_000.0)  # as the outage module says it
+    german = client.get("/de/").content.decode()
+    english = client.get("/").content.decode()
+    assert "Aktualisierung &lt;gerade&gt; nicht möglich: Stand <time datetime=" in german
+    assert "We cannot refresh this page right now. It shows the status as of <time" in english

@@ -30,8 +30,11 @@ import brotli
 import redis
 from django.conf import settings
 from django.core.cache import cache
-from django.utils.html import format_html
+from django.utils import translation
+from django.utils.html import conditional_escape, format_html
 from django.utils.http import http_date
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 
 from statuspage.lib import languages
 from statuspage.lib.files import TEMP_PREFIX, atomic_write
@@ -504,13 +507,18 @@ def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
     memo_key = (snapshot.key, snapshot.etag, since)
     noticed = _memory.noticed.get(memo_key)
     if noticed is None:
-        # UTC rather than the page's zone: reading page settings could need the database.
-        stamp = format_page_time(utc(since), "datetime", zone=UTC)
-        notice = format_html(
-            '<p class="refresh-notice" role="status">We cannot refresh this page right now. '
-            "It shows the status as of {}; we are working on it.</p>",
-            stamp,
-        ).encode()
+        # In the page's language: its prefix's, else the default (no database needed).
+        language = languages.split_prefix(snapshot.key)[0] or page_languages()[0]
+        with translation.override(language):
+            # UTC rather than the page's zone: reading page settings could need the database.
+            stamp = format_page_time(utc(since), "datetime", zone=UTC)
+            words = gettext(
+                "We cannot refresh this page right now. It shows the status as of "
+                "%(time)s; we are working on it."
+            )
+            # The words escaped, then the <time> element (our own markup) put in.
+            said = mark_safe(conditional_escape(words) % {"time": stamp})  # noqa: S308
+            notice = format_html('<p class="refresh-notice" role="status">{}</p>', said).encode()
         body = snapshot.body.replace(REFRESH_NOTICE_MARKER, notice, 1)
         gzipped, brotli_compressed = compressed(body, brotli_quality=5)
         noticed = replace(

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect
 from django.template.defaultfilters import linebreaksbr, pluralize
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_POST
@@ -146,11 +147,32 @@ class IncidentUpdateAdmin(admin.ModelAdmin):
     def get_model_perms(self, request):
         return {}  # reached from an incident's updates, not the admin's index
 
+    def save_model(self, request, obj, form, change):
+        pass  # the update is read-only here: only its translations are written
+
+    def save_formset(self, request, form, formset, change):
+        """Staff's translations, through the service."""
+        saved = formset.save(commit=False)
+        # The inline's forms checked each translation as the model does.
+        services.update_translations_save(
+            update=form.instance,
+            saved=saved,
+            deleted=formset.deleted_objects,
+        )
+
     def has_add_permission(self, request):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def delete_view(self, request, object_id, extra_context=None):
+        raise PermissionDenied  # an update goes with its incident (incident_delete)
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        response = super().render_change_form(request, context, *args, **kwargs)
+        # Deleting an incident asks every registered admin of what goes with it (this one
+        # too), so the permission stays; only the button is hidden here.
+        if isinstance(response, TemplateResponse) and response.context_data is not None:
+            response.context_data["has_delete_permission"] = False
+        return response
 
     @admin.display(description="body")
     def original(self, update):

@@ -171,3 +171,13 @@ def test_a_translation_with_control_characters_is_refused(incident, client):
     )
     assert response.status_code == 200
     assert not update.translations.exists()
+
+
+def test_an_update_is_never_deleted_from_its_translations_page(incident, client):
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
+    update = incident.updates.get()
+    html = client.get(change_url(update)).content.decode()
+    assert "deletelink" not in html
+    delete_url = reverse("admin:incidents_incidentupdate_delete", args=[update.pk])
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert incident.updates.exists()

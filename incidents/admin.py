@@ -3,13 +3,15 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect
-from django.template.defaultfilters import pluralize
+from django.template.defaultfilters import linebreaksbr, pluralize
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, gettext_lazy
@@ -40,6 +42,7 @@ from incidents.models import (
     IncidentDraft,
     IncidentTemplate,
     IncidentUpdate,
+    IncidentUpdateTranslation,
     ScheduledMaintenance,
 )
 from incidents.notify.selectors import notifications_of_incident, reach
@@ -63,8 +66,16 @@ class IncidentUpdateInline(admin.StackedInline):
     """Posted updates, newest first: only their wording and display time can be corrected."""
 
     model = IncidentUpdate
-    fields = ["status", "body", "display_at", "components_changed", "author", "created_at"]
-    readonly_fields = ["status", "components_changed", "author", "created_at"]
+    fields = [
+        "status",
+        "body",
+        "display_at",
+        "components_changed",
+        "translated",
+        "author",
+        "created_at",
+    ]
+    readonly_fields = ["status", "components_changed", "translated", "author", "created_at"]
     extra = 0
     can_delete = False
     verbose_name_plural = "updates"
@@ -74,7 +85,7 @@ class IncidentUpdateInline(admin.StackedInline):
             super()
             .get_queryset(request)
             .select_related("author")
-            .prefetch_related("affected_components__component")
+            .prefetch_related("affected_components__component", "translations")
         )
 
     def has_add_permission(self, request, obj=None):
@@ -82,6 +93,14 @@ class IncidentUpdateInline(admin.StackedInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description=gettext_lazy("translations"))
+    def translated(self, update):
+        if update.pk is None or len(PageSettings.load().languages) < 2:
+            return "—"
+        url = reverse("admin:incidents_incidentupdate_change", args=[update.pk])
+        languages = ", ".join(t.get_language_display() for t in update.translations.all())
+        return format_html('<a href="{}">{}</a>', url, languages or gettext("Add a translation"))
 
     @admin.display(description=gettext_lazy("components"))
     def components_changed(self, update):
@@ -93,6 +112,72 @@ class IncidentUpdateInline(admin.StackedInline):
                 for a in update.affected_components.all()
             ),
         )
+
+
+def translation_languages() -> list[tuple[str, str]]:
+    """The languages an update may be translated into: the enabled ones but the default."""
+    page = PageSettings.load()
+    names = dict(settings.LANGUAGES)
+    return [(code, names[code]) for code in page.languages if code != page.default_language]
+
+
+class IncidentUpdateTranslationInline(admin.StackedInline):
+    model = IncidentUpdateTranslation
+    fields = ["language", "body"]
+    extra = 0
+    verbose_name_plural = "translations, shown to visitors and subscribers of that language"
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "language":
+            return forms.ChoiceField(choices=translation_languages(), label="Language")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_max_num(self, request, obj=None, **kwargs):
+        return len(translation_languages())
+
+
+@admin.register(IncidentUpdate)
+class IncidentUpdateAdmin(admin.ModelAdmin):
+    """An update's translations, one per enabled language but the page's default. The
+    update itself is corrected on its incident's page; it is shown here as it reads."""
+
+    fields = ["incident", "status", "display_at", "original"]
+    readonly_fields = ["incident", "status", "display_at", "original"]
+    inlines = [IncidentUpdateTranslationInline]
+
+    def get_model_perms(self, request):
+        return {}  # reached from an incident's updates, not the admin's index
+
+    def save_model(self, request, obj, form, change):
+        pass  # the update is read-only here: only its translations are written
+
+    def save_formset(self, request, form, formset, change):
+        """Staff's translations, through the service."""
+        saved = formset.save(commit=False)
+        # The inline's forms checked each translation as the model does.
+        services.update_translations_save(
+            update=form.instance,
+            saved=saved,
+            deleted=formset.deleted_objects,
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def delete_view(self, request, object_id, extra_context=None):
+        raise PermissionDenied  # an update goes with its incident (incident_delete)
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        response = super().render_change_form(request, context, *args, **kwargs)
+        # Deleting an incident asks every registered admin of what goes with it (this one
+        # too), so the permission stays; only the button is hidden here.
+        if isinstance(response, TemplateResponse) and response.context_data is not None:
+            response.context_data["has_delete_permission"] = False
+        return response
+
+    @admin.display(description="body")
+    def original(self, update):
+        return linebreaksbr(update.body, autoescape=True)
 
 
 @admin.register(Incident)

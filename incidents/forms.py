@@ -380,7 +380,21 @@ class SubscribeForm(ComponentChoiceForm):
 
 
 class PreferencesForm(ComponentChoiceForm):
-    """A subscriber's own choices, on the page their emails link to."""
+    """A subscriber's own choices, on the page their emails link to: the components, and
+    the language of their emails among the page's enabled ones."""
+
+    language = forms.ChoiceField(
+        label=gettext_lazy("Language of the emails"),
+        required=False,
+        error_messages={"invalid_choice": gettext_lazy("Choose a language from the list.")},
+    )
+    field_order = ["language", "components"]
+
+    def __init__(self, *args, languages: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        language_field = self.fields["language"]
+        assert isinstance(language_field, forms.ChoiceField)  # declared above
+        language_field.choices = languages
 
 
 class MaintenanceChangeForm(IncidentChangeForm):

@@ -327,6 +327,42 @@ class IncidentUpdate(models.Model):
     def __str__(self):
         return f"{self.get_status_display()}: {self.incident}"
 
+    def body_in(self, language: str | None) -> str:
+        """The body as staff translated it for `language`, else as they wrote it.
+
+        Reads `translations`, so a page that shows many updates prefetches them.
+        """
+        for translation in self.translations.all():
+            if translation.language == language and translation.body:
+                return translation.body
+        return self.body
+
+
+class IncidentUpdateTranslation(models.Model):
+    """Staff's own translation of an update's body, shown to readers of that language (its
+    prefix's pages and subscribers who read it); JSON and feeds keep the original."""
+
+    update = models.ForeignKey(
+        IncidentUpdate, on_delete=models.CASCADE, related_name="translations"
+    )
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES)
+    body = models.TextField(
+        max_length=MAX_UPDATE_BODY,
+        validators=[no_control_characters_in_text],
+        help_text="Markdown, as the update's body.",
+    )
+
+    class Meta:
+        ordering = ["language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["update", "language"], name="one_translation_per_update_and_language"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_language_display()}: {self.update}"
+
 
 class AffectedComponent(models.Model):
     """A component an update named, with the status it found and the one it set."""

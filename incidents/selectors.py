@@ -25,9 +25,11 @@ from incidents.models import (
 
 
 def with_timeline(
-    incidents: QuerySet[Incident], *, include_internal: bool = False
+    incidents: QuerySet[Incident], *, include_internal: bool = False, translations: bool = False
 ) -> QuerySet[Incident]:
-    """Incidents with their updates (newest first), affected components and components.
+    """Incidents with their updates (newest first), affected components and components;
+    with `translations`, the updates' translations too (pages: JSON and feeds keep the
+    original).
 
     Internal components are left out unless `include_internal` (the management API and
     /internal/): a public incident may name them, the public never reads them. Which
@@ -40,12 +42,15 @@ def with_timeline(
             component__group__internal=True
         )
         components = components.public()
+    updates = IncidentUpdate.objects.order_by("-display_at", "-id").prefetch_related(
+        Prefetch("affected_components", queryset=affected)
+    )
+    if translations:
+        updates = updates.prefetch_related("translations")
     return incidents.prefetch_related(
         Prefetch(
             "updates",
-            queryset=IncidentUpdate.objects.order_by("-display_at", "-id").prefetch_related(
-                Prefetch("affected_components", queryset=affected)
-            ),
+            queryset=updates,
         ),
         Prefetch("components", queryset=components),
     )

@@ -23,6 +23,7 @@ from incidents.models import (
     IncidentStatus,
     IncidentStatusValue,
     IncidentUpdate,
+    IncidentUpdateTranslation,
     is_impact_override,
     is_incident_status,
 )
@@ -534,6 +535,24 @@ def incident_update_edit(
         update.save()
         Incident.objects.filter(pk=update.incident_id).update(updated_at=now)
     return update
+
+
+def update_translations_save(
+    *,
+    update: IncidentUpdate,
+    saved: Iterable[IncidentUpdateTranslation] = (),
+    deleted: Iterable[IncidentUpdateTranslation] = (),
+) -> None:
+    """Write staff's translations of an update (one per language), or remove them: what
+    readers of those languages see, so a public change."""
+    with public_write():
+        for translation in saved:
+            translation.update = update
+            translation.body = translation.body.strip()
+            translation.full_clean()
+            translation.save()
+        for translation in deleted:
+            translation.delete()
 
 
 def incident_delete(*, incident: Incident) -> None:

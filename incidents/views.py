@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -115,7 +115,11 @@ def subscribe_form(request: HtmxHttpRequest, *, audience: Audience, action: str)
         return _subscribe_response(request, None, sent_to=address, action=action, internal=internal)
     try:
         subscriptions.subscription_request(
-            email=address, component_ids=form.cleaned_data["components"], audience=audience
+            email=address,
+            component_ids=form.cleaned_data["components"],
+            audience=audience,
+            # The page's language they read (its prefix's, or the default): their emails'.
+            language=get_language() or "",
         )
     except ValidationError as error:  # a component deleted while the form was open
         form.add_error(None, error)
@@ -248,19 +252,29 @@ def subscription_manage(request: HtmxHttpRequest, token: str) -> HttpResponse:
         return render(request, "subscriptions/manage.html", _context(form=None), status=404)
     saved = False
     internal = subscriber.audience == Audience.INTERNAL
+    page = PageSettings.load()
+    names = dict(settings.LANGUAGES)
+    languages = [(code, names[code]) for code in page.languages]
     if request.method == "POST":
-        form = PreferencesForm(request.POST, include_internal=internal)
+        form = PreferencesForm(request.POST, languages=languages, include_internal=internal)
         if form.is_valid():
             try:
                 subscriptions.subscription_set_components(
-                    subscriber=subscriber, component_ids=form.cleaned_data["components"]
+                    subscriber=subscriber,
+                    component_ids=form.cleaned_data["components"],
+                    language=form.cleaned_data["language"] or None,
                 )
                 saved = True
             except ValidationError as error:
                 form.add_error(None, error)
     else:
         chosen = [] if subscriber.all_components else [c.pk for c in subscriber.components.all()]
-        form = PreferencesForm(initial={"components": chosen}, include_internal=internal)
+        language = subscriber.language or page.default_language
+        form = PreferencesForm(
+            initial={"components": chosen, "language": language},
+            languages=languages,
+            include_internal=internal,
+        )
     context = _context(
         form=form,
         saved=saved,

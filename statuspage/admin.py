@@ -1,6 +1,7 @@
 """The page's settings: one row, edited in place."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -38,8 +39,19 @@ class PageSettingsAdmin(admin.ModelAdmin):
         ("Incidents", {"fields": ["update_interval_minutes"]}),
         ("Visitor reports", {"fields": ["report_surge_drafts", "show_reports_chart"]}),
         ("Internal page", {"fields": ["internal_networks", "internal_email_domains"]}),
+        ("Languages", {"fields": ["default_language", "enabled_languages"]}),
     ]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "enabled_languages":
+            return forms.TypedMultipleChoiceField(
+                choices=settings.LANGUAGES,
+                widget=forms.CheckboxSelectMultiple,
+                label="Enabled languages",
+                help_text=db_field.help_text,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_or_change_permission(request):

@@ -22,13 +22,18 @@ class StatuspageConfig(AppConfig):
         # process because the snapshot store names its rebuild task: the name then finds the
         # task itself (its options, and eager mode where it is on).
         from components.models import Component, ComponentGroup
-        from incidents.models import AffectedComponent, Incident, IncidentUpdate
+        from incidents.models import (
+            AffectedComponent,
+            Incident,
+            IncidentUpdate,
+            IncidentUpdateTranslation,
+        )
         from statuspage import tasks  # noqa: F401
         from statuspage.models import PageSettings
         from statuspage.public import changes
 
         models = (PageSettings, ComponentGroup, Component, Incident, IncidentUpdate)
-        for model in (*models, AffectedComponent):
+        for model in (*models, AffectedComponent, IncidentUpdateTranslation):
             post_save.connect(changes.on_public_row_changed, sender=model)
             post_delete.connect(changes.on_public_row_changed, sender=model)
         m2m_changed.connect(changes.on_public_row_changed, sender=Incident.components.through)

@@ -11,6 +11,7 @@ import logging
 
 from gunicorn.glogging import Logger
 
+from statuspage.lib.languages import split_prefix
 from statuspage.lib.request_log import mask, mask_record
 
 REPORTS_PATH = "/reports"
@@ -41,7 +42,8 @@ class MaskingLogger(Logger):
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        if str(atoms.get("U", "")).startswith(REPORTS_PATH):
+        # Under a language's prefix too (/de/reports/).
+        if split_prefix(str(atoms.get("U", "")))[1].startswith(REPORTS_PATH):
             # Visitors' problem reports keep nobody's address or browser (docs/reports.md).
             atoms.update({key: "-" for key in atoms if key in ANONYMOUS or key in HEADERS_WHO})
         return {

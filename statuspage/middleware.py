@@ -1,12 +1,15 @@
 from contextlib import nullcontext
 
-from django.http import JsonResponse
+from django.core.handlers.wsgi import get_script_name
+from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.urls import get_script_prefix, set_script_prefix
+from django.utils import translation
 from django_htmx.middleware import HtmxDetails
 
-from statuspage.lib import security_headers
+from statuspage.lib import languages, security_headers
 from statuspage.lib.replica import reading_from_replica
 from statuspage.public import api_v2, reports, views
-from statuspage.public.snapshots import build, keys, serve
+from statuspage.public.snapshots import build, keys, serve, store
 
 # Outputs whose snapshot misses this process renders from the database replica, when it is
 # current (statuspage/db_router.py); the worker's renders after a write read the primary.
@@ -44,6 +47,9 @@ class SnapshotMiddleware:
         if key is None:
             return self.get_response(request)
         request.get_host()  # a host this site does not answer to is a 400, as everywhere
+        location = serve.language_redirect(key, request.META)
+        if location is not None:
+            return serve.redirect_response(location, request.META)
         replica = keys.url_match(key.partition("?")[0])[0] in REPLICA_URL_NAMES
         with reading_from_replica() if replica else nullcontext():
             return serve.serve(
@@ -58,6 +64,46 @@ class SnapshotMiddleware:
         the view's own answer, or the error handlers' (503 while the database is away)."""
         request.beacon_render = True
         return self.get_response(request)
+
+
+def page_language(get_response):
+    """The language a public output or form is rendered in: its prefix's (`/de/history/`),
+    else the page's default. Everything else (the API, the admin) keeps LANGUAGE_CODE.
+
+    Under a prefix the view sees the path without it, and the script prefix carries it, so
+    that every link the page reverses stays in its language. No cookie and no session: the
+    address alone says the language, so each language's rendering is a snapshot of its own.
+    """
+
+    def middleware(request):
+        path = request.path_info
+        language, bare = languages.split_prefix(path)
+        if language is None:
+            name = keys.url_match(path)[0]
+            if name in keys.LOCALIZED_URL_NAMES or name in keys.PREFIXED_FORM_URL_NAMES:
+                default = store.page_languages()[0]
+                with translation.override(default):
+                    request.LANGUAGE_CODE = default
+                    return get_response(request)
+            if path[1:] in languages.shipped() and path[1:] in store.page_languages()[1]:
+                return HttpResponsePermanentRedirect(f"{request.path}/")
+            return get_response(request)  # the API, the admin: LANGUAGE_CODE
+        default, enabled = store.page_languages()
+        if language not in enabled:
+            with translation.override(default):
+                return views.not_found(request)
+        with translation.override(language):
+            if keys.url_match(path)[0] is None:
+                return views.not_found(request)
+            request.path_info, request.LANGUAGE_CODE = bare, language
+            script_prefix = get_script_prefix()
+            set_script_prefix(f"{get_script_name(request.META)}/{language}/")
+            try:
+                return get_response(request)
+            finally:
+                set_script_prefix(script_prefix)
+
+    return middleware
 
 
 API_V1_PREFIX = "/api/v1/"

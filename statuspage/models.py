@@ -31,6 +31,16 @@ def validate_update_interval(value: int) -> None:
         )
 
 
+def _shipped_languages() -> list[str]:
+    return [code for code, _name in settings.LANGUAGES]
+
+
+def validate_languages(value: object) -> None:
+    shipped = _shipped_languages()
+    if not isinstance(value, list) or not value or not all(code in shipped for code in value):
+        raise ValidationError(f"Choose one or more of: {', '.join(shipped)}.")
+
+
 def _time_zone_choices():
     return [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -109,6 +119,19 @@ class PageSettings(models.Model):
         validators=[validate_domains],
         help_text="One a line (example.com): an address there gets a sign-in link by email.",
     )
+    default_language = models.CharField(
+        max_length=8,
+        default="en",
+        choices=settings.LANGUAGES,
+        help_text="Served at the unprefixed addresses (/, /history/ …) and to visitors whose "
+        "browser prefers no other enabled language.",
+    )
+    enabled_languages = models.JSONField(
+        default=_shipped_languages,
+        validators=[validate_languages],
+        help_text="Each has its own addresses (/de/, /fr/history/ …), a link in the language "
+        "switcher, and a rendering of every page.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -116,6 +139,21 @@ class PageSettings(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if isinstance(self.enabled_languages, list) and (
+            self.default_language not in self.enabled_languages
+        ):
+            raise ValidationError(
+                {"enabled_languages": "The default language must be one of the enabled ones."}
+            )
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The enabled languages in settings.LANGUAGES's order, the default always among them."""
+        enabled = set(self.enabled_languages or ()) | {self.default_language}
+        return tuple(code for code in _shipped_languages() if code in enabled)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:

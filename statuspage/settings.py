@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "statuspage.lib.security_headers.SecurityHeadersMiddleware",
     # Then: a public read is answered from its snapshot without any other middleware.
     "statuspage.middleware.SnapshotMiddleware",
+    # The language of what is rendered: the URL's prefix, else the page's default.
+    "statuspage.middleware.page_language",
     # Visitors' problem reports need nothing below: they are answered here (docs/reports.md).
     "statuspage.middleware.visitor_reports",
     # Statuspage clients may add ".json" to management API paths.
@@ -96,6 +98,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The language switcher on the subscription pages and report forms.
+                "statuspage.public.languages.language_context",
             ],
         },
     },
@@ -204,12 +208,22 @@ AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The languages shipped; a page enables some of them and picks its default (PageSettings).
+LANGUAGES = [
+    ("en", "English"),
+    ("de", "Deutsch"),
+    ("fr", "Français"),
+    ("es", "Español"),
+    ("ja", "日本語"),
+    ("pt-br", "Português (Brasil)"),
+]
 # The server's own zone; the page's display zone is a page setting editable in the admin.
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 # Catalogues (locale/<language>/LC_MESSAGES/django.po): see docs/architecture.md, Translations.
-# No LocaleMiddleware yet: a snapshot is one page for everybody, in LANGUAGE_CODE.
+# No LocaleMiddleware: the language is the URL's prefix, else the page's default
+# (statuspage.middleware.page_language; docs/architecture.md, Translations).
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # Beacon's named date and number formats per locale (statuspage.lib.local_format).
 FORMAT_MODULE_PATH = ["statuspage.formats"]

@@ -37,9 +37,12 @@ def application(environ, start_response):
         and _allowed_host(environ)
         and not security_headers.must_redirect_to_https(environ)
     ):
-        snapshot = serve.fresh_in_memory(
-            environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", "")
-        )
+        path, query_string = environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", "")
+        location = serve.fast_language_redirect(path, query_string, environ)
+        if location is not None:
+            start_response(REASONS[302], serve.redirect_headers(location, environ))
+            return [b""]
+        snapshot = serve.fresh_in_memory(path, query_string)
         if snapshot is not None:
             status, headers, body = serve.representation(snapshot, environ)
             start_response(REASONS[status], headers)

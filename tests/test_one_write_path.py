@@ -36,7 +36,13 @@ from components.models import (
     DailyUptime,
 )
 from components.tasks import roll_up_uptime, run_checks
-from incidents.models import AffectedComponent, Incident, IncidentStatus, IncidentUpdate
+from incidents.models import (
+    AffectedComponent,
+    Incident,
+    IncidentStatus,
+    IncidentUpdate,
+    IncidentUpdateTranslation,
+)
 from incidents.tasks import advance_scheduled_maintenances
 from statuspage.models import PageSettings
 from statuspage.public import public_cache
@@ -70,6 +76,7 @@ PUBLIC_MODELS = (
     Incident,
     IncidentUpdate,
     AffectedComponent,
+    IncidentUpdateTranslation,
 )
 PUBLIC_TABLES = {model._meta.db_table for model in PUBLIC_MODELS} | {
     Incident.components.through._meta.db_table
@@ -146,8 +153,9 @@ def signals_off() -> Iterator[None]:
     for model in (PageSettings, ComponentGroup, Component, Incident, IncidentUpdate):
         post_save.disconnect(on_public_row_changed, sender=model)
         post_delete.disconnect(on_public_row_changed, sender=model)
-    post_save.disconnect(on_public_row_changed, sender=AffectedComponent)
-    post_delete.disconnect(on_public_row_changed, sender=AffectedComponent)
+    for model in (AffectedComponent, IncidentUpdateTranslation):
+        post_save.disconnect(on_public_row_changed, sender=model)
+        post_delete.disconnect(on_public_row_changed, sender=model)
     m2m_changed.disconnect(on_public_row_changed, sender=Incident.components.through)
     yield
     for model in (*PUBLIC_MODELS, AffectedComponent):
@@ -300,6 +308,23 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
                     "footer_text": "",
                     "allow_email_subscribers": "on",
                     "update_interval_minutes": "30",
+                    "default_language": "en",
+                    "enabled_languages": ["en", "de"],
+                },
+            )
+        ),
+    )
+    translated = open_incident(name="Slow logins", deliver_notifications=False).updates.get()
+    run(
+        "admin translates an update",
+        lambda: posted(
+            client.post(
+                reverse("admin:incidents_incidentupdate_change", args=[translated.pk]),
+                {
+                    "translations-TOTAL_FORMS": "1",
+                    "translations-INITIAL_FORMS": "0",
+                    "translations-0-language": "de",
+                    "translations-0-body": "Langsame Anmeldungen.",
                 },
             )
         ),
@@ -329,7 +354,7 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
     assert Component.objects.get(name="Public API").group is None  # its group was deleted
     assert Component.objects.get(name="CDN").group.name == "Edge"
     assert not Component.objects.filter(name="Unused").exists()
-    assert list(Incident.objects.values_list("name", flat=True)) == ["API errors"]
+    assert list(Incident.objects.values_list("name", flat=True)) == ["Slow logins", "API errors"]
     assert [update.body for update in incident.updates.order_by("created_at")] == [
         "We are looking into the errors.",
         "Found it.",

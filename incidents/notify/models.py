@@ -5,6 +5,7 @@ Imported by incidents/models.py, so these models belong to the incidents app.
 
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -85,6 +86,13 @@ class Subscriber(models.Model):
     bounced_at = models.DateTimeField(null=True, blank=True, editable=False)
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.CharField(max_length=500, blank=True, editable=False)
+    language = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text="The language of their emails: the page's they subscribed on. Empty: the "
+        "page's default language.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

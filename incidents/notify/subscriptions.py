@@ -99,20 +99,29 @@ def components_chosen(component_ids: Iterable[int] | None) -> list[Component]:
     return found
 
 
+def _language(language: str) -> str:
+    """A shipped language, or "" (the page's default) for anything else."""
+    shipped = {code for code, _name in settings.LANGUAGES}
+    return language if language in shipped else ""
+
+
 def subscription_request(
     *,
     email: str,
     component_ids: Iterable[int] | None = None,
     audience: Audience = Audience.PUBLIC,
+    language: str = "",
 ) -> None:
     """The public form: subscribe, or send the email that fits the address's state.
 
-    `component_ids` empty or None means every component. An active subscriber's choices are
-    not changed by an anonymous form: they get a link to change them themselves. The form on
-    /internal/ asks with `audience=internal`: the subscriber becomes internal once it
-    confirms; a public form never makes an internal subscriber public.
+    `component_ids` empty or None means every component; `language` is the page's they
+    subscribed on ("": the default). An active subscriber's choices are not changed by an
+    anonymous form: they get a link to change them themselves. The form on /internal/ asks
+    with `audience=internal`: the subscriber becomes internal once it confirms; a public form
+    never makes an internal subscriber public.
     """
     address = normalise_email(email)
+    language = _language(language)
     components = components_chosen(component_ids)
     with transaction.atomic():
         subscriber = (
@@ -124,7 +133,10 @@ def subscription_request(
             try:
                 with transaction.atomic():
                     subscriber = Subscriber.objects.create(
-                        channel=Channel.EMAIL, email=address, audience=audience
+                        channel=Channel.EMAIL,
+                        email=address,
+                        audience=audience,
+                        language=language,
                     )
             except IntegrityError:  # the same address, submitted twice at once
                 return
@@ -140,7 +152,8 @@ def subscription_request(
         subscriber.all_components = not components
         subscriber.confirmation_sent_at = timezone.now()
         subscriber.confirm_nonce += 1  # the link about to be sent is the only one that works
-        fields = ["state", "all_components", "confirmation_sent_at", "confirm_nonce"]
+        subscriber.language = language
+        fields = ["state", "all_components", "confirmation_sent_at", "confirm_nonce", "language"]
         if audience == Audience.INTERNAL:
             subscriber.audience = audience
             fields.append("audience")
@@ -189,13 +202,17 @@ def subscription_confirm_by_token(*, token: str) -> Subscriber | None:
 
 
 def subscription_set_components(
-    *, subscriber: Subscriber, component_ids: Iterable[int] | None
+    *, subscriber: Subscriber, component_ids: Iterable[int] | None, language: str | None = None
 ) -> Subscriber:
-    """Empty or None: every component."""
+    """Empty or None: every component. With `language`, their emails' language too."""
     components = components_chosen(component_ids)
+    fields = ["all_components"]
     with transaction.atomic():
         subscriber.all_components = not components
-        subscriber.save(update_fields=["all_components"])
+        if language is not None:
+            subscriber.language = _language(language)
+            fields.append("language")
+        subscriber.save(update_fields=fields)
         subscriber.components.set(components)
     return subscriber
 

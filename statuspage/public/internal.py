@@ -165,8 +165,11 @@ def internal_page(request: HttpRequest) -> HttpResponseBase:
     return _gated(
         request,
         lambda: _render(
+            request,
             "statuspage/status_page.html",
             {
+                # One language: /internal/ has no prefixed copies to switch to.
+                "language_links": None,
                 "status_page": selectors.build_status_page(include_internal=True),
                 "report_symptoms": Symptom.choices,
                 "internal_view": True,
@@ -186,8 +189,14 @@ def internal_incident(request: HttpRequest, code: str) -> HttpResponseBase:
         if incident is None:
             raise Http404("No incident with this code.")
         return _render(
+            request,
             "statuspage/incident_detail.html",
-            {"incident": incident, "page": PageSettings.load(), "internal_view": True},
+            {
+                "incident": incident,
+                "page": PageSettings.load(),
+                "internal_view": True,
+                "language_links": None,
+            },
         )
 
     return _gated(request, render_incident)
@@ -203,8 +212,10 @@ def internal_history(request: HttpRequest) -> HttpResponseBase:
         except EmptyPage:
             raise Http404("There is no such page of history.") from None
         return _render(
+            request,
             "statuspage/history.html",
             {
+                "language_links": None,
                 "page": PageSettings.load(),
                 "paginator_page": paginator_page,
                 "months": months,

@@ -22,9 +22,9 @@ from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, QueryDict
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
@@ -75,7 +75,12 @@ class Choice:
 @dataclass(frozen=True)
 class Known:
     title: str
-    url: str
+    code: str
+
+    @property
+    def url(self) -> str:
+        # Reversed as the answer is rendered: under the language prefix it is rendered for.
+        return reverse("incident-detail", args=[self.code])
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,7 @@ def public_view() -> PublicView | None:
         ]
         incidents = [
             (
-                Known(title=i["name"], url=reverse("incident-detail", args=[i["id"]])),
+                Known(title=i["name"], code=i["id"]),
                 frozenset(c["id"] for c in i.get("components") or []),
             )
             for i in summary["incidents"]
@@ -162,7 +167,8 @@ def _respond(
     if request.htmx:
         # htmx swaps only 2xx answers: the control with its message replaces itself either way.
         status = 200 if status >= 400 else status
-        said = (answer.thanks, answer.error, *answer.known)
+        # Rendered words and links differ by language and by prefix (`/` and `/en/`).
+        said = (get_language(), get_script_prefix(), answer.thanks, answer.error, *answer.known)
         body = view.answers.get(said)
         if body is None:
             # The partial reads nothing of the request: its bytes depend on the answer alone.

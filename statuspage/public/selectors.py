@@ -146,6 +146,7 @@ def build_status_page(*, now: datetime | None = None, include_internal: bool = F
             | incidents_shown.filter(resolved_at__isnull=True, started_at__lte=now)
             | incidents_shown.upcoming_maintenances(),
             include_internal=include_internal,
+            translations=True,
         ).order_by("-started_at", "-id")
     )
     _attach_incidents_to_days(recent, uptime_days, zone=zone, now=now)
@@ -260,7 +261,9 @@ def _past_days(incidents: list[Incident], *, today: date, zone: tzinfo) -> list[
 def incident_detail(code: str, *, include_internal: bool = False) -> Incident | None:
     return (
         with_timeline(
-            _incidents(include_internal).filter(public_id=code), include_internal=include_internal
+            _incidents(include_internal).filter(public_id=code),
+            include_internal=include_internal,
+            translations=True,
         )
         .select_related("created_by")
         .first()
@@ -298,6 +301,7 @@ def incident_history(
         .filter(started_at__lte=timezone.now())
         .exclude(status="scheduled"),
         include_internal=include_internal,
+        translations=True,
     ).order_by("-started_at", "-id")
     page = Paginator(past, per_page, allow_empty_first_page=True).page(page_number)
     months: list[HistoryMonth] = []

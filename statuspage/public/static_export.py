@@ -13,6 +13,8 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 EXPORT_INDEX = "index.html"
+# History, unprefixed or under a language's prefix ("/de/history/", "/pt-br/history/").
+_HISTORY_PATH = re.compile(r"^(?P<prefix>/[a-z]{2}(?:-[a-z]{2})?)?/history/$")
 
 
 def key_to_file(key: str, *, for_export: bool = False) -> str | None:
@@ -37,9 +39,10 @@ def key_to_file(key: str, *, for_export: bool = False) -> str | None:
             raise ValueError(f"Only history pages have a query: {key!r}")
         if not for_export:
             return None
+        history = path.strip("/")
         if page == 1:
-            return "history/index.html"
-        return f"history/page/{page}/index.html"
+            return f"{history}/index.html"
+        return f"{history}/page/{page}/index.html"
 
     if path.endswith("/"):
         return "/".join([*segments, EXPORT_INDEX])
@@ -47,7 +50,7 @@ def key_to_file(key: str, *, for_export: bool = False) -> str | None:
 
 
 def _history_page(path: str, query: str) -> int | None:
-    if path != "/history/":
+    if not _HISTORY_PATH.match(path):
         return None
     values = parse_qs(query).get("page", [])
     if len(values) != 1 or not values[0].isdigit():
@@ -62,7 +65,7 @@ _URL_ATTRIBUTE = re.compile(
     r"""(?P<quote>["'])(?P<url>(?:/(?!/)|\?)[^"'<>]*)(?P=quote)""",
     re.IGNORECASE,
 )
-_EXPORTED_HISTORY_PAGE = re.compile(r"^history/page/\d+/index\.html$")
+_EXPORTED_HISTORY_PAGE = re.compile(r"^(?P<history>(?:[a-z-]+/)?history)/page/\d+/index\.html$")
 # What needs the live server (the subscribe form) is left out of the static copy.
 _LIVE_ONLY = re.compile(r"<!--beacon:live-only-->.*?<!--/beacon:live-only-->\n?", re.DOTALL)
 
@@ -91,8 +94,9 @@ def rewrite_links_for_export(html: str, *, file_path: str) -> str:
 
 def export_file_to_path(file_path: str) -> str:
     """The URL path of the page exported to file_path, without its query ("/history/")."""
-    if _EXPORTED_HISTORY_PAGE.match(file_path):
-        return "/history/"
+    history_page = _EXPORTED_HISTORY_PAGE.match(file_path)
+    if history_page:
+        return f"/{history_page['history']}/"
     if file_path == EXPORT_INDEX:
         return "/"
     if file_path.endswith(f"/{EXPORT_INDEX}"):

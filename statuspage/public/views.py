@@ -13,7 +13,8 @@ from django.core.paginator import EmptyPage
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
-from django.utils.translation import gettext_lazy
+from django.urls import get_script_prefix
+from django.utils.translation import get_language, gettext_lazy
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
@@ -22,6 +23,7 @@ from statuspage.lib.htmx import HtmxHttpRequest
 from statuspage.lib.outage import database_read_only, database_unreachable
 from statuspage.models import PageSettings
 from statuspage.public import selectors
+from statuspage.public.languages import language_links
 from statuspage.public.snapshots import outage
 from statuspage.public.snapshots.build import (
     ERROR_CACHE_CONTROL,
@@ -32,9 +34,10 @@ from statuspage.public.snapshots.build import (
 )
 
 
-def _render(template: str, context: dict[str, object]) -> HttpResponse:
+def _render(request: HttpRequest, template: str, context: dict[str, object]) -> HttpResponse:
     page = PageSettings.load()
-    response = HttpResponse(render_to_string(template, {"page_zone": page.zone, **context}))
+    context = {"page_zone": page.zone, "language_links": language_links(request), **context}
+    response = HttpResponse(render_to_string(template, context))
     response["Cache-Control"] = PAGE_CACHE_CONTROL
     response["CDN-Cache-Control"] = PAGE_CDN_CACHE_CONTROL
     return response
@@ -43,6 +46,7 @@ def _render(template: str, context: dict[str, object]) -> HttpResponse:
 @require_safe
 def status_page(request: HtmxHttpRequest) -> HttpResponse:
     return _render(
+        request,
         "statuspage/status_page.html",
         {"status_page": selectors.build_status_page(), "report_symptoms": Symptom.choices},
     )
@@ -54,7 +58,9 @@ def incident_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
     if incident is None:
         raise Http404("No incident with this code.")
     return _render(
-        "statuspage/incident_detail.html", {"incident": incident, "page": PageSettings.load()}
+        request,
+        "statuspage/incident_detail.html",
+        {"incident": incident, "page": PageSettings.load()},
     )
 
 
@@ -68,6 +74,7 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
     except EmptyPage:
         raise Http404("There is no such page of history.") from None
     return _render(
+        request,
         "statuspage/history.html",
         {"page": PageSettings.load(), "paginator_page": paginator_page, "months": months},
     )
@@ -121,9 +128,14 @@ def _error(request: HttpRequest, status: int, message: str, html: str) -> HttpRe
     return HttpResponse(html, status=status)
 
 
-@lru_cache(maxsize=1)
-def _not_found_html() -> str:
+@lru_cache(maxsize=32)
+def _not_found_page(language: str, script_prefix: str) -> str:
     return render_to_string("404.html")
+
+
+def _not_found_html() -> str:
+    """The 404 page in the active language, with links under the active prefix."""
+    return _not_found_page(get_language(), get_script_prefix())
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -15,6 +15,7 @@ from django.utils.translation import get_language, gettext, ngettext
 
 from components.models import ComponentStatus
 from components.uptime import DayUptime
+from incidents.models import IncidentUpdate
 from statuspage.lib.local_format import DateStyle, format_date, format_percent
 from statuspage.lib.markdown import render_markdown
 from statuspage.models import PageSettings
@@ -34,6 +35,12 @@ def error_page_static(path: str) -> str:
         return static(path)
     except ValueError:
         return settings.STATIC_URL + path
+
+
+@register.filter
+def translated_body(update: IncidentUpdate) -> str:
+    """An update's body in the active language: staff's translation when there is one."""
+    return update.body_in(get_language())
 
 
 @register.filter

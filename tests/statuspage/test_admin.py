@@ -3,6 +3,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.urls import reverse
 
 from statuspage.models import PageSettings
+from statuspage.public import public_cache
 from tests.incidents.factories import StaffFactory, sign_in_staff
 
 CHANGELIST_URL = reverse("admin:statuspage_pagesettings_changelist")
@@ -20,6 +21,8 @@ def settings_data(**fields):
         "brand_color": "#112233",
         "footer_text": "",
         "update_interval_minutes": 30,
+        "default_language": "en",
+        "enabled_languages": ["en", "de", "fr", "es", "ja", "pt-br"],
         **fields,
     }
 
@@ -72,6 +75,44 @@ def test_admin_sets_the_promised_update_interval(client, page, minutes):
     assert response.status_code == 302
     assert PageSettings.objects.get().update_interval_minutes == minutes
     assert PageSettings.load().update_interval_minutes == minutes
+
+
+def test_admin_sets_the_page_s_languages_as_a_public_change(
+    client, page, django_capture_on_commit_callbacks
+):
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
+    generation = public_cache.generation()
+
+    data = settings_data(default_language="de", enabled_languages=["de", "ja"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(change_url(page), data)
+
+    assert response.status_code == 302
+    saved = PageSettings.load()
+    assert (saved.default_language, saved.enabled_languages) == ("de", ["de", "ja"])
+    assert saved.languages == ("de", "ja")
+    assert public_cache.generation() != generation
+
+
+@pytest.mark.parametrize(
+    ("default", "enabled", "field"),
+    [
+        ("de", ["en", "fr"], "enabled_languages"),  # the default is not enabled
+        ("en", [], "enabled_languages"),
+        ("en", ["en", "xx"], "enabled_languages"),
+        ("en", ["en", "<script>"], "enabled_languages"),
+        ("xx", ["en"], "default_language"),
+    ],
+)
+def test_admin_refuses_languages_it_cannot_serve(client, page, default, enabled, field):
+    sign_in_staff(client, StaffFactory(groups=["Admins"]))
+
+    data = settings_data(default_language=default, enabled_languages=enabled)
+    response = client.post(change_url(page), data)
+
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert PageSettings.objects.get().default_language == "en"
 
 
 @pytest.mark.parametrize("minutes", ["4", "1441", "-5", "half an hour"])

@@ -19,6 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from components.services import component_set_status
 from incidents.services import incident_delete, incident_resolve
+from statuspage.models import PageSettings
 from statuspage.public import cdn, publish
 from statuspage.public.snapshots import keys
 from statuspage.public.static_export import key_to_file
@@ -173,9 +174,22 @@ def test_one_component_change_uploads_and_purges_only_what_shows_that_component(
     # The status page (its "Last updated" is visible), the page's and the component's badges,
     # and every API v2 file: each carries page.updated_at, the time of the last public change,
     # as Statuspage's do. No incident page, history page or feed shows a component's status.
+    # Each in every enabled language too, but the language-neutral API.
+    localized = [
+        "/",
+        "/badge.json",
+        "/badge.svg",
+        f"/components/{database.public_id}/badge.json",
+        f"/components/{database.public_id}/badge.svg",
+    ]
     assert purged == sorted(
         [
-            "/",
+            *localized,
+            *(
+                f"/{language}{path}"
+                for language in PageSettings.load().languages
+                for path in localized
+            ),
             "/api/v2/components.json",
             "/api/v2/incidents.json",
             "/api/v2/incidents/unresolved.json",
@@ -184,10 +198,6 @@ def test_one_component_change_uploads_and_purges_only_what_shows_that_component(
             "/api/v2/scheduled-maintenances/upcoming.json",
             "/api/v2/status.json",
             "/api/v2/summary.json",
-            "/badge.json",
-            "/badge.svg",
-            f"/components/{database.public_id}/badge.json",
-            f"/components/{database.public_id}/badge.svg",
         ]
     )
     written = len(purged)

@@ -437,9 +437,13 @@ def test_a_starting_worker_loads_the_hot_snapshots_without_the_database(
     with django_assert_num_queries(0):
         warmed = serve.warm_memory()
         first = call_wsgi("/")
+        german = call_wsgi("/de/")
 
-    assert warmed == len(keys.HOT_URL_NAMES)
+    localized = [name for name in keys.HOT_URL_NAMES if name in keys.LOCALIZED_URL_NAMES]
+    languages = len(settings.LANGUAGES)  # every language is enabled by default
+    assert warmed == len(keys.HOT_URL_NAMES) + languages * len(localized)
     assert first["status"] == "200 OK" and b"API" in first["body"]
+    assert german["status"] == "200 OK" and b'<html lang="de">' in german["body"]
     # A stale copy is not warmed: the worker renders the current one instead.
     store.reset_memory()
     component_set_status(component=api, status="major_outage")

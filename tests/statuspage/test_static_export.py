@@ -199,9 +199,17 @@ def test_export_writes_every_public_output(small_page, tmp_path):
             f"components/{component.public_id}/{name}"
             for name in ("badge.svg", "badge.json", "history.atom", "history.rss")
         ]
+    # Every enabled language's copy of the localized outputs; the API only once.
+    localized = [name for name in expected if not name.startswith(("api/", "static/"))]
+    localized = [n for n in localized if n not in ("robots.txt", "404.html")]
+    expected += [f"{language}/{name}" for language in ("de", "pt-br") for name in localized]
     missing = [name for name in expected if not (target / name).is_file()]
     assert missing == []
     assert not (target / "history/page/3").exists()
+    assert not (target / "de/api").exists()
+    german = (target / "de/history/index.html").read_text()
+    assert '<html lang="de">' in german
+    assert 'href="page/2/index.html"' in german
     assert [p.name for p in (target / "media/branding").iterdir()][0].startswith("logo")
     assert "Exported" in summary and "files" in summary
 

@@ -355,3 +355,20 @@ def test_no_answer_is_kept_by_a_cache(client, components, data):
     warm(client)
     response = report(client, data)
     assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
+
+
+def test_a_report_from_a_page_in_another_language_answers_under_its_prefix(client, components):
+    api, _chat = components
+    incident = open_incident(name="Sign-in failures", affected_components=[api])
+    warm(client)
+    data = {"components": [api.public_id]}
+    htmx = {**SAME_ORIGIN, "HTTP_HX_REQUEST": "true"}
+    # The same answer in two languages: each keeps its own rendering, whichever came first.
+    german = client.post("/de/reports/", data, **htmx)
+    english = client.post("/reports/", data, **{**htmx, "REMOTE_ADDR": "198.51.100.7"})
+    again = client.post("/de/reports/", data, **{**htmx, "REMOTE_ADDR": "198.51.100.8"})
+    assert german.status_code == english.status_code == 202
+    assert f'href="/de/incidents/{incident.public_id}/"' in german.content.decode()
+    assert f'href="/incidents/{incident.public_id}/"' in english.content.decode()
+    assert again.content == german.content
+    assert client.post("/xx/reports/", data, **htmx).status_code == 404

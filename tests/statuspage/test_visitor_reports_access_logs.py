@@ -44,13 +44,22 @@ def test_gunicorns_access_log_keeps_no_reporter(tmp_path, settings, page):
             data={"components": api.public_id},
             headers={**headers, "HX-Request": "true"},
         )
+        # From a page in another language: its form posts under the prefix.
+        reported_in_german = httpx.post(
+            f"{base}/de/reports/",
+            data={"components": api.public_id},
+            headers={**headers, "HX-Request": "true", "X-Forwarded-For": "203.0.113.6"},
+        )
 
     assert (other.status_code, reported.status_code) == (200, 202)
+    assert reported_in_german.status_code == 202
     lines = log.read_text().splitlines()
-    (report_line,) = [line for line in lines if "/reports/" in line]
+    report_line, german_line = [line for line in lines if "/reports/" in line]
     assert '"POST /reports/ HTTP/1.1" 202' in report_line
-    assert report_line.startswith("- ")
-    assert "127.0.0.1" not in report_line and AGENT not in report_line
+    assert '"POST /de/reports/ HTTP/1.1" 202' in german_line
+    for line in (report_line, german_line):
+        assert line.startswith("- ")
+        assert "127.0.0.1" not in line and AGENT not in line
     # Other requests are logged as before.
     (robots,) = [line for line in lines if "GET /robots.txt" in line and AGENT in line]
     assert robots.startswith("127.0.0.1 ")
@@ -59,11 +68,14 @@ def test_gunicorns_access_log_keeps_no_reporter(tmp_path, settings, page):
 @pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
 def test_nginxs_access_log_keeps_no_reporter(tmp_path):
     with shipped_nginx(tmp_path) as base:
-        httpx.post(f"{base}/reports/", data={"components": "other"}, headers={"User-Agent": AGENT})
+        for path in ("/reports/", "/pt-br/reports/"):
+            httpx.post(f"{base}{path}", data={"components": "other"}, headers={"User-Agent": AGENT})
         httpx.get(f"{base}/history/", headers={"User-Agent": AGENT})
 
     access = (tmp_path / "access.log").read_text().splitlines()
-    (report_line,) = [line for line in access if "/reports/" in line]
-    assert report_line.startswith("- ") and AGENT not in report_line
+    report_lines = [line for line in access if "/reports/" in line]
+    assert len(report_lines) == 2
+    for report_line in report_lines:
+        assert report_line.startswith("- ") and AGENT not in report_line
     (history,) = [line for line in access if "/history/" in line]
     assert history.startswith("127.0.0.1 ") and AGENT in history

@@ -11,6 +11,7 @@ import contextlib
 import re
 import secrets
 import smtplib
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from email import policy
 from email.message import EmailMessage
@@ -25,12 +26,12 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.encoding import punycode
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
+from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
 
 from components.models import Component, ComponentStatus
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
@@ -86,9 +87,15 @@ SUBSCRIPTION_EMAILS = {
 # The words
 
 
-def email_content(event: NotificationEvent) -> tuple[str, str, str]:
-    """The event's subject, plain-text body and HTML body, the same for every subscriber."""
+def email_content(event: NotificationEvent, *, language: str = "") -> tuple[str, str, str]:
+    """The event's subject, plain-text body and HTML body, the same for every subscriber
+    who reads `language` (by default the page's)."""
     page = PageSettings.load()
+    with translation.override(language or page.default_language):
+        return _email_content(event, page)
+
+
+def _email_content(event: NotificationEvent, page: PageSettings) -> tuple[str, str, str]:
     context = _page_context(page)
     context.update(_event_context(event, page, link_color=context["link_color"]))
     subject = _one_line(f"[{page.name}] {context['title']} – {context['label']}")[:400]
@@ -164,7 +171,7 @@ def _event_context(event: NotificationEvent, page: PageSettings, *, link_color: 
         else _("View the incident"),
     }
     if update is not None:
-        body = _clean(update.body)
+        body = _clean(update.body_in(get_language()))
         # The update's status is what the incident's status was when it was posted.
         context.update(label=update.get_status_display(), status_label="")
         context.update(_when(update.display_at, zone))
@@ -323,11 +330,34 @@ class EmailSender:
         self._list_id = list_id(page, self._from_address)
         self._manage = links.manage_url_around_token()
         self._unsubscribe = links.unsubscribe_url_around_token()
-        self._text = _QuotedPrintableBody(event.text_body, html=False)
-        self._html = _QuotedPrintableBody(event.html_body, html=True)
-        self._head, self._parts = self._mime_frame()
+        # The event keeps its words in the page's language; other languages are rendered
+        # once per batch, at the first subscriber who reads them.
+        self._default_language = page.default_language
+        self._versions: dict[str, _LanguageVersion] = {
+            page.default_language: self._version(event.subject, event.text_body, event.html_body)
+        }
         self._connection: BaseEmailBackend | None = None
         self._smtp: smtplib.SMTP | None = None
+
+    def _version(self, subject: str, text: str, html: str) -> "_LanguageVersion":
+        head, parts = self._mime_frame(subject)
+        return _LanguageVersion(
+            subject=subject,
+            text_body=text,
+            html_body=html,
+            text=_QuotedPrintableBody(text, html=False),
+            html=_QuotedPrintableBody(html, html=True),
+            head=head,
+            parts=parts,
+        )
+
+    def _in_language(self, language: str) -> "_LanguageVersion":
+        language = language or self._default_language
+        version = self._versions.get(language)
+        if version is None:
+            version = self._version(*email_content(self.event, language=language))
+            self._versions[language] = version
+        return version
 
     def __enter__(self) -> "EmailSender":
         connection = get_connection(fail_silently=False)
@@ -361,9 +391,10 @@ class EmailSender:
         manage = self._manage[0] + token + self._manage[1]
         unsubscribe = self._unsubscribe[0] + token + self._unsubscribe[1]
         message_id = self._message_id.format(subscriber.public_id)
+        version = self._in_language(subscriber.language)
         if self._smtp is None:
-            return self._send_with_backend(to, message_id, manage, unsubscribe)
-        message = self.message_bytes(to, message_id, manage, unsubscribe)
+            return self._send_with_backend(version, to, message_id, manage, unsubscribe)
+        message = self.message_bytes(to, message_id, manage, unsubscribe, subscriber.language)
         try:
             self._smtp.sendmail(self._from_address, [to], message)
         except smtplib.SMTPRecipientsRefused as error:
@@ -378,8 +409,12 @@ class EmailSender:
             raise ConnectionLost(f"Mail server connection lost: {error!r}") from error
         return SENT
 
-    def message_bytes(self, to: str, message_id: str, manage: str, unsubscribe: str) -> bytes:
-        """The whole message as it goes over the wire (CRLF line ends, 7-bit)."""
+    def message_bytes(
+        self, to: str, message_id: str, manage: str, unsubscribe: str, language: str = ""
+    ) -> bytes:
+        """The whole message as it goes over the wire (CRLF line ends, 7-bit), in
+        `language` (by default the page's)."""
+        version = self._in_language(language)
         return b"".join(
             (
                 b"To: ",
@@ -389,22 +424,23 @@ class EmailSender:
                 b"\r\nList-Unsubscribe: <",
                 unsubscribe.encode(),
                 b">\r\n",
-                self._head,
-                self._parts[0],
-                self._text.head,
-                self._text.tail(manage, unsubscribe),
-                self._parts[1],
-                self._html.head,
-                self._html.tail(manage, unsubscribe),
-                self._parts[2],
+                version.head,
+                version.parts[0],
+                version.text.head,
+                version.text.tail(manage, unsubscribe),
+                version.parts[1],
+                version.html.head,
+                version.html.tail(manage, unsubscribe),
+                version.parts[2],
             )
         )
 
-    def _mime_frame(self) -> tuple[bytes, tuple[bytes, bytes, bytes]]:
-        """Everything that is the same in every message of the batch, encoded once."""
+    def _mime_frame(self, subject: str) -> tuple[bytes, tuple[bytes, bytes, bytes]]:
+        """Everything that is the same in every message of the batch in one language,
+        encoded once."""
         headers = EmailMessage(policy=policy.SMTP)
         headers["From"] = self._from
-        headers["Subject"] = _one_line(self.event.subject)
+        headers["Subject"] = _one_line(subject)
         headers["Date"] = format_datetime(timezone.now())
         headers["List-Id"] = self._list_id
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -423,13 +459,11 @@ class EmailSender:
         )
 
     def _send_with_backend(
-        self, to: str, message_id: str, manage: str, unsubscribe: str
+        self, version: "_LanguageVersion", to: str, message_id: str, manage: str, unsubscribe: str
     ) -> Outcome:
         message = EmailMultiAlternatives(
-            subject=_one_line(self.event.subject),
-            body=personalise(
-                self.event.text_body, manage=manage, unsubscribe=unsubscribe, html=False
-            ),
+            subject=_one_line(version.subject),
+            body=personalise(version.text_body, manage=manage, unsubscribe=unsubscribe, html=False),
             from_email=self._from,
             to=[to],
             headers={
@@ -441,7 +475,7 @@ class EmailSender:
             },
         )
         message.attach_alternative(
-            personalise(self.event.html_body, manage=manage, unsubscribe=unsubscribe, html=True),
+            personalise(version.html_body, manage=manage, unsubscribe=unsubscribe, html=True),
             "text/html",
         )
         assert self._connection is not None  # opened by __enter__
@@ -450,6 +484,19 @@ class EmailSender:
         except OSError as error:
             raise ConnectionLost(f"Mail backend failed: {error!r}") from error
         return SENT if sent else Outcome(False, "The mail backend sent nothing.")
+
+
+@dataclass(frozen=True)
+class _LanguageVersion:
+    """An event's message in one language: its words and their encoded parts."""
+
+    subject: str
+    text_body: str
+    html_body: str
+    text: "_QuotedPrintableBody"
+    html: "_QuotedPrintableBody"
+    head: bytes
+    parts: tuple[bytes, bytes, bytes]
 
 
 def _refused(code: int, reply: bytes | str) -> Outcome:
@@ -562,8 +609,14 @@ def subscription_email_send(*, which: str, subscriber: Subscriber) -> None:
     """
     if which not in SUBSCRIPTION_EMAILS:
         raise ValueError(f"Unknown subscription email {which!r}.")
-    title, template = SUBSCRIPTION_EMAILS[which]
     page = PageSettings.load()
+    # In the language they subscribed in, dates included.
+    with translation.override(subscriber.language or page.default_language):
+        _subscription_email_send(which, subscriber, page)
+
+
+def _subscription_email_send(which: str, subscriber: Subscriber, page: PageSettings) -> None:
+    title, template = SUBSCRIPTION_EMAILS[which]
     if subscriber.all_components:
         components = []
     else:

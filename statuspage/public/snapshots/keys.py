@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from components.models import Component
 from incidents.models import Incident
-from statuspage.models import PublicChange
+from statuspage.lib import languages
+from statuspage.models import PageSettings, PublicChange
 from statuspage.public import public_cache
 from statuspage.public.selectors import history_page_count
 
@@ -95,6 +96,40 @@ HOT_URL_NAMES = [
     "api-v2-scheduled-maintenances-upcoming",
     "api-v2-scheduled-maintenances-active",
 ]
+# The outputs served in each enabled language under its prefix (`/de/history/`); the others
+# (API v2, robots.txt) are language-neutral and only unprefixed.
+LOCALIZED_URL_NAMES = frozenset(
+    {
+        "status-page",
+        "incident-detail",
+        "history",
+        "history-atom",
+        "history-rss",
+        "component-history-atom",
+        "component-history-rss",
+        "maintenance-ics",
+        "badge-svg",
+        "badge-json",
+        "component-badge-svg",
+        "component-badge-json",
+        "embed-js",
+    }
+)
+# Pages that are not snapshots but are served under a prefix too, so that a visitor who
+# reads the page in a language subscribes and reports in it.
+PREFIXED_FORM_URL_NAMES = frozenset(
+    {
+        "reports",
+        "reports-chart",
+        "subscribe",
+        "subscription-confirm",
+        "subscription-manage",
+        "subscription-unsubscribe",
+    }
+)
+# Unprefixed HTML pages that send a visitor whose browser prefers another enabled language
+# to its prefix.
+NEGOTIATED_URL_NAMES = frozenset({"status-page", "incident-detail", "history"})
 COMPONENT_URL_NAMES = [
     "component-badge-svg",
     "component-badge-json",
@@ -124,13 +159,19 @@ _url_matches: OrderedDict[str, tuple[str | None, dict[str, object]]] = OrderedDi
 
 
 def url_match(path: str) -> tuple[str | None, dict[str, object]]:
-    """The URL name and arguments of a path (None when nothing matches), remembered."""
+    """The URL name and arguments of a path (None when nothing matches), remembered.
+
+    Under a language prefix only the localized outputs and forms match.
+    """
     if path in _url_matches:
         return _url_matches[path]
+    language, bare = languages.split_prefix(path)
     try:
-        match = resolve(path)
+        match = resolve(bare)
         found: tuple[str | None, dict[str, object]] = (match.url_name, match.kwargs)
     except Resolver404:
+        found = (None, {})
+    if language is not None and found[0] not in LOCALIZED_URL_NAMES | PREFIXED_FORM_URL_NAMES:
         found = (None, {})
     _url_matches[path] = found
     if len(_url_matches) > 4096:
@@ -144,6 +185,18 @@ def public_keys(*, everything: bool = False) -> list[str]:
     The hot set is what the status page links to while something is happening: the page, the
     API, feeds, badges, and the pages of incidents that are open, upcoming or recent.
     """
+    unprefixed = _unprefixed_keys(everything=everything)
+    keys = list(unprefixed)
+    for language in PageSettings.load().languages:
+        keys += [
+            f"/{language}{key}"
+            for key in unprefixed
+            if url_match(key.partition("?")[0])[0] in LOCALIZED_URL_NAMES
+        ]
+    return keys
+
+
+def _unprefixed_keys(*, everything: bool) -> list[str]:
     keys = [reverse(name) for name in HOT_URL_NAMES]
     incidents = Incident.objects.public()
     if not everything:
@@ -174,12 +227,18 @@ class KnownOutputs:
     component_ids: frozenset[str]
     history_pages: int
     built_at: float
+    # The page's languages (copies pickled before they were kept default to English only).
+    default_language: str = "en"
+    enabled_languages: tuple[str, ...] = ("en",)
 
     def is_current(self, generation: str) -> bool:
         return self.generation == generation and time.time() - self.built_at < KNOWN_MAX_AGE_SECONDS
 
     def may_exist(self, key: str) -> bool:
         path, _, query = key.partition("?")
+        language = languages.split_prefix(path)[0]
+        if language is not None and language not in self.enabled_languages:
+            return False
         name, kwargs = url_match(path)
         if name == "incident-detail":
             return kwargs.get("code") in self.incident_codes
@@ -194,7 +253,10 @@ def read_known_outputs() -> KnownOutputs:
     """What exists now, from the database."""
     # The generation first: a change committed meanwhile is then in the sets, or bumps it.
     generation = current_generation(fresh=True)
+    page = PageSettings.load()
     return KnownOutputs(
+        default_language=page.default_language,
+        enabled_languages=page.languages,
         generation=generation,
         incident_codes=frozenset(Incident.objects.public().values_list("public_id", flat=True)),
         component_ids=frozenset(Component.objects.public().values_list("public_id", flat=True)),

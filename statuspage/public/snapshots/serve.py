@@ -9,6 +9,7 @@ made-up URL is a 404 from the set of what exists, without a query.
 import logging
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from wsgiref.types import WSGIEnvironment
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.http import parse_http_date_safe
 
-from statuspage.lib import security_headers
+from statuspage.lib import languages, security_headers
 from statuspage.lib.outage import database_unreachable
 from statuspage.public.snapshots import keys, outage, store
 from statuspage.public.snapshots.build import (
@@ -106,10 +107,11 @@ def representation(
         body, encoding = snapshot.gzip, "gzip"
     else:
         body, encoding = snapshot.body, ""
+    vary = "Accept-Encoding, Accept-Language" if negotiates(snapshot.key) else "Accept-Encoding"
     headers = [
         ("ETag", f'"{snapshot.etag}-{encoding}"' if encoding else f'"{snapshot.etag}"'),
         ("Last-Modified", snapshot.http_last_modified),
-        ("Vary", "Accept-Encoding"),
+        ("Vary", vary),
         *(h for h in snapshot.headers if h[0] not in _NOT_SERVED_FROM_SNAPSHOT),
         *security_headers.security_headers(secure=security_headers.is_secure(meta)),
     ]
@@ -150,6 +152,9 @@ def _not_modified(meta: WSGIEnvironment, snapshot: Snapshot) -> bool:
 
 def may_exist(key: str) -> bool:
     """False only when `key` is certainly not an output: a 404 that needs no database."""
+    language = languages.split_prefix(key)[0]
+    if language is not None and language not in store.page_languages()[1]:
+        return False
     name = keys.url_match(key.partition("?")[0])[0]
     if name != "incident-detail" and name not in keys.COMPONENT_URL_NAMES and "?" not in key:
         return True
@@ -170,6 +175,63 @@ def _learn_what_exists() -> None:
         if not database_unreachable(error):
             raise
         outage.refresh_failed()
+
+
+# Accept-Language at the unprefixed pages
+
+
+def negotiates(key: str) -> bool:
+    """Whether the output of `key` is an unprefixed page that negotiates its language."""
+    path = key.partition("?")[0]
+    return (
+        languages.split_prefix(path)[0] is None
+        and keys.url_match(path)[0] in keys.NEGOTIATED_URL_NAMES
+    )
+
+
+def language_redirect(key: str, meta: WSGIEnvironment) -> str | None:
+    """Where to send a visitor of an unprefixed page whose browser prefers another enabled
+    language than the default (its prefix), or None to serve the default. No database."""
+    header = meta.get("HTTP_ACCEPT_LANGUAGE", "")
+    if not header or not negotiates(key):
+        return None
+    default, enabled = store.page_languages()
+    if len(enabled) < 2:
+        return None
+    language = _negotiated(header, enabled, default)
+    return None if language == default else f"/{language}{key}"
+
+
+@lru_cache(maxsize=1024)
+def _negotiated(header: str, enabled: tuple[str, ...], default: str) -> str:
+    # Browsers send a handful of distinct headers; each is parsed once per process.
+    return languages.negotiate(header, enabled=enabled, default=default)
+
+
+def fast_language_redirect(path: str, query_string: str, meta: WSGIEnvironment) -> str | None:
+    """language_redirect() for the WSGI fast path, which has no key yet."""
+    if not meta.get("HTTP_ACCEPT_LANGUAGE"):
+        return None
+    key = keys.key_for(path, query_string)
+    return None if key is None else language_redirect(key, meta)
+
+
+def redirect_headers(location: str, meta: WSGIEnvironment) -> list[tuple[str, str]]:
+    """A language redirect's headers: private to its Accept-Language, kept briefly."""
+    return [
+        ("Location", location),
+        ("Vary", "Accept-Language"),
+        ("Cache-Control", "public, max-age=300"),
+        ("Content-Length", "0"),
+        *security_headers.security_headers(secure=security_headers.is_secure(meta)),
+    ]
+
+
+def redirect_response(location: str, meta: WSGIEnvironment) -> HttpResponse:
+    response = HttpResponse(status=302)
+    for name, value in redirect_headers(location, meta):
+        response[name] = value
+    return response
 
 
 # The WSGI fast path (statuspage/wsgi.py)
@@ -196,9 +258,13 @@ def warm_memory() -> int:
     """
     generation = current_generation(fresh=True)
     memory = store.memory()
+    hot = [reverse(name) for name in keys.HOT_URL_NAMES]
+    # Each enabled language's own copies of the localized ones too.
+    localized = [reverse(name) for name in keys.HOT_URL_NAMES if name in keys.LOCALIZED_URL_NAMES]
+    hot += [f"/{language}{key}" for language in store.page_languages()[1] for key in localized]
     warmed = 0
-    for name in keys.HOT_URL_NAMES:
-        snapshot = store.load_shared(reverse(name))
+    for key in hot:
+        snapshot = store.load_shared(key)
         if snapshot is not None and snapshot.generation == generation:
             memory.put(snapshot)
             warmed += 1

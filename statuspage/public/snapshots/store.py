@@ -30,11 +30,16 @@ import brotli
 import redis
 from django.conf import settings
 from django.core.cache import cache
-from django.utils.html import format_html
+from django.utils import translation
+from django.utils.html import conditional_escape, format_html
 from django.utils.http import http_date
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 
+from statuspage.lib import languages
 from statuspage.lib.files import TEMP_PREFIX, atomic_write
 from statuspage.lib.redis_cache import redis_client
+from statuspage.models import PageSettings
 from statuspage.public.snapshots import keys
 from statuspage.public.snapshots.keys import KnownOutputs, current_generation
 from statuspage.public.static_export import key_to_file
@@ -91,6 +96,11 @@ class ProcessMemory:
         # Outputs whose render raised, with the generation: not retried until it changes.
         self.render_failed: dict[str, str] = {}
         self.known: KnownOutputs | None = None
+        # The page's default and enabled languages, the generation they were read for, and
+        # when (a guess made without them is retried after a while).
+        self.languages: tuple[str, tuple[str, ...]] | None = None
+        self.languages_generation: str | None = None
+        self.languages_checked_at = float("-inf")
 
     def get(self, key: str) -> Snapshot | None:
         with self.lock:
@@ -293,6 +303,45 @@ def refresh_known_outputs() -> KnownOutputs:
     return known
 
 
+def page_languages() -> tuple[str, tuple[str, ...]]:
+    """The page's default language and its enabled ones, without PostgreSQL.
+
+    From this process's memory for the current generation; else the page settings the cache
+    keeps, else the last known outputs in the cache or on disk (whatever their age: the
+    languages rarely change), else the database unless it is known to be away; else English.
+    """
+    generation = current_generation()
+    memory = _memory
+    now = time.monotonic()
+    if memory.languages is not None and (
+        memory.languages_generation == generation
+        or now - memory.languages_checked_at < settings.BEACON_SNAPSHOT_GENERATION_CHECK
+    ):
+        return memory.languages
+    found: tuple[str, tuple[str, ...]] | None = None
+    page = _cache_get(PageSettings.CACHE_KEY)
+    if isinstance(page, PageSettings):
+        found = (page.default_language, page.languages)
+    else:
+        known = shared_known_outputs() or disk_known_outputs()
+        if known is not None and known.generation == generation:
+            found = (known.default_language, known.enabled_languages)
+        elif refresh_failing_since() is None:
+            try:
+                page = PageSettings.load()
+                found = (page.default_language, page.languages)
+            except Exception:
+                logger.debug("could not read the page's languages", exc_info=True)
+        if found is None and known is not None:
+            found = (known.default_language, known.enabled_languages)
+    if found is None:
+        default = languages.shipped()[0]
+        found, generation = (default, (default,)), ""
+    memory.languages, memory.languages_generation = found, generation
+    memory.languages_checked_at = now
+    return found
+
+
 def shared_known_outputs() -> KnownOutputs | None:
     """The known outputs in the shared cache, whatever their generation (for followers)."""
     shared = _cache_get(keys.KNOWN_KEY)
@@ -458,13 +507,18 @@ def with_refresh_notice(snapshot: Snapshot) -> Snapshot:
     memo_key = (snapshot.key, snapshot.etag, since)
     noticed = _memory.noticed.get(memo_key)
     if noticed is None:
-        # UTC rather than the page's zone: reading page settings could need the database.
-        stamp = format_page_time(utc(since), "datetime", zone=UTC)
-        notice = format_html(
-            '<p class="refresh-notice" role="status">We cannot refresh this page right now. '
-            "It shows the status as of {}; we are working on it.</p>",
-            stamp,
-        ).encode()
+        # In the page's language: its prefix's, else the default (no database needed).
+        language = languages.split_prefix(snapshot.key)[0] or page_languages()[0]
+        with translation.override(language):
+            # UTC rather than the page's zone: reading page settings could need the database.
+            stamp = format_page_time(utc(since), "datetime", zone=UTC)
+            words = gettext(
+                "We cannot refresh this page right now. It shows the status as of "
+                "%(time)s; we are working on it."
+            )
+            # The words escaped, then the <time> element (our own markup) put in.
+            said = mark_safe(conditional_escape(words) % {"time": stamp})  # noqa: S308
+            notice = format_html('<p class="refresh-notice" role="status">{}</p>', said).encode()
         body = snapshot.body.replace(REFRESH_NOTICE_MARKER, notice, 1)
         gzipped, brotli_compressed = compressed(body, brotli_quality=5)
         noticed = replace(

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import get_language, gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -214,9 +215,37 @@ def _manage_path(subscriber: Subscriber) -> str:
     return links.manage_path(subscriber)
 
 
+def _subscriber_language(request: HttpRequest, token: str) -> str | None:
+    """The language a subscriber's own pages speak at an unprefixed address (the links in
+    their emails): theirs, while the page still offers it. A prefix chosen by hand wins."""
+    if request.path != request.path_info or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    confirm = links.confirm_token_value(token)
+    code = confirm[0] if confirm is not None else links.manage_token_code(token)
+    if code is None:
+        return None
+    language = Subscriber.objects.filter(public_id=code).values_list("language", flat=True).first()
+    return language if language and language in PageSettings.load().languages else None
+
+
+def _in_language_of(subscriber_view):
+    """Render a view for a subscriber's token in their language (see _subscriber_language)."""
+
+    @wraps(subscriber_view)
+    def wrapped(request: HttpRequest, token: str) -> HttpResponse:
+        language = _subscriber_language(request, token)
+        if language is None:
+            return subscriber_view(request, token)
+        with translation.override(language):
+            return subscriber_view(request, token)
+
+    return wrapped
+
+
 @_private
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
+@_in_language_of
 def subscription_confirm(request: HttpRequest, token: str) -> HttpResponse:
     """Double opt-in. A GET only asks: mail scanners open links, people press buttons.
 
@@ -246,6 +275,7 @@ def subscription_confirm(request: HttpRequest, token: str) -> HttpResponse:
 @_private
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
+@_in_language_of
 def subscription_manage(request: HtmxHttpRequest, token: str) -> HttpResponse:
     subscriber = _by_manage_token(token)
     if subscriber is None:
@@ -291,6 +321,7 @@ def subscription_manage(request: HtmxHttpRequest, token: str) -> HttpResponse:
 @_private
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
+@_in_language_of
 def subscription_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """One-click unsubscribe. A GET asks first; a POST (a mail client's, or ours) leaves.
 

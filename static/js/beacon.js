@@ -11,11 +11,14 @@
   };
   var FULL = { dateStyle: "full", timeStyle: "long" };
   var formatters = {};
+  /* The page's language (its prefix's), not the browser's: a visitor who chose /ja/ reads
+     Japanese dates whatever their browser is set to. Unknown to Intl: the browser's. */
+  var LOCALES = document.documentElement.lang ? [document.documentElement.lang] : undefined;
 
   function formatter(style) {
     if (!formatters[style]) {
       try {
-        formatters[style] = new Intl.DateTimeFormat(undefined, style === "full" ? FULL : FORMATS[style]);
+        formatters[style] = new Intl.DateTimeFormat(LOCALES, style === "full" ? FULL : FORMATS[style]);
       } catch (e) {
         formatters[style] = null;
       }
@@ -38,12 +41,12 @@
     }
   }
 
-  var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
+  var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(LOCALES, { numeric: "auto" }) : null;
 
-  function ago(date) {
+  function ago(date, justNow) {
     var seconds = Math.round((date.getTime() - Date.now()) / 1000);
     if (!relative) return "";
-    if (Math.abs(seconds) < 60) return "just now";
+    if (Math.abs(seconds) < 60) return justNow || "just now";
     var minutes = Math.round(seconds / 60);
     if (Math.abs(minutes) < 60) return relative.format(minutes, "minute");
     var hours = Math.round(minutes / 60);
@@ -63,7 +66,7 @@
         label.className = "ago";
         holders[i].appendChild(label);
       }
-      var text = ago(new Date(time.getAttribute("datetime")));
+      var text = ago(new Date(time.getAttribute("datetime")), holders[i].getAttribute("data-just-now"));
       label.textContent = text ? " (" + text + ")" : "";
     }
   }

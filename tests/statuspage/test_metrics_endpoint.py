@@ -323,12 +323,15 @@ def test_notifications_are_counted_by_channel_and_state(client, page):
     assert samples(families, "beacon_notifications_queued") == {
         (("channel", "email"),): 1,
         (("channel", "webhook"),): 0,
+        (("channel", "push"),): 0,
     }
     assert samples(families, "beacon_notification_deliveries") == {
         (("channel", "email"), ("state", "sent")): 1,
         (("channel", "email"), ("state", "failed")): 1,
         (("channel", "webhook"), ("state", "sent")): 1,
         (("channel", "webhook"), ("state", "failed")): 0,
+        (("channel", "push"), ("state", "sent")): 0,
+        (("channel", "push"), ("state", "failed")): 0,
     }
     assert third.deliveries.get().state == DeliveryState.QUEUED
 

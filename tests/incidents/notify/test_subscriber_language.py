@@ -9,13 +9,13 @@ import subprocess
 import pytest
 from django.test import Client
 from django.utils import timezone, translation
-from django.utils.formats import date_format
 
 from incidents import services
 from incidents.models import IncidentStatus
 from incidents.notify import delivery, links
 from incidents.notify.channels import email as email_channel
 from incidents.notify.models import NotificationEvent, Subscriber
+from statuspage.lib.local_format import format_date
 from statuspage.models import PageSettings
 from statuspage.services import page_settings_update
 from tests.components.factories import ComponentFactory
@@ -67,9 +67,10 @@ def text_of(message) -> str:
 
 
 def month_in(language: str) -> str:
-    """This month's name as Django's own catalogue writes it in `language`."""
+    """Today as the emails write it in `language` (its locale's date form, Django's month
+    names)."""
     with translation.override(language):
-        return date_format(timezone.now(), "F")
+        return format_date(timezone.now(), "date")
 
 
 def subscribe(client: Client, path: str, address: str):
@@ -137,6 +138,40 @@ def test_they_change_their_language_on_their_preferences_page(public):
     assert response.status_code == 200
     reader.refresh_from_db()
     assert reader.language == "ja"
+
+
+def lang_of(response) -> str:
+    return re.search(r'<html lang="([^"]*)"', response.content.decode()).group(1)
+
+
+def test_the_links_in_their_emails_open_pages_in_their_language(public):
+    reader = SubscriberFactory(language="de", unconfirmed=True)
+    client = Client()
+    assert lang_of(client.get(reverse_path(links.confirm_url(reader)))) == "de"
+    assert lang_of(client.get(links.manage_path(reader))) == "de"
+    assert lang_of(client.get(reverse_path(links.unsubscribe_url(reader)))) == "de"
+    # Leaving: the goodbye is in their language too.
+    assert lang_of(client.post(reverse_path(links.unsubscribe_url(reader)))) == "de"
+    # A prefix chosen by hand wins; a reader without a language gets the page's default.
+    assert lang_of(client.get("/ja" + links.manage_path(reader))) == "ja"
+    assert lang_of(client.get(links.manage_path(SubscriberFactory(language="")))) == "en"
+
+
+def test_a_language_the_page_no_longer_offers_falls_back_to_the_default(public):
+    page_settings_update(page=PageSettings.load(), changes={"enabled_languages": ["en", "fr"]})
+    reader = SubscriberFactory(language="de")
+    assert lang_of(Client().get(links.manage_path(reader))) == "en"
+
+
+@pytest.mark.parametrize("token", ["garbage", "x" * 5000, "a:b:c"])
+def test_a_bad_token_opens_the_page_in_the_default_language(public, token):
+    response = Client().get(f"/subscriptions/manage/{token}/")
+    assert response.status_code in (404, 410)
+    assert lang_of(response) == "en"
+
+
+def reverse_path(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
 
 
 @pytest.mark.parametrize("language", ["xx", "<script>", "es" * 100, "pt-BR"])

@@ -18,7 +18,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.feedgenerator import Rss201rev2Feed
 from django.utils.html import strip_tags
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.utils.xmlutils import SimplerXMLGenerator
 from django.views.decorators.http import require_safe
 from icalendar import Calendar, Event
@@ -142,13 +142,31 @@ def feed_updated(page: PageSettings, incidents: list[Incident]) -> datetime:
     return max((i.updated_at for i in incidents), default=page.updated_at)
 
 
+def _feed_language() -> str:
+    """The feed's language: Statuspage's `en-US` for English, else the language rendered."""
+    language = get_language() or "en"
+    return "en-US" if language == "en" else language
+
+
+def _language_prefix(request: HttpRequest) -> str:
+    """`/de` for a feed asked for under a language's prefix (the language middleware handed
+    the view the path without it), else "": its own address and page link keep it."""
+    if request.META.get("PATH_INFO", request.path_info) == request.path_info:
+        return ""
+    return "/" + (get_language() or "")
+
+
 class _RssFeed(Rss201rev2Feed):
     """Django's RSS 2.0 feed with `lastBuildDate` from feed_updated(): Django's own says "now"
     for a feed without items."""
 
     def __init__(self, *, updated: datetime, title: str, link: str, feed_url: str) -> None:
         super().__init__(
-            title=title, link=link, description=title, language="en-us", feed_url=feed_url
+            title=title,
+            link=link,
+            description=title,
+            language=_feed_language().lower(),
+            feed_url=feed_url,
         )
         self.updated = updated
 
@@ -157,7 +175,13 @@ class _RssFeed(Rss201rev2Feed):
 
 
 def atom_feed(
-    *, base_url: str, page: PageSettings, incidents: Iterable[Incident], path: str, title: str
+    *,
+    base_url: str,
+    page: PageSettings,
+    incidents: Iterable[Incident],
+    path: str,
+    title: str,
+    prefix: str = "",
 ) -> bytes:
     host = _host(base_url)
     incidents = list(incidents)
@@ -166,11 +190,15 @@ def atom_feed(
     xml = SimplerXMLGenerator(out, "utf-8", short_empty_elements=True)
     xml.startDocument()
     # Django's startElement takes a dict (it sorts its items); django-stubs says AttributesImpl.
-    xml.startElement("feed", {"xml:lang": "en-US", "xmlns": "http://www.w3.org/2005/Atom"})  # type: ignore[arg-type]
-    xml.addQuickElement("id", f"tag:{host},2005:{path.removesuffix('.atom')}")
-    xml.addQuickElement("link", None, {"rel": "alternate", "type": "text/html", "href": base_url})
+    language = _feed_language()
+    xml.startElement("feed", {"xml:lang": language, "xmlns": "http://www.w3.org/2005/Atom"})  # type: ignore[arg-type]
+    xml.addQuickElement("id", f"tag:{host},2005:{prefix}{path.removesuffix('.atom')}")
+    page_link = base_url + prefix + ("/" if prefix else "")
+    xml.addQuickElement("link", None, {"rel": "alternate", "type": "text/html", "href": page_link})
     xml.addQuickElement(
-        "link", None, {"rel": "self", "type": "application/atom+xml", "href": base_url + path}
+        "link",
+        None,
+        {"rel": "self", "type": "application/atom+xml", "href": base_url + prefix + path},
     )
     xml.addQuickElement("title", one_line(title))
     xml.addQuickElement("updated", _feed_time(updated))
@@ -193,14 +221,20 @@ def atom_feed(
 
 
 def rss_feed(
-    *, base_url: str, page: PageSettings, incidents: Iterable[Incident], path: str, title: str
+    *,
+    base_url: str,
+    page: PageSettings,
+    incidents: Iterable[Incident],
+    path: str,
+    title: str,
+    prefix: str = "",
 ) -> bytes:
     incidents = list(incidents)
     feed = _RssFeed(
         updated=feed_updated(page, incidents),
         title=one_line(title),
-        link=base_url,
-        feed_url=base_url + path,
+        link=base_url + prefix + ("/" if prefix else ""),
+        feed_url=base_url + prefix + path,
     )
     for incident in incidents:
         url = incident_url(base_url, incident)
@@ -231,6 +265,7 @@ def history_feed(request: HttpRequest, fmt: str) -> HttpResponse:
             incidents=feed_incidents(),
             path=f"/history.{fmt}",
             title=gettext("%(name)s Status - Incident History") % {"name": page.name},
+            prefix=_language_prefix(request),
         )
 
     return public_output(request, build, content_type)
@@ -253,6 +288,7 @@ def component_history_feed(request: HttpRequest, public_id: str, fmt: str) -> Ht
             path=f"/components/{public_id}/history.{fmt}",
             title=gettext("%(name)s Status - %(component)s Incident History")
             % {"name": page.name, "component": component.name},
+            prefix=_language_prefix(request),
         )
 
     return public_output(request, build, content_type)

@@ -160,6 +160,33 @@ def test_localized_outputs_answer_under_a_prefix(client, api, path):
     assert client.get(path).status_code == 200
 
 
+@pytest.mark.parametrize("fmt", ["atom", "rss"])
+def test_a_feed_under_a_prefix_names_its_own_address_and_language(client, api, fmt):
+    page = PageSettings.load()
+    page.url = "https://status.acme.test"
+    page.save()
+    open_incident(name="Database delays")
+    german = client.get(f"/de/history.{fmt}").content.decode()
+    english = client.get(f"/history.{fmt}").content.decode()
+    if fmt == "atom":
+        assert 'xml:lang="de"' in german and 'xml:lang="en-US"' in english
+        assert 'href="https://status.acme.test/de/history.atom" rel="self"' in german
+        assert 'href="https://status.acme.test/de/" rel="alternate"' in german
+        assert "<id>tag:status.acme.test,2005:/de/history</id>" in german
+        assert "<id>tag:status.acme.test,2005:/history</id>" in english
+    else:
+        assert "<language>de</language>" in german and "<language>en-us</language>" in english
+        assert "<link>https://status.acme.test/de/</link>" in german
+        assert 'href="https://status.acme.test/de/history.rss"' in german
+    assert "https://status.acme.test/de/incidents/" in german
+    assert "/de/" not in english
+
+
+def test_a_component_feed_under_a_prefix_keeps_it(client, api):
+    feed = client.get(f"/de/components/{api.public_id}/history.atom").content.decode()
+    assert f'/de/components/{api.public_id}/history.atom" rel="self"' in feed
+
+
 def test_a_prefix_without_its_slash_is_redirected_to_it(client, api):
     response = client.get("/fr")
     assert (response.status_code, response["Location"]) == (301, "/fr/")

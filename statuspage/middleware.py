@@ -1,9 +1,11 @@
 from contextlib import nullcontext
 
+from django.conf import settings
 from django.core.handlers.wsgi import get_script_name
 from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.urls import get_script_prefix, set_script_prefix
 from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django_htmx.middleware import HtmxDetails
 
 from statuspage.lib import languages, security_headers
@@ -66,9 +68,13 @@ class SnapshotMiddleware:
         return self.get_response(request)
 
 
+STAFF_PREFIX = "/admin/"
+
+
 def page_language(get_response):
     """The language a public output or form is rendered in: its prefix's (`/de/history/`),
-    else the page's default. Everything else (the API, the admin) keeps LANGUAGE_CODE.
+    else the page's default. Staff pages speak their browser's language (Accept-Language
+    among the shipped ones); the API keeps LANGUAGE_CODE.
 
     Under a prefix the view sees the path without it, and the script prefix carries it, so
     that every link the page reverses stays in its language. No cookie and no session: the
@@ -87,7 +93,20 @@ def page_language(get_response):
                     return get_response(request)
             if path[1:] in languages.shipped() and path[1:] in store.page_languages()[1]:
                 return HttpResponsePermanentRedirect(f"{request.path}/")
-            return get_response(request)  # the API, the admin: LANGUAGE_CODE
+            if path.startswith(STAFF_PREFIX):
+                # Staff pages are private and never cached: each staff member's browser may
+                # choose among the shipped languages (Beacon's console and Django's admin).
+                staff_language = languages.negotiate(
+                    request.headers.get("Accept-Language", ""),
+                    enabled=languages.shipped(),
+                    default=settings.LANGUAGE_CODE,
+                )
+                with translation.override(staff_language):
+                    request.LANGUAGE_CODE = staff_language
+                    response = get_response(request)
+                patch_vary_headers(response, ("Accept-Language",))
+                return response
+            return get_response(request)  # the API: LANGUAGE_CODE
         default, enabled = store.page_languages()
         if language not in enabled:
             with translation.override(default):

@@ -187,6 +187,31 @@ def test_a_component_feed_under_a_prefix_keeps_it(client, api):
     assert f'/de/components/{api.public_id}/history.atom" rel="self"' in feed
 
 
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        ("de-DE,de;q=0.9", "Anmelden"),
+        ("ja", "ログイン"),
+        ("fr-CA, en;q=0.5", "Connexion"),
+        ("", "Log in"),
+        ("xx, *;q=0.1", "Log in"),
+        ("de;q=garbage," * 200, "Log in"),
+    ],
+)
+def test_staff_pages_speak_their_browser_s_language(client, api, header, words):
+    # The page's languages do not limit staff: disabling German for visitors keeps it here.
+    set_languages(enabled=("en", "fr"))
+    response = client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE=header)
+    assert response.status_code == 200
+    assert words in response.content.decode()
+    assert "Accept-Language" in response["Vary"]
+
+
+def test_the_api_keeps_english_whatever_the_browser(client, api):
+    response = client.get("/api/v2/status.json", HTTP_ACCEPT_LANGUAGE="de")
+    assert "All Systems Operational" in response.content.decode()
+
+
 def test_a_prefix_without_its_slash_is_redirected_to_it(client, api):
     response = client.get("/fr")
     assert (response.status_code, response["Location"]) == (301, "/fr/")

@@ -51,6 +51,7 @@ def test_the_service_worker_is_served_at_the_root_as_javascript(client):
     script = response.content.decode()
     assert 'addEventListener("push"' in script
     assert 'addEventListener("notificationclick"' in script
+    assert 'addEventListener("pushsubscriptionchange"' in script
     assert "worker-src 'self'" in response["Content-Security-Policy"]
 
 

@@ -3,12 +3,15 @@ endpoints its "Notify me in this browser" control posts the browser's subscripti
 
 The control lives in the status page, a snapshot shared by every visitor, so the posts carry
 no CSRF token: statuspage.lib.origin.same_origin checks the browser's Sec-Fetch-Site and
-Origin headers instead, as for visitors' problem reports. Bodies are capped, rate limited
-per client address and answered with JSON: 400 with a message for anything malformed.
+Origin headers instead, as for visitors' problem reports; the service worker's renewal post
+(`pushsubscriptionchange`) is a fetch from this origin too, so the same check holds. Bodies
+are capped, rate limited per client address and answered with JSON: 400 with a message for
+anything malformed.
 """
 
 import json
 import logging
+from collections.abc import Callable
 from functools import cache
 
 from django.conf import settings
@@ -104,22 +107,66 @@ def _answered(response: JsonResponse) -> JsonResponse:
     return response
 
 
-@csrf_exempt  # same_origin() instead: the control is on a shared snapshot
-@require_POST
-def subscribe(request: HttpRequest) -> JsonResponse:
+def _subscription_posted(
+    request: HttpRequest,
+    act: Callable[[dict[str, object], push.PushSubscription], JsonResponse],
+) -> JsonResponse:
+    """Let the post in, read the browser's subscription from it and act on it; 400 if bad."""
     refused = _refusal(request)
     if refused is not None:
         return _answered(refused)
     try:
         data = _json_body(request)
-        subscription = push.push_subscription_parse(data)
+        return _answered(act(data, push.push_subscription_parse(data)))
+    except push.UnknownSubscription as error:
+        unknown = {"error": error.message, "code": "unknown subscription"}
+        return _answered(JsonResponse(unknown, status=400))
+    except ValidationError as error:
+        return _answered(_error(" ".join(error.messages)))
+
+
+@csrf_exempt  # same_origin() instead: the control is on a shared snapshot
+@require_POST
+def subscribe(request: HttpRequest) -> JsonResponse:
+    def stored(data: dict[str, object], subscription: push.PushSubscription) -> JsonResponse:
         subscriber = push.push_subscribe(
             subscription=subscription, component_ids=_component_ids(data)
         )
-    except ValidationError as error:
-        return _answered(_error(" ".join(error.messages)))
-    components = 0 if subscriber.all_components else subscriber.components.count()
-    return _answered(JsonResponse({"subscribed": True, "components": components}, status=201))
+        components = 0 if subscriber.all_components else subscriber.components.count()
+        return JsonResponse({"subscribed": True, "components": components}, status=201)
+
+    return _subscription_posted(request, stored)
+
+
+def _replaced(data: dict[str, object]) -> tuple[str, str]:
+    """The renewed-away subscription's endpoint and auth secret, as the worker posts them."""
+    replaces = data.get("replaces")
+    if not isinstance(replaces, dict):
+        raise push.UnknownSubscription()
+    endpoint, auth = replaces.get("endpoint"), replaces.get("auth")
+    if not isinstance(endpoint, str) or not isinstance(auth, str):
+        raise push.UnknownSubscription()
+    if len(endpoint) > push.MAX_ENDPOINT_LENGTH:
+        raise push.UnknownSubscription()
+    return endpoint, auth
+
+
+@csrf_exempt  # same_origin() holds: the service worker's fetches are this origin's
+@require_POST
+def resubscribe(request: HttpRequest) -> JsonResponse:
+    """The service worker's `pushsubscriptionchange`: the browser renewed its subscription.
+
+    The post carries the new subscription and `replaces`, the old one's endpoint and auth
+    secret; the components chosen stay as they were."""
+
+    def moved(data: dict[str, object], subscription: push.PushSubscription) -> JsonResponse:
+        old_endpoint, old_auth = _replaced(data)
+        push.push_resubscribe(
+            old_endpoint=old_endpoint, old_auth=old_auth, subscription=subscription
+        )
+        return JsonResponse({"resubscribed": True})
+
+    return _subscription_posted(request, moved)
 
 
 @csrf_exempt  # same_origin() instead: the control is on a shared snapshot

@@ -8,6 +8,7 @@ urlpatterns = [
     path("sw.js", push_views.service_worker, name="push-service-worker"),
     path("push/key/", push_views.public_key, name="push-key"),
     path("push/subscribe/", push_views.subscribe, name="push-subscribe"),
+    path("push/resubscribe/", push_views.resubscribe, name="push-resubscribe"),
     path("push/unsubscribe/", push_views.unsubscribe, name="push-unsubscribe"),
     path(
         "subscriptions/confirm/<str:token>/",

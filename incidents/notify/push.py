@@ -4,6 +4,8 @@ A browser's PushSubscription (its push service endpoint, its P-256 key and auth 
 stored as a Subscriber with channel `push`, active at once: the browser's own permission
 prompt is the opt-in, and there is no address to confirm. The endpoint is the browser's
 secret, so knowing it (and the auth secret) is what lets a visitor change or remove it.
+When the browser renews its subscription, its service worker proves it is the same browser
+with the old endpoint and auth secret, and the subscriber moves to the new one.
 """
 
 import base64
@@ -120,6 +122,61 @@ def push_subscribe(*, subscription: PushSubscription, component_ids: Iterable[st
     )
     subscriber.components.set(components)
     return subscriber
+
+
+class UnknownSubscription(ValidationError):
+    """A renewal whose old endpoint and auth secret match no subscriber."""
+
+    def __init__(self) -> None:
+        # The service worker shows nobody this; the visitor-facing wording is an existing one.
+        super().__init__(gettext("The subscription could not be read."), code="unknown")
+
+
+@transaction.atomic
+def push_resubscribe(
+    *, old_endpoint: str, old_auth: str, subscription: PushSubscription
+) -> Subscriber:
+    """Move the subscriber at the old endpoint (proved by its auth secret) to the renewed one.
+
+    Its components stay as chosen. Posting the same renewal again finds it done and changes
+    nothing; anything else raises UnknownSubscription, so that without the old secret nobody
+    can take over a subscription or make one through a renewal.
+    """
+    secret = _b64url(old_auth, AUTH_BYTES)
+    push = Subscriber.objects.select_for_update().filter(channel=Channel.PUSH)
+    rows = {
+        row.endpoint: row
+        for row in push.filter(endpoint__in=[old_endpoint, subscription.endpoint]).order_by("pk")
+    }
+    old = rows.get(old_endpoint)
+    if old is None or secret is None or old.push_auth != _encoded(secret):
+        renewed = rows.get(subscription.endpoint)
+        keys = (subscription.p256dh, subscription.auth)
+        if renewed is None or (renewed.push_p256dh, renewed.push_auth) != keys:
+            raise UnknownSubscription()
+        return renewed  # this renewal, posted before
+    stale = rows.get(subscription.endpoint)
+    if stale is not None and stale.pk != old.pk:
+        # Only the browser knows its new endpoint: a row there is its own, and the choice it
+        # made before the renewal is the one it keeps.
+        stale.delete()
+    old.endpoint = subscription.endpoint
+    old.push_p256dh = subscription.p256dh
+    old.push_auth = subscription.auth
+    old.state = SubscriberState.ACTIVE
+    old.failing_since = None
+    old.last_error = ""
+    old.save(
+        update_fields=[
+            "endpoint",
+            "push_p256dh",
+            "push_auth",
+            "state",
+            "failing_since",
+            "last_error",
+        ]
+    )
+    return old
 
 
 def push_unsubscribe(*, endpoint: str, auth: str) -> bool:

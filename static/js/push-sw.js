@@ -1,6 +1,6 @@
-/* Beacon's service worker, served at /sw.js (scope: the whole page). It only shows the
- * status page's push notifications and opens the page when one is clicked: it caches
- * nothing and intercepts no request. */
+/* Beacon's service worker, served at /sw.js (scope: the whole page). It shows the status
+ * page's push notifications, opens the page when one is clicked, and tells the page when the
+ * browser renews its subscription: it caches nothing and intercepts no request. */
 "use strict";
 
 self.addEventListener("push", function (event) {
@@ -48,4 +48,49 @@ self.addEventListener("notificationclick", function (event) {
       return self.clients.openWindow(target.href);
     })
   );
+});
+
+function renewedSubscription(event) {
+  if (event.newSubscription) return Promise.resolve(event.newSubscription);
+  var options = event.oldSubscription && event.oldSubscription.options;
+  if (options && options.applicationServerKey) {
+    return self.registration.pushManager.subscribe({
+      userVisibleOnly: true,
+      applicationServerKey: options.applicationServerKey
+    });
+  }
+  return fetch(new URL("push/key/", self.registration.scope), { credentials: "same-origin" })
+    .then(function (response) {
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.json();
+    })
+    .then(function (key) {
+      return self.registration.pushManager.subscribe({
+        userVisibleOnly: true,
+        // The base64url text as served: PushManager decodes it itself.
+        applicationServerKey: key.public_key
+      });
+    });
+}
+
+// The browser renewed the subscription (or dropped it): the old endpoint will answer 410.
+// The old endpoint and auth secret prove to the page that this is the browser that subscribed,
+// so it moves that subscription, with the components chosen, to the new one.
+function resubscribe(event) {
+  var old = event.oldSubscription && event.oldSubscription.toJSON();
+  if (!old || !old.endpoint || !old.keys || !old.keys.auth) return Promise.resolve();
+  return renewedSubscription(event).then(function (renewed) {
+    var body = renewed.toJSON();
+    body.replaces = { endpoint: old.endpoint, auth: old.keys.auth };
+    return fetch(new URL("push/resubscribe/", self.registration.scope), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body)
+    });
+  });
+}
+
+self.addEventListener("pushsubscriptionchange", function (event) {
+  event.waitUntil(resubscribe(event));
 });

@@ -51,6 +51,7 @@ def test_the_service_worker_is_served_at_the_root_as_javascript(client):
     script = response.content.decode()
     assert 'addEventListener("push"' in script
     assert 'addEventListener("notificationclick"' in script
+    assert 'addEventListener("pushsubscriptionchange"' in script
     assert "worker-src 'self'" in response["Content-Security-Policy"]
 
 
@@ -253,3 +254,167 @@ def test_the_status_page_carries_the_control_hidden_with_the_components(client, 
     assert f'name="components" value="{api.public_id}"' in control
     assert "Notify me in this browser" in control
     assert "js/push." in html
+
+
+RESUBSCRIBE = "/push/resubscribe/"
+
+
+def renewal_body(old_browser, new_browser, old_n=1, new_n=2, **replaces):
+    body = new_browser.subscription(endpoint(new_n))
+    body["replaces"] = {
+        "endpoint": endpoint(old_n),
+        "auth": old_browser.subscription("")["keys"]["auth"],
+        **replaces,
+    }
+    return body
+
+
+def test_a_renewed_browser_subscription_moves_with_its_components(client):
+    api = ComponentFactory()
+    before, after = Browser(), Browser()
+    post(client, SUBSCRIBE, subscribe_body(before, components=[api.public_id]))
+
+    response = post(client, RESUBSCRIBE, renewal_body(before, after))
+    again = post(client, RESUBSCRIBE, renewal_body(before, after))
+
+    assert response.status_code == again.status_code == 200
+    assert response.json() == {"resubscribed": True}
+    assert response["Cache-Control"] == "no-store"
+    subscriber = Subscriber.objects.get()
+    assert subscriber.endpoint == endpoint(2)
+    assert (subscriber.push_p256dh, subscriber.push_auth) == (after.p256dh, b64url(after.auth))
+    assert list(subscriber.components.all()) == [api]
+
+
+def refused_as_unknown(response):
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "The subscription could not be read.",
+        "code": "unknown subscription",
+    }
+    return True
+
+
+@pytest.mark.parametrize(
+    "replaces",
+    [
+        {"auth": b64url(b"z" * 16)},  # another secret
+        {"auth": ""},
+        {"auth": None},
+        {"auth": ["a"]},
+        {"endpoint": endpoint(3)},  # nobody's
+        {"endpoint": endpoint(1) + "/"},
+        {"endpoint": None},
+        {"endpoint": "https://127.0.0.1/" + "a" * 5000},
+    ],
+)
+def test_a_renewal_without_the_old_endpoint_and_secret_is_refused(client, replaces):
+    before = Browser()
+    post(client, SUBSCRIBE, subscribe_body(before))
+
+    response = post(client, RESUBSCRIBE, renewal_body(before, Browser(), **replaces))
+
+    assert refused_as_unknown(response)
+    assert list(Subscriber.objects.values_list("endpoint", flat=True)) == [endpoint(1)]
+
+
+@pytest.mark.parametrize("replaces", [None, "https://x", [], {}])
+def test_a_renewal_that_says_nothing_of_the_old_subscription_creates_nothing(client, replaces):
+    body = {**Browser().subscription(endpoint(2)), "replaces": replaces}
+
+    response = post(client, RESUBSCRIBE, body)
+
+    assert refused_as_unknown(response)
+    assert not Subscriber.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"endpoint": "http://127.0.0.1:9/push"}, "must be reached over https"),
+        ({"endpoint": "https://127.0.0.1/" + "a" * 2000}, "too long"),
+        ({"auth": b64url(b"a" * 15)}, "keys are not valid"),
+        ({"p256dh": NOT_ON_CURVE}, "keys are not valid"),
+        ({"endpoint": "https://169.254.169.254/push"}, "push service cannot be used"),
+    ],
+)
+def test_the_renewed_subscription_is_checked_as_a_new_one(client, changes, message):
+    before = Browser()
+    post(client, SUBSCRIBE, subscribe_body(before))
+
+    response = post(client, RESUBSCRIBE, _with(renewal_body(before, Browser()), **changes))
+
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    row = Subscriber.objects.get()
+    assert (row.endpoint, row.push_auth) == (endpoint(1), b64url(before.auth))
+
+
+@pytest.mark.parametrize("host", ["10.0.0.8", "[::1]", "localhost"])
+def test_a_renewal_to_a_private_address_is_refused(client, settings, host):
+    before = Browser()
+    post(client, SUBSCRIBE, subscribe_body(before))
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = False
+    body = _with(renewal_body(before, Browser()), endpoint=f"https://{host}/push/abc")
+
+    response = post(client, RESUBSCRIBE, body)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "This browser's push service cannot be used."
+    assert Subscriber.objects.get().endpoint == endpoint(1)
+
+
+@pytest.mark.parametrize("body", [[1, 2], "{not json", b"\xff\xfe", {"replaces": {}}])
+def test_an_unreadable_renewal_is_refused(client, body):
+    response = post(client, RESUBSCRIBE, body)
+
+    assert response.status_code == 400
+    assert not Subscriber.objects.exists()
+
+
+def test_a_huge_renewal_is_refused_unread(client):
+    before = Browser()
+    post(client, SUBSCRIBE, subscribe_body(before))
+    body = renewal_body(before, Browser(), padding="x" * 20_000)
+
+    response = post(client, RESUBSCRIBE, body)
+
+    assert response.status_code == 400
+    assert "too large" in response.json()["error"]
+    assert Subscriber.objects.get().endpoint == endpoint(1)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HTTP_SEC_FETCH_SITE": "cross-site"},
+        {"HTTP_ORIGIN": "https://evil.example"},
+        {"HTTP_ORIGIN": "null"},
+    ],
+)
+def test_a_renewal_from_another_site_is_refused_even_with_the_secret(client, headers):
+    before = Browser()
+    post(client, SUBSCRIBE, subscribe_body(before))
+
+    response = post(client, RESUBSCRIBE, renewal_body(before, Browser()), **headers)
+
+    assert response.status_code == 403
+    assert Subscriber.objects.get().endpoint == endpoint(1)
+
+
+def test_renewals_count_against_the_same_limit(client, settings):
+    settings.BEACON_SUBSCRIBE_LIMIT_PER_IP = 2
+    before = Browser()
+    post(client, SUBSCRIBE, subscribe_body(before), REMOTE_ADDR="203.0.113.9")
+    guesses = [
+        post(
+            client,
+            RESUBSCRIBE,
+            renewal_body(before, Browser(), auth=b64url(bytes([n]) * 16)),
+            REMOTE_ADDR="203.0.113.9",
+        ).status_code
+        for n in range(3)
+    ]
+
+    assert guesses == [400, 429, 429]
+    assert client.get(RESUBSCRIBE).status_code == 405

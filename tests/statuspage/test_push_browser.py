@@ -5,7 +5,9 @@ Headless Chromium has no push service to reach here (subscribe() needs Google's,
 so a real subscription is not made in the browser: one test shows the control saying so,
 and one stands in for the push service (PushManager gives the subscription a browser would)
 to follow the control's posts to the server. A push handed to the worker through the
-DevTools protocol shows the notification the channel's message describes. The push round
+DevTools protocol shows the notification the channel's message describes, and the worker's
+`pushsubscriptionchange` listener, handed a renewal the same way, moves the subscription to
+its new endpoint (Chromium never fires that event itself here). The push round
 trip (VAPID, encryption, 410) is test_push.py's, with a local push service and the keys a
 browser makes.
 """
@@ -209,4 +211,105 @@ def test_the_worker_shows_what_the_push_channel_sends(live_server, browser, comp
     assert shown == [[sent["title"], sent["body"], sent["tag"], sent["url"]]]
     assert "API errors" in sent["title"] and "Requests fail for some users." in sent["body"]
     assert sent["url"].startswith(live_server.url + "/incidents/")
+    context.close()
+
+
+# Headless Chromium never fires `pushsubscriptionchange` (it has no push service to renew
+# with), and the event cannot be made with its own constructor there. So the worker's own
+# listener is given an event through the DevTools protocol (Playwright's evaluate in the
+# service worker) with the subscriptions a browser would hand it and a waitUntil that keeps
+# what the listener waits on: the listener, its fetches and the server are the real ones.
+RENEW_IN_WORKER = """async ([old, renewed, withOptions]) => {
+  const standIn = (made, options) => ({ endpoint: made.endpoint, options, toJSON: () => made });
+  self.registration.pushManager.subscribe = (options) => {
+    self.__subscribedWith = options.applicationServerKey;
+    return Promise.resolve(standIn(renewed, options));
+  };
+  const event = new Event("pushsubscriptionchange");
+  const waited = [];
+  const oldOptions = { userVisibleOnly: true, applicationServerKey: withOptions ? "given" : null };
+  Object.defineProperties(event, {
+    oldSubscription: { value: standIn(old, oldOptions) },
+    newSubscription: { value: withOptions === null ? standIn(renewed, {}) : null },
+    waitUntil: { value: (promise) => waited.push(promise) },
+  });
+  self.dispatchEvent(event);
+  const answers = await Promise.all(waited);
+  return {
+    waited: waited.length,
+    answers: await Promise.all(answers.map(async (a) => [a.status, await a.json()])),
+    subscribedWith: self.__subscribedWith === undefined ? null : self.__subscribedWith,
+  };
+}"""
+
+
+def worker_of(context, url):
+    tab = context.new_page()
+    tab.goto(url + "/")
+    tab.evaluate("navigator.serviceWorker.ready")
+    for _ in range(50):
+        if context.service_workers:
+            return context.service_workers[0]
+        tab.wait_for_timeout(100)
+    raise AssertionError("no service worker")
+
+
+@pytest.mark.parametrize(
+    ("with_options", "subscribed_with"),
+    [
+        (None, None),  # the browser gives the new subscription (newSubscription)
+        (True, "given"),  # the worker subscribes again with the old subscription's key
+        (False, "served"),  # ... or with the key the page serves at /push/key/
+    ],
+)
+def test_the_worker_moves_a_renewed_subscription_to_its_new_endpoint(
+    live_server, browser, components, settings, client, with_options, subscribed_with
+):
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = True  # the endpoints below are on 127.0.0.1
+    api, chat = components
+    before, after = Browser(), Browser()
+    old = before.subscription("https://127.0.0.1:9/push/old-" + "x" * 40)
+    renewed = after.subscription("https://127.0.0.1:9/push/new-" + "y" * 40)
+    subscribed = client.post(
+        "/push/subscribe/",
+        {**old, "components": [chat.public_id]},
+        content_type="application/json",
+        HTTP_SEC_FETCH_SITE="same-origin",
+    )
+    assert subscribed.status_code == 201
+    context = browser.new_context(permissions=["notifications"])
+    worker = worker_of(context, live_server.url)
+
+    outcome = worker.evaluate(RENEW_IN_WORKER, [old, renewed, with_options])
+
+    assert outcome["waited"] == 1
+    assert outcome["answers"] == [[200, {"resubscribed": True}]]
+    served = client.get("/push/key/").json()["public_key"]
+    expected_key = {None: None, "given": "given", "served": served}[subscribed_with]
+    assert outcome["subscribedWith"] == expected_key
+    subscriber = Subscriber.objects.get()
+    assert subscriber.endpoint == renewed["endpoint"]
+    assert subscriber.push_auth == renewed["keys"]["auth"]
+    assert list(subscriber.components.all()) == [chat]
+    context.close()
+
+
+def test_the_worker_cannot_move_a_subscription_whose_secret_it_lacks(
+    live_server, browser, components, settings, client
+):
+    settings.BEACON_WEBHOOKS_ALLOW_PRIVATE = True
+    old = Browser().subscription("https://127.0.0.1:9/push/old-" + "x" * 40)
+    client.post(
+        "/push/subscribe/", old, content_type="application/json", HTTP_SEC_FETCH_SITE="same-origin"
+    )
+    forged = {**old, "keys": {**old["keys"], "auth": Browser().subscription("")["keys"]["auth"]}}
+    renewed = Browser().subscription("https://127.0.0.1:9/push/new-" + "y" * 40)
+    context = browser.new_context(permissions=["notifications"])
+    worker = worker_of(context, live_server.url)
+
+    outcome = worker.evaluate(RENEW_IN_WORKER, [forged, renewed, None])
+
+    ((status, answer),) = outcome["answers"]
+    assert status == 400 and answer["code"] == "unknown subscription"
+    assert Subscriber.objects.get().endpoint == old["endpoint"]
     context.close()

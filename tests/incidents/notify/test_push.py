@@ -15,11 +15,19 @@ import time_machine
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.urls import reverse
+from django.utils import timezone
 
 from components.models import ComponentStatus
 from incidents import services
-from incidents.notify import delivery, vapid
-from incidents.notify.models import Channel, Delivery, DeliveryState, NotificationEvent, Subscriber
+from incidents.notify import delivery, push, vapid
+from incidents.notify.models import (
+    Channel,
+    Delivery,
+    DeliveryState,
+    NotificationEvent,
+    Subscriber,
+    SubscriberState,
+)
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import SubscriberFactory, open_incident, schedule_maintenance
 from tests.incidents.notify.push_service import Browser, b64url, verify_vapid
@@ -259,3 +267,160 @@ def test_a_configured_key_is_used_and_no_file_is_made(tmp_path, settings, client
     )
     assert served_key(client) == b64url(point)
     assert not (settings.VAR_DIR / vapid.KEY_FILE).exists()
+
+
+# The browser renews its subscription: the service worker posts the new one with the old
+# endpoint and auth secret (test_push_views.py for the endpoint, test_push_browser.py for the
+# worker). Endpoints here are the local push service's, so http: built as push_subscription_parse
+# would build them, which refuses http.
+def renewal(httpserver, browser, path):
+    made = browser.subscription(httpserver.url_for(path))
+    return push.PushSubscription(
+        endpoint=made["endpoint"], p256dh=made["keys"]["p256dh"], auth=made["keys"]["auth"]
+    )
+
+
+def test_a_renewed_subscription_keeps_its_components_and_gets_the_next_push(page, httpserver):
+    httpserver.expect_request("/push/old").respond_with_data("", status=410)
+    httpserver.expect_request("/push/new").respond_with_data("", status=201)
+    api, web = ComponentFactory(name="API"), ComponentFactory(name="Web")
+    before, after = Browser(), Browser()
+    subscriber = push_subscriber(httpserver, before, "/push/old", components=[api])
+
+    moved = push.push_resubscribe(
+        old_endpoint=subscriber.endpoint,
+        old_auth=subscriber.push_auth,
+        subscription=renewal(httpserver, after, "/push/new"),
+    )
+
+    assert moved.pk == subscriber.pk
+    assert Subscriber.objects.get().endpoint == httpserver.url_for("/push/new")
+    assert list(moved.components.all()) == [api]
+    assert not moved.all_components
+    open_incident(name="API errors", component_statuses={api: ComponentStatus.MAJOR_OUTAGE})
+    open_incident(name="Web slow", component_statuses={web: ComponentStatus.DEGRADED_PERFORMANCE})
+    deliver_all()
+    (request,) = [request for request, _ in httpserver.log]
+    assert request.path == "/push/new"
+    assert "API errors" in after.decrypt(request.get_data())["title"]
+    with pytest.raises(Exception):  # noqa: B017 - http_ece's own error for a wrong key
+        before.decrypt(request.get_data())
+    assert Delivery.objects.get().state == DeliveryState.SENT
+
+
+def test_the_same_renewal_posted_twice_changes_nothing_the_second_time(page, httpserver):
+    api = ComponentFactory()
+    subscriber = push_subscriber(httpserver, Browser(), "/push/old", components=[api])
+    renewed = renewal(httpserver, Browser(), "/push/new")
+
+    first = push.push_resubscribe(
+        old_endpoint=subscriber.endpoint, old_auth=subscriber.push_auth, subscription=renewed
+    )
+    second = push.push_resubscribe(
+        old_endpoint=subscriber.endpoint, old_auth=subscriber.push_auth, subscription=renewed
+    )
+
+    assert first.pk == second.pk == subscriber.pk
+    assert Subscriber.objects.count() == 1
+    assert list(Subscriber.objects.get().components.all()) == [api]
+
+
+def test_a_renewal_with_only_new_keys_at_the_same_endpoint_takes_them(page, httpserver):
+    subscriber = push_subscriber(httpserver, Browser(), "/push/same")
+    renewed = renewal(httpserver, Browser(), "/push/same")
+
+    push.push_resubscribe(
+        old_endpoint=subscriber.endpoint, old_auth=subscriber.push_auth, subscription=renewed
+    )
+
+    row = Subscriber.objects.get()
+    assert (row.push_p256dh, row.push_auth) == (renewed.p256dh, renewed.auth)
+
+
+def test_a_renewal_revives_a_subscriber_that_was_failing(page, httpserver):
+    subscriber = push_subscriber(
+        httpserver,
+        Browser(),
+        "/push/old",
+        state=SubscriberState.QUARANTINED,
+        failing_since=timezone.now(),
+        last_error="HTTP 500",
+    )
+
+    push.push_resubscribe(
+        old_endpoint=subscriber.endpoint,
+        old_auth=subscriber.push_auth,
+        subscription=renewal(httpserver, Browser(), "/push/new"),
+    )
+
+    row = Subscriber.objects.get()
+    assert (row.state, row.failing_since, row.last_error) == (SubscriberState.ACTIVE, None, "")
+
+
+def test_a_row_already_at_the_new_endpoint_gives_way_to_the_renewed_choice(page, httpserver):
+    api = ComponentFactory()
+    subscriber = push_subscriber(httpserver, Browser(), "/push/old", components=[api])
+    after = Browser()
+    push_subscriber(httpserver, after, "/push/new")
+
+    push.push_resubscribe(
+        old_endpoint=subscriber.endpoint,
+        old_auth=subscriber.push_auth,
+        subscription=renewal(httpserver, after, "/push/new"),
+    )
+
+    row = Subscriber.objects.get()
+    assert (row.pk, row.endpoint) == (subscriber.pk, httpserver.url_for("/push/new"))
+    assert list(row.components.all()) == [api]
+
+
+@pytest.mark.parametrize(
+    "old_auth",
+    [b64url(b"w" * 16), b64url(b"w" * 15), "", "not base64 at all!", "A" * 5000],
+)
+def test_a_renewal_with_the_wrong_auth_secret_is_refused_and_changes_nothing(
+    page, httpserver, old_auth
+):
+    subscriber = push_subscriber(httpserver, Browser(), "/push/old")
+
+    with pytest.raises(push.UnknownSubscription):
+        push.push_resubscribe(
+            old_endpoint=subscriber.endpoint,
+            old_auth=old_auth,
+            subscription=renewal(httpserver, Browser(), "/push/new"),
+        )
+
+    row = Subscriber.objects.get()
+    assert (row.endpoint, row.push_auth) == (subscriber.endpoint, subscriber.push_auth)
+
+
+def test_a_renewal_of_an_unknown_subscription_creates_nothing(page, httpserver):
+    subscriber = push_subscriber(httpserver, Browser(), "/push/old")
+
+    for old_endpoint in [httpserver.url_for("/push/other"), "", subscriber.endpoint + "x"]:
+        with pytest.raises(push.UnknownSubscription):
+            push.push_resubscribe(
+                old_endpoint=old_endpoint,
+                old_auth=subscriber.push_auth,
+                subscription=renewal(httpserver, Browser(), "/push/new"),
+            )
+
+    assert list(Subscriber.objects.values_list("endpoint", flat=True)) == [subscriber.endpoint]
+
+
+def test_a_renewal_cannot_take_over_another_browsers_endpoint_without_its_keys(page, httpserver):
+    """Someone else's old secret and a stranger's endpoint with made-up keys: no row moves."""
+    theirs = push_subscriber(httpserver, Browser(), "/push/theirs")
+    mine = push_subscriber(httpserver, Browser(), "/push/mine")
+
+    with pytest.raises(push.UnknownSubscription):
+        push.push_resubscribe(
+            old_endpoint=theirs.endpoint,
+            old_auth=mine.push_auth,
+            subscription=renewal(httpserver, Browser(), "/push/mine"),
+        )
+
+    assert set(Subscriber.objects.values_list("endpoint", "push_auth")) == {
+        (theirs.endpoint, theirs.push_auth),
+        (mine.endpoint, mine.push_auth),
+    }

@@ -245,8 +245,9 @@ def reports_chart_svg(
     row_y += -(-len(chart.components) // LEGEND_COLUMNS) * LEGEND_ROW
     parts.append(
         format_html(
-            '<text class="rc-legend-heading" x="0" y="{}" fill="currentColor">By symptom</text>',
+            '<text class="rc-legend-heading" x="0" y="{}" fill="currentColor">{}</text>',
             row_y,
+            gettext("By symptom"),
         )
     )
     parts.append(_legend(chart.symptoms, row_y + LEGEND_ROW, swatches=False))

@@ -304,17 +304,19 @@ CHART_MAX_AGE = 60  # the chart is rendered once a minute
 
 @require_safe
 def chart(request: HttpRequest) -> HttpResponse:
-    """The stored chart, without PostgreSQL. Rendered here only when nothing is stored yet
+    """The stored chart in the language of the address (page_language: its prefix's, else
+    the page's default), without PostgreSQL. Rendered here only when nothing is stored yet
     (a fresh setting, a new host): with the database away, a placeholder chart instead, so
     the page's image is never broken. 404 while the setting is off and nothing is stored."""
-    stored = stored_chart()
+    language = get_language()
+    stored = stored_chart(language=language)
     if stored is None:
         try:
             page = PageSettings.load()
-            if not page.show_reports_chart:
+            if not page.show_reports_chart or language not in page.languages:
                 raise Http404("The reports chart is not shown.")
             reports_chart_publish(now=timezone.now())
-            stored = stored_chart()
+            stored = stored_chart(language=language)
         except DatabaseError as error:
             if not database_unreachable(error):
                 raise

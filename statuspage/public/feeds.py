@@ -148,6 +148,11 @@ def _feed_language() -> str:
     return "en-US" if language == "en" else language
 
 
+def _page_link(base_url: str, prefix: str) -> str:
+    """The page a feed belongs to: the status page, under the feed's language prefix."""
+    return f"{base_url}{prefix}/" if prefix else base_url
+
+
 def _language_prefix(request: HttpRequest) -> str:
     """`/de` for a feed asked for under a language's prefix (the language middleware handed
     the view the path without it), else "": its own address and page link keep it."""
@@ -193,8 +198,11 @@ def atom_feed(
     language = _feed_language()
     xml.startElement("feed", {"xml:lang": language, "xmlns": "http://www.w3.org/2005/Atom"})  # type: ignore[arg-type]
     xml.addQuickElement("id", f"tag:{host},2005:{prefix}{path.removesuffix('.atom')}")
-    page_link = base_url + prefix + ("/" if prefix else "")
-    xml.addQuickElement("link", None, {"rel": "alternate", "type": "text/html", "href": page_link})
+    xml.addQuickElement(
+        "link",
+        None,
+        {"rel": "alternate", "type": "text/html", "href": _page_link(base_url, prefix)},
+    )
     xml.addQuickElement(
         "link",
         None,
@@ -233,7 +241,7 @@ def rss_feed(
     feed = _RssFeed(
         updated=feed_updated(page, incidents),
         title=one_line(title),
-        link=base_url + prefix + ("/" if prefix else ""),
+        link=_page_link(base_url, prefix),
         feed_url=base_url + prefix + path,
     )
     for incident in incidents:

@@ -12,6 +12,7 @@ A batch posts to all its webhooks at once, so endpoints that hang cost it one ti
 one each, and it answers within its deadline whatever they do.
 """
 
+import abc
 import asyncio
 import contextvars
 import hashlib
@@ -265,7 +266,7 @@ def _http_error(response: httpx.Response) -> str:
     return error
 
 
-class PostingSender:
+class PostingSender(abc.ABC):
     """A channel whose every delivery is one HTTP POST (webhooks, browser push): the batch
     is posted all at once, within its deadline. A channel says what to post (`request`) and
     may judge each answer (`judged`)."""
@@ -276,11 +277,12 @@ class PostingSender:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        pass
+    def __exit__(self, *exc: object) -> None:  # noqa: B027 - nothing to close: no connection is kept
+        return None
 
+    @abc.abstractmethod
     def request(self, delivery: Delivery) -> Request | Outcome:
-        raise NotImplementedError
+        """What to post for this delivery, or the Outcome when nothing can be posted."""
 
     def judged(self, delivery: Delivery, outcome: Outcome) -> Outcome:
         return outcome

@@ -113,6 +113,12 @@ class Postmortem:
         )
 
     @property
+    def users_affected_display(self) -> str:
+        if self.users_affected_percent is None:
+            return ""
+        return format_percent(self.users_affected_percent)
+
+    @property
     def is_empty(self) -> bool:
         return not (
             self.summary.strip()

@@ -136,22 +136,15 @@ class ActionItemForm(forms.Form):
         return due
 
 
-TimelineFormSet = forms.formset_factory(
-    TimelineEntryForm,
-    extra=2,
-    can_delete=True,
-    max_num=MAX_TIMELINE_ENTRIES,
-    absolute_max=MAX_TIMELINE_ENTRIES,
-    validate_max=True,
-)
-ActionItemFormSet = forms.formset_factory(
-    ActionItemForm,
-    extra=2,
-    can_delete=True,
-    max_num=MAX_ACTION_ITEMS,
-    absolute_max=MAX_ACTION_ITEMS,
-    validate_max=True,
-)
+def _rows(form: type[forms.Form], most: int) -> type[forms.BaseFormSet]:
+    """Rows staff add and delete, at most `most` of them (more is a form error, not a 500)."""
+    return forms.formset_factory(
+        form, extra=2, can_delete=True, max_num=most, absolute_max=most, validate_max=True
+    )
+
+
+TimelineFormSet = _rows(TimelineEntryForm, MAX_TIMELINE_ENTRIES)
+ActionItemFormSet = _rows(ActionItemForm, MAX_ACTION_ITEMS)
 
 
 class PostmortemEditor:

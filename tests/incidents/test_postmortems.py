@@ -98,7 +98,7 @@ def test_markdown_has_every_section_with_figures_timeline_and_actions():
     assert markdown.split("\n\n")[:2] == ["## Summary", "A **deploy** broke the API."]
     assert (
         "## Impact\n\nRequests failed.\n\n"
-        "- Duration of impact: 42 minutes\n- Users affected: 12.5 %" in markdown
+        "- Minutes of impact: 42\n- Users affected: 12.5 %" in markdown
     )
     assert "## Timeline\n\n- 2026-03-01 14:05 UTC: Alerts \\*fired\\*" in markdown
     assert "## Root cause\n\nA missing index." in markdown

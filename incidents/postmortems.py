@@ -18,6 +18,7 @@ from django.utils.translation import gettext, gettext_lazy
 
 from components.models import Component, ComponentStatusChange
 from incidents.models import MAX_POSTMORTEM_BODY, AffectedComponent, Incident
+from statuspage.lib.local_format import format_percent as local_percent
 from statuspage.lib.text import one_line
 
 # Caps the editor holds staff to (the composed Markdown is also held to MAX_POSTMORTEM_BODY).
@@ -114,9 +115,10 @@ class Postmortem:
 
     @property
     def users_affected_display(self) -> str:
+        """The share in the active language's form ("12,5 %")."""
         if self.users_affected_percent is None:
             return ""
-        return format_percent(self.users_affected_percent)
+        return local_percent(percent_digits(self.users_affected_percent))
 
     @property
     def is_empty(self) -> bool:
@@ -203,12 +205,12 @@ def _figures(postmortem: Postmortem) -> list[str]:
     if postmortem.users_affected_percent is not None:
         figures.append(
             gettext("Users affected: %(percent)s %%")
-            % {"percent": format_percent(postmortem.users_affected_percent)}
+            % {"percent": percent_digits(postmortem.users_affected_percent)}
         )
     return figures
 
 
-def format_percent(value: float) -> str:
+def percent_digits(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 

@@ -468,3 +468,36 @@ def test_an_old_free_form_postmortem_still_edits_on_the_change_page(client, resp
     assert 'name="postmortem_body"' in change.text
     public = client.get(incident.get_absolute_url()).text
     assert "Old text." in public and "postmortem-sections" not in public
+
+
+def test_a_structured_postmortem_publishes_from_the_change_page_unchanged(client, responder):
+    incident = resolved_incident()
+    services.postmortem_save_draft(incident=incident, structured=full_postmortem(incident))
+    incident.refresh_from_db()
+    url = reverse("admin:incidents_incident_change", args=[incident.pk])
+
+    change = client.get(url)
+    assert change.status_code == 200
+    assert 'name="postmortem_body"' not in change.text  # written in the editor
+    data = {
+        "name": incident.name,
+        "publish_postmortem": "on",
+        "updates-TOTAL_FORMS": incident.updates.count(),
+        "updates-INITIAL_FORMS": incident.updates.count(),
+    }
+    for i, update in enumerate(incident.updates.all()):
+        day, time = local(update.display_at)
+        data |= {
+            f"updates-{i}-id": update.pk,
+            f"updates-{i}-incident": incident.pk,
+            f"updates-{i}-body": update.body,
+            f"updates-{i}-display_at_0": day,
+            f"updates-{i}-display_at_1": time,
+        }
+    response = client.post(url, data)
+
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.postmortem_published_at is not None
+    assert incident.postmortem["root_cause"] == "A missing index."
+    assert incident.postmortem_body == postmortem_markdown(full_postmortem(incident))

@@ -33,7 +33,7 @@ def test_the_incident_page_escapes_every_section(client, published, django_asser
 
     assert "<script>alert" not in html and "onerror" not in html
     assert "<h3>Root cause</h3>" in html and "<dt>Minutes of impact</dt><dd>42</dd>" in html
-    assert "12.5 %" in html
+    assert "<dd>12.5%</dd>" in html
 
 
 def test_api_v1_and_the_webhook_body_carry_the_composed_markdown(client, published, manage_api):
@@ -68,3 +68,14 @@ def test_the_feed_entry_carries_the_postmortem(client, published):
 
     assert "<strong>Postmortem</strong>" in content and "A missing index." in content
     assert "<script" not in content and "onerror" not in content
+
+
+def test_the_german_page_has_german_headings_and_figures(client, published):
+    incident, _ = published
+
+    response = client.get("/de" + incident.get_absolute_url())
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<h3>Ursache</h3>" in html and "<h3>Zeitleiste</h3>" in html
+    assert "<dd>12,5\u00a0%</dd>" in html

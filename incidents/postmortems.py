@@ -199,8 +199,7 @@ def _figures(postmortem: Postmortem) -> list[str]:
     figures = []
     if postmortem.impact_minutes is not None:
         figures.append(
-            gettext("Minutes of impact: %(minutes)s")
-            % {"minutes": postmortem.impact_minutes}
+            gettext("Minutes of impact: %(minutes)s") % {"minutes": postmortem.impact_minutes}
         )
     if postmortem.users_affected_percent is not None:
         figures.append(

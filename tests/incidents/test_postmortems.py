@@ -501,3 +501,16 @@ def test_a_structured_postmortem_publishes_from_the_change_page_unchanged(client
     assert incident.postmortem_published_at is not None
     assert incident.postmortem["root_cause"] == "A missing index."
     assert incident.postmortem_body == postmortem_markdown(full_postmortem(incident))
+
+
+def test_a_post_without_the_rows_management_data_is_a_form_error_not_a_500(client, responder):
+    incident = resolved_incident()
+
+    preview = client.post(preview_url(incident), {"summary": "x"})
+    saved = client.post(editor_url(incident), {"summary": "x", "_save": "1"})
+
+    assert preview.status_code == 200 and "Correct these first" in preview.text
+    assert saved.status_code == 200 and "errornote" in saved.text
+    assert client.get(preview_url(incident)).status_code == 405
+    incident.refresh_from_db()
+    assert incident.postmortem == {}

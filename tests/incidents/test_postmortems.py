@@ -6,6 +6,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
@@ -453,7 +454,9 @@ def test_a_maintenance_has_no_postmortem_editor(client, responder):
 
 
 def test_staff_who_cannot_change_incidents_cannot_open_the_editor(client):
-    sign_in_staff(client, StaffFactory(groups=["Viewers"]))
+    viewer = StaffFactory()
+    viewer.user_permissions.add(Permission.objects.get(codename="view_incident"))
+    sign_in_staff(client, viewer)
     incident = resolved_incident()
 
     assert client.get(editor_url(incident)).status_code == 403

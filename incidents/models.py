@@ -200,6 +200,10 @@ class Incident(models.Model):
         help_text="Markdown.",
     )
     postmortem_published_at = models.DateTimeField(null=True, blank=True)
+    # The structured postmortem (incidents/postmortems.py): its sections, impact figures,
+    # timeline and action items; `postmortem_body` is their Markdown. Empty for a postmortem
+    # written free-form.
+    postmortem = models.JSONField(default=dict, blank=True, editable=False)
     scheduled_for = models.DateTimeField(null=True, blank=True)
     scheduled_until = models.DateTimeField(null=True, blank=True)
     scheduled_auto_in_progress = models.BooleanField(

@@ -14,6 +14,7 @@ from components.publishing import public_write
 from components.status import component_status_state
 from components.status_choices import as_component_status
 from incidents.models import (
+    MAX_POSTMORTEM_BODY,
     AffectedComponent,
     Impact,
     ImpactOverride,
@@ -28,6 +29,7 @@ from incidents.models import (
     is_incident_status,
 )
 from incidents.notify.events import event_for_postmortem, event_for_update
+from incidents.postmortems import Postmortem, postmortem_markdown
 from statuspage.lib.text import control_character_error
 
 MAINTENANCE_STARTED_BODY = (
@@ -353,13 +355,19 @@ def incident_resolve(
 
 
 def postmortem_publish(
-    *, incident: Incident, body: str | None = None, notify_subscribers: bool = True
+    *,
+    incident: Incident,
+    body: str | None = None,
+    structured: Postmortem | None = None,
+    notify_subscribers: bool = True,
 ) -> Incident:
-    """Publish the postmortem; subscribers hear of it once, the first time it is published."""
+    """Publish the postmortem; subscribers hear of it once, the first time it is published,
+    and only if `notify_subscribers`. A `body` or a `structured` postmortem given is saved
+    first, as postmortem_save_draft would."""
     with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
-        if body is not None:
-            incident.postmortem_body = body.strip()
+        if body is not None or structured is not None:
+            _write_postmortem(incident, body=body or "", structured=structured)
         if not incident.postmortem_body:
             raise ValidationError({"postmortem_body": "Write the postmortem before publishing it."})
         if incident.is_maintenance or incident.status not in (
@@ -561,16 +569,39 @@ def incident_delete(*, incident: Incident) -> None:
         Incident.objects.filter(pk=incident.pk).delete()
 
 
-def postmortem_save_draft(*, incident: Incident, body: str) -> Incident:
-    """Write the postmortem without publishing it (a published one shows the new text)."""
+def postmortem_save_draft(
+    *, incident: Incident, body: str = "", structured: Postmortem | None = None
+) -> Incident:
+    """Write the postmortem without publishing it (a published one shows the new text).
+
+    A `structured` postmortem is stored with its Markdown as the body; a free-form `body`
+    replaces any structured one.
+    """
     with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
-        if incident.is_maintenance:
-            raise ValidationError("A maintenance has no postmortem.")
-        incident.postmortem_body = (body or "").strip()
+        _write_postmortem(incident, body=body, structured=structured)
         incident.updated_at = timezone.now()
-        incident.save(update_fields=["postmortem_body", "updated_at"])
+        incident.save(update_fields=["postmortem_body", "postmortem", "updated_at"])
     return incident
+
+
+def _write_postmortem(incident: Incident, *, body: str, structured: Postmortem | None) -> None:
+    if incident.is_maintenance:
+        raise ValidationError("A maintenance has no postmortem.")
+    if structured is not None and not structured.is_empty:
+        body = postmortem_markdown(structured)
+        incident.postmortem = structured.to_json()
+    else:
+        incident.postmortem = {}
+    body = (body or "").strip()
+    if len(body) > MAX_POSTMORTEM_BODY:
+        raise ValidationError(
+            {
+                "postmortem_body": f"The postmortem is too long: at most {MAX_POSTMORTEM_BODY:,} "
+                f"characters of Markdown, this one is {len(body):,}."
+            }
+        )
+    incident.postmortem_body = body
 
 
 def postmortem_revert(*, incident: Incident) -> Incident:
@@ -594,12 +625,19 @@ def postmortem_delete(*, incident: Incident) -> Incident:
         if not incident.postmortem_body and incident.postmortem_published_at is None:
             raise ValidationError("The incident has no postmortem.")
         incident.postmortem_body = ""
+        incident.postmortem = {}
         incident.postmortem_published_at = None
         if incident.status == IncidentStatus.POSTMORTEM:
             incident.status = IncidentStatus.RESOLVED
         incident.updated_at = timezone.now()
         incident.save(
-            update_fields=["postmortem_body", "postmortem_published_at", "status", "updated_at"]
+            update_fields=[
+                "postmortem_body",
+                "postmortem",
+                "postmortem_published_at",
+                "status",
+                "updated_at",
+            ]
         )
     return incident
 

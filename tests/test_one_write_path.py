@@ -43,6 +43,7 @@ from incidents.models import (
     IncidentUpdate,
     IncidentUpdateTranslation,
 )
+from incidents.services import incident_resolve
 from incidents.tasks import advance_scheduled_maintenances
 from statuspage.models import PageSettings
 from statuspage.public import public_cache
@@ -61,6 +62,7 @@ from tests.incidents.factories import (
 )
 from tests.incidents.test_admin import add_data as incident_add_data
 from tests.incidents.test_admin import change_data as incident_change_data
+from tests.incidents.test_postmortems import editor_data as postmortem_editor_data
 from tests.statuspage.test_api_v1_components import api_for
 
 pytestmark = pytest.mark.django_db
@@ -326,6 +328,16 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
                     "translations-0-language": "de",
                     "translations-0-body": "Langsame Anmeldungen.",
                 },
+            )
+        ),
+    )
+    incident_resolve(incident=translated.incident)
+    run(
+        "admin publishes a structured postmortem in the editor",
+        lambda: posted(
+            client.post(
+                reverse("admin:incidents_incident_postmortem", args=[translated.incident.pk]),
+                postmortem_editor_data(translated.incident) | {"_publish": "1"},
             )
         ),
     )

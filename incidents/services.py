@@ -24,6 +24,7 @@ from incidents.models import (
     IncidentStatusValue,
     IncidentUpdate,
     IncidentUpdateTranslation,
+    MaintenanceSeries,
     is_impact_override,
     is_incident_status,
 )
@@ -64,6 +65,8 @@ def incident_create(
     auto_component: Component | None = None,
     internal: bool = False,
     author: User | None = None,
+    series: MaintenanceSeries | None = None,
+    series_occurrence: datetime | None = None,
 ) -> Incident:
     """Open an incident (or schedule a maintenance) together with its first update.
 
@@ -129,6 +132,8 @@ def incident_create(
             auto_component=auto_component,
             internal=internal,
             created_by=author,
+            series=series,
+            series_occurrence=series_occurrence,
         )
         incident.components.add(*affected_components)
         incident_post_update(

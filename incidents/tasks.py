@@ -3,7 +3,7 @@ import logging
 import httpx
 from celery import current_app, shared_task
 
-from incidents import services
+from incidents import series, services
 from incidents.automatic import staff_email, staff_notices_flush, staff_webhook
 from incidents.notify import delivery, events
 from incidents.notify.channels.email import MailRefused, subscription_email_send
@@ -15,6 +15,7 @@ logger = logging.getLogger("beacon.notify")
 
 @shared_task
 def advance_scheduled_maintenances() -> None:
+    series.series_materialise()
     events.maintenance_reminders_due()
     services.maintenances_advance_due()
 

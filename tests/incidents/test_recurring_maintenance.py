@@ -1,0 +1,376 @@
+"""Recurring maintenance: rules, occurrences made ahead, edits, the calendar and the page."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from dateutil.rrule import rrulestr
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from icalendar import Calendar
+
+from incidents import series as series_services
+from incidents import tasks
+from incidents.models import Incident, IncidentStatus, MaintenanceSeries
+from incidents.recurrence import RuleError, monthly_rule, parse_rule, weekly_rule
+from incidents.services import incident_create
+from statuspage.public.feeds import maintenance_calendar
+from tests.components.factories import ComponentFactory
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)  # before Berlin moves to summer time (28 March)
+
+
+def make_series(**kwargs) -> MaintenanceSeries:
+    kwargs.setdefault("name", "Weekly database patching")
+    kwargs.setdefault("body", "We patch the **database**.")
+    kwargs.setdefault("rule", "FREQ=WEEKLY;BYDAY=MO")
+    kwargs.setdefault("dtstart", datetime(2027, 3, 15, 2, 0, tzinfo=BERLIN))
+    kwargs.setdefault("time_zone", "Europe/Berlin")
+    kwargs.setdefault("duration", timedelta(hours=1))
+    kwargs.setdefault("now", NOW)
+    return series_services.series_create(**kwargs)
+
+
+def occurrences(series) -> list[Incident]:
+    return list(Incident.objects.filter(series=series).order_by("series_occurrence"))
+
+
+# Rules
+
+
+@pytest.mark.parametrize(
+    ("rule", "duration", "says"),
+    [
+        ("", None, "Give a recurrence rule"),
+        ("FREQ=SECONDLY", None, "at most daily"),
+        ("FREQ=MINUTELY;INTERVAL=5", None, "at most daily"),
+        ("FREQ=HOURLY", None, "at most daily"),
+        ("FREQ=DAILY;BYHOUR=1,2,3", None, "cannot have BYHOUR"),
+        ("FREQ=DAILY;BYMINUTE=0,30", None, "cannot have BYMINUTE"),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", None, "cannot have BYMONTH, BYMONTHDAY"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", None, "no occurrences"),
+        ("FREQ=WEEKLY;COUNT=1001", None, "between 1 and 1000"),
+        ("FREQ=WEEKLY;COUNT=0", None, "between 1 and 1000"),
+        ("FREQ=WEEKLY;COUNT=99999999999999999999", None, "between 1 and 1000"),
+        ("FREQ=WEEKLY;INTERVAL=0", None, "between 1 and 1000"),
+        ("FREQ=WEEKLY;UNTIL=20200101T000000Z", None, "before the first start"),
+        ("FREQ=WEEKLY;UNTIL=tomorrow", None, "UNTIL must be a date"),
+        ("FREQ=WEEKLY;UNTIL=20281301", None, "UNTIL must be a date"),
+        ("FREQ=WEEKLY;COUNT=3;UNTIL=20280101", None, "not both"),
+        ("FREQ=WEEKLY;FREQ=DAILY", None, "twice"),
+        ("FREQ=FORTNIGHTLY", None, "Choose FREQ"),
+        ("BYDAY=MO", None, "Choose FREQ"),
+        ("FREQ=WEEKLY;BYDAY=XX", None, "cannot be read"),
+        ("FREQ=WEEKLY\nDTSTART:20200101T000000", None, "line break"),
+        ("FREQ=WEEKLY\x00", None, "control character"),
+        ("FREQ=WEEKLY;X-NAME=1", None, "not a part"),
+        ("FREQ=WEEKLY;" + "BYDAY=MO;" * 100, None, "under 500"),
+        ("FREQ=DAILY", timedelta(hours=25), "before the next one starts"),
+        ("FREQ=WEEKLY", timedelta(0), "positive"),
+        ("FREQ=YEARLY", timedelta(days=8), "at most 7 days"),
+    ],
+)
+def test_hostile_rules_are_refused_with_a_reason(rule, duration, says):
+    with pytest.raises(RuleError, match=says):
+        parse_rule(
+            rule,
+            dtstart=datetime(2027, 3, 15, 2, 0),
+            time_zone="Europe/Berlin",
+            duration=duration,
+        )
+
+
+def test_a_rule_is_normalised_and_its_local_until_kept_in_utc():
+    recurrence = parse_rule(
+        "rrule:freq=weekly;byday=mo;until=20270401",
+        dtstart=datetime(2027, 3, 15, 2, 0),
+        time_zone="Europe/Berlin",
+        duration=timedelta(hours=1),
+    )
+    assert recurrence.text == "FREQ=WEEKLY;BYDAY=MO;UNTIL=20270401T215959Z"
+    assert recurrence.dtstart == datetime(2027, 3, 15, 2, 0, tzinfo=BERLIN)
+
+
+def test_an_unknown_time_zone_is_refused():
+    with pytest.raises(RuleError, match="time zone"):
+        parse_rule("FREQ=WEEKLY", dtstart=datetime(2027, 3, 15, 2, 0), time_zone="Mars/Olympus")
+
+
+def test_the_builders_write_weekly_and_monthly_rules():
+    assert weekly_rule(["FR", "MO"]) == "FREQ=WEEKLY;BYDAY=MO,FR"
+    assert weekly_rule(["TU"], interval=2) == "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU"
+    assert monthly_rule(nth=2, weekday="TU") == "FREQ=MONTHLY;BYDAY=2TU"
+    with pytest.raises(RuleError):
+        weekly_rule([])
+    with pytest.raises(RuleError):
+        monthly_rule(nth=5, weekday="TU")
+
+
+@pytest.mark.django_db
+def test_a_series_refused_is_not_written(page):
+    with pytest.raises(ValidationError) as refused:
+        make_series(name="Patch\r\nBcc: x", rule="FREQ=HOURLY")
+    assert set(refused.value.message_dict) == {"name", "rule"}
+    assert not MaintenanceSeries.objects.exists()
+    assert not Incident.objects.exists()
+
+
+# Occurrences
+
+
+@pytest.mark.django_db
+def test_weekly_in_berlin_keeps_its_local_wall_clock_across_dst(page):
+    series = make_series()
+
+    made = occurrences(series)
+
+    local = [incident.scheduled_for.astimezone(BERLIN) for incident in made]
+    assert [moment.date().isoformat() for moment in local] == [
+        "2027-03-15",
+        "2027-03-22",
+        "2027-03-29",
+        "2027-04-05",
+    ]
+    assert {(moment.hour, moment.minute) for moment in local} == {(2, 0)}
+    # One hour apart in UTC: winter time, then summer time.
+    assert [incident.scheduled_for.astimezone(UTC).hour for incident in made] == [1, 1, 0, 0]
+    assert all(i.scheduled_until - i.scheduled_for == timedelta(hours=1) for i in made)
+    assert all(i.status == IncidentStatus.SCHEDULED and i.is_maintenance for i in made)
+    assert made[0].updates.get().body == "We patch the **database**."
+
+
+@pytest.mark.django_db
+def test_monthly_on_the_second_tuesday(page):
+    with time_machine.travel(datetime(2027, 1, 1, tzinfo=UTC), tick=False):
+        series = make_series(
+            rule=monthly_rule(nth=2, weekday="TU"),
+            dtstart=datetime(2027, 1, 1, 22, 0, tzinfo=UTC),
+            time_zone="UTC",
+            now=None,
+        )
+        starts = series_services.series_preview(series, count=4)
+    assert [start.date().isoformat() for start in starts] == [
+        "2027-01-12",
+        "2027-02-09",
+        "2027-03-09",
+        "2027-04-13",
+    ]
+    assert [i.scheduled_for for i in occurrences(series)] == starts[:1]
+
+
+@pytest.mark.django_db
+def test_a_skipped_start_is_not_made(page):
+    skipped = datetime(2027, 3, 22, 2, 0, tzinfo=BERLIN)
+    series = make_series(exdates=[skipped])
+
+    starts = [incident.scheduled_for for incident in occurrences(series)]
+
+    assert skipped not in starts
+    assert len(starts) == 3
+
+
+@pytest.mark.django_db
+def test_making_occurrences_twice_makes_nothing_new(page):
+    series = make_series()
+    assert len(occurrences(series)) == 4
+
+    assert series_services.series_materialise(now=NOW) == 0
+    assert series_services.series_materialise(now=NOW + timedelta(days=7)) == 1
+    assert len(occurrences(series)) == 5
+
+
+@pytest.mark.django_db
+def test_the_unique_constraint_refuses_a_second_incident_for_one_start(page):
+    series = make_series()
+    first = occurrences(series)[0]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        incident_create(
+            kind="maintenance",
+            name="Again",
+            status=IncidentStatus.SCHEDULED,
+            scheduled_for=first.scheduled_for,
+            scheduled_until=first.scheduled_until,
+            series=series,
+            series_occurrence=first.series_occurrence,
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_runs_make_each_occurrence_once(page):
+    with time_machine.travel(NOW - timedelta(days=60), tick=False):
+        series = make_series(now=NOW - timedelta(days=60))
+    Incident.objects.all().delete()
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def run():
+        try:
+            barrier.wait()
+            series_services.series_materialise(now=NOW)
+        except Exception as error:  # pragma: no cover - the assertion shows it
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    starts = [incident.series_occurrence for incident in occurrences(series)]
+    assert len(starts) == 4
+    assert len(set(starts)) == 4
+
+
+@pytest.mark.django_db
+def test_an_occurrence_starts_and_completes_through_the_maintenance_task(page):
+    api = ComponentFactory(name="API")
+    series = make_series(components=[api])
+    first = occurrences(series)[0]
+
+    with time_machine.travel(first.scheduled_for + timedelta(seconds=5), tick=False):
+        tasks.advance_scheduled_maintenances()
+    first.refresh_from_db()
+    api.refresh_from_db()
+    assert first.status == IncidentStatus.IN_PROGRESS
+    assert api.status == "under_maintenance"
+
+    with time_machine.travel(first.scheduled_until + timedelta(seconds=5), tick=False):
+        tasks.advance_scheduled_maintenances()
+    first.refresh_from_db()
+    api.refresh_from_db()
+    assert first.status == IncidentStatus.COMPLETED
+    assert api.status == "operational"
+    # The run also made the occurrence that came into the horizon.
+    assert len(occurrences(series)) == 5
+
+
+# Editing
+
+
+@pytest.mark.django_db
+def test_editing_the_series_remakes_only_future_unstarted_unedited_occurrences(page):
+    series = make_series()
+    started, edited, plain, _last = occurrences(series)
+    Incident.objects.filter(pk=started.pk).update(status=IncidentStatus.IN_PROGRESS)
+    series_services.series_occurrence_detach(incident=edited)
+    Incident.objects.filter(pk=edited.pk).update(name="Moved to a bigger window")
+
+    series_services.series_update(
+        series=series, name="Database patching", duration=timedelta(hours=2), now=NOW
+    )
+
+    after = {incident.series_occurrence: incident for incident in occurrences(series)}
+    assert after[started.series_occurrence].pk == started.pk
+    assert after[started.series_occurrence].name == "Weekly database patching"
+    assert after[edited.series_occurrence].name == "Moved to a bigger window"
+    remade = after[plain.series_occurrence]
+    assert remade.pk != plain.pk
+    assert remade.name == "Database patching"
+    assert remade.scheduled_until - remade.scheduled_for == timedelta(hours=2)
+
+
+@pytest.mark.django_db
+def test_a_new_rule_drops_starts_it_no_longer_gives(page):
+    series = make_series()
+    series_services.series_update(series=series, rule="FREQ=WEEKLY;BYDAY=TU", now=NOW)
+    days = {i.scheduled_for.astimezone(BERLIN).strftime("%a") for i in occurrences(series)}
+    assert days == {"Tue"}
+
+
+@pytest.mark.django_db
+def test_a_bad_series_edit_changes_nothing(page):
+    series = make_series()
+    before = [incident.pk for incident in occurrences(series)]
+    with pytest.raises(ValidationError):
+        series_services.series_update(series=series, rule="FREQ=MINUTELY", now=NOW)
+    series.refresh_from_db()
+    assert series.rule == "FREQ=WEEKLY;BYDAY=MO"
+    assert [incident.pk for incident in occurrences(series)] == before
+
+
+@pytest.mark.django_db
+def test_cancelling_one_occurrence_skips_it_for_good(page):
+    series = make_series()
+    second = occurrences(series)[1]
+
+    series_services.series_occurrence_cancel(incident=second)
+    series_services.series_materialise(now=NOW)
+
+    series.refresh_from_db()
+    assert series.exdates == [second.series_occurrence.astimezone(UTC).isoformat()]
+    assert second.series_occurrence not in [i.series_occurrence for i in occurrences(series)]
+
+
+@pytest.mark.django_db
+def test_deleting_a_series_keeps_started_occurrences(page):
+    series = make_series()
+    started = occurrences(series)[0]
+    Incident.objects.filter(pk=started.pk).update(status=IncidentStatus.IN_PROGRESS)
+
+    series_services.series_delete(series=series)
+
+    assert list(Incident.objects.values_list("pk", flat=True)) == [started.pk]
+    started.refresh_from_db()
+    assert started.series_id is None
+
+
+# The calendar and the page
+
+
+def calendar_events(base_url="https://status.acme.test"):
+    calendar = Calendar.from_ical(maintenance_calendar(base_url))
+    return calendar, list(calendar.walk("VEVENT"))
+
+
+@pytest.mark.django_db
+def test_the_calendar_has_one_event_per_series_with_its_rule_and_exceptions(page):
+    skipped = datetime(2027, 3, 22, 2, 0, tzinfo=BERLIN)
+    series = make_series(exdates=[skipped])
+    edited = occurrences(series)[1]
+    series_services.series_occurrence_detach(incident=edited)
+
+    calendar, events = calendar_events()
+
+    uids = [str(event["UID"]) for event in events]
+    series_uid = f"series-{series.public_id}@status.acme.test"
+    assert uids == [series_uid, series_uid]  # the series, and the one edited apart
+    rule_event, override = events
+    assert "RECURRENCE-ID" not in rule_event
+    assert rule_event["RRULE"].to_ical() == b"FREQ=WEEKLY;BYDAY=MO"
+    assert rule_event["DTSTART"].params["TZID"] == "Europe/Berlin"
+    assert override["RECURRENCE-ID"].dt == edited.series_occurrence
+    assert [tz["TZID"] for tz in calendar.walk("VTIMEZONE")] == ["Europe/Berlin"]
+    exdates = [moment.dt for moment in rule_event["EXDATE"].dts]
+    assert exdates == [skipped]
+    # The rule, expanded as a client would, gives the occurrences made.
+    expanded = rrulestr(
+        rule_event["RRULE"].to_ical().decode(), dtstart=rule_event["DTSTART"].dt
+    ).between(NOW, NOW + series_services.HORIZON)
+    made = [i.series_occurrence for i in occurrences(series)]
+    assert [moment for moment in expanded if moment not in exdates] == made
+
+
+@pytest.mark.django_db
+def test_an_internal_series_stays_off_the_calendar_and_the_page(client, page):
+    make_series(name="Secret patching", internal=True)
+    _calendar, events = calendar_events()
+    assert events == []
+    with time_machine.travel(NOW, tick=False):
+        response = client.get("/")
+    assert b"Secret patching" not in response.content
+
+
+@pytest.mark.django_db
+def test_the_page_shows_the_next_occurrence_once_saying_it_repeats(client, page):
+    make_series()
+    with time_machine.travel(NOW, tick=False):
+        response = client.get("/")
+    html = response.content.decode()
+    assert html.count("Weekly database patching") == 1
+    assert "Repeats weekly" in html

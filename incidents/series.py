@@ -24,21 +24,15 @@ from components.models import Component
 from components.publishing import public_write
 from incidents.models import Incident, IncidentKind, IncidentStatus, MaintenanceSeries
 from incidents.recurrence import Recurrence, RuleError, parse_rule
-from incidents.services import incident_create, incident_delete
+from incidents.services import incident_create, incident_delete, name_error
 from statuspage.lib.text import control_character_error
 
 HORIZON = timedelta(days=30)
 # However short the rule's interval, at most this many occurrences are made ahead.
 MAX_AHEAD = 60
 
-SERIES_FIELDS = [
-    "name",
-    "body",
-    "time_zone",
-    "dtstart",
-    "duration",
-    "rule",
-    "exdates",
+# Whether occurrences start and complete by themselves, and what subscribers hear.
+SERIES_FLAGS = [
     "internal",
     "deliver_notifications",
     "scheduled_auto_in_progress",
@@ -47,6 +41,7 @@ SERIES_FIELDS = [
     "auto_transition_deliver_notifications_at_start",
     "auto_transition_deliver_notifications_at_end",
 ]
+SERIES_FIELDS = ["name", "body", "time_zone", "dtstart", "duration", "rule", *SERIES_FLAGS]
 
 
 def recurrence_of(series: MaintenanceSeries) -> Recurrence:
@@ -78,12 +73,7 @@ def series_check(
 ) -> Recurrence:
     """Check what a series would be; ValidationError names the field at fault."""
     errors: dict[str, str] = {}
-    name = (name or "").strip()
-    if not name:
-        errors["name"] = "Give the maintenance a name."
-    elif len(name) > 255:
-        errors["name"] = "Keep the name under 256 characters."
-    elif refused := control_character_error(name):
+    if refused := name_error((name or "").strip()):
         errors["name"] = refused
     if body and (refused := control_character_error(body, multiline=True)):
         errors["body"] = refused

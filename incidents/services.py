@@ -76,11 +76,7 @@ def incident_create(
     """
     name = (name or "").strip()
     errors: dict[str, str] = {}
-    if not name:
-        errors["name"] = "Give the incident a name."
-    elif len(name) > 255:
-        errors["name"] = "Keep the name under 256 characters."
-    elif refused := control_character_error(name):
+    if refused := name_error(name):
         errors["name"] = refused
     if impact_override and impact_override not in Impact.values:
         errors["impact_override"] = _unknown_impact(impact_override)
@@ -147,6 +143,15 @@ def incident_create(
         )
     incident.refresh_from_db()
     return incident
+
+
+def name_error(name: str) -> str | None:
+    """Why a (stripped) incident or maintenance name is refused, or None."""
+    if not name:
+        return "Give the incident a name."
+    if len(name) > 255:
+        return "Keep the name under 256 characters."
+    return control_character_error(name)
 
 
 def incident_post_update(

@@ -18,6 +18,7 @@ from incidents.recurrence import RuleError, monthly_rule, parse_rule, weekly_rul
 from incidents.services import incident_create
 from statuspage.public.feeds import maintenance_calendar
 from tests.components.factories import ComponentFactory
+from tests.incidents.factories import sign_in_staff
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)  # before Berlin moves to summer time (28 March)
@@ -374,3 +375,143 @@ def test_the_page_shows_the_next_occurrence_once_saying_it_repeats(client, page)
     html = response.content.decode()
     assert html.count("Weekly database patching") == 1
     assert "Repeats weekly" in html
+
+
+# The admin
+
+SERIES_ADD_URL = "/admin/incidents/maintenanceseries/add/"
+
+
+def series_form(**overrides):
+    data = {
+        "name": "Monthly router firmware",
+        "body": "Routers restart one by one.",
+        "first_date": "2027-03-01",
+        "first_time": "23:00",
+        "time_zone": "Europe/Berlin",
+        "duration_minutes": "90",
+        "frequency": "monthly",
+        "nth": "2",
+        "month_weekday": "TU",
+        "interval": "1",
+        "scheduled_auto_in_progress": "on",
+        "scheduled_auto_completed": "on",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.mark.django_db
+def test_staff_build_a_monthly_series_in_the_admin(client, page, responder):
+    with time_machine.travel(datetime(2027, 3, 1, 12, 0, tzinfo=UTC), tick=False):
+        sign_in_staff(client, responder)  # a session of that day
+        response = client.post(SERIES_ADD_URL, series_form())
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        series = MaintenanceSeries.objects.get()
+        assert series.rule == "FREQ=MONTHLY;BYDAY=2TU"
+        assert series.dtstart == datetime(2027, 3, 1, 23, 0, tzinfo=BERLIN)
+        assert series.duration == timedelta(minutes=90)
+        assert series.created_by == responder
+        made = occurrences(series)
+        assert [i.scheduled_for.astimezone(BERLIN).date().isoformat() for i in made] == [
+            "2027-03-09"
+        ]
+
+        change = client.get(f"/admin/incidents/maintenanceseries/{series.pk}/change/")
+    html = change.content.decode()
+    assert 'hx-post="/admin/incidents/maintenanceseries/' in html
+    # The preview without JavaScript: the saved series' next five starts.
+    assert html.count("<time datetime=") == 5
+    assert "Tue, 13 Apr 2027 23:00 CEST" in html
+    assert change.context["adminform"].form["nth"].value() == "2"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"frequency": "custom", "custom_rule": "FREQ=MINUTELY"}, "custom_rule"),
+        ({"frequency": "custom", "custom_rule": "FREQ=WEEKLY;COUNT=5000"}, "custom_rule"),
+        ({"frequency": "custom", "custom_rule": ""}, "custom_rule"),
+        ({"frequency": "weekly", "weekdays": []}, "weekdays"),
+        ({"frequency": "custom", "custom_rule": "FREQ=DAILY\u202e"}, "custom_rule"),
+        ({"name": "Firmware\x1b[31m"}, "name"),
+        ({"skipped": "next tuesday"}, "skipped"),
+        ({"duration_minutes": "0"}, "duration_minutes"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone"),
+    ],
+)
+@pytest.mark.django_db
+def test_bad_series_input_is_a_form_error_and_writes_nothing(
+    client, page, responder, overrides, field
+):
+    response = client.post(SERIES_ADD_URL, series_form(**overrides))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field]
+    assert not MaintenanceSeries.objects.exists()
+    assert not Incident.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_preview_follows_the_rule_as_staff_build_it(client, page, responder):
+    url = "/admin/incidents/maintenanceseries/preview/"
+    with time_machine.travel(NOW, tick=False):
+        sign_in_staff(client, responder)
+        shown = client.post(url, series_form(frequency="weekly", weekdays=["MO", "TH"], name=""))
+        refused = client.post(url, series_form(frequency="custom", custom_rule="FREQ=HOURLY"))
+    assert shown.status_code == 200
+    assert shown.content.decode().count("<time") == 5
+    assert "Thu, 11 Mar 2027 23:00 CET" in shown.content.decode()
+    assert "at most daily" in refused.content.decode()
+    assert client.get(url).status_code == 405
+
+
+@pytest.mark.django_db
+def test_an_occurrence_page_links_its_series_and_edits_stay_its_own(client, page, responder):
+    series = make_series()
+    first = occurrences(series)[0]
+    url = f"/admin/incidents/scheduledmaintenance/{first.pk}/change/"
+
+    response = client.get(url)
+    html = response.content.decode()
+    assert "Part of the series “Weekly database patching”." in html
+    assert f"/admin/incidents/maintenanceseries/{series.pk}/change/" in html
+
+    form = response.context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value not in (None, False)}
+    data.update(
+        {
+            "name": "Patching, longer this time",
+            "updates-TOTAL_FORMS": "1",
+            "updates-INITIAL_FORMS": "1",
+            "updates-MIN_NUM_FORMS": "0",
+            "updates-MAX_NUM_FORMS": "1000",
+            "updates-0-id": str(first.updates.get().pk),
+            "updates-0-incident": str(first.pk),
+            "updates-0-body": first.updates.get().body,
+            "updates-0-display_at_0": first.updates.get().display_at.strftime("%Y-%m-%d"),
+            "updates-0-display_at_1": first.updates.get().display_at.strftime("%H:%M:%S"),
+        }
+    )
+    data.update(status="scheduled", body="")
+    saved = client.post(url, data)
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    first.refresh_from_db()
+    assert first.series_detached
+
+    series_services.series_update(series=series, name="Patching", now=NOW)
+    first.refresh_from_db()
+    assert first.name == "Patching, longer this time"
+
+
+@pytest.mark.django_db
+def test_cancelling_an_occurrence_from_its_page(client, page, responder):
+    series = make_series()
+    second = occurrences(series)[1]
+
+    response = client.post(f"/admin/incidents/scheduledmaintenance/{second.pk}/cancel-occurrence/")
+
+    assert response.status_code == 302
+    assert not Incident.objects.filter(pk=second.pk).exists()
+    series.refresh_from_db()
+    assert len(series.exdates) == 1

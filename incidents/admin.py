@@ -22,7 +22,6 @@ from incidents import (
     admin_subscribers,  # noqa: F401 - registers the subscriber admin
     services,
 )
-from incidents import series as series_services
 from incidents.admin_series import IncidentPermissions, cancel_occurrence, occurrence_context
 from incidents.automatic import incident_draft_discard, incident_draft_publish
 from incidents.forms import (
@@ -49,6 +48,7 @@ from incidents.models import (
 )
 from incidents.notify.selectors import notifications_of_incident, reach
 from incidents.selectors import silence_of, with_silence
+from incidents.series import services as series_services
 from statuspage.lib.service_admin import ServiceFormAdmin, call_service
 from statuspage.models import PageSettings
 

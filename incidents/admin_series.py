@@ -1,6 +1,6 @@
 """The staff side of recurring maintenance: the series admin (the rule builder and a preview
 of the next occurrences, asked again by htmx as the form changes), and one occurrence
-cancelled from its own change page. Forms collect input; incidents.series does the writes."""
+cancelled from its own change page. Forms collect input; incidents.series.services writes."""
 
 from datetime import datetime
 
@@ -15,10 +15,10 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
-from incidents import series as series_services
 from incidents.forms_series import MaintenanceSeriesForm
 from incidents.models import Incident, IncidentStatus, MaintenanceSeries
-from incidents.recurrence import Recurrence
+from incidents.series import services as series_services
+from incidents.series.recurrence import Recurrence
 from statuspage.lib.service_admin import ServiceFormAdmin, call_service
 
 PREVIEW_COUNT = 5

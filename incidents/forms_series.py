@@ -1,6 +1,6 @@
 """The admin's form for a recurring maintenance: the rule builder (weekly on days, monthly
 on the nth weekday, or an RFC 5545 RRULE written out) and the window in the series' own
-time zone. It collects input; incidents.series checks and writes it."""
+time zone. It collects input; incidents.series.services checks and writes it."""
 
 import re
 import zoneinfo
@@ -15,8 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from components.models import Component
 from incidents.forms import ServiceForm
 from incidents.models import MAX_UPDATE_BODY, MaintenanceSeries
-from incidents.recurrence import RuleError, monthly_rule, parts_of, weekly_rule
-from incidents.series import SERIES_FLAGS, series_check, skipped_starts
+from incidents.series.recurrence import RuleError, monthly_rule, parts_of, weekly_rule
+from incidents.series.services import SERIES_FLAGS, series_check, skipped_starts
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 from statuspage.models import PageSettings
 
@@ -221,7 +221,7 @@ class MaintenanceSeriesForm(ServiceForm):
         return skipped
 
     def series_kwargs(self) -> dict:
-        """Arguments for incidents.series.series_create and series_update."""
+        """Arguments for incidents.series.services.series_create and series_update."""
         data = self.cleaned_data
         return {
             **{name: data[name] for name in self._meta.fields or ()},

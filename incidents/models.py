@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from components.models import Component, ComponentStatus, worst_status
 from components.status_choices import ComponentStatusValue
-from incidents.recurrence import parts_of, repeats_text
+from incidents.series.recurrence import parts_of, repeats_text
 from statuspage.lib.ids import new_public_id
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
@@ -327,7 +327,7 @@ class MaintenanceSeries(models.Model):
     """A maintenance that comes back by an RFC 5545 rule (weekly, the second Tuesday, …).
 
     Its occurrences are ordinary maintenances (`Incident.series`), made ahead for a horizon
-    by `incidents.series.series_materialise`, so everything a maintenance does each one does.
+    by `incidents.series.services.series_materialise`, so each does what a maintenance does.
     The rule is read in `time_zone`'s wall-clock: a 02:00 window stays at 02:00 across DST.
     """
 

@@ -3,19 +3,20 @@ import logging
 import httpx
 from celery import current_app, shared_task
 
-from incidents import series, services
+from incidents import services
 from incidents.automatic import staff_email, staff_notices_flush, staff_webhook
 from incidents.notify import delivery, events
 from incidents.notify.channels.email import MailRefused, subscription_email_send
 from incidents.notify.models import Subscriber
 from incidents.reminders import silent_incidents_remind
+from incidents.series import services as series_services
 
 logger = logging.getLogger("beacon.notify")
 
 
 @shared_task
 def advance_scheduled_maintenances() -> None:
-    series.series_materialise()
+    series_services.series_materialise()
     events.maintenance_reminders_due()
     services.maintenances_advance_due()
 

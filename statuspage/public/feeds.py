@@ -27,7 +27,7 @@ from icalendar import Calendar, Event, vRecur, vText
 from components.models import Component
 from incidents.models import Incident, IncidentStatus, IncidentUpdate, MaintenanceSeries
 from incidents.selectors import with_timeline
-from incidents.series import skipped_starts
+from incidents.series.services import skipped_starts
 from statuspage.lib.markdown import render_markdown
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings

@@ -11,10 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from icalendar import Calendar
 
-from incidents import series as series_services
 from incidents import tasks
 from incidents.models import Incident, IncidentStatus, MaintenanceSeries
-from incidents.recurrence import RuleError, monthly_rule, parse_rule, weekly_rule
+from incidents.series import services as series_services
+from incidents.series.recurrence import RuleError, monthly_rule, parse_rule, weekly_rule
 from incidents.services import incident_create
 from statuspage.public.feeds import maintenance_calendar
 from tests.components.factories import ComponentFactory

@@ -23,7 +23,7 @@ from django.utils import timezone
 from components.models import Component
 from components.publishing import public_write
 from incidents.models import Incident, IncidentKind, IncidentStatus, MaintenanceSeries
-from incidents.recurrence import Recurrence, RuleError, parse_rule
+from incidents.series.recurrence import Recurrence, RuleError, parse_rule
 from incidents.services import incident_create, incident_delete, name_error
 from statuspage.lib.text import control_character_error
 
@@ -55,7 +55,9 @@ def skipped_starts(series: MaintenanceSeries) -> list[datetime]:
     return sorted(datetime.fromisoformat(value) for value in series.exdates)
 
 
-def series_preview(series: MaintenanceSeries, *, count: int = 5, now: datetime | None = None):
+def series_preview(
+    series: MaintenanceSeries, *, count: int = 5, now: datetime | None = None
+) -> list[datetime]:
     """The next `count` starts of a saved series, skipped ones left out, in UTC."""
     return recurrence_of(series).next_starts(
         now or timezone.now(), count, skipped=skipped_starts(series)

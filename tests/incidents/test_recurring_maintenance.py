@@ -515,3 +515,24 @@ def test_cancelling_an_occurrence_from_its_page(client, page, responder):
     assert not Incident.objects.filter(pk=second.pk).exists()
     series.refresh_from_db()
     assert len(series.exdates) == 1
+
+
+@pytest.mark.django_db
+def test_the_page_and_calendar_queries_do_not_grow_with_series(
+    client, page, django_assert_max_num_queries
+):
+    api = ComponentFactory(name="API")
+    for number in range(6):
+        make_series(name=f"Patching {number}", components=[api], exdates=[NOW])
+        series_services.series_occurrence_detach(
+            incident=Incident.objects.filter(name=f"Patching {number}").first()
+        )
+
+    with time_machine.travel(NOW, tick=False):
+        with django_assert_max_num_queries(12):
+            html = client.get("/").content.decode()
+        with django_assert_max_num_queries(8):
+            calendar = Calendar.from_ical(client.get("/maintenance.ics").content)
+
+    assert html.count("Repeats weekly") == 6
+    assert len(calendar.walk("VEVENT")) == 12  # each series, and its occurrence edited apart

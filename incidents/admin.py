@@ -694,15 +694,6 @@ class MaintenanceAdmin(IncidentPermissions, IncidentAdmin):
             # Edited alone: changes of the whole series leave it as it is now.
             series_services.series_occurrence_detach(incident=obj)
 
-    def delete_model(self, request, obj):
-        if obj.series_id is not None:  # the series must not make it again
-            series_services.series_occurrence_cancel(incident=obj)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for incident in queryset:
-            self.delete_model(request, incident)
-
     @admin.action(
         description=gettext_lazy("Complete selected maintenances"), permissions=["change"]
     )

@@ -1,7 +1,7 @@
 """Writes to incidents and maintenances. Each public function is one transaction."""
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -566,9 +566,27 @@ def update_translations_save(
 
 
 def incident_delete(*, incident: Incident) -> None:
-    """Remove an incident with its updates; component statuses stay as they are."""
+    """Remove an incident with its updates; component statuses stay as they are.
+
+    An occurrence of a maintenance series is skipped by its series from then on (its start
+    becomes an EXDATE), so the series does not make it again.
+    """
     with public_write():
+        if incident.series_id is not None and incident.series_occurrence is not None:
+            series_skip_start(series_id=incident.series_id, start=incident.series_occurrence)
         Incident.objects.filter(pk=incident.pk).delete()
+
+
+def series_skip_start(*, series_id: int, start: datetime) -> None:
+    """Add `start` to a maintenance series' skipped starts (EXDATE)."""
+    with public_write():
+        series = MaintenanceSeries.objects.select_for_update().filter(pk=series_id).first()
+        if series is None:
+            return
+        skipped = {datetime.fromisoformat(value) for value in series.exdates} | {start}
+        series.exdates = sorted({moment.astimezone(UTC).isoformat() for moment in skipped})
+        series.updated_at = timezone.now()
+        series.save(update_fields=["exdates", "updated_at"])
 
 
 def postmortem_save_draft(*, incident: Incident, body: str) -> Incident:

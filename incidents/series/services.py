@@ -18,13 +18,14 @@ from zoneinfo import ZoneInfo
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from components.models import Component
 from components.publishing import public_write
 from incidents.models import Incident, IncidentKind, IncidentStatus, MaintenanceSeries
 from incidents.series.recurrence import Recurrence, RuleError, parse_rule
-from incidents.services import incident_create, incident_delete, name_error
+from incidents.services import incident_create, name_error, series_skip_start
 from statuspage.lib.text import control_character_error
 
 HORIZON = timedelta(days=30)
@@ -160,8 +161,7 @@ def series_update(
         series.save()
         if components is not None:
             series.components.set(components)
-        for incident in _regenerable(series, now=now):
-            incident_delete(incident=incident)
+        _regenerable(series, now=now).delete()
         _materialise(series, now=now)
     return series
 
@@ -171,9 +171,7 @@ def series_delete(*, series: MaintenanceSeries, now: datetime | None = None) -> 
     maintenances of their own."""
     now = now or timezone.now()
     with public_write():
-        unstarted = Incident.objects.filter(series=series, status=IncidentStatus.SCHEDULED)
-        for incident in unstarted:
-            incident_delete(incident=incident)
+        Incident.objects.filter(series=series, status=IncidentStatus.SCHEDULED).delete()
         MaintenanceSeries.objects.filter(pk=series.pk).delete()
 
 
@@ -191,14 +189,8 @@ def series_occurrence_cancel(*, incident: Incident) -> None:
     if incident.series_id is None or incident.series_occurrence is None:
         raise ValidationError("This maintenance is not part of a series.")
     with public_write():
-        series = MaintenanceSeries.objects.select_for_update().get(pk=incident.series_id)
-        skipped = {*skipped_starts(series), incident.series_occurrence}
-        series.exdates = _exdates(skipped)
-        series.updated_at = timezone.now()
-        series.save(update_fields=["exdates", "updated_at"])
-        current = Incident.objects.filter(pk=incident.pk).first()
-        if current is not None and current.status == IncidentStatus.SCHEDULED:
-            incident_delete(incident=current)
+        series_skip_start(series_id=incident.series_id, start=incident.series_occurrence)
+        Incident.objects.filter(pk=incident.pk, status=IncidentStatus.SCHEDULED).delete()
 
 
 def series_materialise(*, now: datetime | None = None) -> int:
@@ -275,15 +267,13 @@ def _create_occurrence(
     )
 
 
-def _regenerable(series: MaintenanceSeries, *, now: datetime) -> list[Incident]:
+def _regenerable(series: MaintenanceSeries, *, now: datetime) -> QuerySet[Incident]:
     """Occurrences a change of the series makes again: future, not started, not detached."""
-    return list(
-        Incident.objects.filter(
-            series=series,
-            series_detached=False,
-            status=IncidentStatus.SCHEDULED,
-            scheduled_for__gt=now,
-        )
+    return Incident.objects.filter(
+        series=series,
+        series_detached=False,
+        status=IncidentStatus.SCHEDULED,
+        scheduled_for__gt=now,
     )
 
 

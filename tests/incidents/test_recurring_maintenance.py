@@ -15,7 +15,7 @@ from incidents import tasks
 from incidents.models import Incident, IncidentStatus, MaintenanceSeries
 from incidents.series import services as series_services
 from incidents.series.recurrence import RuleError, monthly_rule, parse_rule, weekly_rule
-from incidents.services import incident_create
+from incidents.services import incident_create, incident_delete
 from statuspage.public.feeds import maintenance_calendar
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import sign_in_staff
@@ -306,6 +306,19 @@ def test_cancelling_one_occurrence_skips_it_for_good(page):
     series.refresh_from_db()
     assert series.exdates == [second.series_occurrence.astimezone(UTC).isoformat()]
     assert second.series_occurrence not in [i.series_occurrence for i in occurrences(series)]
+
+
+@pytest.mark.django_db
+def test_an_occurrence_deleted_any_way_is_not_made_again(page):
+    series = make_series()
+    third = occurrences(series)[2]
+
+    incident_delete(incident=third)  # as API v1's DELETE and the admin's delete do
+    series_services.series_materialise(now=NOW)
+
+    assert third.series_occurrence not in [i.series_occurrence for i in occurrences(series)]
+    series.refresh_from_db()
+    assert series.exdates == [third.series_occurrence.astimezone(UTC).isoformat()]
 
 
 @pytest.mark.django_db

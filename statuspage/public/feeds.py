@@ -349,7 +349,15 @@ def calendar_series() -> QuerySet[MaintenanceSeries]:
     """The public series, each one event with its rule."""
     return (
         MaintenanceSeries.objects.filter(internal=False)
-        .prefetch_related(Prefetch("components", queryset=Component.objects.public()))
+        .prefetch_related(
+            Prefetch("components", queryset=Component.objects.public()),
+            # An occurrence staff made internal is skipped in the public calendar.
+            Prefetch(
+                "occurrences",
+                queryset=Incident.objects.filter(internal=True, series_occurrence__isnull=False),
+                to_attr="internal_occurrences",
+            ),
+        )
         .order_by("dtstart", "id")
     )
 
@@ -379,7 +387,8 @@ def series_event(series: MaintenanceSeries, *, base_url: str) -> Event:
     event.add("dtstart", starts)
     event.add("dtend", (starts + series.duration).astimezone(zone))
     event.add("rrule", vRecur.from_ical(series.rule))
-    skipped = [moment.astimezone(zone) for moment in skipped_starts(series)]
+    hidden = [i.series_occurrence for i in getattr(series, "internal_occurrences", [])]
+    skipped = [moment.astimezone(zone) for moment in sorted({*skipped_starts(series), *hidden})]
     if skipped:
         event.add("exdate", skipped)
     event.add("summary", one_line(series.name))

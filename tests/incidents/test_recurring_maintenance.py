@@ -381,6 +381,19 @@ def test_an_internal_series_stays_off_the_calendar_and_the_page(client, page):
 
 
 @pytest.mark.django_db
+def test_an_occurrence_made_internal_is_skipped_in_the_public_calendar(page):
+    series = make_series()
+    hidden = occurrences(series)[1]
+    series_services.series_occurrence_detach(incident=hidden)
+    Incident.objects.filter(pk=hidden.pk).update(internal=True)
+
+    _calendar, events = calendar_events()
+
+    assert len(events) == 1
+    assert [moment.dt for moment in events[0]["EXDATE"].dts] == [hidden.series_occurrence]
+
+
+@pytest.mark.django_db
 def test_the_page_shows_the_next_occurrence_once_saying_it_repeats(client, page):
     make_series()
     with time_machine.travel(NOW, tick=False):

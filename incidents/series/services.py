@@ -225,11 +225,10 @@ def _materialise(series: MaintenanceSeries, *, now: datetime) -> int:
             "series_occurrence", flat=True
         )
     )
-    components = list(series.components.all())
+    missing = [start for start in starts if start not in existing]
+    components = list(series.components.all()) if missing else []
     made = 0
-    for start in starts:
-        if start in existing:
-            continue
+    for start in missing:
         try:
             with transaction.atomic():
                 _create_occurrence(series, start, components)

@@ -29,6 +29,7 @@ from incidents import (
     admin_subscribers,  # noqa: F401 - registers the subscriber admin
     services,
 )
+from incidents.admin_series import IncidentPermissions, cancel_occurrence, occurrence_context
 from incidents.automatic import incident_draft_discard, incident_draft_publish
 from incidents.forms import (
     MAINTENANCE_NOTIFY_FLAGS,
@@ -56,6 +57,7 @@ from incidents.notify.selectors import notifications_of_incident, reach
 from incidents.postmortem_forms import PostmortemEditor
 from incidents.postmortems import generated_timeline, postmortem_initial
 from incidents.selectors import silence_of, with_silence
+from incidents.series import services as series_services
 from statuspage.lib.service_admin import ServiceFormAdmin, call_service
 from statuspage.models import PageSettings
 
@@ -735,7 +737,7 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
 
 
 @admin.register(ScheduledMaintenance)
-class MaintenanceAdmin(IncidentAdmin):
+class MaintenanceAdmin(IncidentPermissions, IncidentAdmin):
     """Maintenances get their own entry; whoever may run incidents may run maintenances."""
 
     add_form = MaintenanceCreateForm
@@ -762,7 +764,26 @@ class MaintenanceAdmin(IncidentAdmin):
     offers_templates = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).maintenances()
+        return super().get_queryset(request).maintenances().select_related("series")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/cancel-occurrence/",
+                self.admin_site.admin_view(require_POST(self.cancel_occurrence_view)),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_cancel_occurrence",
+            ),
+            *super().get_urls(),
+        ]
+
+    def cancel_occurrence_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return cancel_occurrence(self, request, object_id)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        incident = self.get_object(request, unquote(object_id))
+        if incident is not None:
+            extra_context = {**occurrence_context(incident), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
@@ -811,31 +832,15 @@ class MaintenanceAdmin(IncidentAdmin):
                 incident=obj, **{name: form.cleaned_data[name] for name in flags}
             )
         super().save_model(request, obj, form, change)
+        if change and obj.series_id is not None and form.changed_data:
+            # Edited alone: changes of the whole series leave it as it is now.
+            series_services.series_occurrence_detach(incident=obj)
 
     @admin.action(
         description=gettext_lazy("Complete selected maintenances"), permissions=["change"]
     )
     def complete_selected(self, request, queryset):
         return self.resolve_selected(request, queryset)
-
-    # A maintenance is an incident of another kind: the incident permissions cover both.
-
-    def _incident_permission(self, request, action):
-        return request.user.has_perm(f"incidents.{action}_incident")
-
-    def has_add_permission(self, request):
-        return self._incident_permission(request, "add")
-
-    def has_change_permission(self, request, obj=None):
-        return self._incident_permission(request, "change")
-
-    def has_delete_permission(self, request, obj=None):
-        return self._incident_permission(request, "delete")
-
-    def has_view_permission(self, request, obj=None):
-        return self._incident_permission(request, "view") or self.has_change_permission(
-            request, obj
-        )
 
 
 @admin.register(IncidentTemplate)

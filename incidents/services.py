@@ -1,7 +1,7 @@
 """Writes to incidents and maintenances. Each public function is one transaction."""
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -25,6 +25,7 @@ from incidents.models import (
     IncidentStatusValue,
     IncidentUpdate,
     IncidentUpdateTranslation,
+    MaintenanceSeries,
     is_impact_override,
     is_incident_status,
 )
@@ -66,6 +67,8 @@ def incident_create(
     auto_component: Component | None = None,
     internal: bool = False,
     author: User | None = None,
+    series: MaintenanceSeries | None = None,
+    series_occurrence: datetime | None = None,
 ) -> Incident:
     """Open an incident (or schedule a maintenance) together with its first update.
 
@@ -75,11 +78,7 @@ def incident_create(
     """
     name = (name or "").strip()
     errors: dict[str, str] = {}
-    if not name:
-        errors["name"] = "Give the incident a name."
-    elif len(name) > 255:
-        errors["name"] = "Keep the name under 256 characters."
-    elif refused := control_character_error(name):
+    if refused := name_error(name):
         errors["name"] = refused
     if impact_override and impact_override not in Impact.values:
         errors["impact_override"] = _unknown_impact(impact_override)
@@ -131,6 +130,8 @@ def incident_create(
             auto_component=auto_component,
             internal=internal,
             created_by=author,
+            series=series,
+            series_occurrence=series_occurrence,
         )
         incident.components.add(*affected_components)
         incident_post_update(
@@ -144,6 +145,15 @@ def incident_create(
         )
     incident.refresh_from_db()
     return incident
+
+
+def name_error(name: str) -> str | None:
+    """Why a (stripped) incident or maintenance name is refused, or None."""
+    if not name:
+        return "Give the incident a name."
+    if len(name) > 255:
+        return "Keep the name under 256 characters."
+    return control_character_error(name)
 
 
 def incident_post_update(
@@ -564,9 +574,27 @@ def update_translations_save(
 
 
 def incident_delete(*, incident: Incident) -> None:
-    """Remove an incident with its updates; component statuses stay as they are."""
+    """Remove an incident with its updates; component statuses stay as they are.
+
+    An occurrence of a maintenance series is skipped by its series from then on (its start
+    becomes an EXDATE), so the series does not make it again.
+    """
     with public_write():
+        if incident.series_id is not None and incident.series_occurrence is not None:
+            series_skip_start(series_id=incident.series_id, start=incident.series_occurrence)
         Incident.objects.filter(pk=incident.pk).delete()
+
+
+def series_skip_start(*, series_id: int, start: datetime) -> None:
+    """Add `start` to a maintenance series' skipped starts (EXDATE)."""
+    with public_write():
+        series = MaintenanceSeries.objects.select_for_update().filter(pk=series_id).first()
+        if series is None:
+            return
+        skipped = {datetime.fromisoformat(value) for value in series.exdates} | {start}
+        series.exdates = sorted({moment.astimezone(UTC).isoformat() for moment in skipped})
+        series.updated_at = timezone.now()
+        series.save(update_fields=["exdates", "updated_at"])
 
 
 def postmortem_save_draft(

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
 
@@ -176,8 +177,9 @@ def generated_timeline(incident: Incident) -> list[TimelineEntry]:
                 text = f"{text}: {one_line(first_line)}"
             entries.append((update.display_at, 0, text[:MAX_TIMELINE_TEXT]))
         named = AffectedComponent.objects.filter(update__incident=incident).values("component")
+        # Two IN tests, not a UNION: SQLite refuses the components' ordering inside one.
         components = Component.objects.public().filter(
-            pk__in=named.union(incident.components.values("pk"))
+            Q(pk__in=named) | Q(pk__in=incident.components.values("pk"))
         )
         changes = ComponentStatusChange.objects.filter(
             component__in=components, at__gte=incident.started_at

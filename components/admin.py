@@ -114,6 +114,15 @@ class ComponentAdmin(admin.ModelAdmin):
                 "override a status staff or an open incident set.",
             },
         ),
+        (
+            gettext_lazy("SLA"),
+            {
+                "fields": ["sla_target", "sla_credit_tiers"],
+                "description": gettext_lazy(
+                    "Without a target of its own, a component takes its group's target and tiers."
+                ),
+            },
+        ),
     ]
     readonly_fields = ["public_id", "status_changed_at"]
     inlines = [StatusChangeInline]
@@ -238,7 +247,7 @@ class GroupComponentInline(admin.TabularInline):
 class ComponentGroupAdmin(admin.ModelAdmin):
     list_display = ["name", "position", "internal", "component_count"]
     list_filter = ["internal"]
-    fields = ["name", "description", "position", "internal"]
+    fields = ["name", "description", "position", "internal", "sla_target", "sla_credit_tiers"]
     inlines = [GroupComponentInline]
 
     def get_queryset(self, request):
@@ -259,6 +268,8 @@ class ComponentGroupAdmin(admin.ModelAdmin):
                 description=obj.description,
                 position=obj.position,
                 internal=obj.internal,
+                sla_target=obj.sla_target,
+                sla_credit_tiers=obj.sla_credit_tiers,
             )
             _saved_as(obj, created)
 

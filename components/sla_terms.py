@@ -43,7 +43,7 @@ def parse_month(text: str) -> tuple[int, int]:
 
 def _percent(value: object, *, what: str) -> Decimal:
     # bool is an int to Python; a JSON true is not a percentage.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ValidationError(_("%(what)s must be a number."), params={"what": what})
     if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError(_("%(what)s must be a number."), params={"what": what})

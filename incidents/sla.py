@@ -36,6 +36,10 @@ class IncidentInMonth:
     resolved_at: datetime | None
     seconds_in_month: float  # clipped to the month (and to now)
 
+    @property
+    def minutes_in_month(self) -> float:
+        return self.seconds_in_month / 60
+
 
 @dataclass(frozen=True)
 class SlaReport:
@@ -168,7 +172,7 @@ def report_json(report: SlaReport) -> dict[str, object]:
                 "name": incident.name,
                 "started_at": incident.started_at.isoformat(),
                 "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
-                "minutes_in_month": round(incident.seconds_in_month / 60, 2),
+                "minutes_in_month": round(incident.minutes_in_month, 2),
             }
             for incident in report.incidents
         ],
@@ -212,7 +216,7 @@ def report_csv(report: SlaReport) -> str:
                 _spreadsheet_safe(incident.name),
                 incident.started_at.isoformat(),
                 incident.resolved_at.isoformat() if incident.resolved_at else "",
-                _number(incident.seconds_in_month / 60, 2),
+                _number(incident.minutes_in_month, 2),
             ]
         )
     writer.writerows(rows)

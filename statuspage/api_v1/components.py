@@ -31,9 +31,11 @@ from components.models import (
     StatusChangeCause,
 )
 from components.selectors import component_tree, daily_uptime, first_uptime_day
+from components.sla_terms import parse_month
 from components.status import component_status_state
 from components.uptime import uptime_percent_over
 from incidents.models import Incident
+from incidents.sla import component_sla_report, group_sla_report, report_json
 from incidents.statuspage_json import Json, page_json_context
 from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import (
@@ -139,6 +141,12 @@ class GroupBody(Schema):
 
 class NewGroupBody(GroupBody):
     component_group: NewGroupFields
+
+
+class SlaMonth(Schema):
+    month: str | None = Field(
+        None, description="YYYY-MM, a month of the page's time zone; the current one if left out."
+    )
 
 
 class UptimeRange(Schema):
@@ -445,6 +453,44 @@ def group_uptime(request: HttpRequest, page_id: str, group_id: str, params: Quer
     group = _group(group_id)
     components = list(group.components.all())
     return _uptime(group.public_id, group.name, components, params, page)
+
+
+def _sla_month(params: SlaMonth, page: PageSettings) -> str:
+    if params.month is None:
+        return timezone.now().astimezone(page.zone).strftime("%Y-%m")
+    try:
+        parse_month(params.month)
+    except ValueError as error:
+        raise HttpError(400, f"month: {error}") from None
+    return params.month
+
+
+@router.get(
+    "/{page_id}/components/{component_id}/sla",
+    response={200: schemas.SlaReport, **ERROR_RESPONSES},
+    summary="Get a component's SLA report for a month",
+)
+@replica_read
+def component_sla(request: HttpRequest, page_id: str, component_id: str, params: Query[SlaMonth]):
+    require_perm(request, "components.view_component")
+    page = page_or_404(page_id)
+    component = _component(component_id)
+    month = _sla_month(params, page)
+    return report_json(component_sla_report(component=component, month=month))
+
+
+@router.get(
+    "/{page_id}/component-groups/{group_id}/sla",
+    response={200: schemas.SlaReport, **ERROR_RESPONSES},
+    summary="Get a component group's SLA report for a month",
+)
+@replica_read
+def group_sla(request: HttpRequest, page_id: str, group_id: str, params: Query[SlaMonth]):
+    require_perm(request, "components.view_componentgroup")
+    page = page_or_404(page_id)
+    group = _group(group_id)
+    month = _sla_month(params, page)
+    return report_json(group_sla_report(group=group, month=month))
 
 
 # Component groups

@@ -185,23 +185,23 @@ def report_csv(report: SlaReport) -> str:
 
     Names are user text: a leading =, +, - or @ is quoted away so a spreadsheet never runs it.
     """
-    data = report_json(report)
     out = io.StringIO()
     writer = csv.writer(out)
-    uptime = data["uptime_percentage"]
+    uptime = report.uptime.figures.uptime_percent
     downtime = report.uptime.figures
     credit = report.uptime.credit
-    rows: list[list[object]] = [
+    counted_from = report.uptime.counted_from
+    rows: list[list[str]] = [
         ["subject", report.kind],
         ["id", report.public_id],
         ["name", _spreadsheet_safe(report.name)],
-        ["month", data["month"]],
+        ["month", report.uptime.month],
         ["partial", "yes" if report.uptime.partial else "no"],
-        ["counted_from", data["counted_from"] or ""],
+        ["counted_from", counted_from.isoformat() if counted_from else ""],
         ["uptime_percent", "no data" if uptime is None else _number(uptime, 4)],
         ["counted_minutes", _number(downtime.counted_minutes, 2)],
         ["maintenance_minutes", _number(downtime.maintenance_minutes, 2)],
-        *([f"{status}_minutes", _number(downtime.minutes(status), 2)] for status in DOWN_STATUSES),
+        *[[f"{status}_minutes", _number(downtime.minutes(status), 2)] for status in DOWN_STATUSES],
         ["target_percent", _number(report.uptime.terms.target, 4)],
         ["breached", "yes" if report.uptime.breached else "no"],
         ["credit_percent", _number(credit.credit if credit else None, 2)],

@@ -32,7 +32,9 @@ class SlaReportForm(forms.Form):
 
     def __init__(self, *args, components, groups, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["subject"].choices = [
+        subject = self.fields["subject"]
+        assert isinstance(subject, forms.ChoiceField)
+        subject.choices = [
             (
                 gettext("Components"),
                 [(f"component:{c.public_id}", c.name) for c in components],

@@ -5,7 +5,6 @@ A tier reads "below `below` % uptime, `credit` % of the month's fee back"; tiers
 from the highest threshold down, and the lowest threshold the month's uptime falls below wins.
 """
 
-import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -41,25 +40,24 @@ def parse_month(text: str) -> tuple[int, int]:
     return year, month
 
 
-def _percent(value: object, *, what: str) -> Decimal:
+def _percent(value: object, error: ValidationError) -> Decimal:
+    """A finite number from JSON, a form or the database; `error` when it is none."""
     # bool is an int to Python; a JSON true is not a percentage.
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise ValidationError(_("%(what)s must be a number."), params={"what": what})
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValidationError(_("%(what)s must be a number."), params={"what": what})
+        raise error
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise ValidationError(_("%(what)s must be a number."), params={"what": what}) from None
+        raise error from None
     if not number.is_finite():
-        raise ValidationError(_("%(what)s must be a number."), params={"what": what})
+        raise error
     return number
 
 
 def validate_sla_target(value: object) -> None:
     if value is None:
         return
-    target = _percent(value, what="The SLA target")
+    target = _percent(value, ValidationError(_("The SLA target must be a number.")))
     if not 0 < target <= 100:
         raise ValidationError(_("The SLA target must be above 0 and at most 100 percent."))
 
@@ -82,8 +80,18 @@ def credit_tiers(value: object) -> list[CreditTier]:
                 _('Tier %(number)s must have exactly "below" and "credit".'),
                 params={"number": number},
             )
-        below = _percent(entry["below"], what=f"Tier {number}'s below")
-        credit = _percent(entry["credit"], what=f"Tier {number}'s credit")
+        below = _percent(
+            entry["below"],
+            ValidationError(
+                _("Tier %(number)s: the threshold must be a number."), params={"number": number}
+            ),
+        )
+        credit = _percent(
+            entry["credit"],
+            ValidationError(
+                _("Tier %(number)s: the credit must be a number."), params={"number": number}
+            ),
+        )
         if not 0 < below <= 100:
             raise ValidationError(
                 _("Tier %(number)s: the threshold must be above 0 and at most 100 percent."),

@@ -246,21 +246,27 @@ def test_the_change_pages_and_the_console_link_to_the_report(june, client):
     assert "/admin/sla/" in client.get("/admin/").content.decode()
 
 
-def test_tiers_out_of_order_are_a_form_error_in_the_admin(page, client):
-    group = ComponentGroupFactory()
+def post_group_terms(client, group, *, target, tiers):
+    """The group's change page, as staff submit it with these SLA terms."""
     sign_in_staff(client, StaffFactory(is_superuser=True))
-    response = client.post(
+    return client.post(
         f"/admin/components/componentgroup/{group.pk}/change/",
         {
             "name": group.name,
             "description": "",
             "position": 1,
-            "sla_target": "-3",
-            "sla_credit_tiers": '[{"below": 99, "credit": 10}, {"below": 99.9, "credit": 25}]',
+            "sla_target": target,
+            "sla_credit_tiers": tiers,
             "components-TOTAL_FORMS": 0,
             "components-INITIAL_FORMS": 0,
         },
     )
+
+
+def test_tiers_out_of_order_are_a_form_error_in_the_admin(page, client):
+    group = ComponentGroupFactory()
+    tiers = '[{"below": 99, "credit": 10}, {"below": 99.9, "credit": 25}]'
+    response = post_group_terms(client, group, target="-3", tiers=tiers)
     assert response.status_code == 200
     text = response.content.decode()
     assert "list the thresholds from the highest down" in text
@@ -269,22 +275,19 @@ def test_tiers_out_of_order_are_a_form_error_in_the_admin(page, client):
     assert group.sla_target is None and group.sla_credit_tiers == []
 
 
+def test_non_numeric_tiers_are_a_form_error_in_the_admin(page, client):
+    group = ComponentGroupFactory()
+    response = post_group_terms(client, group, target="abc", tiers='[{"below": "x", "credit": 1}]')
+    assert response.status_code == 200
+    assert "must be a number" in response.content.decode()
+
+
 def test_staff_set_a_target_and_tiers_in_the_admin(page, client):
     group = ComponentGroupFactory()
-    sign_in_staff(client, StaffFactory(is_superuser=True))
-    response = client.post(
-        f"/admin/components/componentgroup/{group.pk}/change/",
-        {
-            "name": group.name,
-            "description": "",
-            "position": 1,
-            "sla_target": "99.9",
-            "sla_credit_tiers": '[{"below": 99.9, "credit": 10}]',
-            "components-TOTAL_FORMS": 0,
-            "components-INITIAL_FORMS": 0,
-        },
+    response = post_group_terms(
+        client, group, target="99.9", tiers='[{"below": 99.9, "credit": 10}]'
     )
-    assert response.status_code == 302, response.content.decode()[:3000]
+    assert response.status_code == 302
     group.refresh_from_db()
     assert group.sla_target == Decimal("99.9")
     assert group.sla_credit_tiers == [{"below": 99.9, "credit": 10}]

@@ -104,7 +104,7 @@ def sla_credit_tiers_field() -> models.JSONField:
         help_text=_(
             'From the highest threshold down, e.g. [{"below": 99.9, "credit": 10}, '
             '{"below": 99, "credit": 25}, {"below": 95, "credit": 100}]: '
-            "below 99.9 % uptime, 10 % of the month's fee back."
+            "below 99.9 percent uptime, 10 percent of the month's fee back."
         ),
     )
 

@@ -34,7 +34,7 @@ from components.checks.services import (
     check_save,
     checks_run_now,
 )
-from components.forms import ComponentActionForm, LatestStatusChangesFormSet
+from components.forms import ComponentActionForm, LatestStatusChangesFormSet, SlaTermsAdmin
 from components.models import (
     CheckKind,
     Component,
@@ -82,7 +82,7 @@ class StatusChangeInline(admin.TabularInline):
 
 
 @admin.register(Component)
-class ComponentAdmin(admin.ModelAdmin):
+class ComponentAdmin(SlaTermsAdmin, admin.ModelAdmin):
     list_display = ["name", "group", "status", "internal", "position", "status_changed_at"]
     list_editable = ["status"]
     list_filter = ["status", "internal", "group__internal", "group"]
@@ -244,7 +244,7 @@ class GroupComponentInline(admin.TabularInline):
 
 
 @admin.register(ComponentGroup)
-class ComponentGroupAdmin(admin.ModelAdmin):
+class ComponentGroupAdmin(SlaTermsAdmin, admin.ModelAdmin):
     list_display = ["name", "position", "internal", "component_count"]
     list_filter = ["internal"]
     fields = ["name", "description", "position", "internal", "sla_target", "sla_credit_tiers"]

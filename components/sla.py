@@ -127,7 +127,9 @@ class MonthUptime:
 
     @property
     def partial(self) -> bool:
-        return self.until < self.end
+        """The current month, counted up to now (a month still to come is not partial: it
+        has no data)."""
+        return self.start < self.until < self.end
 
     @property
     def has_data(self) -> bool:

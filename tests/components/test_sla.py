@@ -210,6 +210,13 @@ def test_the_current_month_counts_up_to_now_and_is_partial(page):
     assert month.figures.counted_minutes == Decimal("14.5") * 1440
 
 
+def test_a_month_still_to_come_has_no_data_and_is_not_partial(page):
+    component = ComponentFactory()
+    month = report([component], "2026-08", now=utc(2026, 7, 15))
+    assert not month.partial and not month.has_data and not month.breached
+    assert month.until == month.start
+
+
 def test_a_group_pools_its_components_days(page):
     # Two components, June: 2 x 43,200 = 86,400 counted minutes; one major hour:
     # uptime = 100 x (1 - 60 / 86,400) = 99.930555… %, below the group's 99.95 %.

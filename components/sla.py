@@ -19,7 +19,14 @@ from django.conf import settings
 
 from components.models import Component, ComponentGroup, ComponentStatus, ComponentStatusValue
 from components.selectors import daily_uptime, first_uptime_day
-from components.sla_terms import CreditTier, breached, credit_for, credit_tiers, parse_month
+from components.sla_terms import (
+    CreditTier,
+    breached,
+    credit_for,
+    credit_tiers,
+    parse_month,
+    percent_text,
+)
 from components.status_choices import is_component_status
 from components.uptime import DayUptime
 
@@ -35,6 +42,10 @@ class SlaTerms:
     target: Decimal | None
     tiers: list[CreditTier]
     inherited: bool = False  # a component's terms taken from its group
+
+    @property
+    def target_text(self) -> str:
+        return "" if self.target is None else percent_text(self.target)
 
 
 NO_TERMS = SlaTerms(target=None, tiers=[])

@@ -18,6 +18,11 @@ FIRST_YEAR = 1970  # the management API's earliest date too
 LAST_YEAR = 9998  # the month after the last one must still be a date
 
 
+def percent_text(value: Decimal) -> str:
+    """A stored percentage as staff typed it: 99.9 for 99.9000, 100 for 100.0000."""
+    return format(value.normalize(), "f")
+
+
 @dataclass(frozen=True)
 class CreditTier:
     below: Decimal  # uptime strictly below this percentage …
@@ -25,6 +30,14 @@ class CreditTier:
 
     def as_json(self) -> dict[str, float]:
         return {"below": float(self.below), "credit": float(self.credit)}
+
+    @property
+    def below_text(self) -> str:
+        return percent_text(self.below)
+
+    @property
+    def credit_text(self) -> str:
+        return percent_text(self.credit)
 
 
 def parse_month(text: str) -> tuple[int, int]:

@@ -196,6 +196,8 @@ def test_staff_read_the_printable_report(june, client, django_assert_max_num_que
     assert response.status_code == 200
     text = response.content.decode()
     assert "99.8611 %" in text
+    assert "99.9 % (from its group)" in text
+    assert "Below 99.9 %: 10 % credit" in text and "Below 99 %: 25 % credit" in text
     assert "Across midnight" in text and "Someone else" not in text
     assert "css/sla_report.css" in text
     assert "format=csv" in text

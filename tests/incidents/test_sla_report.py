@@ -97,6 +97,9 @@ def test_a_month_without_resolved_incidents_has_no_mttr(june):
     assert report.incidents == []
     assert report.uptime.figures.uptime_percent is None
     assert not report.uptime.breached and report.uptime.credit is None
+    text = report_csv(report)
+    assert "uptime_percent,no data" in text and "mttr_minutes,\r\n" in text
+    assert "breached,no" in text and "credit_percent,\r\n" in text
 
 
 def test_a_group_report_pools_components_and_their_incidents(june):
@@ -178,6 +181,17 @@ def test_the_api_refuses_a_bad_month_with_400(june, api_get, month):
     assert "month" in response.json()["message"]
 
 
+def test_the_api_refuses_a_key_whose_owner_may_not_view_components(june, client, page):
+    _, api, _ = june
+    key = api_key_create(owner=StaffFactory(), name="Nobody")[1]
+    response = client.get(
+        f"/api/v1/pages/{page.public_id}/components/{api.public_id}/sla",
+        {"month": "2026-06"},
+        HTTP_AUTHORIZATION=f"OAuth {key}",
+    )
+    assert response.status_code == 403
+
+
 def test_the_api_answers_404_for_an_unknown_component(page, api_get):
     response = api_get("/components/nope/sla", month="2026-06")
     assert response.status_code == 404
@@ -224,8 +238,9 @@ def test_a_bad_month_is_a_form_error_not_a_500(june, client, month):
         "/admin/sla/", {"subject": f"group:{api.group.public_id}", "month": month}
     )
     assert response.status_code == 200
-    assert "YYYY-MM" in response.content.decode()
-    assert "sla-sheet" not in response.content.decode()
+    text = response.content.decode()
+    assert 'class="errorlist' in text
+    assert "sla-sheet" not in text
 
 
 def test_an_unknown_subject_is_a_form_error(june, client):

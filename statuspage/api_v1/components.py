@@ -11,6 +11,7 @@ uptime see it.
 import calendar
 import re
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
@@ -69,7 +70,31 @@ StatusInBody = Literal[
 # Bodies
 
 
-class ComponentFields(Fields):
+class SlaFields(Fields):
+    """Beacon's own: a component's or group's SLA terms (docs/sla.md); null clears them."""
+
+    sla_target: float | None = Field(
+        None, description="Monthly uptime promised, in percent (above 0, at most 100)."
+    )
+    sla_credit_tiers: list[Any] | None = Field(
+        None,
+        description='From the highest threshold down: [{"below": 99.9, "credit": 10}, …].',
+    )
+
+
+def _sla_changes(fields: SlaFields) -> dict[str, Any]:
+    """The SLA terms a body sends, validated by the model (full_clean) like the admin's."""
+    sent = fields.model_fields_set
+    changes: dict[str, Any] = {}
+    if "sla_target" in sent:
+        target = fields.sla_target
+        changes["sla_target"] = None if target is None else Decimal(str(target))
+    if "sla_credit_tiers" in sent:
+        changes["sla_credit_tiers"] = fields.sla_credit_tiers or []
+    return changes
+
+
+class ComponentFields(SlaFields):
     """`{"component": {…}}` for PATCH and PUT; unknown keys are ignored, as Statuspage does."""
 
     name: OneLine | None = Field(None, max_length=255)
@@ -105,7 +130,7 @@ class NewComponentBody(Schema):
     component: NewComponentFields
 
 
-class GroupFields(Fields):
+class GroupFields(SlaFields):
     name: OneLine | None = Field(None, max_length=255)
     components: list[str] | None = None
     # Statuspage reads it beside the envelope; both work.
@@ -227,7 +252,7 @@ def _component_changes(fields: ComponentFields) -> dict[str, Any]:
         changes["start_date"] = fields.start_date
     if "group_id" in sent:
         changes["group"] = _group_for_body(fields.group_id)
-    return changes
+    return {**changes, **_sla_changes(fields)}
 
 
 # Components
@@ -520,6 +545,7 @@ def create_group(request: HttpRequest, page_id: str, payload: NewGroupBody):
         name=payload.component_group.name,
         description=payload.group_description or "",
         components=components_named(payload.component_group.components, field="components"),
+        **_sla_changes(payload.component_group),
     )
     return Status(201, _group_object(_entry(page, group.public_id, group=True)))
 
@@ -550,7 +576,8 @@ def update_group(request: HttpRequest, page_id: str, group_id: str, payload: Gro
     page = page_or_404(page_id)
     group = _group(group_id)
     description = payload.group_description
-    if fields.name is None and fields.components is None and description is None:
+    terms = _sla_changes(fields)
+    if fields.name is None and fields.components is None and description is None and not terms:
         raise ValidationError("Send at least one component group field.")
     services.component_group_update(
         group=group,
@@ -561,6 +588,7 @@ def update_group(request: HttpRequest, page_id: str, group_id: str, payload: Gro
             if fields.components is None
             else components_named(fields.components, field="components")
         ),
+        changes=terms,
     )
     return _group_object(_entry(page, group.public_id, group=True))
 

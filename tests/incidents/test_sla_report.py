@@ -139,6 +139,74 @@ def api_get(client, page):
     return get
 
 
+@pytest.fixture
+def api_send(client, page):
+    key = api_key_create(owner=StaffFactory(groups=["Admins"]), name="CI")[1]
+
+    def send(path, body, method="patch"):
+        return getattr(client, method)(
+            f"/api/v1/pages/{page.public_id}{path}",
+            data=json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"OAuth {key}",
+        )
+
+    return send
+
+
+def test_the_api_sets_and_clears_a_components_terms(june, api_send):
+    _, api, _ = june
+    path = f"/components/{api.public_id}"
+    body = {"component": {"sla_target": 99.95, "sla_credit_tiers": [{"below": 99.95, "credit": 5}]}}
+    assert api_send(path, body).status_code == 200
+    api.refresh_from_db()
+    assert api.sla_target == Decimal("99.95")
+    assert api.sla_credit_tiers == [{"below": 99.95, "credit": 5}]
+    assert (
+        api_send(path, {"component": {"sla_target": None, "sla_credit_tiers": None}}).status_code
+        == 200
+    )
+    api.refresh_from_db()
+    assert api.sla_target is None and api.sla_credit_tiers == []
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {"sla_target": 0},
+        {"sla_target": 100.5},
+        {"sla_target": "abc"},
+        {"sla_target": 99.123456},
+        {"sla_credit_tiers": [{"below": 99, "credit": 10}, {"below": 99.9, "credit": 20}]},
+        {"sla_credit_tiers": [{"below": 99, "credit": -1}]},
+        {"sla_credit_tiers": [{"below": "x", "credit": 1}]},
+        {"sla_credit_tiers": "99:10"},
+        {"sla_credit_tiers": [[99, 10]]},
+    ],
+)
+def test_the_api_refuses_bad_terms_and_writes_nothing(june, api_send, terms):
+    group, api, _ = june
+    response = api_send(f"/components/{api.public_id}", {"component": {"name": "Renamed", **terms}})
+    assert response.status_code in (400, 422), response.content
+    assert response.json()["message"]
+    response = api_send(f"/component-groups/{group.public_id}", {"component_group": terms})
+    assert response.status_code in (400, 422), response.content
+    api.refresh_from_db()
+    group.refresh_from_db()
+    assert api.name == "=API" and api.sla_target is None
+    assert group.sla_target == Decimal("99.9") and group.sla_credit_tiers == TIERS
+
+
+def test_the_api_sets_a_groups_terms(june, api_send, api_get):
+    group, _, _ = june
+    body = {"component_group": {"sla_target": 99.5, "sla_credit_tiers": []}}
+    assert api_send(f"/component-groups/{group.public_id}", body).status_code == 200
+    with time_machine.travel(NOW, tick=False):
+        report = api_get(f"/component-groups/{group.public_id}/sla", month="2026-06").json()
+    assert report["target"] == 99.5 and report["credit_tiers"] == []
+    assert report["breached"] is False and report["credit_percentage"] is None
+
+
 def test_the_api_answers_a_components_month(june, api_get):
     _, api, _ = june
     with time_machine.travel(NOW, tick=False):

@@ -70,9 +70,15 @@ def sla_report_view(request: HttpRequest, *, site) -> HttpResponse:
     page = PageSettings.load()
     initial = {
         "month": timezone.now().astimezone(page.zone).strftime("%Y-%m"),
-        "subject": f"component:{components[0].public_id}" if components else "",
+        "subject": (
+            f"component:{components[0].public_id}"
+            if components
+            else f"group:{groups[0].public_id}"
+            if groups
+            else ""
+        ),
     }
-    data = {**initial, **request.GET.dict()} if components or request.GET else None
+    data = {**initial, **request.GET.dict()} if initial["subject"] or request.GET else None
     form = SlaReportForm(data, components=components, groups=groups)
     report, downtime, csv_url = None, [], ""
     if form.is_valid():

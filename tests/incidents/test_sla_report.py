@@ -317,6 +317,19 @@ def test_an_unknown_subject_is_a_form_error(june, client):
     assert response.status_code == 200 and "sla-sheet" not in response.content.decode()
 
 
+def test_with_only_groups_the_page_opens_on_the_first_group(page, client):
+    group = ComponentGroupFactory(name="Lonely")
+    sign_in_staff(client, StaffFactory(groups=["Responders"]))
+    text = client.get("/admin/sla/").content.decode()
+    assert "Lonely · " in text and "no data" in text and 'class="errorlist' not in text
+
+
+def test_with_nothing_to_report_the_page_shows_the_empty_form(page, client):
+    sign_in_staff(client, StaffFactory(groups=["Responders"]))
+    response = client.get("/admin/sla/")
+    assert response.status_code == 200 and "sla-sheet" not in response.content.decode()
+
+
 def test_staff_without_the_components_view_permission_are_refused(page, client):
     sign_in_staff(client, StaffFactory())
     assert client.get("/admin/sla/").status_code == 403

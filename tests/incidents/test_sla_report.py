@@ -318,7 +318,7 @@ def test_an_unknown_subject_is_a_form_error(june, client):
 
 
 def test_with_only_groups_the_page_opens_on_the_first_group(page, client):
-    group = ComponentGroupFactory(name="Lonely")
+    ComponentGroupFactory(name="Lonely")
     sign_in_staff(client, StaffFactory(groups=["Responders"]))
     text = client.get("/admin/sla/").content.decode()
     assert "Lonely · " in text and "no data" in text and 'class="errorlist' not in text

@@ -34,7 +34,7 @@ from components.checks.services import (
     check_save,
     checks_run_now,
 )
-from components.forms import ComponentActionForm, LatestStatusChangesFormSet
+from components.forms import ComponentActionForm, LatestStatusChangesFormSet, SlaTermsAdmin
 from components.models import (
     CheckKind,
     Component,
@@ -82,7 +82,7 @@ class StatusChangeInline(admin.TabularInline):
 
 
 @admin.register(Component)
-class ComponentAdmin(admin.ModelAdmin):
+class ComponentAdmin(SlaTermsAdmin, admin.ModelAdmin):
     list_display = ["name", "group", "status", "internal", "position", "status_changed_at"]
     list_editable = ["status"]
     list_filter = ["status", "internal", "group__internal", "group"]
@@ -112,6 +112,15 @@ class ComponentAdmin(admin.ModelAdmin):
                 "fields": ["automation", "auto_incident", "auto_incident_recovery"],
                 "description": "What this component's health checks may do. Checks never "
                 "override a status staff or an open incident set.",
+            },
+        ),
+        (
+            gettext_lazy("SLA"),
+            {
+                "fields": ["sla_target", "sla_credit_tiers"],
+                "description": gettext_lazy(
+                    "Without a target of its own, a component takes its group's target and tiers."
+                ),
             },
         ),
     ]
@@ -235,10 +244,10 @@ class GroupComponentInline(admin.TabularInline):
 
 
 @admin.register(ComponentGroup)
-class ComponentGroupAdmin(admin.ModelAdmin):
+class ComponentGroupAdmin(SlaTermsAdmin, admin.ModelAdmin):
     list_display = ["name", "position", "internal", "component_count"]
     list_filter = ["internal"]
-    fields = ["name", "description", "position", "internal"]
+    fields = ["name", "description", "position", "internal", "sla_target", "sla_credit_tiers"]
     inlines = [GroupComponentInline]
 
     def get_queryset(self, request):
@@ -259,6 +268,8 @@ class ComponentGroupAdmin(admin.ModelAdmin):
                 description=obj.description,
                 position=obj.position,
                 internal=obj.internal,
+                sla_target=obj.sla_target,
+                sla_credit_tiers=obj.sla_credit_tiers,
             )
             _saved_as(obj, created)
 

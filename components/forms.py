@@ -24,3 +24,21 @@ class LatestStatusChangesFormSet(BaseInlineFormSet):
         if not hasattr(self, "_latest"):
             self._latest = super().get_queryset()[:LATEST_STATUS_CHANGES]
         return self._latest
+
+
+class CreditTiersField(forms.JSONField):
+    """SLA credit tiers as staff type them: an emptied box is no tiers (the column is a
+    list, never null), not a database error."""
+
+    def to_python(self, value):
+        tiers = super().to_python(value)
+        return [] if tiers is None else tiers
+
+
+class SlaTermsAdmin:
+    """For the admins of components and groups: their credit tiers through CreditTiersField."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "sla_credit_tiers":
+            kwargs["form_class"] = CreditTiersField
+        return super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]

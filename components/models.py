@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from components.sla_terms import validate_credit_tiers, validate_sla_target
 from components.status_choices import ComponentStatus, ComponentStatusValue
 from statuspage.lib.ids import new_public_id
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
@@ -82,6 +83,32 @@ if TYPE_CHECKING:
     ]
 
 
+def sla_target_field() -> models.DecimalField:
+    return models.DecimalField(
+        _("SLA target (%)"),
+        max_digits=7,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[validate_sla_target],
+        help_text=_("Monthly uptime promised, e.g. 99.9. Empty: none."),
+    )
+
+
+def sla_credit_tiers_field() -> models.JSONField:
+    return models.JSONField(
+        _("SLA credit tiers"),
+        default=list,
+        blank=True,
+        validators=[validate_credit_tiers],
+        help_text=_(
+            'From the highest threshold down, e.g. [{"below": 99.9, "credit": 10}, '
+            '{"below": 99, "credit": 25}, {"below": 95, "credit": 100}]: '
+            "below 99.9 percent uptime, 10 percent of the month's fee back."
+        ),
+    )
+
+
 class ComponentGroup(models.Model):
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     name = models.CharField(max_length=255, validators=[no_control_characters])
@@ -98,6 +125,9 @@ class ComponentGroup(models.Model):
     managed_by_config = models.BooleanField(
         default=False, editable=False, help_text="Declared in a file applied with apply_config."
     )
+    # Its components' target and tiers, unless they have their own (components/sla.py).
+    sla_target = sla_target_field()
+    sla_credit_tiers = sla_credit_tiers_field()
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -183,6 +213,9 @@ class Component(models.Model):
         default="resolved",
         help_text="The update an automatic incident gets when the checks recover.",
     )
+    # Without a target of its own, the component keeps its group's target and tiers.
+    sla_target = sla_target_field()
+    sla_credit_tiers = sla_credit_tiers_field()
     managed_by_config = models.BooleanField(
         default=False, editable=False, help_text="Declared in a file applied with apply_config."
     )

@@ -3,6 +3,7 @@ components and groups themselves (created, edited and deleted through the manage
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -132,8 +133,12 @@ def roll_up_uptime(*, until: datetime | None = None) -> int:
 COMPONENT_FIELDS = frozenset(
     {"name", "description", "group", "position", "showcase", "only_show_if_degraded", "start_date"}
     | {"internal", "automation", "auto_incident", "auto_incident_recovery", "managed_by_config"}
+    | {"sla_target", "sla_credit_tiers"}
 )
-GROUP_FIELDS = frozenset({"name", "description", "position", "internal", "managed_by_config"})
+GROUP_FIELDS = frozenset(
+    {"name", "description", "position", "internal", "managed_by_config"}
+    | {"sla_target", "sla_credit_tiers"}
+)
 
 
 def _next_position(group: ComponentGroup | None) -> int:
@@ -161,6 +166,8 @@ def component_create(
     auto_incident: AutoIncidentValue = AutoIncident.OFF,
     auto_incident_recovery: AutoIncidentRecovery = "resolved",
     managed_by_config: bool = False,
+    sla_target: Decimal | None = None,
+    sla_credit_tiers: list[dict[str, float]] | None = None,
 ) -> Component:
     """A new component, last of its level unless `position` is given.
 
@@ -181,6 +188,8 @@ def component_create(
             auto_incident=auto_incident,
             auto_incident_recovery=auto_incident_recovery,
             managed_by_config=managed_by_config,
+            sla_target=sla_target,
+            sla_credit_tiers=sla_credit_tiers or [],
             status=ComponentStatus.OPERATIONAL,
         )
         component.full_clean()
@@ -251,6 +260,8 @@ def component_group_create(
     position: int | None = None,
     internal: bool = False,
     managed_by_config: bool = False,
+    sla_target: Decimal | None = None,
+    sla_credit_tiers: list[dict[str, float]] | None = None,
 ) -> ComponentGroup:
     """A new group, last on the page unless `position` is given, holding `components` in
     that order (they leave the groups they were in)."""
@@ -261,6 +272,8 @@ def component_group_create(
             position=_next_position(None) if position is None else position,
             internal=internal,
             managed_by_config=managed_by_config,
+            sla_target=sla_target,
+            sla_credit_tiers=sla_credit_tiers or [],
         )
         group.full_clean()
         group.save()

@@ -11,6 +11,7 @@ uptime see it.
 import calendar
 import re
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
@@ -31,9 +32,11 @@ from components.models import (
     StatusChangeCause,
 )
 from components.selectors import component_tree, daily_uptime, first_uptime_day
+from components.sla_terms import parse_month
 from components.status import component_status_state
 from components.uptime import uptime_percent_over
 from incidents.models import Incident
+from incidents.sla import component_sla_report, group_sla_report, report_json
 from incidents.statuspage_json import Json, page_json_context
 from statuspage.api_v1 import schemas
 from statuspage.api_v1.base import (
@@ -67,7 +70,31 @@ StatusInBody = Literal[
 # Bodies
 
 
-class ComponentFields(Fields):
+class SlaFields(Fields):
+    """Beacon's own: a component's or group's SLA terms (docs/sla.md); null clears them."""
+
+    sla_target: float | None = Field(
+        None, description="Monthly uptime promised, in percent (above 0, at most 100)."
+    )
+    sla_credit_tiers: list[Any] | None = Field(
+        None,
+        description='From the highest threshold down: [{"below": 99.9, "credit": 10}, …].',
+    )
+
+
+def _sla_changes(fields: SlaFields) -> dict[str, Any]:
+    """The SLA terms a body sends, validated by the model (full_clean) like the admin's."""
+    sent = fields.model_fields_set
+    changes: dict[str, Any] = {}
+    if "sla_target" in sent:
+        target = fields.sla_target
+        changes["sla_target"] = None if target is None else Decimal(str(target))
+    if "sla_credit_tiers" in sent:
+        changes["sla_credit_tiers"] = fields.sla_credit_tiers or []
+    return changes
+
+
+class ComponentFields(SlaFields):
     """`{"component": {…}}` for PATCH and PUT; unknown keys are ignored, as Statuspage does."""
 
     name: OneLine | None = Field(None, max_length=255)
@@ -103,7 +130,7 @@ class NewComponentBody(Schema):
     component: NewComponentFields
 
 
-class GroupFields(Fields):
+class GroupFields(SlaFields):
     name: OneLine | None = Field(None, max_length=255)
     components: list[str] | None = None
     # Statuspage reads it beside the envelope; both work.
@@ -139,6 +166,12 @@ class GroupBody(Schema):
 
 class NewGroupBody(GroupBody):
     component_group: NewGroupFields
+
+
+class SlaMonth(Schema):
+    month: str | None = Field(
+        None, description="YYYY-MM, a month of the page's time zone; the current one if left out."
+    )
 
 
 class UptimeRange(Schema):
@@ -219,7 +252,7 @@ def _component_changes(fields: ComponentFields) -> dict[str, Any]:
         changes["start_date"] = fields.start_date
     if "group_id" in sent:
         changes["group"] = _group_for_body(fields.group_id)
-    return changes
+    return {**changes, **_sla_changes(fields)}
 
 
 # Components
@@ -447,6 +480,44 @@ def group_uptime(request: HttpRequest, page_id: str, group_id: str, params: Quer
     return _uptime(group.public_id, group.name, components, params, page)
 
 
+def _sla_month(params: SlaMonth, page: PageSettings) -> str:
+    if params.month is None:
+        return timezone.now().astimezone(page.zone).strftime("%Y-%m")
+    try:
+        parse_month(params.month)
+    except ValueError as error:
+        raise HttpError(400, f"month: {error}") from None
+    return params.month
+
+
+@router.get(
+    "/{page_id}/components/{component_id}/sla",
+    response={200: schemas.SlaReport, **ERROR_RESPONSES},
+    summary="Get a component's SLA report for a month",
+)
+@replica_read
+def component_sla(request: HttpRequest, page_id: str, component_id: str, params: Query[SlaMonth]):
+    require_perm(request, "components.view_component")
+    page = page_or_404(page_id)
+    component = _component(component_id)
+    month = _sla_month(params, page)
+    return report_json(component_sla_report(component=component, month=month))
+
+
+@router.get(
+    "/{page_id}/component-groups/{group_id}/sla",
+    response={200: schemas.SlaReport, **ERROR_RESPONSES},
+    summary="Get a component group's SLA report for a month",
+)
+@replica_read
+def group_sla(request: HttpRequest, page_id: str, group_id: str, params: Query[SlaMonth]):
+    require_perm(request, "components.view_componentgroup")
+    page = page_or_404(page_id)
+    group = _group(group_id)
+    month = _sla_month(params, page)
+    return report_json(group_sla_report(group=group, month=month))
+
+
 # Component groups
 
 
@@ -474,6 +545,7 @@ def create_group(request: HttpRequest, page_id: str, payload: NewGroupBody):
         name=payload.component_group.name,
         description=payload.group_description or "",
         components=components_named(payload.component_group.components, field="components"),
+        **_sla_changes(payload.component_group),
     )
     return Status(201, _group_object(_entry(page, group.public_id, group=True)))
 
@@ -504,7 +576,8 @@ def update_group(request: HttpRequest, page_id: str, group_id: str, payload: Gro
     page = page_or_404(page_id)
     group = _group(group_id)
     description = payload.group_description
-    if fields.name is None and fields.components is None and description is None:
+    terms = _sla_changes(fields)
+    if fields.name is None and fields.components is None and description is None and not terms:
         raise ValidationError("Send at least one component group field.")
     services.component_group_update(
         group=group,
@@ -515,6 +588,7 @@ def update_group(request: HttpRequest, page_id: str, group_id: str, payload: Gro
             if fields.components is None
             else components_named(fields.components, field="components")
         ),
+        changes=terms,
     )
     return _group_object(_entry(page, group.public_id, group=True))
 

@@ -169,6 +169,49 @@ class Uptime(Output):
     related_events: list[RelatedEvent]
 
 
+class SlaDowntime(Output):
+    degraded_performance: float  # minutes
+    partial_outage: float
+    major_outage: float
+
+
+class SlaCreditTier(Output):
+    below: float  # uptime strictly below this percentage …
+    credit: float  # … earns this percentage back
+
+
+class SlaIncident(Output):
+    id: str
+    name: str
+    started_at: Timestamp
+    resolved_at: Timestamp | None
+    minutes_in_month: float  # clipped to the month (and to now in the current month)
+
+
+class SlaReport(Output):
+    """Beacon's own: one month of a component or group against its SLA (docs/sla.md)."""
+
+    id: str
+    name: str
+    kind: Literal["component", "group"]
+    month: str
+    range_start: Timestamp
+    range_end: Timestamp  # the month's end, or now in the current month
+    partial: bool  # the current month: counted up to now
+    counted_from: Day | None  # the first counted day, when after the month's first
+    uptime_percentage: float | None  # null: no data in the month
+    counted_minutes: float  # maintenance excluded
+    maintenance_minutes: float
+    downtime_minutes: SlaDowntime
+    target: float | None
+    target_inherited: bool  # a component's target taken from its group
+    breached: bool
+    credit_percentage: float | None
+    credit_tiers: list[SlaCreditTier]
+    incidents: list[SlaIncident]
+    mttr_minutes: float | None  # null: no incident resolved in the month
+
+
 # Incidents
 
 

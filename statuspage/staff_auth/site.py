@@ -101,7 +101,7 @@ class BeaconAdminSite(admin.AdminSite):
 
     def get_urls(self):
         # Not at the top: the admin loads this module before models exist; the views need them.
-        from statuspage.staff_auth import console, views
+        from statuspage.staff_auth import console, sla, views
 
         own = [
             path(
@@ -127,6 +127,11 @@ class BeaconAdminSite(admin.AdminSite):
                 "console/components/<int:component_id>/status/",
                 self.admin_view(console.set_status),
                 name="console_set_status",
+            ),
+            path(
+                "sla/",
+                self.admin_view(lambda request: sla.sla_report_view(request, site=self)),
+                name="sla_report",
             ),
             path("two-factor/", views.second_step, name="two_factor"),
             path("two-factor/set-up/", views.set_up_app, name="two_factor_set_up"),

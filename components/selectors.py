@@ -23,7 +23,14 @@ from components.models import (
     worst_status,
 )
 from components.status import NOT_HOLDING_INCIDENT_STATUSES
-from components.uptime import DayUptime, split_by_day, uptime_percent_over
+from components.uptime import (
+    DayUptime,
+    MonthUptime,
+    months_back,
+    months_of,
+    split_by_day,
+    uptime_percent_over,
+)
 from statuspage.models import PageSettings
 
 
@@ -111,6 +118,23 @@ def daily_uptime(
                 stored[local_day] = live  # a copy: the stored entry may be shared
         result[component.pk] = [stored.get(day) or empty[day] for day in empty]
     return result
+
+
+def monthly_uptime(
+    components: list[Component], *, months: int, now: datetime, zone: ZoneInfo
+) -> dict[int, list[MonthUptime]]:
+    """The last `months` calendar months of uptime per component id, oldest first, the current
+    month included and filled to its end: days before a component's first day and after today
+    have no data."""
+    today = now.astimezone(zone).date()
+    first_month = months_back(today, months - 1)
+    days = daily_uptime(components, days=(today - first_month).days + 1, now=now, zone=zone)
+    return {
+        component.pk: months_of(
+            days[component.pk], first_day=first_uptime_day(component, zone), last_day=today
+        )
+        for component in components
+    }
 
 
 WHOLE_DAY = 24 * 3600

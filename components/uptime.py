@@ -1,5 +1,7 @@
 """Uptime arithmetic on plain values: splitting time into days and weighing outages."""
 
+import calendar
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -97,3 +99,132 @@ def uptime_percent_over(days: list[DayUptime]) -> float | None:
     if not counted:
         return None
     return 100 * (1 - weighted / counted)
+
+
+# Months: the public uptime history (/uptime/) shows a component's past twelve.
+
+
+def months_back(day: date, months: int) -> date:
+    """The first day of the month `months` before the month of `day`."""
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def next_month(first: date) -> date:
+    return months_back(first, -1)
+
+
+@dataclass
+class MonthUptime:
+    """One calendar month of a component: every day of it, those before the component's first
+    day and after today without data, and the month's figures over the days counted."""
+
+    month: date  # its first day
+    days: list[DayUptime]
+
+    @cached_property
+    def uptime_percent(self) -> float | None:
+        return uptime_percent_over(self.days)
+
+    @cached_property
+    def has_data(self) -> bool:
+        return any(day.has_data for day in self.days)
+
+    @cached_property
+    def worst_status(self) -> ComponentStatusValue | None:
+        seen = [day.worst_status for day in self.days if day.worst_status is not None]
+        return max(seen, key=STATUS_SEVERITY.__getitem__) if seen else None
+
+    @cached_property
+    def weeks(self) -> list[list[DayUptime | None]]:
+        """The month as weeks from Monday, None where a week reaches into another month."""
+        lead = self.month.weekday()
+        cells: list[DayUptime | None] = [None] * lead + list(self.days)
+        cells += [None] * (-len(cells) % 7)
+        return [cells[i : i + 7] for i in range(0, len(cells), 7)]
+
+
+def months_of(days: list[DayUptime], *, first_day: date, last_day: date) -> list[MonthUptime]:
+    """Consecutive days cut into calendar months, each filled to its last day: days before
+    `first_day` (the component's first) and after `last_day` (today) have no data."""
+    months: dict[date, list[DayUptime]] = {}
+    for day in days:
+        shown = day if first_day <= day.day <= last_day else DayUptime(day.day)
+        months.setdefault(day.day.replace(day=1), []).append(shown)
+    result = []
+    for month, month_days in months.items():
+        end = next_month(month)
+        cursor = month_days[-1].day + timedelta(days=1)
+        while cursor < end:
+            month_days.append(DayUptime(cursor))
+            cursor += timedelta(days=1)
+        result.append(MonthUptime(month, month_days))
+    return result
+
+
+# The range of an uptime report (the management API's and API v2's): Statuspage's rules.
+
+EARLIEST = date(1970, 1, 1)
+DEFAULT_DAYS = 90
+RANGE_MONTHS = 6
+_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+
+
+class UptimeRangeError(ValueError):
+    """A start or end that cannot be read."""
+
+
+class UptimeRangeRefused(UptimeRangeError):
+    """A start and end that read as dates but make no range (the end before 1970 or before
+    the start): the management API answers 422 rather than 400."""
+
+
+def partial_date(value: str, name: str, *, last: bool) -> date:
+    """`2024` / `2024-05` / `2024-05-17`: a year or month means its first (or last) day."""
+    match = _PARTIAL_DATE.fullmatch(value.strip())
+    if not match:
+        raise UptimeRangeError(f"{name}: expected YYYY, YYYY-MM or YYYY-MM-DD, got {value!r}.")
+    year = int(match.group(1))  # the pattern always has the year
+    month, day = (int(part) if part else None for part in match.groups()[1:])
+    try:
+        if month is None:
+            return date(year, 12, 31) if last else date(year, 1, 1)
+        if day is None:
+            return date(year, month, calendar.monthrange(year, month)[1] if last else 1)
+        return date(year, month, day)
+    except ValueError as error:
+        raise UptimeRangeError(f"{name}: {error}.") from error
+
+
+def _months_before(day: date, months: int) -> date:
+    first = months_back(day, months)
+    return first.replace(day=min(day.day, calendar.monthrange(first.year, first.month)[1]))
+
+
+def uptime_range(
+    first_day: date, *, start: str | None, end: str | None, today: date
+) -> tuple[date, date, list[str]]:
+    """Statuspage's rules: end defaults to today, start to the component's first day or 90
+    days before, whichever is later; at most six calendar months, none before 1970. Returns
+    the range and the warnings of what was moved."""
+    warnings: list[str] = []
+    last = partial_date(end, "end", last=True) if end else today
+    if last < EARLIEST:
+        raise UptimeRangeRefused("The end date must not be before 1970-01-01.")
+    if last > today:
+        warnings.append(f"The end date was moved to today, {today.isoformat()}.")
+        last = today
+    if start:
+        first = partial_date(start, "start", last=False)
+    else:
+        first = min(max(last - timedelta(days=DEFAULT_DAYS - 1), first_day), last)
+    if first > last:
+        raise UptimeRangeRefused("The start date must not be after the end date.")
+    earliest = max(EARLIEST, _months_before(last, RANGE_MONTHS))
+    if first < earliest:
+        warnings.append(
+            f"The start date was moved to {earliest.isoformat()}: "
+            "the range is at most six calendar months."
+        )
+        first = earliest
+    return first, last, warnings

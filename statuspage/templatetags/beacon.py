@@ -9,12 +9,14 @@ from django.conf import settings
 from django.template.base import FilterExpression, NodeList, Parser, Token, token_kwargs
 from django.template.context import Context
 from django.templatetags.static import static
+from django.utils import formats
+from django.utils.dates import WEEKDAYS, WEEKDAYS_ABBR
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext, ngettext
 
 from components.models import ComponentStatus
-from components.uptime import DayUptime
+from components.uptime import DayUptime, MonthUptime
 from incidents.models import IncidentUpdate
 from statuspage.lib.local_format import DateStyle, format_date, format_percent
 from statuspage.lib.markdown import render_markdown
@@ -362,3 +364,71 @@ def ago(moment: datetime | None) -> str:
     if timezone.now() - moment < timedelta(minutes=1):
         return gettext("just now")
     return gettext("%(time)s ago") % {"time": timesince(moment)}
+
+
+# The uptime history (/uptime/): a month strip per component, calendars on its own page.
+
+
+def month_name(month: date) -> str:
+    """'March 2026' in the active language (Django's YEAR_MONTH_FORMAT)."""
+    return formats.date_format(month, "YEAR_MONTH_FORMAT")
+
+
+def _uptime_words(has_data: bool, uptime: float | None) -> str:
+    if not has_data:
+        return gettext("No data")
+    if uptime is None:
+        return gettext("Under maintenance")
+    return gettext("%(percent)s uptime") % {"percent": percent(uptime)}
+
+
+@register.filter
+def uptime_words(item: DayUptime | MonthUptime) -> str:
+    """'99.95% uptime', 'Under maintenance' or 'No data'."""
+    return _uptime_words(item.has_data, item.uptime_percent)
+
+
+@register.filter
+def calendar_day_label(day: DayUptime) -> str:
+    """A calendar cell's words: date, uptime and the worst status of the day."""
+    words = f"{_day_text(day.day)}. {_uptime_words(day.has_data, day.uptime_percent)}."
+    if day.worst_status is not None:
+        words += " " + gettext("Worst status: %(status)s.") % {
+            "status": status_label(day.worst_status)
+        }
+    return words
+
+
+@register.simple_tag
+def weekday_names() -> list[tuple[str, str]]:
+    """(abbreviation, full name) of each weekday from Monday, in the active language."""
+    return [(str(WEEKDAYS_ABBR[i]), str(WEEKDAYS[i])) for i in range(7)]
+
+
+@register.simple_tag
+def uptime_month_strip(months: list[MonthUptime], label: str = "") -> SafeString:
+    """One list item per month, oldest first: the month's short name, its uptime, coloured by
+    its worst status. Written in Python for the reason of uptime_bar: a page of 1,000
+    components renders 12,000 of them on every rebuild."""
+    items = []
+    for month in months:
+        tone_name = tone(month.worst_status) if month.has_data else "nodata"
+        figure = percent(month.uptime_percent) if month.uptime_percent is not None else "–"
+        spoken = html_escape(
+            f"{month_name(month.month)}: {_uptime_words(month.has_data, month.uptime_percent)}"
+        )
+        short = html_escape(formats.date_format(month.month, "M"))
+        items.append(
+            f'<li class="tone-{tone_name}"><span aria-hidden="true">'
+            f'<span class="month-short">{short}</span>'
+            f'<span class="month-figure">{html_escape(figure)}</span></span>'
+            f'<span class="visually-hidden">{spoken}</span></li>'
+        )
+    title = html_escape(gettext("%(label)s: uptime per month") % {"label": label}, quote=True)
+    return mark_safe(f'<ol class="month-strip" aria-label="{title}">{"".join(items)}</ol>')  # noqa: S308 - escaped
+
+
+@register.filter
+def get_month(incidents: dict[date, list[object]], month: date) -> list[object]:
+    """The incidents of one month from a mapping of months to incidents."""
+    return incidents.get(month, [])

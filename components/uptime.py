@@ -133,7 +133,10 @@ class MonthUptime:
     @cached_property
     def worst_status(self) -> ComponentStatusValue | None:
         seen = [day.worst_status for day in self.days if day.worst_status is not None]
-        return max(seen, key=STATUS_SEVERITY.__getitem__) if seen else None
+        if not seen:
+            return None
+        worst: ComponentStatusValue = max(seen, key=STATUS_SEVERITY.__getitem__)
+        return worst
 
     @cached_property
     def weeks(self) -> list[list[DayUptime | None]]:

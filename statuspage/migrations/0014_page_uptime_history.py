@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('statuspage', '0013_page_languages'),
+        ("statuspage", "0013_page_languages"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='pagesettings',
-            name='show_uptime_history',
-            field=models.BooleanField(default=True, help_text="Each showcased component's uptime month by month over the past 12 months, linked from the status page. Off: /uptime/ is a 404.", verbose_name='show the uptime history (/uptime/)'),
+            model_name="pagesettings",
+            name="show_uptime_history",
+            field=models.BooleanField(
+                default=True,
+                help_text="Each showcased component's uptime month by month over the past 12 months, linked from the status page. Off: /uptime/ is a 404.",
+                verbose_name="show the uptime history (/uptime/)",
+            ),
         ),
     ]

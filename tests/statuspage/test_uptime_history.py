@@ -14,9 +14,9 @@ from components.selectors import monthly_uptime
 from components.uptime import DayUptime, months_back, uptime_percent_over
 from statuspage.lib.signals import announce_public_change
 from statuspage.models import PageSettings
-from statuspage.services import page_settings_update
 from statuspage.public.snapshots import keys
 from statuspage.public.uptime import csv_safe
+from statuspage.services import page_settings_update
 from tests.components.factories import ComponentFactory
 from tests.incidents.factories import open_incident
 
@@ -208,7 +208,7 @@ def test_the_history_speaks_german_under_its_prefix(client, components):
     assert '<html lang="de">' in html
     assert "Verfügbarkeitsverlauf" in html
     detail = client.get(f"/de/uptime/{components['api'].public_id}/").content.decode()
-    assert "<abbr title=\"Montag\">Mo</abbr>" in detail
+    assert '<abbr title="Montag">Mo</abbr>' in detail
     assert "/de/uptime/" in keys.public_keys()
 
 

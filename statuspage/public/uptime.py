@@ -8,88 +8,26 @@ rendered by Django, cached per generation and range (docs/api.md).
 import csv
 import io
 import json
-from dataclasses import dataclass, field
-from datetime import date, datetime, time
 
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
-from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from components.models import Component, ComponentStatus
-from components.selectors import monthly_uptime, page_components
-from components.uptime import DayUptime, MonthUptime, UptimeRangeError, uptime_percent_over
-from incidents.models import Incident
+from components.uptime import DayUptime, UptimeRangeError
 from incidents.selectors import uptime_report
 from statuspage.lib.text import control_character_error
 from statuspage.models import PageSettings
 from statuspage.public import public_cache
 from statuspage.public.public_http import public_output
+from statuspage.public.selectors import component_uptime_history, uptime_histories
 from statuspage.public.views import _render
 
-MONTHS = 12
 # How long a JSON or CSV answer is kept: the generation moves with every rollup (5 min).
 REPORT_CACHE_SECONDS = 300
 REPORT_CACHE_KEY = "beacon:uptime-report:{}:{}:{}:{}:{}"
 MAX_PARAM = 32
-
-
-@dataclass
-class UptimeHistory:
-    """A component's last twelve months, and for its own page the incidents of each month."""
-
-    component: Component
-    months: list[MonthUptime]
-    incidents: dict[date, list[Incident]] = field(default_factory=dict)
-
-    @property
-    def has_data(self) -> bool:
-        return any(month.has_data for month in self.months)
-
-    @property
-    def uptime_percent(self) -> float | None:
-        return uptime_percent_over([day for month in self.months for day in month.days])
-
-
-def _components(*, public_id: str | None = None) -> list[Component]:
-    components = [c for c in page_components() if c.showcase]
-    if public_id is not None:
-        components = [c for c in components if c.public_id == public_id]
-    return components
-
-
-def uptime_histories(*, now: datetime | None = None) -> list[UptimeHistory]:
-    """Every showcased public component's last twelve months, in page order."""
-    now = now or timezone.now()
-    components = _components()
-    months = monthly_uptime(components, months=MONTHS, now=now, zone=PageSettings.load().zone)
-    return [UptimeHistory(c, months[c.pk]) for c in components]
-
-
-def component_uptime_history(public_id: str, *, now: datetime | None = None) -> UptimeHistory:
-    """One showcased public component's months and the public incidents of each; 404 else."""
-    now = now or timezone.now()
-    zone = PageSettings.load().zone
-    components = _components(public_id=public_id)
-    if not components:
-        raise Http404("No such component.")
-    component = components[0]
-    months = monthly_uptime(components, months=MONTHS, now=now, zone=zone)[component.pk]
-    since = datetime.combine(months[0].month, time(), tzinfo=zone)
-    incidents = (
-        Incident.objects.public()
-        .incidents()
-        .filter(components=component, started_at__gte=since, started_at__lte=now)
-        .order_by("-started_at", "-id")
-        .distinct()
-    )
-    by_month: dict[date, list[Incident]] = {}
-    for incident in incidents:
-        by_month.setdefault(incident.started_at.astimezone(zone).date().replace(day=1), []).append(
-            incident
-        )
-    return UptimeHistory(component, months, by_month)
 
 
 def _enabled() -> PageSettings:
@@ -113,6 +51,8 @@ def component_uptime(request: HttpRequest, public_id: str) -> HttpResponse:
     if not public_id.isalnum() or len(public_id) > 12:
         raise Http404("No such component.")
     history = component_uptime_history(public_id)
+    if history is None:
+        raise Http404("No such component.")
     return _render(
         request,
         "statuspage/uptime_component.html",

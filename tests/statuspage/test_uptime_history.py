@@ -10,14 +10,14 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from components.models import ComponentGroup, ComponentStatus, DailyUptime
-from components.selectors import monthly_uptime
+from components.selectors import monthly_totals, monthly_uptime
 from components.uptime import DayUptime, months_back, uptime_percent_over
 from statuspage.lib.signals import announce_public_change
 from statuspage.models import PageSettings
 from statuspage.public.snapshots import keys
 from statuspage.public.uptime import csv_safe
 from statuspage.services import page_settings_update
-from tests.components.factories import ComponentFactory
+from tests.components.factories import ComponentFactory, bulk_uptime_history
 from tests.incidents.factories import open_incident
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -99,6 +99,38 @@ def test_a_dst_month_in_berlin_has_its_calendar_days(page, month, days):
         assert next(d for d in current.days if d.day == switch).counted_seconds == lengths[switch]
     # The month after: only its first day so far, the rest without data.
     assert [d.has_data for d in months[-1].days].count(True) <= 1
+
+
+def test_the_overviews_sums_agree_with_the_days(page):
+    """monthly_totals (SQL sums, the overview) and monthly_uptime (the days) say the same."""
+    now = timezone.now()
+    today = now.astimezone(page.zone).date()
+    steady = ComponentFactory(status=ComponentStatus.PARTIAL_OUTAGE)
+    backdate(steady, days=200, now=now - timedelta(hours=2))
+    imported = ComponentFactory()  # rows before its first day: read day by day
+    backdate(imported, days=20, now=now)
+    for n in range(1, 200):
+        day = today - timedelta(days=n)
+        if n % 7 == 0:
+            rollup(steady, day, operational=DAY - 900, major_outage=600, under_maintenance=300)
+        else:
+            rollup(steady, day, operational=DAY)
+        if n % 30 == 0:
+            rollup(imported, day, major_outage=DAY)
+    components = [steady, imported]
+    totals = monthly_totals(components, months=12, now=now, zone=page.zone)
+    exact = monthly_uptime(components, months=12, now=now, zone=page.zone)
+    for component in components:
+        for summed, month in zip(totals[component.pk], exact[component.pk], strict=True):
+            assert summed.month == month.month
+            assert summed.has_data == month.has_data
+            assert summed.worst_status == month.worst_status
+            if month.uptime_percent is None:
+                assert summed.uptime_percent is None
+            else:
+                assert summed.uptime_percent == pytest.approx(month.uptime_percent)
+    # Today's live time in the partial outage counts in this month.
+    assert totals[steady.pk][-1].seconds[ComponentStatus.PARTIAL_OUTAGE] >= 7000
 
 
 def test_a_component_created_mid_month_has_no_data_before(page):
@@ -337,3 +369,23 @@ def test_json_and_csv_are_cached_per_generation(client, components, django_asser
 def test_the_days_helper_sees_maintenance_as_uncounted():
     day = DayUptime(date(2025, 1, 1), {ComponentStatus.UNDER_MAINTENANCE: DAY})
     assert day.has_data and day.uptime_percent is None
+
+
+# A page of 1,000 components, a year each (the page's budget: bench/uptime.py)
+
+
+@pytest.fixture
+def thousand_components(page):
+    """1,000 showcased components with 365 days of rollups each (bulk_create)."""
+    return bulk_uptime_history(1000, days=365, now=timezone.now(), zone=page.zone)
+
+
+def test_a_thousand_components_render_in_a_bounded_number_of_queries(
+    thousand_components, client, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(8):
+        response = client.get("/uptime/")
+    html = response.content.decode()
+    assert html.count('<ol class="month-strip"') == 1000
+    with django_assert_max_num_queries(12):
+        assert client.get(f"/uptime/{thousand_components[0].public_id}/").status_code == 200

@@ -53,8 +53,7 @@ def bulk_uptime_history(count: int, *, days: int, now, zone) -> list[Component]:
     a minute); elsewhere bulk_create."""
     created = now - timedelta(days=days)
     components = Component.objects.bulk_create(
-        Component(name=f"Service {n + 1}", position=n + 1, created_at=created)
-        for n in range(count)
+        Component(name=f"Service {n + 1}", position=n + 1, created_at=created) for n in range(count)
     )
     Component.objects.filter(pk__in=[c.pk for c in components]).update(uptime_accounted_until=now)
     today = now.astimezone(zone).date()

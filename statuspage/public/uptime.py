@@ -123,18 +123,6 @@ def _error(message: str, status: int) -> JsonResponse:
     return response
 
 
-@require_safe
-def uptime_json(request: HttpRequest, public_id: str) -> HttpResponse:
-    try:
-        _, body, _ = _report(request, public_id, "json")
-    except _BadRange as error:
-        return _error(str(error), 400)
-    except Http404:
-        return _error("Not found.", 404)
-    encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return public_output(request, lambda base_url: encoded, "application/json")
-
-
 def csv_safe(value: str) -> str:
     """A cell a spreadsheet shows as text: one starting with = + - @ (or a tab or carriage
     return) is a formula to Excel and LibreOffice, so it gains a leading apostrophe."""
@@ -142,13 +130,17 @@ def csv_safe(value: str) -> str:
 
 
 @require_safe
-def uptime_csv(request: HttpRequest, public_id: str) -> HttpResponse:
+def uptime_report_output(request: HttpRequest, public_id: str, kind: str) -> HttpResponse:
+    """`uptime.json` (the management API's uptime object) or `uptime.csv` (a row per day)."""
     try:
-        component, _, rows = _report(request, public_id, "csv")
+        component, body, rows = _report(request, public_id, kind)
     except _BadRange as error:
         return _error(str(error), 400)
     except Http404:
         return _error("Not found.", 404)
+    if kind == "json":
+        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return public_output(request, lambda base_url: encoded, "application/json")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["component", *CSV_HEADER])
@@ -163,11 +155,15 @@ urlpatterns = [
     path("uptime/", uptime, name="uptime"),
     path("uptime/<str:public_id>/", component_uptime, name="component-uptime"),
     path(
-        "api/v2/components/<str:public_id>/uptime.json", uptime_json, name="api-v2-component-uptime"
+        "api/v2/components/<str:public_id>/uptime.json",
+        uptime_report_output,
+        {"kind": "json"},
+        name="api-v2-component-uptime",
     ),
     path(
         "api/v2/components/<str:public_id>/uptime.csv",
-        uptime_csv,
+        uptime_report_output,
+        {"kind": "csv"},
         name="api-v2-component-uptime-csv",
     ),
 ]

@@ -6,6 +6,7 @@ rendered by Django, cached per generation and range (docs/api.md).
 """
 
 import csv
+import hashlib
 import io
 import json
 
@@ -21,12 +22,16 @@ from statuspage.lib.text import control_character_error
 from statuspage.models import PageSettings
 from statuspage.public import public_cache
 from statuspage.public.public_http import public_output
-from statuspage.public.selectors import component_uptime_history, uptime_histories
+from statuspage.public.selectors import (
+    UptimeHistory,
+    component_uptime_history,
+    uptime_histories,
+)
 from statuspage.public.views import _render
 
 # How long a JSON or CSV answer is kept: the generation moves with every rollup (5 min).
 REPORT_CACHE_SECONDS = 300
-REPORT_CACHE_KEY = "beacon:uptime-report:{}:{}:{}:{}:{}"
+REPORT_CACHE_KEY = "beacon:uptime-report:{}:{}:{}:{}"  # generation, id, kind, range asked
 MAX_PARAM = 32
 
 
@@ -37,11 +42,25 @@ def _enabled() -> PageSettings:
     return page
 
 
+_histories_memo: dict[str, list[UptimeHistory]] = {}
+
+
+def _histories_of_generation() -> list[UptimeHistory]:
+    """The overview's figures once per generation: a rebuild renders /uptime/ once per
+    enabled language (as api_v2 keeps its serialised components)."""
+    generation = public_cache.generation()
+    if generation not in _histories_memo:
+        histories = uptime_histories()
+        _histories_memo.clear()
+        _histories_memo[generation] = histories
+    return _histories_memo[generation]
+
+
 @require_safe
 def uptime(request: HttpRequest) -> HttpResponse:
     page = _enabled()
     return _render(
-        request, "statuspage/uptime.html", {"page": page, "histories": uptime_histories()}
+        request, "statuspage/uptime.html", {"page": page, "histories": _histories_of_generation()}
     )
 
 
@@ -80,9 +99,8 @@ def _report(
     component = Component.objects.public().filter(public_id=public_id).first()
     if component is None:
         raise Http404("No such component.")
-    key = REPORT_CACHE_KEY.format(
-        public_cache.generation(), public_id, kind, params["start"], params["end"]
-    )
+    asked = hashlib.sha256(f"{params['start']}|{params['end']}".encode()).hexdigest()[:32]
+    key = REPORT_CACHE_KEY.format(public_cache.generation(), public_id, kind, asked)
     cached = cache.get(key)
     if cached is None:
         try:

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from components.models import ComponentGroup, ComponentStatus, DailyUptime
@@ -389,3 +391,12 @@ def test_a_thousand_components_render_in_a_bounded_number_of_queries(
     assert html.count('<ol class="month-strip"') == 1000
     with django_assert_max_num_queries(12):
         assert client.get(f"/uptime/{thousand_components[0].public_id}/").status_code == 200
+
+
+def test_each_language_reuses_the_generations_figures(client, components):
+    set_page(enabled_languages=["en", "de", "fr"])
+    assert client.get("/uptime/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/de/uptime/").status_code == 200
+        assert client.get("/fr/uptime/").status_code == 200
+    assert not [q for q in queries.captured_queries if "dailyuptime" in q["sql"]]

@@ -14,6 +14,7 @@ from django.utils import timezone
 from components.models import ComponentGroup, ComponentStatus, DailyUptime
 from components.selectors import monthly_totals, monthly_uptime
 from components.uptime import DayUptime, months_back, uptime_percent_over
+from statuspage.api_v1 import schemas
 from statuspage.lib.signals import announce_public_change
 from statuspage.models import PageSettings
 from statuspage.public.snapshots import keys
@@ -284,9 +285,10 @@ def test_the_json_has_the_management_apis_uptime_shape(client, components):
         "warnings": list,
         "related_events": list,
     }
-    assert set(body) == set(types)
+    assert set(body) == set(types) == set(schemas.Uptime.model_fields)
     for name, kind in types.items():
         assert isinstance(body[name], kind), name
+    schemas.Uptime.model_validate(body)  # the management API's response model, extras refused
     assert body["major_outage"] == DAY
     assert len(body["related_events"]) == 1
     today = timezone.now().astimezone(PageSettings.load().zone).date()

@@ -7,7 +7,14 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    QueryDict,
+)
 from django.shortcuts import redirect
 from django.template.defaultfilters import linebreaksbr, pluralize
 from django.template.loader import render_to_string
@@ -22,6 +29,7 @@ from incidents import (
     admin_subscribers,  # noqa: F401 - registers the subscriber admin
     services,
 )
+from incidents.admin_series import IncidentPermissions, cancel_occurrence, occurrence_context
 from incidents.automatic import incident_draft_discard, incident_draft_publish
 from incidents.forms import (
     MAINTENANCE_NOTIFY_FLAGS,
@@ -46,7 +54,10 @@ from incidents.models import (
     ScheduledMaintenance,
 )
 from incidents.notify.selectors import notifications_of_incident, reach
+from incidents.postmortem_forms import PostmortemEditor
+from incidents.postmortems import generated_timeline, postmortem_initial
 from incidents.selectors import silence_of, with_silence
+from incidents.series import services as series_services
 from statuspage.lib.service_admin import ServiceFormAdmin, call_service
 from statuspage.models import PageSettings
 
@@ -205,6 +216,7 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
         "resolved_at",
         "backfilled",
         "postmortem_published_at",
+        "postmortem_editor_link",
         "created_by",
         "notifications",
     ]
@@ -236,6 +248,16 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
                 "<path:object_id>/reach/",
                 self.admin_site.admin_view(self.reach_view),
                 name=f"{self.opts.app_label}_{self.opts.model_name}_reach",
+            ),
+            path(
+                "<path:object_id>/postmortem/",
+                self.admin_site.admin_view(self.postmortem_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_postmortem",
+            ),
+            path(
+                "<path:object_id>/postmortem/preview/",
+                self.admin_site.admin_view(self.postmortem_preview_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_postmortem_preview",
             ),
             path(
                 "<path:object_id>/resolve/",
@@ -294,7 +316,8 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
                     "Postmortem",
                     {
                         "fields": [
-                            "postmortem_body",
+                            "postmortem_editor_link",
+                            *([] if obj.postmortem else ["postmortem_body"]),
                             (
                                 "publish_postmortem",
                                 "postmortem_notify_subscribers",
@@ -393,7 +416,7 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
             call_service(
                 services.postmortem_publish,
                 incident=obj,
-                body=form.cleaned_data["postmortem_body"],
+                body=form.cleaned_data.get("postmortem_body"),  # absent: a structured one
                 notify_subscribers=form.cleaned_data["postmortem_notify_subscribers"],
             )
         obj.refresh_from_db()
@@ -517,6 +540,127 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
             closed += 1
         self.message_user(request, f"{self.closed_label} {closed} of {len(queryset)}.")
 
+    # The postmortem editor: sections, timeline and action items (incidents/postmortem_forms.py)
+
+    def postmortem_editor_link(self, obj: Incident) -> str:
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_postmortem", args=[obj.pk]
+        )
+        return format_html(
+            '<a class="button" href="{}">{}</a>', url, gettext("Open the postmortem editor")
+        )
+
+    postmortem_editor_link.short_description = gettext_lazy(  # type: ignore[attr-defined]
+        "Structured postmortem"
+    )
+
+    def _postmortem_incident(self, request: HttpRequest, object_id: str) -> Incident:
+        incident = self.get_object(request, unquote(object_id))
+        if incident is None or incident.is_maintenance:
+            raise Http404("No incident with this id.")
+        if not self.has_change_permission(request, incident):
+            raise PermissionDenied
+        return incident
+
+    def postmortem_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        incident = self._postmortem_incident(request, object_id)
+        editor_url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_postmortem", args=[incident.pk]
+        )
+        preview = None
+        if request.method != "POST":
+            editor = PostmortemEditor(incident, initial=postmortem_initial(incident))
+        elif "_unpublish" in request.POST:
+            try:
+                services.postmortem_revert(incident=incident)
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+            else:
+                self.log_change(request, incident, gettext("Unpublished the postmortem."))
+                self.message_user(request, gettext("The postmortem is a draft again."))
+            return redirect(editor_url)
+        elif "_regenerate" in request.POST:
+            editor = PostmortemEditor(incident, request.POST)
+            if request.POST.get("confirm_regenerate"):
+                editor = PostmortemEditor(
+                    incident, request.POST, timeline=generated_timeline(incident)
+                )
+                self.message_user(
+                    request,
+                    gettext(
+                        "The timeline was drawn again from the incident. Nothing is saved "
+                        "until you save."
+                    ),
+                    messages.WARNING,
+                )
+            else:
+                editor.form.add_error(
+                    "confirm_regenerate",
+                    gettext("Tick this box to replace the timeline's entries."),
+                )
+        else:
+            editor = PostmortemEditor(incident, request.POST)
+            if editor.is_valid():
+                postmortem = editor.postmortem()
+                if "_preview" in request.POST:
+                    preview = postmortem
+                else:
+                    saved = self._save_postmortem(request, incident, editor, postmortem)
+                    if saved:
+                        return redirect(editor_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Postmortem: %(incident)s") % {"incident": incident.name},
+            "incident": incident,
+            "editor": editor,
+            "preview": preview,
+            "previewed": "_preview" in request.POST,
+            "can_publish": accepts_postmortem(incident),
+            "change_url": reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[incident.pk]
+            ),
+            "preview_url": reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_postmortem_preview",
+                args=[incident.pk],
+            ),
+        }
+        return TemplateResponse(request, "admin/incidents/incident/postmortem.html", context)
+
+    def _save_postmortem(
+        self, request: HttpRequest, incident: Incident, editor: PostmortemEditor, postmortem
+    ) -> bool:
+        publish = "_publish" in request.POST
+        try:
+            if publish:
+                services.postmortem_publish(
+                    incident=incident,
+                    structured=postmortem,
+                    notify_subscribers=editor.form.cleaned_data["notify_subscribers"],
+                )
+            else:
+                services.postmortem_save_draft(incident=incident, structured=postmortem)
+        except ValidationError as error:
+            editor.form.add_error(None, error.messages)
+            return False
+        done = gettext("Published the postmortem.") if publish else gettext("Saved the postmortem.")
+        self.log_change(request, incident, done)
+        self.message_user(request, done, messages.SUCCESS)
+        return True
+
+    def postmortem_preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """htmx: the public HTML of the postmortem as the form stands, or its errors."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        incident = self._postmortem_incident(request, object_id)
+        editor = PostmortemEditor(incident, request.POST)
+        preview = editor.postmortem() if editor.is_valid() else None
+        return TemplateResponse(
+            request,
+            "admin/incidents/incident/postmortem.html#postmortem-preview",
+            {"editor": editor, "preview": preview, "incident": incident, "previewed": True},
+        )
+
     def resolve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return require_POST(self._resolve)(request, object_id)
 
@@ -593,7 +737,7 @@ class IncidentAdmin(ServiceFormAdmin[Incident]):
 
 
 @admin.register(ScheduledMaintenance)
-class MaintenanceAdmin(IncidentAdmin):
+class MaintenanceAdmin(IncidentPermissions, IncidentAdmin):
     """Maintenances get their own entry; whoever may run incidents may run maintenances."""
 
     add_form = MaintenanceCreateForm
@@ -620,7 +764,26 @@ class MaintenanceAdmin(IncidentAdmin):
     offers_templates = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).maintenances()
+        return super().get_queryset(request).maintenances().select_related("series")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/cancel-occurrence/",
+                self.admin_site.admin_view(require_POST(self.cancel_occurrence_view)),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_cancel_occurrence",
+            ),
+            *super().get_urls(),
+        ]
+
+    def cancel_occurrence_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return cancel_occurrence(self, request, object_id)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        incident = self.get_object(request, unquote(object_id))
+        if incident is not None:
+            extra_context = {**occurrence_context(incident), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
@@ -669,31 +832,15 @@ class MaintenanceAdmin(IncidentAdmin):
                 incident=obj, **{name: form.cleaned_data[name] for name in flags}
             )
         super().save_model(request, obj, form, change)
+        if change and obj.series_id is not None and form.changed_data:
+            # Edited alone: changes of the whole series leave it as it is now.
+            series_services.series_occurrence_detach(incident=obj)
 
     @admin.action(
         description=gettext_lazy("Complete selected maintenances"), permissions=["change"]
     )
     def complete_selected(self, request, queryset):
         return self.resolve_selected(request, queryset)
-
-    # A maintenance is an incident of another kind: the incident permissions cover both.
-
-    def _incident_permission(self, request, action):
-        return request.user.has_perm(f"incidents.{action}_incident")
-
-    def has_add_permission(self, request):
-        return self._incident_permission(request, "add")
-
-    def has_change_permission(self, request, obj=None):
-        return self._incident_permission(request, "change")
-
-    def has_delete_permission(self, request, obj=None):
-        return self._incident_permission(request, "delete")
-
-    def has_view_permission(self, request, obj=None):
-        return self._incident_permission(request, "view") or self.has_change_permission(
-            request, obj
-        )
 
 
 @admin.register(IncidentTemplate)

@@ -261,6 +261,8 @@ class IncidentChangeForm(ComponentStatusesMixin, UpdateMessageFields, ServiceFor
             self.fields.pop("publish_postmortem")
             self.fields.pop("postmortem_notify_subscribers")
             self.fields.pop("postmortem_body", None)  # absent for view-only staff
+        elif incident.postmortem:  # structured: written in the postmortem editor
+            self.fields.pop("postmortem_body", None)
         if not accepts_updates(incident):
             for name in ["status", "body", "deliver_notifications", "display_at"]:
                 del self.fields[name]

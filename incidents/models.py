@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from components.models import Component, ComponentStatus, worst_status
 from components.status_choices import ComponentStatusValue
+from incidents.series.recurrence import parts_of, repeats_text
 from statuspage.lib.ids import new_public_id
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
@@ -200,6 +201,10 @@ class Incident(models.Model):
         help_text="Markdown.",
     )
     postmortem_published_at = models.DateTimeField(null=True, blank=True)
+    # The structured postmortem (incidents/postmortems.py): its sections, impact figures,
+    # timeline and action items; `postmortem_body` is their Markdown. Empty for a postmortem
+    # written free-form.
+    postmortem = models.JSONField(default=dict, blank=True, editable=False)
     scheduled_for = models.DateTimeField(null=True, blank=True)
     scheduled_until = models.DateTimeField(null=True, blank=True)
     scheduled_auto_in_progress = models.BooleanField(
@@ -236,6 +241,20 @@ class Incident(models.Model):
         editable=False,
         verbose_name="opened automatically for",
     )
+    # An occurrence of a recurring maintenance: its series, the start the rule gave it (its
+    # RECURRENCE-ID), and whether staff edited it alone (the series then leaves it be).
+    series = models.ForeignKey(
+        "MaintenanceSeries",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="occurrences",
+        editable=False,
+    )
+    series_occurrence = models.DateTimeField(null=True, blank=True, editable=False)
+    series_detached = models.BooleanField(
+        "edited apart from its series", default=False, editable=False
+    )
 
     objects = IncidentManager()
 
@@ -246,7 +265,12 @@ class Incident(models.Model):
                 fields=["auto_component"],
                 condition=~models.Q(status__in=CLOSED_STATUSES),
                 name="one_open_auto_incident_per_component",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["series", "series_occurrence"],
+                condition=models.Q(series__isnull=False),
+                name="one_incident_per_series_occurrence",
+            ),
         ]
         indexes = [
             models.Index(fields=["kind", "status"]),
@@ -301,6 +325,76 @@ class ScheduledMaintenance(Incident):
         proxy = True
         verbose_name = "scheduled maintenance"
         verbose_name_plural = "scheduled maintenances"
+
+
+class MaintenanceSeries(models.Model):
+    """A maintenance that comes back by an RFC 5545 rule (weekly, the second Tuesday, …).
+
+    Its occurrences are ordinary maintenances (`Incident.series`), made ahead for a horizon
+    by `incidents.series.services.series_materialise`, so each does what a maintenance does.
+    The rule is read in `time_zone`'s wall-clock: a 02:00 window stays at 02:00 across DST.
+    """
+
+    public_id = models.CharField(
+        "code", max_length=12, unique=True, default=new_public_id, editable=False
+    )
+    name = models.CharField(max_length=255, validators=[no_control_characters])
+    body = models.TextField(
+        "message",
+        blank=True,
+        max_length=MAX_UPDATE_BODY,
+        validators=[no_control_characters_in_text],
+        help_text="Markdown: the first update of each occurrence.",
+    )
+    components = models.ManyToManyField(
+        Component,
+        blank=True,
+        related_name="+",
+        help_text="Put under maintenance while each occurrence is in progress.",
+    )
+    time_zone = models.CharField(max_length=64, default="UTC")
+    dtstart = models.DateTimeField("first start")
+    duration = models.DurationField()
+    rule = models.CharField("recurrence rule", max_length=500)
+    # The skipped occurrences' starts, as ISO 8601 in UTC (EXDATE).
+    exdates = models.JSONField("skipped occurrences", default=list, blank=True)
+    internal = models.BooleanField(
+        _("internal"),
+        default=False,
+        help_text=_("Shown only on /internal/ and told only to internal subscribers."),
+    )
+    deliver_notifications = models.BooleanField(
+        "notify subscribers of each occurrence when it is scheduled", default=False
+    )
+    scheduled_auto_in_progress = models.BooleanField("start automatically", default=True)
+    scheduled_auto_completed = models.BooleanField("complete automatically", default=True)
+    scheduled_remind_prior = models.BooleanField("remind subscribers", default=True)
+    auto_transition_deliver_notifications_at_start = models.BooleanField(
+        "notify subscribers at the automatic start", default=True
+    )
+    auto_transition_deliver_notifications_at_end = models.BooleanField(
+        "notify subscribers at the automatic completion", default=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "maintenance series"
+        verbose_name_plural = "maintenance series"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def repeats_text(self) -> str:
+        """ "Repeats weekly", in the active language, from the rule's frequency."""
+        parts = parts_of(self.rule)
+        interval = parts.get("INTERVAL", "1")
+        return repeats_text(parts.get("FREQ", ""), int(interval) if interval.isdigit() else 1)
 
 
 class IncidentUpdate(models.Model):

@@ -1,7 +1,7 @@
 """Writes to incidents and maintenances. Each public function is one transaction."""
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -14,6 +14,7 @@ from components.publishing import public_write
 from components.status import component_status_state
 from components.status_choices import as_component_status
 from incidents.models import (
+    MAX_POSTMORTEM_BODY,
     AffectedComponent,
     Impact,
     ImpactOverride,
@@ -24,10 +25,12 @@ from incidents.models import (
     IncidentStatusValue,
     IncidentUpdate,
     IncidentUpdateTranslation,
+    MaintenanceSeries,
     is_impact_override,
     is_incident_status,
 )
 from incidents.notify.events import event_for_postmortem, event_for_update
+from incidents.postmortems import Postmortem, postmortem_markdown
 from statuspage.lib.text import control_character_error
 
 MAINTENANCE_STARTED_BODY = (
@@ -64,6 +67,8 @@ def incident_create(
     auto_component: Component | None = None,
     internal: bool = False,
     author: User | None = None,
+    series: MaintenanceSeries | None = None,
+    series_occurrence: datetime | None = None,
 ) -> Incident:
     """Open an incident (or schedule a maintenance) together with its first update.
 
@@ -73,11 +78,7 @@ def incident_create(
     """
     name = (name or "").strip()
     errors: dict[str, str] = {}
-    if not name:
-        errors["name"] = "Give the incident a name."
-    elif len(name) > 255:
-        errors["name"] = "Keep the name under 256 characters."
-    elif refused := control_character_error(name):
+    if refused := name_error(name):
         errors["name"] = refused
     if impact_override and impact_override not in Impact.values:
         errors["impact_override"] = _unknown_impact(impact_override)
@@ -129,6 +130,8 @@ def incident_create(
             auto_component=auto_component,
             internal=internal,
             created_by=author,
+            series=series,
+            series_occurrence=series_occurrence,
         )
         incident.components.add(*affected_components)
         incident_post_update(
@@ -142,6 +145,15 @@ def incident_create(
         )
     incident.refresh_from_db()
     return incident
+
+
+def name_error(name: str) -> str | None:
+    """Why a (stripped) incident or maintenance name is refused, or None."""
+    if not name:
+        return "Give the incident a name."
+    if len(name) > 255:
+        return "Keep the name under 256 characters."
+    return control_character_error(name)
 
 
 def incident_post_update(
@@ -353,13 +365,19 @@ def incident_resolve(
 
 
 def postmortem_publish(
-    *, incident: Incident, body: str | None = None, notify_subscribers: bool = True
+    *,
+    incident: Incident,
+    body: str | None = None,
+    structured: Postmortem | None = None,
+    notify_subscribers: bool = True,
 ) -> Incident:
-    """Publish the postmortem; subscribers hear of it once, the first time it is published."""
+    """Publish the postmortem; subscribers hear of it once, the first time it is published,
+    and only if `notify_subscribers`. A `body` or a `structured` postmortem given is saved
+    first, as postmortem_save_draft would."""
     with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
-        if body is not None:
-            incident.postmortem_body = body.strip()
+        if body is not None or structured is not None:
+            _write_postmortem(incident, body=body or "", structured=structured)
         if not incident.postmortem_body:
             raise ValidationError({"postmortem_body": "Write the postmortem before publishing it."})
         if incident.is_maintenance or incident.status not in (
@@ -556,21 +574,62 @@ def update_translations_save(
 
 
 def incident_delete(*, incident: Incident) -> None:
-    """Remove an incident with its updates; component statuses stay as they are."""
+    """Remove an incident with its updates; component statuses stay as they are.
+
+    An occurrence of a maintenance series is skipped by its series from then on (its start
+    becomes an EXDATE), so the series does not make it again.
+    """
     with public_write():
+        if incident.series_id is not None and incident.series_occurrence is not None:
+            series_skip_start(series_id=incident.series_id, start=incident.series_occurrence)
         Incident.objects.filter(pk=incident.pk).delete()
 
 
-def postmortem_save_draft(*, incident: Incident, body: str) -> Incident:
-    """Write the postmortem without publishing it (a published one shows the new text)."""
+def series_skip_start(*, series_id: int, start: datetime) -> None:
+    """Add `start` to a maintenance series' skipped starts (EXDATE)."""
+    with public_write():
+        series = MaintenanceSeries.objects.select_for_update().filter(pk=series_id).first()
+        if series is None:
+            return
+        skipped = {datetime.fromisoformat(value) for value in series.exdates} | {start}
+        series.exdates = sorted({moment.astimezone(UTC).isoformat() for moment in skipped})
+        series.updated_at = timezone.now()
+        series.save(update_fields=["exdates", "updated_at"])
+
+
+def postmortem_save_draft(
+    *, incident: Incident, body: str = "", structured: Postmortem | None = None
+) -> Incident:
+    """Write the postmortem without publishing it (a published one shows the new text).
+
+    A `structured` postmortem is stored with its Markdown as the body; a free-form `body`
+    replaces any structured one.
+    """
     with public_write():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
-        if incident.is_maintenance:
-            raise ValidationError("A maintenance has no postmortem.")
-        incident.postmortem_body = (body or "").strip()
+        _write_postmortem(incident, body=body, structured=structured)
         incident.updated_at = timezone.now()
-        incident.save(update_fields=["postmortem_body", "updated_at"])
+        incident.save(update_fields=["postmortem_body", "postmortem", "updated_at"])
     return incident
+
+
+def _write_postmortem(incident: Incident, *, body: str, structured: Postmortem | None) -> None:
+    if incident.is_maintenance:
+        raise ValidationError("A maintenance has no postmortem.")
+    if structured is not None and not structured.is_empty:
+        body = postmortem_markdown(structured)
+        incident.postmortem = structured.to_json()
+    else:
+        incident.postmortem = {}
+    body = (body or "").strip()
+    if len(body) > MAX_POSTMORTEM_BODY:
+        raise ValidationError(
+            {
+                "postmortem_body": f"The postmortem is too long: at most {MAX_POSTMORTEM_BODY:,} "
+                f"characters of Markdown, this one is {len(body):,}."
+            }
+        )
+    incident.postmortem_body = body
 
 
 def postmortem_revert(*, incident: Incident) -> Incident:
@@ -594,12 +653,19 @@ def postmortem_delete(*, incident: Incident) -> Incident:
         if not incident.postmortem_body and incident.postmortem_published_at is None:
             raise ValidationError("The incident has no postmortem.")
         incident.postmortem_body = ""
+        incident.postmortem = {}
         incident.postmortem_published_at = None
         if incident.status == IncidentStatus.POSTMORTEM:
             incident.status = IncidentStatus.RESOLVED
         incident.updated_at = timezone.now()
         incident.save(
-            update_fields=["postmortem_body", "postmortem_published_at", "status", "updated_at"]
+            update_fields=[
+                "postmortem_body",
+                "postmortem",
+                "postmortem_published_at",
+                "status",
+                "updated_at",
+            ]
         )
     return incident
 

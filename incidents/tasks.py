@@ -9,12 +9,14 @@ from incidents.notify import delivery, events
 from incidents.notify.channels.email import MailRefused, subscription_email_send
 from incidents.notify.models import Subscriber
 from incidents.reminders import silent_incidents_remind
+from incidents.series import services as series_services
 
 logger = logging.getLogger("beacon.notify")
 
 
 @shared_task
 def advance_scheduled_maintenances() -> None:
+    series_services.series_materialise()
     events.maintenance_reminders_due()
     services.maintenances_advance_due()
 

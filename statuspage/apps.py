@@ -27,16 +27,20 @@ class StatuspageConfig(AppConfig):
             Incident,
             IncidentUpdate,
             IncidentUpdateTranslation,
+            MaintenanceSeries,
         )
         from statuspage import tasks  # noqa: F401
         from statuspage.models import PageSettings
         from statuspage.public import changes
 
         models = (PageSettings, ComponentGroup, Component, Incident, IncidentUpdate)
-        for model in (*models, AffectedComponent, IncidentUpdateTranslation):
+        for model in (*models, AffectedComponent, IncidentUpdateTranslation, MaintenanceSeries):
             post_save.connect(changes.on_public_row_changed, sender=model)
             post_delete.connect(changes.on_public_row_changed, sender=model)
         m2m_changed.connect(changes.on_public_row_changed, sender=Incident.components.through)
+        m2m_changed.connect(
+            changes.on_public_row_changed, sender=MaintenanceSeries.components.through
+        )
         post_migrate.connect(changes.on_migrated, sender=self)
         public_output_changed.connect(changes.on_announced_change, dispatch_uid="publish-change")
 

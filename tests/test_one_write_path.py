@@ -42,7 +42,9 @@ from incidents.models import (
     IncidentStatus,
     IncidentUpdate,
     IncidentUpdateTranslation,
+    MaintenanceSeries,
 )
+from incidents.services import incident_resolve
 from incidents.tasks import advance_scheduled_maintenances
 from statuspage.models import PageSettings
 from statuspage.public import public_cache
@@ -61,6 +63,7 @@ from tests.incidents.factories import (
 )
 from tests.incidents.test_admin import add_data as incident_add_data
 from tests.incidents.test_admin import change_data as incident_change_data
+from tests.incidents.test_postmortems import editor_data as postmortem_editor_data
 from tests.statuspage.test_api_v1_components import api_for
 
 pytestmark = pytest.mark.django_db
@@ -77,9 +80,11 @@ PUBLIC_MODELS = (
     IncidentUpdate,
     AffectedComponent,
     IncidentUpdateTranslation,
+    MaintenanceSeries,
 )
 PUBLIC_TABLES = {model._meta.db_table for model in PUBLIC_MODELS} | {
-    Incident.components.through._meta.db_table
+    Incident.components.through._meta.db_table,
+    MaintenanceSeries.components.through._meta.db_table,
 }
 WRITE = re.compile(r'\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"(?P<table>\w+)"', re.IGNORECASE)
 ALERT_PAYLOADS = ROOT / "tests" / "components" / "alert_payloads"
@@ -153,10 +158,11 @@ def signals_off() -> Iterator[None]:
     for model in (PageSettings, ComponentGroup, Component, Incident, IncidentUpdate):
         post_save.disconnect(on_public_row_changed, sender=model)
         post_delete.disconnect(on_public_row_changed, sender=model)
-    for model in (AffectedComponent, IncidentUpdateTranslation):
+    for model in (AffectedComponent, IncidentUpdateTranslation, MaintenanceSeries):
         post_save.disconnect(on_public_row_changed, sender=model)
         post_delete.disconnect(on_public_row_changed, sender=model)
     m2m_changed.disconnect(on_public_row_changed, sender=Incident.components.through)
+    m2m_changed.disconnect(on_public_row_changed, sender=MaintenanceSeries.components.through)
     yield
     for model in (*PUBLIC_MODELS, AffectedComponent):
         if model in (ComponentStatusChange, DailyUptime):
@@ -164,6 +170,7 @@ def signals_off() -> Iterator[None]:
         post_save.connect(on_public_row_changed, sender=model)
         post_delete.connect(on_public_row_changed, sender=model)
     m2m_changed.connect(on_public_row_changed, sender=Incident.components.through)
+    m2m_changed.connect(on_public_row_changed, sender=MaintenanceSeries.components.through)
 
 
 @pytest.fixture
@@ -326,6 +333,16 @@ def test_the_admin_writes_the_public_page_only_through_services_that_publish(cli
                     "translations-0-language": "de",
                     "translations-0-body": "Langsame Anmeldungen.",
                 },
+            )
+        ),
+    )
+    incident_resolve(incident=translated.incident)
+    run(
+        "admin publishes a structured postmortem in the editor",
+        lambda: posted(
+            client.post(
+                reverse("admin:incidents_incident_postmortem", args=[translated.incident.pk]),
+                postmortem_editor_data(translated.incident) | {"_publish": "1"},
             )
         ),
     )
@@ -535,6 +552,89 @@ def test_workers_write_the_public_page_only_through_services_that_publish(
     assert web.status == ComponentStatus.MAJOR_OUTAGE
     assert maintenance.status == IncidentStatus.IN_PROGRESS
     assert json.loads(firing)["alerts"]
+    assert_one_write_path(recorder.operations)
+
+
+def test_recurring_maintenance_writes_the_public_page_only_through_services_that_publish(
+    client, recorder
+):
+    sign_in_staff(client, StaffFactory(is_superuser=True))
+    api = ComponentFactory(name="API")
+    start = timezone.now() + timedelta(days=1)
+    run = recorder.run
+
+    run(
+        "admin adds a maintenance series",
+        lambda: posted(
+            client.post(
+                reverse("admin:incidents_maintenanceseries_add"),
+                {
+                    "name": "Weekly patching",
+                    "first_date": start.strftime("%Y-%m-%d"),
+                    "first_time": "02:00",
+                    "time_zone": "UTC",
+                    "duration_minutes": "60",
+                    "frequency": "weekly",
+                    "weekdays": ["MO", "TH"],
+                    "interval": "1",
+                    "components": [api.pk],
+                },
+            )
+        ),
+    )
+    series = MaintenanceSeries.objects.get()
+    first, second = Incident.objects.filter(series=series).order_by("scheduled_for")[:2]
+    run(
+        "admin edits one occurrence alone",
+        lambda: posted(
+            client.post(
+                reverse("admin:incidents_scheduledmaintenance_change", args=[first.pk]),
+                {**incident_change_data(first), "name": "Patching, longer"},
+            )
+        ),
+    )
+    run(
+        "admin cancels an occurrence",
+        lambda: posted(
+            client.post(
+                reverse("admin:incidents_scheduledmaintenance_cancel_occurrence", args=[second.pk])
+            )
+        ),
+    )
+    run(
+        "admin edits the series",
+        lambda: posted(
+            client.post(
+                reverse("admin:incidents_maintenanceseries_change", args=[series.pk]),
+                {
+                    "name": "Patching",
+                    "first_date": start.strftime("%Y-%m-%d"),
+                    "first_time": "03:00",
+                    "time_zone": "UTC",
+                    "duration_minutes": "90",
+                    "frequency": "weekly",
+                    "weekdays": ["MO", "TH"],
+                    "interval": "1",
+                },
+            )
+        ),
+    )
+    first.refresh_from_db()
+    assert first.name == "Patching, longer" and first.series_detached
+    Incident.objects.filter(series=series).order_by("-scheduled_for").first().delete()
+    run("the scheduler makes the next occurrence", advance_scheduled_maintenances.run)
+    run(
+        "admin deletes the series",
+        lambda: posted(
+            client.post(
+                reverse("admin:incidents_maintenanceseries_delete", args=[series.pk]),
+                {"post": "yes"},
+            )
+        ),
+    )
+
+    assert not MaintenanceSeries.objects.exists()
+    assert not Incident.objects.filter(series_occurrence__isnull=False).exists()
     assert_one_write_path(recorder.operations)
 
 

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
@@ -21,11 +22,12 @@ from django.utils.html import strip_tags
 from django.utils.translation import get_language, gettext
 from django.utils.xmlutils import SimplerXMLGenerator
 from django.views.decorators.http import require_safe
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, vRecur, vText
 
 from components.models import Component
-from incidents.models import Incident, IncidentStatus, IncidentUpdate
+from incidents.models import Incident, IncidentStatus, IncidentUpdate, MaintenanceSeries
 from incidents.selectors import with_timeline
+from incidents.series.services import skipped_starts
 from statuspage.lib.markdown import render_markdown
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
@@ -306,12 +308,18 @@ def component_history_feed(request: HttpRequest, public_id: str, fmt: str) -> Ht
 
 
 def calendar_maintenances(*, now: datetime | None = None) -> QuerySet[Incident]:
-    """Upcoming and running maintenances, and those completed in the last 90 days."""
+    """Upcoming and running maintenances, and those completed in the last 90 days.
+
+    An occurrence of a public series is left out unless staff edited it alone: its series'
+    event (RRULE) stands for it, and an edited one is that event's RECURRENCE-ID.
+    """
     now = now or timezone.now()
     return with_timeline(
         Incident.objects.public()
         .maintenances()
+        .select_related("series")
         .filter(scheduled_for__isnull=False, scheduled_until__isnull=False)
+        .exclude(series__isnull=False, series__internal=False, series_detached=False)
         .filter(
             Q(
                 status__in=[
@@ -335,6 +343,60 @@ def plain_text(markdown_text: str) -> str:
     rendered = re.sub(r"</(p|li|h\d|tr|blockquote|pre)>", "\n", rendered)
     text = html.unescape(strip_tags(rendered))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def calendar_series() -> QuerySet[MaintenanceSeries]:
+    """The public series, each one event with its rule."""
+    return (
+        MaintenanceSeries.objects.filter(internal=False)
+        .prefetch_related(
+            Prefetch("components", queryset=Component.objects.public()),
+            # An occurrence staff made internal is skipped in the public calendar.
+            Prefetch(
+                "occurrences",
+                queryset=Incident.objects.filter(internal=True, series_occurrence__isnull=False),
+                to_attr="internal_occurrences",
+            ),
+        )
+        .order_by("dtstart", "id")
+    )
+
+
+def series_uid(series: MaintenanceSeries, base_url: str) -> str:
+    return f"series-{series.public_id}@{_host(base_url)}"
+
+
+def series_event(series: MaintenanceSeries, *, base_url: str) -> Event:
+    """A series as one event: DTSTART in its time zone, RRULE and EXDATE."""
+    zone = ZoneInfo(series.time_zone)
+    lines = []
+    if series.body:
+        lines.append(plain_text(series.body))
+    names = [one_line(component.name) for component in series.components.all()]
+    if names:
+        lines.append(gettext("Affected: %(names)s") % {"names": ", ".join(names)})
+    lines.append(series.repeats_text)
+    page_url = _page_link(base_url, "")
+
+    event = Event()
+    event.add("uid", series_uid(series, base_url))
+    event.add("dtstamp", series.updated_at.astimezone(UTC))
+    event.add("last-modified", series.updated_at.astimezone(UTC))
+    event.add("created", series.created_at.astimezone(UTC))
+    starts = series.dtstart.astimezone(zone)
+    event.add("dtstart", starts)
+    event.add("dtend", (starts + series.duration).astimezone(zone))
+    event.add("rrule", vRecur.from_ical(series.rule))
+    hidden = [i.series_occurrence for i in getattr(series, "internal_occurrences", [])]
+    skipped = [moment.astimezone(zone) for moment in sorted({*skipped_starts(series), *hidden})]
+    if skipped:
+        event.add("exdate", skipped)
+    event.add("summary", one_line(series.name))
+    description = "\n\n".join(lines).replace("\r\n", "\n").replace("\r", "\n")
+    event.add("description", without_control_characters(description).replace("\t", " "))
+    event.add("url", without_control_characters(page_url, lines=False))
+    event.add("status", "CONFIRMED")
+    return event
 
 
 def maintenance_event(incident: Incident, *, base_url: str) -> Event:
@@ -367,6 +429,13 @@ def maintenance_event(incident: Incident, *, base_url: str) -> Event:
     event.add("description", without_control_characters(description).replace("\t", " "))
     event.add("url", without_control_characters(url, lines=False))
     event.add("status", "CONFIRMED")
+    series = incident.series
+    if series is not None and not series.internal and incident.series_occurrence is not None:
+        # Edited apart from its series: the series' event, overridden for this start.
+        event["uid"] = vText(series_uid(series, base_url))
+        event.add(
+            "recurrence-id", incident.series_occurrence.astimezone(ZoneInfo(series.time_zone))
+        )
     return event
 
 
@@ -378,8 +447,11 @@ def maintenance_calendar(base_url: str) -> bytes:
     calendar.add("calscale", "GREGORIAN")
     calendar.add("x-wr-calname", one_line(gettext("%(name)s maintenance") % {"name": page.name}))
     calendar.add("x-published-ttl", "PT1H")
+    for series in calendar_series():
+        calendar.add_component(series_event(series, base_url=base_url))
     for incident in calendar_maintenances():
         calendar.add_component(maintenance_event(incident, base_url=base_url))
+    calendar.add_missing_timezones()
     return calendar.to_ical()
 
 

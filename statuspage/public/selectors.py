@@ -149,7 +149,9 @@ def build_status_page(*, now: datetime | None = None, include_internal: bool = F
             | incidents_shown.upcoming_maintenances(),
             include_internal=include_internal,
             translations=True,
-        ).order_by("-started_at", "-id")
+        )
+        .select_related("series")
+        .order_by("-started_at", "-id")
     )
     _attach_incidents_to_days(recent, uptime_days, zone=zone, now=now)
 
@@ -182,13 +184,29 @@ def build_status_page(*, now: datetime | None = None, include_internal: bool = F
         sections=sections,
         active_incidents=[i for i in incidents if not i.is_closed],
         active_maintenances=[i for i in maintenances if i.status in ("in_progress", "verifying")],
-        upcoming_maintenances=sorted(
-            (i for i in maintenances if i.status == "scheduled"),
-            key=lambda i: i.scheduled_for or i.started_at,
+        upcoming_maintenances=next_of_each_series(
+            sorted(
+                (i for i in maintenances if i.status == "scheduled"),
+                key=lambda i: i.scheduled_for or i.started_at,
+            )
         ),
         past_days=_past_days(recent, today=today, zone=zone),
         metrics=check_metrics(components, now=now, zone=zone),
     )
+
+
+def next_of_each_series(maintenances: list[Incident]) -> list[Incident]:
+    """Upcoming maintenances with a series' later occurrences left out: the page shows the
+    next one, saying it repeats."""
+    seen: set[int] = set()
+    shown = []
+    for maintenance in maintenances:
+        if maintenance.series_id is not None and not maintenance.series_detached:
+            if maintenance.series_id in seen:
+                continue
+            seen.add(maintenance.series_id)
+        shown.append(maintenance)
+    return shown
 
 
 def check_metrics(

@@ -18,7 +18,8 @@ from django.utils.translation import get_language, gettext, ngettext
 
 from components.models import ComponentStatus
 from components.uptime import DayUptime, MonthUptime
-from incidents.models import IncidentUpdate
+from incidents.models import Incident, IncidentUpdate
+from incidents.postmortems import Postmortem, structured_postmortem
 from statuspage.lib.local_format import DateStyle, format_date, format_percent
 from statuspage.lib.markdown import render_markdown
 from statuspage.models import PageSettings
@@ -44,6 +45,12 @@ def error_page_static(path: str) -> str:
 def translated_body(update: IncidentUpdate) -> str:
     """An update's body in the active language: staff's translation when there is one."""
     return update.body_in(get_language())
+
+
+@register.filter
+def postmortem_of(incident: Incident) -> Postmortem | None:
+    """The incident's structured postmortem, or None for a free-form one."""
+    return structured_postmortem(incident)
 
 
 @register.filter

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import date, timedelta
 
 import factory
 from django.contrib.auth.models import Group
@@ -6,8 +6,11 @@ from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from components.models import ComponentStatus
 from incidents import services
 from incidents.models import IncidentKind, IncidentStatus
+from incidents.postmortems import ActionItem, Postmortem, TimelineEntry
+from tests.components.factories import ComponentFactory
 
 
 def open_incident(**kwargs):
@@ -95,3 +98,39 @@ class SubscriberFactory(factory.django.DjangoModelFactory):
             self.all_components = False
             self.save(update_fields=["all_components"])
             self.components.set(extracted)
+
+
+def resolved_incident(**kwargs):
+    """An incident on a public API component (and an internal one beside it), opened,
+    identified and resolved through the services."""
+    api = ComponentFactory(name="API")
+    ComponentFactory(name="Secret backend", internal=True)
+    incident = open_incident(
+        name="API errors",
+        body="We are looking into errors.\nMore detail here.",
+        component_statuses={api: ComponentStatus.MAJOR_OUTAGE},
+        **kwargs,
+    )
+    services.incident_post_update(
+        incident=incident,
+        status=IncidentStatus.IDENTIFIED,
+        body="A bad deploy.",
+        component_statuses={api: ComponentStatus.PARTIAL_OUTAGE},
+    )
+    services.incident_resolve(incident=incident)
+    incident.refresh_from_db()
+    return incident
+
+
+def full_postmortem(incident, **fields) -> Postmortem:
+    """A structured postmortem with every section filled; `fields` replace some."""
+    values = {
+        "summary": "A **deploy** broke the API.",
+        "impact": "Requests failed.",
+        "impact_minutes": 42,
+        "users_affected_percent": 12.5,
+        "timeline": [TimelineEntry(at=incident.started_at, text="Alerts fired")],
+        "root_cause": "A missing index.",
+        "actions": [ActionItem(description="Add the index", owner="Ops", due=date(2030, 1, 2))],
+    }
+    return Postmortem(**(values | fields))

@@ -1,11 +1,16 @@
 """Internal components, groups, incidents and maintenances never reach a public output."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from components.models import Component, ComponentStatus
 from components.reports.models import ReportCount
+from incidents.models import Incident
 from incidents.notify.models import Audience, NotificationEvent
 from incidents.notify.selectors import audience, event_is_internal
+from incidents.series.services import series_create
 from statuspage.public import publish
 from statuspage.public.snapshots import keys
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
@@ -15,7 +20,14 @@ from tests.statuspage.test_static_export import export
 from tests.statuspage.test_visitor_reports import SAME_ORIGIN
 
 # Distinctive words that appear nowhere in Beacon's own templates.
-SECRET_NAMES = ["Zebracorn", "Quokkagroup", "Marmotcache", "Walrusoutage", "Narwhalupgrade"]
+SECRET_NAMES = [
+    "Zebracorn",
+    "Quokkagroup",
+    "Marmotcache",
+    "Walrusoutage",
+    "Narwhalupgrade",
+    "Okapipatching",
+]
 
 
 @pytest.fixture
@@ -46,12 +58,24 @@ def world(page):
     maintenance = schedule_maintenance(
         name="Narwhalupgrade", body="Narwhalupgrade body", internal=True
     )
+    series = series_create(
+        name="Okapipatching",
+        body="Okapipatching body",
+        rule="FREQ=WEEKLY",
+        dtstart=timezone.now() + timedelta(days=1),
+        duration=timedelta(hours=1),
+        components=[website],
+        internal=True,
+    )
+    occurrences = list(Incident.objects.filter(series=series))
+    assert occurrences
     return {
         "public": [api, website],
         "internal_components": [secret, grouped],
         "internal_group": internal_group,
         "public_incident": public_incident,
-        "internal_incidents": [internal_incident, maintenance],
+        "internal_incidents": [internal_incident, maintenance, *occurrences],
+        "internal_series": series,
     }
 
 
@@ -62,6 +86,7 @@ def secrets_of(world) -> list[str]:
         *(c.public_id for c in world["internal_components"]),
         world["internal_group"].public_id,
         *(i.public_id for i in world["internal_incidents"]),
+        world["internal_series"].public_id,
     ]
 
 
@@ -175,7 +200,7 @@ def test_the_subscribe_form_offers_only_public_components(world, client):
 def test_only_internal_subscribers_hear_of_internal_events(world):
     public = SubscriberFactory(email="public@example.test")
     internal = SubscriberFactory(email="staff@example.test", audience=Audience.INTERNAL)
-    internal_incident, maintenance = world["internal_incidents"]
+    internal_incident, maintenance, *_occurrences = world["internal_incidents"]
     for incident in (internal_incident, maintenance, world["public_incident"]):
         event = NotificationEvent.objects.filter(incident=incident).first()
         assert event is not None

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -575,28 +576,43 @@ def run_check_deploy(environment: dict[str, str], tmp_path) -> subprocess.Comple
     )
 
 
+WEAKENED = [
+    ({"BEHIND_TLS_PROXY": "false"}, "security.W004"),  # no HSTS, no redirect
+    ({"HSTS_SECONDS": "0"}, "security.W004"),
+    ({"SECURE_SSL_REDIRECT": "false"}, "security.W008"),
+    ({"SECURE_COOKIES": "false"}, "security.W012"),
+    ({"HSTS_INCLUDE_SUBDOMAINS": "false"}, "security.W005"),
+    ({"SECRET_KEY": "too-short"}, "security.W009"),
+]
+
+
+@pytest.fixture(scope="module")
+def check_deploy_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """`check --deploy` with the README's environment and with each weakening of it, run side
+    by side, one per core: each is a Django start of its own."""
+    readme = readme_production_environment()
+    environments = {"readme": readme} | {
+        json.dumps(change): {**readme, **change} for change, _ in WEAKENED
+    }
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        runs = {
+            name: pool.submit(run_check_deploy, environment, tmp_path_factory.mktemp("var"))
+            for name, environment in environments.items()
+        }
+        return {name: run.result() for name, run in runs.items()}
+
+
 @pytest.mark.django_db(transaction=False)
-def test_check_deploy_is_clean_with_the_readmes_production_environment(tmp_path):
-    environment = readme_production_environment()
-    result = run_check_deploy(environment, tmp_path)
+def test_check_deploy_is_clean_with_the_readmes_production_environment(check_deploy_runs):
+    result = check_deploy_runs["readme"]
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
 @pytest.mark.django_db(transaction=False)
-@pytest.mark.parametrize(
-    ("change", "warning"),
-    [
-        ({"BEHIND_TLS_PROXY": "false"}, "security.W004"),  # no HSTS, no redirect
-        ({"HSTS_SECONDS": "0"}, "security.W004"),
-        ({"SECURE_SSL_REDIRECT": "false"}, "security.W008"),
-        ({"SECURE_COOKIES": "false"}, "security.W012"),
-        ({"HSTS_INCLUDE_SUBDOMAINS": "false"}, "security.W005"),
-        ({"SECRET_KEY": "too-short"}, "security.W009"),
-    ],
-)
-def test_check_deploy_fails_when_the_environment_weakens_it(tmp_path, change, warning):
-    result = run_check_deploy({**readme_production_environment(), **change}, tmp_path)
+@pytest.mark.parametrize(("change", "warning"), WEAKENED)
+def test_check_deploy_fails_when_the_environment_weakens_it(check_deploy_runs, change, warning):
+    result = check_deploy_runs[json.dumps(change)]
     assert result.returncode != 0
     assert warning in result.stdout + result.stderr
 

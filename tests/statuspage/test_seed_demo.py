@@ -94,6 +94,10 @@ def test_one_incident_has_a_published_postmortem():
 
     assert incident.name == "Elevated API latency"
     assert incident.status == IncidentStatus.POSTMORTEM
+    # Structured, its timeline drawn from the story's updates.
+    assert incident.postmortem["impact_minutes"] == 86
+    assert len(incident.postmortem["timeline"]) >= incident.updates.count()
+    assert incident.postmortem_body.startswith("## Summary")
 
 
 def test_chat_goes_down_twice_within_a_day_while_the_api_stays_up():

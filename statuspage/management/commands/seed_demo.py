@@ -7,7 +7,7 @@ the real thing: the components are backdated to the start of the history
 (components_backdate) before the incidents are replayed over it.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -33,6 +33,7 @@ from incidents.models import (
     IncidentStatusValue,
     IncidentTemplate,
 )
+from incidents.postmortems import ActionItem, Postmortem, generated_timeline
 from incidents.services import (
     incident_create,
     incident_delete,
@@ -106,7 +107,8 @@ class Story:
     affected: list[str] = field(default_factory=list)
     # A maintenance's (start, end), each as (days before today, local "hh:mm").
     window: tuple[tuple[int, str], tuple[int, str]] | None = None
-    postmortem: str = ""
+    # Published with the timeline drawn from the story's updates (incidents/postmortems.py).
+    postmortem: Postmortem | None = None
 
 
 STORIES = [
@@ -259,27 +261,37 @@ STORIES = [
                 "API latency and error rates are back to normal.",
             ),
         ],
-        postmortem="""\
-## Summary
-
-On this day, from 13:00 to 16:10 Eastern time, requests to the Nimbus API were slower than
-usual. For 86 minutes about 8% of requests failed with `529 Overloaded`.
-
-## What happened
-
-A scheduled hardware rotation took a third of one inference region's capacity offline
-earlier than planned. Our load balancer moved traffic to the remaining regions as designed,
-but their autoscaling limits had not been raised to match, so queues grew and requests
-timed out.
-
-## What we are changing
-
-- Hardware rotations now wait until replacement capacity reports healthy.
-- Autoscaling limits are checked against a lost-region scenario every week.
-- We alert on queue depth per region, not only on global error rates.
-
-We are sorry for the disruption to your applications.
-""",
+        postmortem=Postmortem(
+            summary=(
+                "On this day, from 13:00 to 16:10 Eastern time, requests to the Nimbus API "
+                "were slower than usual, and for 86 minutes some of them failed."
+            ),
+            impact="About 8% of requests failed with `529 Overloaded`; the rest were slower.",
+            impact_minutes=86,
+            users_affected_percent=8,
+            root_cause=(
+                "A scheduled hardware rotation took a third of one inference region's capacity "
+                "offline earlier than planned. Our load balancer moved traffic to the remaining "
+                "regions as designed, but their autoscaling limits had not been raised to "
+                "match, so queues grew and requests timed out.\n\n"
+                "We are sorry for the disruption to your applications."
+            ),
+            actions=[
+                ActionItem(
+                    "Hardware rotations wait until replacement capacity reports healthy.",
+                    owner="Infrastructure",
+                    done=True,
+                ),
+                ActionItem(
+                    "Check autoscaling limits against a lost-region scenario every week.",
+                    owner="SRE",
+                ),
+                ActionItem(
+                    "Alert on queue depth per region, not only on global error rates.",
+                    owner="SRE",
+                ),
+            ],
+        ),
     ),
     Story(
         "Invoices delayed",
@@ -584,5 +596,6 @@ def _replay(
             )
     for n, story in enumerate(STORIES):
         if story.postmortem:
-            incidents[n] = postmortem_publish(incident=incidents[n], body=story.postmortem)
+            structured = replace(story.postmortem, timeline=generated_timeline(incidents[n]))
+            incidents[n] = postmortem_publish(incident=incidents[n], structured=structured)
     return list(incidents.values())

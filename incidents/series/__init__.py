@@ -1,0 +1,1 @@
+"""Recurring maintenance: the rules (recurrence) and the writes (services)."""

@@ -27,11 +27,12 @@ from statuspage.public.selectors import (
     component_uptime_history,
     uptime_histories,
 )
+from statuspage.public.snapshots.build import NOT_FOUND_CACHE_CONTROL
 from statuspage.public.views import _render
 
 # How long a JSON or CSV answer is kept: the generation moves with every rollup (5 min).
 REPORT_CACHE_SECONDS = 300
-REPORT_CACHE_KEY = "beacon:uptime-report:{}:{}:{}:{}"  # generation, id, kind, range asked
+REPORT_CACHE_KEY = "beacon:uptime-report:{}:{}:{}"  # generation, id, range asked (JSON and CSV)
 MAX_PARAM = 32
 
 
@@ -87,7 +88,7 @@ class _BadRange(Exception):
 
 
 def _report(
-    request: HttpRequest, public_id: str, kind: str
+    request: HttpRequest, public_id: str
 ) -> tuple[Component, dict[str, object], list[list[str]]]:
     """The component's uptime report for the request's start and end, cached per generation."""
     params = {name: request.GET.get(name) or None for name in ("start", "end")}
@@ -100,7 +101,7 @@ def _report(
     if component is None:
         raise Http404("No such component.")
     asked = hashlib.sha256(f"{params['start']}|{params['end']}".encode()).hexdigest()[:32]
-    key = REPORT_CACHE_KEY.format(public_cache.generation(), public_id, kind, asked)
+    key = REPORT_CACHE_KEY.format(public_cache.generation(), public_id, asked)
     cached = cache.get(key)
     if cached is None:
         try:
@@ -137,7 +138,7 @@ def _day_row(day: DayUptime) -> list[str]:
 def _error(message: str, status: int) -> JsonResponse:
     # The shape of every API error (statuspage/api_v1/base.py, views._error).
     response = JsonResponse({"error": message, "message": message}, status=status)
-    response["Cache-Control"] = "no-store"
+    response["Cache-Control"] = NOT_FOUND_CACHE_CONTROL if status == 404 else "no-store"
     return response
 
 
@@ -151,7 +152,7 @@ def csv_safe(value: str) -> str:
 def uptime_report_output(request: HttpRequest, public_id: str, kind: str) -> HttpResponse:
     """`uptime.json` (the management API's uptime object) or `uptime.csv` (a row per day)."""
     try:
-        component, body, rows = _report(request, public_id, kind)
+        component, body, rows = _report(request, public_id)
     except _BadRange as error:
         return _error(str(error), 400)
     except Http404:

@@ -325,6 +325,7 @@ def test_internal_components_have_no_json_or_csv(client, components):
             response = client.get(path)
             assert response.status_code == 404
             assert response.json()["error"]
+            assert response["Cache-Control"] == "public, max-age=30"
     assert client.get("/de/api/v2/components/x/uptime.json").status_code == 404
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import TruncMonth
 from django.utils.translation import gettext, gettext_noop
 
 from components.alerts.models import AlertState
@@ -23,7 +24,15 @@ from components.models import (
     worst_status,
 )
 from components.status import NOT_HOLDING_INCIDENT_STATUSES
-from components.uptime import DayUptime, split_by_day, uptime_percent_over
+from components.uptime import (
+    DayUptime,
+    MonthTotals,
+    MonthUptime,
+    months_back,
+    months_of,
+    split_by_day,
+    uptime_percent_over,
+)
 from statuspage.models import PageSettings
 
 
@@ -111,6 +120,83 @@ def daily_uptime(
                 stored[local_day] = live  # a copy: the stored entry may be shared
         result[component.pk] = [stored.get(day) or empty[day] for day in empty]
     return result
+
+
+def monthly_uptime(
+    components: list[Component], *, months: int, now: datetime, zone: ZoneInfo
+) -> dict[int, list[MonthUptime]]:
+    """The last `months` calendar months of uptime per component id, oldest first, the current
+    month included and filled to its end: days before a component's first day and after today
+    have no data."""
+    today = now.astimezone(zone).date()
+    first_month = months_back(today, months - 1)
+    days = daily_uptime(components, days=(today - first_month).days + 1, now=now, zone=zone)
+    empty: dict[date, DayUptime] = {}  # days without data, shared
+    return {
+        component.pk: months_of(
+            days[component.pk],
+            first_day=first_uptime_day(component, zone),
+            last_day=today,
+            empty=empty,
+        )
+        for component in components
+    }
+
+
+def monthly_totals(
+    components: list[Component], *, months: int, now: datetime, zone: ZoneInfo
+) -> dict[int, list[MonthTotals]]:
+    """monthly_uptime's figures without the days: each month's seconds summed in SQL (one
+    row per component and month rather than per day), today's live time added here. A
+    component with rows before its first day (imported history) is read day by day, as
+    monthly_uptime reads it, so both always agree."""
+    today = now.astimezone(zone).date()
+    first_month = months_back(today, months - 1)
+    month_starts = [months_back(today, months - 1 - n) for n in range(months)]
+    statuses = list(ComponentStatus)
+    fields = {s: DailyUptime.seconds_field(s) for s in statuses}
+    first_days = {c.pk: first_uptime_day(c, zone) for c in components}
+    rows = (
+        DailyUptime.objects.filter(
+            component__in=list(first_days), day__gte=first_month, day__lte=today
+        )
+        .annotate(month=TruncMonth("day"))
+        .values("component_id", "month")
+        .annotate(first=Min("day"), **{f"sum_{s}": Sum(field) for s, field in fields.items()})
+        .values_list("component_id", "month", "first", *(f"sum_{s}" for s in statuses))
+    )
+    seconds: dict[int, dict[date, MonthTotals]] = defaultdict(dict)
+    read_by_day = set()
+    for component_id, month, first, *sums in rows:
+        if first < first_days[component_id]:
+            read_by_day.add(component_id)
+        seconds[component_id][month] = MonthTotals(
+            month, {s: value for s, value in zip(statuses, sums, strict=True) if value}
+        )
+    result = {}
+    for component in components:
+        totals = seconds[component.pk]
+        start = max(first_days[component.pk], first_month)
+        for local_day, elapsed in split_by_day(component.uptime_accounted_until, now, zone):
+            if local_day >= start:
+                month = local_day.replace(day=1)
+                totals.setdefault(month, MonthTotals(month)).add(component.status, elapsed)
+        result[component.pk] = [totals.get(month) or MonthTotals(month) for month in month_starts]
+    if read_by_day:
+        exact = monthly_uptime(
+            [c for c in components if c.pk in read_by_day], months=months, now=now, zone=zone
+        )
+        for component_id, month_list in exact.items():
+            result[component_id] = [_summed(month) for month in month_list]
+    return result
+
+
+def _summed(month: MonthUptime) -> MonthTotals:
+    totals = MonthTotals(month.month)
+    for day in month.days:
+        for status, value in day.seconds.items():
+            totals.add(status, value)
+    return totals
 
 
 WHOLE_DAY = 24 * 3600

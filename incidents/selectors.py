@@ -2,17 +2,23 @@
 staff console."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Literal, TypeAlias
 
 from django.db.models import DurationField, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from components.models import Component, ComponentStatus, ComponentStatusChange
+from components.models import (
+    Component,
+    ComponentStatus,
+    ComponentStatusChange,
+    ComponentStatusValue,
+)
 from components.reports.models import ReportSurge
 from components.reports.selectors import report_surges_open
-from components.selectors import components_held
+from components.selectors import components_held, daily_uptime, first_uptime_day
+from components.uptime import DayUptime, uptime_percent_over, uptime_range
 from incidents.models import (
     ACTIVE_MAINTENANCE_STATUSES,
     UNRESOLVED_STATUSES,
@@ -22,6 +28,7 @@ from incidents.models import (
     IncidentKind,
     IncidentUpdate,
 )
+from statuspage.models import PageSettings
 
 
 def with_timeline(
@@ -218,3 +225,80 @@ def incidents_to_resolve(
             healthy_since = max(c.status_changed_at for c in components)
             suggestions.append(ResolveSuggestion(incident, healthy_since))
     return sorted(suggestions, key=lambda s: s.healthy_since)
+
+
+# Uptime over a range of days: the management API's component and group uptime, and API v2's
+# public component uptime, in Statuspage's shape.
+
+
+@dataclass(frozen=True)
+class UptimeReport:
+    """The days of a range (one list per component, pooled for a group) and the JSON object."""
+
+    days: list[DayUptime]
+    body: dict[str, object]
+
+
+def uptime_report(
+    *,
+    public_id: str,
+    name: str,
+    components: list[Component],
+    start: str | None,
+    end: str | None,
+    page: PageSettings,
+    include_internal: bool = True,
+) -> UptimeReport:
+    """Statuspage's uptime object for one component or a group (its components' days pooled).
+
+    Raises UptimeRangeError for a start or end that cannot be read or make no range.
+    """
+    zone = page.zone
+    now = timezone.now()
+    today = now.astimezone(zone).date()
+    first_days = [first_uptime_day(component, zone) for component in components]
+    first_day = min(first_days, default=today)
+    range_start, range_end, warnings = uptime_range(first_day, start=start, end=end, today=today)
+
+    first = max(range_start, first_day)  # nothing is counted before
+    in_range: list[DayUptime] = []
+    if components and first <= range_end:
+        days = daily_uptime(components, days=(today - first).days + 1, now=now, zone=zone)
+        in_range = [
+            day
+            for component in components
+            for day in days[component.pk]
+            if first <= day.day and day.day <= range_end
+        ]
+    percent = uptime_percent_over(in_range)
+    if percent is None:
+        warnings.append("There is no uptime data in the range.")
+
+    range_from = datetime.combine(range_start, time(), tzinfo=zone)
+    range_until = datetime.combine(range_end + timedelta(days=1), time(), tzinfo=zone)
+    incidents = Incident.objects.incidents()
+    if not include_internal:
+        incidents = incidents.public()
+    events = (
+        incidents.filter(components__in=components, started_at__lt=range_until)
+        .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=range_from))
+        .order_by("started_at", "id")
+        .values_list("public_id", flat=True)
+        .distinct()
+    )
+    body: dict[str, object] = {
+        "id": public_id,
+        "name": name,
+        "range_start": range_start.isoformat(),
+        "range_end": range_end.isoformat(),
+        "uptime_percentage": None if percent is None else round(percent, 4),
+        "major_outage": _seconds_in(in_range, ComponentStatus.MAJOR_OUTAGE),
+        "partial_outage": _seconds_in(in_range, ComponentStatus.PARTIAL_OUTAGE),
+        "warnings": warnings,
+        "related_events": [{"id": event} for event in events],
+    }
+    return UptimeReport(days=in_range, body=body)
+
+
+def _seconds_in(days: list[DayUptime], status: ComponentStatusValue) -> int:
+    return round(sum(day.seconds.get(status, 0) for day in days))

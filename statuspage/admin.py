@@ -35,6 +35,7 @@ class PageSettingsAdmin(admin.ModelAdmin):
         ("Links", {"fields": ["home_url", "support_url"]}),
         ("Look", {"fields": ["logo", "brand_color", "footer_text"]}),
         ("Search engines", {"fields": ["hidden_from_search_engines"]}),
+        ("Uptime history", {"fields": ["show_uptime_history"]}),
         ("Subscribers", {"fields": ["allow_email_subscribers"]}),
         ("Incidents", {"fields": ["update_interval_minutes"]}),
         ("Visitor reports", {"fields": ["report_surge_drafts", "show_reports_chart"]}),

@@ -106,6 +106,12 @@ class PageSettings(models.Model):
         default=False,
         help_text="The staff console always shows it.",
     )
+    show_uptime_history = models.BooleanField(
+        "show the uptime history (/uptime/)",
+        default=True,
+        help_text="Each showcased component's uptime month by month over the past 12 months, "
+        "linked from the status page. Off: /uptime/ is a 404.",
+    )
     internal_networks = models.TextField(
         "networks that may view /internal/",
         blank=True,

@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 
 from statuspage.api_v1 import base as api_v1_base
 from statuspage.api_v1.routes import api as api_v1
-from statuspage.public import api_v2, badges, feeds, internal, metrics, reports, views
+from statuspage.public import api_v2, badges, feeds, internal, metrics, reports, uptime, views
 from statuspage.staff_auth import passkeys
 
 handler400 = views.bad_request
@@ -29,6 +29,7 @@ urlpatterns = [
     *feeds.urlpatterns,
     *badges.urlpatterns,
     *internal.urlpatterns,
+    *uptime.urlpatterns,
 ]
 if settings.SERVE_MEDIA:
     # Uploaded logos; a production proxy serves MEDIA_ROOT itself.

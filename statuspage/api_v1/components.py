@@ -8,15 +8,12 @@ the key's owner as actor), recorded in the same transaction, so the status histo
 uptime see it.
 """
 
-import calendar
-import re
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 from ninja import Query, Router, Schema, Status
@@ -31,11 +28,11 @@ from components.models import (
     ComponentStatus,
     StatusChangeCause,
 )
-from components.selectors import component_tree, daily_uptime, first_uptime_day
+from components.selectors import component_tree
 from components.sla_terms import parse_month
 from components.status import component_status_state
-from components.uptime import uptime_percent_over
-from incidents.models import Incident
+from components.uptime import UptimeRangeError, UptimeRangeRefused
+from incidents.selectors import uptime_report
 from incidents.sla import component_sla_report, group_sla_report, report_json
 from incidents.statuspage_json import Json, page_json_context
 from statuspage.api_v1 import schemas
@@ -340,115 +337,26 @@ def delete_component(request: HttpRequest, page_id: str, component_id: str):
     return empty_response(204)
 
 
-# Uptime
-
-EARLIEST = date(1970, 1, 1)
-DEFAULT_DAYS = 90
-_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
-
-
-def _partial_date(value: str, name: str, *, last: bool) -> date:
-    """`2024` / `2024-05` / `2024-05-17`: a year or month means its first (or last) day."""
-    match = _PARTIAL_DATE.fullmatch(value.strip())
-    if not match:
-        raise HttpError(400, f"{name}: expected YYYY, YYYY-MM or YYYY-MM-DD, got {value!r}.")
-    year = int(match.group(1))  # the pattern always has the year
-    month, day = (int(part) if part else None for part in match.groups()[1:])
-    try:
-        if month is None:
-            return date(year, 12, 31) if last else date(year, 1, 1)
-        if day is None:
-            return date(year, month, calendar.monthrange(year, month)[1] if last else 1)
-        return date(year, month, day)
-    except ValueError as error:
-        raise HttpError(400, f"{name}: {error}.") from error
-
-
-def _months_before(day: date, months: int) -> date:
-    month_index = day.year * 12 + day.month - 1 - months
-    year, month = divmod(month_index, 12)
-    month += 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def _uptime_range(
-    first_day: date, params: UptimeRange, *, today: date
-) -> tuple[date, date, list[str]]:
-    """Statuspage's rules: end defaults to today, start to the component's first day or 90
-    days before, whichever is later; at most six calendar months, none before 1970."""
-    warnings: list[str] = []
-    end = _partial_date(params.end, "end", last=True) if params.end else today
-    if end < EARLIEST:
-        raise ValidationError("The end date must not be before 1970-01-01.")
-    if end > today:
-        warnings.append(f"The end date was moved to today, {today.isoformat()}.")
-        end = today
-    if params.start:
-        start = _partial_date(params.start, "start", last=False)
-    else:
-        start = max(end - timedelta(days=DEFAULT_DAYS - 1), first_day)
-        start = min(start, end)
-    if start > end:
-        raise ValidationError("The start date must not be after the end date.")
-    earliest = max(EARLIEST, _months_before(end, 6))
-    if start < earliest:
-        warnings.append(
-            f"The start date was moved to {earliest.isoformat()}: "
-            "the range is at most six calendar months."
-        )
-        start = earliest
-    return start, end, warnings
-
-
-def _seconds_in(days, status: str) -> int:
-    return round(sum(day.seconds.get(status, 0) for day in days))
+# Uptime: the report is incidents.selectors.uptime_report, shared with API v2.
 
 
 def _uptime(
     public_id: str, name: str, components: list[Component], params: UptimeRange, page
 ) -> Json:
-    """Statuspage's uptime object for one component or a group (its components' days pooled)."""
-    zone = page.zone
-    now = timezone.now()
-    today = now.astimezone(zone).date()
-    first_days = [first_uptime_day(component, zone) for component in components]
-    start, end, warnings = _uptime_range(min(first_days, default=today), params, today=today)
-
-    first = max(start, min(first_days, default=today))  # nothing is counted before
-    in_range = []
-    if components and first <= end:
-        days = daily_uptime(components, days=(today - first).days + 1, now=now, zone=zone)
-        in_range = [
-            day
-            for component in components
-            for day in days[component.pk]
-            if first <= day.day and day.day <= end
-        ]
-    percent = uptime_percent_over(in_range)
-    if percent is None:
-        warnings.append("There is no uptime data in the range.")
-
-    range_from = datetime.combine(start, time(), tzinfo=zone)
-    range_until = datetime.combine(end + timedelta(days=1), time(), tzinfo=zone)
-    events = (
-        Incident.objects.incidents()
-        .filter(components__in=components, started_at__lt=range_until)
-        .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=range_from))
-        .order_by("started_at", "id")
-        .values_list("public_id", flat=True)
-        .distinct()
-    )
-    return {
-        "id": public_id,
-        "name": name,
-        "range_start": start.isoformat(),
-        "range_end": end.isoformat(),
-        "uptime_percentage": None if percent is None else round(percent, 4),
-        "major_outage": _seconds_in(in_range, ComponentStatus.MAJOR_OUTAGE),
-        "partial_outage": _seconds_in(in_range, ComponentStatus.PARTIAL_OUTAGE),
-        "warnings": warnings,
-        "related_events": [{"id": public_id} for public_id in events],
-    }
+    try:
+        report = uptime_report(
+            public_id=public_id,
+            name=name,
+            components=components,
+            start=params.start,
+            end=params.end,
+            page=page,
+        )
+    except UptimeRangeRefused as error:
+        raise ValidationError(str(error)) from error
+    except UptimeRangeError as error:
+        raise HttpError(400, str(error)) from error
+    return report.body
 
 
 @router.get(

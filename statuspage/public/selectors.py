@@ -7,7 +7,7 @@ visitor reads and what a client parses always agree.
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from functools import cached_property
 
 from django.conf import settings
@@ -29,11 +29,13 @@ from components.selectors import (
     OverallStatus,
     daily_uptime,
     first_uptime_day,
+    monthly_totals,
+    monthly_uptime,
     overall_status,
     page_components,
     uptime_percent_over,
 )
-from components.uptime import DayUptime
+from components.uptime import DayUptime, MonthTotals, MonthUptime
 from incidents.models import Incident, IncidentKind, IncidentQuerySet, IncidentStatus
 from incidents.selectors import with_timeline
 from statuspage.models import PageSettings
@@ -360,3 +362,69 @@ def recent_maintenances(
             F("scheduled_for").desc(nulls_last=True), "-started_at", "-id"
         )[:limit]
     )
+
+
+# The uptime history (/uptime/)
+
+UPTIME_MONTHS = 12
+
+
+@dataclass
+class UptimeHistory:
+    """A component's last twelve months, and for its own page the incidents of each month."""
+
+    component: Component
+    months: Sequence[MonthUptime | MonthTotals]  # MonthTotals: the overview, without days
+    incidents: dict[date, list[Incident]] = field(default_factory=dict)
+
+    @property
+    def has_data(self) -> bool:
+        return any(month.has_data for month in self.months)
+
+    @property
+    def uptime_percent(self) -> float | None:
+        return uptime_percent_over(self.months)
+
+
+def _components(*, public_id: str | None = None) -> list[Component]:
+    components = [c for c in page_components() if c.showcase]
+    if public_id is not None:
+        components = [c for c in components if c.public_id == public_id]
+    return components
+
+
+def uptime_histories(*, now: datetime | None = None) -> list[UptimeHistory]:
+    """Every showcased public component's last twelve months, in page order."""
+    now = now or timezone.now()
+    components = _components()
+    zone = PageSettings.load().zone
+    months = monthly_totals(components, months=UPTIME_MONTHS, now=now, zone=zone)
+    return [UptimeHistory(c, months[c.pk]) for c in components]
+
+
+def component_uptime_history(
+    public_id: str, *, now: datetime | None = None
+) -> UptimeHistory | None:
+    """One showcased public component's months and the public incidents of each (None when
+    there is no such component)."""
+    now = now or timezone.now()
+    zone = PageSettings.load().zone
+    components = _components(public_id=public_id)
+    if not components:
+        return None
+    component = components[0]
+    months = monthly_uptime(components, months=UPTIME_MONTHS, now=now, zone=zone)[component.pk]
+    since = datetime.combine(months[0].month, time(), tzinfo=zone)
+    incidents = (
+        Incident.objects.public()
+        .incidents()
+        .filter(components=component, started_at__gte=since, started_at__lte=now)
+        .order_by("-started_at", "-id")
+        .distinct()
+    )
+    by_month: dict[date, list[Incident]] = {}
+    for incident in incidents:
+        by_month.setdefault(incident.started_at.astimezone(zone).date().replace(day=1), []).append(
+            incident
+        )
+    return UptimeHistory(component, months, by_month)

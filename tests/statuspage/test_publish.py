@@ -174,13 +174,16 @@ def test_one_component_change_uploads_and_purges_only_what_shows_that_component(
     # The status page (its "Last updated" is visible), the page's and the component's badges,
     # and every API v2 file: each carries page.updated_at, the time of the last public change,
     # as Statuspage's do. No incident page, history page or feed shows a component's status.
-    # Each in every enabled language too, but the language-neutral API.
+    # Each in every enabled language too, but the language-neutral API. The uptime history
+    # colours today's cell by the day's worst status, so it and the component's page change.
     localized = [
         "/",
         "/badge.json",
         "/badge.svg",
         f"/components/{database.public_id}/badge.json",
         f"/components/{database.public_id}/badge.svg",
+        "/uptime/",
+        f"/uptime/{database.public_id}/",
     ]
     assert purged == sorted(
         [

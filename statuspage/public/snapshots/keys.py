@@ -67,6 +67,8 @@ PUBLIC_URLS: dict[str, tuple[str, ...]] = {
     "component-badge-json": (),
     "embed-js": (),
     "robots-txt": (),
+    "uptime": (),
+    "component-uptime": (),
     "api-v2-summary": (),
     "api-v2-status": (),
     "api-v2-components": (),
@@ -87,6 +89,7 @@ HOT_URL_NAMES = [
     "badge-json",
     "embed-js",
     "robots-txt",
+    "uptime",
     "api-v2-summary",
     "api-v2-status",
     "api-v2-components",
@@ -113,6 +116,8 @@ LOCALIZED_URL_NAMES = frozenset(
         "component-badge-svg",
         "component-badge-json",
         "embed-js",
+        "uptime",
+        "component-uptime",
     }
 )
 # Pages that are not snapshots but are served under a prefix too, so that a visitor who
@@ -130,7 +135,10 @@ PREFIXED_FORM_URL_NAMES = frozenset(
 # Unprefixed HTML pages that send a visitor whose browser prefers another enabled language
 # to its prefix.
 NEGOTIATED_URL_NAMES = frozenset({"status-page", "incident-detail", "history"})
+# Outputs of the uptime history, which the page settings may turn off (then they are 404s).
+UPTIME_URL_NAMES = frozenset({"uptime", "component-uptime"})
 COMPONENT_URL_NAMES = [
+    "component-uptime",
     "component-badge-svg",
     "component-badge-json",
     "component-history-atom",
@@ -197,7 +205,8 @@ def public_keys(*, everything: bool = False) -> list[str]:
 
 
 def _unprefixed_keys(*, everything: bool) -> list[str]:
-    keys = [reverse(name) for name in HOT_URL_NAMES]
+    uptime_shown = PageSettings.load().show_uptime_history
+    keys = [reverse(name) for name in HOT_URL_NAMES if uptime_shown or name not in UPTIME_URL_NAMES]
     incidents = Incident.objects.public()
     if not everything:
         recent = timezone.now() - timedelta(days=settings.BEACON_PAST_INCIDENT_DAYS)
@@ -209,8 +218,13 @@ def _unprefixed_keys(*, everything: bool) -> list[str]:
     if everything:
         history = reverse("history")
         keys += [f"{history}?page={n}" for n in range(2, history_page_count() + 1)]
-        for public_id in Component.objects.public().values_list("public_id", flat=True):
-            keys += [reverse(name, args=[public_id]) for name in COMPONENT_URL_NAMES]
+        components = Component.objects.public().values_list("public_id", "showcase")
+        for public_id, showcase in components:
+            keys += [
+                reverse(name, args=[public_id])
+                for name in COMPONENT_URL_NAMES
+                if name != "component-uptime" or (showcase and uptime_shown)
+            ]
     return keys
 
 

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -7,7 +8,7 @@ from django.utils import timezone
 
 from components.models import Component, ComponentGroup, ComponentStatus, DailyUptime
 from components.uptime import DayUptime
-from incidents.models import Incident, IncidentStatus, IncidentUpdate
+from incidents.models import Incident, IncidentStatus, IncidentUpdate, MaintenanceSeries
 from statuspage.models import PageSettings
 
 pytestmark = pytest.mark.django_db
@@ -78,13 +79,38 @@ def test_history_is_closed_except_the_upcoming_maintenance():
     seed()
 
     assert not Incident.objects.unresolved().exists()
-    upcoming = Incident.objects.upcoming_maintenances().get()
+    upcoming = Incident.objects.upcoming_maintenances().get(series=None)
     assert {c.name for c in upcoming.components.all()} == {"API", "Developer console"}
     assert upcoming.scheduled_for > timezone.now()
     assert Incident.objects.maintenances().filter(status=IncidentStatus.COMPLETED).count() == 1
     for incident in Incident.objects.incidents():
         assert 2 <= incident.updates.count() <= 4
         assert incident.updates.filter(status=IncidentStatus.RESOLVED).exists()
+
+
+def test_billing_is_patched_every_tuesday_night_in_the_pages_zone():
+    seed()
+
+    series = MaintenanceSeries.objects.get()
+    assert series.rule == "FREQ=WEEKLY;BYDAY=TU"
+    occurrences = Incident.objects.upcoming_maintenances().filter(series=series)
+    assert occurrences.count() >= 4
+    zone = PageSettings.load().zone
+    for occurrence in occurrences:
+        local = occurrence.scheduled_for.astimezone(zone)
+        assert (local.weekday(), local.hour, local.minute) == (1, 3, 0)
+        assert [c.name for c in occurrence.components.all()] == ["Billing"]
+
+
+def test_the_platform_has_sla_terms_and_the_api_stricter_ones():
+    seed()
+
+    platform = ComponentGroup.objects.get(name="Platform")
+    api = Component.objects.get(name="API")
+    assert platform.sla_target == Decimal("99.9")
+    assert api.sla_target == Decimal("99.95")
+    assert [tier["credit"] for tier in api.sla_credit_tiers] == [10, 25, 50]
+    assert Component.objects.get(name="Developer console").sla_target is None  # inherits
 
 
 def test_one_incident_has_a_published_postmortem():

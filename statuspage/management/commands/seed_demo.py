@@ -9,6 +9,7 @@ the real thing: the components are backdated to the start of the history
 
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -21,6 +22,8 @@ from components.services import (
     component_delete,
     component_group_create,
     component_group_delete,
+    component_group_update,
+    component_update,
     components_backdate,
     roll_up_uptime,
 )
@@ -34,6 +37,7 @@ from incidents.models import (
     IncidentTemplate,
 )
 from incidents.postmortems import ActionItem, Postmortem, generated_timeline
+from incidents.series.services import series_create
 from incidents.services import (
     incident_create,
     incident_delete,
@@ -507,6 +511,8 @@ class Command(BaseCommand):
             start = _local(today - timedelta(days=HISTORY_DAYS - 1), "00:00", zone)
             components = _create_components(start)
             incidents = _replay(components, today, zone, now)
+            _agree_on_terms(components)
+            _schedule_patching(components, today, zone, now)
             roll_up_uptime(until=now)
         self.stdout.write(
             self.style.SUCCESS(
@@ -527,6 +533,45 @@ def _set_up_page(*, url: str) -> PageSettings:
     # The cache is otherwise refreshed on commit; the replay needs the page's zone now.
     PageSettings.forget_cached()
     return PageSettings.load()
+
+
+# The platform's SLA: its group's terms, which its components inherit; the API's own are
+# stricter, as API customers pay for it.
+PLATFORM_SLA = {
+    "sla_target": Decimal("99.9"),
+    "sla_credit_tiers": [{"below": 99.9, "credit": 10}, {"below": 99.0, "credit": 25}],
+}
+API_SLA = {
+    "sla_target": Decimal("99.95"),
+    "sla_credit_tiers": [
+        {"below": 99.95, "credit": 10},
+        {"below": 99.9, "credit": 25},
+        {"below": 99.0, "credit": 50},
+    ],
+}
+
+
+def _agree_on_terms(components: dict[str, Component]) -> None:
+    api = components["API"]
+    assert api.group is not None
+    component_group_update(group=api.group, changes=PLATFORM_SLA)
+    component_update(component=api, changes=API_SLA)
+
+
+def _schedule_patching(
+    components: dict[str, Component], today: date, zone: tzinfo, now: datetime
+) -> None:
+    """A recurring maintenance: Billing's database is patched every Tuesday night."""
+    series_create(
+        name="Weekly database patching for Billing",
+        body="Billing's database is patched. Invoices may take a few minutes longer to appear.",
+        rule="FREQ=WEEKLY;BYDAY=TU",
+        dtstart=_local(today + timedelta(days=(1 - today.weekday()) % 7 or 7), "03:00", zone),
+        duration=timedelta(minutes=30),
+        time_zone=str(zone),
+        components=[components["Billing"]],
+        now=now,
+    )
 
 
 def _create_components(start: datetime) -> dict[str, Component]:

@@ -20,6 +20,7 @@ from django.utils.translation import gettext, gettext_lazy
 from components.models import Component, ComponentStatusChange
 from incidents.models import MAX_POSTMORTEM_BODY, AffectedComponent, Incident
 from statuspage.lib.local_format import format_percent as local_percent
+from statuspage.lib.markdown import markdown_as_plain_text
 from statuspage.lib.text import one_line
 
 # Caps the editor holds staff to (the composed Markdown is also held to MAX_POSTMORTEM_BODY).
@@ -171,7 +172,9 @@ def generated_timeline(incident: Incident) -> list[TimelineEntry]:
     entries: list[tuple[datetime, int, str]] = []
     with translation.override(settings.LANGUAGE_CODE):
         for update in incident.updates.order_by("display_at", "id"):
-            first_line = next((line for line in update.body.splitlines() if line.strip()), "")
+            # What the update says, not how: a timeline entry is plain text.
+            said = markdown_as_plain_text(update.body)
+            first_line = next((line for line in said.splitlines() if line.strip()), "")
             text = update.get_status_display()
             if first_line:
                 text = f"{text}: {one_line(first_line)}"

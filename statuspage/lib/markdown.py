@@ -22,6 +22,7 @@ once per text and process (the result is cached like any other), so staff can he
 without this module knowing who listens.
 """
 
+import html
 import logging
 import re
 import threading
@@ -34,7 +35,7 @@ from typing import Any
 import markdown as markdown_lib
 import nh3
 from django.dispatch import Signal
-from django.utils.html import linebreaks
+from django.utils.html import linebreaks, strip_tags
 from markdown.extensions import Extension
 
 from statuspage.lib.text import without_control_characters
@@ -82,6 +83,16 @@ def render_markdown(text: str) -> str:
     failure is cached like a result, so a process reports a text once."""
     text = text or ""
     return (_render_long if len(text) > LONG_TEXT_CHARS else _render_short)(text)
+
+
+def markdown_as_plain_text(markdown_text: str) -> str:
+    """Text as a calendar or a one-line summary shows it: the rendered Markdown without any
+    markup, one line per paragraph, list item or heading."""
+    rendered = render_markdown(markdown_text)
+    rendered = re.sub(r"<br\s*/?>", "\n", rendered)
+    rendered = re.sub(r"</(p|li|h\d|tr|blockquote|pre)>", "\n", rendered)
+    text = html.unescape(strip_tags(rendered))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def _cache_clear() -> None:

@@ -5,7 +5,6 @@ from each entry's HTML and `Incident/<id>` from its id, so both follow the real 
 exactly. Everything is built into bytes once per change and served by `public_output`.
 """
 
-import html
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.feedgenerator import Rss201rev2Feed
-from django.utils.html import strip_tags
 from django.utils.translation import get_language, gettext
 from django.utils.xmlutils import SimplerXMLGenerator
 from django.views.decorators.http import require_safe
@@ -28,6 +26,7 @@ from components.models import Component
 from incidents.models import Incident, IncidentStatus, IncidentUpdate, MaintenanceSeries
 from incidents.selectors import with_timeline
 from incidents.series.services import skipped_starts
+from statuspage.lib.markdown import markdown_as_plain_text as plain_text
 from statuspage.lib.markdown import render_markdown
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
@@ -334,15 +333,6 @@ def calendar_maintenances(*, now: datetime | None = None) -> QuerySet[Incident]:
             )
         )
     ).order_by("scheduled_for", "id")
-
-
-def plain_text(markdown_text: str) -> str:
-    """A body as a calendar shows it: the rendered Markdown without any markup."""
-    rendered = render_markdown(markdown_text)
-    rendered = re.sub(r"<br\s*/?>", "\n", rendered)
-    rendered = re.sub(r"</(p|li|h\d|tr|blockquote|pre)>", "\n", rendered)
-    text = html.unescape(strip_tags(rendered))
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def calendar_series() -> QuerySet[MaintenanceSeries]:

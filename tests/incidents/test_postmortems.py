@@ -56,6 +56,22 @@ def test_timeline_is_drawn_from_updates_and_public_component_changes():
     assert times == sorted(times)
 
 
+@pytest.mark.parametrize(
+    ("body", "entry"),
+    [
+        ("**Web chat** is failing to load.", "Investigating: Web chat is failing to load."),
+        ("\n\n# Errors on `/login`\n\nMore below.", "Investigating: Errors on /login"),
+        ("- [the API](https://example.com) is slow\n- more", "Investigating: the API is slow"),
+        (HOSTILE + "Broken.", "Investigating: Broken."),
+        ("Fish &amp; chips &lt;3", "Investigating: Fish & chips <3"),
+    ],
+)
+def test_a_timeline_entry_says_what_an_update_said_without_its_markup(body, entry):
+    incident = open_incident(body=body)
+
+    assert generated_timeline(incident)[0].text == entry
+
+
 def test_default_minutes_of_impact_run_from_the_first_update_to_the_resolution():
     incident = open_incident()
     first = incident.updates.get()

@@ -86,7 +86,7 @@ run: $(STAMP) $(MESSAGES)
 	wait -n
 
 test: $(STAMP) $(MESSAGES)
-	BEACON_VAR_DIR='$(CURDIR)/var/test' $(BIN)/pytest $(PYTEST_ARGS)
+	BEACON_VAR_DIR='$(CURDIR)/var/test' $(BIN)/python tests/shards.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
@@ -22,6 +21,7 @@ from incidents.models import MAX_POSTMORTEM_BODY, AffectedComponent, Incident
 from statuspage.lib.local_format import format_percent as local_percent
 from statuspage.lib.markdown import markdown_as_plain_text
 from statuspage.lib.text import one_line
+from statuspage.models import PageSettings
 
 # Caps the editor holds staff to (the composed Markdown is also held to MAX_POSTMORTEM_BODY).
 MAX_SECTION_CHARS = 25_000
@@ -170,7 +170,7 @@ def generated_timeline(incident: Incident) -> list[TimelineEntry]:
     """The incident's updates (status and the body's first line) and its public components'
     status changes while it lasted, oldest first."""
     entries: list[tuple[datetime, int, str]] = []
-    with translation.override(settings.LANGUAGE_CODE):
+    with translation.override(PageSettings.load().default_language):
         for update in incident.updates.order_by("display_at", "id"):
             # What the update says, not how: a timeline entry is plain text.
             said = markdown_as_plain_text(update.body)
@@ -232,7 +232,7 @@ def postmortem_markdown(postmortem: Postmortem) -> str:
     Headings in the page's default language; times in UTC.
     """
     blocks: list[str] = []
-    with translation.override(settings.LANGUAGE_CODE):
+    with translation.override(PageSettings.load().default_language):
         if postmortem.summary.strip():
             blocks += [f"## {SECTION_TITLES['summary']}", postmortem.summary.strip()]
         figures = _figures(postmortem)

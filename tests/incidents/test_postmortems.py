@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from incidents import services
 from incidents.models import MAX_POSTMORTEM_BODY, IncidentStatus
@@ -24,6 +24,7 @@ from incidents.postmortems import (
     postmortem_initial,
     postmortem_markdown,
 )
+from statuspage.models import PageSettings
 from tests.incidents.factories import (
     StaffFactory,
     full_postmortem,
@@ -120,6 +121,17 @@ def test_markdown_has_every_section_with_figures_timeline_and_actions():
     assert "## Timeline\n\n- 2026-03-01 14:05 UTC: Alerts \\*fired\\*" in markdown
     assert "## Root cause\n\nA missing index." in markdown
     assert "- [x] Add the index (owner: Ops, due 2030-01-02)\n- [ ] Write a runbook" in markdown
+
+
+def test_markdown_headings_are_in_the_pages_default_language_whoever_asks(page):
+    page.default_language = "de"
+    page.save()
+    PageSettings.forget_cached()
+
+    with translation.override("ja"):
+        markdown = postmortem_markdown(Postmortem(summary="Kaputt.", root_cause="DNS."))
+
+    assert markdown == "## Zusammenfassung\n\nKaputt.\n\n## Ursache\n\nDNS."
 
 
 def test_markdown_leaves_out_empty_sections():

@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import yaml
@@ -226,6 +227,33 @@ def text_mapping(node: yaml.Node) -> dict[str, str]:
     return {text(key): text(value) for key, value in node.value}
 
 
+def sla_target(node: yaml.Node) -> Decimal | None:
+    """A percentage such as 99.9, or null for none; the model's validator checks its range."""
+    if _is_null(node):
+        return None
+    number(node)  # or Invalid
+    # From the text as written: 99.95 read as a float and back would not be 99.95 exactly.
+    return Decimal(node.value)
+
+
+def credit_tiers(node: yaml.Node) -> list[dict[str, float]]:
+    """`- {below: 99.9, credit: 10}` items; the model's validator checks their order."""
+    if _is_null(node):
+        return []
+    if not isinstance(node, yaml.SequenceNode):
+        raise Invalid(f"expected a list of tiers, got a {_shape(node)}")
+    return [_item(_credit_tier, item, index) for index, item in enumerate(node.value)]
+
+
+def _credit_tier(node: yaml.Node) -> dict[str, float]:
+    if not isinstance(node, yaml.MappingNode):
+        raise Invalid(f"expected a mapping with below and credit, got a {_shape(node)}")
+    tier = {text(key): value for key, value in node.value}
+    if set(tier) != {"below", "credit"}:
+        raise Invalid("a tier has exactly the keys below and credit")
+    return {name: number(tier[name]) for name in ("below", "credit")}
+
+
 _CONDITION = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*")
 
 
@@ -274,7 +302,9 @@ def _same(name: str, read: Callable[[yaml.Node], Any]) -> Key:
     return Key(name, (name,), read)
 
 
-GROUP_KEYS = _keys(_same("description", text), _same("position", integer))
+SLA_KEYS = (_same("sla_target", sla_target), _same("sla_credit_tiers", credit_tiers))
+
+GROUP_KEYS = _keys(_same("description", text), _same("position", integer), *SLA_KEYS)
 
 COMPONENT_KEYS = _keys(
     _same("description", text),
@@ -287,6 +317,7 @@ COMPONENT_KEYS = _keys(
         "auto_incident_recovery",
         choice(_choices(Component, "auto_incident_recovery")),
     ),
+    *SLA_KEYS,
 )
 
 CHECK_KEYS = _keys(
@@ -742,6 +773,8 @@ def _show(value: Any) -> str:
         return "none"
     if isinstance(value, models.Model):
         return f'"{value}"'
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")  # 99.95, as written, not 99.9500
     shown = json.dumps(value, ensure_ascii=False)
     return shown if len(shown) <= 60 else shown[:59] + "…"
 

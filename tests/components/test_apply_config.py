@@ -1,5 +1,6 @@
 """`manage.py apply_config`: the status page's structure declared in a YAML file."""
 
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
@@ -395,6 +396,63 @@ def test_an_error_names_line_and_field_and_nothing_is_written(page, beacon, chan
 
     assert f"{path}{expected}" in errors
     assert database() == before
+
+
+SLA_TERMS = """\
+groups:
+  - name: Platform
+    sla_target: 99.9
+    sla_credit_tiers:
+      - {below: 99.9, credit: 10}
+      - {below: 99, credit: 25}
+components:
+  - name: Public API
+    group: Platform
+    sla_target: 99.95
+  - name: Website
+    group: Platform
+"""
+
+
+def test_sla_terms_are_set_from_the_file_and_a_component_without_keeps_its_groups(page, beacon):
+    out = apply(beacon(SLA_TERMS))
+
+    group = ComponentGroup.objects.get(name="Platform")
+    assert group.sla_target == Decimal("99.9")
+    assert group.sla_credit_tiers == [{"below": 99.9, "credit": 10}, {"below": 99.0, "credit": 25}]
+    assert Component.objects.get(name="Public API").sla_target == Decimal("99.95")
+    assert Component.objects.get(name="Website").sla_target is None  # the group's apply
+    assert "Public API" in out
+    assert apply(beacon(SLA_TERMS)).endswith("nothing to change.\n")
+
+
+def test_sla_terms_left_out_of_the_file_are_cleared(page, beacon):
+    apply(beacon(SLA_TERMS))
+
+    apply(beacon(SLA_TERMS.replace("    sla_target: 99.95\n", "")))
+
+    assert Component.objects.get(name="Public API").sla_target is None
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("sla_target: 99.95", "sla_target: lots"), '"lots" is not a number'),
+        (("sla_target: 99.95", "sla_target: 101"), "sla_target:"),
+        (("sla_target: 99.95", "sla_target: [99]"), "expected a single value"),
+        (("{below: 99, credit: 25}", "{below: 99.99, credit: 25}"), "sla_credit_tiers:"),
+        (("{below: 99, credit: 25}", "{below: 99, credit: -5}"), "sla_credit_tiers:"),
+        (("{below: 99, credit: 25}", "{below: 99}"), "item 2: a tier has exactly the keys"),
+        (("{below: 99, credit: 25}", "{below: 99, credit: lots}"), "item 2:"),
+        (("- {below: 99, credit: 25}", "- 25"), "item 2: expected a mapping"),
+    ],
+    ids=["words", "over 100", "a list", "unordered", "negative", "no credit", "words", "a number"],
+)
+def test_bad_sla_terms_name_their_line_and_nothing_is_written(page, beacon, change, expected):
+    errors = apply_failing(beacon(SLA_TERMS.replace(*change)))
+
+    assert expected in errors
+    assert not ComponentGroup.objects.exists()
 
 
 def test_every_error_in_the_file_is_reported_at_once(page, beacon):

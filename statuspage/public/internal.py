@@ -35,6 +35,7 @@ from incidents.notify.models import Audience
 from incidents.views import subscribe_form
 from statuspage.lib import internal_access, ratelimit
 from statuspage.lib.htmx import HtmxHttpRequest
+from statuspage.lib.ids import could_be_public_id
 from statuspage.lib.outage import database_unreachable
 from statuspage.models import PageSettings
 from statuspage.public import selectors
@@ -183,7 +184,7 @@ def internal_incident(request: HttpRequest, code: str) -> HttpResponseBase:
     def render_incident() -> HttpResponse:
         incident = (
             selectors.incident_detail(code, include_internal=True)
-            if code.isalnum() and len(code) <= 12
+            if could_be_public_id(code)
             else None
         )
         if incident is None:

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_safe
 from components.models import Component, ComponentStatus
 from components.uptime import DayUptime, UptimeRangeError
 from incidents.selectors import uptime_report
+from statuspage.lib.ids import could_be_public_id
 from statuspage.lib.text import control_character_error
 from statuspage.models import PageSettings
 from statuspage.public import public_cache
@@ -68,7 +69,7 @@ def uptime(request: HttpRequest) -> HttpResponse:
 @require_safe
 def component_uptime(request: HttpRequest, public_id: str) -> HttpResponse:
     page = _enabled()
-    if not public_id.isalnum() or len(public_id) > 12:
+    if not could_be_public_id(public_id):
         raise Http404("No such component.")
     history = component_uptime_history(public_id)
     if history is None:
@@ -87,23 +88,23 @@ class _BadRange(Exception):
     pass
 
 
-def _report(
-    request: HttpRequest, public_id: str
-) -> tuple[Component, dict[str, object], list[list[str]]]:
-    """The component's uptime report for the request's start and end, cached per generation."""
+def _report(request: HttpRequest, public_id: str) -> tuple[str, dict[str, object], list[list[str]]]:
+    """The component's name and uptime report for the request's start and end, cached per
+    generation. The cache is read first, so an answer given once is given again while
+    PostgreSQL is away; a component made internal changes the generation, and so the key."""
     params = {name: request.GET.get(name) or None for name in ("start", "end")}
     for value in params.values():
         if value is not None and (
             len(value) > MAX_PARAM or control_character_error(value) is not None
         ):
             raise _BadRange("start and end are dates: YYYY, YYYY-MM or YYYY-MM-DD.")
-    component = Component.objects.public().filter(public_id=public_id).first()
-    if component is None:
-        raise Http404("No such component.")
     asked = hashlib.sha256(f"{params['start']}|{params['end']}".encode()).hexdigest()[:32]
     key = REPORT_CACHE_KEY.format(public_cache.generation(), public_id, asked)
     cached = cache.get(key)
     if cached is None:
+        component = Component.objects.public().filter(public_id=public_id).first()
+        if component is None:
+            raise Http404("No such component.")
         try:
             report = uptime_report(
                 public_id=component.public_id,
@@ -115,10 +116,9 @@ def _report(
             )
         except UptimeRangeError as error:
             raise _BadRange(str(error)) from error
-        cached = (report.body, [_day_row(day) for day in report.days])
+        cached = (component.name, report.body, [_day_row(day) for day in report.days])
         cache.set(key, cached, REPORT_CACHE_SECONDS)
-    body, rows = cached
-    return component, body, rows
+    return cached
 
 
 STATUSES = list(ComponentStatus)
@@ -151,8 +151,10 @@ def csv_safe(value: str) -> str:
 @require_safe
 def uptime_report_output(request: HttpRequest, public_id: str, kind: str) -> HttpResponse:
     """`uptime.json` (the management API's uptime object) or `uptime.csv` (a row per day)."""
+    if not could_be_public_id(public_id):
+        return _error("Not found.", 404)  # before it names a cache key or a query
     try:
-        component, body, rows = _report(request, public_id)
+        name, body, rows = _report(request, public_id)
     except _BadRange as error:
         return _error(str(error), 400)
     except Http404:
@@ -163,10 +165,9 @@ def uptime_report_output(request: HttpRequest, public_id: str, kind: str) -> Htt
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["component", *CSV_HEADER])
-    name = csv_safe(component.name)
-    writer.writerows([name, *row] for row in rows)
+    writer.writerows([csv_safe(name), *row] for row in rows)
     response = public_output(request, lambda base_url: out.getvalue(), "text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="uptime-{component.public_id}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="uptime-{public_id}.csv"'
     return response
 
 

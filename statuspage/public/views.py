@@ -20,6 +20,7 @@ from django.views.static import serve
 
 from components.reports.models import Symptom
 from statuspage.lib.htmx import HtmxHttpRequest
+from statuspage.lib.ids import could_be_public_id
 from statuspage.lib.outage import database_read_only, database_unreachable
 from statuspage.models import PageSettings
 from statuspage.public import selectors
@@ -54,7 +55,7 @@ def status_page(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_safe
 def incident_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
-    incident = selectors.incident_detail(code) if code.isalnum() and len(code) <= 12 else None
+    incident = selectors.incident_detail(code) if could_be_public_id(code) else None
     if incident is None:
         raise Http404("No incident with this code.")
     return _render(

@@ -309,3 +309,46 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     ]
     component_set_status(component=api, status="major_outage")
     assert "Major outage" in lenient.get("/").content.decode()
+
+
+def test_uptime_json_and_csv_asked_before_are_served_while_the_database_is_away(
+    api, monkeypatch, lenient
+):
+    asked = f"/api/v2/components/{api.public_id}/uptime"
+    before = {suffix: lenient.get(f"{asked}.{suffix}") for suffix in ("json", "csv")}
+    assert [answer.status_code for answer in before.values()] == [200, 200]
+
+    with database_unreachable(monkeypatch):
+        again = {suffix: lenient.get(f"{asked}.{suffix}") for suffix in ("json", "csv")}
+        never_asked = lenient.get(f"{asked}.json?start=2020-01-01")
+
+    for suffix, answer in again.items():
+        assert answer.status_code == 200, suffix
+        assert answer.content == before[suffix].content
+    assert never_asked.status_code == 503
+    assert "error" in json.loads(never_asked.content)
+    assert never_asked["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "made_up", ["x" * 5000, "abc%22def", "abc.def", "\u00e9t\u00e9", "\u0663" * 3]
+)
+def test_a_made_up_component_in_the_uptime_address_costs_no_query(
+    api, lenient, django_assert_num_queries, made_up
+):
+    with django_assert_num_queries(0):
+        response = lenient.get(f"/api/v2/components/{made_up}/uptime.json")
+
+    assert response.status_code == 404
+    assert json.loads(response.content)["error"]
+
+
+@pytest.mark.parametrize("made_up", ["\u00e9t\u00e9", "\u0663" * 3, "\uff41bc"])
+def test_an_incident_code_in_other_letters_or_digits_costs_no_query(
+    api, lenient, django_assert_num_queries, made_up
+):
+    lenient.get("/incidents/madeup000001/")  # the first miss learns what exists
+    with django_assert_num_queries(0):
+        response = lenient.get(f"/incidents/{made_up}/")
+
+    assert response.status_code == 404

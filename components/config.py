@@ -44,6 +44,7 @@ from components.services import (
     component_group_update,
     component_update,
 )
+from components.sla_terms import percent_text
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 
@@ -231,9 +232,8 @@ def sla_target(node: yaml.Node) -> Decimal | None:
     """A percentage such as 99.9, or null for none; the model's validator checks its range."""
     if _is_null(node):
         return None
-    number(node)  # or Invalid
-    # From the text as written: 99.95 read as a float and back would not be 99.95 exactly.
-    return Decimal(node.value)
+    # A float's str() is its shortest form: 99.95, not 99.9499999…
+    return Decimal(str(number(node)))
 
 
 def credit_tiers(node: yaml.Node) -> list[dict[str, float]]:
@@ -774,7 +774,7 @@ def _show(value: Any) -> str:
     if isinstance(value, models.Model):
         return f'"{value}"'
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f")  # 99.95, as written, not 99.9500
+        return percent_text(value)
     shown = json.dumps(value, ensure_ascii=False)
     return shown if len(shown) <= 60 else shown[:59] + "…"
 

@@ -28,7 +28,7 @@ from components.sla_terms import (
     percent_text,
 )
 from components.status_choices import is_component_status
-from components.uptime import DayUptime
+from components.uptime import DayUptime, next_month
 
 DOWN_STATUSES: tuple[ComponentStatusValue, ...] = (
     ComponentStatus.DEGRADED_PERFORMANCE,
@@ -68,7 +68,7 @@ def component_terms(component: Component) -> SlaTerms:
 def month_bounds(year: int, month: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The month's first instant and the next month's: local midnights of `zone`, in UTC
     (Python subtracts and compares two times of one zone by their wall clocks, DST ignored)."""
-    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    following = next_month(date(year, month, 1))
     return (
         datetime.combine(date(year, month, 1), time(), tzinfo=zone).astimezone(UTC),
         datetime.combine(following, time(), tzinfo=zone).astimezone(UTC),
@@ -121,7 +121,7 @@ def month_figures(days: list[DayUptime], weights: Mapping[str, float]) -> MonthF
 
 
 @dataclass(frozen=True)
-class MonthUptime:
+class SlaMonth:
     """One component's or group's month against its SLA terms."""
 
     month: str  # YYYY-MM
@@ -149,7 +149,7 @@ class MonthUptime:
 
 def month_uptime(
     *, components: list[Component], terms: SlaTerms, month: str, now: datetime, zone: ZoneInfo
-) -> MonthUptime:
+) -> SlaMonth:
     """The month's uptime of these components pooled (one, or a group's), from the daily
     rollups and the live part not yet rolled up. ValueError for a month not YYYY-MM."""
     year, number = parse_month(month)
@@ -173,7 +173,7 @@ def month_uptime(
     earliest = min(starts.values(), default=None)
     counted_from = earliest if earliest and first_day < earliest < following else None
     figures = month_figures(days, settings.BEACON_UPTIME_WEIGHTS)
-    return MonthUptime(
+    return SlaMonth(
         month=f"{year:04d}-{number:02d}",
         zone=zone,
         start=start,

@@ -261,9 +261,14 @@ def uptime_report(
     range_start, range_end, warnings = uptime_range(first_day, start=start, end=end, today=today)
 
     first = max(range_start, first_day)  # nothing is counted before
+    range_from = datetime.combine(range_start, time(), tzinfo=zone)
+    range_until = datetime.combine(range_end + timedelta(days=1), time(), tzinfo=zone)
     in_range: list[DayUptime] = []
     if components and first <= range_end:
-        days = daily_uptime(components, days=(today - first).days + 1, now=now, zone=zone)
+        # Read up to the range's end, not today: an old range reads only its own days.
+        until = min(now, range_until)
+        last = until.astimezone(zone).date() if until < now else today
+        days = daily_uptime(components, days=(last - first).days + 1, now=until, zone=zone)
         in_range = [
             day
             for component in components
@@ -274,8 +279,6 @@ def uptime_report(
     if percent is None:
         warnings.append("There is no uptime data in the range.")
 
-    range_from = datetime.combine(range_start, time(), tzinfo=zone)
-    range_until = datetime.combine(range_end + timedelta(days=1), time(), tzinfo=zone)
     incidents = Incident.objects.incidents()
     if not include_internal:
         incidents = incidents.public()

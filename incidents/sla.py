@@ -19,12 +19,13 @@ from django.utils import timezone
 from components.models import Component, ComponentGroup
 from components.sla import (
     DOWN_STATUSES,
-    MonthUptime,
+    SlaMonth,
     component_terms,
     group_terms,
     month_uptime,
 )
 from incidents.models import Incident
+from statuspage.lib.text import spreadsheet_cell
 from statuspage.models import PageSettings
 
 
@@ -46,7 +47,7 @@ class SlaReport:
     kind: str  # "component" or "group"
     public_id: str
     name: str
-    uptime: MonthUptime
+    uptime: SlaMonth
     incidents: list[IncidentInMonth]
     mttr_seconds: float | None  # None: nothing resolved in the month
 
@@ -89,7 +90,7 @@ def mean_time_to_resolve(
 
 
 def _report(
-    kind: str, public_id: str, name: str, uptime: MonthUptime, components: list[Component]
+    kind: str, public_id: str, name: str, uptime: SlaMonth, components: list[Component]
 ) -> SlaReport:
     found = incidents_in_month(components, start=uptime.start, until=uptime.until)
     return SlaReport(
@@ -194,7 +195,7 @@ def report_csv(report: SlaReport) -> str:
     rows: list[list[str]] = [
         ["subject", report.kind],
         ["id", report.public_id],
-        ["name", _spreadsheet_safe(report.name)],
+        ["name", spreadsheet_cell(report.name)],
         ["month", report.uptime.month],
         ["partial", "yes" if report.uptime.partial else "no"],
         ["counted_from", counted_from.isoformat() if counted_from else ""],
@@ -213,7 +214,7 @@ def report_csv(report: SlaReport) -> str:
         rows.append(
             [
                 incident.code,
-                _spreadsheet_safe(incident.name),
+                spreadsheet_cell(incident.name),
                 incident.started_at.isoformat(),
                 incident.resolved_at.isoformat() if incident.resolved_at else "",
                 _number(incident.minutes_in_month, 2),
@@ -221,7 +222,3 @@ def report_csv(report: SlaReport) -> str:
         )
     writer.writerows(rows)
     return out.getvalue()
-
-
-def _spreadsheet_safe(text: str) -> str:
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

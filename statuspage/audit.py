@@ -32,6 +32,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from statuspage.lib.ratelimit import client_ip
+from statuspage.lib.text import spreadsheet_cell
 from statuspage.models import ApiKey, AuditAction, AuditEvent, AuditSource
 
 logger = logging.getLogger(__name__)
@@ -138,10 +139,9 @@ CSV_COLUMNS = [
     "client address",
     "detail",
 ]
+
+
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def audit_csv_rows(events: Iterable[AuditEvent]) -> Iterator[str]:
     """The events as CSV lines, one at a time (for a streamed export). A cell a spreadsheet
     would take for a formula is prefixed with a quote, so it is shown as text."""
@@ -149,7 +149,7 @@ def audit_csv_rows(events: Iterable[AuditEvent]) -> Iterator[str]:
     writer = csv.writer(buffer)
 
     def line(cells: list[str]) -> str:
-        writer.writerow([_inert(cell) for cell in cells])
+        writer.writerow([spreadsheet_cell(cell) for cell in cells])
         text = buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -172,10 +172,6 @@ def audit_csv_rows(events: Iterable[AuditEvent]) -> Iterator[str]:
                 else "",
             ]
         )
-
-
-def _inert(cell: str) -> str:
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 # Sign-in signals (connected in statuspage.apps).

@@ -72,3 +72,13 @@ def without_control_characters(text: str, *, lines: bool = True) -> str:
     """`text` with every control character dropped, but for line breaks and tabs when
     `lines` (XML 1.0 and calendars cannot carry the others; a URL carries none)."""
     return (CONTROL_IN_TEXT if lines else CONTROL).sub("", text or "")
+
+
+# A cell starting with one of these is a formula to Excel and LibreOffice.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one it would run as a formula gains a leading
+    apostrophe."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text

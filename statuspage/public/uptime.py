@@ -19,7 +19,7 @@ from components.models import Component, ComponentStatus
 from components.uptime import DayUptime, UptimeRangeError
 from incidents.selectors import uptime_report
 from statuspage.lib.ids import could_be_public_id
-from statuspage.lib.text import control_character_error
+from statuspage.lib.text import control_character_error, spreadsheet_cell
 from statuspage.models import PageSettings
 from statuspage.public import public_cache
 from statuspage.public.public_http import public_output
@@ -142,12 +142,6 @@ def _error(message: str, status: int) -> JsonResponse:
     return response
 
 
-def csv_safe(value: str) -> str:
-    """A cell a spreadsheet shows as text: one starting with = + - @ (or a tab or carriage
-    return) is a formula to Excel and LibreOffice, so it gains a leading apostrophe."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 @require_safe
 def uptime_report_output(request: HttpRequest, public_id: str, kind: str) -> HttpResponse:
     """`uptime.json` (the management API's uptime object) or `uptime.csv` (a row per day)."""
@@ -165,7 +159,7 @@ def uptime_report_output(request: HttpRequest, public_id: str, kind: str) -> Htt
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["component", *CSV_HEADER])
-    writer.writerows([csv_safe(name), *row] for row in rows)
+    writer.writerows([spreadsheet_cell(name), *row] for row in rows)
     response = public_output(request, lambda base_url: out.getvalue(), "text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="uptime-{public_id}.csv"'
     return response

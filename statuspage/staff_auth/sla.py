@@ -53,9 +53,11 @@ class SlaReportForm(forms.Form):
         return month
 
 
-def _report(subject: str, month: str) -> SlaReport:
+def _report(subject: str, month: str, *, user) -> SlaReport:
     kind, _, public_id = subject.partition(":")
     if kind == "group":
+        if not user.has_perm("components.view_componentgroup"):
+            raise PermissionDenied  # as API v1's group report
         group = get_object_or_404(ComponentGroup, public_id=public_id)
         return group_sla_report(group=group, month=month)
     component = get_object_or_404(Component.objects.select_related("group"), public_id=public_id)
@@ -82,7 +84,8 @@ def sla_report_view(request: HttpRequest, *, site) -> HttpResponse:
     form = SlaReportForm(data, components=components, groups=groups)
     report, downtime, csv_url = None, [], ""
     if form.is_valid():
-        report = _report(form.cleaned_data["subject"], form.cleaned_data["month"])
+        subject, month = form.cleaned_data["subject"], form.cleaned_data["month"]
+        report = _report(subject, month, user=request.user)
         if request.GET.get("format") == "csv":
             response = HttpResponse(report_csv(report), content_type="text/csv; charset=utf-8")
             filename = f"sla-{report.public_id}-{report.uptime.month}.csv"

@@ -440,13 +440,24 @@ def test_sla_terms_left_out_of_the_file_are_cleared(page, beacon):
         (("sla_target: 99.95", "sla_target: lots"), '"lots" is not a number'),
         (("sla_target: 99.95", "sla_target: 101"), "sla_target:"),
         (("sla_target: 99.95", "sla_target: [99]"), "expected a single value"),
+        (("sla_target: 99.95", "sla_target: .inf"), "sla_target:"),
         (("{below: 99, credit: 25}", "{below: 99.99, credit: 25}"), "sla_credit_tiers:"),
         (("{below: 99, credit: 25}", "{below: 99, credit: -5}"), "sla_credit_tiers:"),
         (("{below: 99, credit: 25}", "{below: 99}"), "item 2: a tier has exactly the keys"),
         (("{below: 99, credit: 25}", "{below: 99, credit: lots}"), "item 2:"),
         (("- {below: 99, credit: 25}", "- 25"), "item 2: expected a mapping"),
     ],
-    ids=["words", "over 100", "a list", "unordered", "negative", "no credit", "words", "a number"],
+    ids=[
+        "words",
+        "over 100",
+        "a list",
+        "infinity",
+        "unordered",
+        "negative",
+        "no credit",
+        "words",
+        "a number",
+    ],
 )
 def test_bad_sla_terms_name_their_line_and_nothing_is_written(page, beacon, change, expected):
     errors = apply_failing(beacon(SLA_TERMS.replace(*change)))

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Permission
 
 from components.models import ComponentStatus
 from components.services import component_set_status, components_backdate, roll_up_uptime
@@ -333,6 +334,22 @@ def test_with_nothing_to_report_the_page_shows_the_empty_form(page, client):
 def test_staff_without_the_components_view_permission_are_refused(page, client):
     sign_in_staff(client, StaffFactory())
     assert client.get("/admin/sla/").status_code == 403
+
+
+def test_a_group_report_needs_the_group_view_permission_as_in_the_api(june, client):
+    group, api, _ = june
+    staff = StaffFactory()
+    staff.user_permissions.add(Permission.objects.get(codename="view_component"))
+    sign_in_staff(client, staff)
+
+    month = "2026-06"
+    assert (
+        client.get(f"/admin/sla/?subject=component:{api.public_id}&month={month}").status_code
+        == 200
+    )
+    assert (
+        client.get(f"/admin/sla/?subject=group:{group.public_id}&month={month}").status_code == 403
+    )
 
 
 def test_the_change_pages_and_the_console_link_to_the_report(june, client):

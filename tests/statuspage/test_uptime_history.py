@@ -16,9 +16,9 @@ from components.selectors import monthly_totals, monthly_uptime
 from components.uptime import DayUptime, months_back, uptime_percent_over
 from statuspage.api_v1 import schemas
 from statuspage.lib.signals import announce_public_change
+from statuspage.lib.text import spreadsheet_cell as csv_safe
 from statuspage.models import PageSettings
 from statuspage.public.snapshots import keys
-from statuspage.public.uptime import csv_safe
 from statuspage.services import page_settings_update
 from tests.components.factories import ComponentFactory, bulk_uptime_history
 from tests.incidents.factories import open_incident

@@ -196,7 +196,6 @@ class PostmortemEditor:
                 ],
                 **kwargs,
             )
-        self.too_long_error = ""
 
     def is_valid(self) -> bool:
         valid = all([self.form.is_valid(), self.timeline.is_valid(), self.actions.is_valid()])
@@ -204,14 +203,14 @@ class PostmortemEditor:
             return False
         length = len(postmortem_markdown(self.postmortem()))
         if length > MAX_POSTMORTEM_BODY:
-            self.too_long_error = str(
+            too_long = str(
                 _(
                     "The postmortem is too long: at most %(limit)s characters of Markdown, "
                     "this one makes %(length)s. Shorten a section or the timeline."
                 )
                 % {"limit": f"{MAX_POSTMORTEM_BODY:,}", "length": f"{length:,}"}
             )
-            self.form.add_error(None, self.too_long_error)
+            self.form.add_error(None, too_long)
             return False
         return True
 

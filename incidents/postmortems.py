@@ -17,7 +17,7 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
 
 from components.models import Component, ComponentStatusChange
-from incidents.models import MAX_POSTMORTEM_BODY, AffectedComponent, Incident
+from incidents.models import AffectedComponent, Incident
 from statuspage.lib.local_format import format_percent as local_percent
 from statuspage.lib.markdown import markdown_as_plain_text
 from statuspage.lib.text import one_line
@@ -221,9 +221,11 @@ def percent_digits(value: float) -> str:
 def _plain(text: str) -> str:
     """One line of plain text inside Markdown: what would start a block or a link is escaped."""
     escaped = one_line(text)
-    for character in "\\`*_[]<>#|":
+    for character in "\\`*_[]>#|":
         escaped = escaped.replace(character, "\\" + character)
-    return escaped
+    # "\<" is no escape to Python-Markdown (the backslash would show): entities are, to every
+    # Markdown reader; "&" first, so that text which says "&lt;" keeps saying it.
+    return escaped.replace("&", "&amp;").replace("<", "&lt;")
 
 
 def postmortem_markdown(postmortem: Postmortem) -> str:
@@ -267,7 +269,3 @@ def _action_line(item: ActionItem) -> str:
     mark = "[x]" if item.done else "[ ]"
     suffix = f" ({', '.join(details)})" if details else ""
     return f"- {mark} {_plain(item.description)}{suffix}"
-
-
-def postmortem_too_long(markdown: str) -> bool:
-    return len(markdown) > MAX_POSTMORTEM_BODY

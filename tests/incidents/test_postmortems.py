@@ -24,6 +24,7 @@ from incidents.postmortems import (
     postmortem_initial,
     postmortem_markdown,
 )
+from statuspage.lib.markdown import render_markdown
 from statuspage.models import PageSettings
 from tests.incidents.factories import (
     StaffFactory,
@@ -132,6 +133,27 @@ def test_markdown_headings_are_in_the_pages_default_language_whoever_asks(page):
         markdown = postmortem_markdown(Postmortem(summary="Kaputt.", root_cause="DNS."))
 
     assert markdown == "## Zusammenfassung\n\nKaputt.\n\n## Ursache\n\nDNS."
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("latency < 200ms", "latency &lt; 200ms"),
+        ("<b>bold</b> & more", "&lt;b&gt;bold&lt;/b&gt; &amp; more"),
+        ("says &lt; literally", "says &amp;lt; literally"),
+        ("*not* [a](link) #1 | `code`", "*not* [a](link) #1 | `code`"),
+    ],
+)
+def test_plain_text_in_the_markdown_renders_as_written_without_backslashes(text, shown):
+    at = datetime(2026, 3, 1, 14, 5, tzinfo=UTC)
+    markdown = postmortem_markdown(
+        Postmortem(timeline=[TimelineEntry(at=at, text=text)], actions=[ActionItem(text)])
+    )
+
+    html = render_markdown(markdown)
+
+    assert html.count(shown) == 2, html
+    assert "\\" not in html
 
 
 def test_markdown_leaves_out_empty_sections():

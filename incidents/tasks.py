@@ -16,9 +16,11 @@ logger = logging.getLogger("beacon.notify")
 
 @shared_task
 def advance_scheduled_maintenances() -> None:
-    series_services.series_materialise()
     events.maintenance_reminders_due()
     services.maintenances_advance_due()
+    # Last: occurrences are made 30 days ahead, so a series that fails here must not hold
+    # back the reminders and the starts and ends that are due now.
+    series_services.series_materialise()
 
 
 @shared_task

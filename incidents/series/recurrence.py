@@ -109,6 +109,11 @@ def zone_named(name: str) -> ZoneInfo:
         raise RuleError(gettext("Unknown time zone.")) from error
 
 
+# Starts and ends outside these years are refused: near year 1 or 9999 a conversion between
+# zones, or a start plus its window, leaves what datetime can hold.
+YEARS = range(1970, 2201)
+
+
 def parse_rule(
     text: str, *, dtstart: datetime, time_zone: str, duration: timedelta | None = None
 ) -> Recurrence:
@@ -116,6 +121,22 @@ def parse_rule(
 
     `dtstart` is the first start (aware, or naive in `time_zone`'s wall-clock).
     """
+    far = RuleError(gettext("Choose a first start and an end between 1970 and 2200."))
+    if dtstart.year not in YEARS:
+        raise far
+    try:
+        recurrence = _parse_rule(text, dtstart=dtstart, time_zone=time_zone, duration=duration)
+        last_end = recurrence.dtstart + (duration or timedelta(0))
+    except OverflowError as error:
+        raise far from error
+    if last_end.year not in YEARS:
+        raise far
+    return recurrence
+
+
+def _parse_rule(
+    text: str, *, dtstart: datetime, time_zone: str, duration: timedelta | None
+) -> Recurrence:
     if refused := control_character_error(text or ""):
         raise RuleError(refused)
     text = (text or "").strip().upper()

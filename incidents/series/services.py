@@ -11,6 +11,7 @@ whole series (its future occurrences that have not started and were not edited a
 made again); cancelling one adds its start to the series' skipped starts (EXDATE).
 """
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -25,8 +26,10 @@ from components.models import Component
 from components.publishing import public_write
 from incidents.models import Incident, IncidentKind, IncidentStatus, MaintenanceSeries
 from incidents.series.recurrence import Recurrence, RuleError, parse_rule
-from incidents.services import incident_create, name_error, series_skip_start
+from incidents.services import incident_create, incident_delete, name_error
 from statuspage.lib.text import control_character_error
+
+logger = logging.getLogger("beacon")
 
 HORIZON = timedelta(days=30)
 # However short the rule's interval, at most this many occurrences are made ahead.
@@ -161,15 +164,22 @@ def series_update(
         series.save()
         if components is not None:
             series.components.set(components)
-        _regenerable(series, now=now).delete()
-        _materialise(series, now=now)
+        remade = _regenerable(series, now=now)
+        # Subscribers heard of these starts already (and maybe were reminded): the occurrence
+        # made again at one of them is not announced or reminded again.
+        announced = {
+            start: reminded
+            for start, reminded in remade.values_list("series_occurrence", "scheduled_reminded_at")
+            if start is not None
+        }
+        remade.delete()
+        _materialise(series, now=now, announced=announced)
     return series
 
 
-def series_delete(*, series: MaintenanceSeries, now: datetime | None = None) -> None:
+def series_delete(*, series: MaintenanceSeries) -> None:
     """Remove a series and its occurrences that have not started; the others stay, as
     maintenances of their own."""
-    now = now or timezone.now()
     with public_write():
         Incident.objects.filter(series=series, status=IncidentStatus.SCHEDULED).delete()
         MaintenanceSeries.objects.filter(pk=series.pk).delete()
@@ -188,9 +198,9 @@ def series_occurrence_cancel(*, incident: Incident) -> None:
     is removed if it has not started (one that has is left as it is)."""
     if incident.series_id is None or incident.series_occurrence is None:
         raise ValidationError("This maintenance is not part of a series.")
-    with public_write():
-        series_skip_start(series_id=incident.series_id, start=incident.series_occurrence)
-        Incident.objects.filter(pk=incident.pk, status=IncidentStatus.SCHEDULED).delete()
+    if incident.status != IncidentStatus.SCHEDULED:
+        raise ValidationError("Only an occurrence that has not started can be cancelled.")
+    incident_delete(incident=incident)  # which skips its start
 
 
 def series_materialise(*, now: datetime | None = None) -> int:
@@ -206,12 +216,25 @@ def series_materialise(*, now: datetime | None = None) -> int:
             series = (
                 MaintenanceSeries.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
             )
-            if series is not None:
-                made += _materialise(series, now=now)
+            if series is None:
+                continue
+            try:
+                with transaction.atomic():
+                    made += _materialise(series, now=now)
+            except Exception:  # one broken series must not stop the others
+                logger.exception("maintenance series %s: occurrences not made", pk)
     return made
 
 
-def _materialise(series: MaintenanceSeries, *, now: datetime) -> int:
+def _materialise(
+    series: MaintenanceSeries,
+    *,
+    now: datetime,
+    announced: dict[datetime, datetime | None] | None = None,
+) -> int:
+    """Make the series' missing occurrences for the horizon. `announced`: starts whose
+    occurrence was made before (and replaced), with when subscribers were reminded of it."""
+    announced = announced or {}
     recurrence = recurrence_of(series)
     # An occurrence whose window has not ended yet is still worth showing.
     after = now - series.duration
@@ -231,7 +254,13 @@ def _materialise(series: MaintenanceSeries, *, now: datetime) -> int:
     for start in missing:
         try:
             with transaction.atomic():
-                _create_occurrence(series, start, components)
+                occurrence = _create_occurrence(
+                    series, start, components, announce=start not in announced
+                )
+                if announced.get(start) is not None:
+                    Incident.objects.filter(pk=occurrence.pk).update(
+                        scheduled_reminded_at=announced[start]
+                    )
         except IntegrityError:  # another run made it first
             continue
         made += 1
@@ -239,7 +268,7 @@ def _materialise(series: MaintenanceSeries, *, now: datetime) -> int:
 
 
 def _create_occurrence(
-    series: MaintenanceSeries, start: datetime, components: list[Component]
+    series: MaintenanceSeries, start: datetime, components: list[Component], *, announce: bool
 ) -> Incident:
     return incident_create(
         kind=IncidentKind.MAINTENANCE,
@@ -249,7 +278,7 @@ def _create_occurrence(
         affected_components=components,
         scheduled_for=start,
         scheduled_until=start + series.duration,
-        deliver_notifications=series.deliver_notifications,
+        deliver_notifications=series.deliver_notifications and announce,
         scheduled_auto_in_progress=series.scheduled_auto_in_progress,
         scheduled_auto_completed=series.scheduled_auto_completed,
         scheduled_remind_prior=series.scheduled_remind_prior,

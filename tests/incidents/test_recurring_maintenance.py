@@ -13,6 +13,7 @@ from icalendar import Calendar
 
 from incidents import tasks
 from incidents.models import Incident, IncidentStatus, MaintenanceSeries
+from incidents.notify.models import NotificationEvent
 from incidents.series import services as series_services
 from incidents.series.recurrence import RuleError, monthly_rule, parse_rule, weekly_rule
 from incidents.services import incident_create, incident_delete
@@ -82,6 +83,22 @@ def test_hostile_rules_are_refused_with_a_reason(rule, duration, says):
             time_zone="Europe/Berlin",
             duration=duration,
         )
+
+
+@pytest.mark.parametrize(
+    ("rule", "first", "zone", "duration"),
+    [
+        ("FREQ=WEEKLY;UNTIL=99991231", datetime(2027, 3, 15, 2, 0), "America/New_York", None),
+        ("FREQ=YEARLY", datetime(9999, 12, 31, 23, 0), "America/New_York", None),
+        ("FREQ=YEARLY", datetime(1, 1, 1, 0, 30), "Europe/Berlin", None),
+        ("FREQ=YEARLY", datetime(2200, 12, 30, 2, 0), "Europe/Berlin", timedelta(days=7)),
+        ("FREQ=YEARLY", datetime(9999, 12, 30, 2, 0, tzinfo=UTC), "Pacific/Kiritimati", None),
+    ],
+    ids=["until 9999", "start 9999", "start year 1", "window into 2201", "aware 9999"],
+)
+def test_a_start_or_end_out_of_time_is_refused_not_a_crash(rule, first, zone, duration):
+    with pytest.raises(RuleError, match="between 1970 and 2200"):
+        parse_rule(rule, dtstart=first, time_zone=zone, duration=duration)
 
 
 def test_a_rule_is_normalised_and_its_local_until_kept_in_utc():
@@ -274,6 +291,48 @@ def test_editing_the_series_remakes_only_future_unstarted_unedited_occurrences(p
     assert remade.pk != plain.pk
     assert remade.name == "Database patching"
     assert remade.scheduled_until - remade.scheduled_for == timedelta(hours=2)
+
+
+@pytest.mark.django_db
+def test_editing_the_series_does_not_announce_or_remind_its_occurrences_again(page):
+    series = make_series(deliver_notifications=True)
+    announced = NotificationEvent.objects.count()
+    assert announced == len(occurrences(series)) > 0  # one announcement each
+    first = occurrences(series)[0]
+    reminded = NOW - timedelta(minutes=5)
+    Incident.objects.filter(pk=first.pk).update(scheduled_reminded_at=reminded)
+
+    series_services.series_update(
+        series=series, body="We patch the database and its replica.", now=NOW
+    )
+    series_services.series_update(series=series, rule="FREQ=WEEKLY;BYDAY=MO,TH", now=NOW)
+
+    remade = {incident.series_occurrence: incident for incident in occurrences(series)}
+    assert remade[first.series_occurrence].scheduled_reminded_at == reminded
+    mondays = [i for start, i in remade.items() if start.astimezone(BERLIN).weekday() == 0]
+    thursdays = [i for i in remade.values() if i not in mondays]
+    assert len(mondays) == announced and thursdays  # the Thursdays were never announced
+
+    def announcements(incidents):
+        return NotificationEvent.objects.filter(update__incident__in=incidents).count()
+
+    assert announcements(mondays) == 0
+    assert announcements(thursdays) == len(thursdays)
+
+
+@pytest.mark.django_db
+def test_an_occurrence_that_has_started_cannot_be_cancelled(page):
+    series = make_series()
+    started = occurrences(series)[0]
+    Incident.objects.filter(pk=started.pk).update(status=IncidentStatus.IN_PROGRESS)
+    started.refresh_from_db()
+
+    with pytest.raises(ValidationError, match="not started"):
+        series_services.series_occurrence_cancel(incident=started)
+
+    series.refresh_from_db()
+    assert series.exdates == []
+    assert Incident.objects.filter(pk=started.pk).exists()
 
 
 @pytest.mark.django_db

@@ -174,7 +174,7 @@ class MaintenanceSeriesAdmin(IncidentPermissions, ServiceFormAdmin[MaintenanceSe
                 for field in PREVIEW_ERROR_FIELDS
                 for message in form.errors.get(field, [])
             ] or [gettext("Fill in the window and the recurrence to see the next occurrences.")]
-        zone_name = form.cleaned_data.get("time_zone") if hasattr(form, "cleaned_data") else None
+        zone_name = form.cleaned_data.get("time_zone")
         return HttpResponse(self._preview_html(request, starts, errors, zone_name=zone_name))
 
     def _preview_html(

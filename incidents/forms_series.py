@@ -3,7 +3,6 @@ on the nth weekday, or an RFC 5545 RRULE written out) and the window in the seri
 time zone. It collects input; incidents.series.services checks and writes it."""
 
 import re
-import zoneinfo
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,7 +17,7 @@ from incidents.models import MAX_UPDATE_BODY, MaintenanceSeries
 from incidents.series.recurrence import RuleError, monthly_rule, parts_of, weekly_rule
 from incidents.series.services import SERIES_FLAGS, series_check, skipped_starts
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
-from statuspage.models import PageSettings
+from statuspage.models import PageSettings, time_zone_choices
 
 WEEKLY, MONTHLY, CUSTOM = "weekly", "monthly", "custom"
 FREQUENCY_CHOICES = [
@@ -48,10 +47,6 @@ MAX_SKIPPED = 200
 SKIPPED_FORMAT = "%Y-%m-%d %H:%M"
 
 
-def _time_zone_choices() -> list[tuple[str, str]]:
-    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
-
-
 class MaintenanceSeriesForm(ServiceForm):
     """Every field a series has, and the rule as the builder's choices."""
 
@@ -76,7 +71,7 @@ class MaintenanceSeriesForm(ServiceForm):
         widget=AdminTimeWidget,
         help_text=_("Wall-clock time in the time zone below, kept across daylight saving."),
     )
-    time_zone = forms.ChoiceField(label=_("Time zone"), choices=_time_zone_choices)
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices)
     duration_minutes = forms.IntegerField(
         label=_("Duration (minutes)"), min_value=1, max_value=7 * 24 * 60
     )

@@ -1,4 +1,5 @@
 import contextlib
+import functools
 import zoneinfo
 from datetime import timedelta
 
@@ -41,8 +42,13 @@ def validate_languages(value: object) -> None:
         raise ValidationError(f"Choose one or more of: {', '.join(shipped)}.")
 
 
+@functools.cache
 def _time_zone_choices():
+    # Read once: available_timezones() scans the tzdata files (milliseconds each time).
     return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+time_zone_choices = _time_zone_choices  # the migrations name the private one
 
 
 class PageSettings(models.Model):

@@ -189,25 +189,30 @@ def test_the_worker_shows_what_the_push_channel_sends(live_server, browser, comp
             break
         tab.wait_for_timeout(100)
 
-    devtools.send(
-        "ServiceWorker.deliverPushMessage",
-        {
-            "origin": live_server.url,
-            "registrationId": registrations[0]["registrationId"],
-            "data": json.dumps(sent),
-        },
-    )
-
-    shown = tab.evaluate(
-        """navigator.serviceWorker.ready.then(async (registration) => {
-          for (let i = 0; i < 100; i++) {
-            const shown = await registration.getNotifications();
-            if (shown.length) return shown.map((n) => [n.title, n.body, n.tag, n.data.url]);
-            await new Promise((done) => setTimeout(done, 50));
-          }
-          return [];
-        })"""
-    )
+    # A push delivered while the worker is still starting can be dropped by the browser on a
+    # busy machine: deliver again until it shows (one tag, so never two notifications).
+    shown = []
+    for _ in range(3):
+        devtools.send(
+            "ServiceWorker.deliverPushMessage",
+            {
+                "origin": live_server.url,
+                "registrationId": registrations[0]["registrationId"],
+                "data": json.dumps(sent),
+            },
+        )
+        shown = tab.evaluate(
+            """navigator.serviceWorker.ready.then(async (registration) => {
+              for (let i = 0; i < 60; i++) {
+                const shown = await registration.getNotifications();
+                if (shown.length) return shown.map((n) => [n.title, n.body, n.tag, n.data.url]);
+                await new Promise((done) => setTimeout(done, 50));
+              }
+              return [];
+            })"""
+        )
+        if shown:
+            break
     assert shown == [[sent["title"], sent["body"], sent["tag"], sent["url"]]]
     assert "API errors" in sent["title"] and "Requests fail for some users." in sent["body"]
     assert sent["url"].startswith(live_server.url + "/incidents/")

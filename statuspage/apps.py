@@ -44,6 +44,20 @@ class StatuspageConfig(AppConfig):
         post_migrate.connect(changes.on_migrated, sender=self)
         public_output_changed.connect(changes.on_announced_change, dispatch_uid="publish-change")
 
+        # What makes the management API's kept answers stale (statuspage/api_v1/changes.py):
+        # its reads also show subscribers, and whether a postmortem's subscribers were told.
+        from components.models import DailyUptime
+        from incidents.notify.models import NotificationEvent, Subscriber
+        from statuspage.api_v1 import changes as api_changes
+
+        api_models = (*models, AffectedComponent, DailyUptime, NotificationEvent, Subscriber)
+        for model in api_models:
+            post_save.connect(api_changes.on_api_row_changed, sender=model)
+            post_delete.connect(api_changes.on_api_row_changed, sender=model)
+        for through in (Incident.components.through, Subscriber.components.through):
+            m2m_changed.connect(api_changes.on_api_row_changed, sender=through)
+        public_output_changed.connect(api_changes.on_announced_change, dispatch_uid="api-change")
+
         # The audit trail is fed from the edges: sign-in, the admin's LogEntry, a lock-out.
         from axes.signals import user_locked_out
         from django.contrib.admin.models import LogEntry

@@ -565,11 +565,21 @@ def _difference(request: str, expected: dict, actual: dict) -> str:
                 _pretty(expected["body"]), _pretty(actual["body"]), "recorded", "now", lineterm=""
             )
         )
-        # Equal once parsed: the bytes differ in spacing, key order or escaping.
-        head.append(
-            "\n".join(diff) or f"  recorded: {expected['body']!r}\n  now: {actual['body']!r}"
-        )
+        head.append("\n".join(diff) or _first_difference(expected["body"], actual["body"]))
     return "\n".join(head)
+
+
+def _first_difference(recorded: str, now: str) -> str:
+    """Bodies equal once parsed differ in spacing, key order or escaping: where they part."""
+    at = next(
+        (n for n, (a, b) in enumerate(zip(recorded, now, strict=False)) if a != b),
+        min(len(recorded), len(now)),
+    )
+    start = max(at - 60, 0)
+    return (
+        f"  the same JSON, other bytes from character {at}:\n"
+        f"  recorded: …{recorded[start : at + 60]!r}\n  now:      …{now[start : at + 60]!r}"
+    )
 
 
 def test_reads_answer_as_recorded(client, dataset, api_key):

@@ -51,9 +51,9 @@ class StatuspageConfig(AppConfig):
         from statuspage.api_v1 import changes as api_changes
 
         api_models = (*models, AffectedComponent, DailyUptime, NotificationEvent, Subscriber)
-        for model in api_models:
-            post_save.connect(api_changes.on_api_row_changed, sender=model)
-            post_delete.connect(api_changes.on_api_row_changed, sender=model)
+        for api_model in api_models:
+            post_save.connect(api_changes.on_api_row_changed, sender=api_model)
+            post_delete.connect(api_changes.on_api_row_changed, sender=api_model)
         for through in (Incident.components.through, Subscriber.components.through):
             m2m_changed.connect(api_changes.on_members_changed, sender=through)
         rows_changed.connect(api_changes.on_rows_changed, dispatch_uid="api-rows-changed")

@@ -356,9 +356,8 @@ def fill(text: str, kept: Catalogue) -> str:
         elif kind == "A":  # a subscriber to everything: every component
             parts[index] = kept.all_ids
         elif kind == "S":  # a subscriber's components, in Component's own order
-            present = sorted(
-                (pk for pk in pks if pk in kept.public_ids), key=kept.default_order.get
-            )
+            chosen = [pk for pk in pks if pk in kept.public_ids]
+            present = sorted(chosen, key=lambda pk: kept.default_order[pk])
             parts[index] = _json([kept.public_ids[pk] for pk in present])
         else:
             raise _Unresolved

@@ -501,8 +501,8 @@ def _texts(queryset: QuerySet, page: PageSettings, render) -> list[str]:
     kept = catalogue(page)
     texts = []
     for pk, version, _, _, body in rows:
-        text = rendered.get(pk, body) if pk in stale else body
-        if text is None:  # gone between the two reads
+        text = rendered.get(pk) if pk in stale else body
+        if text is None:  # deleted between the two reads
             continue
         try:
             texts.append(fill(text, kept))

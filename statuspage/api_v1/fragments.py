@@ -219,36 +219,32 @@ def group_object(entry: Json) -> Json:
     }
 
 
-def page_context(page: PageSettings) -> PageJson:
-    """Every component (internal ones too) serialised once, as the objects embed them."""
-    tree = component_tree(include_internal=True)
-    return page_json_context(
-        page=page,
-        base_url=links.page_base_url(),
-        updated_at=timezone.now(),
-        components=tree.components,
-        groups=tree.groups,
-    )
-
-
 def _dumped(adapter: TypeAdapter, items: list[Json]) -> list[str]:
     # Validated against the response schemas, as ninja validates every answer.
     return [_json(item) for item in adapter.dump_python(adapter.validate_python(items))]
 
 
 def _render_catalogue(page: PageSettings) -> Catalogue:
-    ctx = page_context(page)
+    tree = component_tree(include_internal=True)
+    ctx = page_json_context(
+        page=page,
+        base_url=links.page_base_url(),
+        updated_at=timezone.now(),
+        components=tree.components,
+        groups=tree.groups,
+    )
     entries = [{**entry, "automation_email": None} for entry in ctx.components]
     groups = [group_object(entry) for entry in entries if entry["group"]]
     embedded_keys = list(schemas.IncidentComponent.model_fields)
     pks = list(ctx.by_component)
     embedded = [{key: ctx.by_component[pk][key] for key in embedded_keys} for pk in pks]
     public_ids = {pk: entry["id"] for pk, entry in ctx.by_component.items()}
-    components = Component.objects.all()
-    # The orders the objects name components in: the page's (incidents, every component)
-    # and Component's own (what a subscriber chose), ties broken alike every time.
-    page_order = list(components.in_page_order().values_list("pk", flat=True))
-    default_order = components.order_by("position", "name", "pk").values_list("pk", flat=True)
+    # The orders objects name components in: the page's (incidents; every component, the
+    # tree's order) and Component's own (what a subscriber chose), ties broken alike.
+    page_order = [component.pk for component in tree.components]
+    default_order = Component.objects.order_by("position", "name", "pk").values_list(
+        "pk", flat=True
+    )
     return Catalogue(
         entries=tuple(_dumped(_ENTRIES, entries)),
         entry_ids=tuple(entry["id"] for entry in entries),
@@ -404,18 +400,26 @@ def _incident_text(incident: Incident, ctx: PageJson, by_public_id: dict[str, in
 
 
 def _render_incidents(
-    pks: dict[int, int | None], page: PageSettings, stamp: str, *, keep: bool = True
+    pks: dict[int, int | None], page: PageSettings, kept: Catalogue, *, keep: bool = True
 ) -> dict[int, str]:
     """Render these incidents (pk: the fragment version read) and keep what is still current."""
     if not pks:
         return {}
-    ctx = page_context(page)
-    by_public_id = {entry["id"]: pk for pk, entry in ctx.by_component.items()}
+    # What the incidents show of components becomes slots: no component entries needed.
+    ctx = PageJson(
+        page=page,
+        base_url=links.page_base_url(),
+        updated_at=timezone.now(),
+        components=[],
+        by_component={},
+        affected_names={},
+    )
+    by_public_id = kept.by_public_id()
     incidents = with_timeline(Incident.objects.filter(pk__in=pks), include_internal=True)
     rendered = {incident.pk: _incident_text(incident, ctx, by_public_id) for incident in incidents}
     if keep:
-        kept = [(pk, pks[pk], text) for pk, text in rendered.items()]
-        _store(IncidentFragment, "incident_id", kept, stamp)
+        done = [(pk, pks[pk], text) for pk, text in rendered.items()]
+        _store(IncidentFragment, "incident_id", done, page_stamp(page))
     return rendered
 
 
@@ -461,15 +465,15 @@ def _subscriber_text(subscriber: Subscriber, page: PageSettings) -> str:
 
 
 def _render_subscribers(
-    pks: dict[int, int | None], page: PageSettings, stamp: str, *, keep: bool = True
+    pks: dict[int, int | None], page: PageSettings, kept: Catalogue, *, keep: bool = True
 ) -> dict[int, str]:
     if not pks:
         return {}
     subscribers = Subscriber.objects.filter(pk__in=pks).prefetch_related("components")
     rendered = {subscriber.pk: _subscriber_text(subscriber, page) for subscriber in subscribers}
     if keep:
-        kept = [(pk, pks[pk], text) for pk, text in rendered.items()]
-        _store(SubscriberFragment, "subscriber_id", kept, stamp)
+        done = [(pk, pks[pk], text) for pk, text in rendered.items()]
+        _store(SubscriberFragment, "subscriber_id", done, page_stamp(page))
     return rendered
 
 
@@ -497,8 +501,8 @@ def _texts(queryset: QuerySet, page: PageSettings, render) -> list[str]:
         for pk, version, rendered_version, row_stamp, _ in rows
         if version is None or rendered_version != version or row_stamp != stamp
     }
-    rendered = render(stale, page, stamp)
     kept = catalogue(page)
+    rendered = render(stale, page, kept)
     texts = []
     for pk, version, _, _, body in rows:
         text = rendered.get(pk) if pk in stale else body
@@ -507,7 +511,7 @@ def _texts(queryset: QuerySet, page: PageSettings, render) -> list[str]:
         try:
             texts.append(fill(text, kept))
         except _Unresolved:
-            again = render({pk: version}, page, stamp, keep=False).get(pk)
+            again = render({pk: version}, page, kept, keep=False).get(pk)
             if again is not None:
                 texts.append(fill(again, kept))
     return texts

@@ -8,14 +8,17 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from pydantic import TypeAdapter
 
 from components import services as component_services
 from components.models import Component, ComponentStatus
+from components.selectors import component_tree
 from incidents import services
 from incidents.models import Incident, IncidentStatus
-from incidents.notify import events, subscriptions
+from incidents.notify import events, links, subscriptions
 from incidents.notify.models import Subscriber
+from incidents.statuspage_json import page_json_context
 from statuspage.api_v1 import fragments, schemas
 from statuspage.models import IncidentFragment, PageSettings, SubscriberFragment
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
@@ -35,7 +38,14 @@ def components(page):
 def fresh_incidents(incidents) -> str:
     """What the API answered before fragments: every incident rendered now, validated."""
     page = PageSettings.load()
-    ctx = fragments.page_context(page)
+    tree = component_tree(include_internal=True)
+    ctx = page_json_context(
+        page=page,
+        base_url=links.page_base_url(),
+        updated_at=timezone.now(),
+        components=tree.components,
+        groups=tree.groups,
+    )
     adapter = TypeAdapter(list[schemas.Incident])
     objects = [fragments.incident_object(incident, ctx) for incident in incidents]
     return json.dumps(adapter.dump_python(adapter.validate_python(objects)))

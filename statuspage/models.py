@@ -361,6 +361,9 @@ class ApiFragment(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self):
+        return f"{type(self).__name__} {self.pk} (version {self.version})"
+
 
 class IncidentFragment(ApiFragment):
     # No database constraint: a change marks the incident's fragment in the writing

@@ -114,15 +114,20 @@ def forget_subscriber(pk: int) -> None:
 
 
 def _store(
-    model: type[Model], column: str, rendered: list[tuple[int, int | None, str]], stamp: str
-):
-    """Keep renders (pk, the version its data was read at or None when no row was there,
-    text), unless a write has moved that version on since: then the next reader renders
-    again. Two statements whatever the number (executemany is one pipeline)."""
+    model: type[Model],
+    column: str,
+    read: dict[int, int | None],
+    rendered: dict[int, str],
+    page: PageSettings,
+) -> None:
+    """Keep renders, unless a write has moved the version on since the one their data was
+    read at (`read`: None when no row was there): then the next reader renders again. Two
+    statements whatever the number (executemany is one pipeline)."""
     table = connection.ops.quote_name(model._meta.db_table)
     key = connection.ops.quote_name(column)
-    new = [(pk, stamp, text) for pk, version, text in rendered if version is None]
-    known = [(stamp, text, pk, version) for pk, version, text in rendered if version is not None]
+    stamp = page_stamp(page)
+    new = [(pk, stamp, text) for pk, text in rendered.items() if read[pk] is None]
+    known = [(stamp, text, pk, read[pk]) for pk, text in rendered.items() if read[pk] is not None]
     with connection.cursor() as cursor:
         if new:
             cursor.executemany(
@@ -418,8 +423,7 @@ def _render_incidents(
     incidents = with_timeline(Incident.objects.filter(pk__in=pks), include_internal=True)
     rendered = {incident.pk: _incident_text(incident, ctx, by_public_id) for incident in incidents}
     if keep:
-        done = [(pk, pks[pk], text) for pk, text in rendered.items()]
-        _store(IncidentFragment, "incident_id", done, page_stamp(page))
+        _store(IncidentFragment, "incident_id", pks, rendered, page)
     return rendered
 
 
@@ -472,8 +476,7 @@ def _render_subscribers(
     subscribers = Subscriber.objects.filter(pk__in=pks).prefetch_related("components")
     rendered = {subscriber.pk: _subscriber_text(subscriber, page) for subscriber in subscribers}
     if keep:
-        done = [(pk, pks[pk], text) for pk, text in rendered.items()]
-        _store(SubscriberFragment, "subscriber_id", done, page_stamp(page))
+        _store(SubscriberFragment, "subscriber_id", pks, rendered, page)
     return rendered
 
 

@@ -5,51 +5,76 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('incidents', '0021_maintenance_series'),
-        ('statuspage', '0014_page_uptime_history'),
+        ("incidents", "0021_maintenance_series"),
+        ("statuspage", "0014_page_uptime_history"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CatalogueFragment',
+            name="CatalogueFragment",
             fields=[
-                ('version', models.PositiveBigIntegerField(db_default=0, default=0)),
-                ('rendered_version', models.PositiveBigIntegerField(null=True)),
-                ('stamp', models.CharField(blank=True, db_default='', default='', max_length=500)),
-                ('body', models.TextField(blank=True, db_default='', default='')),
-                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('rendered_id', models.CharField(blank=True, db_default='', default='', max_length=32)),
+                ("version", models.PositiveBigIntegerField(db_default=0, default=0)),
+                ("rendered_version", models.PositiveBigIntegerField(null=True)),
+                ("stamp", models.CharField(blank=True, db_default="", default="", max_length=500)),
+                ("body", models.TextField(blank=True, db_default="", default="")),
+                (
+                    "id",
+                    models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False),
+                ),
+                (
+                    "rendered_id",
+                    models.CharField(blank=True, db_default="", default="", max_length=32),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='IncidentFragment',
+            name="IncidentFragment",
             fields=[
-                ('version', models.PositiveBigIntegerField(db_default=0, default=0)),
-                ('rendered_version', models.PositiveBigIntegerField(null=True)),
-                ('stamp', models.CharField(blank=True, db_default='', default='', max_length=500)),
-                ('body', models.TextField(blank=True, db_default='', default='')),
-                ('incident', models.OneToOneField(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, primary_key=True, related_name='api_fragment', serialize=False, to='incidents.incident')),
+                ("version", models.PositiveBigIntegerField(db_default=0, default=0)),
+                ("rendered_version", models.PositiveBigIntegerField(null=True)),
+                ("stamp", models.CharField(blank=True, db_default="", default="", max_length=500)),
+                ("body", models.TextField(blank=True, db_default="", default="")),
+                (
+                    "incident",
+                    models.OneToOneField(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        primary_key=True,
+                        related_name="api_fragment",
+                        serialize=False,
+                        to="incidents.incident",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='SubscriberFragment',
+            name="SubscriberFragment",
             fields=[
-                ('version', models.PositiveBigIntegerField(db_default=0, default=0)),
-                ('rendered_version', models.PositiveBigIntegerField(null=True)),
-                ('stamp', models.CharField(blank=True, db_default='', default='', max_length=500)),
-                ('body', models.TextField(blank=True, db_default='', default='')),
-                ('subscriber', models.OneToOneField(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, primary_key=True, related_name='api_fragment', serialize=False, to='incidents.subscriber')),
+                ("version", models.PositiveBigIntegerField(db_default=0, default=0)),
+                ("rendered_version", models.PositiveBigIntegerField(null=True)),
+                ("stamp", models.CharField(blank=True, db_default="", default="", max_length=500)),
+                ("body", models.TextField(blank=True, db_default="", default="")),
+                (
+                    "subscriber",
+                    models.OneToOneField(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        primary_key=True,
+                        related_name="api_fragment",
+                        serialize=False,
+                        to="incidents.subscriber",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
     ]

@@ -161,6 +161,7 @@ class ComponentQuerySet(models.QuerySet):
             Coalesce("group_id", models.Value(0)),
             "position",
             "name",
+            "pk",  # ties broken alike every time: the management API keeps orders it read
         )
 
 

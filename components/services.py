@@ -29,6 +29,7 @@ from components.models import (
 )
 from components.publishing import public_changed, public_write
 from components.uptime import split_by_day
+from statuspage.lib.signals import announce_rows_changed
 from statuspage.models import PageSettings
 
 
@@ -241,6 +242,7 @@ def components_backdate(*, components: Sequence[Component], since: datetime) -> 
         Component.objects.filter(pk__in=pks).update(
             created_at=since, status_changed_at=since, uptime_accounted_until=since
         )
+        announce_rows_changed(Component, pks)
     for component in components:
         component.created_at = component.status_changed_at = since
         component.uptime_accounted_until = since
@@ -328,3 +330,4 @@ def _set_members(group: ComponentGroup, components: Sequence[Component]) -> None
         )
     for position, pk in enumerate(wanted, start=1):
         Component.objects.filter(pk=pk).update(group=group, position=position, updated_at=now)
+    announce_rows_changed(Component, [*wanted, *(component.pk for component in leaving)])

@@ -31,6 +31,7 @@ from incidents.models import (
 )
 from incidents.notify.events import event_for_postmortem, event_for_update
 from incidents.postmortems import Postmortem, postmortem_markdown
+from statuspage.lib.signals import announce_rows_changed
 from statuspage.lib.text import control_character_error
 
 MAINTENANCE_STARTED_BODY = (
@@ -524,6 +525,7 @@ def maintenance_set_notifications(
     if flags:
         with public_write():
             Incident.objects.filter(pk=incident.pk).update(**flags)
+            announce_rows_changed(Incident, [incident.pk])
 
 
 def incident_update_edit(

@@ -3,7 +3,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_migrate, pos
 
 from statuspage import mail_dkim
 from statuspage.lib import request_log
-from statuspage.lib.signals import public_output_changed
+from statuspage.lib.signals import public_output_changed, rows_changed
 
 
 class StatuspageConfig(AppConfig):
@@ -44,18 +44,19 @@ class StatuspageConfig(AppConfig):
         post_migrate.connect(changes.on_migrated, sender=self)
         public_output_changed.connect(changes.on_announced_change, dispatch_uid="publish-change")
 
-        # What makes the management API's kept answers stale (statuspage/api_v1/changes.py):
-        # its reads also show subscribers, and whether a postmortem's subscribers were told.
+        # What makes the management API's kept JSON stale (statuspage/api_v1/changes.py): its
+        # reads also show subscribers, and whether a postmortem's subscribers were told.
         from components.models import DailyUptime
         from incidents.notify.models import NotificationEvent, Subscriber
         from statuspage.api_v1 import changes as api_changes
 
         api_models = (*models, AffectedComponent, DailyUptime, NotificationEvent, Subscriber)
-        for model in api_models:
-            post_save.connect(api_changes.on_api_row_changed, sender=model)
-            post_delete.connect(api_changes.on_api_row_changed, sender=model)
+        for api_model in api_models:
+            post_save.connect(api_changes.on_api_row_changed, sender=api_model)
+            post_delete.connect(api_changes.on_api_row_changed, sender=api_model)
         for through in (Incident.components.through, Subscriber.components.through):
-            m2m_changed.connect(api_changes.on_api_row_changed, sender=through)
+            m2m_changed.connect(api_changes.on_members_changed, sender=through)
+        rows_changed.connect(api_changes.on_rows_changed, dispatch_uid="api-rows-changed")
         public_output_changed.connect(api_changes.on_announced_change, dispatch_uid="api-change")
 
         # The audit trail is fed from the edges: sign-in, the admin's LogEntry, a lock-out.

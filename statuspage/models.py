@@ -344,3 +344,53 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.actor_name or 'someone'} {self.get_action_display()} {self.target_repr}"
+
+
+class ApiFragment(models.Model):
+    """One object's management API JSON, rendered when it last changed (statuspage/api_v1/
+    fragments.py). `version` moves on in the same transaction as every change of what the
+    JSON shows; the text is current while `rendered_version` equals it and `stamp` (the page
+    and release it was rendered for) is today's."""
+
+    # Defaults in the database too: fragments.py marks and stores them in plain SQL.
+    version = models.PositiveBigIntegerField(default=0, db_default=0)
+    rendered_version = models.PositiveBigIntegerField(null=True)
+    stamp = models.CharField(max_length=500, blank=True, default="", db_default="")
+    body = models.TextField(blank=True, default="", db_default="")
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{type(self).__name__} {self.pk} (version {self.version})"
+
+
+class IncidentFragment(ApiFragment):
+    # No database constraint: a change marks the incident's fragment in the writing
+    # transaction, also while the incident itself is being deleted (its updates go first).
+    incident = models.OneToOneField(
+        "incidents.Incident",
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="api_fragment",
+    )
+
+
+class SubscriberFragment(ApiFragment):
+    subscriber = models.OneToOneField(
+        "incidents.Subscriber",
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="api_fragment",
+    )
+
+
+class CatalogueFragment(ApiFragment):
+    """The components and groups together, one row: a group's status and every position
+    depend on the other entries, so they are rendered as one."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    # Random per render: a process keeps the parsed catalogue while the row still names it.
+    rendered_id = models.CharField(max_length=32, blank=True, default="", db_default="")

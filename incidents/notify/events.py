@@ -21,6 +21,7 @@ from incidents.notify.models import (
     Subscriber,
     SubscriberState,
 )
+from statuspage.lib.signals import announce_rows_changed
 
 
 def event_for_update(
@@ -81,6 +82,7 @@ def maintenance_reminders_due(*, now: datetime | None = None) -> int:
             if claimed is None:
                 continue
             Incident.objects.filter(pk=pk).update(scheduled_reminded_at=now)
+            announce_rows_changed(Incident, [pk])
             if _event_once_per_incident(claimed, EventKind.MAINTENANCE_REMINDER):
                 reminded += 1
     return reminded

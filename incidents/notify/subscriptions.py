@@ -33,6 +33,7 @@ from incidents.notify.models import (
     WebhookFormat,
 )
 from statuspage.lib import network
+from statuspage.lib.signals import announce_rows_changed
 from statuspage.lib.text import no_control_characters, one_line, without_control_characters
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ def subscription_confirm(*, subscriber: Subscriber) -> Subscriber:
         failing_since=None,
         last_error="",
     )
+    announce_rows_changed(Subscriber, [subscriber.pk])
     subscriber.refresh_from_db()
     return subscriber
 
@@ -269,6 +271,8 @@ def subscriber_quarantine(*, subscriber: Subscriber, reason: str) -> None:
         .exclude(state=SubscriberState.QUARANTINED)
         .update(state=SubscriberState.QUARANTINED, quarantined_at=timezone.now())
     )
+    if changed:
+        announce_rows_changed(Subscriber, [subscriber.pk])
     subscriber.state = SubscriberState.QUARANTINED
     if changed and subscriber.channel == Channel.WEBHOOK:
         _tell_staff_webhook_disabled(subscriber, reason)
@@ -315,6 +319,7 @@ def subscriber_suppress_bounced(*, email: str, reason: str) -> int:
         bounced_at=now,
         last_error=f"Hard bounce: {reason}"[:500],
     )
+    announce_rows_changed(Subscriber, [s.pk for s in subscribers])
     for subscriber in subscribers:
         logger.info("subscriber %s suppressed after a hard bounce", subscriber.public_id)
     return suppressed
@@ -330,6 +335,7 @@ def subscriber_reactivate(*, subscriber: Subscriber) -> None:
         last_error="",
         confirmed_at=subscriber.confirmed_at or timezone.now(),
     )
+    announce_rows_changed(Subscriber, [subscriber.pk])
 
 
 def subscription_resend_confirmation(*, subscriber: Subscriber) -> bool:
@@ -441,6 +447,7 @@ def webhook_subscriber_update(
         columns["secret"] = secret
     if columns:
         Subscriber.objects.filter(pk=subscriber.pk).update(**columns)
+        announce_rows_changed(Subscriber, [subscriber.pk])
         subscriber.refresh_from_db(fields=list(columns))
     return subscriber
 

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest
 from django.utils import timezone
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field, field_validator
 
@@ -28,14 +28,13 @@ from components.models import (
     ComponentStatus,
     StatusChangeCause,
 )
-from components.selectors import component_tree
 from components.sla_terms import parse_month
 from components.status import component_status_state
 from components.uptime import UptimeRangeError, UptimeRangeRefused
 from incidents.selectors import uptime_report
 from incidents.sla import component_sla_report, group_sla_report, report_json
-from incidents.statuspage_json import Json, page_json_context
-from statuspage.api_v1 import schemas
+from incidents.statuspage_json import Json
+from statuspage.api_v1 import fragments, schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
     Fields,
@@ -49,6 +48,7 @@ from statuspage.api_v1.base import (
     replica_read,
     require_perm,
 )
+from statuspage.api_v1.fragments import json_answer, json_list
 from statuspage.models import PageSettings
 
 router = Router()
@@ -179,38 +179,19 @@ class UptimeRange(Schema):
 # Objects
 
 
-def _entries(page: PageSettings) -> list[Json]:
-    """Every component and group entry in page order, as the public API lists them."""
-    tree = component_tree(include_internal=True)
-    ctx = page_json_context(
-        page=page,
-        base_url=page.url or "",
-        updated_at=timezone.now(),
-        components=tree.components,
-        groups=tree.groups,
-    )
-    return [{**entry, "automation_email": None} for entry in ctx.components]
+def _entry(page: PageSettings, public_id: str, *, group: bool | None = None) -> str:
+    """A component's (or, without `group=False`, a group's) entry of the component list."""
+    text = fragments.catalogue(page).entry(public_id, group=group)
+    if text is None:
+        raise Http404(f"No {'component group' if group else 'component'} {public_id!r}.")
+    return text
 
 
-def _group_object(entry: Json) -> Json:
-    """Statuspage's GroupComponent, from the group's entry in the component list."""
-    return {
-        "id": entry["id"],
-        "page_id": entry["page_id"],
-        "name": entry["name"],
-        "description": entry["description"],
-        "components": entry["components"],
-        "position": entry["position"],
-        "created_at": entry["created_at"],
-        "updated_at": entry["updated_at"],
-    }
-
-
-def _entry(page: PageSettings, public_id: str, *, group: bool | None = None) -> Json:
-    for entry in _entries(page):
-        if entry["id"] == public_id and (group is None or entry["group"] == group):
-            return entry
-    raise Http404(f"No {'component group' if group else 'component'} {public_id!r}.")
+def _group_object(page: PageSettings, public_id: str) -> str:
+    text = fragments.catalogue(page).group(public_id)
+    if text is None:
+        raise Http404(f"No component group {public_id!r}.")
+    return text
 
 
 def _component(component_id: str) -> Component:
@@ -263,7 +244,8 @@ def _component_changes(fields: ComponentFields) -> dict[str, Any]:
 @replica_read
 def list_components(request: HttpRequest, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_component")
-    return _entries(page_or_404(page_id))[paging.window()]
+    entries = fragments.catalogue(page_or_404(page_id)).entries
+    return json_answer(json_list(entries[paging.window()]))
 
 
 @router.post(
@@ -284,7 +266,7 @@ def create_component(request: HttpRequest, page_id: str, payload: NewComponentBo
             status=fields.status or ComponentStatus.OPERATIONAL,
             actor=key_owner(request),
         )
-    return Status(201, _entry(page, component.public_id, group=False))
+    return json_answer(_entry(page, component.public_id, group=False), status=201)
 
 
 @router.get(
@@ -295,7 +277,7 @@ def create_component(request: HttpRequest, page_id: str, payload: NewComponentBo
 @replica_read
 def get_component(request: HttpRequest, page_id: str, component_id: str):
     require_perm(request, "components.view_component")
-    return _entry(page_or_404(page_id), component_id)
+    return json_answer(_entry(page_or_404(page_id), component_id))
 
 
 @router.api_operation(
@@ -322,7 +304,7 @@ def update_component(request: HttpRequest, page_id: str, component_id: str, payl
                 status=status,
                 actor=key_owner(request),
             )
-    return _entry(page, component.public_id, group=False)
+    return json_answer(_entry(page, component.public_id, group=False))
 
 
 @router.delete(
@@ -437,8 +419,8 @@ def group_sla(request: HttpRequest, page_id: str, group_id: str, params: Query[S
 @replica_read
 def list_groups(request: HttpRequest, page_id: str, paging: Query[Paging]):
     require_perm(request, "components.view_componentgroup")
-    groups = [_group_object(e) for e in _entries(page_or_404(page_id)) if e["group"]]
-    return groups[paging.window()]
+    groups = fragments.catalogue(page_or_404(page_id)).groups
+    return json_answer(json_list(groups[paging.window()]))
 
 
 @router.post(
@@ -455,7 +437,7 @@ def create_group(request: HttpRequest, page_id: str, payload: NewGroupBody):
         components=components_named(payload.component_group.components, field="components"),
         **_sla_changes(payload.component_group),
     )
-    return Status(201, _group_object(_entry(page, group.public_id, group=True)))
+    return json_answer(_group_object(page, group.public_id), status=201)
 
 
 @router.get(
@@ -466,7 +448,7 @@ def create_group(request: HttpRequest, page_id: str, payload: NewGroupBody):
 @replica_read
 def get_group(request: HttpRequest, page_id: str, group_id: str):
     require_perm(request, "components.view_componentgroup")
-    return _group_object(_entry(page_or_404(page_id), group_id, group=True))
+    return json_answer(_group_object(page_or_404(page_id), group_id))
 
 
 @router.api_operation(
@@ -498,7 +480,7 @@ def update_group(request: HttpRequest, page_id: str, group_id: str, payload: Gro
         ),
         changes=terms,
     )
-    return _group_object(_entry(page, group.public_id, group=True))
+    return json_answer(_group_object(page, group.public_id))
 
 
 @router.delete(
@@ -511,6 +493,6 @@ def delete_group(request: HttpRequest, page_id: str, group_id: str):
     require_perm(request, "components.delete_componentgroup")
     page = page_or_404(page_id)
     group = _group(group_id)
-    deleted = _group_object(_entry(page, group.public_id, group=True))
+    deleted = _group_object(page, group.public_id)
     services.component_group_delete(group=group)
-    return deleted
+    return json_answer(deleted)

@@ -48,7 +48,7 @@ def bump_on_commit(using: str = DEFAULT_DB_ALIAS) -> None:
     """After the current transaction commits (now, outside one); once per transaction."""
     connection = connections[using]
     if connection.in_atomic_block and any(
-        callback is bump for _, callback, _ in connection.run_on_commit
+        waiting[1] is bump for waiting in connection.run_on_commit
     ):
         return
     transaction.on_commit(bump, using=using)

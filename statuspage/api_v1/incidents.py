@@ -5,6 +5,7 @@ or a `scheduled_for`. Every write goes through incidents.services, and a request
 several things does them in one transaction: a failing part writes nothing.
 """
 
+import json
 from datetime import date, datetime, time
 from typing import Any
 
@@ -12,13 +13,12 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Schema
 from pydantic import Field
 
 from components.models import Component
-from components.selectors import component_tree
 from incidents import services
 from incidents.models import (
     MAINTENANCE_STATUSES,
@@ -29,11 +29,9 @@ from incidents.models import (
     IncidentStatus,
     IncidentUpdate,
 )
-from incidents.notify import links, webhook_bodies
 from incidents.notify.models import EventKind
-from incidents.selectors import with_timeline
-from incidents.statuspage_json import Json, PageJson, page_json_context
-from statuspage.api_v1 import schemas
+from incidents.statuspage_json import Json, timestamp
+from statuspage.api_v1 import fragments, schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
     LAST_PAGE,
@@ -50,6 +48,7 @@ from statuspage.api_v1.base import (
     replica_read,
     require_perm,
 )
+from statuspage.api_v1.fragments import json_answer, json_list
 from statuspage.models import PageSettings
 
 router = Router()
@@ -140,66 +139,30 @@ class Search(Schema):
 # Responses
 
 
-def _context(page: PageSettings) -> PageJson:
-    tree = component_tree(include_internal=True)
-    return page_json_context(
-        page=page,
-        base_url=links.page_base_url(),
-        updated_at=timezone.now(),
-        components=tree.components,
-        groups=tree.groups,
-    )
+def _incidents(queryset: QuerySet, page: PageSettings) -> HttpResponse:
+    return json_answer(json_list(fragments.incident_texts(queryset, page)))
 
 
-def incident_object(incident: Incident, ctx: PageJson) -> Json:
-    """The manage API's Incident: the webhook's full incident plus the manage-only fields."""
-    data = webhook_bodies.incident_json(incident, ctx, update_id=None)
-    maintenance = incident.is_maintenance
-    for update in data["incident_updates"]:
-        update["tweet_id"] = None
-    data.update(
-        {
-            "started_at": ctx.time(incident.started_at),
-            "metadata": incident.metadata,
-            "auto_transition_to_maintenance_state": maintenance,
-            "auto_transition_to_operational_state": maintenance,
-            "auto_transition_deliver_notifications_at_start": (
-                maintenance and incident.auto_transition_deliver_notifications_at_start
-            ),
-            "auto_transition_deliver_notifications_at_end": (
-                maintenance and incident.auto_transition_deliver_notifications_at_end
-            ),
-        }
-    )
-    return data
-
-
-def _incidents(queryset: QuerySet, page: PageSettings) -> list[Json]:
-    incidents = list(with_timeline(queryset, include_internal=True))
-    ctx = _context(page)
-    return [incident_object(incident, ctx) for incident in incidents]
-
-
-def _one(incident_id: str, page: PageSettings) -> Json:
-    return incident_object(_get(incident_id), _context(page))
+def _one_text(incident_id: str, page: PageSettings) -> str:
+    texts = fragments.incident_texts(Incident.objects.filter(public_id=incident_id), page)
+    if not texts:
+        raise Http404(f"No incident {incident_id!r}.")
+    return texts[0]
 
 
 def _get(incident_id: str) -> Incident:
-    incident = with_timeline(
-        Incident.objects.filter(public_id=incident_id), include_internal=True
-    ).first()
+    incident = Incident.objects.filter(public_id=incident_id).first()
     if incident is None:
         raise Http404(f"No incident {incident_id!r}.")
     return incident
 
 
 def _update_object(update: IncidentUpdate, page: PageSettings) -> Json:
-    incident = _get(update.incident.public_id)
-    data = incident_object(incident, _context(page))
+    data = json.loads(_one_text(update.incident.public_id, page))
     return next(u for u in data["incident_updates"] if u["id"] == update.public_id)
 
 
-def postmortem_object(incident: Incident, ctx: PageJson) -> Json:
+def postmortem_object(incident: Incident, page: PageSettings) -> Json:
     published = incident.postmortem_published_at is not None
     notified = (
         published
@@ -208,15 +171,15 @@ def postmortem_object(incident: Incident, ctx: PageJson) -> Json:
     return {
         "preview_key": None,
         "body": incident.postmortem_body if published else None,
-        "body_last_updated_at": ctx.time(incident.postmortem_published_at),
+        "body_last_updated_at": timestamp(incident.postmortem_published_at, page.zone),
         "body_draft": incident.postmortem_body or None,
         "ignored": False,
         "notify_subscribers": notified,
         "notify_twitter": False,
         "custom_tweet": None,
-        "published_at": ctx.time(incident.postmortem_published_at),
+        "published_at": timestamp(incident.postmortem_published_at, page.zone),
         "created_at": None,
-        "updated_at": ctx.time(incident.updated_at),
+        "updated_at": timestamp(incident.updated_at, page.zone),
     }
 
 
@@ -442,7 +405,7 @@ def create_incident(request: HttpRequest, page_id: str, payload: IncidentBody):
     require_perm(request, "incidents.add_incident")
     page = page_or_404(page_id)
     incident = _create(payload.incident, page, key_owner(request))
-    return Status(201, _one(incident.public_id, page))
+    return json_answer(_one_text(incident.public_id, page), status=201)
 
 
 @router.get(
@@ -453,8 +416,7 @@ def create_incident(request: HttpRequest, page_id: str, payload: IncidentBody):
 @replica_read
 def get_incident(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
-    page = page_or_404(page_id)
-    return incident_object(_get(incident_id), _context(page))
+    return json_answer(_one_text(incident_id, page_or_404(page_id)))
 
 
 @router.api_operation(
@@ -471,7 +433,7 @@ def update_incident(request: HttpRequest, page_id: str, incident_id: str, payloa
         raise ValidationError("Send at least one incident field.")
     with transaction.atomic():
         _change(incident, payload.incident, page, key_owner(request))
-    return _one(incident_id, page)
+    return json_answer(_one_text(incident_id, page))
 
 
 @router.delete(
@@ -483,9 +445,9 @@ def delete_incident(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.delete_incident")
     page = page_or_404(page_id)
     incident = _get(incident_id)
-    deleted = incident_object(incident, _context(page))
+    deleted = _one_text(incident_id, page)
     services.incident_delete(incident=incident)
-    return deleted
+    return json_answer(deleted)
 
 
 @router.api_operation(
@@ -537,7 +499,7 @@ def _incident_for_postmortem(incident_id: str) -> Incident:
 def get_postmortem(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.view_incident")
     page = page_or_404(page_id)
-    return postmortem_object(_incident_for_postmortem(incident_id), _context(page))
+    return postmortem_object(_incident_for_postmortem(incident_id), page)
 
 
 @router.put(
@@ -553,7 +515,7 @@ def save_postmortem(request: HttpRequest, page_id: str, incident_id: str, payloa
     incident = services.postmortem_save_draft(
         incident=_incident_for_postmortem(incident_id), body=payload.postmortem.body_draft
     )
-    return postmortem_object(incident, _context(page))
+    return postmortem_object(incident, page)
 
 
 @router.put(
@@ -577,7 +539,7 @@ def publish_postmortem(
                 True if fields.notify_subscribers is None else fields.notify_subscribers
             ),
         )
-    return postmortem_object(incident, _context(page))
+    return postmortem_object(incident, page)
 
 
 @router.put(
@@ -589,7 +551,7 @@ def revert_postmortem(request: HttpRequest, page_id: str, incident_id: str):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
     incident = services.postmortem_revert(incident=_incident_for_postmortem(incident_id))
-    return postmortem_object(incident, _context(page))
+    return postmortem_object(incident, page)
 
 
 @router.delete(

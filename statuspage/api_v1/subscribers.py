@@ -7,14 +7,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Case, CharField, Count, F, QuerySet, When
 from django.http import Http404, HttpRequest
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Schema
 from pydantic import Field
 
 from components.models import Component
 from incidents.notify import subscriptions
 from incidents.notify.models import Channel, Subscriber, SubscriberState
-from incidents.statuspage_json import Json, timestamp
-from statuspage.api_v1 import schemas
+from statuspage.api_v1 import fragments, schemas
 from statuspage.api_v1.base import (
     ERROR_RESPONSES,
     LAST_PAGE,
@@ -26,6 +25,7 @@ from statuspage.api_v1.base import (
     page_window,
     require_perm,
 )
+from statuspage.api_v1.fragments import json_answer, json_list
 from statuspage.models import PageSettings
 
 router = Router()
@@ -102,41 +102,6 @@ class Removal(Schema):
 # Responses
 
 
-def _all_component_ids() -> list[str]:
-    return list(Component.objects.in_page_order().values_list("public_id", flat=True))
-
-
-def subscriber_object(
-    subscriber: Subscriber, page: PageSettings, all_components: list[str] | None = None
-) -> Json:
-    """Statuspage's manage-API Subscriber. A subscriber to every component lists them all."""
-    if subscriber.all_components:
-        components = all_components if all_components is not None else _all_component_ids()
-    else:
-        components = [c.public_id for c in subscriber.components.all()]
-    return {
-        "id": subscriber.public_id,
-        "mode": subscriber.channel,
-        "email": subscriber.email or None,
-        "endpoint": subscriber.endpoint or None,
-        "phone_number": None,
-        "phone_country": None,
-        "display_phone_number": None,
-        "obfuscated_channel_name": None,
-        "workspace_name": None,
-        "quarantined_at": timestamp(subscriber.quarantined_at, page.zone),
-        "purge_at": None,
-        "components": components,
-        "page_access_user_id": None,
-        "created_at": timestamp(subscriber.created_at, page.zone),
-        "skip_confirmation_notification": False,
-    }
-
-
-def _with_components(subscribers: QuerySet) -> QuerySet:
-    return subscribers.prefetch_related("components")
-
-
 # Statuspage's modes that Beacon has. Browser push subscribers are not among them: the API
 # neither lists nor counts them (staff see them in the admin).
 API_CHANNELS = [Channel.EMAIL, Channel.WEBHOOK]
@@ -158,10 +123,17 @@ def _filtered(filters: Filters | Selection) -> QuerySet[Subscriber]:
 
 
 def _get(subscriber_id: str) -> Subscriber:
-    subscriber = _with_components(_in_api().filter(public_id=subscriber_id)).first()
+    subscriber = _in_api().filter(public_id=subscriber_id).first()
     if subscriber is None:
         raise Http404(f"No subscriber {subscriber_id!r}.")
     return subscriber
+
+
+def _subscriber_text(subscriber_id: str, page: PageSettings) -> str:
+    texts = fragments.subscriber_texts(_in_api().filter(public_id=subscriber_id), page)
+    if not texts:
+        raise Http404(f"No subscriber {subscriber_id!r}.")
+    return texts[0]
 
 
 def _component_pks(component_ids: list[str] | None) -> list[int]:
@@ -202,8 +174,7 @@ def list_subscribers(request: HttpRequest, page_id: str, params: Query[Listing])
     )
     # Statuspage counts this list's pages from 0.
     window = subscribers.order_by(order, "id")[page_window(params.page + 1, params.limit)]
-    everything = _all_component_ids()
-    return [subscriber_object(s, page, everything) for s in _with_components(window)]
+    return json_answer(json_list(fragments.subscriber_texts(window, page)))
 
 
 @router.get(
@@ -269,7 +240,7 @@ def create_subscriber(request: HttpRequest, page_id: str, payload: SubscriberBod
             subscriber = Subscriber.objects.get(channel=Channel.EMAIL, email=address)
     else:
         raise ValidationError({"email": "Send an email address or a webhook endpoint."})
-    return Status(201, subscriber_object(_get(subscriber.public_id), page))
+    return json_answer(_subscriber_text(subscriber.public_id, page), status=201)
 
 
 def _selected(selection: Selection) -> list[Subscriber]:
@@ -372,8 +343,7 @@ def list_unsubscribed(request: HttpRequest, page_id: str, params: Query[Listing]
 )
 def get_subscriber(request: HttpRequest, page_id: str, subscriber_id: str):
     require_perm(request, "incidents.view_subscriber")
-    page = page_or_404(page_id)
-    return subscriber_object(_get(subscriber_id), page)
+    return json_answer(_subscriber_text(subscriber_id, page_or_404(page_id)))
 
 
 @router.patch(
@@ -395,7 +365,7 @@ def update_subscriber(
     subscriptions.subscription_set_components(
         subscriber=subscriber, component_ids=_component_pks(component_ids)
     )
-    return subscriber_object(_get(subscriber_id), page)
+    return json_answer(_subscriber_text(subscriber_id, page))
 
 
 @router.delete(
@@ -409,9 +379,9 @@ def delete_subscriber(
     require_perm(request, "incidents.delete_subscriber")
     page = page_or_404(page_id)
     subscriber = _get(subscriber_id)
-    deleted = subscriber_object(subscriber, page)
+    deleted = _subscriber_text(subscriber_id, page)
     subscriptions.subscription_cancel(subscriber=subscriber)
-    return deleted
+    return json_answer(deleted)
 
 
 @router.post(

@@ -6,6 +6,8 @@ call `announce_public_change_on_commit()`; the statuspage app connects the recei
 makes every cached output stale and asks the worker for a rebuild (statuspage/apps.py).
 """
 
+from collections.abc import Iterable
+
 from django.db import transaction
 from django.dispatch import Signal
 
@@ -20,3 +22,14 @@ def announce_public_change() -> None:
 def announce_public_change_on_commit() -> None:
     """Something the public sees changes when the current transaction commits."""
     transaction.on_commit(announce_public_change)
+
+
+# Rows written without a model signal (`QuerySet.update()`, bulk writes), sent inside the
+# writing transaction with the model and the rows' primary keys: what is kept of those rows
+# elsewhere (the management API's rendered JSON) goes stale in the same commit.
+rows_changed = Signal()
+
+
+def announce_rows_changed(model: type, pks: Iterable[object]) -> None:
+    """These rows of `model` were just changed by a write no `post_save` tells of."""
+    rows_changed.send(sender=model, pks=frozenset(pks))

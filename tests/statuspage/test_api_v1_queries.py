@@ -8,13 +8,18 @@ from tests.incidents.factories import SubscriberFactory, open_incident
 pytestmark = pytest.mark.django_db
 
 # Authentication and the rate limit included (the key's lookup and its last-used time).
+# A first read renders the objects nobody has read since they changed (the same number of
+# queries for 3 of them or 30) and keeps their JSON (statuspage/api_v1/fragments.py) ...
 BUDGET = {
-    "/incidents": 9,
-    "/incidents/unresolved": 9,
-    "/components": 5,
-    "/component-groups": 5,
-    "/subscribers": 6,
+    "/incidents": 14,
+    "/incidents/unresolved": 14,
+    "/components": 7,
+    "/component-groups": 7,
+    "/subscribers": 10,
 }
+# ... and the reads after it assemble what was kept: the rows and their fragments in one
+# query, the components' catalogue in another.
+KEPT_BUDGET = dict.fromkeys(BUDGET, 5)
 
 
 @pytest.fixture(params=[3, 30], ids=["3 rows", "30 rows"])
@@ -42,3 +47,7 @@ def test_lists_do_not_query_per_row(manage_api, filled_page, path, django_assert
 
     assert response.status_code == 200
     assert response.json()
+
+    with django_assert_max_num_queries(KEPT_BUDGET[path]):
+        again = manage_api("get", path)
+    assert again.content == response.content

@@ -1,0 +1,525 @@
+"""The management API's JSON, rendered once when what it shows changes, and kept.
+
+Every incident (with its updates) and every subscriber has its JSON text in a fragment row
+(statuspage.models.IncidentFragment, SubscriberFragment); the components and groups have
+theirs together in one row (CatalogueFragment), since a group's status and every position
+depend on the other entries. A list answer is its rows' fragments joined in the list's order:
+the query that picks and orders the rows (filters, search, pages: the same as before) reads
+their fragments in the same statement, and nothing is built or validated per object.
+
+Staying true to the database:
+- `version` moves on in the transaction of every write that changes what a fragment shows
+  (`mark_*`, from statuspage/api_v1/changes.py), so the commit that changes a row makes its
+  fragment stale at the same moment;
+- a fragment is used only while its `rendered_version` is that version and its `stamp` is
+  today's (the page's id, zone and address, and RENDER_VERSION); otherwise the reader renders
+  it again and stores it, but only if the version is still the one it read, so a render from
+  data older than a write can never be kept as current.
+What an incident or a subscriber shows of the components (their objects, "Group - Name"
+in affected components, all their ids) is left as a slot in its text, filled from the
+catalogue when the answer is assembled: a component's change never re-renders incidents.
+"""
+
+import json
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model, QuerySet
+from django.http import HttpResponse
+from django.utils import timezone
+from pydantic import TypeAdapter
+
+from components.models import Component
+from components.selectors import component_tree
+from incidents.models import Incident
+from incidents.notify import links, webhook_bodies
+from incidents.notify.models import Subscriber
+from incidents.selectors import with_timeline
+from incidents.statuspage_json import Json, PageJson, page_json_context, timestamp
+from statuspage.api_v1 import schemas
+from statuspage.models import (
+    CatalogueFragment,
+    IncidentFragment,
+    PageSettings,
+    SubscriberFragment,
+)
+
+# Part of every stamp: a release that renders any of these objects differently changes it,
+# and every kept fragment is rendered again as it is next read.
+RENDER_VERSION = "1"
+# json.dumps never writes a raw control character (it escapes them in strings), so this
+# one in a stored text can only be a slot's edge.
+SLOT = "\x1e"
+CATALOGUE_ROW = 1
+
+_ENTRIES = TypeAdapter(list[schemas.ComponentEntry])
+_GROUPS = TypeAdapter(list[schemas.GroupComponent])
+_EMBEDDED = TypeAdapter(list[schemas.IncidentComponent])
+
+
+def _json(value: Any) -> str:
+    # As ninja's renderer writes answers (json.dumps with its defaults).
+    return json.dumps(value)
+
+
+def json_list(texts: Iterable[str]) -> str:
+    """The JSON list of these JSON texts, byte for byte what json.dumps writes for a list."""
+    return "[" + ", ".join(texts) + "]"
+
+
+def page_stamp(page: PageSettings) -> str:
+    """What every fragment also depends on besides its rows: the page's id, zone, address."""
+    return "\n".join((RENDER_VERSION, page.public_id, page.time_zone, links.page_base_url()))
+
+
+# Marks: in the writing transaction
+
+
+def _mark(model: type[Model], column: str, pks: Iterable[int]) -> None:
+    wanted = sorted(set(pks))  # one order for every writer: no deadlock between two of them
+    if not wanted:
+        return
+    table = connection.ops.quote_name(model._meta.db_table)
+    key = connection.ops.quote_name(column)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} ({key}, version) VALUES (%s, 1) "
+            f"ON CONFLICT ({key}) DO UPDATE SET version = {table}.version + 1",
+            [(pk,) for pk in wanted],
+        )
+
+
+def mark_incidents(pks: Iterable[int]) -> None:
+    _mark(IncidentFragment, "incident_id", pks)
+
+
+def mark_subscribers(pks: Iterable[int]) -> None:
+    _mark(SubscriberFragment, "subscriber_id", pks)
+
+
+def mark_catalogue() -> None:
+    _mark(CatalogueFragment, "id", [CATALOGUE_ROW])
+
+
+def forget_incident(pk: int) -> None:
+    IncidentFragment.objects.filter(incident_id=pk).delete()
+
+
+def forget_subscriber(pk: int) -> None:
+    SubscriberFragment.objects.filter(subscriber_id=pk).delete()
+
+
+def _store(
+    model: type[Model],
+    column: str,
+    read: dict[int, int | None],
+    rendered: dict[int, str],
+    page: PageSettings,
+) -> None:
+    """Keep renders, unless a write has moved the version on since the one their data was
+    read at (`read`: None when no row was there): then the next reader renders again. Two
+    statements whatever the number (executemany is one pipeline)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    key = connection.ops.quote_name(column)
+    stamp = page_stamp(page)
+    new = [(pk, stamp, text) for pk, text in rendered.items() if read[pk] is None]
+    known = [(stamp, text, pk, read[pk]) for pk, text in rendered.items() if read[pk] is not None]
+    with connection.cursor() as cursor:
+        if new:
+            cursor.executemany(
+                f"INSERT INTO {table} ({key}, version, rendered_version, stamp, body) "
+                f"VALUES (%s, 0, 0, %s, %s) ON CONFLICT ({key}) DO NOTHING",
+                new,
+            )
+        if known:
+            cursor.executemany(
+                f"UPDATE {table} SET rendered_version = version, stamp = %s, body = %s "
+                f"WHERE {key} = %s AND version = %s",
+                known,
+            )
+
+
+# The catalogue: components and groups
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    entries: tuple[str, ...]  # the component list (groups included), page order
+    entry_ids: tuple[str, ...]
+    entry_is_group: tuple[bool, ...]
+    groups: tuple[str, ...]  # the component-group list, page order
+    group_ids: tuple[str, ...]
+    embedded: dict[int, str]  # a component as an incident names it, by pk
+    names: dict[int, str]  # "Group - Name" as affected components show it, JSON, by pk
+    public_ids: dict[int, str]
+    page_order: dict[int, int]
+    default_order: dict[int, int]  # Component's own ordering (position, name)
+    all_ids: str  # every component's id in page order, a JSON list
+
+    def entry(self, public_id: str, *, group: bool | None = None) -> str | None:
+        for index, entry_id in enumerate(self.entry_ids):
+            if entry_id == public_id and (group is None or self.entry_is_group[index] == group):
+                return self.entries[index]
+        return None
+
+    def group(self, public_id: str) -> str | None:
+        for index, group_id in enumerate(self.group_ids):
+            if group_id == public_id:
+                return self.groups[index]
+        return None
+
+    def by_public_id(self) -> dict[str, int]:
+        return {public_id: pk for pk, public_id in self.public_ids.items()}
+
+    def to_text(self) -> str:
+        return json.dumps(
+            {
+                "entries": self.entries,
+                "entry_ids": self.entry_ids,
+                "entry_is_group": self.entry_is_group,
+                "groups": self.groups,
+                "group_ids": self.group_ids,
+                "embedded": list(self.embedded.items()),
+                "names": list(self.names.items()),
+                "public_ids": list(self.public_ids.items()),
+                "page_order": list(self.page_order.items()),
+                "default_order": list(self.default_order.items()),
+                "all_ids": self.all_ids,
+            }
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> "Catalogue":
+        data = json.loads(text)
+        return cls(
+            entries=tuple(data["entries"]),
+            entry_ids=tuple(data["entry_ids"]),
+            entry_is_group=tuple(data["entry_is_group"]),
+            groups=tuple(data["groups"]),
+            group_ids=tuple(data["group_ids"]),
+            embedded=dict(map(tuple, data["embedded"])),
+            names=dict(map(tuple, data["names"])),
+            public_ids=dict(map(tuple, data["public_ids"])),
+            page_order=dict(map(tuple, data["page_order"])),
+            default_order=dict(map(tuple, data["default_order"])),
+            all_ids=data["all_ids"],
+        )
+
+
+def group_object(entry: Json) -> Json:
+    """Statuspage's GroupComponent, from the group's entry in the component list."""
+    return {
+        "id": entry["id"],
+        "page_id": entry["page_id"],
+        "name": entry["name"],
+        "description": entry["description"],
+        "components": entry["components"],
+        "position": entry["position"],
+        "created_at": entry["created_at"],
+        "updated_at": entry["updated_at"],
+    }
+
+
+def _dumped(adapter: TypeAdapter, items: list[Json]) -> list[str]:
+    # Validated against the response schemas, as ninja validates every answer.
+    return [_json(item) for item in adapter.dump_python(adapter.validate_python(items))]
+
+
+def _render_catalogue(page: PageSettings) -> Catalogue:
+    tree = component_tree(include_internal=True)
+    ctx = page_json_context(
+        page=page,
+        base_url=links.page_base_url(),
+        updated_at=timezone.now(),
+        components=tree.components,
+        groups=tree.groups,
+    )
+    entries = [{**entry, "automation_email": None} for entry in ctx.components]
+    groups = [group_object(entry) for entry in entries if entry["group"]]
+    embedded_keys = list(schemas.IncidentComponent.model_fields)
+    pks = list(ctx.by_component)
+    embedded = [{key: ctx.by_component[pk][key] for key in embedded_keys} for pk in pks]
+    public_ids = {pk: entry["id"] for pk, entry in ctx.by_component.items()}
+    # The orders objects name components in: the page's (incidents; every component, the
+    # tree's order) and Component's own (what a subscriber chose), ties broken alike.
+    page_order = [component.pk for component in tree.components]
+    default_order = Component.objects.order_by("position", "name", "pk").values_list(
+        "pk", flat=True
+    )
+    return Catalogue(
+        entries=tuple(_dumped(_ENTRIES, entries)),
+        entry_ids=tuple(entry["id"] for entry in entries),
+        entry_is_group=tuple(entry["group"] for entry in entries),
+        groups=tuple(_dumped(_GROUPS, groups)),
+        group_ids=tuple(group["id"] for group in groups),
+        embedded=dict(zip(pks, _dumped(_EMBEDDED, embedded), strict=True)),
+        names={pk: _json(name) for pk, name in ctx.affected_names.items()},
+        public_ids=public_ids,
+        page_order={pk: index for index, pk in enumerate(page_order)},
+        default_order={pk: index for index, pk in enumerate(default_order)},
+        all_ids=_json([public_ids[pk] for pk in page_order if pk in public_ids]),
+    )
+
+
+@dataclass
+class _Remembered:
+    key: tuple[int, str] | None = None
+    catalogue: Catalogue | None = None
+
+
+_remembered = _Remembered()
+
+
+def catalogue(page: PageSettings) -> Catalogue:
+    """The components and groups as they are now: this process's copy while the row says it
+    is current, else the stored text, else rendered and stored."""
+    stamp = page_stamp(page)
+    row = (
+        CatalogueFragment.objects.filter(pk=CATALOGUE_ROW)
+        .values_list("version", "rendered_version", "stamp", "rendered_id")
+        .first()
+    )
+    version = row[0] if row else None
+    if row is not None and row[1] == row[0] and row[2] == stamp:
+        key = (row[0], row[3])
+        if _remembered.key == key and _remembered.catalogue is not None:
+            return _remembered.catalogue
+        body = (
+            CatalogueFragment.objects.filter(pk=CATALOGUE_ROW, rendered_id=row[3])
+            .values_list("body", flat=True)
+            .first()
+        )
+        if body:
+            kept = Catalogue.from_text(body)
+            _remembered.key, _remembered.catalogue = key, kept
+            return kept
+    rendered = _render_catalogue(page)
+    rendered_id = secrets.token_hex(8)
+    _store_catalogue(version, stamp, rendered.to_text(), rendered_id)
+    return rendered
+
+
+def _store_catalogue(version: int | None, stamp: str, body: str, rendered_id: str) -> None:
+    with connection.cursor() as cursor:
+        table = connection.ops.quote_name(CatalogueFragment._meta.db_table)
+        if version is None:
+            cursor.execute(
+                f"INSERT INTO {table} (id, version, rendered_version, stamp, body, rendered_id) "
+                "VALUES (%s, 0, 0, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                [CATALOGUE_ROW, stamp, body, rendered_id],
+            )
+        else:
+            cursor.execute(
+                f"UPDATE {table} SET rendered_version = version, stamp = %s, body = %s, "
+                "rendered_id = %s WHERE id = %s AND version = %s",
+                [stamp, body, rendered_id, CATALOGUE_ROW, version],
+            )
+
+
+# Slots
+
+
+class _Unresolved(Exception):
+    """A slot names a component the catalogue no longer has: render the object again."""
+
+
+def _slot(nonce: str, spec: str) -> str:
+    return f"{SLOT}{nonce}{spec}{SLOT}"
+
+
+def _with_slots(value: Any, nonce: str) -> str:
+    """JSON text of `value` whose slot strings became raw slot marks: only strings made
+    with this render's random nonce can, never a user's text that looks like one."""
+    text = _json(value)
+    pattern = re.compile(r'"\\u001e' + nonce + r'([A-Z][0-9,]*)\\u001e"')
+    return pattern.sub(lambda match: SLOT + match.group(1) + SLOT, text)
+
+
+def fill(text: str, kept: Catalogue) -> str:
+    if SLOT not in text:
+        return text
+    parts = text.split(SLOT)
+    for index in range(1, len(parts), 2):
+        kind, numbers = parts[index][0], parts[index][1:]
+        pks = [int(number) for number in numbers.split(",") if number]
+        if kind == "C":  # an incident's components, in page order (gone ones left out)
+            named = [pk for pk in pks if pk in kept.embedded]
+            present = sorted(named, key=lambda pk: kept.page_order[pk])
+            parts[index] = json_list(kept.embedded[pk] for pk in present)
+        elif kind == "N":  # an affected component's "Group - Name"
+            if pks[0] not in kept.names:
+                raise _Unresolved
+            parts[index] = kept.names[pks[0]]
+        elif kind == "A":  # a subscriber to everything: every component
+            parts[index] = kept.all_ids
+        elif kind == "S":  # a subscriber's components, in Component's own order
+            chosen = [pk for pk in pks if pk in kept.public_ids]
+            present = sorted(chosen, key=lambda pk: kept.default_order[pk])
+            parts[index] = _json([kept.public_ids[pk] for pk in present])
+        else:
+            raise _Unresolved
+    return "".join(parts)
+
+
+# Incidents
+
+
+def incident_object(incident: Incident, ctx: PageJson) -> Json:
+    """The manage API's Incident: the webhook's full incident plus the manage-only fields."""
+    data = webhook_bodies.incident_json(incident, ctx, update_id=None)
+    maintenance = incident.is_maintenance
+    for update in data["incident_updates"]:
+        update["tweet_id"] = None
+    data.update(
+        {
+            "started_at": ctx.time(incident.started_at),
+            "metadata": incident.metadata,
+            "auto_transition_to_maintenance_state": maintenance,
+            "auto_transition_to_operational_state": maintenance,
+            "auto_transition_deliver_notifications_at_start": (
+                maintenance and incident.auto_transition_deliver_notifications_at_start
+            ),
+            "auto_transition_deliver_notifications_at_end": (
+                maintenance and incident.auto_transition_deliver_notifications_at_end
+            ),
+        }
+    )
+    return data
+
+
+def _incident_text(incident: Incident, ctx: PageJson, by_public_id: dict[str, int]) -> str:
+    data = schemas.Incident.model_validate(incident_object(incident, ctx)).model_dump()
+    nonce = secrets.token_hex(8)
+    components = [component.pk for component in incident.components.all()]
+    data["components"] = _slot(nonce, "C" + ",".join(map(str, components)))
+    for update in data["incident_updates"]:
+        for affected in update["affected_components"] or ():
+            pk = by_public_id.get(affected["code"])
+            if pk is not None:
+                affected["name"] = _slot(nonce, f"N{pk}")
+    return _with_slots(data, nonce)
+
+
+def _render_incidents(
+    pks: dict[int, int | None], page: PageSettings, kept: Catalogue, *, keep: bool = True
+) -> dict[int, str]:
+    """Render these incidents (pk: the fragment version read) and keep what is still current."""
+    if not pks:
+        return {}
+    # What the incidents show of components becomes slots: no component entries needed.
+    ctx = PageJson(
+        page=page,
+        base_url=links.page_base_url(),
+        updated_at=timezone.now(),
+        components=[],
+        by_component={},
+        affected_names={},
+    )
+    by_public_id = kept.by_public_id()
+    incidents = with_timeline(Incident.objects.filter(pk__in=pks), include_internal=True)
+    rendered = {incident.pk: _incident_text(incident, ctx, by_public_id) for incident in incidents}
+    if keep:
+        _store(IncidentFragment, "incident_id", pks, rendered, page)
+    return rendered
+
+
+def incident_texts(incidents: QuerySet[Incident], page: PageSettings) -> list[str]:
+    """The JSON of these incidents in the queryset's order, from their fragments."""
+    return _texts(incidents, page, _render_incidents)
+
+
+# Subscribers
+
+
+def subscriber_object(subscriber: Subscriber, page: PageSettings, components: Any) -> Json:
+    """Statuspage's manage-API Subscriber; `components` is the list of ids it names."""
+    return {
+        "id": subscriber.public_id,
+        "mode": subscriber.channel,
+        "email": subscriber.email or None,
+        "endpoint": subscriber.endpoint or None,
+        "phone_number": None,
+        "phone_country": None,
+        "display_phone_number": None,
+        "obfuscated_channel_name": None,
+        "workspace_name": None,
+        "quarantined_at": timestamp(subscriber.quarantined_at, page.zone),
+        "purge_at": None,
+        "components": components,
+        "page_access_user_id": None,
+        "created_at": timestamp(subscriber.created_at, page.zone),
+        "skip_confirmation_notification": False,
+    }
+
+
+def _subscriber_text(subscriber: Subscriber, page: PageSettings) -> str:
+    ids = [component.public_id for component in subscriber.components.all()]
+    data = schemas.Subscriber.model_validate(subscriber_object(subscriber, page, ids)).model_dump()
+    nonce = secrets.token_hex(8)
+    if subscriber.all_components:
+        data["components"] = _slot(nonce, "A")
+    else:
+        pks = [component.pk for component in subscriber.components.all()]
+        data["components"] = _slot(nonce, "S" + ",".join(map(str, pks)))
+    return _with_slots(data, nonce)
+
+
+def _render_subscribers(
+    pks: dict[int, int | None], page: PageSettings, kept: Catalogue, *, keep: bool = True
+) -> dict[int, str]:
+    if not pks:
+        return {}
+    subscribers = Subscriber.objects.filter(pk__in=pks).prefetch_related("components")
+    rendered = {subscriber.pk: _subscriber_text(subscriber, page) for subscriber in subscribers}
+    if keep:
+        _store(SubscriberFragment, "subscriber_id", pks, rendered, page)
+    return rendered
+
+
+def subscriber_texts(subscribers: QuerySet[Subscriber], page: PageSettings) -> list[str]:
+    """The JSON of these subscribers in the queryset's order, from their fragments."""
+    return _texts(subscribers, page, _render_subscribers)
+
+
+# Assembling
+
+
+def _texts(queryset: QuerySet, page: PageSettings, render) -> list[str]:
+    stamp = page_stamp(page)
+    rows: Sequence[tuple[int, int | None, int | None, str | None, str | None]] = list(
+        queryset.values_list(
+            "pk",
+            "api_fragment__version",
+            "api_fragment__rendered_version",
+            "api_fragment__stamp",
+            "api_fragment__body",
+        )
+    )
+    stale = {
+        pk: version
+        for pk, version, rendered_version, row_stamp, _ in rows
+        if version is None or rendered_version != version or row_stamp != stamp
+    }
+    kept = catalogue(page)
+    rendered = render(stale, page, kept)
+    texts = []
+    for pk, version, _, _, body in rows:
+        text = rendered.get(pk) if pk in stale else body
+        if text is None:  # deleted between the two reads
+            continue
+        try:
+            texts.append(fill(text, kept))
+        except _Unresolved:
+            again = render({pk: version}, page, kept, keep=False).get(pk)
+            if again is not None:
+                texts.append(fill(again, kept))
+    return texts
+
+
+def json_answer(text: str, status: int = 200) -> HttpResponse:
+    """An answer of assembled JSON, with the headers ninja's renderer gives its own."""
+    return HttpResponse(text, status=status, content_type="application/json; charset=utf-8")

@@ -1,0 +1,240 @@
+"""The management API's kept JSON (statuspage/api_v1/fragments.py) never shows less than the
+database holds: every read after a write sees it, whichever way the write came, and the
+assembled answer is byte for byte what rendering every object afresh gives."""
+
+import json
+import random
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from pydantic import TypeAdapter
+
+from components import services as component_services
+from components.models import Component, ComponentStatus
+from components.selectors import component_tree
+from incidents import services
+from incidents.models import Incident, IncidentStatus
+from incidents.notify import events, links, subscriptions
+from incidents.notify.models import Subscriber
+from incidents.statuspage_json import page_json_context
+from statuspage.api_v1 import fragments, schemas
+from statuspage.models import IncidentFragment, PageSettings, SubscriberFragment
+from tests.components.factories import ComponentFactory, ComponentGroupFactory
+from tests.incidents.factories import SubscriberFactory, open_incident, schedule_maintenance
+
+pytestmark = pytest.mark.django_db
+
+STATUSES = ["degraded_performance", "partial_outage", "major_outage", "operational"]
+
+
+@pytest.fixture
+def components(page):
+    group = ComponentGroupFactory(name="Core")
+    return [ComponentFactory(name=f"Service {n}", group=group if n % 2 else None) for n in range(6)]
+
+
+def fresh_incidents(incidents) -> str:
+    """What the API answered before fragments: every incident rendered now, validated."""
+    page = PageSettings.load()
+    tree = component_tree(include_internal=True)
+    ctx = page_json_context(
+        page=page,
+        base_url=links.page_base_url(),
+        updated_at=timezone.now(),
+        components=tree.components,
+        groups=tree.groups,
+    )
+    adapter = TypeAdapter(list[schemas.Incident])
+    objects = [fragments.incident_object(incident, ctx) for incident in incidents]
+    return json.dumps(adapter.dump_python(adapter.validate_python(objects)))
+
+
+def fresh_subscribers(subscribers) -> str:
+    page = PageSettings.load()
+    everything = list(Component.objects.in_page_order().values_list("public_id", flat=True))
+    objects = []
+    for subscriber in subscribers:
+        chosen = [c.public_id for c in subscriber.components.all()]
+        ids = everything if subscriber.all_components else chosen
+        objects.append(fragments.subscriber_object(subscriber, page, ids))
+    adapter = TypeAdapter(list[schemas.Subscriber])
+    return json.dumps(adapter.dump_python(adapter.validate_python(objects)))
+
+
+def listed_incidents():
+    from incidents.selectors import with_timeline
+
+    ordered = Incident.objects.order_by("-created_at", "-id")
+    return list(with_timeline(ordered, include_internal=True))
+
+
+def test_every_read_after_an_api_write_sees_it(manage_api, components, settings):
+    settings.BEACON_API_RATE_LIMIT_PER_MINUTE = 0
+    incident = open_incident(component_statuses={components[1]: ComponentStatus.MAJOR_OUTAGE})
+    rng = random.Random(20)
+    for round_number in range(20):
+        component = rng.choice(components)
+        status = STATUSES[round_number % len(STATUSES)]
+        patched = manage_api(
+            "patch", f"/components/{component.public_id}", {"component": {"status": status}}
+        )
+        assert patched.status_code == 200
+        assert patched.json()["status"] == status
+
+        listed = {c["id"]: c for c in manage_api("get", "/components").json()}
+        assert listed[component.public_id]["status"] == status
+        body = f"Round {round_number}: still looking."
+        update = {"incident": {"status": "identified", "body": body}}
+        assert manage_api("patch", f"/incidents/{incident.public_id}", update).status_code == 200
+
+        [open_one] = manage_api("get", "/incidents/unresolved").json()
+        assert open_one["incident_updates"][0]["body"] == body
+        named = {c["id"]: c["status"] for c in open_one["components"]}
+        current = {c.public_id: c.status for c in Component.objects.all()}
+        assert named == {public_id: current[public_id] for public_id in named}
+        answer = manage_api("get", "/incidents").content.decode()
+        assert answer == fresh_incidents(listed_incidents())
+
+
+def test_writes_no_save_tells_of_still_show(manage_api, components):
+    """QuerySet.update() writes: reordering a group, a maintenance reminder, a quarantine."""
+    maintenance = schedule_maintenance(starts_in=timedelta(minutes=30), scheduled_remind_prior=True)
+    incident = open_incident(affected_components=[components[1], components[3]])
+    subscriber = SubscriberFactory(email="reader@example.test", components=[components[2]])
+    manage_api("get", "/incidents")
+    manage_api("get", "/subscribers")
+
+    group = components[1].group
+    component_services.component_group_update(
+        group=group, components=[components[5], components[3], components[1]]
+    )
+    assert events.maintenance_reminders_due(now=maintenance.scheduled_for - timedelta(minutes=5))
+    subscriptions.subscriber_quarantine(subscriber=subscriber, reason="bounced")
+
+    listed = {c["id"]: c for c in manage_api("get", "/components").json()}
+    assert [listed[c.public_id]["position"] for c in (components[5], components[3])] == [1, 2]
+    assert manage_api("get", "/incidents").content.decode() == fresh_incidents(listed_incidents())
+    [reader] = manage_api("get", "/subscribers", state="quarantined").json()
+    assert reader["quarantined_at"] is not None
+    shown = {i["id"]: i for i in manage_api("get", "/incidents").json()}
+    assert incident.public_id in shown
+    assert shown[maintenance.public_id]["scheduled_reminded_at"] is not None
+
+
+def test_renamed_and_deleted_components_show_in_incidents_at_once(manage_api, components):
+    open_incident(
+        component_statuses={components[1]: ComponentStatus.PARTIAL_OUTAGE},
+        affected_components=[components[2]],
+    )
+    manage_api("get", "/incidents")
+    component_services.component_update(component=components[1], changes={"name": "Renamed"})
+    [incident] = manage_api("get", "/incidents").json()
+    [change] = incident["incident_updates"][0]["affected_components"]
+    assert change["name"] == "Core - Renamed"
+    assert incident == json.loads(fresh_incidents(listed_incidents()))[0]
+
+    component_services.component_delete(component=components[2])
+    answer = manage_api("get", "/incidents").content.decode()
+    assert components[2].public_id not in answer
+    assert answer == fresh_incidents(listed_incidents())
+
+
+def test_the_page_zone_and_address_are_part_of_every_fragment(manage_api, components):
+    open_incident(component_statuses={components[0]: ComponentStatus.MAJOR_OUTAGE})
+    SubscriberFactory(email="reader@example.test")
+    before = manage_api("get", "/incidents").json()[0]["created_at"]
+    page = PageSettings.objects.get()
+    page.time_zone = "Asia/Tokyo"
+    page.url = "https://status.example.test"
+    page.save()
+    [incident] = manage_api("get", "/incidents").json()
+    assert incident["created_at"] != before and incident["created_at"].endswith("+09:00")
+    assert incident["shortlink"].startswith("https://status.example.test/")
+    assert manage_api("get", "/subscribers").content.decode() == fresh_subscribers(
+        Subscriber.objects.order_by("email", "id")
+    )
+
+
+def test_subscribers_answer_as_rendered_afresh_after_every_change(manage_api, components):
+    SubscriberFactory(email="all@example.test")
+    chosen = SubscriberFactory(email="some@example.test", components=[components[4], components[0]])
+    manage_api("get", "/subscribers")
+    ComponentFactory(name="Brand new")  # "all" now names it too
+    component_services.component_update(component=components[4], changes={"name": "A first"})
+    subscriptions.subscription_set_components(subscriber=chosen, component_ids=[components[2].pk])
+    answer = manage_api("get", "/subscribers").content.decode()
+    assert answer == fresh_subscribers(Subscriber.objects.order_by("email"))
+    assert json.loads(answer)[1]["components"] == [components[2].public_id]
+
+
+def test_a_render_from_data_older_than_a_write_is_never_kept(page, components):
+    """The reader's store is conditional on the version it read before its data."""
+    incident = open_incident(component_statuses={components[0]: ComponentStatus.MAJOR_OUTAGE})
+    fragments.incident_texts(Incident.objects.filter(pk=incident.pk), page)
+    row = IncidentFragment.objects.get(incident_id=incident.pk)
+    assert row.rendered_version == row.version
+
+    # A write lands after a reader read version v, before it stores its (older) render.
+    services.incident_edit(incident=incident, name="Renamed", impact_override="")
+    read, stale = {incident.pk: row.version}, {incident.pk: "stale"}
+    fragments._store(IncidentFragment, "incident_id", read, stale, page)
+    kept = IncidentFragment.objects.get(incident_id=incident.pk)
+    assert kept.body != "stale" and kept.rendered_version != kept.version
+    [text] = fragments.incident_texts(Incident.objects.filter(pk=incident.pk), page)
+    assert json.loads(text)["name"] == "Renamed"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "\x1eC1,2\x1e",
+        "\x1eN1\x1e",
+        '"\\u001eA\\u001e"',
+        "\u001eS1\u001e and \x1e",
+        "[\x1e] ",
+    ],
+)
+def test_text_that_looks_like_a_slot_is_only_text(manage_api, components, hostile):
+    """Slots are marked with a random nonce per render: no stored text can forge one."""
+    incident = open_incident(component_statuses={components[0]: ComponentStatus.MAJOR_OUTAGE})
+    # Below the API's own checks, which refuse control characters: as an old row could hold.
+    Incident.objects.filter(pk=incident.pk).update(name=hostile)
+    fragments.mark_incidents([incident.pk])
+    Subscriber.objects.filter(pk=SubscriberFactory(email="x@example.test").pk).update(email=hostile)
+    fragments.mark_subscribers(Subscriber.objects.values_list("pk", flat=True))
+    [listed] = manage_api("get", "/incidents").json()
+    assert listed["name"] == hostile
+    [subscriber] = manage_api("get", "/subscribers", q="").json()
+    assert subscriber["email"] == hostile
+
+
+def test_deleted_objects_leave_no_fragment(manage_api, components):
+    incident = open_incident(component_statuses={components[0]: ComponentStatus.MAJOR_OUTAGE})
+    subscriber = SubscriberFactory(email="gone@example.test")
+    manage_api("get", "/incidents")
+    manage_api("get", "/subscribers")
+    assert manage_api("delete", f"/incidents/{incident.public_id}").status_code == 200
+    assert manage_api("delete", f"/subscribers/{subscriber.public_id}").status_code == 200
+    assert not IncidentFragment.objects.exists()
+    assert not SubscriberFragment.objects.exists()
+    assert manage_api("get", "/incidents").json() == []
+
+
+def test_an_incident_resolved_by_the_service_shows_resolved(manage_api, components):
+    incident = open_incident(component_statuses={components[0]: ComponentStatus.MAJOR_OUTAGE})
+    assert manage_api("get", "/incidents/unresolved").json()
+    services.incident_post_update(
+        incident=incident,
+        status=IncidentStatus.RESOLVED,
+        body="Fixed.",
+        component_statuses={components[0]: ComponentStatus.OPERATIONAL},
+    )
+    assert manage_api("get", "/incidents/unresolved").json() == []
+    [shown] = manage_api("get", "/incidents").json()
+    assert shown["status"] == "resolved"
+    assert shown["components"][0]["status"] == "operational"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM statuspage_incidentfragment")
+        assert cursor.fetchone()[0] == 1

@@ -59,6 +59,17 @@ class StatuspageConfig(AppConfig):
         rows_changed.connect(api_changes.on_rows_changed, dispatch_uid="api-rows-changed")
         public_output_changed.connect(api_changes.on_announced_change, dispatch_uid="api-change")
 
+        # What makes a key's cached record stale at once (statuspage/api_v1/keys.py); a
+        # revocation forgets it itself, the rest within AUTH_CACHE_SECONDS.
+        from django.contrib.auth import get_user_model
+
+        from statuspage.api_v1 import keys
+        from statuspage.models import ApiKey
+
+        owners = get_user_model()
+        post_save.connect(keys.on_owner_saved, sender=owners, dispatch_uid="api-key-owner")
+        post_delete.connect(keys.on_key_deleted, sender=ApiKey, dispatch_uid="api-key-deleted")
+
         # The audit trail is fed from the edges: sign-in, the admin's LogEntry, a lock-out.
         from axes.signals import user_locked_out
         from django.contrib.admin.models import LogEntry

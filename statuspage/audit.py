@@ -31,6 +31,7 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from statuspage.api_v1.keys import KeyRecord
 from statuspage.lib.ratelimit import client_ip
 from statuspage.lib.text import spreadsheet_cell
 from statuspage.models import ApiKey, AuditAction, AuditEvent, AuditSource
@@ -271,10 +272,12 @@ def request_middleware(
             response = get_response(request)
         finally:
             _current_request.reset(token)
-        key = getattr(request, "auth", None)
-        if isinstance(key, ApiKey) and response.status_code < 400:
-            action = API_WRITES.get(request.method or "")
-            if action is not None:
+        record = getattr(request, "auth", None)
+        action = API_WRITES.get(request.method or "")
+        if isinstance(record, KeyRecord) and action is not None and response.status_code < 400:
+            # The record keeps no name: a write can afford to read the key's row.
+            key = ApiKey.objects.select_related("owner").filter(pk=record.key_pk).first()
+            if key is not None:
                 _record_api_write(request, response, key, action)
         return response
 

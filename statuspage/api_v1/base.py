@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.functional import SimpleLazyObject
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -21,11 +22,16 @@ from pydantic import AfterValidator, Field, model_validator
 
 from components.models import Component
 from statuspage.api_v1 import schemas
-from statuspage.api_v1.keys import ApiKeyExpired, api_key_allows, api_key_authenticate
+from statuspage.api_v1.keys import (
+    ApiKeyExpired,
+    KeyRecord,
+    api_key_allows,
+    api_key_authenticate,
+)
 from statuspage.lib import ratelimit
-from statuspage.lib.replica import reading_from_primary, reading_from_replica
+from statuspage.lib.replica import reading_from_replica
 from statuspage.lib.text import control_character_error
-from statuspage.models import ApiKey, PageSettings
+from statuspage.models import PageSettings
 
 RATE_WINDOW_SECONDS = 60
 # Statuspage's page size, default and maximum.
@@ -47,23 +53,27 @@ class ReadOnlyKey(Exception):
 class _KeyChecks:
     """A key found in the request, checked, and counted against its rate limit."""
 
-    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
+    def authenticate(self, request: HttpRequest, key: str | None) -> KeyRecord | None:
+        """The key's record (ninja keeps it as request.auth); request.user is its owner,
+        read from the database only if something asks (a write, for its author)."""
         raw = _raw_key(key)
-        api_key = api_key_authenticate(raw) if raw else None
-        if api_key is None:
+        record = api_key_authenticate(raw) if raw else None
+        if record is None:
             return None
         limit = ratelimit.hit_rolling(
-            f"api:key:{api_key.pk}",
+            f"api:key:{record.key_pk}",
             limit=settings.BEACON_API_RATE_LIMIT_PER_MINUTE,
             window=RATE_WINDOW_SECONDS,
         )
         if not limit.allowed:
             raise RateLimited(limit.retry_after)
         # Before the body is read or the view runs: a read-only key's write changes nothing.
-        if not api_key_allows(key=api_key, method=request.method or ""):
+        if not api_key_allows(key=record, method=request.method or ""):
             raise ReadOnlyKey(request.method or "")
-        request.user = api_key.owner
-        return api_key
+        # As Django's own request.user: the User, read when first touched.
+        owner = SimpleLazyObject(functools.partial(User.objects.get, pk=record.owner_pk))
+        request.user = owner  # type: ignore[assignment]
+        return record
 
 
 def key_owner(request: HttpRequest) -> User | None:
@@ -272,12 +282,12 @@ def page_or_404(page_id: str) -> PageSettings:
 
 def require_perm(request: HttpRequest, *perms: str) -> None:
     """The key's owner must hold these Django permissions (as in the admin), as the primary
-    has them: a permission taken away applies at once, also to reads from the replica."""
-    user = request.user
-    with reading_from_primary():
-        allowed = user.has_perms(perms)
-    if not allowed:
-        raise PermissionDenied(f"{user.get_username()} may not do this ({', '.join(perms)}).")
+    had them when the key's record was made (within AUTH_CACHE_SECONDS), also for reads
+    from the replica."""
+    record = getattr(request, "auth", None)
+    if not isinstance(record, KeyRecord) or not record.has_perms(*perms):
+        username = record.owner_username if isinstance(record, KeyRecord) else ""
+        raise PermissionDenied(f"{username} may not do this ({', '.join(perms)}).")
 
 
 P = ParamSpec("P")
@@ -286,8 +296,9 @@ P = ParamSpec("P")
 def replica_read(view: Callable[P, object]) -> Callable[P, object]:
     """A read whose rows may come from the database replica (statuspage/db_router.py).
 
-    The key was checked on the primary before the view runs (a revoked key stops at once);
-    a QuerySet the view answers is read here, inside the scope, not later by the serialiser.
+    The key was checked before the view runs, against the primary's rows (or their record
+    of at most AUTH_CACHE_SECONDS, statuspage/api_v1/keys.py); a QuerySet the view answers
+    is read here, inside the scope, not later by the serialiser.
     """
 
     @functools.wraps(view)

@@ -1,14 +1,28 @@
-"""Management API keys: made, checked and revoked here (statuspage.models.ApiKey)."""
+"""Management API keys: made, checked and revoked here (statuspage.models.ApiKey).
 
+A request's key is checked against a small record kept in the cache for AUTH_CACHE_SECONDS
+under its SHA-256 (never the key itself): in the common case one cache lookup, no query.
+What the record says (revoked, owner active, permissions, scope) may thus be that long out
+of date, except where Beacon itself changes it: revoking a key, saving or deleting its owner
+and deleting the key forget the record at once.
+"""
+
+import dataclasses
 import hashlib
+import logging
 import secrets
-from datetime import datetime, timedelta
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from functools import partial
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from statuspage.lib.outage import database_read_only
+from statuspage.lib.replica import reading_from_primary
 from statuspage.models import ApiKey, ApiKeyScope
 
 # Written at most this often per key: a busy script must not turn reads into writes.
@@ -19,6 +33,13 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXPIRY_WARNING = timedelta(days=7)
 # Further than this is "never" (and near the end of the calendar, a date some zones cannot show).
 LONGEST_EXPIRY = timedelta(days=36_500)
+# How long a checked key is believed without looking at its row: the most a change made
+# behind Beacon's back (a raw UPDATE, a group's permissions) takes to apply. Redis keeps it
+# int(1.0) = 1 whole second (Django truncates a timeout), never longer.
+AUTH_CACHE_SECONDS = 1.0
+_CACHE_KEY_PREFIX = "beacon:api-v1:key:"
+
+logger = logging.getLogger("beacon.api")
 
 
 class ApiKeyExpired(Exception):
@@ -27,6 +48,55 @@ class ApiKeyExpired(Exception):
 
 def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _cache_key_for_digest(digest: str) -> str:
+    return _CACHE_KEY_PREFIX + digest
+
+
+def auth_cache_key(raw: str) -> str:
+    """Where the record of key `raw` is cached: named by its digest, as its row is."""
+    return _cache_key_for_digest(_digest(raw))
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRecord:
+    """What a request needs to know of its key and the key's owner, as the database said
+    when the record was made; small and plain, so that it pickles into the cache."""
+
+    key_pk: int
+    owner_pk: int
+    owner_username: str
+    read_only: bool
+    expires_at: float | None  # epoch seconds
+    last_used_at: float | None  # epoch seconds
+    superuser: bool
+    # The owner's permissions ("app.codename"), from their groups and their own; a
+    # superuser's are all, and not listed.
+    perms: frozenset[str]
+
+    def has_perms(self, *perms: str) -> bool:
+        """As User.has_perms for the (active) owner."""
+        return self.superuser or self.perms.issuperset(perms)
+
+    def is_expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def needs_last_used_write(self, now: float) -> bool:
+        return (
+            self.last_used_at is None
+            or now - self.last_used_at > LAST_USED_PRECISION.total_seconds()
+        )
+
+
+def record_from_cache(value: object) -> KeyRecord | None:
+    """The record a cache value holds, or None: missing, or of another shape (a record
+    pickled by an older release lacks the fields added since)."""
+    if not isinstance(value, KeyRecord):
+        return None
+    if not all(hasattr(value, field.name) for field in dataclasses.fields(KeyRecord)):
+        return None
+    return value
 
 
 def api_key_create(
@@ -65,32 +135,115 @@ def api_key_expiry_error(expires_at: datetime | None) -> str | None:
     return None
 
 
-def api_key_authenticate(raw: str) -> ApiKey | None:
-    """The active key `raw` is, or None; notes when it was last used. A key that is good
-    but past its expiry raises ApiKeyExpired, so its holder is told why."""
+def api_key_authenticate(raw: str) -> KeyRecord | None:
+    """The record of the active key `raw` is, or None; notes when it was last used. A key
+    that is good but past its expiry raises ApiKeyExpired, so its holder is told why.
+
+    From the cache when it holds the key; otherwise, or when the use is due to be noted,
+    from the rows, kept for AUTH_CACHE_SECONDS.
+    """
     if not raw or len(raw) > 200:
         return None
-    key = ApiKey.objects.select_related("owner").filter(digest=_digest(raw)).first()
-    if key is None or key.revoked_at is not None or not key.owner.is_active:
-        return None  # a deactivated owner's keys stop with them
-    if key.is_expired:
+    digest = _digest(raw)
+    now = time.time()
+    record = _cached(digest)
+    if record is None or (record.needs_last_used_write(now) and not record.is_expired(now)):
+        # Read afresh before keeping it again: a record re-kept as it was would outlive
+        # AUTH_CACHE_SECONDS.
+        record = _load(digest, now)
+    if record is None:
+        return None
+    if record.is_expired(now):
         raise ApiKeyExpired
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
-        try:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        except DatabaseError as error:
-            # A standby region's database: its reads still answer; the use goes unnoted.
-            if not database_read_only(error):
-                raise
-        key.last_used_at = now
-    return key
+    return record
 
 
-def api_key_allows(*, key: ApiKey, method: str) -> bool:
+def _cached(digest: str) -> KeyRecord | None:
+    try:
+        value = cache.get(_cache_key_for_digest(digest))
+    except Exception:
+        # Redis away (or a value that no longer unpickles): the rows answer.
+        logger.debug("API key cache unavailable", exc_info=True)
+        return None
+    return record_from_cache(value)
+
+
+def _load(digest: str, now: float) -> KeyRecord | None:
+    """The record from the primary (a revoked key stops there first), kept in the cache."""
+    with reading_from_primary():
+        key = ApiKey.objects.select_related("owner").filter(digest=digest).first()
+        if key is None or key.revoked_at is not None or not key.owner.is_active:
+            return None  # a deactivated owner's keys stop with them
+        owner = key.owner
+        perms = frozenset() if owner.is_superuser else frozenset(owner.get_all_permissions())
+    record = KeyRecord(
+        key_pk=key.pk,
+        owner_pk=owner.pk,
+        owner_username=owner.get_username(),
+        read_only=key.is_read_only,
+        expires_at=key.expires_at.timestamp() if key.expires_at else None,
+        last_used_at=key.last_used_at.timestamp() if key.last_used_at else None,
+        superuser=owner.is_superuser,
+        perms=perms,
+    )
+    if not record.is_expired(now) and record.needs_last_used_write(now):
+        _note_use(key.pk, now)
+        record = dataclasses.replace(record, last_used_at=now)
+    try:
+        cache.set(_cache_key_for_digest(digest), record, AUTH_CACHE_SECONDS)
+    except Exception:
+        logger.debug("API key cache unavailable", exc_info=True)
+    return record
+
+
+def _note_use(key_pk: int, now: float) -> None:
+    try:
+        ApiKey.objects.filter(pk=key_pk).update(last_used_at=datetime.fromtimestamp(now, tz=UTC))
+    except DatabaseError as error:
+        # A standby region's database: its reads still answer; the use goes unnoted.
+        if not database_read_only(error):
+            raise
+
+
+def api_key_allows(*, key: KeyRecord, method: str) -> bool:
     """Whether `key` may make a request with this HTTP method: a read-only key only reads."""
-    return method in READ_METHODS or not key.is_read_only
+    return method in READ_METHODS or not key.read_only
 
 
 def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_key_forget(digests=[key.digest])
+
+
+def api_key_forget(*, digests: Iterable[str]) -> None:
+    """The cached records of these keys go: their next request reads the rows."""
+    cache_keys = [_cache_key_for_digest(digest) for digest in digests]
+    if not cache_keys:
+        return
+    _delete_records(cache_keys)
+    if connection.in_atomic_block:
+        # A request that read the rows before this transaction commits may have kept
+        # them again: forget once more when the change is visible.
+        transaction.on_commit(partial(_delete_records, cache_keys))
+
+
+def _delete_records(cache_keys: list[str]) -> None:
+    try:
+        cache.delete_many(cache_keys)
+    except Exception:
+        # Without the cache nothing was kept either, or it ends within AUTH_CACHE_SECONDS.
+        logger.warning("could not forget cached API keys", exc_info=True)
+
+
+def on_owner_saved(sender, instance, update_fields=None, **kwargs) -> None:
+    """A user saved (deactivated, no longer a superuser…): their keys' records go. Not
+    for a sign-in, which only notes its time."""
+    if update_fields is not None and set(update_fields) <= {"last_login"}:
+        return
+    digests = ApiKey.objects.filter(owner_id=instance.pk, revoked_at__isnull=True)
+    api_key_forget(digests=list(digests.values_list("digest", flat=True)))
+
+
+def on_key_deleted(sender, instance: ApiKey, **kwargs) -> None:
+    """A key deleted, alone or with its owner (the cascade sends this for each key)."""
+    api_key_forget(digests=[instance.digest])

@@ -265,13 +265,14 @@ def _render_catalogue(page: PageSettings) -> Catalogue:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Remembered:
-    key: tuple[int, str] | None = None
-    catalogue: Catalogue | None = None
+    key: tuple[int, str]
+    catalogue: Catalogue
 
 
-_remembered = _Remembered()
+# This process's parsed copy of the stored catalogue, replaced whole (threads share it).
+_remembered: list[_Remembered] = []
 
 
 def catalogue(page: PageSettings) -> Catalogue:
@@ -286,8 +287,9 @@ def catalogue(page: PageSettings) -> Catalogue:
     version = row[0] if row else None
     if row is not None and row[1] == row[0] and row[2] == stamp:
         key = (row[0], row[3])
-        if _remembered.key == key and _remembered.catalogue is not None:
-            return _remembered.catalogue
+        remembered = _remembered[0] if _remembered else None
+        if remembered is not None and remembered.key == key:
+            return remembered.catalogue
         body = (
             CatalogueFragment.objects.filter(pk=CATALOGUE_ROW, rendered_id=row[3])
             .values_list("body", flat=True)
@@ -295,7 +297,7 @@ def catalogue(page: PageSettings) -> Catalogue:
         )
         if body:
             kept = Catalogue.from_text(body)
-            _remembered.key, _remembered.catalogue = key, kept
+            _remembered[:] = [_Remembered(key, kept)]
             return kept
     rendered = _render_catalogue(page)
     rendered_id = secrets.token_hex(8)

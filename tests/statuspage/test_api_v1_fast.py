@@ -5,8 +5,10 @@ sends it, against PostgreSQL and Redis. The tests run inside a transaction: each
 the callbacks its commits would run (the API's generation moves on after a commit).
 """
 
+import inspect
 import io
 import json
+import re
 import sys
 import time
 
@@ -19,6 +21,7 @@ from components.models import ComponentStatus
 from components.services import component_set_status
 from statuspage.api_v1 import fast, generation
 from statuspage.api_v1.keys import api_key_create, api_key_revoke
+from statuspage.api_v1.routes import api
 from statuspage.lib.replica import current_scope, primary_only, reading_from_replica
 from statuspage.models import ApiKey, ApiKeyScope
 from statuspage.wsgi import application
@@ -265,6 +268,25 @@ def test_an_owner_without_a_routes_permission_gets_djangos_403(
             assert status == "403 Forbidden", (path, content)
             assert perm in json.loads(content)["error"], path
             assert only.get(path) == admin.get(path), path
+
+
+def test_each_kept_route_needs_what_its_view_requires():
+    """Every GET operation of the API that the fast path would answer: its view asks
+    require_perm for exactly the permission fast.ROUTES names, and nothing else."""
+    answered = []
+    for prefix, router in api._routers:
+        for path, path_view in router.path_operations.items():
+            for operation in path_view.operations:
+                sample = "/api/v1" + prefix + re.sub(r"\{[^}]+\}", "x1", path)
+                perm = fast.route_permission(sample)
+                if "GET" not in operation.methods or perm is None:
+                    continue
+                view = inspect.unwrap(operation.view_func)
+                asked = re.findall(r"require_perm\(request, ([^)]*)\)", inspect.getsource(view))
+                assert asked == [f'"{perm}"'], (path, asked)
+                answered.append(view.__name__)
+    assert len(answered) == 20
+    assert "component_sla" not in answered
 
 
 def test_a_read_only_key_reads_kept_answers(reader, objects, django_assert_num_queries):

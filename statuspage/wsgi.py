@@ -10,9 +10,11 @@ django_application = get_wsgi_application()
 from django.conf import settings  # noqa: E402
 from django.http.request import split_domain_port, validate_host  # noqa: E402
 
+from statuspage.api_v1 import fast  # noqa: E402
 from statuspage.lib import security_headers  # noqa: E402
 from statuspage.public.snapshots import outage, serve  # noqa: E402
 
+API_V1_PAGES = "/api/v1/pages"
 REASONS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 serve.warm_memory()
@@ -23,7 +25,8 @@ gc.freeze()
 
 
 def application(environ, start_response):
-    """Answer a public read from this process's current snapshot before Django sees it.
+    """Answer a public read from this process's current snapshot, and a management API read
+    from its kept answer (statuspage/api_v1/fast.py), before Django sees it.
 
     Everything else — a snapshot to build or refresh, the admin, static files, a host this
     site does not answer to, plain HTTP to be redirected to HTTPS — goes to Django, where
@@ -38,6 +41,8 @@ def application(environ, start_response):
         and not security_headers.must_redirect_to_https(environ)
     ):
         path, query_string = environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", "")
+        if path.startswith(API_V1_PAGES):
+            return fast.application(environ, start_response, django_application)
         location = serve.fast_language_redirect(path, query_string, environ)
         if location is not None:
             start_response(REASONS[302], serve.redirect_headers(location, environ))

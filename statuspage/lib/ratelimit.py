@@ -93,8 +93,8 @@ def hit_rolling(name: str, *, limit: int, window: int) -> Verdict:
     key = KEY.format(name=name, window=window, start=start)
     previous_key = KEY.format(name=name, window=window, start=start - window)
     try:
-        count = count_attempt(key, timeout=2 * window + 1)  # read again as the previous window
-        previous = int(cache.get(previous_key) or 0)
+        # Kept past its window, to be read again as the previous one.
+        count, previous = _count_and_read(key, previous_key, timeout=2 * window + 1)
     except Exception:
         logger.warning("Rate limit %s not checked: the cache is unreachable", name, exc_info=True)
         return Verdict(allowed=True)
@@ -108,6 +108,20 @@ def hit_rolling(name: str, *, limit: int, window: int) -> Verdict:
         # This window's own count is over: it must end, then slide partly out of view.
         wait = window - elapsed + (count - limit) * window / count
     return Verdict(allowed=False, retry_after=max(1, math.ceil(wait)))
+
+
+def _count_and_read(key: str, previous_key: str, *, timeout: int) -> tuple[int, int]:
+    """Count one attempt under `key` and read the count under `previous_key`: one round trip
+    on Redis, where every management API request pays it."""
+    client = redis_client()
+    if client is None:
+        return count_attempt(key, timeout=timeout), int(cache.get(previous_key) or 0)
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(cache_key(key))
+    pipe.expire(cache_key(key), timeout)
+    pipe.get(cache_key(previous_key))  # an integer the cache stores as its digits
+    count, _, previous = pipe.execute()
+    return int(count), int(previous or 0)
 
 
 def hit_sliding(name: str, *, limit: int, window: int) -> Verdict:

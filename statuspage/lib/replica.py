@@ -28,13 +28,15 @@ class ReplicaScope:
 
 
 _scope: ContextVar[ReplicaScope | None] = ContextVar("beacon_replica_scope", default=None)
+_primary_only: ContextVar[bool] = ContextVar("beacon_primary_only", default=False)
 
 
 @contextmanager
 def reading_from_replica() -> Iterator[ReplicaScope]:
-    """Reads inside may go to the replica (a context manager, or a view's decorator)."""
+    """Reads inside may go to the replica (a context manager, or a view's decorator), unless
+    the caller said `primary_only()`."""
     scope = ReplicaScope()
-    token = _scope.set(scope)
+    token = _scope.set(None if _primary_only.get() else scope)
     try:
         yield scope
     finally:
@@ -49,6 +51,18 @@ def reading_from_primary() -> Iterator[None]:
         yield
     finally:
         _scope.reset(token)
+
+
+@contextmanager
+def primary_only() -> Iterator[None]:
+    """Everything inside reads the primary, even code that asks for the replica: for an
+    answer that will be kept and given again as the database's state of a moment (API v1's
+    kept answers), which a replica seconds behind must not supply."""
+    token = _primary_only.set(True)
+    try:
+        yield
+    finally:
+        _primary_only.reset(token)
 
 
 def current_scope() -> ReplicaScope | None:

@@ -17,13 +17,14 @@ from components.models import Component, ComponentGroup
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
 from incidents.notify.models import NotificationEvent, Subscriber
 from statuspage.api_v1 import fragments, generation
-from statuspage.models import PageSettings
 
 
 def on_api_row_changed(sender: type, **kwargs: Any) -> None:
     instance = kwargs.get("instance")
     deleted = kwargs.get("signal") is post_delete
-    if sender in (Component, ComponentGroup, PageSettings):
+    # The page's settings need no mark: what fragments show of them (its id, zone and
+    # address) is in every fragment's stamp, compared as each is read.
+    if sender in (Component, ComponentGroup):
         fragments.mark_catalogue()
     elif sender is Incident and instance is not None:
         if deleted:

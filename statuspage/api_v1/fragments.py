@@ -23,11 +23,12 @@ catalogue when the answer is assembled: a component's change never re-renders in
 import json
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
@@ -41,6 +42,7 @@ from incidents.notify.models import Subscriber
 from incidents.selectors import with_timeline
 from incidents.statuspage_json import Json, PageJson, page_json_context, timestamp
 from statuspage.api_v1 import schemas
+from statuspage.lib.outage import database_read_only
 from statuspage.models import (
     CatalogueFragment,
     IncidentFragment,
@@ -74,6 +76,19 @@ def json_list(texts: Iterable[str]) -> str:
 def page_stamp(page: PageSettings) -> str:
     """What every fragment also depends on besides its rows: the page's id, zone, address."""
     return "\n".join((RENDER_VERSION, page.public_id, page.time_zone, links.page_base_url()))
+
+
+@contextmanager
+def _unless_read_only() -> Iterator[None]:
+    """Keep a render, unless the database is a standby's copy that refuses writes: the
+    answer is given all the same, rendered again by the next reader. In a savepoint within
+    a transaction, so that a refusal does not spoil it."""
+    try:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            yield
+    except DatabaseError as error:
+        if not database_read_only(error):
+            raise
 
 
 # Marks: in the writing transaction
@@ -128,7 +143,7 @@ def _store(
     stamp = page_stamp(page)
     new = [(pk, stamp, text) for pk, text in rendered.items() if read[pk] is None]
     known = [(stamp, text, pk, read[pk]) for pk, text in rendered.items() if read[pk] is not None]
-    with connection.cursor() as cursor:
+    with _unless_read_only(), connection.cursor() as cursor:
         if new:
             cursor.executemany(
                 f"INSERT INTO {table} ({key}, version, rendered_version, stamp, body) "
@@ -306,7 +321,7 @@ def catalogue(page: PageSettings) -> Catalogue:
 
 
 def _store_catalogue(version: int | None, stamp: str, body: str, rendered_id: str) -> None:
-    with connection.cursor() as cursor:
+    with _unless_read_only(), connection.cursor() as cursor:
         table = connection.ops.quote_name(CatalogueFragment._meta.db_table)
         if version is None:
             cursor.execute(

@@ -103,8 +103,11 @@ def _account_uptime(component: Component, *, until: datetime) -> bool:
     field = DailyUptime.seconds_field(component.status)
     zone = PageSettings.load().zone
     for day, seconds in split_by_day(start, until, zone):
-        row, _ = DailyUptime.objects.get_or_create(component=component, day=day)
-        DailyUptime.objects.filter(pk=row.pk).update(**{field: F(field) + round(seconds)})
+        # The day's row mostly exists: one UPDATE. Only this function writes the rows, under
+        # the component's lock, so nobody creates it between the UPDATE and the create.
+        day_row = DailyUptime.objects.filter(component=component, day=day)
+        if not day_row.update(**{field: F(field) + round(seconds)}):
+            DailyUptime.objects.create(component=component, day=day, **{field: round(seconds)})
     component.uptime_accounted_until = until
     return True
 
@@ -212,6 +215,8 @@ def component_update(
     unknown = set(changes) - COMPONENT_FIELDS
     if unknown:
         raise ValidationError(f"Cannot change {', '.join(sorted(unknown))} of a component.")
+    if not changes:
+        return component  # a status-only PATCH: nothing to lock, write or publish here
     with public_write():
         locked: Component = Component.objects.select_for_update().get(pk=component.pk)
         values = dict(changes)
@@ -221,9 +226,8 @@ def component_update(
                 values["position"] = _next_position(new_group)
         for field, value in values.items():
             setattr(locked, field, value)
-        if values:
-            locked.full_clean()
-            locked.save(update_fields=[*values, "updated_at"])
+        locked.full_clean()
+        locked.save(update_fields=[*values, "updated_at"])
     return locked
 
 

@@ -12,7 +12,9 @@ import secrets
 import time
 
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS
+
+from statuspage.lib.on_commit import on_commit_once
 
 GENERATION_KEY = "beacon:api-v1:generation"
 logger = logging.getLogger("beacon.api")
@@ -46,9 +48,4 @@ def bump() -> None:
 
 def bump_on_commit(using: str = DEFAULT_DB_ALIAS) -> None:
     """After the current transaction commits (now, outside one); once per transaction."""
-    connection = connections[using]
-    if connection.in_atomic_block and any(
-        waiting[1] is bump for waiting in connection.run_on_commit
-    ):
-        return
-    transaction.on_commit(bump, using=using)
+    on_commit_once(bump, using=using)

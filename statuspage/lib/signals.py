@@ -8,8 +8,9 @@ makes every cached output stale and asks the worker for a rebuild (statuspage/ap
 
 from collections.abc import Iterable
 
-from django.db import transaction
 from django.dispatch import Signal
+
+from statuspage.lib.on_commit import on_commit_once
 
 public_output_changed = Signal()
 
@@ -20,8 +21,10 @@ def announce_public_change() -> None:
 
 
 def announce_public_change_on_commit() -> None:
-    """Something the public sees changes when the current transaction commits."""
-    transaction.on_commit(announce_public_change)
+    """Something the public sees changes when the current transaction commits: announced
+    once for that commit, however many of its writes say so (each announcement makes every
+    output stale and asks for a rebuild, which one commit needs only once)."""
+    on_commit_once(announce_public_change)
 
 
 # Rows written without a model signal (`QuerySet.update()`, bulk writes), sent inside the

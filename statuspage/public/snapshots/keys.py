@@ -339,10 +339,6 @@ def note_change_in_database(token: str) -> None:
         logger.debug("could not note the public change in the database", exc_info=True)
 
 
-def publish_change_on_commit() -> None:
-    transaction.on_commit(publish_change)
-
-
 def schedule_rebuild() -> None:
     """Ask the worker for one rebuild; changes while one is queued join it.
 

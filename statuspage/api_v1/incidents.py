@@ -302,7 +302,8 @@ def _change(
         services.incident_add_components(incident=incident, components=affected)
     component_statuses = _component_statuses(fields)
     if fields.status or fields.body or component_statuses:
-        incident.refresh_from_db(fields=["status"])
+        if not fields.status:  # the update keeps the status the incident has now
+            incident.refresh_from_db(fields=["status"])
         services.incident_post_update(
             incident=incident,
             status=services.incident_status_from_input(

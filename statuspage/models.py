@@ -389,8 +389,22 @@ class SubscriberFragment(ApiFragment):
 
 class CatalogueFragment(ApiFragment):
     """The components and groups together, one row: a group's status and every position
-    depend on the other entries, so they are rendered as one."""
+    depend on the other entries, so they are rendered as one. Its `rendered_version` is the
+    sum of the CatalogueMark versions it was rendered at."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     # Random per render: a process keeps the parsed catalogue while the row still names it.
     rendered_id = models.CharField(max_length=32, blank=True, default="", db_default="")
+
+
+class CatalogueMark(models.Model):
+    """One component's or group's count of changes ("component:<pk>", "group:<pk>"): moved
+    on in each writing transaction, kept after a delete, so that their sum only grows. A
+    writer locks only its own object's row: no two writers of different components wait on
+    each other, as they would on one shared row."""
+
+    key = models.CharField(max_length=40, primary_key=True)
+    version = models.PositiveBigIntegerField(default=0, db_default=0)
+
+    def __str__(self):
+        return f"{self.key} (version {self.version})"

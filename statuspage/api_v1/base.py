@@ -34,6 +34,8 @@ from statuspage.lib.text import control_character_error
 from statuspage.models import PageSettings
 
 RATE_WINDOW_SECONDS = 60
+# Set by the WSGI fast path on a request it counted and found over the limit: the Retry-After.
+RATE_LIMITED_ENVIRON = "beacon.api.rate_limited_retry_after"
 # Statuspage's page size, default and maximum.
 MAX_PER_PAGE = 100
 # Far past any real list (100 per page), and small enough for a database OFFSET.
@@ -60,6 +62,10 @@ class _KeyChecks:
         record = api_key_authenticate(raw) if raw else None
         if record is None:
             return None
+        # The WSGI fast path (fast.py) counted this request already, and found it over.
+        counted = request.META.get(RATE_LIMITED_ENVIRON)
+        if counted is not None:
+            raise RateLimited(int(counted))
         limit = ratelimit.hit_rolling(
             f"api:key:{record.key_pk}",
             limit=settings.BEACON_API_RATE_LIMIT_PER_MINUTE,

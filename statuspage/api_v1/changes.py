@@ -24,8 +24,8 @@ def on_api_row_changed(sender: type, **kwargs: Any) -> None:
     deleted = kwargs.get("signal") is post_delete
     # The page's settings need no mark: what fragments show of them (its id, zone and
     # address) is in every fragment's stamp, compared as each is read.
-    if sender in (Component, ComponentGroup):
-        fragments.mark_catalogue()
+    if sender in (Component, ComponentGroup) and instance is not None:
+        fragments.mark_components([instance.pk], groups=sender is ComponentGroup)
     elif sender is Incident and instance is not None:
         if deleted:
             fragments.forget_incident(instance.pk)
@@ -73,7 +73,7 @@ def on_rows_changed(sender: type, *, pks: Iterable[Any], **kwargs: Any) -> None:
 
 def _mark_rows(model: type, pks: Iterable[Any]) -> None:
     if model in (Component, ComponentGroup):
-        fragments.mark_catalogue()
+        fragments.mark_components(pks, groups=model is ComponentGroup)
     elif model is Incident:
         fragments.mark_incidents(pks)
     elif model is Subscriber:

@@ -30,11 +30,12 @@ from django.core.cache import cache
 from django.http import HttpResponse
 
 from statuspage.api_v1 import generation
-from statuspage.api_v1.base import RATE_WINDOW_SECONDS
+from statuspage.api_v1.base import RATE_LIMITED_ENVIRON, RATE_WINDOW_SECONDS
 from statuspage.api_v1.base import _raw_key as raw_key
 from statuspage.api_v1.keys import KeyRecord, auth_cache_key, record_from_cache
 from statuspage.lib import ratelimit, security_headers
 from statuspage.lib.replica import primary_only
+from statuspage.public.snapshots import store
 
 logger = logging.getLogger("beacon.api")
 
@@ -50,6 +51,12 @@ SHARED_KEY = "beacon:api-v1:answer:{generation}:{digest}"
 # about one request only, and the answer is not kept.
 KEPT_HEADERS = frozenset({"content-type", "content-length"})
 SECURITY_HEADERS = frozenset(name.lower() for name in security_headers.NAMES)
+
+# The query parameters of the kept reads (paging, search, filters, sorts, uptime's range).
+KEPT_PARAMETERS = frozenset(
+    {"page", "per_page", "limit", "q", "type", "state", "sort_field", "sort_direction"}
+    | {"start", "end"}
+)
 
 _PAGE = r"/api/v1/pages/[^/]+"
 # The reads that may be kept, each with the permission its view's require_perm names (a test
@@ -197,13 +204,20 @@ def _plan(environ: dict) -> _Hit | _Fill | None:
     answers and nothing is kept)."""
     if environ.get("REQUEST_METHOD") != "GET":
         return None
+    if store.memory().on_standby:
+        # A standby region sees the primary's writes only through its replica, and no
+        # commit there moves this region's generation: Django answers from the replica.
+        return None
     path = environ.get("PATH_INFO", "")
     perm = route_permission(path)
     if perm is None:
         return None
     query_string = environ.get("QUERY_STRING", "")
-    if query_string and any(name == "api_key" for name, _ in parse_qsl(query_string, True)):
-        return None  # the key in the address: Django's path, as documented
+    names = {name for name, _ in parse_qsl(query_string, True)} if query_string else set()
+    if not names <= KEPT_PARAMETERS:
+        # The key in the address (Django's path, as documented), or parameters the views
+        # ignore: each spelling would be kept apart, so a key holder could fill the cache.
+        return None
     raw = raw_key(environ.get("HTTP_AUTHORIZATION"))
     if not raw:
         return None
@@ -220,8 +234,11 @@ def _plan(environ: dict) -> _Hit | _Fill | None:
     answer = memory.get(key, now) or _shared_answer(key, now)
     if answer is None:
         return _Fill(key)
-    if not _within_rate_limit(record):
-        return None  # Django counts it again and answers the 429
+    retry_after = _over_rate_limit(record)
+    if retry_after is not None:
+        # Django answers the 429, as counted here: not counted a second time.
+        environ[RATE_LIMITED_ENVIRON] = retry_after
+        return None
     return _Hit(answer)
 
 
@@ -233,15 +250,16 @@ def _usable(record: KeyRecord, perm: str, now: float) -> bool:
     )
 
 
-def _within_rate_limit(record: KeyRecord) -> bool:
+def _over_rate_limit(record: KeyRecord) -> int | None:
+    """The Retry-After when this request is one too many, else None."""
     limit = settings.BEACON_API_RATE_LIMIT_PER_MINUTE
     if limit <= 0:
-        return True
+        return None
     # The name and window _KeyChecks counts under: a kept answer counts as any other read.
     verdict = ratelimit.hit_rolling(
         f"api:key:{record.key_pk}", limit=limit, window=RATE_WINDOW_SECONDS
     )
-    return verdict.allowed
+    return None if verdict.allowed else verdict.retry_after
 
 
 def _shared_key(key: tuple[str, str, str]) -> str:

@@ -21,6 +21,7 @@ catalogue when the answer is assembled: a component's change never re-renders in
 """
 
 import json
+import logging
 import re
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,8 +29,9 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
-from django.db.models import Model, QuerySet
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
+from django.db.models import F, Model, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.http import HttpResponse
 from django.utils import timezone
 from pydantic import TypeAdapter
@@ -42,8 +44,10 @@ from incidents.selectors import with_timeline
 from incidents.statuspage_json import Json, PageJson, page_json_context, timestamp
 from statuspage.api_v1 import schemas
 from statuspage.lib.outage import database_read_only
+from statuspage.lib.replica import current_scope
 from statuspage.models import (
     CatalogueFragment,
+    CatalogueMark,
     IncidentFragment,
     PageSettings,
     SubscriberFragment,
@@ -56,6 +60,7 @@ RENDER_VERSION = "1"
 # one in a stored text can only be a slot's edge.
 SLOT = "\x1e"
 CATALOGUE_ROW = 1
+logger = logging.getLogger("beacon.api")
 
 _ENTRIES = TypeAdapter(list[schemas.ComponentEntry])
 _GROUPS = TypeAdapter(list[schemas.GroupComponent])
@@ -78,23 +83,31 @@ def page_stamp(page: PageSettings) -> str:
 
 
 @contextmanager
-def _unless_read_only() -> Iterator[None]:
-    """Keep a render, unless the database is a standby's copy that refuses writes: the
-    answer is given all the same, rendered again by the next reader. In a savepoint within
-    a transaction, so that a refusal does not spoil it."""
+def _keeping() -> Iterator[bool]:
+    """Whether to keep a render, and a scope in which failing to is harmless.
+
+    Keeping is only a saving: a reader never waits for it or fails for it. Not inside a
+    replica scope (its rows may be older than the version read on the primary); a store
+    refused (a standby's read-only database, a lock, a deadlock) is dropped, in a savepoint
+    when a transaction is open so that it stays usable, and the answer is given all the same.
+    """
+    if current_scope() is not None:
+        yield False
+        return
     try:
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            yield
+            yield True
     except DatabaseError as error:
         if not database_read_only(error):
-            raise
+            logger.info("a management API fragment was not kept: %s", error)
 
 
 # Marks: in the writing transaction
 
 
-def _mark(model: type[Model], column: str, pks: Iterable[int]) -> None:
-    wanted = sorted(set(pks))  # one order for every writer: no deadlock between two of them
+def _mark(model: type[Model], column: str, pks: Iterable[int | str]) -> None:
+    # One order for every writer: no deadlock between two of them.
+    wanted: list[int | str] = sorted(set(pks), key=str)
     if not wanted:
         return
     table = connection.ops.quote_name(model._meta.db_table)
@@ -115,8 +128,10 @@ def mark_subscribers(pks: Iterable[int]) -> None:
     _mark(SubscriberFragment, "subscriber_id", pks)
 
 
-def mark_catalogue() -> None:
-    _mark(CatalogueFragment, "id", [CATALOGUE_ROW])
+def mark_components(pks: Iterable[int], *, groups: bool = False) -> None:
+    """Components (or groups) changed: their marks move on, and so the catalogue's sum."""
+    kind = "group" if groups else "component"
+    _mark(CatalogueMark, "key", [f"{kind}:{pk}" for pk in pks])
 
 
 def forget_incident(pk: int) -> None:
@@ -142,17 +157,20 @@ def _store(
     stamp = page_stamp(page)
     new = [(pk, stamp, text) for pk, text in rendered.items() if read[pk] is None]
     known = [(stamp, text, pk, read[pk]) for pk, text in rendered.items() if read[pk] is not None]
-    with _unless_read_only(), connection.cursor() as cursor:
-        if new:
+    with _keeping() as keep, connection.cursor() as cursor:
+        if keep and new:
             cursor.executemany(
                 f"INSERT INTO {table} ({key}, version, rendered_version, stamp, body) "
                 f"VALUES (%s, 0, 0, %s, %s) ON CONFLICT ({key}) DO NOTHING",
                 new,
             )
-        if known:
+        if keep and known:
+            # A row a writer holds is about to move on: skip it rather than wait.
+            skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
             cursor.executemany(
                 f"UPDATE {table} SET rendered_version = version, stamp = %s, body = %s "
-                f"WHERE {key} = %s AND version = %s",
+                f"WHERE {key} = (SELECT {key} FROM {table} WHERE {key} = %s AND version = %s"
+                f"{skip_locked})",
                 known,
             )
 
@@ -262,10 +280,12 @@ GROUP_FIELDS = ("public_id", "name", "position", "created_at", "updated_at", "de
 
 
 def _render_catalogue(page: PageSettings) -> Catalogue:
+    # Component's own ordering (what a subscriber chose) numbered in the same statement.
+    own_order = Window(RowNumber(), order_by=[F("position").asc(), F("name").asc(), F("pk").asc()])
     components = list(
-        Component.objects.in_page_order().only(
-            *CATALOGUE_FIELDS, *(f"group__{name}" for name in GROUP_FIELDS)
-        )
+        Component.objects.in_page_order()
+        .only(*CATALOGUE_FIELDS, *(f"group__{name}" for name in GROUP_FIELDS))
+        .annotate(own_order=own_order)
     )
     ctx = page_json_context(
         page=page,
@@ -283,9 +303,6 @@ def _render_catalogue(page: PageSettings) -> Catalogue:
     # The orders objects name components in: the page's (incidents; every component, the
     # tree's order) and Component's own (what a subscriber chose), ties broken alike.
     page_order = [component.pk for component in components]
-    default_order = Component.objects.order_by("position", "name", "pk").values_list(
-        "pk", flat=True
-    )
     return Catalogue(
         entries=tuple(_dumped(_ENTRIES, entries)),
         entry_ids=tuple(entry["id"] for entry in entries),
@@ -296,7 +313,7 @@ def _render_catalogue(page: PageSettings) -> Catalogue:
         names={pk: _json(name) for pk, name in ctx.affected_names.items()},
         public_ids=public_ids,
         page_order={pk: index for index, pk in enumerate(page_order)},
-        default_order={pk: index for index, pk in enumerate(default_order)},
+        default_order={component.pk: component.own_order for component in components},
         all_ids=_json([public_ids[pk] for pk in page_order if pk in public_ids]),
     )
 
@@ -312,49 +329,57 @@ _remembered: list[_Remembered] = []
 
 
 def catalogue(page: PageSettings) -> Catalogue:
-    """The components and groups as they are now: this process's copy while the row says it
-    is current, else the stored text, else rendered and stored."""
+    """The components and groups as they are now: this process's copy while the stored one
+    is current, else the stored text, else rendered and stored.
+
+    Current means rendered at today's sum of the objects' marks: every commit that changes a
+    component or group adds to it, so a render from data read after the sum was read is
+    never older than what the sum stands for.
+    """
     stamp = page_stamp(page)
-    row = (
-        CatalogueFragment.objects.filter(pk=CATALOGUE_ROW)
-        .values_list("version", "rendered_version", "stamp", "rendered_id")
-        .first()
-    )
-    version = row[0] if row else None
-    if row is not None and row[1] == row[0] and row[2] == stamp:
-        key = (row[0], row[3])
+    marks = connection.ops.quote_name(CatalogueMark._meta.db_table)
+    table = connection.ops.quote_name(CatalogueFragment._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COALESCE(SUM(version), 0) FROM {marks}), kept.rendered_version, "
+            f"kept.stamp, kept.rendered_id FROM (SELECT 1 AS one) AS here "
+            f"LEFT JOIN {table} AS kept ON kept.id = %s",
+            [CATALOGUE_ROW],
+        )
+        total, rendered_at, kept_stamp, rendered_id = cursor.fetchone()
+    total = int(total)
+    if rendered_at == total and kept_stamp == stamp:
         remembered = _remembered[0] if _remembered else None
-        if remembered is not None and remembered.key == key:
+        if remembered is not None and remembered.key == (total, rendered_id):
             return remembered.catalogue
         body = (
-            CatalogueFragment.objects.filter(pk=CATALOGUE_ROW, rendered_id=row[3])
+            CatalogueFragment.objects.using(DEFAULT_DB_ALIAS)
+            .filter(pk=CATALOGUE_ROW, rendered_id=rendered_id)
             .values_list("body", flat=True)
             .first()
         )
         if body:
             kept = Catalogue.from_text(body)
-            _remembered[:] = [_Remembered(key, kept)]
+            _remembered[:] = [_Remembered((total, rendered_id), kept)]
             return kept
     rendered = _render_catalogue(page)
-    rendered_id = secrets.token_hex(8)
-    _store_catalogue(version, stamp, rendered.to_text(), rendered_id)
+    _store_catalogue(total, stamp, rendered.to_text(), secrets.token_hex(8))
     return rendered
 
 
-def _store_catalogue(version: int | None, stamp: str, body: str, rendered_id: str) -> None:
-    with _unless_read_only(), connection.cursor() as cursor:
-        table = connection.ops.quote_name(CatalogueFragment._meta.db_table)
-        if version is None:
+def _store_catalogue(total: int, stamp: str, body: str, rendered_id: str) -> None:
+    # Readers only: the newest render (the greatest sum) stays, whichever stores last.
+    table = connection.ops.quote_name(CatalogueFragment._meta.db_table)
+    with _keeping() as keep, connection.cursor() as cursor:
+        if keep:
             cursor.execute(
                 f"INSERT INTO {table} (id, version, rendered_version, stamp, body, rendered_id) "
-                "VALUES (%s, 0, 0, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                [CATALOGUE_ROW, stamp, body, rendered_id],
-            )
-        else:
-            cursor.execute(
-                f"UPDATE {table} SET rendered_version = version, stamp = %s, body = %s, "
-                "rendered_id = %s WHERE id = %s AND version = %s",
-                [stamp, body, rendered_id, CATALOGUE_ROW, version],
+                "VALUES (%s, 0, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "rendered_version = excluded.rendered_version, stamp = excluded.stamp, "
+                "body = excluded.body, rendered_id = excluded.rendered_id "
+                f"WHERE {table}.rendered_version IS NULL "
+                f"OR {table}.rendered_version <= excluded.rendered_version",
+                [CATALOGUE_ROW, total, stamp, body, rendered_id],
             )
 
 
@@ -386,7 +411,7 @@ def fill(text: str, kept: Catalogue) -> str:
         pks = [int(number) for number in numbers.split(",") if number]
         if kind == "C":  # an incident's components, in page order (gone ones left out)
             named = [pk for pk in pks if pk in kept.embedded]
-            present = sorted(named, key=lambda pk: kept.page_order[pk])
+            present = sorted(named, key=lambda pk: kept.page_order.get(pk, 0))
             parts[index] = json_list(kept.embedded[pk] for pk in present)
         elif kind == "N":  # an affected component's "Group - Name"
             if pks[0] not in kept.names:
@@ -396,7 +421,7 @@ def fill(text: str, kept: Catalogue) -> str:
             parts[index] = kept.all_ids
         elif kind == "S":  # a subscriber's components, in Component's own order
             chosen = [pk for pk in pks if pk in kept.public_ids]
-            present = sorted(chosen, key=lambda pk: kept.default_order[pk])
+            present = sorted(chosen, key=lambda pk: kept.default_order.get(pk, 0))
             parts[index] = _json([kept.public_ids[pk] for pk in present])
         else:
             raise _Unresolved

@@ -74,6 +74,9 @@ class KeyRecord:
     # The owner's permissions ("app.codename"), from their groups and their own; a
     # superuser's are all, and not listed.
     perms: frozenset[str]
+    # AUTH_CACHE_SECONDS after the rows were read, not after the record was kept: a revoke
+    # that lands between the read and the keeping still applies within the second.
+    valid_until: float
 
     def has_perms(self, *perms: str) -> bool:
         """As User.has_perms for the (active) owner."""
@@ -95,6 +98,8 @@ def record_from_cache(value: object) -> KeyRecord | None:
     if not isinstance(value, KeyRecord):
         return None
     if not all(hasattr(value, field.name) for field in dataclasses.fields(KeyRecord)):
+        return None
+    if time.time() >= value.valid_until:
         return None
     return value
 
@@ -170,6 +175,7 @@ def _cached(digest: str) -> KeyRecord | None:
 
 def _load(digest: str, now: float) -> KeyRecord | None:
     """The record from the primary (a revoked key stops there first), kept in the cache."""
+    read_at = time.time()
     with reading_from_primary():
         key = ApiKey.objects.select_related("owner").filter(digest=digest).first()
         if key is None or key.revoked_at is not None or not key.owner.is_active:
@@ -185,6 +191,7 @@ def _load(digest: str, now: float) -> KeyRecord | None:
         last_used_at=key.last_used_at.timestamp() if key.last_used_at else None,
         superuser=owner.is_superuser,
         perms=perms,
+        valid_until=read_at + AUTH_CACHE_SECONDS,
     )
     if not record.is_expired(now) and record.needs_last_used_write(now):
         _note_use(key.pk, now)

@@ -37,7 +37,15 @@ from statuspage.api_v1.keys import api_key_create
 from statuspage.lib import ids
 from statuspage.models import PageSettings
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    # Recorded on PostgreSQL, whose jsonb gives an incident's metadata its keys in its own
+    # order (SQLite keeps them as sent): CI and `make test` with DATABASE_URL compare them.
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="the answers were recorded on PostgreSQL",
+    ),
+]
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "api_v1_bytes"
 RECORDING = os.environ.get("BEACON_RECORD_API_BYTES") == "1"

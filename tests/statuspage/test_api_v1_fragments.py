@@ -238,3 +238,19 @@ def test_an_incident_resolved_by_the_service_shows_resolved(manage_api, componen
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM statuspage_incidentfragment")
         assert cursor.fetchone()[0] == 1
+
+
+def test_a_render_read_from_the_replica_is_not_kept(page, components):
+    """Inside a replica scope the rows may be older than the version read: render, keep
+    nothing; the primary's readers keep it."""
+    from statuspage.lib.replica import reading_from_replica
+
+    incident = open_incident(component_statuses={components[0]: ComponentStatus.MAJOR_OUTAGE})
+    with reading_from_replica():
+        [text] = fragments.incident_texts(Incident.objects.filter(pk=incident.pk), page)
+    assert json.loads(text)["id"] == incident.public_id
+    row = IncidentFragment.objects.get(incident_id=incident.pk)
+    assert row.rendered_version != row.version
+    fragments.incident_texts(Incident.objects.filter(pk=incident.pk), page)
+    row.refresh_from_db()
+    assert row.rendered_version == row.version

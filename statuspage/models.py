@@ -387,14 +387,20 @@ class SubscriberFragment(ApiFragment):
     )
 
 
-class CatalogueFragment(ApiFragment):
+class CatalogueFragment(models.Model):
     """The components and groups together, one row: a group's status and every position
-    depend on the other entries, so they are rendered as one. Its `rendered_version` is the
-    sum of the CatalogueMark versions it was rendered at."""
+    depend on the other entries, so they are rendered as one. It is current while
+    `rendered_at` is today's sum of the CatalogueMark versions and `stamp` today's."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    rendered_at = models.PositiveBigIntegerField()
+    stamp = models.CharField(max_length=500)
+    body = models.TextField()
     # Random per render: a process keeps the parsed catalogue while the row still names it.
-    rendered_id = models.CharField(max_length=32, blank=True, default="", db_default="")
+    rendered_id = models.CharField(max_length=32)
+
+    def __str__(self):
+        return f"Catalogue (rendered at {self.rendered_at})"
 
 
 class CatalogueMark(models.Model):

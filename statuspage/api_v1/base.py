@@ -58,7 +58,7 @@ class _KeyChecks:
     def authenticate(self, request: HttpRequest, key: str | None) -> KeyRecord | None:
         """The key's record (ninja keeps it as request.auth); request.user is its owner,
         read from the database only if something asks (a write, for its author)."""
-        raw = _raw_key(key)
+        raw = raw_key(key)
         record = api_key_authenticate(raw) if raw else None
         if record is None:
             return None
@@ -87,7 +87,7 @@ def key_owner(request: HttpRequest) -> User | None:
     return request.user if isinstance(request.user, User) else None
 
 
-def _raw_key(value: str | None) -> str:
+def raw_key(value: str | None) -> str:
     """`OAuth <key>` as Statuspage clients send it, `Bearer <key>`, or the bare key."""
     value = (value or "").strip()
     scheme, _, rest = value.partition(" ")

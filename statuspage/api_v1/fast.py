@@ -30,8 +30,7 @@ from django.core.cache import cache
 from django.http import HttpResponse
 
 from statuspage.api_v1 import generation
-from statuspage.api_v1.base import RATE_LIMITED_ENVIRON, RATE_WINDOW_SECONDS
-from statuspage.api_v1.base import _raw_key as raw_key
+from statuspage.api_v1.base import RATE_LIMITED_ENVIRON, RATE_WINDOW_SECONDS, raw_key
 from statuspage.api_v1.keys import KeyRecord, auth_cache_key, record_from_cache
 from statuspage.lib import ratelimit, security_headers
 from statuspage.lib.replica import primary_only

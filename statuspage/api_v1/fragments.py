@@ -147,14 +147,13 @@ def _store(
     column: str,
     read: dict[int, int | None],
     rendered: dict[int, str],
-    page: PageSettings,
+    stamp: str,
 ) -> None:
     """Keep renders, unless a write has moved the version on since the one their data was
     read at (`read`: None when no row was there): then the next reader renders again. Two
     statements whatever the number (executemany is one pipeline)."""
     table = connection.ops.quote_name(model._meta.db_table)
     key = connection.ops.quote_name(column)
-    stamp = page_stamp(page)
     new = [(pk, stamp, text) for pk, text in rendered.items() if read[pk] is None]
     known = [(stamp, text, pk, read[pk]) for pk, text in rendered.items() if read[pk] is not None]
     with _keeping() as keep, connection.cursor() as cursor:
@@ -328,7 +327,7 @@ class _Remembered:
 _remembered: list[_Remembered] = []
 
 
-def catalogue(page: PageSettings) -> Catalogue:
+def catalogue(page: PageSettings, stamp: str | None = None) -> Catalogue:
     """The components and groups as they are now: this process's copy while the stored one
     is current, else the stored text, else rendered and stored.
 
@@ -336,12 +335,12 @@ def catalogue(page: PageSettings) -> Catalogue:
     component or group adds to it, so a render from data read after the sum was read is
     never older than what the sum stands for.
     """
-    stamp = page_stamp(page)
+    stamp = stamp or page_stamp(page)
     marks = connection.ops.quote_name(CatalogueMark._meta.db_table)
     table = connection.ops.quote_name(CatalogueFragment._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT (SELECT COALESCE(SUM(version), 0) FROM {marks}), kept.rendered_version, "
+            f"SELECT (SELECT COALESCE(SUM(version), 0) FROM {marks}), kept.rendered_at, "
             f"kept.stamp, kept.rendered_id FROM (SELECT 1 AS one) AS here "
             f"LEFT JOIN {table} AS kept ON kept.id = %s",
             [CATALOGUE_ROW],
@@ -373,12 +372,11 @@ def _store_catalogue(total: int, stamp: str, body: str, rendered_id: str) -> Non
     with _keeping() as keep, connection.cursor() as cursor:
         if keep:
             cursor.execute(
-                f"INSERT INTO {table} (id, version, rendered_version, stamp, body, rendered_id) "
-                "VALUES (%s, 0, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
-                "rendered_version = excluded.rendered_version, stamp = excluded.stamp, "
+                f"INSERT INTO {table} (id, rendered_at, stamp, body, rendered_id) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "rendered_at = excluded.rendered_at, stamp = excluded.stamp, "
                 "body = excluded.body, rendered_id = excluded.rendered_id "
-                f"WHERE {table}.rendered_version IS NULL "
-                f"OR {table}.rendered_version <= excluded.rendered_version",
+                f"WHERE {table}.rendered_at <= excluded.rendered_at",
                 [CATALOGUE_ROW, total, stamp, body, rendered_id],
             )
 
@@ -468,9 +466,10 @@ def _incident_text(incident: Incident, ctx: PageJson, by_public_id: dict[str, in
 
 
 def _render_incidents(
-    pks: dict[int, int | None], page: PageSettings, kept: Catalogue, *, keep: bool = True
+    pks: dict[int, int | None], page: PageSettings, kept: Catalogue, stamp: str | None
 ) -> dict[int, str]:
-    """Render these incidents (pk: the fragment version read) and keep what is still current."""
+    """Render these incidents (pk: the fragment version read) and, with the page's `stamp`,
+    keep what is still current."""
     if not pks:
         return {}
     # What the incidents show of components becomes slots: no component entries needed.
@@ -485,8 +484,8 @@ def _render_incidents(
     by_public_id = kept.by_public_id()
     incidents = with_timeline(Incident.objects.filter(pk__in=pks), include_internal=True)
     rendered = {incident.pk: _incident_text(incident, ctx, by_public_id) for incident in incidents}
-    if keep:
-        _store(IncidentFragment, "incident_id", pks, rendered, page)
+    if stamp is not None:
+        _store(IncidentFragment, "incident_id", pks, rendered, stamp)
     return rendered
 
 
@@ -532,14 +531,14 @@ def _subscriber_text(subscriber: Subscriber, page: PageSettings) -> str:
 
 
 def _render_subscribers(
-    pks: dict[int, int | None], page: PageSettings, kept: Catalogue, *, keep: bool = True
+    pks: dict[int, int | None], page: PageSettings, kept: Catalogue, stamp: str | None
 ) -> dict[int, str]:
     if not pks:
         return {}
     subscribers = Subscriber.objects.filter(pk__in=pks).prefetch_related("components")
     rendered = {subscriber.pk: _subscriber_text(subscriber, page) for subscriber in subscribers}
-    if keep:
-        _store(SubscriberFragment, "subscriber_id", pks, rendered, page)
+    if stamp is not None:
+        _store(SubscriberFragment, "subscriber_id", pks, rendered, stamp)
     return rendered
 
 
@@ -567,8 +566,8 @@ def _texts(queryset: QuerySet, page: PageSettings, render) -> list[str]:
         for pk, version, rendered_version, row_stamp, _ in rows
         if version is None or rendered_version != version or row_stamp != stamp
     }
-    kept = catalogue(page)
-    rendered = render(stale, page, kept)
+    kept = catalogue(page, stamp)
+    rendered = render(stale, page, kept, stamp)
     texts = []
     for pk, version, _, _, body in rows:
         text = rendered.get(pk) if pk in stale else body
@@ -577,7 +576,7 @@ def _texts(queryset: QuerySet, page: PageSettings, render) -> list[str]:
         try:
             texts.append(fill(text, kept))
         except _Unresolved:
-            again = render({pk: version}, page, kept, keep=False).get(pk)
+            again = render({pk: version}, page, kept, None).get(pk)
             if again is not None:
                 texts.append(fill(again, kept))
     return texts

@@ -179,7 +179,7 @@ def test_a_render_from_data_older_than_a_write_is_never_kept(page, components):
     # A write lands after a reader read version v, before it stores its (older) render.
     services.incident_edit(incident=incident, name="Renamed", impact_override="")
     read, stale = {incident.pk: row.version}, {incident.pk: "stale"}
-    fragments._store(IncidentFragment, "incident_id", read, stale, page)
+    fragments._store(IncidentFragment, "incident_id", read, stale, fragments.page_stamp(page))
     kept = IncidentFragment.objects.get(incident_id=incident.pk)
     assert kept.body != "stale" and kept.rendered_version != kept.version
     [text] = fragments.incident_texts(Incident.objects.filter(pk=incident.pk), page)

@@ -139,14 +139,11 @@ def group_json(
     }
 
 
-def _component_entries(
-    page: PageSettings, components: list[Component], groups: Iterable[ComponentGroup]
-) -> tuple[list[Json], dict[int, Json]]:
-    """Entries in page order, each group followed by its children.
-
-    Positions come from the order, not the stored numbers: groups and ungrouped components
-    share one sequence from 1, and each group's children have their own from 1.
-    """
+def page_tree(
+    components: list[Component], groups: Iterable[ComponentGroup]
+) -> tuple[list[ComponentGroup | Component], dict[int, list[Component]]]:
+    """The page's top level (groups and ungrouped components) and each group's children,
+    in the order positions are counted in; `components` in page order, groups joined."""
     top: list[ComponentGroup | Component] = []
     children: dict[int, list[Component]] = {}
     for component in components:
@@ -166,7 +163,34 @@ def _component_entries(
                 (i for i, item in enumerate(top) if _top_key(item) > _top_key(group)), len(top)
             )
             top.insert(at, group)
+    return top, children
 
+
+def component_position(
+    component_pk: int, components: list[Component], groups: Iterable[ComponentGroup]
+) -> int | None:
+    """The position one component's entry shows, counted as _component_entries counts it."""
+    top, children = page_tree(components, groups)
+    for position, item in enumerate(top, start=1):
+        if isinstance(item, Component):
+            if item.pk == component_pk:
+                return position
+            continue
+        for child_position, child in enumerate(children[item.pk], start=1):
+            if child.pk == component_pk:
+                return child_position
+    return None
+
+
+def _component_entries(
+    page: PageSettings, components: list[Component], groups: Iterable[ComponentGroup]
+) -> tuple[list[Json], dict[int, Json]]:
+    """Entries in page order, each group followed by its children.
+
+    Positions come from the order, not the stored numbers: groups and ungrouped components
+    share one sequence from 1, and each group's children have their own from 1.
+    """
+    top, children = page_tree(components, groups)
     entries: list[Json] = []
     by_component: dict[int, Json] = {}
     for position, item in enumerate(top, start=1):

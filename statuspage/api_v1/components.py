@@ -187,6 +187,14 @@ def _entry(page: PageSettings, public_id: str, *, group: bool | None = None) -> 
     return text
 
 
+def _written_entry(page: PageSettings, component: Component) -> str:
+    """The entry of a component just written (the write's answer)."""
+    text = fragments.component_entry(page, component.pk)
+    if text is None:  # deleted by someone else since the write
+        raise Http404(f"No component {component.public_id!r}.")
+    return text
+
+
 def _group_object(page: PageSettings, public_id: str) -> str:
     text = fragments.catalogue(page).group(public_id)
     if text is None:
@@ -266,7 +274,7 @@ def create_component(request: HttpRequest, page_id: str, payload: NewComponentBo
             status=fields.status or ComponentStatus.OPERATIONAL,
             actor=key_owner(request),
         )
-    return json_answer(_entry(page, component.public_id, group=False), status=201)
+    return json_answer(_written_entry(page, component), status=201)
 
 
 @router.get(
@@ -304,7 +312,7 @@ def update_component(request: HttpRequest, page_id: str, component_id: str, payl
                 status=status,
                 actor=key_owner(request),
             )
-    return json_answer(_entry(page, component.public_id, group=False))
+    return json_answer(_written_entry(page, component))
 
 
 @router.delete(

@@ -41,7 +41,14 @@ from incidents.models import Incident
 from incidents.notify import links, webhook_bodies
 from incidents.notify.models import Subscriber
 from incidents.selectors import with_timeline
-from incidents.statuspage_json import Json, PageJson, page_json_context, timestamp
+from incidents.statuspage_json import (
+    Json,
+    PageJson,
+    component_json,
+    component_position,
+    page_json_context,
+    timestamp,
+)
 from statuspage.api_v1 import schemas
 from statuspage.lib.outage import database_read_only
 from statuspage.lib.replica import current_scope
@@ -315,6 +322,27 @@ def _render_catalogue(page: PageSettings) -> Catalogue:
         default_order={component.pk: component.own_order for component in components},
         all_ids=_json([public_ids[pk] for pk in page_order if pk in public_ids]),
     )
+
+
+def component_entry(page: PageSettings, component_pk: int) -> str | None:
+    """One component's entry of the component list, rendered alone.
+
+    What a write of one component answers with: the catalogue is rendered again by the next
+    read that needs it, once for however many writes came before it, not by every write.
+    The position is counted over the same rows, in the same order, as the catalogue's.
+    """
+    components = list(
+        Component.objects.in_page_order().only(
+            *CATALOGUE_FIELDS, *(f"group__{name}" for name in GROUP_FIELDS)
+        )
+    )
+    groups = ComponentGroup.objects.order_by("position", "name").only("position", "name")
+    position = component_position(component_pk, components, groups)
+    component = next((c for c in components if c.pk == component_pk), None)
+    if position is None or component is None:
+        return None
+    entry = {**component_json(component, page=page, position=position), "automation_email": None}
+    return _dumped(_ENTRIES, [entry])[0]
 
 
 @dataclass(frozen=True)

@@ -254,3 +254,23 @@ def test_a_render_read_from_the_replica_is_not_kept(page, components):
     fragments.incident_texts(Incident.objects.filter(pk=incident.pk), page)
     row.refresh_from_db()
     assert row.rendered_version == row.version
+
+
+def test_a_written_component_answers_its_catalogue_entry(page):
+    """A write answers with one component rendered alone: the same bytes, position included,
+    as its entry in the catalogue, in any layout (ties, empty groups, groups between)."""
+    rng = random.Random(20)
+    groups = [
+        ComponentGroupFactory(name=f"Group {n}", position=rng.randint(0, 3)) for n in range(4)
+    ]
+    for _ in range(14):
+        ComponentFactory(
+            name=f"Service {rng.randint(0, 5)}",  # equal names and positions: ties by pk
+            position=rng.randint(0, 3),
+            group=rng.choice([None, None, *groups[:3]]),  # the last group stays empty
+        )
+    kept = fragments.catalogue(page)
+    for component in Component.objects.all():
+        alone = fragments.component_entry(page, component.pk)
+        assert alone == kept.entry(component.public_id, group=False)
+    assert fragments.component_entry(page, 10**9) is None

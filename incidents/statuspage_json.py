@@ -139,46 +139,51 @@ def group_json(
     }
 
 
+# Where a component sits: its pk and position, and its group's pk and position (or None).
+Place = tuple[int, int, int | None, int | None]
+# An item of the page's top level: (True, group pk) or (False, component pk).
+TopItem = tuple[bool, int]
+
+
 def page_tree(
-    components: list[Component], groups: Iterable[ComponentGroup]
-) -> tuple[list[ComponentGroup | Component], dict[int, list[Component]]]:
-    """The page's top level (groups and ungrouped components) and each group's children,
-    in the order positions are counted in; `components` in page order, groups joined."""
-    top: list[ComponentGroup | Component] = []
-    children: dict[int, list[Component]] = {}
-    for component in components:
-        group = component.group
-        if group is None:
-            top.append(component)
-        elif group.pk in children:
-            children[group.pk].append(component)
+    places: Iterable[Place], groups: Iterable[tuple[int, int]]
+) -> tuple[list[TopItem], dict[int, list[int]]]:
+    """The page's top level and each group's children (component pks), in the order
+    positions are counted in; `places` in page order, `groups` (pk, position) all of them."""
+    top: list[TopItem] = []
+    top_keys: list[tuple[int, int]] = []
+    children: dict[int, list[int]] = {}
+    for pk, position, group_pk, group_position in places:
+        if group_pk is None:
+            top.append((False, pk))
+            top_keys.append(_top_key(position))
+        elif group_pk in children:
+            children[group_pk].append(pk)
         else:
-            children[group.pk] = [component]
-            top.append(group)
+            children[group_pk] = [pk]
+            top.append((True, group_pk))
+            top_keys.append(_top_key(group_position or 0, group_pk))
     # Groups without components still exist on Statuspage; slot them in by position.
-    for group in groups:
-        if group.pk not in children:
-            children[group.pk] = []
-            at = next(
-                (i for i, item in enumerate(top) if _top_key(item) > _top_key(group)), len(top)
-            )
-            top.insert(at, group)
+    for group_pk, group_position in groups:
+        if group_pk not in children:
+            children[group_pk] = []
+            key = _top_key(group_position, group_pk)
+            at = next((i for i, item in enumerate(top_keys) if item > key), len(top))
+            top.insert(at, (True, group_pk))
+            top_keys.insert(at, key)
     return top, children
 
 
 def component_position(
-    component_pk: int, components: list[Component], groups: Iterable[ComponentGroup]
+    component_pk: int, places: Iterable[Place], groups: Iterable[tuple[int, int]]
 ) -> int | None:
     """The position one component's entry shows, counted as _component_entries counts it."""
-    top, children = page_tree(components, groups)
-    for position, item in enumerate(top, start=1):
-        if isinstance(item, Component):
-            if item.pk == component_pk:
-                return position
-            continue
-        for child_position, child in enumerate(children[item.pk], start=1):
-            if child.pk == component_pk:
-                return child_position
+    top, children = page_tree(places, groups)
+    for position, (is_group, pk) in enumerate(top, start=1):
+        if not is_group and pk == component_pk:
+            return position
+        if is_group and component_pk in children[pk]:
+            return children[pk].index(component_pk) + 1
     return None
 
 
@@ -190,17 +195,32 @@ def _component_entries(
     Positions come from the order, not the stored numbers: groups and ungrouped components
     share one sequence from 1, and each group's children have their own from 1.
     """
-    top, children = page_tree(components, groups)
+    by_pk = {component.pk: component for component in components}
+    groups_by_pk = {group.pk: group for group in groups}
+    places = []
+    for component in components:
+        group = component.group
+        if group is not None:
+            groups_by_pk.setdefault(group.pk, group)
+        places.append(
+            (
+                component.pk,
+                component.position,
+                group.pk if group else None,
+                group.position if group else None,
+            )
+        )
+    top, children = page_tree(places, [(g.pk, g.position) for g in groups_by_pk.values()])
     entries: list[Json] = []
     by_component: dict[int, Json] = {}
-    for position, item in enumerate(top, start=1):
-        if isinstance(item, Component):
-            entry = component_json(item, page=page, position=position)
-            by_component[item.pk] = entry
+    for position, (is_group, pk) in enumerate(top, start=1):
+        if not is_group:
+            entry = component_json(by_pk[pk], page=page, position=position)
+            by_component[pk] = entry
             entries.append(entry)
             continue
-        members = children[item.pk]
-        entries.append(group_json(item, page=page, position=position, children=members))
+        members = [by_pk[child] for child in children[pk]]
+        entries.append(group_json(groups_by_pk[pk], page=page, position=position, children=members))
         for child_position, child in enumerate(members, start=1):
             entry = component_json(child, page=page, position=child_position)
             by_component[child.pk] = entry
@@ -208,9 +228,9 @@ def _component_entries(
     return entries, by_component
 
 
-def _top_key(item: ComponentGroup | Component) -> tuple[int, int]:
+def _top_key(position: int, group_pk: int = 0) -> tuple[int, int]:
     # Component.objects.in_page_order(): by position, ungrouped before groups, then group id.
-    return (item.position, 0) if isinstance(item, Component) else (item.position, item.pk)
+    return (position, group_pk)
 
 
 def incident_json(incident: Incident, ctx: PageJson) -> Json:

@@ -248,12 +248,13 @@ def incident_json(incident: Incident, ctx: PageJson, *, update_id: int | None) -
         "scheduled_auto_completed": maintenance and incident.scheduled_auto_completed,
         "id": incident.public_id,
         "page_id": ctx.page.public_id,
-        "incident_updates": [_incident_update(u, ctx, incident.public_id) for u in updates],
+        "incident_updates": [incident_update_object(u, ctx, incident.public_id) for u in updates],
         "components": [_component(c, ctx) for c in incident.components.all()],
     }
 
 
-def _incident_update(update: IncidentUpdate, ctx: PageJson, incident_id: str) -> Json:
+def incident_update_object(update: IncidentUpdate, ctx: PageJson, incident_id: str) -> Json:
+    """One update as the incident of a webhook (and of the management API) lists it."""
     api = incident_update_json(update, ctx, incident_id=incident_id)
     return {
         "status": api["status"],

@@ -24,23 +24,24 @@ import json
 import logging
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
-from django.db.models import F, Model, QuerySet, Window
+from django.db.models import F, Model, Prefetch, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpResponse
 from django.utils import timezone
 from pydantic import TypeAdapter
 
 from components.models import Component, ComponentGroup
-from incidents.models import Incident
+from incidents.models import AffectedComponent, Incident, IncidentUpdate
 from incidents.notify import links, webhook_bodies
 from incidents.notify.models import Subscriber
-from incidents.selectors import with_timeline
 from incidents.statuspage_json import (
     Json,
     PageJson,
@@ -329,16 +330,19 @@ def component_entry(page: PageSettings, component_pk: int) -> str | None:
 
     What a write of one component answers with: the catalogue is rendered again by the next
     read that needs it, once for however many writes came before it, not by every write.
-    The position is counted over the same rows, in the same order, as the catalogue's.
+    The position is counted as the catalogue counts it, from the page's order read as rows.
     """
-    components = list(
-        Component.objects.in_page_order().only(
-            *CATALOGUE_FIELDS, *(f"group__{name}" for name in GROUP_FIELDS)
-        )
+    places = Component.objects.in_page_order().values_list(
+        "pk", "position", "group_id", "group__position"
     )
-    groups = ComponentGroup.objects.order_by("position", "name").only("position", "name")
-    position = component_position(component_pk, components, groups)
-    component = next((c for c in components if c.pk == component_pk), None)
+    groups = ComponentGroup.objects.order_by("position", "name").values_list("pk", "position")
+    position = component_position(component_pk, places, groups)
+    component = (
+        Component.objects.select_related("group")
+        .only(*CATALOGUE_FIELDS, "group__public_id")
+        .filter(pk=component_pk)
+        .first()
+    )
     if position is None or component is None:
         return None
     entry = {**component_json(component, page=page, position=position), "automation_email": None}
@@ -480,17 +484,129 @@ def incident_object(incident: Incident, ctx: PageJson) -> Json:
     return data
 
 
-def _incident_text(incident: Incident, ctx: PageJson, by_public_id: dict[str, int]) -> str:
+# The update fields an update's text is rendered from, and its affected components' fields.
+UPDATE_FIELDS = (
+    "pk",
+    "incident_id",
+    "public_id",
+    "status",
+    "body",
+    "created_at",
+    "updated_at",
+    "display_at",
+    "deliver_notifications",
+)
+AFFECTED_FIELDS = (
+    "update_id",
+    "component_id",
+    "component__public_id",
+    "component__name",
+    "old_status",
+    "new_status",
+)
+UPDATE_TEXTS_KEPT = 8192
+UPDATE_TEXT_KEPT_CHARS = 16384
+
+
+class _UpdateTexts:
+    """This process's update texts (slots in place), each under everything it is rendered
+    from: the update's fields, its affected components', the incident's id and the page's
+    stamp. A text is therefore never out of date, and an incident rendered again after one
+    more update renders that update, not its whole timeline again."""
+
+    def __init__(self) -> None:
+        self._texts: OrderedDict[tuple, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> str | None:
+        with self._lock:
+            text = self._texts.get(key)
+            if text is not None:
+                self._texts.move_to_end(key)
+            return text
+
+    def put(self, key: tuple, text: str) -> None:
+        if len(text) > UPDATE_TEXT_KEPT_CHARS:  # a huge body is rendered again, not hoarded
+            return
+        with self._lock:
+            self._texts[key] = text
+            while len(self._texts) > UPDATE_TEXTS_KEPT:
+                self._texts.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._texts.clear()
+
+
+update_texts = _UpdateTexts()
+
+
+def _update_text(update: IncidentUpdate, ctx: PageJson, incident_id: str, slots: dict) -> str:
+    data = webhook_bodies.incident_update_object(update, ctx, incident_id)
+    data["tweet_id"] = None
+    data = schemas.IncidentUpdate.model_validate(data).model_dump()
+    nonce = secrets.token_hex(8)
+    for affected in data["affected_components"] or ():
+        pk = slots.get(affected["code"])
+        if pk is not None:
+            affected["name"] = _slot(nonce, f"N{pk}")
+    return _with_slots(data, nonce)
+
+
+def _update_from_rows(row: tuple, affected: tuple) -> IncidentUpdate:
+    """The update as its rows were read, with its affected components: what the canonical
+    serialisers render, without reading it again as objects."""
+    update = IncidentUpdate(**dict(zip(UPDATE_FIELDS, row, strict=True)))
+    entries = []
+    for component_pk, public_id, name, old_status, new_status, _ in affected:
+        entry = AffectedComponent(
+            update=update, component_id=component_pk, old_status=old_status, new_status=new_status
+        )
+        entry.component = Component(pk=component_pk, public_id=public_id, name=name)
+        entries.append(entry)
+    update._prefetched_objects_cache = {"affected_components": entries}  # type: ignore[attr-defined]
+    return update
+
+
+def _timelines(
+    public_ids: dict[int, str], ctx: PageJson, stamp: str, by_public_id: dict[str, int]
+) -> dict[int, list[str]]:
+    """Each incident's update texts (by pk: its public id), newest first: read as plain
+    rows, rendered only where this process has no text for exactly those rows."""
+    pks = list(public_ids)
+    affected: dict[int, list[tuple]] = {}
+    for row in (
+        AffectedComponent.objects.filter(update__incident_id__in=pks)
+        .order_by("id")
+        .values_list(*AFFECTED_FIELDS)
+    ):
+        affected.setdefault(row[0], []).append((*row[1:], by_public_id.get(row[2])))
+    timelines: dict[int, list[str]] = {}
+    for row in (
+        IncidentUpdate.objects.filter(incident_id__in=pks)
+        .order_by("-display_at", "-id")
+        .values_list(*UPDATE_FIELDS)
+    ):
+        incident_id = public_ids[row[1]]
+        key = (stamp, incident_id, row, tuple(affected.get(row[0], ())))
+        text = update_texts.get(key)
+        if text is None:
+            update = _update_from_rows(row, key[3])
+            text = _update_text(update, ctx, incident_id, by_public_id)
+            update_texts.put(key, text)
+        timelines.setdefault(row[1], []).append(text)
+    return timelines
+
+
+def _incident_text(
+    incident: Incident, ctx: PageJson, timeline: list[str], component_pks: list[int]
+) -> str:
     data = schemas.Incident.model_validate(incident_object(incident, ctx)).model_dump()
     nonce = secrets.token_hex(8)
-    components = [component.pk for component in incident.components.all()]
-    data["components"] = _slot(nonce, "C" + ",".join(map(str, components)))
-    for update in data["incident_updates"]:
-        for affected in update["affected_components"] or ():
-            pk = by_public_id.get(affected["code"])
-            if pk is not None:
-                affected["name"] = _slot(nonce, f"N{pk}")
-    return _with_slots(data, nonce)
+    data["components"] = _slot(nonce, "C" + ",".join(map(str, component_pks)))
+    data["incident_updates"] = _slot(nonce, "U")
+    text = _with_slots(data, nonce)
+    return text.replace(f"{SLOT}U{SLOT}", json_list(timeline), 1)
 
 
 def _render_incidents(
@@ -509,9 +625,26 @@ def _render_incidents(
         by_component={},
         affected_names={},
     )
-    by_public_id = kept.by_public_id()
-    incidents = with_timeline(Incident.objects.filter(pk__in=pks), include_internal=True)
-    rendered = {incident.pk: _incident_text(incident, ctx, by_public_id) for incident in incidents}
+    # The incidents' own fields; their updates and components come as rows, below.
+    incidents = list(
+        Incident.objects.filter(pk__in=pks).prefetch_related(
+            Prefetch("updates", queryset=IncidentUpdate.objects.none()),
+            Prefetch("components", queryset=Component.objects.none()),
+        )
+    )
+    public_ids = {incident.pk: incident.public_id for incident in incidents}
+    timelines = _timelines(public_ids, ctx, stamp or page_stamp(page), kept.by_public_id())
+    components: dict[int, list[int]] = {}
+    for incident_pk, component_pk in Incident.components.through.objects.filter(
+        incident_id__in=public_ids
+    ).values_list("incident_id", "component_id"):
+        components.setdefault(incident_pk, []).append(component_pk)
+    rendered = {
+        incident.pk: _incident_text(
+            incident, ctx, timelines.get(incident.pk, []), components.get(incident.pk, [])
+        )
+        for incident in incidents
+    }
     if stamp is not None:
         _store(IncidentFragment, "incident_id", pks, rendered, stamp)
     return rendered

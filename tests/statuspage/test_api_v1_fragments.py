@@ -274,3 +274,26 @@ def test_a_written_component_answers_its_catalogue_entry(page):
         alone = fragments.component_entry(page, component.pk)
         assert alone == kept.entry(component.public_id, group=False)
     assert fragments.component_entry(page, 10**9) is None
+
+
+def test_an_update_kept_in_the_process_follows_every_field_of_its_rows(manage_api, components):
+    """Each process keeps update texts under the rows they were made from: a row changed by a
+    plain UPDATE (no save, updated_at as it was) is rendered again, never the old text."""
+    from incidents.models import AffectedComponent, IncidentUpdate
+
+    incident = open_incident(component_statuses={components[1]: ComponentStatus.MAJOR_OUTAGE})
+    services.incident_post_update(
+        incident=incident, status=IncidentStatus.IDENTIFIED, body="Found it."
+    )
+    assert manage_api("get", "/incidents").content.decode() == fresh_incidents(listed_incidents())
+    first = incident.updates.order_by("id").first()
+    IncidentUpdate.objects.filter(pk=first.pk).update(body="We are looking (edited by SQL).")
+    AffectedComponent.objects.filter(update=first).update(new_status="partial_outage")
+    fragments.mark_incidents([incident.pk])
+
+    answer = manage_api("get", "/incidents").content.decode()
+    assert answer == fresh_incidents(listed_incidents())
+    [shown] = json.loads(answer)
+    oldest = shown["incident_updates"][-1]
+    assert oldest["body"] == "We are looking (edited by SQL)."
+    assert oldest["affected_components"][0]["new_status"] == "partial_outage"

@@ -46,8 +46,9 @@ def seed(env: dict, db: str) -> None:
     log(f"seeded: {json.dumps(manage_shell(env, SEED_CODE % SUBSCRIBERS)['counts'])}")
 
 
-def profiled(writes: int) -> dict:
+def profiled(writes: int, profile_dir: Path | None) -> dict:
     """In the child process: Django set up on the seeded database."""
+    import cProfile
     import io
     import time
     from collections import defaultdict
@@ -217,6 +218,7 @@ def profiled(writes: int) -> dict:
     def run(label: str, make) -> dict:
         samples = []
         kept_sql: list = []
+        profiler = cProfile.Profile() if profile_dir else None
         for n in range(writes):
             method, path, payload = make(n)
             for table in (spent, db_time, db_count, rd_time, rd_count):
@@ -225,7 +227,11 @@ def profiled(writes: int) -> dict:
             cache.delete(snapshot_keys.REBUILD_QUEUED_KEY)  # as the worker does when it starts
             began = time.perf_counter()
             with connection.execute_wrapper(in_database):
+                if profiler is not None:
+                    profiler.enable()
                 status, content = request(method, path, payload)
+                if profiler is not None:
+                    profiler.disable()
             wall = time.perf_counter() - began
             if not status.startswith("200"):
                 raise SystemExit(f"{label}: {status} {content[:500]!r}")
@@ -241,6 +247,8 @@ def profiled(writes: int) -> dict:
             )
             if n == writes // 2:
                 kept_sql = list(statements)
+        if profiler is not None:
+            profiler.dump_stats(str(profile_dir / f"{label.split(' (')[0].replace(' ', '-')}.prof"))
         return summarize(label, samples, kept_sql)
 
     def summarize(label: str, samples: list, kept_sql: list) -> dict:
@@ -335,10 +343,16 @@ def main() -> None:
     parser.add_argument(
         "--tree", type=Path, default=ROOT, help="profile Beacon's code in this checkout (A/B)"
     )
+    parser.add_argument(
+        "--cprofile",
+        type=Path,
+        help="also run each write kind under cProfile, keeping <dir>/<write>.prof, and print "
+        "the functions that took the most time of their own",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print("BENCHJSON " + json.dumps(profiled(args.writes)))
+        print("BENCHJSON " + json.dumps(profiled(args.writes, args.cprofile)))
         return
 
     var_dir = ROOT / "var" / "bench-writes"
@@ -361,6 +375,7 @@ def main() -> None:
                 "--child",
                 "--writes",
                 str(args.writes),
+                *(["--cprofile", str(args.cprofile.resolve())] if args.cprofile else []),
             ],
             env={**env, "PYTHONPATH": str(args.tree.resolve())},
             cwd=args.tree,
@@ -380,6 +395,12 @@ def main() -> None:
             pg_execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
     result = json.loads(next(ln for ln in output.splitlines() if ln.startswith("BENCHJSON "))[10:])
     report(result)
+    if args.cprofile:
+        import pstats
+
+        for path in sorted(args.cprofile.resolve().glob("*.prof")):
+            print(f"\n## cProfile: {path.name}, by own time")
+            pstats.Stats(str(path)).sort_stats("tottime").print_stats(30)
     print("\nBENCHJSON " + json.dumps(result))
 
 

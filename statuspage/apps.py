@@ -68,7 +68,8 @@ class StatuspageConfig(AppConfig):
 
         owners = get_user_model()
         post_save.connect(keys.on_owner_saved, sender=owners, dispatch_uid="api-key-owner")
-        post_delete.connect(keys.on_key_deleted, sender=ApiKey, dispatch_uid="api-key-deleted")
+        post_save.connect(keys.on_key_changed, sender=ApiKey, dispatch_uid="api-key-saved")
+        post_delete.connect(keys.on_key_changed, sender=ApiKey, dispatch_uid="api-key-deleted")
 
         # The audit trail is fed from the edges: sign-in, the admin's LogEntry, a lock-out.
         from axes.signals import user_locked_out

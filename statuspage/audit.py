@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -34,7 +35,7 @@ from django.utils import timezone
 from statuspage.api_v1.keys import KeyRecord
 from statuspage.lib.ratelimit import client_ip
 from statuspage.lib.text import spreadsheet_cell
-from statuspage.models import ApiKey, AuditAction, AuditEvent, AuditSource
+from statuspage.models import AuditAction, AuditEvent, AuditSource
 
 logger = logging.getLogger(__name__)
 
@@ -275,16 +276,13 @@ def request_middleware(
         record = getattr(request, "auth", None)
         action = API_WRITES.get(request.method or "")
         if isinstance(record, KeyRecord) and action is not None and response.status_code < 400:
-            # The record keeps no name: a write can afford to read the key's row.
-            key = ApiKey.objects.select_related("owner").filter(pk=record.key_pk).first()
-            if key is not None:
-                _record_api_write(request, response, key, action)
+            _record_api_write(request, response, record, action)
         return response
 
     return middleware
 
 
-def _record_api_write(request: HttpRequest, response: HttpResponse, key: ApiKey, action: str):
+def _record_api_write(request: HttpRequest, response: HttpResponse, key: KeyRecord, action: str):
     # /api/v1/pages/<page>/<kind>[/<id>[/…]]: the kind and id; a new row's id is in the answer.
     path = request.path_info.removesuffix("/")
     parts = path.split("/pages/", 1)[-1].split("/")[1:]
@@ -297,7 +295,8 @@ def _record_api_write(request: HttpRequest, response: HttpResponse, key: ApiKey,
     if isinstance(body, dict):
         target_repr = str(body.get("name") or body.get("email") or body.get("endpoint") or "")
     audit_record(
-        actor=key.owner,
+        actor=_key_owner(request),
+        actor_name=key.owner_username,
         action=action,
         source=AuditSource.API,
         target_type=target_type,
@@ -307,10 +306,18 @@ def _record_api_write(request: HttpRequest, response: HttpResponse, key: ApiKey,
         detail={
             "method": request.method,
             "path": path[:300],
-            "key": f"{key.name} ({key.prefix}…)",
+            "key": key.label,
             "fields": _field_names(request),
         },
     )
+
+
+def _key_owner(request: HttpRequest) -> Any:
+    """The key's owner (read now if the write did not need them), or None if deleted since."""
+    try:
+        return request.user if getattr(request.user, "pk", None) is not None else None
+    except ObjectDoesNotExist:
+        return None
 
 
 def _json(content: bytes) -> Any:

@@ -37,7 +37,7 @@ LONGEST_EXPIRY = timedelta(days=36_500)
 # behind Beacon's back (a raw UPDATE, a group's permissions) takes to apply. Redis keeps it
 # int(1.0) = 1 whole second (Django truncates a timeout), never longer.
 AUTH_CACHE_SECONDS = 1.0
-_CACHE_KEY_PREFIX = "beacon:api-v1:key:"
+_CACHE_KEY_PREFIX = "beacon:api-v1:key:2:"  # 2: records name their key (label)
 
 logger = logging.getLogger("beacon.api")
 
@@ -65,6 +65,7 @@ class KeyRecord:
     when the record was made; small and plain, so that it pickles into the cache."""
 
     key_pk: int
+    label: str  # "name (prefix…)", as the audit trail names the key
     owner_pk: int
     owner_username: str
     read_only: bool
@@ -184,6 +185,7 @@ def _load(digest: str, now: float) -> KeyRecord | None:
         perms = frozenset() if owner.is_superuser else frozenset(owner.get_all_permissions())
     record = KeyRecord(
         key_pk=key.pk,
+        label=f"{key.name} ({key.prefix}…)",
         owner_pk=owner.pk,
         owner_username=owner.get_username(),
         read_only=key.is_read_only,
@@ -251,6 +253,7 @@ def on_owner_saved(sender, instance, update_fields=None, **kwargs) -> None:
     api_key_forget(digests=list(digests.values_list("digest", flat=True)))
 
 
-def on_key_deleted(sender, instance: ApiKey, **kwargs) -> None:
-    """A key deleted, alone or with its owner (the cascade sends this for each key)."""
+def on_key_changed(sender, instance: ApiKey, **kwargs) -> None:
+    """A key saved (renamed, say) or deleted, alone or with its owner (the cascade sends
+    this for each key)."""
     api_key_forget(digests=[instance.digest])

@@ -236,6 +236,27 @@ def test_api_writes_are_recorded_as_the_keys_owner(client, page):
     assert key not in json.dumps([e.detail for e in (added, changed, deleted)])
 
 
+def test_an_api_write_names_the_key_as_it_is_now(client, page):
+    """The key's name comes with its cached record, and renaming the key forgets that."""
+    owner = StaffFactory(username="robot-owner", groups=["Admins"])
+    row, key = api_key_create(owner=owner, name="CI")
+    auth = {"HTTP_AUTHORIZATION": f"OAuth {key}"}
+    path = f"/api/v1/pages/{page.public_id}/components/{ComponentFactory(name='API').public_id}"
+
+    def patch(status: str) -> None:
+        body = json.dumps({"component": {"status": status}})
+        assert client.patch(path, body, content_type="application/json", **auth).status_code == 200
+
+    patch("major_outage")
+    row.name = "Deploy bot"
+    row.save()
+    patch("operational")
+    first, renamed = events(source=AuditSource.API)
+    assert first.detail["key"].startswith("CI (bk_")
+    assert renamed.detail["key"].startswith("Deploy bot (bk_")
+    assert renamed.actor == owner and renamed.actor_name == "robot-owner"
+
+
 def test_a_write_the_key_may_not_make_is_not_recorded(client, page):
     owner = StaffFactory(groups=["Responders"])
     key = api_key_create(owner=owner, name="CI")[1]

@@ -46,6 +46,7 @@ def component_set_status(
     at: datetime | None = None,
     note: str = "",
     notify: bool = True,
+    locked: Component | None = None,
 ) -> ComponentStatusChange | None:
     """Move a component to `status`, recording the change; None when it already had it.
 
@@ -53,42 +54,63 @@ def component_set_status(
     update that made the change asked not to notify anyone.
     Changes are recorded in time order per component (`at` may be in the past, for imports,
     but never before the component's last change), which keeps uptime rollups incremental.
+    `locked` is the component's row as the caller read it with its lock, in the caller's
+    transaction: it is neither locked nor read again.
     """
     if status not in ComponentStatus.values:
         raise StatusChangeError(f"Unknown component status {status!r}.")
     if cause not in StatusChangeCause.values:
         raise StatusChangeError(f"Unknown cause {cause!r}.")
     at = at or timezone.now()
-    with transaction.atomic():
-        locked = Component.objects.select_for_update().get(pk=component.pk)
-        if locked.status == status:
-            return None
-        public_changed()  # not for the no-op above: the public outputs stay as they are
-        if at < locked.status_changed_at:
-            raise StatusChangeError(
-                f"{locked.name} last changed at {locked.status_changed_at.isoformat()}; "
-                "a change cannot be recorded before it."
-            )
-        _account_uptime(locked, until=at)
-        change = ComponentStatusChange.objects.create(
-            component=locked,
-            from_status=locked.status,
-            to_status=status,
-            at=at,
-            cause=cause,
-            actor=actor,
-            note=note[:255],
+    if locked is None:
+        with transaction.atomic():
+            locked = Component.objects.select_for_update().get(pk=component.pk)
+            change = _record_status(locked, status, cause, actor, at, note, notify)
+    else:
+        if not transaction.get_connection().in_atomic_block:
+            raise StatusChangeError("A locked row is only locked inside its transaction.")
+        change = _record_status(locked, status, cause, actor, at, note, notify)
+    if change is not None:
+        component.status = locked.status
+        component.status_changed_at = locked.status_changed_at
+        component.uptime_accounted_until = locked.uptime_accounted_until
+    return change
+
+
+def _record_status(
+    locked: Component,
+    status: ComponentStatusValue,
+    cause: StatusChangeCause,
+    actor: User | None,
+    at: datetime,
+    note: str,
+    notify: bool,
+) -> ComponentStatusChange | None:
+    if locked.status == status:
+        return None
+    public_changed()  # not for the no-op above: the public outputs stay as they are
+    if at < locked.status_changed_at:
+        raise StatusChangeError(
+            f"{locked.name} last changed at {locked.status_changed_at.isoformat()}; "
+            "a change cannot be recorded before it."
         )
-        locked.status = status
-        locked.status_changed_at = at
-        locked.save(
-            update_fields=["status", "status_changed_at", "uptime_accounted_until", "updated_at"]
-        )
-        if notify:
-            signals.status_changed.send(sender=Component, change=change)
-    component.status = locked.status
-    component.status_changed_at = locked.status_changed_at
-    component.uptime_accounted_until = locked.uptime_accounted_until
+    _account_uptime(locked, until=at)
+    change = ComponentStatusChange.objects.create(
+        component=locked,
+        from_status=locked.status,
+        to_status=status,
+        at=at,
+        cause=cause,
+        actor=actor,
+        note=note[:255],
+    )
+    locked.status = status
+    locked.status_changed_at = at
+    locked.save(
+        update_fields=["status", "status_changed_at", "uptime_accounted_until", "updated_at"]
+    )
+    if notify:
+        signals.status_changed.send(sender=Component, change=change)
     return change
 
 

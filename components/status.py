@@ -230,4 +230,5 @@ def component_status_state(
             at=at,
             note=note,
             notify=notify,
+            locked=locked,
         )

@@ -46,12 +46,12 @@ def test_a_component_status_change_is_a_few_queries_and_one_publication(
     for status in (ComponentStatus.MAJOR_OUTAGE, ComponentStatus.OPERATIONAL):
         before = public_cache.generation()
         announcements.clear()
-        # Two locks (the arbiter's and the recorder's), the day's uptime (and its row, on a
-        # new day), the change, the component, the API's catalogue marked stale, whether
-        # webhooks listen, the savepoints; then, once committed, the generation noted in the
+        # One lock (the arbiter's, which the recorder reuses), the day's uptime (and its row,
+        # on a new day), the change, the component, the API's catalogue marked stale, whether
+        # webhooks listen, the savepoint; then, once committed, the generation noted in the
         # database (in a savepoint in a test).
         with (
-            django_assert_max_num_queries(15) as captured,
+            django_assert_max_num_queries(12) as captured,
             django_capture_on_commit_callbacks(execute=True),
         ):
             change = component_status_state(

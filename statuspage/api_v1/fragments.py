@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
-from django.db.models import F, Model, Prefetch, QuerySet, Window
+from django.db.models import F, Model, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpResponse
 from django.utils import timezone
@@ -424,12 +424,17 @@ def _slot(nonce: str, spec: str) -> str:
     return f"{SLOT}{nonce}{spec}{SLOT}"
 
 
+# A slot as json.dumps writes the string: the nonce, then the kind and its numbers.
+_SLOT_STRING = re.compile(r'"\\u001e([0-9a-f]{16})([A-Z][0-9,]*)\\u001e"')
+
+
 def _with_slots(value: Any, nonce: str) -> str:
     """JSON text of `value` whose slot strings became raw slot marks: only strings made
     with this render's random nonce can, never a user's text that looks like one."""
     text = _json(value)
-    pattern = re.compile(r'"\\u001e' + nonce + r'([A-Z][0-9,]*)\\u001e"')
-    return pattern.sub(lambda match: SLOT + match.group(1) + SLOT, text)
+    return _SLOT_STRING.sub(
+        lambda match: SLOT + match[2] + SLOT if match[1] == nonce else match[0], text
+    )
 
 
 def fill(text: str, kept: Catalogue) -> str:
@@ -625,13 +630,14 @@ def _render_incidents(
         by_component={},
         affected_names={},
     )
-    # The incidents' own fields; their updates and components come as rows, below.
-    incidents = list(
-        Incident.objects.filter(pk__in=pks).prefetch_related(
-            Prefetch("updates", queryset=IncidentUpdate.objects.none()),
-            Prefetch("components", queryset=Component.objects.none()),
-        )
-    )
+    # The incidents' own fields; their updates and components come as rows, below (the
+    # object shows none of either: both are slots).
+    incidents = list(Incident.objects.filter(pk__in=pks))
+    for incident in incidents:
+        incident._prefetched_objects_cache = {  # type: ignore[attr-defined]
+            "updates": IncidentUpdate.objects.none(),
+            "components": Component.objects.none(),
+        }
     public_ids = {incident.pk: incident.public_id for incident in incidents}
     timelines = _timelines(public_ids, ctx, stamp or page_stamp(page), kept.by_public_id())
     components: dict[int, list[int]] = {}

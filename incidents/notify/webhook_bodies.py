@@ -197,9 +197,13 @@ def _component(component: Component, ctx: PageJson, *, status: str | None = None
     return data
 
 
-def incident_json(incident: Incident, ctx: PageJson, *, update_id: int | None) -> Json:
-    """The incident as the event's update left it: later updates are not in its timeline."""
-    updates: list[IncidentUpdate] = list(incident.updates.all())
+def incident_json(
+    incident: Incident, ctx: PageJson, *, update_id: int | None, bare: bool = False
+) -> Json:
+    """The incident as the event's update left it: later updates are not in its timeline.
+
+    `bare`: with no updates and no components, for a caller that shows those apart."""
+    updates: list[IncidentUpdate] = [] if bare else list(incident.updates.all())
     status = incident.status
     updated_at = incident.updated_at
     monitoring_at, resolved_at = incident.monitoring_at, incident.resolved_at
@@ -249,7 +253,7 @@ def incident_json(incident: Incident, ctx: PageJson, *, update_id: int | None) -
         "id": incident.public_id,
         "page_id": ctx.page.public_id,
         "incident_updates": [incident_update_object(u, ctx, incident.public_id) for u in updates],
-        "components": [_component(c, ctx) for c in incident.components.all()],
+        "components": [] if bare else [_component(c, ctx) for c in incident.components.all()],
     }
 
 

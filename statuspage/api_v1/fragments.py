@@ -466,9 +466,10 @@ def fill(text: str, kept: Catalogue) -> str:
 # Incidents
 
 
-def incident_object(incident: Incident, ctx: PageJson) -> Json:
-    """The manage API's Incident: the webhook's full incident plus the manage-only fields."""
-    data = webhook_bodies.incident_json(incident, ctx, update_id=None)
+def incident_object(incident: Incident, ctx: PageJson, *, bare: bool = False) -> Json:
+    """The manage API's Incident: the webhook's full incident plus the manage-only fields
+    (`bare`: without its updates and components, which the caller shows apart)."""
+    data = webhook_bodies.incident_json(incident, ctx, update_id=None, bare=bare)
     maintenance = incident.is_maintenance
     for update in data["incident_updates"]:
         update["tweet_id"] = None
@@ -501,14 +502,7 @@ UPDATE_FIELDS = (
     "display_at",
     "deliver_notifications",
 )
-AFFECTED_FIELDS = (
-    "update_id",
-    "component_id",
-    "component__public_id",
-    "component__name",
-    "old_status",
-    "new_status",
-)
+AFFECTED = ("component_id", "component__public_id", "component__name", "old_status", "new_status")
 UPDATE_TEXTS_KEPT = 8192
 UPDATE_TEXT_KEPT_CHARS = 16384
 
@@ -579,19 +573,22 @@ def _timelines(
     """Each incident's update texts (by pk: its public id), newest first: read as plain
     rows, rendered only where this process has no text for exactly those rows."""
     pks = list(public_ids)
-    affected: dict[int, list[tuple]] = {}
-    for row in (
-        AffectedComponent.objects.filter(update__incident_id__in=pks)
-        .order_by("id")
-        .values_list(*AFFECTED_FIELDS)
-    ):
-        affected.setdefault(row[0], []).append((*row[1:], by_public_id.get(row[2])))
-    timelines: dict[int, list[str]] = {}
-    for row in (
+    rows = (
         IncidentUpdate.objects.filter(incident_id__in=pks)
-        .order_by("-display_at", "-id")
-        .values_list(*UPDATE_FIELDS)
-    ):
+        .order_by("-display_at", "-id", "affected_components__id")
+        .values_list(*UPDATE_FIELDS, *(f"affected_components__{name}" for name in AFFECTED))
+    )
+    # One row per affected component (one with none of them for an update without any).
+    updates: dict[int, tuple] = {}
+    affected: dict[int, list[tuple]] = {}
+    width = len(UPDATE_FIELDS)
+    for row in rows:
+        update, entry = row[:width], row[width:]
+        updates.setdefault(update[0], update)
+        if entry[0] is not None:
+            affected.setdefault(update[0], []).append((*entry, by_public_id.get(entry[1])))
+    timelines: dict[int, list[str]] = {}
+    for row in updates.values():
         incident_id = public_ids[row[1]]
         key = (stamp, incident_id, row, tuple(affected.get(row[0], ())))
         text = update_texts.get(key)
@@ -606,7 +603,7 @@ def _timelines(
 def _incident_text(
     incident: Incident, ctx: PageJson, timeline: list[str], component_pks: list[int]
 ) -> str:
-    data = schemas.Incident.model_validate(incident_object(incident, ctx)).model_dump()
+    data = schemas.Incident.model_validate(incident_object(incident, ctx, bare=True)).model_dump()
     nonce = secrets.token_hex(8)
     data["components"] = _slot(nonce, "C" + ",".join(map(str, component_pks)))
     data["incident_updates"] = _slot(nonce, "U")
@@ -630,14 +627,9 @@ def _render_incidents(
         by_component={},
         affected_names={},
     )
-    # The incidents' own fields; their updates and components come as rows, below (the
-    # object shows none of either: both are slots).
+    # The incidents' own fields; their updates and components come as rows, below, and go
+    # in as slots.
     incidents = list(Incident.objects.filter(pk__in=pks))
-    for incident in incidents:
-        incident._prefetched_objects_cache = {  # type: ignore[attr-defined]
-            "updates": IncidentUpdate.objects.none(),
-            "components": Component.objects.none(),
-        }
     public_ids = {incident.pk: incident.public_id for incident in incidents}
     timelines = _timelines(public_ids, ctx, stamp or page_stamp(page), kept.by_public_id())
     components: dict[int, list[int]] = {}

@@ -40,6 +40,8 @@ KNOWN_KEY = "beacon:snap:known"
 REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
 # When the worker may rebuild next while changes keep coming (an epoch time; `pace_rebuilds`).
 REBUILD_NOT_BEFORE_KEY = "beacon:snap:rebuild-not-before"
+# How often a deferred rebuild looks whether the changes have stopped (a task of a few ms).
+REBUILD_RECHECK_SECONDS = 1.0
 REBUILD_TASK = "statuspage.tasks.rebuild_snapshots"
 # Which outputs the files tree holds (the hot set of the last rebuild), for the followers.
 FILES_KEY = "beacon:snap:files"
@@ -414,16 +416,19 @@ def defer_rebuild() -> bool:
 
     The worker must not sleep (it also sends notifications and runs checks). The queued mark
     stays held over the wait, so that changes meanwhile join this rebuild instead of queuing
-    another.
+    another. The rebuild looks again every REBUILD_RECHECK_SECONDS, and runs as soon as the
+    changes have stopped: the wait bounds the worker's share during a stream, not how late
+    the state it ends in is rebuilt.
     """
     wait = seconds_until_rebuild()
-    if wait <= 0:
+    if wait <= 0 or generation_is_settled(current_generation(fresh=True)):
         return False
+    countdown = min(wait, REBUILD_RECHECK_SECONDS)
     try:
-        cache.set(REBUILD_QUEUED_KEY, 1, LOCK_SECONDS + math.ceil(wait))
-        current_app.signature(REBUILD_TASK).apply_async(countdown=wait)
+        cache.set(REBUILD_QUEUED_KEY, 1, LOCK_SECONDS + math.ceil(countdown))
+        current_app.signature(REBUILD_TASK).apply_async(countdown=countdown)
     except Exception:
         logger.warning("could not defer the snapshot rebuild; rebuilding now", exc_info=True)
         return False
-    logger.debug("snapshot rebuild deferred by %.3f s", wait)
+    logger.debug("snapshot rebuild deferred by %.3f s (%.3f s to go)", countdown, wait)
     return True

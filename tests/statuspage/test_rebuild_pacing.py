@@ -117,7 +117,7 @@ def start_stream_of_changes(stop: threading.Event) -> threading.Thread:
     return stream
 
 
-def test_only_a_rebuild_that_began_while_changes_kept_coming_paces_the_next(api, settings):
+def test_only_a_rebuild_that_began_while_changes_kept_coming_paces_the_next(api, settings, queued):
     settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.1  # a wait of at most 0.5 s to settle
 
     component_set_status(component=api, status="major_outage")

@@ -379,6 +379,15 @@ BEACON_SNAPSHOT_PROBE_SECONDS = env.float("SNAPSHOT_PROBE_SECONDS", default=5.0)
 BEACON_STANDBY_PROBE_SECONDS = env.float("STANDBY_PROBE_SECONDS", default=1.0)
 # The worker rebuilds the hot outputs after each change (render on write).
 BEACON_SNAPSHOT_RENDER_ON_WRITE = env.bool("SNAPSHOT_RENDER_ON_WRITE", default=True)
+# While changes keep coming (the generation did not settle before a rebuild), the worker spends
+# at most this fraction of its time rebuilding: after such a rebuild the next waits its render
+# time x (1/duty - 1), at most SNAPSHOT_REBUILD_MAX_GAP_SECONDS (as long as shared caches keep
+# a page), or until the changes stop; 1 turns the pacing off. The first change after a calm is
+# rebuilt at once; readers rebuild what they read meanwhile.
+BEACON_SNAPSHOT_REBUILD_DUTY = env.float("SNAPSHOT_REBUILD_DUTY", default=0.2)
+BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS = env.float(
+    "SNAPSHOT_REBUILD_MAX_GAP_SECONDS", default=15.0
+)
 
 # Publishing every public output to an S3-compatible bucket after each change
 # (statuspage/public/publish.py; off without a bucket), and purging the CDN in front

@@ -16,6 +16,8 @@ PUBLISH_WAIT_SECONDS = 5
 
 @shared_task
 def rebuild_snapshots() -> None:
+    if keys.defer_rebuild():
+        return  # queued again for when the pacing allows it (changes keep coming)
     keys.rebuild_started()
     build.rebuild_hot_snapshots()
     if publish.bucket_enabled():

@@ -247,13 +247,17 @@ def _release(lock: str) -> None:
 def rebuild_hot_snapshots(*, base_url: str | None = None) -> int:
     """Rebuild the hot outputs once the generation has settled; returns how many were built.
 
-    The body of the worker's rebuild task (statuspage.tasks.rebuild_snapshots).
+    The body of the worker's rebuild task (statuspage.tasks.rebuild_snapshots). When changes
+    kept coming all through the wait for the generation to settle, the next rebuild is paced
+    (`keys.pace_rebuilds`).
     """
     generation = current_generation(fresh=True)
     deadline = time.monotonic() + settings.BEACON_SNAPSHOT_SETTLE_SECONDS * 5
     while not generation_is_settled(generation) and time.monotonic() < deadline:
         time.sleep(0.05)
         generation = current_generation(fresh=True)
+    changes_kept_coming = not generation_is_settled(generation)
+    rendering_started = time.monotonic()
     try:
         hot = keys.public_keys()
         store.refresh_known_outputs()
@@ -275,4 +279,6 @@ def rebuild_hot_snapshots(*, base_url: str | None = None) -> int:
             logger.error("could not render %s: %s", key, error)
     store.prune_files_tree(set(hot))
     store.share_files_tree(hot, generation)
+    if changes_kept_coming:
+        keys.pace_rebuilds(render_seconds=time.monotonic() - rendering_started)
     return built

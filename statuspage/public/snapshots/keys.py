@@ -7,6 +7,7 @@ under which the snapshots and their bookkeeping are shared in the cache are here
 """
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from contextlib import nullcontext
@@ -37,6 +38,10 @@ BASE_URL_KEY = "beacon:snap:base-url"
 REFRESH_FAILING_KEY = "beacon:snap:refresh-failing-since"
 KNOWN_KEY = "beacon:snap:known"
 REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
+# When the worker may rebuild next while changes keep coming (an epoch time; `pace_rebuilds`).
+REBUILD_NOT_BEFORE_KEY = "beacon:snap:rebuild-not-before"
+# How often a deferred rebuild looks whether the changes have stopped (a task of a few ms).
+REBUILD_RECHECK_SECONDS = 1.0
 REBUILD_TASK = "statuspage.tasks.rebuild_snapshots"
 # Which outputs the files tree holds (the hot set of the last rebuild), for the followers.
 FILES_KEY = "beacon:snap:files"
@@ -360,3 +365,70 @@ def rebuild_started() -> None:
         cache.delete(REBUILD_QUEUED_KEY)
     except Exception:
         logger.debug("could not clear the queued rebuild", exc_info=True)
+
+
+# Pacing: under a stream of changes the worker would rebuild back to back, taking the CPU the
+# writes need; readers refresh what they read by themselves, so the worker may fall behind.
+
+
+def pace_rebuilds(*, render_seconds: float) -> None:
+    """After a rebuild that began while changes kept coming, have the next one wait.
+
+    The wait keeps the worker's share of its time spent rebuilding at BEACON_SNAPSHOT_REBUILD_DUTY
+    while the stream lasts. A rebuild after a calm sets no wait, so the first change after one
+    is rebuilt at once.
+    """
+    gap = rebuild_gap(render_seconds)
+    if gap <= 0:
+        return
+    try:
+        cache.set(REBUILD_NOT_BEFORE_KEY, time.time() + gap, math.ceil(gap) + 1)
+    except Exception:
+        logger.debug("could not pace the snapshot rebuilds", exc_info=True)
+
+
+def rebuild_gap(render_seconds: float) -> float:
+    """How long the worker waits after a rebuild of `render_seconds` while changes keep coming."""
+    duty: float = settings.BEACON_SNAPSHOT_REBUILD_DUTY
+    longest: float = settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS
+    if duty >= 1:
+        return 0.0
+    if duty <= 0:
+        return longest
+    return max(0.0, min(longest, render_seconds * (1 / duty - 1)))
+
+
+def seconds_until_rebuild() -> float:
+    """How long the worker should still wait before its next rebuild (0: rebuild now)."""
+    try:
+        not_before = cache.get(REBUILD_NOT_BEFORE_KEY)
+    except Exception:
+        return 0.0  # pacing is an economy: without the cache, rebuild as before
+    if not isinstance(not_before, float | int):
+        return 0.0
+    # Bounded: a clock that jumped back on the host that set it must not stall the rebuilds.
+    longest: float = settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS
+    return max(0.0, min(longest, not_before - time.time()))
+
+
+def defer_rebuild() -> bool:
+    """Queue the rebuild again for when the pacing allows it; False when it should run now.
+
+    The worker must not sleep (it also sends notifications and runs checks). The queued mark
+    stays held over the wait, so that changes meanwhile join this rebuild instead of queuing
+    another. The rebuild looks again every REBUILD_RECHECK_SECONDS, and runs as soon as the
+    changes have stopped: the wait bounds the worker's share during a stream, not how late
+    the state it ends in is rebuilt.
+    """
+    wait = seconds_until_rebuild()
+    if wait <= 0 or generation_is_settled(current_generation(fresh=True)):
+        return False
+    countdown = min(wait, REBUILD_RECHECK_SECONDS)
+    try:
+        cache.set(REBUILD_QUEUED_KEY, 1, LOCK_SECONDS + math.ceil(countdown))
+        current_app.signature(REBUILD_TASK).apply_async(countdown=countdown)
+    except Exception:
+        logger.warning("could not defer the snapshot rebuild; rebuilding now", exc_info=True)
+        return False
+    logger.debug("snapshot rebuild deferred by %.3f s (%.3f s to go)", countdown, wait)
+    return True

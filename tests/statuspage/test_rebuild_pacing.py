@@ -1,0 +1,186 @@
+"""The worker's rebuilds paced while changes keep coming, and at once after a calm."""
+
+import threading
+import time
+
+import pytest
+from django.core.cache import cache
+
+from components.services import component_set_status
+from statuspage.public import public_cache
+from statuspage.public.snapshots import build, keys
+from statuspage.tasks import rebuild_snapshots
+from tests.components.factories import ComponentFactory
+from tests.statuspage.test_snapshots import unreachable_redis
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def api(page, settings):
+    component = ComponentFactory(name="API")
+    settings.BEACON_SNAPSHOT_RENDER_ON_WRITE = True  # from here on
+    settings.BEACON_SNAPSHOT_REBUILD_DUTY = 0.2
+    settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS = 5
+    return component
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """What was sent to the broker for the rebuild task: the options of each send."""
+    sent: list[dict] = []
+    monkeypatch.setattr(
+        "statuspage.tasks.rebuild_snapshots.apply_async",
+        lambda *args, **options: sent.append(options),
+    )
+    return sent
+
+
+def page_file(settings):
+    return settings.BEACON_SNAPSHOT_DIR / "files" / "index.html"
+
+
+def shows_outage(settings) -> bool:
+    index = page_file(settings)
+    return index.exists() and "Major outage" in index.read_text()
+
+
+def test_the_gap_keeps_the_duty_and_is_bounded(settings):
+    settings.BEACON_SNAPSHOT_REBUILD_DUTY = 0.2
+    settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS = 5
+    assert keys.rebuild_gap(1.0) == pytest.approx(4.0)  # 1 s of 5: a fifth of the time
+    assert keys.rebuild_gap(3.0) == 5
+    settings.BEACON_SNAPSHOT_REBUILD_DUTY = 1
+    assert keys.rebuild_gap(3.0) == 0
+
+
+def test_a_rebuild_while_changes_keep_coming_right_after_one_is_deferred(api, settings, queued):
+    build.rebuild_hot_snapshots()
+    keys.pace_rebuilds(render_seconds=0.5)  # as a rebuild that began while changes kept coming
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 10  # and they still do: no change settles here
+
+    component_set_status(component=api, status="major_outage")
+    assert queued == [{}]  # the change queued one rebuild
+    cache.touch(keys.REBUILD_QUEUED_KEY, 1)  # a task picked up late: its mark about to expire
+    rebuild_snapshots.apply()
+
+    # 0.5 s x (1/0.2 - 1) = 2 s to wait; it looks again in a second, without sleeping.
+    assert queued == [{}, {"countdown": keys.REBUILD_RECHECK_SECONDS}]
+    assert 1.5 < keys.seconds_until_rebuild() <= 2.0
+    assert not shows_outage(settings)  # nothing rebuilt by this call
+    # The queued mark is held over the wait, so a change meanwhile joins the deferred rebuild.
+    time.sleep(1.1)
+    component_set_status(component=api, status="partial_outage")
+    assert len(queued) == 2
+
+
+def test_a_deferred_rebuild_runs_once_the_changes_stop(api, settings, queued):
+    keys.pace_rebuilds(render_seconds=1.0)  # 4 s to wait while changes keep coming
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.1
+
+    component_set_status(component=api, status="major_outage")
+    time.sleep(0.15)  # the last change of the stream: still since
+    assert keys.seconds_until_rebuild() > 3
+    rebuild_snapshots.apply()
+
+    assert queued == [{}]  # rebuilt, not queued again
+    assert shows_outage(settings)
+
+
+def test_a_rebuild_after_a_calm_runs_at_once(api, settings, queued):
+    settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS = 0.2
+    keys.pace_rebuilds(render_seconds=1.0)  # the gap of the last rebuild of a stream …
+    time.sleep(0.3)  # … and a calm longer than it
+
+    component_set_status(component=api, status="major_outage")
+    rebuild_snapshots.apply()
+
+    assert queued == [{}]  # the change's own; nothing queued again
+    assert shows_outage(settings)
+    # The mark is released as the rebuild starts: the next change queues the next rebuild.
+    component_set_status(component=api, status="operational")
+    assert queued == [{}, {}]
+
+
+def changes_every(seconds: float, stop: threading.Event) -> None:
+    while not stop.wait(seconds):
+        public_cache.invalidate()
+
+
+def start_stream_of_changes(stop: threading.Event) -> threading.Thread:
+    """Changes every 20 ms, from a thread, until `stop`; returns once they are coming."""
+    before = public_cache.generation()
+    stream = threading.Thread(target=changes_every, args=(0.02, stop))
+    stream.start()
+    while public_cache.generation() == before:
+        time.sleep(0.01)
+    return stream
+
+
+def test_only_a_rebuild_that_began_while_changes_kept_coming_paces_the_next(api, settings, queued):
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.1  # a wait of at most 0.5 s to settle
+
+    component_set_status(component=api, status="major_outage")
+    build.rebuild_hot_snapshots()  # one change, then still: settled
+    assert keys.seconds_until_rebuild() == 0
+
+    stop = threading.Event()
+    stream = start_stream_of_changes(stop)
+    try:
+        started = time.monotonic()
+        build.rebuild_hot_snapshots()
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        stream.join()
+    # Its render time (at most `took`, less the wait to settle) four times over, at most 5 s.
+    assert 0 < keys.seconds_until_rebuild() <= min(5, 4 * took)
+
+
+def test_with_the_cache_away_the_rebuild_runs_at_once(api, settings, queued):
+    keys.pace_rebuilds(render_seconds=1.0)
+    component_set_status(component=api, status="major_outage")
+    settings.CACHES = {"default": unreachable_redis()}
+
+    assert keys.seconds_until_rebuild() == 0
+    rebuild_snapshots.apply()
+    assert queued == [{}]
+    assert shows_outage(settings)
+
+
+def test_a_rebuild_that_cannot_be_queued_again_runs_at_once(api, settings, monkeypatch, caplog):
+    def broker_away(*args, **options):
+        raise ConnectionError("Error 111 connecting to the broker")
+
+    keys.pace_rebuilds(render_seconds=1.0)
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.5  # the change just made has not settled
+    monkeypatch.setattr("statuspage.tasks.rebuild_snapshots.apply_async", broker_away)
+    component_set_status(component=api, status="major_outage")  # its queueing fails, logged
+
+    rebuild_snapshots.apply()
+    assert "could not defer the snapshot rebuild" in caplog.text
+    assert shows_outage(settings)
+
+
+def test_a_real_worker_waits_while_changes_keep_coming_and_rebuilds_once_they_stop(
+    api, settings, worker
+):
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.2
+    settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS = 15
+    keys.pace_rebuilds(render_seconds=10)  # the next rebuild 15 s from now at the earliest …
+    stop = threading.Event()
+    stream = start_stream_of_changes(stop)
+    try:
+        component_set_status(component=api, status="major_outage")
+        streaming_until = time.monotonic() + 2
+        while time.monotonic() < streaming_until:
+            assert not shows_outage(settings), "rebuilt while the changes kept coming"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        stream.join()
+    stopped = time.monotonic()
+    # … unless the changes stop: then the rebuild that was deferred runs within a second or so.
+    while not shows_outage(settings):
+        assert time.monotonic() - stopped < 10, "the deferred rebuild did not run"
+        time.sleep(0.05)

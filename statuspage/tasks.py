@@ -19,7 +19,7 @@ def rebuild_snapshots() -> None:
     if keys.defer_rebuild():
         return  # queued again for when the pacing allows it (changes keep coming)
     keys.rebuild_started()
-    build.rebuild_hot_snapshots()
+    build.rebuild_hot_snapshots(paced=True)
     if publish.bucket_enabled():
         publish_outputs.delay()
 

@@ -137,6 +137,27 @@ def test_only_a_rebuild_that_began_while_changes_kept_coming_paces_the_next(api,
     assert 0 < keys.seconds_until_rebuild() <= min(5, 4 * took)
 
 
+def test_a_streams_first_rebuild_waits_too_and_follows_its_end(api, settings, queued):
+    """A burst of writes is not met with a full rebuild at its start and another at its end."""
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.1  # a wait of at most 0.5 s to settle
+    stop = threading.Event()
+    stream = start_stream_of_changes(stop)
+    try:
+        component_set_status(component=api, status="major_outage")
+        rebuild_snapshots.apply()  # the changes do not settle while it waits
+
+        assert queued == [{}, {"countdown": keys.REBUILD_RECHECK_SECONDS}]
+        assert not shows_outage(settings)  # nothing built
+        assert 4.0 < keys.seconds_until_rebuild() <= 5.0  # the longest gap (the fixture's)
+    finally:
+        stop.set()
+        stream.join()
+    time.sleep(0.15)  # the stream's last change has settled
+    rebuild_snapshots.apply()
+    assert shows_outage(settings)
+    assert len(queued) == 2  # built, not queued again
+
+
 def test_with_the_cache_away_the_rebuild_runs_at_once(api, settings, queued):
     keys.pace_rebuilds(render_seconds=1.0)
     component_set_status(component=api, status="major_outage")

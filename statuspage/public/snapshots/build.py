@@ -244,12 +244,13 @@ def _release(lock: str) -> None:
         logger.debug("could not release %s", lock, exc_info=True)
 
 
-def rebuild_hot_snapshots(*, base_url: str | None = None) -> int:
+def rebuild_hot_snapshots(*, base_url: str | None = None, paced: bool = False) -> int:
     """Rebuild the hot outputs once the generation has settled; returns how many were built.
 
     The body of the worker's rebuild task (statuspage.tasks.rebuild_snapshots). When changes
     kept coming all through the wait for the generation to settle, the next rebuild is paced
-    (`keys.pace_rebuilds`).
+    (`keys.pace_rebuilds`); with `paced` (the worker's task), this one too if it is the
+    stream's first: it is queued again and builds nothing (`keys.begin_pacing`).
     """
     generation = current_generation(fresh=True)
     deadline = time.monotonic() + settings.BEACON_SNAPSHOT_SETTLE_SECONDS * 5
@@ -257,6 +258,8 @@ def rebuild_hot_snapshots(*, base_url: str | None = None) -> int:
         time.sleep(0.05)
         generation = current_generation(fresh=True)
     changes_kept_coming = not generation_is_settled(generation)
+    if paced and changes_kept_coming and keys.begin_pacing():
+        return 0
     rendering_started = time.monotonic()
     try:
         hot = keys.public_keys()

@@ -38,8 +38,10 @@ BASE_URL_KEY = "beacon:snap:base-url"
 REFRESH_FAILING_KEY = "beacon:snap:refresh-failing-since"
 KNOWN_KEY = "beacon:snap:known"
 REBUILD_QUEUED_KEY = "beacon:snap:rebuild-queued"
-# When the worker may rebuild next while changes keep coming (an epoch time; `pace_rebuilds`).
+# When the worker may rebuild next while changes keep coming (an epoch time; `pace_rebuilds`);
+# kept a while past it, so that a stream still coming then is known as one under way.
 REBUILD_NOT_BEFORE_KEY = "beacon:snap:rebuild-not-before"
+PACING_KEPT_SECONDS = 30
 # How often a deferred rebuild looks whether the changes have stopped (a task of a few ms).
 REBUILD_RECHECK_SECONDS = 1.0
 REBUILD_TASK = "statuspage.tasks.rebuild_snapshots"
@@ -378,13 +380,38 @@ def pace_rebuilds(*, render_seconds: float) -> None:
     while the stream lasts. A rebuild after a calm sets no wait, so the first change after one
     is rebuilt at once.
     """
-    gap = rebuild_gap(render_seconds)
+    _pace_for(rebuild_gap(render_seconds))
+
+
+def _pace_for(gap: float) -> None:
     if gap <= 0:
         return
     try:
-        cache.set(REBUILD_NOT_BEFORE_KEY, time.time() + gap, math.ceil(gap) + 1)
+        cache.set(REBUILD_NOT_BEFORE_KEY, time.time() + gap, math.ceil(gap) + PACING_KEPT_SECONDS)
     except Exception:
         logger.debug("could not pace the snapshot rebuilds", exc_info=True)
+
+
+def begin_pacing() -> bool:
+    """Changes kept coming all through the wait to settle, and no pacing is under way: this
+    is a stream's first rebuild, and it waits the longest gap, queued again. Returns whether
+    it was; False (rebuild now) when pacing is under way already (its wait is over, or the
+    task would not have run) or without the cache.
+
+    So a burst of writes, from a script or a storm of alerts, is not met with a full rebuild
+    at its start and another at its end: the end's rebuild follows within a second of the
+    last change (defer_rebuild), and a stream that lasts is rebuilt once per gap.
+    """
+    if settings.BEACON_SNAPSHOT_REBUILD_DUTY >= 1:  # pacing off
+        return False
+    try:
+        if cache.get(REBUILD_NOT_BEFORE_KEY) is not None:
+            return False
+    except Exception:
+        return False
+    longest: float = settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS
+    _pace_for(longest)
+    return defer_rebuild()
 
 
 def rebuild_gap(render_seconds: float) -> float:

@@ -85,6 +85,34 @@ def test_a_deferred_rebuild_runs_once_the_changes_stop(api, settings, queued):
 
     assert queued == [{}]  # rebuilt, not queued again
     assert shows_outage(settings)
+    assert cache.get(keys.REBUILD_NOT_BEFORE_KEY) is None  # the next stream waits afresh
+
+
+def test_a_rebuild_begun_after_a_calm_hands_over_when_a_stream_begins(
+    api, settings, queued, monkeypatch
+):
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.1
+    component_set_status(component=api, status="major_outage")
+    time.sleep(0.15)  # settled: this rebuild is a calm one
+    stop = threading.Event()
+    streams: list[threading.Thread] = []
+    hot_keys = keys.public_keys
+
+    def hot_then_a_stream(*args, **kwargs):  # the stream begins as the rendering does
+        hot = hot_keys(*args, **kwargs)
+        streams.append(start_stream_of_changes(stop))
+        return hot
+
+    monkeypatch.setattr(keys, "public_keys", hot_then_a_stream)
+    keys.rebuild_started()  # as the task does: the next change may queue a rebuild
+    try:
+        built = build.rebuild_hot_snapshots(paced=True)
+    finally:
+        stop.set()
+        for stream in streams:
+            stream.join()
+    assert built < len(hot_keys()) / 2  # it stopped early …
+    assert queued == [{}, {}]  # … and queued the stream's own rebuild
 
 
 def test_a_rebuild_after_a_calm_runs_at_once(api, settings, queued):

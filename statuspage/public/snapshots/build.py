@@ -244,6 +244,24 @@ def _release(lock: str) -> None:
         logger.debug("could not release %s", lock, exc_info=True)
 
 
+class _StreamWatch:
+    """Whether changes have begun to come less than SNAPSHOT_SETTLE_SECONDS apart since a
+    rebuild began: two generations seen in turn, both newer than the rebuild's, that began
+    closer together than that."""
+
+    def __init__(self, generation: str) -> None:
+        self.first = self.last = generation
+
+    def began(self) -> bool:
+        seen = current_generation(fresh=True)
+        if seen == self.last:
+            return False
+        apart = public_cache.changed_at(seen) - public_cache.changed_at(self.last)
+        quick = self.last != self.first and apart < settings.BEACON_SNAPSHOT_SETTLE_SECONDS
+        self.last = seen
+        return quick
+
+
 def rebuild_hot_snapshots(*, base_url: str | None = None, paced: bool = False) -> int:
     """Rebuild the hot outputs once the generation has settled; returns how many were built.
 
@@ -260,6 +278,9 @@ def rebuild_hot_snapshots(*, base_url: str | None = None, paced: bool = False) -
     changes_kept_coming = not generation_is_settled(generation)
     if paced and changes_kept_coming and keys.begin_pacing():
         return 0
+    if paced and not changes_kept_coming:
+        keys.end_pacing()  # the stream, if there was one, is over
+    stream = _StreamWatch(generation) if paced and not changes_kept_coming else None
     rendering_started = time.monotonic()
     try:
         hot = keys.public_keys()
@@ -270,6 +291,12 @@ def rebuild_hot_snapshots(*, base_url: str | None = None, paced: bool = False) -
         raise
     built = 0
     for key in hot:
+        if stream is not None and stream.began():
+            # Begun after a calm, and a stream of changes has begun since: its own rebuild
+            # (queued by its first change) waits for it, and paces it, rather than this one
+            # rendering on through it. A change now and then does not stop it.
+            keys.schedule_rebuild()
+            return built
         current = store.load(key)
         if current is not None and current.generation == generation:
             store.write_files_tree(current)

@@ -414,6 +414,14 @@ def begin_pacing() -> bool:
     return defer_rebuild()
 
 
+def end_pacing() -> None:
+    """The changes have stopped: the next stream's first rebuild waits again."""
+    try:
+        cache.delete(REBUILD_NOT_BEFORE_KEY)
+    except Exception:
+        logger.debug("could not end the pacing of the snapshot rebuilds", exc_info=True)
+
+
 def rebuild_gap(render_seconds: float) -> float:
     """How long the worker waits after a rebuild of `render_seconds` while changes keep coming."""
     duty: float = settings.BEACON_SNAPSHOT_REBUILD_DUTY

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
 from django.db.models import F, Model, QuerySet, Window
@@ -113,12 +113,51 @@ def _keeping() -> Iterator[bool]:
 # Marks: in the writing transaction
 
 
+class _Marked:
+    """Stands for marks this transaction made, queued to run (doing nothing) on its commit:
+    while it is still queued, they stand. A savepoint rolled back takes with it the hooks
+    queued inside it, as it takes the marks; the transaction's end takes all of them."""
+
+    def __init__(self, table: str, pks: frozenset[int | str]) -> None:
+        self.table = table
+        self.pks = pks
+
+    def __call__(self) -> None:
+        pass
+
+
+def _not_marked_yet(table: str, wanted: list[int | str]) -> list[int | str]:
+    """Of `wanted`, those this transaction has not marked already (an incident update marks
+    its incident's fragment as the update, the incident and the event are written)."""
+    marked: set[int | str] = set()
+    for queued in connection.run_on_commit:
+        callback = queued[1]
+        if isinstance(callback, _Marked) and callback.table == table:
+            marked |= callback.pks
+    return [pk for pk in wanted if pk not in marked] if marked else wanted
+
+
+def _forget_marks(model: type[Model], pks: Iterable[int | str] | None = None) -> None:
+    """A render was kept in this transaction, current as of the marks made so far: the next
+    write to these rows (None: all of them) must mark them again, marked before or not."""
+    if not connection.in_atomic_block:
+        return
+    table = connection.ops.quote_name(model._meta.db_table)
+    forgotten = None if pks is None else frozenset(pks)
+    for queued in connection.run_on_commit:
+        callback = queued[1]
+        if isinstance(callback, _Marked) and callback.table == table:
+            callback.pks = frozenset() if forgotten is None else callback.pks - forgotten
+
+
 def _mark(model: type[Model], column: str, pks: Iterable[int | str]) -> None:
     # One order for every writer: no deadlock between two of them.
     wanted: list[int | str] = sorted(set(pks), key=str)
+    table = connection.ops.quote_name(model._meta.db_table)
+    if connection.in_atomic_block:
+        wanted = _not_marked_yet(table, wanted)
     if not wanted:
         return
-    table = connection.ops.quote_name(model._meta.db_table)
     key = connection.ops.quote_name(column)
     with connection.cursor() as cursor:
         cursor.executemany(
@@ -126,6 +165,8 @@ def _mark(model: type[Model], column: str, pks: Iterable[int | str]) -> None:
             f"ON CONFLICT ({key}) DO UPDATE SET version = {table}.version + 1",
             [(pk,) for pk in wanted],
         )
+    if connection.in_atomic_block:
+        transaction.on_commit(_Marked(table, frozenset(wanted)))
 
 
 def mark_incidents(pks: Iterable[int]) -> None:
@@ -180,6 +221,8 @@ def _store(
                 f"{skip_locked})",
                 known,
             )
+        if keep:
+            _forget_marks(model, rendered)
 
 
 # The catalogue: components and groups
@@ -398,6 +441,21 @@ def catalogue(page: PageSettings, stamp: str | None = None) -> Catalogue:
     return rendered
 
 
+class _CatalogueWhenNeeded:
+    """The catalogue, read the first time something asks for it: incidents that name no
+    component (their slots empty) need none of it."""
+
+    def __init__(self, page: PageSettings, stamp: str) -> None:
+        self._page = page
+        self._stamp = stamp
+        self._catalogue: Catalogue | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._catalogue is None:
+            self._catalogue = catalogue(self._page, self._stamp)
+        return getattr(self._catalogue, name)
+
+
 def _store_catalogue(total: int, stamp: str, body: str, rendered_id: str) -> None:
     # Readers only: the newest render (the greatest sum) stays, whichever stores last.
     table = connection.ops.quote_name(CatalogueFragment._meta.db_table)
@@ -411,6 +469,7 @@ def _store_catalogue(total: int, stamp: str, body: str, rendered_id: str) -> Non
                 f"WHERE {table}.rendered_at <= excluded.rendered_at",
                 [CATALOGUE_ROW, total, stamp, body, rendered_id],
             )
+            _forget_marks(CatalogueMark)
 
 
 # Slots
@@ -568,7 +627,7 @@ def _update_from_rows(row: tuple, affected: tuple) -> IncidentUpdate:
 
 
 def _timelines(
-    public_ids: dict[int, str], ctx: PageJson, stamp: str, by_public_id: dict[str, int]
+    public_ids: dict[int, str], ctx: PageJson, stamp: str, kept: Catalogue
 ) -> dict[int, list[str]]:
     """Each incident's update texts (by pk: its public id), newest first: read as plain
     rows, rendered only where this process has no text for exactly those rows."""
@@ -581,11 +640,13 @@ def _timelines(
     # One row per affected component (one with none of them for an update without any).
     updates: dict[int, tuple] = {}
     affected: dict[int, list[tuple]] = {}
+    by_public_id: dict[str, int] = {}  # the catalogue's, once an update names a component
     width = len(UPDATE_FIELDS)
     for row in rows:
         update, entry = row[:width], row[width:]
         updates.setdefault(update[0], update)
         if entry[0] is not None:
+            by_public_id = by_public_id or kept.by_public_id()
             affected.setdefault(update[0], []).append((*entry, by_public_id.get(entry[1])))
     timelines: dict[int, list[str]] = {}
     for row in updates.values():
@@ -631,7 +692,7 @@ def _render_incidents(
     # in as slots.
     incidents = list(Incident.objects.filter(pk__in=pks))
     public_ids = {incident.pk: incident.public_id for incident in incidents}
-    timelines = _timelines(public_ids, ctx, stamp or page_stamp(page), kept.by_public_id())
+    timelines = _timelines(public_ids, ctx, stamp or page_stamp(page), kept)
     components: dict[int, list[int]] = {}
     for incident_pk, component_pk in Incident.components.through.objects.filter(
         incident_id__in=public_ids
@@ -725,7 +786,7 @@ def _texts(queryset: QuerySet, page: PageSettings, render) -> list[str]:
         for pk, version, rendered_version, row_stamp, _ in rows
         if version is None or rendered_version != version or row_stamp != stamp
     }
-    kept = catalogue(page, stamp)
+    kept = cast(Catalogue, _CatalogueWhenNeeded(page, stamp))
     rendered = render(stale, page, kept, stamp)
     texts = []
     for pk, version, _, _, body in rows:

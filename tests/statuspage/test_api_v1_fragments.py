@@ -297,3 +297,39 @@ def test_an_update_kept_in_the_process_follows_every_field_of_its_rows(manage_ap
     oldest = shown["incident_updates"][-1]
     assert oldest["body"] == "We are looking (edited by SQL)."
     assert oldest["affected_components"][0]["new_status"] == "partial_outage"
+
+
+@pytest.mark.django_db(transaction=True)  # the incident made in a transaction of its own
+def test_a_transaction_marks_a_fragment_once_unless_a_savepoint_took_the_mark_back(page):
+    from django.db import transaction
+
+    incident = open_incident()
+
+    def version() -> int:
+        return IncidentFragment.objects.get(incident=incident).version
+
+    class RolledBack(Exception):
+        pass
+
+    with transaction.atomic():
+        before = version()
+        with pytest.raises(RolledBack), transaction.atomic():
+            fragments.mark_incidents([incident.pk])
+            assert version() == before + 1
+            raise RolledBack
+        assert version() == before  # the savepoint took the mark back …
+        fragments.mark_incidents([incident.pk])  # … so it is made again
+        assert version() == before + 1
+        fragments.mark_incidents([incident.pk])  # and then not twice
+        services.incident_post_update(incident=incident, status="identified", body="Found it.")
+        assert version() == before + 1
+
+        # A render kept in between is current as of those marks: the next write marks again.
+        listed = Incident.objects.filter(pk=incident.pk)
+        assert "Found it." in fragments.incident_texts(listed, page)[0]
+        services.incident_post_update(incident=incident, status="monitoring", body="Fixed.")
+        assert version() == before + 2
+        assert "Fixed." in fragments.incident_texts(listed, page)[0]
+        fragments.catalogue(page)  # the catalogue kept, then a component written
+        component = Component.objects.create(name="Late")
+        assert component.public_id in fragments.catalogue(page).entry_ids

@@ -54,3 +54,35 @@ def test_lists_do_not_query_per_row(manage_api, filled_page, path, django_assert
     with django_assert_max_num_queries(KEPT_BUDGET[path]):
         again = manage_api("get", path)
     assert again.content == response.content
+
+
+# The two writes clients make most, end to end (the key checked from the cache): what the
+# write reads and writes, the public generation noted, the answer rendered (one component's
+# entry; the incident with only its new update rendered, the older ones' texts kept in the
+# process) and kept, and the audit row. Inside the test's transaction, which adds its
+# savepoints, and in which the rows were marked already (a transaction marks a fragment once).
+WRITE_BUDGET = {"component status": 17, "incident update": 23}
+
+
+@pytest.mark.parametrize("write", WRITE_BUDGET)
+def test_the_common_writes_cost_a_bounded_number_of_queries(
+    manage_api, monkeypatch, write, django_assert_max_num_queries
+):
+    monkeypatch.setattr(keys, "AUTH_CACHE_SECONDS", 600)
+    components = [ComponentFactory(name=f"Service {i}") for i in range(10)]
+    incident = open_incident(name="Incident", component_statuses={components[0]: "major_outage"})
+    for n in range(20):  # a long timeline costs no query more
+        body = {"incident": {"status": "identified", "body": f"Update {n}."}}
+        assert manage_api("patch", f"/incidents/{incident.public_id}", body).status_code == 200
+    if write == "component status":
+        path, body = (
+            f"/components/{components[5].public_id}",
+            {"component": {"status": "major_outage"}},
+        )
+    else:
+        path, body = (
+            f"/incidents/{incident.public_id}",
+            {"incident": {"status": "monitoring", "body": "Fixed."}},
+        )
+    with django_assert_max_num_queries(WRITE_BUDGET[write]):
+        assert manage_api("patch", path, body).status_code == 200

@@ -21,6 +21,7 @@ through the component's `incidents` relation.
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -201,6 +202,7 @@ def component_status_state(
     at: datetime | None = None,
     note: str = "",
     notify: bool = True,
+    locked: bool = False,
 ) -> ComponentStatusChange | None:
     """A person's source (staff, the API, an incident, a maintenance) states the status it
     wants: the arbiter reads the claims, decides (a person's word is applied as given), and
@@ -209,26 +211,34 @@ def component_status_state(
 
     `at`, `note` and `notify` are component_set_status's: when the change happened (for an
     incident update displayed in the past), the history's note, and whether subscribers hear.
+    `locked`: `component` is its row as the caller read it with its lock, in the caller's
+    transaction, so it is neither locked nor read again.
     """
     if source not in PEOPLE:
         raise SourceError(
             f"{source!r} is not a person's source; health checks and alerts report "
             "with component_status_follow."
         )
+    stated = {"actor": actor, "at": at, "note": note, "notify": notify}
+    if locked:
+        return _state(component, component, source, status, stated)
     with transaction.atomic():
-        locked = Component.objects.select_for_update().get(pk=component.pk)
-        # A person's word is applied as given: decide reads no claim of theirs but the status
-        # the component has, so the automatic sources' claims (four queries) are not read.
-        wanted = decide(source=source, claims=Claims(status=locked.status), status=status)
-        if wanted is None:
-            return None
-        return component_set_status(
-            component=component,
-            status=wanted,
-            cause=source,
-            actor=actor,
-            at=at,
-            note=note,
-            notify=notify,
-            locked=locked,
-        )
+        row = Component.objects.select_for_update().get(pk=component.pk)
+        return _state(component, row, source, status, stated)
+
+
+def _state(
+    component: Component,
+    row: Component,
+    source: StatusChangeCause,
+    status: ComponentStatusValue,
+    stated: dict[str, Any],
+) -> ComponentStatusChange | None:
+    # A person's word is applied as given: decide reads no claim of theirs but the status
+    # the component has, so the automatic sources' claims (four queries) are not read.
+    wanted = decide(source=source, claims=Claims(status=row.status), status=status)
+    if wanted is None:
+        return None
+    return component_set_status(
+        component=component, status=wanted, cause=source, locked=row, **stated
+    )

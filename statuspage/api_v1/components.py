@@ -202,8 +202,11 @@ def _group_object(page: PageSettings, public_id: str) -> str:
     return text
 
 
-def _component(component_id: str) -> Component:
-    component = Component.objects.select_related("group").filter(public_id=component_id).first()
+def _component(component_id: str, *, locked: bool = False) -> Component:
+    components = Component.objects.select_related("group")
+    if locked:
+        components = components.select_for_update(of=("self",))
+    component = components.filter(public_id=component_id).first()
     if component is None:
         raise Http404(f"No component {component_id!r}.")
     return component
@@ -297,20 +300,22 @@ def get_component(request: HttpRequest, page_id: str, component_id: str):
 def update_component(request: HttpRequest, page_id: str, component_id: str, payload: ComponentBody):
     require_perm(request, "components.change_component")
     page = page_or_404(page_id)
-    component = _component(component_id)
     fields = payload.component
-    changes = _component_changes(fields)
     status = fields.status or None
-    if not changes and status is None:
-        raise ValidationError("Send at least one component field.")
     with transaction.atomic():
-        services.component_update(component=component, changes=changes)
+        # Read with its lock: the arbiter then neither locks nor reads it again.
+        component = _component(component_id, locked=True)
+        changes = _component_changes(fields)
+        if not changes and status is None:
+            raise ValidationError("Send at least one component field.")
+        component = services.component_update(component=component, changes=changes)
         if status is not None:
             component_status_state(
                 component=component,
                 source=StatusChangeCause.API,
                 status=status,
                 actor=key_owner(request),
+                locked=True,
             )
     return json_answer(_written_entry(page, component))
 

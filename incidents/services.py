@@ -167,18 +167,24 @@ def incident_post_update(
     display_at: datetime | None = None,
     author: User | None = None,
     cause: StatusChangeCause | None = None,
+    locked: bool = False,
 ) -> IncidentUpdate:
     """Post an update and apply its component statuses, all or nothing.
 
     Closing an incident returns the components it affected to operational, and completing a
     maintenance returns them to what they were before it, unless the update sets them itself.
     Starting a maintenance puts its components under maintenance the same way.
+    `locked`: `incident` is its row as the caller read it with its lock, in the caller's
+    transaction, so it is neither locked nor read again.
     """
+    if locked and not transaction.get_connection().in_atomic_block:
+        raise ValidationError("A locked row is only locked inside its transaction.")
     now = timezone.now()
     display_at = display_at or now
     component_statuses = dict(component_statuses or {})
     with public_write():
-        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if not locked:
+            incident = Incident.objects.select_for_update().get(pk=incident.pk)
         _validate_update(incident, status, component_statuses)
         previous_status = (
             incident.status if IncidentUpdate.objects.filter(incident=incident).exists() else None

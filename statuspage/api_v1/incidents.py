@@ -150,8 +150,9 @@ def _one_text(incident_id: str, page: PageSettings) -> str:
     return texts[0]
 
 
-def _get(incident_id: str) -> Incident:
-    incident = Incident.objects.filter(public_id=incident_id).first()
+def _get(incident_id: str, *, locked: bool = False) -> Incident:
+    incidents = Incident.objects.select_for_update() if locked else Incident.objects.all()
+    incident = incidents.filter(public_id=incident_id).first()
     if incident is None:
         raise Http404(f"No incident {incident_id!r}.")
     return incident
@@ -268,9 +269,14 @@ _SCHEDULE_FIELDS = {
 def _change(
     incident: Incident, fields: IncidentFields, page: PageSettings, author: User | None
 ) -> None:
-    """A PATCH: rename, reschedule, name components, then post at most one update."""
+    """A PATCH: rename, reschedule, name components, then post at most one update.
+
+    `incident` was read with its lock in this transaction; the services that change it
+    before the update read it again, and so then does the update."""
     sent = fields.model_fields_set
+    as_read = True  # the row as `incident` holds it
     if "name" in sent or "impact_override" in sent:
+        as_read = False
         services.incident_edit(
             incident=incident,
             name=fields.name if fields.name is not None else incident.name,
@@ -281,6 +287,7 @@ def _change(
             ),
         )
     if sent & _SCHEDULE_FIELDS:
+        as_read = False
         services.maintenance_reschedule(
             incident=incident,
             scheduled_for=_aware(fields.scheduled_for, page),
@@ -296,9 +303,11 @@ def _change(
             ),
         )
     if fields.metadata:
+        as_read = False
         services.incident_merge_metadata(incident=incident, metadata=fields.metadata)
     affected = _affected(fields)
     if affected:
+        as_read = False
         services.incident_add_components(incident=incident, components=affected)
     component_statuses = _component_statuses(fields)
     if fields.status or fields.body or component_statuses:
@@ -315,6 +324,7 @@ def _change(
                 True if fields.deliver_notifications is None else fields.deliver_notifications
             ),
             author=author,
+            locked=as_read,
         )
 
 
@@ -429,10 +439,11 @@ def get_incident(request: HttpRequest, page_id: str, incident_id: str):
 def update_incident(request: HttpRequest, page_id: str, incident_id: str, payload: IncidentBody):
     require_perm(request, "incidents.change_incident")
     page = page_or_404(page_id)
-    incident = _get(incident_id)
-    if not payload.incident.model_fields_set:
-        raise ValidationError("Send at least one incident field.")
     with transaction.atomic():
+        # Read with its lock: an update posted to it alone does not lock or read it again.
+        incident = _get(incident_id, locked=True)
+        if not payload.incident.model_fields_set:
+            raise ValidationError("Send at least one incident field.")
         _change(incident, payload.incident, page, key_owner(request))
     return json_answer(_one_text(incident_id, page))
 

@@ -248,6 +248,40 @@ def test_patching_only_the_name_posts_no_update(api):
     assert incident.updates.count() == 1
 
 
+@pytest.mark.parametrize(
+    "also",
+    [
+        {"name": "Renamed"},
+        {"impact_override": "major"},
+        {"metadata": {"jira": {"key": "OPS-1"}}},
+        {"component_ids": ["<component>"]},
+    ],
+    ids=["name", "impact override", "metadata", "component ids"],
+)
+def test_a_patch_that_changes_the_incident_and_posts_an_update_keeps_both(api, also):
+    """The update is posted to the incident as the other changes left it, not as first read."""
+    component = ComponentFactory()
+    incident = open_incident()
+    if "component_ids" in also:
+        also = {"component_ids": [component.public_id]}
+    body = {"incident": {**also, "status": "identified", "body": "Found it."}}
+    response = api("patch", f"/incidents/{incident.public_id}", body)
+    assert response.status_code == 200
+    incident.refresh_from_db()
+    shown = response.json()
+    assert incident.status == shown["status"] == "identified"
+    assert shown["incident_updates"][0]["body"] == "Found it."
+    if "name" in also:
+        assert incident.name == shown["name"] == "Renamed"
+    if "impact_override" in also:
+        assert incident.impact_override == shown["impact_override"] == "major"
+    if "metadata" in also:
+        assert incident.metadata == shown["metadata"] == {"jira": {"key": "OPS-1"}}
+    if "component_ids" in also:
+        assert [c["id"] for c in shown["components"]] == [component.public_id]
+        assert list(incident.components.all()) == [component]
+
+
 def test_patching_impact_override_changes_the_impact(api):
     incident = open_incident()
     response = api(

@@ -61,7 +61,7 @@ def test_lists_do_not_query_per_row(manage_api, filled_page, path, django_assert
 # entry; the incident with only its new update rendered, the older ones' texts kept in the
 # process) and kept, and the audit row. Inside the test's transaction, which adds its
 # savepoints, and in which the rows were marked already (a transaction marks a fragment once).
-WRITE_BUDGET = {"component status": 14, "incident update": 23}
+WRITE_BUDGET = {"component status": 14, "incident update": 22}
 
 
 @pytest.mark.parametrize("write", WRITE_BUDGET)

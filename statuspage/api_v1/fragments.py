@@ -25,7 +25,6 @@ import logging
 import re
 import secrets
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -570,18 +569,16 @@ class _UpdateTexts:
     """This process's update texts (slots in place), each under everything it is rendered
     from: the update's fields, its affected components', the incident's id and the page's
     stamp. A text is therefore never out of date, and an incident rendered again after one
-    more update renders that update, not its whole timeline again."""
+    more update renders that update, not its whole timeline again. The first kept go first
+    when there are too many: a process reading more updates than it keeps renders some of
+    them again, nothing worse."""
 
     def __init__(self) -> None:
-        self._texts: OrderedDict[tuple, str] = OrderedDict()
+        self._texts: dict[tuple, str] = {}
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> str | None:
-        with self._lock:
-            text = self._texts.get(key)
-            if text is not None:
-                self._texts.move_to_end(key)
-            return text
+        return self._texts.get(key)
 
     def put(self, key: tuple, text: str) -> None:
         if len(text) > UPDATE_TEXT_KEPT_CHARS:  # a huge body is rendered again, not hoarded
@@ -589,7 +586,7 @@ class _UpdateTexts:
         with self._lock:
             self._texts[key] = text
             while len(self._texts) > UPDATE_TEXTS_KEPT:
-                self._texts.popitem(last=False)
+                del self._texts[next(iter(self._texts))]
 
     def clear(self) -> None:
         with self._lock:

@@ -46,7 +46,7 @@ def component_set_status(
     at: datetime | None = None,
     note: str = "",
     notify: bool = True,
-    locked: Component | None = None,
+    locked_row: Component | None = None,
 ) -> ComponentStatusChange | None:
     """Move a component to `status`, recording the change; None when it already had it.
 
@@ -54,7 +54,7 @@ def component_set_status(
     update that made the change asked not to notify anyone.
     Changes are recorded in time order per component (`at` may be in the past, for imports,
     but never before the component's last change), which keeps uptime rollups incremental.
-    `locked` is the component's row as the caller read it with its lock, in the caller's
+    `locked_row` is the component's row as the caller read it with its lock, in the caller's
     transaction: it is neither locked nor read again.
     """
     if status not in ComponentStatus.values:
@@ -62,6 +62,7 @@ def component_set_status(
     if cause not in StatusChangeCause.values:
         raise StatusChangeError(f"Unknown cause {cause!r}.")
     at = at or timezone.now()
+    locked = locked_row
     if locked is None:
         with transaction.atomic():
             locked = Component.objects.select_for_update().get(pk=component.pk)

@@ -240,5 +240,5 @@ def _state(
     if wanted is None:
         return None
     return component_set_status(
-        component=component, status=wanted, cause=source, locked=row, **stated
+        component=component, status=wanted, cause=source, locked_row=row, **stated
     )

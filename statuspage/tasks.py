@@ -15,11 +15,12 @@ PUBLISH_WAIT_SECONDS = 5
 
 
 @shared_task
-def rebuild_snapshots() -> None:
+def rebuild_snapshots(deferred: bool = False) -> None:
     if keys.defer_rebuild():
         return  # queued again for when the pacing allows it (changes keep coming)
     keys.rebuild_started()
-    build.rebuild_hot_snapshots(paced=True)
+    if build.rebuild_hot_snapshots(paced=True, deferred=deferred) is None:
+        return  # left to a later rebuild (pacing a stream): nothing new to publish
     if publish.bucket_enabled():
         publish_outputs.delay()
 

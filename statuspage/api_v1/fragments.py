@@ -125,9 +125,16 @@ class _Marked:
         pass
 
 
+# Past this many hooks queued, a transaction (an import of thousands of rows) marks again
+# rather than look through them all for each row: an extra mark is only an extra statement.
+MARKS_LOOKED_THROUGH = 1000
+
+
 def _not_marked_yet(table: str, wanted: list[int | str]) -> list[int | str]:
     """Of `wanted`, those this transaction has not marked already (an incident update marks
     its incident's fragment as the update, the incident and the event are written)."""
+    if len(connection.run_on_commit) > MARKS_LOOKED_THROUGH:
+        return wanted
     marked: set[int | str] = set()
     for queued in connection.run_on_commit:
         callback = queued[1]
@@ -561,7 +568,10 @@ UPDATE_FIELDS = (
     "deliver_notifications",
 )
 AFFECTED = ("component_id", "component__public_id", "component__name", "old_status", "new_status")
+# What each process keeps of update texts: at most this many, of at most this many
+# characters in all (a text's key holds the body again: about twice that in memory).
 UPDATE_TEXTS_KEPT = 8192
+UPDATE_TEXTS_KEPT_CHARS = 8_000_000
 UPDATE_TEXT_KEPT_CHARS = 16384
 
 
@@ -575,6 +585,7 @@ class _UpdateTexts:
 
     def __init__(self) -> None:
         self._texts: dict[tuple, str] = {}
+        self._chars = 0
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> str | None:
@@ -584,13 +595,17 @@ class _UpdateTexts:
         if len(text) > UPDATE_TEXT_KEPT_CHARS:  # a huge body is rendered again, not hoarded
             return
         with self._lock:
+            if key in self._texts:
+                return
             self._texts[key] = text
-            while len(self._texts) > UPDATE_TEXTS_KEPT:
-                del self._texts[next(iter(self._texts))]
+            self._chars += len(text)
+            while len(self._texts) > UPDATE_TEXTS_KEPT or self._chars > UPDATE_TEXTS_KEPT_CHARS:
+                self._chars -= len(self._texts.pop(next(iter(self._texts))))
 
     def clear(self) -> None:
         with self._lock:
             self._texts.clear()
+            self._chars = 0
 
 
 update_texts = _UpdateTexts()

@@ -311,7 +311,7 @@ def _change(
         services.incident_add_components(incident=incident, components=affected)
     component_statuses = _component_statuses(fields)
     if fields.status or fields.body or component_statuses:
-        if not fields.status:  # the update keeps the status the incident has now
+        if not fields.status and not as_read:  # the update keeps the incident's status now
             incident.refresh_from_db(fields=["status"])
         services.incident_post_update(
             incident=incident,

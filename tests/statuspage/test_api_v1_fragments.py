@@ -333,3 +333,19 @@ def test_a_transaction_marks_a_fragment_once_unless_a_savepoint_took_the_mark_ba
         fragments.catalogue(page)  # the catalogue kept, then a component written
         component = Component.objects.create(name="Late")
         assert component.public_id in fragments.catalogue(page).entry_ids
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_of_thousands_of_writes_marks_without_looking_through_them_all(page):
+    """Past MARKS_LOOKED_THROUGH hooks queued (an import), a mark is made again, not looked
+    for: each write costs a statement, never a scan of everything written before it."""
+    from django.db import transaction
+
+    incident = open_incident()
+    with transaction.atomic():
+        for _ in range(fragments.MARKS_LOOKED_THROUGH + 1):
+            transaction.on_commit(lambda: None)
+        before = IncidentFragment.objects.get(incident=incident).version
+        fragments.mark_incidents([incident.pk])
+        fragments.mark_incidents([incident.pk])
+        assert IncidentFragment.objects.get(incident=incident).version == before + 2

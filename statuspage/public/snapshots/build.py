@@ -262,13 +262,17 @@ class _StreamWatch:
         return quick
 
 
-def rebuild_hot_snapshots(*, base_url: str | None = None, paced: bool = False) -> int:
-    """Rebuild the hot outputs once the generation has settled; returns how many were built.
+def rebuild_hot_snapshots(
+    *, base_url: str | None = None, paced: bool = False, deferred: bool = False
+) -> int | None:
+    """Rebuild the hot outputs once the generation has settled; returns how many were built,
+    None when (`paced`) it left the rebuild to a later task.
 
     The body of the worker's rebuild task (statuspage.tasks.rebuild_snapshots). When changes
     kept coming all through the wait for the generation to settle, the next rebuild is paced
     (`keys.pace_rebuilds`); with `paced` (the worker's task), this one too if it is the
-    stream's first: it is queued again and builds nothing (`keys.begin_pacing`).
+    stream's first (`deferred`: a task queued again by the pacing never is): it is queued
+    again and builds nothing (`keys.begin_pacing`).
     """
     generation = current_generation(fresh=True)
     deadline = time.monotonic() + settings.BEACON_SNAPSHOT_SETTLE_SECONDS * 5
@@ -276,8 +280,8 @@ def rebuild_hot_snapshots(*, base_url: str | None = None, paced: bool = False) -
         time.sleep(0.05)
         generation = current_generation(fresh=True)
     changes_kept_coming = not generation_is_settled(generation)
-    if paced and changes_kept_coming and keys.begin_pacing():
-        return 0
+    if paced and changes_kept_coming and not deferred and keys.begin_pacing():
+        return None
     if paced and not changes_kept_coming:
         keys.end_pacing()  # the stream, if there was one, is over
     stream = _StreamWatch(generation) if paced and not changes_kept_coming else None
@@ -291,12 +295,12 @@ def rebuild_hot_snapshots(*, base_url: str | None = None, paced: bool = False) -
         raise
     built = 0
     for key in hot:
-        if stream is not None and stream.began():
+        if stream is not None and stream.began() and keys.may_hand_over():
             # Begun after a calm, and a stream of changes has begun since: its own rebuild
-            # (queued by its first change) waits for it, and paces it, rather than this one
-            # rendering on through it. A change now and then does not stop it.
-            keys.schedule_rebuild()
-            return built
+            # (queued) waits for it, and paces it, rather than this one rendering on through
+            # it. A change now and then does not stop it, nor does a stream within the gap
+            # of the last hand-over.
+            return None
         current = store.load(key)
         if current is not None and current.generation == generation:
             store.write_files_tree(current)

@@ -411,7 +411,30 @@ def begin_pacing() -> bool:
         return False
     longest: float = settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS
     _pace_for(longest)
-    return defer_rebuild()
+    if defer_rebuild():
+        return True
+    end_pacing()  # settled meanwhile: this rebuild runs, and the next calm one at once
+    return False
+
+
+# How long after a calm rebuild handed over to a stream another may not: at most one is cut
+# short in that time, so a pair of quick writes now and then cannot keep the worker from ever
+# finishing one.
+HANDED_OVER_KEY = "beacon:snap:rebuild-handed-over"
+
+
+def may_hand_over() -> bool:
+    """Whether a calm rebuild may stop for a stream that began (and record that it did):
+    not when one did in the last SNAPSHOT_REBUILD_MAX_GAP_SECONDS, nor without the cache,
+    nor unless the stream's own rebuild is queued."""
+    longest: float = settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS
+    try:
+        if not cache.add(HANDED_OVER_KEY, 1, max(1, math.ceil(longest))):
+            return False
+        schedule_rebuild()
+        return bool(cache.get(REBUILD_QUEUED_KEY))
+    except Exception:
+        return False
 
 
 def end_pacing() -> None:
@@ -461,7 +484,10 @@ def defer_rebuild() -> bool:
     countdown = min(wait, REBUILD_RECHECK_SECONDS)
     try:
         cache.set(REBUILD_QUEUED_KEY, 1, LOCK_SECONDS + math.ceil(countdown))
-        current_app.signature(REBUILD_TASK).apply_async(countdown=countdown)
+        # Marked as deferred: however late the queue runs it, it does not begin pacing anew.
+        current_app.signature(REBUILD_TASK).apply_async(
+            kwargs={"deferred": True}, countdown=countdown
+        )
     except Exception:
         logger.warning("could not defer the snapshot rebuild; rebuilding now", exc_info=True)
         return False

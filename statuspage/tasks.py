@@ -16,6 +16,8 @@ PUBLISH_WAIT_SECONDS = 5
 
 @shared_task
 def rebuild_snapshots(deferred: bool = False) -> None:
+    if deferred:
+        keys.deferred_rebuild_runs()
     if keys.defer_rebuild():
         return  # queued again for when the pacing allows it (changes keep coming)
     keys.rebuild_started()

@@ -79,6 +79,19 @@ def test_a_rebuild_while_changes_keep_coming_right_after_one_is_deferred(api, se
     assert len(queued) == 2
 
 
+def test_tasks_that_come_while_a_deferral_waits_leave_the_rebuild_to_it(api, settings, queued):
+    """One chain of deferred rebuilds, however many tasks the writes queued meanwhile."""
+    keys.pace_rebuilds(render_seconds=1.0)
+    settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 10  # the changes keep coming
+    component_set_status(component=api, status="major_outage")
+    rebuild_snapshots.apply()  # deferred: queued again
+    rebuild_snapshots.apply()  # another task, from a write while the first waited
+    assert queued == [{}, DEFERRED]
+    assert not shows_outage(settings)
+    rebuild_snapshots.apply(kwargs={"deferred": True})  # the deferred one runs: again
+    assert queued == [{}, DEFERRED, DEFERRED]
+
+
 def test_a_deferred_rebuild_runs_once_the_changes_stop(api, settings, queued):
     keys.pace_rebuilds(render_seconds=1.0)  # 4 s to wait while changes keep coming
     settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.1

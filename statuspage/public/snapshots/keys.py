@@ -469,6 +469,18 @@ def seconds_until_rebuild() -> float:
     return max(0.0, min(longest, not_before - time.time()))
 
 
+# Set while a rebuild queued again by the pacing waits to run: one such chain at a time.
+REBUILD_DEFERRED_KEY = "beacon:snap:rebuild-deferred"
+
+
+def deferred_rebuild_runs() -> None:
+    """The rebuild the pacing queued again runs now: the next deferral may be queued."""
+    try:
+        cache.delete(REBUILD_DEFERRED_KEY)
+    except Exception:
+        logger.debug("could not clear the deferred rebuild", exc_info=True)
+
+
 def defer_rebuild() -> bool:
     """Queue the rebuild again for when the pacing allows it; False when it should run now.
 
@@ -476,7 +488,8 @@ def defer_rebuild() -> bool:
     stays held over the wait, so that changes meanwhile join this rebuild instead of queuing
     another. The rebuild looks again every REBUILD_RECHECK_SECONDS, and runs as soon as the
     changes have stopped: the wait bounds the worker's share during a stream, not how late
-    the state it ends in is rebuilt.
+    the state it ends in is rebuilt. A task that finds another deferral waiting leaves the
+    rebuild to it (True too): one chain of them, not one per task that came meanwhile.
     """
     wait = seconds_until_rebuild()
     if wait <= 0 or generation_is_settled(current_generation(fresh=True)):
@@ -484,12 +497,15 @@ def defer_rebuild() -> bool:
     countdown = min(wait, REBUILD_RECHECK_SECONDS)
     try:
         cache.set(REBUILD_QUEUED_KEY, 1, LOCK_SECONDS + math.ceil(countdown))
+        if not cache.add(REBUILD_DEFERRED_KEY, 1, LOCK_SECONDS + math.ceil(countdown)):
+            return True  # another deferral is waiting: it rebuilds
         # Marked as deferred: however late the queue runs it, it does not begin pacing anew.
         current_app.signature(REBUILD_TASK).apply_async(
             kwargs={"deferred": True}, countdown=countdown
         )
     except Exception:
         logger.warning("could not defer the snapshot rebuild; rebuilding now", exc_info=True)
+        deferred_rebuild_runs()  # none is waiting: the next task may defer again
         return False
     logger.debug("snapshot rebuild deferred by %.3f s (%.3f s to go)", countdown, wait)
     return True

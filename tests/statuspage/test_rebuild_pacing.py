@@ -134,14 +134,17 @@ def test_a_rebuild_begun_after_a_calm_hands_over_when_a_stream_begins(
     api, settings, queued, monkeypatch
 ):
     settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.1
+    keys.note_rebuild_completed()  # the worker finished one a moment ago
     assert calm_rebuild_meeting_a_stream(api, monkeypatch) is None  # it stopped early …
     assert queued == [{}, {}]  # … and queued the stream's own rebuild
 
 
-def test_a_calm_rebuild_hands_over_at_most_once_a_gap(api, settings, queued, monkeypatch):
+def test_a_calm_rebuild_hands_over_only_while_the_last_finished_one_is_recent(
+    api, settings, queued, monkeypatch
+):
     """A pair of quick writes now and then cannot keep the worker from finishing a rebuild."""
     settings.BEACON_SNAPSHOT_SETTLE_SECONDS = 0.1
-    cache.set(keys.HANDED_OVER_KEY, 1, 5)  # a calm rebuild handed over a moment ago
+    cache.delete(keys.REBUILD_COMPLETED_KEY)  # none finished in the last gap
     hot = keys.public_keys()
     built = calm_rebuild_meeting_a_stream(api, monkeypatch)
     assert built is not None and built >= len(hot) / 2  # it rendered on

@@ -298,8 +298,8 @@ def rebuild_hot_snapshots(
         if stream is not None and stream.began() and keys.may_hand_over():
             # Begun after a calm, and a stream of changes has begun since: its own rebuild
             # (queued) waits for it, and paces it, rather than this one rendering on through
-            # it. A change now and then does not stop it, nor does a stream within the gap
-            # of the last hand-over.
+            # it. A change now and then does not stop it, nor does a stream when the last
+            # rebuild the worker finished is older than the longest gap.
             return None
         current = store.load(key)
         if current is not None and current.generation == generation:
@@ -313,6 +313,7 @@ def rebuild_hot_snapshots(
             logger.error("could not render %s: %s", key, error)
     store.prune_files_tree(set(hot))
     store.share_files_tree(hot, generation)
+    keys.note_rebuild_completed()
     if changes_kept_coming:
         keys.pace_rebuilds(render_seconds=time.monotonic() - rendering_started)
     return built

@@ -417,19 +417,25 @@ def begin_pacing() -> bool:
     return False
 
 
-# How long after a calm rebuild handed over to a stream another may not: at most one is cut
-# short in that time, so a pair of quick writes now and then cannot keep the worker from ever
-# finishing one.
-HANDED_OVER_KEY = "beacon:snap:rebuild-handed-over"
+# When the worker last finished rebuilding every hot output (an epoch time).
+REBUILD_COMPLETED_KEY = "beacon:snap:rebuild-completed"
+
+
+def note_rebuild_completed() -> None:
+    longest: float = settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS
+    try:
+        cache.set(REBUILD_COMPLETED_KEY, time.time(), max(1, math.ceil(longest)))
+    except Exception:
+        logger.debug("could not note the finished rebuild", exc_info=True)
 
 
 def may_hand_over() -> bool:
-    """Whether a calm rebuild may stop for a stream that began (and record that it did):
-    not when one did in the last SNAPSHOT_REBUILD_MAX_GAP_SECONDS, nor without the cache,
-    nor unless the stream's own rebuild is queued."""
-    longest: float = settings.BEACON_SNAPSHOT_REBUILD_MAX_GAP_SECONDS
+    """Whether a calm rebuild may stop for a stream that began: only while the worker
+    finished one in the last SNAPSHOT_REBUILD_MAX_GAP_SECONDS (so pairs of quick writes now
+    and then cannot keep it from ever finishing one), with the cache, and with the stream's
+    own rebuild queued."""
     try:
-        if not cache.add(HANDED_OVER_KEY, 1, max(1, math.ceil(longest))):
+        if cache.get(REBUILD_COMPLETED_KEY) is None:
             return False
         schedule_rebuild()
         return bool(cache.get(REBUILD_QUEUED_KEY))

@@ -602,11 +602,6 @@ class _UpdateTexts:
             while len(self._texts) > UPDATE_TEXTS_KEPT or self._chars > UPDATE_TEXTS_KEPT_CHARS:
                 self._chars -= len(self._texts.pop(next(iter(self._texts))))
 
-    def clear(self) -> None:
-        with self._lock:
-            self._texts.clear()
-            self._chars = 0
-
 
 update_texts = _UpdateTexts()
 

@@ -295,7 +295,7 @@ def rebuild_hot_snapshots(
         raise
     built = 0
     for key in hot:
-        if stream is not None and stream.began() and keys.may_hand_over():
+        if stream is not None and stream.began() and keys.hand_over_to_stream():
             # Begun after a calm, and a stream of changes has begun since: its own rebuild
             # (queued) waits for it, and paces it, rather than this one rendering on through
             # it. A change now and then does not stop it, nor does a stream when the last

@@ -429,11 +429,11 @@ def note_rebuild_completed() -> None:
         logger.debug("could not note the finished rebuild", exc_info=True)
 
 
-def may_hand_over() -> bool:
-    """Whether a calm rebuild may stop for a stream that began: only while the worker
-    finished one in the last SNAPSHOT_REBUILD_MAX_GAP_SECONDS (so pairs of quick writes now
-    and then cannot keep it from ever finishing one), with the cache, and with the stream's
-    own rebuild queued."""
+def hand_over_to_stream() -> bool:
+    """Whether the calm rebuild running may stop for a stream that began, having queued the
+    stream's own rebuild: only while the worker finished one in the last
+    SNAPSHOT_REBUILD_MAX_GAP_SECONDS (so pairs of quick writes now and then cannot keep it
+    from ever finishing one), with the cache, and once the stream's rebuild is queued."""
     try:
         if cache.get(REBUILD_COMPLETED_KEY) is None:
             return False

@@ -16,6 +16,7 @@ An event keeps field names, never values: no password, key or token reaches the 
 """
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -28,10 +29,11 @@ from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import models
+from django.db import IntegrityError, models
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from statuspage.api_v1.fragments import AUDIT_TARGET
 from statuspage.api_v1.keys import KeyRecord
 from statuspage.lib.ratelimit import client_ip
 from statuspage.lib.text import spreadsheet_cell
@@ -288,14 +290,17 @@ def _record_api_write(request: HttpRequest, response: HttpResponse, key: KeyReco
     parts = path.split("/pages/", 1)[-1].split("/")[1:]
     target_type = parts[0] if parts else ""
     target_id = parts[1] if len(parts) > 1 else ""
-    body = _json(getattr(response, "content", b""))
-    if not target_id and isinstance(body, dict) and action == AuditAction.ADDED:
-        target_id = str(body.get("id") or "")
-    target_repr = ""
-    if isinstance(body, dict):
-        target_repr = str(body.get("name") or body.get("email") or body.get("endpoint") or "")
-    audit_record(
-        actor=_key_owner(request),
+    named = getattr(response, AUDIT_TARGET, None)
+    if named is None:  # read from the answer (a long incident's is large: views name it)
+        body = _json(getattr(response, "content", b""))
+        named = (
+            (str(body.get("id") or ""), _repr_in(body)) if isinstance(body, dict) else ("", "")
+        )
+    if not target_id and action == AuditAction.ADDED:
+        target_id = named[0]
+    target_repr = named[1]
+    record = functools.partial(
+        audit_record,
         actor_name=key.owner_username,
         action=action,
         source=AuditSource.API,
@@ -310,6 +315,14 @@ def _record_api_write(request: HttpRequest, response: HttpResponse, key: KeyReco
             "fields": _field_names(request),
         },
     )
+    try:
+        record(actor=_key_owner(request))
+    except IntegrityError:  # the key's owner was deleted during the request
+        record(actor=None)
+
+
+def _repr_in(body: dict) -> str:
+    return str(body.get("name") or body.get("email") or body.get("endpoint") or "")
 
 
 def _key_owner(request: HttpRequest) -> Any:

@@ -23,10 +23,11 @@ _CONFIRM_SALT = "beacon.subscriber.confirm"
 _MANAGE_SALT = "beacon.subscriber.manage"
 
 
-def page_base_url() -> str:
-    """The page's URL without its trailing slash: the base of every link Beacon sends."""
+def page_base_url(page: PageSettings | None = None) -> str:
+    """The page's URL without its trailing slash: the base of every link Beacon sends
+    (`page`: the settings the caller holds already, else loaded)."""
     # A URL saved before control characters were refused must not break a header or a link.
-    url = without_control_characters(PageSettings.load().url, lines=False)
+    url = without_control_characters((page or PageSettings.load()).url, lines=False)
     return (url or "http://127.0.0.1:8000").rstrip("/")
 
 

@@ -187,9 +187,10 @@ def _entry(page: PageSettings, public_id: str, *, group: bool | None = None) -> 
     return text
 
 
-def _written_entry(page: PageSettings, component: Component) -> str:
-    """The entry of a component just written (the write's answer)."""
-    text = fragments.component_entry(page, component.pk)
+def _written_entry(page: PageSettings, component: Component, *, held: bool = False) -> str:
+    """The entry of a component just written (the write's answer); `held`: `component` is its
+    row (with its group) as the write left it."""
+    text = fragments.component_entry(page, component.pk, held=component if held else None)
     if text is None:  # deleted by someone else since the write
         raise Http404(f"No component {component.public_id!r}.")
     return text
@@ -317,7 +318,8 @@ def update_component(request: HttpRequest, page_id: str, component_id: str, payl
                 actor=key_owner(request),
                 locked=True,
             )
-    return json_answer(_written_entry(page, component))
+    # A status alone: the row read with its lock, as the arbiter saved it, is the row now.
+    return json_answer(_written_entry(page, component, held=not changes))
 
 
 @router.delete(

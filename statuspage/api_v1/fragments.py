@@ -86,7 +86,7 @@ def json_list(texts: Iterable[str]) -> str:
 
 def page_stamp(page: PageSettings) -> str:
     """What every fragment also depends on besides its rows: the page's id, zone, address."""
-    return "\n".join((RENDER_VERSION, page.public_id, page.time_zone, links.page_base_url()))
+    return "\n".join((RENDER_VERSION, page.public_id, page.time_zone, links.page_base_url(page)))
 
 
 @contextmanager
@@ -345,7 +345,7 @@ def _render_catalogue(page: PageSettings) -> Catalogue:
     )
     ctx = page_json_context(
         page=page,
-        base_url=links.page_base_url(),
+        base_url=links.page_base_url(page),
         updated_at=timezone.now(),
         components=components,
         groups=ComponentGroup.objects.order_by("position", "name").only(*GROUP_FIELDS),
@@ -374,19 +374,22 @@ def _render_catalogue(page: PageSettings) -> Catalogue:
     )
 
 
-def component_entry(page: PageSettings, component_pk: int) -> str | None:
+def component_entry(
+    page: PageSettings, component_pk: int, *, held: Component | None = None
+) -> str | None:
     """One component's entry of the component list, rendered alone.
 
     What a write of one component answers with: the catalogue is rendered again by the next
     read that needs it, once for however many writes came before it, not by every write.
     The position is counted as the catalogue counts it, from the page's order read as rows.
+    `held`: the component's row (with its group) as the write left it, not read again.
     """
     places = Component.objects.in_page_order().values_list(
         "pk", "position", "group_id", "group__position"
     )
     groups = ComponentGroup.objects.order_by("position", "name").values_list("pk", "position")
     position = component_position(component_pk, places, groups)
-    component = (
+    component = held or (
         Component.objects.select_related("group")
         .only(*CATALOGUE_FIELDS, "group__public_id")
         .filter(pk=component_pk)
@@ -462,6 +465,18 @@ class _CatalogueWhenNeeded:
         return getattr(self._catalogue, name)
 
 
+class _CatalogueNeeded(Exception):
+    pass
+
+
+class _NoCatalogue:
+    """Stands for the catalogue where reading it is not wanted: in a write's transaction, whose
+    marks may have made it stale (rendering it there would hold the write's locks longer)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _CatalogueNeeded
+
+
 def _store_catalogue(total: int, stamp: str, body: str, rendered_id: str) -> None:
     # Readers only: the newest render (the greatest sum) stays, whichever stores last.
     table = connection.ops.quote_name(CatalogueFragment._meta.db_table)
@@ -510,6 +525,9 @@ def fill(text: str, kept: Catalogue) -> str:
         kind, numbers = parts[index][0], parts[index][1:]
         pks = [int(number) for number in numbers.split(",") if number]
         if kind == "C":  # an incident's components, in page order (gone ones left out)
+            if not pks:  # none: no need of the catalogue
+                parts[index] = "[]"
+                continue
             named = [pk for pk in pks if pk in kept.embedded]
             present = sorted(named, key=lambda pk: kept.page_order.get(pk, 0))
             parts[index] = json_list(kept.embedded[pk] for pk in present)
@@ -686,18 +704,25 @@ def _render_incidents(
     keep what is still current."""
     if not pks:
         return {}
+    # The incidents' own fields; their updates and components come as rows, and go in as slots.
+    rendered = _rendered(list(Incident.objects.filter(pk__in=pks)), page, kept, stamp)
+    if stamp is not None:
+        _store(IncidentFragment, "incident_id", pks, rendered, stamp)
+    return rendered
+
+
+def _rendered(
+    incidents: list[Incident], page: PageSettings, kept: Catalogue, stamp: str | None
+) -> dict[int, str]:
     # What the incidents show of components becomes slots: no component entries needed.
     ctx = PageJson(
         page=page,
-        base_url=links.page_base_url(),
+        base_url=links.page_base_url(page),
         updated_at=timezone.now(),
         components=[],
         by_component={},
         affected_names={},
     )
-    # The incidents' own fields; their updates and components come as rows, below, and go
-    # in as slots.
-    incidents = list(Incident.objects.filter(pk__in=pks))
     public_ids = {incident.pk: incident.public_id for incident in incidents}
     timelines = _timelines(public_ids, ctx, stamp or page_stamp(page), kept)
     components: dict[int, list[int]] = {}
@@ -705,15 +730,48 @@ def _render_incidents(
         incident_id__in=public_ids
     ).values_list("incident_id", "component_id"):
         components.setdefault(incident_pk, []).append(component_pk)
-    rendered = {
+    return {
         incident.pk: _incident_text(
             incident, ctx, timelines.get(incident.pk, []), components.get(incident.pk, [])
         )
         for incident in incidents
     }
-    if stamp is not None:
-        _store(IncidentFragment, "incident_id", pks, rendered, stamp)
-    return rendered
+
+
+def written_incident_text(incident: Incident, page: PageSettings) -> str | None:
+    """The answer to a write of `incident`, rendered in the writing transaction from the row
+    it holds as the write left it (slots in place: `filled` fills them after the commit), and
+    kept. None when this transaction did not mark the incident: read it after the commit.
+
+    Its mark locked the fragment's row until the commit: no other write of what the incident
+    shows can commit before this one, and what this transaction reads is what its commit
+    makes current, so the render is kept as current without reading the version first."""
+    table = connection.ops.quote_name(IncidentFragment._meta.db_table)
+    if not connection.in_atomic_block or _not_marked_yet(table, [incident.pk]):
+        return None
+    stamp = page_stamp(page)
+    try:
+        text = _rendered([incident], page, cast(Catalogue, _NoCatalogue()), stamp)[incident.pk]
+    except _CatalogueNeeded:
+        return None
+    if current_scope() is None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET rendered_version = version, stamp = %s, body = %s "
+                "WHERE incident_id = %s",
+                [stamp, text, incident.pk],
+            )
+        _forget_marks(IncidentFragment, [incident.pk])
+    return text
+
+
+def filled(text: str, page: PageSettings) -> str | None:
+    """A rendered object's text with its slots filled from the catalogue as it is now; None
+    when a slot names a component gone since (render the object again)."""
+    try:
+        return fill(text, cast(Catalogue, _CatalogueWhenNeeded(page, page_stamp(page))))
+    except _Unresolved:
+        return None
 
 
 def incident_texts(incidents: QuerySet[Incident], page: PageSettings) -> list[str]:
@@ -809,6 +867,16 @@ def _texts(queryset: QuerySet, page: PageSettings, render) -> list[str]:
     return texts
 
 
-def json_answer(text: str, status: int = 200) -> HttpResponse:
+# A write's answer may name its object for the audit trail (id, name) as this attribute, so
+# that the trail does not parse the answer (an incident's carries its whole timeline).
+AUDIT_TARGET = "beacon_audit_target"
+
+
+def json_answer(
+    text: str, status: int = 200, *, audit_target: tuple[str, str] | None = None
+) -> HttpResponse:
     """An answer of assembled JSON, with the headers ninja's renderer gives its own."""
-    return HttpResponse(text, status=status, content_type="application/json; charset=utf-8")
+    response = HttpResponse(text, status=status, content_type="application/json; charset=utf-8")
+    if audit_target is not None:
+        setattr(response, AUDIT_TARGET, audit_target)
+    return response

@@ -268,11 +268,12 @@ _SCHEDULE_FIELDS = {
 
 def _change(
     incident: Incident, fields: IncidentFields, page: PageSettings, author: User | None
-) -> None:
+) -> bool:
     """A PATCH: rename, reschedule, name components, then post at most one update.
 
     `incident` was read with its lock in this transaction; the services that change it
-    before the update read it again, and so then does the update."""
+    before the update read it again, and so then does the update. Returns whether `incident`
+    is still the row as this transaction leaves it (nothing but the update changed it)."""
     sent = fields.model_fields_set
     as_read = True  # the row as `incident` holds it
     if "name" in sent or "impact_override" in sent:
@@ -326,6 +327,7 @@ def _change(
             author=author,
             locked=as_read,
         )
+    return as_read
 
 
 # Lists
@@ -444,8 +446,13 @@ def update_incident(request: HttpRequest, page_id: str, incident_id: str, payloa
         incident = _get(incident_id, locked=True)
         if not payload.incident.model_fields_set:
             raise ValidationError("Send at least one incident field.")
-        _change(incident, payload.incident, page, key_owner(request))
-    return json_answer(_one_text(incident_id, page))
+        held = _change(incident, payload.incident, page, key_owner(request))
+        # Rendered from the row held, in the transaction: not read again after it.
+        written = fragments.written_incident_text(incident, page) if held else None
+    answer = fragments.filled(written, page) if written is not None else None
+    if answer is None:
+        return json_answer(_one_text(incident_id, page))
+    return json_answer(answer, audit_target=(incident.public_id, incident.name))
 
 
 @router.delete(

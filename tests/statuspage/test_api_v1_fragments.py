@@ -82,6 +82,8 @@ def test_every_read_after_an_api_write_sees_it(manage_api, components, settings)
         )
         assert patched.status_code == 200
         assert patched.json()["status"] == status
+        # Answered from the row the write held: the entry the catalogue renders afresh.
+        assert patched.content == manage_api("get", f"/components/{component.public_id}").content
 
         listed = {c["id"]: c for c in manage_api("get", "/components").json()}
         assert listed[component.public_id]["status"] == status
@@ -349,3 +351,76 @@ def test_a_transaction_of_thousands_of_writes_marks_without_looking_through_them
         fragments.mark_incidents([incident.pk])
         fragments.mark_incidents([incident.pk])
         assert IncidentFragment.objects.get(incident=incident).version == before + 2
+
+
+@pytest.fixture
+def committed_api(client, page):
+    """The management API with a superuser's key, for tests whose writes commit (the flush
+    between them takes the migrations' groups away)."""
+    from statuspage.api_v1.keys import api_key_create
+    from tests.incidents.factories import StaffFactory
+
+    key = api_key_create(owner=StaffFactory(is_superuser=True), name="CI")[1]
+    base = f"/api/v1/pages/{page.public_id}"
+
+    def call(method, path, body=None):
+        data = {} if body is None else {"data": json.dumps(body)}
+        return getattr(client, method)(
+            base + path,
+            HTTP_AUTHORIZATION=f"OAuth {key}",
+            content_type="application/json",
+            **data,
+        )
+
+    return call
+
+
+WRITTEN = [
+    {"status": "identified", "body": 'Found it: "\\u001eC1\\u001e" looks like a slot.'},
+    {"status": "monitoring", "body": "Fixed.", "deliver_notifications": False},
+    {"body": "Still watching."},  # no status: the incident keeps its own
+    {"status": "resolved", "body": "Resolved."},
+    {"status": "investigating", "body": "It is back (reopened)."},
+]
+
+
+@pytest.mark.django_db(transaction=True)  # each write commits, as in production
+@pytest.mark.parametrize("naming_components", [False, True])
+def test_an_update_posted_is_answered_from_what_its_write_left_and_kept(
+    committed_api, page, naming_components
+):
+    """The answer to an update posted is rendered in the write's transaction from the row it
+    holds (or, naming components, read after it): byte for byte a fresh render, and kept as
+    current, so the next read renders nothing."""
+    component = ComponentFactory(name="API")
+    named = {component: ComponentStatus.MAJOR_OUTAGE} if naming_components else {}
+    incident = open_incident(name="Errors", component_statuses=named)
+    path = f"/incidents/{incident.public_id}"
+    for fields in WRITTEN:
+        answer = committed_api("patch", path, {"incident": fields})
+        assert answer.status_code == 200, answer.content
+        kept = IncidentFragment.objects.get(incident=incident)
+        assert kept.rendered_version == kept.version  # kept by the write, current
+        served = committed_api("get", path).content
+        assert served == answer.content
+        IncidentFragment.objects.filter(incident=incident).update(stamp="")  # render afresh
+        assert committed_api("get", path).content == answer.content
+        [fresh] = json.loads(fresh_incidents([listed_one(incident)]))
+        assert json.loads(answer.content) == fresh
+    assert json.loads(answer.content)["status"] == "investigating"
+
+
+def listed_one(incident):
+    return next(i for i in listed_incidents() if i.pk == incident.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_maintenance_moved_through_its_statuses_answers_as_rendered_afresh(committed_api):
+    maintenance = schedule_maintenance(starts_in=timedelta(minutes=5))
+    path = f"/incidents/{maintenance.public_id}"
+    for status in ("in_progress", "verifying", "completed"):
+        answer = committed_api("patch", path, {"incident": {"status": status, "body": status}})
+        assert answer.status_code == 200, answer.content
+        [fresh] = json.loads(fresh_incidents([listed_one(maintenance)]))
+        assert json.loads(answer.content) == fresh
+        assert committed_api("get", path).content == answer.content

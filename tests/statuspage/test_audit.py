@@ -236,6 +236,60 @@ def test_api_writes_are_recorded_as_the_keys_owner(client, page):
     assert key not in json.dumps([e.detail for e in (added, changed, deleted)])
 
 
+def test_an_update_posted_through_the_api_names_its_incident(client, page):
+    """The view names what it wrote (the trail does not parse a long incident's answer)."""
+    from tests.incidents.factories import open_incident
+
+    owner = StaffFactory(username="robot-owner", groups=["Admins"])
+    key = api_key_create(owner=owner, name="CI")[1]
+    incident = open_incident(name="Checkout errors")
+    for n in range(3):
+        answer = client.patch(
+            f"/api/v1/pages/{page.public_id}/incidents/{incident.public_id}",
+            json.dumps({"incident": {"status": "identified", "body": f"Update {n}."}}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"OAuth {key}",
+        )
+        assert answer.status_code == 200
+    changed = events(source=AuditSource.API)
+    assert [(e.actor, e.target_id, e.target_repr) for e in changed] == [
+        (owner, incident.public_id, "Checkout errors")
+    ] * 3
+
+
+@pytest.mark.django_db(transaction=True)  # the trail's row is written in autocommit
+def test_an_api_write_whose_key_owner_is_deleted_meanwhile_is_still_recorded(
+    client, page, monkeypatch
+):
+    """The owner comes from the key's cached record, not read: deleted during the request,
+    the write is recorded under their name, without the row that is gone."""
+    from statuspage.api_v1 import base as api_base
+
+    owner = StaffFactory(username="leaving", is_superuser=True)  # no groups after a flush
+    key = api_key_create(owner=owner, name="CI")[1]
+    component = ComponentFactory(name="API")
+    owner_of = api_base.key_owner_of
+
+    def deleted_meanwhile(record):
+        User.objects.filter(pk=record.owner_pk).delete()
+        return owner_of(record)
+
+    monkeypatch.setattr(api_base, "key_owner_of", deleted_meanwhile)
+    answer = client.patch(
+        f"/api/v1/pages/{page.public_id}/components/{component.public_id}",
+        json.dumps({"component": {"description": "Public API"}}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"OAuth {key}",
+    )
+    assert answer.status_code == 200
+    [changed] = events(source=AuditSource.API)
+    assert (changed.actor, changed.actor_name, changed.target_id) == (
+        None,
+        "leaving",
+        component.public_id,
+    )
+
+
 def test_an_api_write_names_the_key_as_it_is_now(client, page):
     """The key's name comes with its cached record, and renaming the key forgets that."""
     owner = StaffFactory(username="robot-owner", groups=["Admins"])

@@ -116,6 +116,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# PostgreSQL's prepared statements: a statement run again on the same kept connection is
+# neither parsed nor planned again (a third of PostgreSQL's CPU per management API write,
+# docs/performance.md). Parameters are then sent apart from the SQL (server-side binding).
+# Turn off behind a pooler in transaction mode that cannot keep them (PgBouncer before 1.21).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+PREPARED_OPTIONS = {"server_side_binding": True, "prepare_threshold": 5}
+if DATABASE_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(PREPARED_OPTIONS)
 # A PostgreSQL streaming replica for the reads that may be a few seconds old (API v2 and
 # history renders on a snapshot miss, management API reads; statuspage/db_router.py). Unset,
 # every query goes to DATABASE_URL. Past the lag limit, or unreachable, reads use the primary.
@@ -127,6 +135,8 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"].setdefault("CONN_HEALTH_CHECKS", True)
     # A replica that does not answer costs a request two seconds once, not a hang.
     DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+    if DATABASE_PREPARED_STATEMENTS and DATABASES["replica"]["ENGINE"].endswith("postgresql"):
+        DATABASES["replica"]["OPTIONS"].update(PREPARED_OPTIONS)
     # Tests read the replica alias from the test database itself.
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["statuspage.db_router.ReplicaRouter"]

@@ -1,0 +1,43 @@
+"""How settings.py configures the database from the environment."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOW = (
+    "import json; from django.conf import settings; "
+    "print(json.dumps({k: v.get('OPTIONS', {}) for k, v in settings.DATABASES.items()}))"
+)
+
+
+def database_options(**environ: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE")}
+    env.update(DJANGO_SETTINGS_MODULE="statuspage.settings", **environ)
+    code = f"import django; django.setup(); {SHOW}"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("replica", [False, True])
+def test_postgresql_statements_are_prepared_unless_turned_off(replica):
+    url = "postgres://beacon@db.example.test:5432/beacon"
+    extra = {"DATABASE_REPLICA_URL": url.replace("db.", "replica.")} if replica else {}
+    options = database_options(DATABASE_URL=url, **extra)
+    for alias in options:
+        assert options[alias]["server_side_binding"] is True
+        assert options[alias]["prepare_threshold"] == 5
+    off = database_options(DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="false", **extra)
+    for alias in off:
+        assert not {"server_side_binding", "prepare_threshold"} & set(off[alias])
+
+
+def test_sqlite_is_left_as_it_is():
+    options = database_options()
+    assert "server_side_binding" not in options["default"]

@@ -41,3 +41,22 @@ def test_postgresql_statements_are_prepared_unless_turned_off(replica):
 def test_sqlite_is_left_as_it_is():
     options = database_options()
     assert "server_side_binding" not in options["default"]
+
+
+@pytest.mark.django_db
+def test_kept_api_json_is_compressed_with_lz4_on_postgresql():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's column compression")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attrelid::regclass::text, attcompression FROM pg_attribute "
+            "WHERE attname = 'body' AND attrelid::regclass::text LIKE 'statuspage_%%fragment'"
+        )
+        compression = dict(cursor.fetchall())
+    assert compression == {
+        "statuspage_incidentfragment": "l",
+        "statuspage_subscriberfragment": "l",
+        "statuspage_cataloguefragment": "l",
+    }

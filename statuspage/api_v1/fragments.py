@@ -25,7 +25,7 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, cast
@@ -117,9 +117,12 @@ class _Marked:
     while it is still queued, they stand. A savepoint rolled back takes with it the hooks
     queued inside it, as it takes the marks; the transaction's end takes all of them."""
 
-    def __init__(self, table: str, pks: frozenset[int | str]) -> None:
+    def __init__(
+        self, table: str, pks: frozenset[int | str], version: tuple[int | str, int] | None = None
+    ) -> None:
         self.table = table
         self.pks = pks
+        self.version = version  # a lone row's version as the mark left it: (pk, version)
 
     def __call__(self) -> None:
         pass
@@ -165,14 +168,30 @@ def _mark(model: type[Model], column: str, pks: Iterable[int | str]) -> None:
     if not wanted:
         return
     key = connection.ops.quote_name(column)
+    upsert = (
+        f"INSERT INTO {table} ({key}, version) VALUES (%s, 1) "
+        f"ON CONFLICT ({key}) DO UPDATE SET version = {table}.version + 1"
+    )
+    version = None
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} ({key}, version) VALUES (%s, 1) "
-            f"ON CONFLICT ({key}) DO UPDATE SET version = {table}.version + 1",
-            [(pk,) for pk in wanted],
-        )
+        if len(wanted) == 1 and connection.features.can_return_columns_from_insert:
+            cursor.execute(upsert + " RETURNING version", wanted)
+            version = (wanted[0], cursor.fetchone()[0])
+        else:
+            cursor.executemany(upsert, [(pk,) for pk in wanted])
     if connection.in_atomic_block:
-        transaction.on_commit(_Marked(table, frozenset(wanted)))
+        transaction.on_commit(_Marked(table, frozenset(wanted), version))
+
+
+def _marked_version(table: str, pk: int | str) -> int | None:
+    """The version this transaction's mark of the row left (None: not marked, marked again
+    since a render was kept, or not known)."""
+    found = None
+    for queued in connection.run_on_commit:
+        callback = queued[1]
+        if isinstance(callback, _Marked) and callback.table == table and pk in callback.pks:
+            found = callback.version[1] if callback.version and callback.version[0] == pk else None
+    return found
 
 
 def mark_incidents(pks: Iterable[int]) -> None:
@@ -593,35 +612,51 @@ UPDATE_TEXTS_KEPT_CHARS = 8_000_000
 UPDATE_TEXT_KEPT_CHARS = 16384
 
 
-class _UpdateTexts:
-    """This process's update texts (slots in place), each under everything it is rendered
-    from: the update's fields, its affected components', the incident's id and the page's
-    stamp. A text is therefore never out of date, and an incident rendered again after one
-    more update renders that update, not its whole timeline again. The first kept go first
-    when there are too many: a process reading more updates than it keeps renders some of
-    them again, nothing worse."""
+class _Kept:
+    """A process's bounded memory, shared by its threads: at most `count()` entries of at most
+    `chars()` characters in all (`size` measures one; one larger than `largest()` is not
+    kept), the first kept going first. A process needing more renders again, nothing worse."""
 
-    def __init__(self) -> None:
-        self._texts: dict[tuple, str] = {}
+    def __init__(
+        self,
+        count: Callable[[], int],
+        chars: Callable[[], int],
+        largest: Callable[[], int],
+        size: Callable[[Any], int],
+    ) -> None:
+        self._count, self._limit, self._largest, self._size = count, chars, largest, size
+        self._kept: dict[Any, Any] = {}
         self._chars = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> str | None:
-        return self._texts.get(key)
+    def get(self, key: Any) -> Any:
+        return self._kept.get(key)
 
-    def put(self, key: tuple, text: str) -> None:
-        if len(text) > UPDATE_TEXT_KEPT_CHARS:  # a huge body is rendered again, not hoarded
+    def put(self, key: Any, value: Any) -> None:
+        size = self._size(value)
+        if size > self._largest():
             return
         with self._lock:
-            if key in self._texts:
-                return
-            self._texts[key] = text
-            self._chars += len(text)
-            while len(self._texts) > UPDATE_TEXTS_KEPT or self._chars > UPDATE_TEXTS_KEPT_CHARS:
-                self._chars -= len(self._texts.pop(next(iter(self._texts))))
+            old = self._kept.pop(key, None)
+            if old is not None:
+                self._chars -= self._size(old)
+            self._kept[key] = value
+            self._chars += size
+            while len(self._kept) > self._count() or self._chars > self._limit():
+                self._chars -= self._size(self._kept.pop(next(iter(self._kept))))
+
+    def put_all(self, items: list[tuple[Any, Any]]) -> None:
+        for key, value in items:
+            self.put(key, value)
 
 
-update_texts = _UpdateTexts()
+# This process's update texts (slots in place), each under everything it is rendered from:
+# the update's fields, its affected components', the incident's id and the page's stamp. A
+# text is therefore never out of date, and an incident rendered again after one more update
+# renders that update, not its whole timeline again.
+update_texts = _Kept(
+    lambda: UPDATE_TEXTS_KEPT, lambda: UPDATE_TEXTS_KEPT_CHARS, lambda: UPDATE_TEXT_KEPT_CHARS, len
+)
 
 
 def _update_text(update: IncidentUpdate, ctx: PageJson, incident_id: str, slots: dict) -> str:
@@ -652,15 +687,24 @@ def _update_from_rows(row: tuple, affected: tuple) -> IncidentUpdate:
 
 
 def _timelines(
-    public_ids: dict[int, str], ctx: PageJson, stamp: str, kept: Catalogue
+    public_ids: dict[int, str],
+    ctx: PageJson,
+    stamp: str,
+    kept: Catalogue,
+    *,
+    heads: dict[int, tuple] | None = None,
+    only_update: int | None = None,
 ) -> dict[int, list[str]]:
     """Each incident's update texts (by pk: its public id), newest first: read as plain
-    rows, rendered only where this process has no text for exactly those rows."""
+    rows, rendered only where this process has no text for exactly those rows. `heads`
+    receives each incident's newest update's place (display_at, pk); `only_update`: that
+    update alone."""
     pks = list(public_ids)
-    rows = (
-        IncidentUpdate.objects.filter(incident_id__in=pks)
-        .order_by("-display_at", "-id", "affected_components__id")
-        .values_list(*UPDATE_FIELDS, *(f"affected_components__{name}" for name in AFFECTED))
+    updates_read = IncidentUpdate.objects.filter(incident_id__in=pks)
+    if only_update is not None:
+        updates_read = updates_read.filter(pk=only_update)
+    rows = updates_read.order_by("-display_at", "-id", "affected_components__id").values_list(
+        *UPDATE_FIELDS, *(f"affected_components__{name}" for name in AFFECTED)
     )
     # One row per affected component (one with none of them for an update without any).
     updates: dict[int, tuple] = {}
@@ -675,6 +719,8 @@ def _timelines(
             affected.setdefault(update[0], []).append((*entry, by_public_id.get(entry[1])))
     timelines: dict[int, list[str]] = {}
     for row in updates.values():
+        if heads is not None and row[1] not in heads:
+            heads[row[1]] = (row[UPDATE_FIELDS.index("display_at")], row[0])
         incident_id = public_ids[row[1]]
         key = (stamp, incident_id, row, tuple(affected.get(row[0], ())))
         text = update_texts.get(key)
@@ -697,6 +743,35 @@ def _incident_text(
     return text.replace(f"{SLOT}U{SLOT}", json_list(timeline), 1)
 
 
+@dataclass(frozen=True)
+class _Timeline:
+    version: int  # the incident's fragment version its rows were read at (or after)
+    stamp: str
+    texts: tuple[str, ...]  # newest first, slots in place
+    head: tuple  # the newest update's place: (display_at, pk)
+
+
+# How many incidents' timelines each process keeps, and their characters in all.
+TIMELINES_KEPT = 1024
+TIMELINES_KEPT_CHARS = 8_000_000
+
+
+# This process's last timeline of each incident it rendered, under the fragment version
+# it was read at: an update posted to an incident whose version has moved on only by that
+# post's mark renders that one update and puts it before the rest, instead of reading the
+# whole timeline again (incident_post_update changes no other update).
+#
+# Read at or after the version it is kept under: data newer than its version (a write that
+# committed between the version's read and the rows') has moved the version on too, so it
+# never matches a later post's version less one.
+timelines_kept = _Kept(
+    lambda: TIMELINES_KEPT,
+    lambda: TIMELINES_KEPT_CHARS,
+    lambda: TIMELINES_KEPT_CHARS // 8,
+    lambda kept: sum(map(len, kept.texts)),
+)
+
+
 def _render_incidents(
     pks: dict[int, int | None], page: PageSettings, kept: Catalogue, stamp: str | None
 ) -> dict[int, str]:
@@ -705,17 +780,28 @@ def _render_incidents(
     if not pks:
         return {}
     # The incidents' own fields; their updates and components come as rows, and go in as slots.
-    rendered = _rendered(list(Incident.objects.filter(pk__in=pks)), page, kept, stamp)
+    incidents = list(Incident.objects.filter(pk__in=pks))
+    ctx = _incidents_context(page)
+    heads: dict[int, tuple] = {}
+    public_ids = {incident.pk: incident.public_id for incident in incidents}
+    timelines = _timelines(public_ids, ctx, stamp or page_stamp(page), kept, heads=heads)
+    rendered = _incident_texts(incidents, ctx, timelines)
     if stamp is not None:
         _store(IncidentFragment, "incident_id", pks, rendered, stamp)
+        if current_scope() is None:  # read from the primary: rows at or after the version
+            read = [
+                (pk, _Timeline(version, stamp, tuple(timelines[pk]), heads[pk]))
+                for pk, version in pks.items()
+                if version is not None and pk in timelines
+            ]
+            # Once committed (at once outside a transaction): a rolled back one's rows never were.
+            transaction.on_commit(lambda: timelines_kept.put_all(read))
     return rendered
 
 
-def _rendered(
-    incidents: list[Incident], page: PageSettings, kept: Catalogue, stamp: str | None
-) -> dict[int, str]:
+def _incidents_context(page: PageSettings) -> PageJson:
     # What the incidents show of components becomes slots: no component entries needed.
-    ctx = PageJson(
+    return PageJson(
         page=page,
         base_url=links.page_base_url(page),
         updated_at=timezone.now(),
@@ -723,11 +809,14 @@ def _rendered(
         by_component={},
         affected_names={},
     )
-    public_ids = {incident.pk: incident.public_id for incident in incidents}
-    timelines = _timelines(public_ids, ctx, stamp or page_stamp(page), kept)
+
+
+def _incident_texts(
+    incidents: list[Incident], ctx: PageJson, timelines: dict[int, list[str]]
+) -> dict[int, str]:
     components: dict[int, list[int]] = {}
     for incident_pk, component_pk in Incident.components.through.objects.filter(
-        incident_id__in=public_ids
+        incident_id__in=[incident.pk for incident in incidents]
     ).values_list("incident_id", "component_id"):
         components.setdefault(incident_pk, []).append(component_pk)
     return {
@@ -738,10 +827,13 @@ def _rendered(
     }
 
 
-def written_incident_text(incident: Incident, page: PageSettings) -> str | None:
+def written_incident_text(
+    incident: Incident, page: PageSettings, posted: IncidentUpdate | None = None
+) -> str | None:
     """The answer to a write of `incident`, rendered in the writing transaction from the row
     it holds as the write left it (slots in place: `filled` fills them after the commit), and
     kept. None when this transaction did not mark the incident: read it after the commit.
+    `posted`: the one update the write posted, and nothing else of the timeline changed.
 
     Its mark locked the fragment's row until the commit: no other write of what the incident
     shows can commit before this one, and what this transaction reads is what its commit
@@ -750,10 +842,21 @@ def written_incident_text(incident: Incident, page: PageSettings) -> str | None:
     if not connection.in_atomic_block or _not_marked_yet(table, [incident.pk]):
         return None
     stamp = page_stamp(page)
+    version = _marked_version(table, incident.pk)
+    ctx = _incidents_context(page)
+    kept = cast(Catalogue, _NoCatalogue())
+    public_ids = {incident.pk: incident.public_id}
     try:
-        text = _rendered([incident], page, cast(Catalogue, _NoCatalogue()), stamp)[incident.pk]
+        texts, head = _timeline_with(posted, version, stamp, incident, ctx, kept) or (None, None)
+        if texts is None:
+            heads: dict[int, tuple] = {}
+            texts = tuple(
+                _timelines(public_ids, ctx, stamp, kept, heads=heads).get(incident.pk, [])
+            )
+            head = heads.get(incident.pk)
     except _CatalogueNeeded:
         return None
+    text = _incident_texts([incident], ctx, {incident.pk: list(texts)})[incident.pk]
     if current_scope() is None:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -762,7 +865,34 @@ def written_incident_text(incident: Incident, page: PageSettings) -> str | None:
                 [stamp, text, incident.pk],
             )
         _forget_marks(IncidentFragment, [incident.pk])
+        if version is not None and head is not None:
+            kept_timeline = _Timeline(version, stamp, texts, head)
+            transaction.on_commit(lambda: timelines_kept.put(incident.pk, kept_timeline))
     return text
+
+
+def _timeline_with(
+    posted: IncidentUpdate | None,
+    version: int | None,
+    stamp: str,
+    incident: Incident,
+    ctx: PageJson,
+    kept: Catalogue,
+) -> tuple[tuple[str, ...], tuple] | None:
+    """The timeline this process kept of the incident at the version before this write's
+    mark, with the update posted put first; None when it has none such."""
+    if posted is None or version is None:
+        return None
+    before = timelines_kept.get(incident.pk)
+    if before is None or before.version != version - 1 or before.stamp != stamp:
+        return None
+    head = (posted.display_at, posted.pk)
+    if head <= before.head:  # not the newest: its place is further down
+        return None
+    [text] = _timelines({incident.pk: incident.public_id}, ctx, stamp, kept, only_update=posted.pk)[
+        incident.pk
+    ]
+    return (text, *before.texts), head
 
 
 def filled(text: str, page: PageSettings) -> str | None:

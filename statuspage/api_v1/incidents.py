@@ -268,12 +268,13 @@ _SCHEDULE_FIELDS = {
 
 def _change(
     incident: Incident, fields: IncidentFields, page: PageSettings, author: User | None
-) -> bool:
+) -> tuple[bool, IncidentUpdate | None]:
     """A PATCH: rename, reschedule, name components, then post at most one update.
 
     `incident` was read with its lock in this transaction; the services that change it
     before the update read it again, and so then does the update. Returns whether `incident`
-    is still the row as this transaction leaves it (nothing but the update changed it)."""
+    is still the row as this transaction leaves it (nothing but the update changed it), and
+    the update posted."""
     sent = fields.model_fields_set
     as_read = True  # the row as `incident` holds it
     if "name" in sent or "impact_override" in sent:
@@ -311,10 +312,11 @@ def _change(
         as_read = False
         services.incident_add_components(incident=incident, components=affected)
     component_statuses = _component_statuses(fields)
+    posted = None
     if fields.status or fields.body or component_statuses:
         if not fields.status and not as_read:  # the update keeps the incident's status now
             incident.refresh_from_db(fields=["status"])
-        services.incident_post_update(
+        posted = services.incident_post_update(
             incident=incident,
             status=services.incident_status_from_input(
                 fields.status or incident.status, maintenance=incident.is_maintenance
@@ -327,7 +329,7 @@ def _change(
             author=author,
             locked=as_read,
         )
-    return as_read
+    return as_read, posted
 
 
 # Lists
@@ -446,9 +448,9 @@ def update_incident(request: HttpRequest, page_id: str, incident_id: str, payloa
         incident = _get(incident_id, locked=True)
         if not payload.incident.model_fields_set:
             raise ValidationError("Send at least one incident field.")
-        held = _change(incident, payload.incident, page, key_owner(request))
+        held, posted = _change(incident, payload.incident, page, key_owner(request))
         # Rendered from the row held, in the transaction: not read again after it.
-        written = fragments.written_incident_text(incident, page) if held else None
+        written = fragments.written_incident_text(incident, page, posted) if held else None
     answer = fragments.filled(written, page) if written is not None else None
     if answer is None:
         return json_answer(_one_text(incident_id, page))

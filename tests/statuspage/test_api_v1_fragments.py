@@ -424,3 +424,97 @@ def test_a_maintenance_moved_through_its_statuses_answers_as_rendered_afresh(com
         [fresh] = json.loads(fresh_incidents([listed_one(maintenance)]))
         assert json.loads(answer.content) == fresh
         assert committed_api("get", path).content == answer.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_posted_after_the_timeline_changed_reads_it_again(committed_api, monkeypatch):
+    """A post renders only itself before the timeline this process kept while nothing else
+    moved the incident's version; an edit of an older update (through the API, or by SQL and
+    marked), or an older update moved ahead of now, makes it read the whole timeline again:
+    every answer is byte for byte a fresh render."""
+    from incidents.models import IncidentUpdate
+
+    incident = open_incident(name="Errors")
+    path = f"/incidents/{incident.public_id}"
+    reads = []
+    timelines = fragments._timelines
+
+    def counted(*args, **kwargs):
+        reads.append(kwargs.get("only_update") is None)
+        return timelines(*args, **kwargs)
+
+    monkeypatch.setattr(fragments, "_timelines", counted)
+
+    def post(body: str) -> dict:
+        reads.clear()
+        answer = committed_api("patch", path, {"incident": {"status": "identified", "body": body}})
+        assert answer.status_code == 200, answer.content
+        [fresh] = json.loads(fresh_incidents([listed_one(incident)]))
+        assert json.loads(answer.content) == fresh
+        assert committed_api("get", path).content == answer.content
+        return json.loads(answer.content)
+
+    post("First.")
+    assert reads == [True]  # the whole timeline, kept for the next post
+    post("Second.")
+    assert reads == [False]  # only the update posted
+    first = incident.updates.order_by("id").first()
+
+    edited = committed_api(
+        "patch", f"{path}/incident_updates/{first.public_id}", {"incident_update": {"body": "Re."}}
+    )
+    assert edited.status_code == 200
+    assert post("Third.")["incident_updates"][-1]["body"] == "Re."
+    assert reads == [False]  # the edit's own answer read the timeline again, and kept it
+
+    IncidentUpdate.objects.filter(pk=first.pk).update(body="Edited by SQL.")
+    fragments.mark_incidents([incident.pk])
+    assert post("Fourth.")["incident_updates"][-1]["body"] == "Edited by SQL."
+    assert reads == [True]
+    post("Fifth.")
+    assert reads == [False]
+
+    later = timezone.now() + timedelta(hours=1)
+    IncidentUpdate.objects.filter(pk=first.pk).update(display_at=later)
+    fragments.mark_incidents([incident.pk])
+    post("Sixth.")  # read again: the edit moved the version
+    shown = post("Seventh.")  # kept, but the update posted is not the newest: read again
+    assert reads == [True]
+    assert [u["body"] for u in shown["incident_updates"]][:2] == ["Edited by SQL.", "Seventh."]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_timeline_read_in_a_transaction_rolled_back_is_not_kept(page):
+    from django.db import transaction
+
+    incident = open_incident(name="Errors")
+    fragments.timelines_kept.put(incident.pk, fragments._Timeline(0, "", (), (None, 0)))
+    kept = fragments.timelines_kept.get(incident.pk)
+
+    class RolledBack(Exception):
+        pass
+
+    with pytest.raises(RolledBack), transaction.atomic():
+        posted = services.incident_post_update(incident=incident, status="identified", body="X")
+        assert fragments.written_incident_text(incident, page, posted) is not None
+        assert fragments.incident_texts(Incident.objects.filter(pk=incident.pk), page)
+        raise RolledBack
+    assert fragments.timelines_kept.get(incident.pk) is kept
+
+
+def test_the_timelines_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr(fragments, "TIMELINES_KEPT", 3)
+    kept = fragments._Kept(
+        lambda: fragments.TIMELINES_KEPT,
+        lambda: fragments.TIMELINES_KEPT_CHARS,
+        lambda: fragments.TIMELINES_KEPT_CHARS // 8,
+        lambda timeline: sum(map(len, timeline.texts)),
+    )
+    for pk in range(5):
+        kept.put(pk, fragments._Timeline(1, "", ("x" * 10,), (None, pk)))
+    assert [pk for pk in range(5) if kept.get(pk)] == [2, 3, 4]
+    monkeypatch.setattr(fragments, "TIMELINES_KEPT_CHARS", 80)
+    kept.put(9, fragments._Timeline(1, "", ("y" * 11,), (None, 9)))  # over an eighth: not kept
+    assert kept.get(9) is None
+    kept.put(8, fragments._Timeline(1, "", ("y" * 10,), (None, 8)))
+    assert kept.get(8) is not None

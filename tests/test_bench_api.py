@@ -48,6 +48,7 @@ def load(kind: str, p50: float, violations: int = 0) -> dict:
             "violations": violations,
             "examples": [],
         },
+        "cpu_ms_per_request": {"beacon": 8.0, "worker": 0.5, "postgres": 1.5, "client": 0.5},
         "problems": [],
     }
 
@@ -190,6 +191,17 @@ def test_the_report_quotes_the_run_before_beside_this_one_and_the_targets(api):
     assert "| PATCH component | 27.6 ms | **20.0 ms** | 1.38× |" in text
     assert "| PATCH incident (post an update)¹ | 84.9 ms | **20.0 ms** | 4.2× |" in text
     assert "No generation to bump here" in text
+    assert "| PATCH component | 8.0 | 1.5 | 0.5 | 0.5 | 10.5 |" in text  # CPU per write
+
+
+def test_writes_alone_are_checked_against_the_write_targets_only(api):
+    measured = result(api, share=0.2, p99=50.0, write_p50=35.0)
+    measured["reads"] = []  # --writes-only
+    assert [(t["name"].split(" at ")[0], t["met"]) for t in api.targets(measured)] == [
+        ("PATCH a component", False),
+        ("post an incident update", False),
+        ("a read after a write shows the write", True),
+    ]
 
 
 def test_an_incident_shows_an_update_only_with_its_status_and_body(api):

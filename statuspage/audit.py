@@ -293,9 +293,7 @@ def _record_api_write(request: HttpRequest, response: HttpResponse, key: KeyReco
     named = getattr(response, AUDIT_TARGET, None)
     if named is None:  # read from the answer (a long incident's is large: views name it)
         body = _json(getattr(response, "content", b""))
-        named = (
-            (str(body.get("id") or ""), _repr_in(body)) if isinstance(body, dict) else ("", "")
-        )
+        named = (str(body.get("id") or ""), _repr_in(body)) if isinstance(body, dict) else ("", "")
     if not target_id and action == AuditAction.ADDED:
         target_id = named[0]
     target_repr = named[1]

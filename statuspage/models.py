@@ -357,6 +357,9 @@ class ApiFragment(models.Model):
     rendered_version = models.PositiveBigIntegerField(null=True)
     stamp = models.CharField(max_length=500, blank=True, default="", db_default="")
     body = models.TextField(blank=True, default="", db_default="")
+    # Random per kept render: a process's memory of what it rendered is used only while the
+    # row still names that render (versions repeat after a restore or a failover).
+    rendered_id = models.CharField(max_length=16, blank=True, default="", db_default="")
 
     class Meta:
         abstract = True

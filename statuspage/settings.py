@@ -123,7 +123,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 PREPARED_OPTIONS = {"server_side_binding": True, "prepare_threshold": 5}
 if DATABASE_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    DATABASES["default"].setdefault("OPTIONS", {}).update(PREPARED_OPTIONS)
+    for option, value in PREPARED_OPTIONS.items():  # unless DATABASE_URL's query sets them
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(option, value)
 # A PostgreSQL streaming replica for the reads that may be a few seconds old (API v2 and
 # history renders on a snapshot miss, management API reads; statuspage/db_router.py). Unset,
 # every query goes to DATABASE_URL. Past the lag limit, or unreachable, reads use the primary.
@@ -136,7 +137,8 @@ if DATABASE_REPLICA_URL:
     # A replica that does not answer costs a request two seconds once, not a hang.
     DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
     if DATABASE_PREPARED_STATEMENTS and DATABASES["replica"]["ENGINE"].endswith("postgresql"):
-        DATABASES["replica"]["OPTIONS"].update(PREPARED_OPTIONS)
+        for option, value in PREPARED_OPTIONS.items():
+            DATABASES["replica"]["OPTIONS"].setdefault(option, value)
     # Tests read the replica alias from the test database itself.
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["statuspage.db_router.ReplicaRouter"]

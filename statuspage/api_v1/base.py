@@ -9,7 +9,7 @@ from typing import Annotated, Any, ParamSpec
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, IntegrityError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
@@ -258,6 +258,16 @@ def _forbidden(request: HttpRequest, exc):
 @api.exception_handler(ObjectDoesNotExist)
 def _not_found(request: HttpRequest, exc):
     return error_body(request, str(exc) or "Not found.", 404)
+
+
+@api.exception_handler(IntegrityError)
+def _owner_gone(request: HttpRequest, exc):
+    """A write naming its key's owner (an update's author, a status change's actor) whose
+    owner was deleted while it ran: the key no longer works, nothing was written."""
+    record = getattr(request, "auth", None)
+    if isinstance(record, KeyRecord) and not User.objects.filter(pk=record.owner_pk).exists():
+        return error_body(request, "This API key's owner no longer exists.", 401)
+    raise exc
 
 
 @api.exception_handler(HttpError)

@@ -53,6 +53,7 @@ from statuspage.api_v1 import schemas
 from statuspage.lib.outage import database_read_only
 from statuspage.lib.replica import current_scope
 from statuspage.models import (
+    ApiFragment,
     CatalogueFragment,
     CatalogueMark,
     IncidentFragment,
@@ -117,12 +118,11 @@ class _Marked:
     while it is still queued, they stand. A savepoint rolled back takes with it the hooks
     queued inside it, as it takes the marks; the transaction's end takes all of them."""
 
-    def __init__(
-        self, table: str, pks: frozenset[int | str], version: tuple[int | str, int] | None = None
-    ) -> None:
+    def __init__(self, table: str, pks: frozenset[int | str], left: tuple | None = None) -> None:
         self.table = table
         self.pks = pks
-        self.version = version  # a lone row's version as the mark left it: (pk, version)
+        # A lone fragment row as the mark left it: (pk, version, rendered_version, rendered_id).
+        self.left = left
 
     def __call__(self) -> None:
         pass
@@ -172,25 +172,27 @@ def _mark(model: type[Model], column: str, pks: Iterable[int | str]) -> None:
         f"INSERT INTO {table} ({key}, version) VALUES (%s, 1) "
         f"ON CONFLICT ({key}) DO UPDATE SET version = {table}.version + 1"
     )
-    version = None
+    left = None
     with connection.cursor() as cursor:
-        if len(wanted) == 1 and connection.features.can_return_columns_from_insert:
-            cursor.execute(upsert + " RETURNING version", wanted)
-            version = (wanted[0], cursor.fetchone()[0])
+        lone = len(wanted) == 1 and connection.features.can_return_columns_from_insert
+        if lone and issubclass(model, ApiFragment):
+            cursor.execute(upsert + " RETURNING version, rendered_version, rendered_id", wanted)
+            left = (wanted[0], *cursor.fetchone())
         else:
             cursor.executemany(upsert, [(pk,) for pk in wanted])
     if connection.in_atomic_block:
-        transaction.on_commit(_Marked(table, frozenset(wanted), version))
+        transaction.on_commit(_Marked(table, frozenset(wanted), left))
 
 
-def _marked_version(table: str, pk: int | str) -> int | None:
-    """The version this transaction's mark of the row left (None: not marked, marked again
-    since a render was kept, or not known)."""
+def _marked_row(table: str, pk: int | str) -> tuple[int, int | None, str] | None:
+    """A fragment row as this transaction's mark left it: its version, and the version and
+    id of the render it held (None: not marked, marked again since a render was kept here,
+    or not known)."""
     found = None
     for queued in connection.run_on_commit:
         callback = queued[1]
         if isinstance(callback, _Marked) and callback.table == table and pk in callback.pks:
-            found = callback.version[1] if callback.version and callback.version[0] == pk else None
+            found = callback.left[1:] if callback.left and callback.left[0] == pk else None
     return found
 
 
@@ -222,32 +224,39 @@ def _store(
     read: dict[int, int | None],
     rendered: dict[int, str],
     stamp: str,
-) -> None:
+) -> dict[int, str]:
     """Keep renders, unless a write has moved the version on since the one their data was
     read at (`read`: None when no row was there): then the next reader renders again. Two
-    statements whatever the number (executemany is one pipeline)."""
+    statements whatever the number (executemany is one pipeline). Returns the id each render
+    was given (a row that was not kept does not name it)."""
     table = connection.ops.quote_name(model._meta.db_table)
     key = connection.ops.quote_name(column)
-    new = [(pk, stamp, text) for pk, text in rendered.items() if read[pk] is None]
-    known = [(stamp, text, pk, read[pk]) for pk, text in rendered.items() if read[pk] is not None]
+    ids = {pk: secrets.token_hex(8) for pk in rendered}
+    new = [(pk, stamp, text, ids[pk]) for pk, text in rendered.items() if read[pk] is None]
+    known = [
+        (stamp, text, ids[pk], pk, read[pk])
+        for pk, text in rendered.items()
+        if read[pk] is not None
+    ]
     with _keeping() as keep, connection.cursor() as cursor:
         if keep and new:
             cursor.executemany(
-                f"INSERT INTO {table} ({key}, version, rendered_version, stamp, body) "
-                f"VALUES (%s, 0, 0, %s, %s) ON CONFLICT ({key}) DO NOTHING",
+                f"INSERT INTO {table} ({key}, version, rendered_version, stamp, body, rendered_id) "
+                f"VALUES (%s, 0, 0, %s, %s, %s) ON CONFLICT ({key}) DO NOTHING",
                 new,
             )
         if keep and known:
             # A row a writer holds is about to move on: skip it rather than wait.
             skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
             cursor.executemany(
-                f"UPDATE {table} SET rendered_version = version, stamp = %s, body = %s "
-                f"WHERE {key} = (SELECT {key} FROM {table} WHERE {key} = %s AND version = %s"
-                f"{skip_locked})",
+                f"UPDATE {table} SET rendered_version = version, stamp = %s, body = %s, "
+                f"rendered_id = %s WHERE {key} = "
+                f"(SELECT {key} FROM {table} WHERE {key} = %s AND version = %s{skip_locked})",
                 known,
             )
         if keep:
             _forget_marks(model, rendered)
+    return ids
 
 
 # The catalogue: components and groups
@@ -746,6 +755,7 @@ def _incident_text(
 @dataclass(frozen=True)
 class _Timeline:
     version: int  # the incident's fragment version its rows were read at (or after)
+    rendered_id: str  # the render kept with them: used only while the row still holds it
     stamp: str
     texts: tuple[str, ...]  # newest first, slots in place
     head: tuple  # the newest update's place: (display_at, pk)
@@ -787,10 +797,10 @@ def _render_incidents(
     timelines = _timelines(public_ids, ctx, stamp or page_stamp(page), kept, heads=heads)
     rendered = _incident_texts(incidents, ctx, timelines)
     if stamp is not None:
-        _store(IncidentFragment, "incident_id", pks, rendered, stamp)
+        ids = _store(IncidentFragment, "incident_id", pks, rendered, stamp)
         if current_scope() is None:  # read from the primary: rows at or after the version
             read = [
-                (pk, _Timeline(version, stamp, tuple(timelines[pk]), heads[pk]))
+                (pk, _Timeline(version, ids[pk], stamp, tuple(timelines[pk]), heads[pk]))
                 for pk, version in pks.items()
                 if version is not None and pk in timelines
             ]
@@ -811,14 +821,23 @@ def _incidents_context(page: PageSettings) -> PageJson:
     )
 
 
-def _incident_texts(
-    incidents: list[Incident], ctx: PageJson, timelines: dict[int, list[str]]
-) -> dict[int, str]:
+def _named_components(incidents: list[Incident]) -> dict[int, list[int]]:
     components: dict[int, list[int]] = {}
     for incident_pk, component_pk in Incident.components.through.objects.filter(
         incident_id__in=[incident.pk for incident in incidents]
     ).values_list("incident_id", "component_id"):
         components.setdefault(incident_pk, []).append(component_pk)
+    return components
+
+
+def _incident_texts(
+    incidents: list[Incident],
+    ctx: PageJson,
+    timelines: dict[int, list[str]],
+    components: dict[int, list[int]] | None = None,
+) -> dict[int, str]:
+    if components is None:
+        components = _named_components(incidents)
     return {
         incident.pk: _incident_text(
             incident, ctx, timelines.get(incident.pk, []), components.get(incident.pk, [])
@@ -832,59 +851,85 @@ def written_incident_text(
 ) -> str | None:
     """The answer to a write of `incident`, rendered in the writing transaction from the row
     it holds as the write left it (slots in place: `filled` fills them after the commit), and
-    kept. None when this transaction did not mark the incident: read it after the commit.
-    `posted`: the one update the write posted, and nothing else of the timeline changed.
+    kept. None when this transaction did not mark the incident, or the render needs the
+    catalogue or failed: read it after the commit. `posted`: the one update the write
+    posted, and nothing else of the timeline changed.
 
     Its mark locked the fragment's row until the commit: no other write of what the incident
     shows can commit before this one, and what this transaction reads is what its commit
-    makes current, so the render is kept as current without reading the version first."""
+    makes current, so the render is kept as current without reading the version first.
+    A render that fails does not fail the write it answers (one the database refused has
+    spoilt the transaction: that is the write's failure)."""
     table = connection.ops.quote_name(IncidentFragment._meta.db_table)
     if not connection.in_atomic_block or _not_marked_yet(table, [incident.pk]):
         return None
-    stamp = page_stamp(page)
-    version = _marked_version(table, incident.pk)
-    ctx = _incidents_context(page)
-    kept = cast(Catalogue, _NoCatalogue())
-    public_ids = {incident.pk: incident.public_id}
     try:
-        texts, head = _timeline_with(posted, version, stamp, incident, ctx, kept) or (None, None)
-        if texts is None:
-            heads: dict[int, tuple] = {}
-            texts = tuple(
-                _timelines(public_ids, ctx, stamp, kept, heads=heads).get(incident.pk, [])
-            )
-            head = heads.get(incident.pk)
+        return _written_incident_text(incident, page, posted, table)
     except _CatalogueNeeded:
         return None
-    text = _incident_texts([incident], ctx, {incident.pk: list(texts)})[incident.pk]
+    except DatabaseError:
+        raise
+    except Exception:
+        logger.exception("the answer to a write of incident %s is read after it", incident.pk)
+        return None
+
+
+def _written_incident_text(
+    incident: Incident, page: PageSettings, posted: IncidentUpdate | None, table: str
+) -> str:
+    stamp = page_stamp(page)
+    left = _marked_row(table, incident.pk)
+    ctx = _incidents_context(page)
+    kept = cast(Catalogue, _NoCatalogue())
+    components = _named_components([incident])
+    texts, head = _timeline_with(posted, left, stamp, incident, ctx, kept) or (None, None)
+    if texts is None:
+        if components:  # its updates name them: their texts need the catalogue
+            raise _CatalogueNeeded
+        heads: dict[int, tuple] = {}
+        public_ids = {incident.pk: incident.public_id}
+        texts = tuple(_timelines(public_ids, ctx, stamp, kept, heads=heads).get(incident.pk, []))
+        head = heads.get(incident.pk)
+    text = _incident_texts([incident], ctx, {incident.pk: list(texts)}, components)[incident.pk]
     if current_scope() is None:
+        rendered_id = secrets.token_hex(8)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET rendered_version = version, stamp = %s, body = %s "
-                "WHERE incident_id = %s",
-                [stamp, text, incident.pk],
+                f"UPDATE {table} SET rendered_version = version, stamp = %s, body = %s, "
+                "rendered_id = %s WHERE incident_id = %s",
+                [stamp, text, rendered_id, incident.pk],
             )
         _forget_marks(IncidentFragment, [incident.pk])
-        if version is not None and head is not None:
-            kept_timeline = _Timeline(version, stamp, texts, head)
+        if left is not None and head is not None:
+            kept_timeline = _Timeline(left[0], rendered_id, stamp, texts, head)
             transaction.on_commit(lambda: timelines_kept.put(incident.pk, kept_timeline))
     return text
 
 
 def _timeline_with(
     posted: IncidentUpdate | None,
-    version: int | None,
+    left: tuple[int, int | None, str] | None,
     stamp: str,
     incident: Incident,
     ctx: PageJson,
     kept: Catalogue,
 ) -> tuple[tuple[str, ...], tuple] | None:
-    """The timeline this process kept of the incident at the version before this write's
-    mark, with the update posted put first; None when it has none such."""
-    if posted is None or version is None:
+    """The timeline this process kept of the incident, with the update posted put first;
+    None unless it is the one the fragment's row held, current, right before this write's
+    mark (`left`: the row as the mark left it: its version, and the kept render's version
+    and id, which tell a timeline of an earlier life of the row, before a restore or a
+    failover, from this one)."""
+    if posted is None or left is None:
         return None
+    version, rendered_version, rendered_id = left
     before = timelines_kept.get(incident.pk)
-    if before is None or before.version != version - 1 or before.stamp != stamp:
+    if (
+        before is None
+        or before.version != version - 1
+        or rendered_version != version - 1
+        or before.rendered_id != rendered_id
+        or before.stamp != stamp
+    ):
         return None
     head = (posted.display_at, posted.pk)
     if head <= before.head:  # not the newest: its place is further down

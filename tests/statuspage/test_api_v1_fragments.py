@@ -488,18 +488,63 @@ def test_a_timeline_read_in_a_transaction_rolled_back_is_not_kept(page):
     from django.db import transaction
 
     incident = open_incident(name="Errors")
-    fragments.timelines_kept.put(incident.pk, fragments._Timeline(0, "", (), (None, 0)))
+    fragments.timelines_kept.put(incident.pk, fragments._Timeline(0, "", "", (), (None, 0)))
     kept = fragments.timelines_kept.get(incident.pk)
 
     class RolledBack(Exception):
         pass
 
+    renders = []
+    render = fragments._render_incidents
+
+    def counted(pks, *args):
+        renders.append(set(pks))
+        return render(pks, *args)
+
     with pytest.raises(RolledBack), transaction.atomic():
         posted = services.incident_post_update(incident=incident, status="identified", body="X")
         assert fragments.written_incident_text(incident, page, posted) is not None
-        assert fragments.incident_texts(Incident.objects.filter(pk=incident.pk), page)
+        # A reader in the same transaction renders it again (its kept text made stale) …
+        IncidentFragment.objects.filter(incident=incident).update(stamp="")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fragments, "_render_incidents", counted)
+            assert fragments.incident_texts(Incident.objects.filter(pk=incident.pk), page)
+        assert renders == [{incident.pk}]
         raise RolledBack
+    # … and neither the writer's timeline nor the reader's is kept: their rows never were.
     assert fragments.timelines_kept.get(incident.pk) is kept
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_timeline_kept_before_a_restore_is_not_used_after_it(committed_api):
+    """Versions repeat when the database goes back in time (a backup restored, a failover to
+    a standby that was behind): a timeline this process kept of the row's earlier life must
+    not come back. The row names the render it holds; the kept timeline, the one it made."""
+    from incidents.models import IncidentUpdate
+
+    incident = open_incident(name="Errors")
+    path = f"/incidents/{incident.public_id}"
+
+    def post(body: str) -> list[str]:
+        answer = committed_api("patch", path, {"incident": {"status": "identified", "body": body}})
+        assert answer.status_code == 200, answer.content
+        [fresh] = json.loads(fresh_incidents([listed_one(incident)]))
+        assert json.loads(answer.content) == fresh
+        return [u["body"] for u in fresh["incident_updates"]]
+
+    post("A.")
+    restored = IncidentFragment.objects.values().get(incident=incident)  # after A
+    post("B.")
+    # Restored to the state after A: B is gone, the fragment's row as it was then.
+    IncidentUpdate.objects.filter(incident=incident, body="B.").delete()
+    IncidentFragment.objects.filter(incident=incident).update(**restored)
+    Incident.objects.filter(pk=incident.pk).update(status="identified")
+    # Another process posts C (this one's kept timeline is not touched) …
+    kept = fragments.timelines_kept.get(incident.pk)
+    assert post("C.")[:2] == ["C.", "A."]
+    fragments.timelines_kept.put(incident.pk, kept)
+    # … then this one posts D: its timeline with B must not come back.
+    assert post("D.")[:3] == ["D.", "C.", "A."]
 
 
 def test_the_timelines_kept_are_bounded(monkeypatch):
@@ -511,10 +556,10 @@ def test_the_timelines_kept_are_bounded(monkeypatch):
         lambda timeline: sum(map(len, timeline.texts)),
     )
     for pk in range(5):
-        kept.put(pk, fragments._Timeline(1, "", ("x" * 10,), (None, pk)))
+        kept.put(pk, fragments._Timeline(1, "", "", ("x" * 10,), (None, pk)))
     assert [pk for pk in range(5) if kept.get(pk)] == [2, 3, 4]
     monkeypatch.setattr(fragments, "TIMELINES_KEPT_CHARS", 80)
-    kept.put(9, fragments._Timeline(1, "", ("y" * 11,), (None, 9)))  # over an eighth: not kept
+    kept.put(9, fragments._Timeline(1, "", "", ("y" * 11,), (None, 9)))  # over an eighth: not kept
     assert kept.get(9) is None
-    kept.put(8, fragments._Timeline(1, "", ("y" * 10,), (None, 8)))
+    kept.put(8, fragments._Timeline(1, "", "", ("y" * 10,), (None, 8)))
     assert kept.get(8) is not None

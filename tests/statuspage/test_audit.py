@@ -257,17 +257,13 @@ def test_an_update_posted_through_the_api_names_its_incident(client, page):
     ] * 3
 
 
-@pytest.mark.django_db(transaction=True)  # the trail's row is written in autocommit
-def test_an_api_write_whose_key_owner_is_deleted_meanwhile_is_still_recorded(
-    client, page, monkeypatch
-):
-    """The owner comes from the key's cached record, not read: deleted during the request,
-    the write is recorded under their name, without the row that is gone."""
+@pytest.fixture
+def leaving_owners_key(monkeypatch) -> str:
+    """A key whose owner ("leaving", a superuser: no groups after a flush) is deleted while
+    a request made with it runs, after the key was checked."""
     from statuspage.api_v1 import base as api_base
 
-    owner = StaffFactory(username="leaving", is_superuser=True)  # no groups after a flush
-    key = api_key_create(owner=owner, name="CI")[1]
-    component = ComponentFactory(name="API")
+    owner = StaffFactory(username="leaving", is_superuser=True)
     owner_of = api_base.key_owner_of
 
     def deleted_meanwhile(record):
@@ -275,11 +271,21 @@ def test_an_api_write_whose_key_owner_is_deleted_meanwhile_is_still_recorded(
         return owner_of(record)
 
     monkeypatch.setattr(api_base, "key_owner_of", deleted_meanwhile)
+    return api_key_create(owner=owner, name="CI")[1]
+
+
+@pytest.mark.django_db(transaction=True)  # the trail's row is written in autocommit
+def test_an_api_write_whose_key_owner_is_deleted_meanwhile_is_still_recorded(
+    client, page, leaving_owners_key
+):
+    """The owner comes from the key's cached record, not read: deleted during the request,
+    the write is recorded under their name, without the row that is gone."""
+    component = ComponentFactory(name="API")
     answer = client.patch(
         f"/api/v1/pages/{page.public_id}/components/{component.public_id}",
         json.dumps({"component": {"description": "Public API"}}),
         content_type="application/json",
-        HTTP_AUTHORIZATION=f"OAuth {key}",
+        HTTP_AUTHORIZATION=f"OAuth {leaving_owners_key}",
     )
     assert answer.status_code == 200
     [changed] = events(source=AuditSource.API)
@@ -506,3 +512,33 @@ def test_page_settings_saved_outside_the_admin_are_not_an_admin_event():
     Component.objects.create(name="Quiet", position=1)
 
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the author's key is checked at the commit
+@pytest.mark.parametrize("write", ["incident update", "component status"])
+def test_a_write_naming_a_key_owner_deleted_meanwhile_answers_401_and_writes_nothing(
+    client, page, leaving_owners_key, write
+):
+    from incidents.models import IncidentUpdate
+    from tests.incidents.factories import open_incident
+
+    component = ComponentFactory(name="API")
+    incident = open_incident(name="Errors")
+    if write == "incident update":
+        path = f"incidents/{incident.public_id}"
+        body = {"incident": {"status": "identified", "body": "Found it."}}
+    else:
+        path = f"components/{component.public_id}"
+        body = {"component": {"status": "major_outage"}}
+    answer = client.patch(
+        f"/api/v1/pages/{page.public_id}/{path}",
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"OAuth {leaving_owners_key}",
+    )
+    assert (answer.status_code, answer.json()["error"]) == (
+        401,
+        "This API key's owner no longer exists.",
+    )
+    assert IncidentUpdate.objects.filter(incident=incident).count() == 1
+    assert Component.objects.get(pk=component.pk).status == "operational"

@@ -51,6 +51,12 @@ def test_kept_api_json_is_compressed_with_lz4_on_postgresql():
         pytest.skip("PostgreSQL's column compression")
     with connection.cursor() as cursor:
         cursor.execute(
+            "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' "
+            "AND 'lz4' = ANY(enumvals)"
+        )
+        if cursor.fetchone() is None:
+            pytest.skip("a PostgreSQL built without lz4: the migration leaves pglz")
+        cursor.execute(
             "SELECT attrelid::regclass::text, attcompression FROM pg_attribute "
             "WHERE attname = 'body' AND attrelid::regclass::text LIKE 'statuspage_%%fragment'"
         )

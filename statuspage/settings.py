@@ -121,10 +121,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # docs/performance.md). Parameters are then sent apart from the SQL (server-side binding).
 # Turn off behind a pooler in transaction mode that cannot keep them (PgBouncer before 1.21).
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
-PREPARED_OPTIONS = {"server_side_binding": True, "prepare_threshold": 5}
-if DATABASE_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    for option, value in PREPARED_OPTIONS.items():  # unless DATABASE_URL's query sets them
-        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(option, value)
+
+
+def _prepare_statements(database: dict) -> None:
+    if DATABASE_PREPARED_STATEMENTS and database["ENGINE"].endswith("postgresql"):
+        options = database.setdefault("OPTIONS", {})
+        options.setdefault("server_side_binding", True)  # unless the URL's query sets them
+        options.setdefault("prepare_threshold", 5)
+
+
+_prepare_statements(DATABASES["default"])
 # A PostgreSQL streaming replica for the reads that may be a few seconds old (API v2 and
 # history renders on a snapshot miss, management API reads; statuspage/db_router.py). Unset,
 # every query goes to DATABASE_URL. Past the lag limit, or unreachable, reads use the primary.
@@ -136,9 +142,7 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"].setdefault("CONN_HEALTH_CHECKS", True)
     # A replica that does not answer costs a request two seconds once, not a hang.
     DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
-    if DATABASE_PREPARED_STATEMENTS and DATABASES["replica"]["ENGINE"].endswith("postgresql"):
-        for option, value in PREPARED_OPTIONS.items():
-            DATABASES["replica"]["OPTIONS"].setdefault(option, value)
+    _prepare_statements(DATABASES["replica"])
     # Tests read the replica alias from the test database itself.
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["statuspage.db_router.ReplicaRouter"]

@@ -121,7 +121,7 @@ class _Marked:
     def __init__(self, table: str, pks: frozenset[int | str], left: tuple | None = None) -> None:
         self.table = table
         self.pks = pks
-        # A lone fragment row as the mark left it: (pk, version, rendered_version, rendered_id).
+        # A lone fragment row as the mark left it: (version, rendered_version, rendered_id).
         self.left = left
 
     def __call__(self) -> None:
@@ -177,7 +177,7 @@ def _mark(model: type[Model], column: str, pks: Iterable[int | str]) -> None:
         lone = len(wanted) == 1 and connection.features.can_return_columns_from_insert
         if lone and issubclass(model, ApiFragment):
             cursor.execute(upsert + " RETURNING version, rendered_version, rendered_id", wanted)
-            left = (wanted[0], *cursor.fetchone())
+            left = tuple(cursor.fetchone())
         else:
             cursor.executemany(upsert, [(pk,) for pk in wanted])
     if connection.in_atomic_block:
@@ -192,7 +192,7 @@ def _marked_row(table: str, pk: int | str) -> tuple[int, int | None, str] | None
     for queued in connection.run_on_commit:
         callback = queued[1]
         if isinstance(callback, _Marked) and callback.table == table and pk in callback.pks:
-            found = callback.left[1:] if callback.left and callback.left[0] == pk else None
+            found = callback.left  # a mark of several rows (left None) knows none of them
     return found
 
 
@@ -754,8 +754,7 @@ def _incident_text(
 
 @dataclass(frozen=True)
 class _Timeline:
-    version: int  # the incident's fragment version its rows were read at (or after)
-    rendered_id: str  # the render kept with them: used only while the row still holds it
+    rendered_id: str  # the render kept with them: used only while the row holds it, current
     stamp: str
     texts: tuple[str, ...]  # newest first, slots in place
     head: tuple  # the newest update's place: (display_at, pk)
@@ -766,14 +765,15 @@ TIMELINES_KEPT = 1024
 TIMELINES_KEPT_CHARS = 8_000_000
 
 
-# This process's last timeline of each incident it rendered, under the fragment version
-# it was read at: an update posted to an incident whose version has moved on only by that
-# post's mark renders that one update and puts it before the rest, instead of reading the
-# whole timeline again (incident_post_update changes no other update).
+# This process's last timeline of each incident it rendered, under the id of the render it
+# kept: an update posted to an incident whose fragment row still held that render, current,
+# right before the post's mark renders that one update and puts it before the rest, instead
+# of reading the whole timeline again (incident_post_update changes no other update).
 #
-# Read at or after the version it is kept under: data newer than its version (a write that
-# committed between the version's read and the rows') has moved the version on too, so it
-# never matches a later post's version less one.
+# A render is kept only where no write marked the row since its version was read (the
+# store's `WHERE version =`), so the rows it was made from are the row's at that version;
+# its random id tells it from a render of an earlier life of the row, whose versions repeat
+# after a restore or a failover.
 timelines_kept = _Kept(
     lambda: TIMELINES_KEPT,
     lambda: TIMELINES_KEPT_CHARS,
@@ -798,11 +798,11 @@ def _render_incidents(
     rendered = _incident_texts(incidents, ctx, timelines)
     if stamp is not None:
         ids = _store(IncidentFragment, "incident_id", pks, rendered, stamp)
-        if current_scope() is None:  # read from the primary: rows at or after the version
+        if current_scope() is None:  # read from the primary
             read = [
-                (pk, _Timeline(version, ids[pk], stamp, tuple(timelines[pk]), heads[pk]))
-                for pk, version in pks.items()
-                if version is not None and pk in timelines
+                (pk, _Timeline(ids[pk], stamp, tuple(timelines[pk]), heads[pk]))
+                for pk in pks
+                if pk in timelines
             ]
             # Once committed (at once outside a transaction): a rolled back one's rows never were.
             transaction.on_commit(lambda: timelines_kept.put_all(read))
@@ -900,8 +900,8 @@ def _written_incident_text(
                 [stamp, text, rendered_id, incident.pk],
             )
         _forget_marks(IncidentFragment, [incident.pk])
-        if left is not None and head is not None:
-            kept_timeline = _Timeline(left[0], rendered_id, stamp, texts, head)
+        if head is not None:
+            kept_timeline = _Timeline(rendered_id, stamp, texts, head)
             transaction.on_commit(lambda: timelines_kept.put(incident.pk, kept_timeline))
     return text
 
@@ -925,7 +925,6 @@ def _timeline_with(
     before = timelines_kept.get(incident.pk)
     if (
         before is None
-        or before.version != version - 1
         or rendered_version != version - 1
         or before.rendered_id != rendered_id
         or before.stamp != stamp

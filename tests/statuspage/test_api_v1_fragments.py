@@ -488,7 +488,7 @@ def test_a_timeline_read_in_a_transaction_rolled_back_is_not_kept(page):
     from django.db import transaction
 
     incident = open_incident(name="Errors")
-    fragments.timelines_kept.put(incident.pk, fragments._Timeline(0, "", "", (), (None, 0)))
+    fragments.timelines_kept.put(incident.pk, fragments._Timeline("", "", (), (None, 0)))
     kept = fragments.timelines_kept.get(incident.pk)
 
     class RolledBack(Exception):
@@ -556,10 +556,10 @@ def test_the_timelines_kept_are_bounded(monkeypatch):
         lambda timeline: sum(map(len, timeline.texts)),
     )
     for pk in range(5):
-        kept.put(pk, fragments._Timeline(1, "", "", ("x" * 10,), (None, pk)))
+        kept.put(pk, fragments._Timeline("", "", ("x" * 10,), (None, pk)))
     assert [pk for pk in range(5) if kept.get(pk)] == [2, 3, 4]
     monkeypatch.setattr(fragments, "TIMELINES_KEPT_CHARS", 80)
-    kept.put(9, fragments._Timeline(1, "", "", ("y" * 11,), (None, 9)))  # over an eighth: not kept
+    kept.put(9, fragments._Timeline("", "", ("y" * 11,), (None, 9)))  # over an eighth: not kept
     assert kept.get(9) is None
-    kept.put(8, fragments._Timeline(1, "", "", ("y" * 10,), (None, 8)))
+    kept.put(8, fragments._Timeline("", "", ("y" * 10,), (None, 8)))
     assert kept.get(8) is not None

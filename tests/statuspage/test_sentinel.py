@@ -88,6 +88,11 @@ class SentinelSet:
 
     def settled(self) -> bool:
         """The sentinel knows a master and an in-sync replica, and each server agrees."""
+        # As redis-py's Sentinel judges it before naming a master to a client: one the
+        # sentinel has only just seen (or saw late on a loaded host) is not found yet.
+        state = self.sentinel().sentinel_master(MASTER_NAME)
+        if not state["is_master"] or state["is_sdown"] or state["is_odown"]:
+            return False
         master, replica = self.master(), self.replica()
         if self.client(master).info("replication")["role"] != "master":
             return False

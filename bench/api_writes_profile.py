@@ -248,6 +248,7 @@ def profiled(writes: int, profile_dir: Path | None) -> dict:
             if n == writes // 2:
                 kept_sql = list(statements)
         if profiler is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
             profiler.dump_stats(str(profile_dir / f"{label.split(' (')[0].replace(' ', '-')}.prof"))
         return summarize(label, samples, kept_sql)
 

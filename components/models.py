@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from components.sla_terms import validate_credit_tiers, validate_sla_target
 from components.status_choices import ComponentStatus, ComponentStatusValue
+from statuspage.lib.choices import QuickChoiceDisplay
 from statuspage.lib.ids import new_public_id
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
@@ -165,7 +166,7 @@ class ComponentQuerySet(models.QuerySet):
         )
 
 
-class Component(models.Model):
+class Component(QuickChoiceDisplay, models.Model):
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     name = models.CharField(max_length=255, validators=[no_control_characters])
     description = models.TextField(
@@ -247,7 +248,7 @@ class StatusChangeCause(models.TextChoices):
     API = "api", _("API")
 
 
-class ComponentStatusChange(models.Model):
+class ComponentStatusChange(QuickChoiceDisplay, models.Model):
     """One change of a component's status: the history that uptime is computed from."""
 
     component = models.ForeignKey(

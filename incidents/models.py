@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from components.models import Component, ComponentStatus, worst_status
 from components.status_choices import ComponentStatusValue
 from incidents.series.recurrence import parts_of, repeats_text
+from statuspage.lib.choices import QuickChoiceDisplay
 from statuspage.lib.ids import new_public_id
 from statuspage.lib.text import no_control_characters, no_control_characters_in_text
 
@@ -157,7 +158,7 @@ class IncidentQuerySet(models.QuerySet):
 IncidentManager = models.Manager.from_queryset(IncidentQuerySet)
 
 
-class Incident(models.Model):
+class Incident(QuickChoiceDisplay, models.Model):
     """An incident, or (kind=maintenance) a scheduled maintenance, as Statuspage models both."""
 
     public_id = models.CharField(
@@ -397,7 +398,7 @@ class MaintenanceSeries(models.Model):
         return repeats_text(parts.get("FREQ", ""), int(interval) if interval.isdigit() else 1)
 
 
-class IncidentUpdate(models.Model):
+class IncidentUpdate(QuickChoiceDisplay, models.Model):
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="updates")
     status: "IncidentStatusField" = models.CharField(max_length=16, choices=IncidentStatus.choices)
@@ -458,7 +459,7 @@ class IncidentUpdateTranslation(models.Model):
         return f"{self.get_language_display()}: {self.update}"
 
 
-class AffectedComponent(models.Model):
+class AffectedComponent(QuickChoiceDisplay, models.Model):
     """A component an update named, with the status it found and the one it set."""
 
     update = models.ForeignKey(

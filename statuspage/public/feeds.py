@@ -28,6 +28,7 @@ from incidents.selectors import with_timeline
 from incidents.series.services import skipped_starts
 from statuspage.lib.markdown import markdown_as_plain_text as plain_text
 from statuspage.lib.markdown import render_markdown
+from statuspage.lib.shared_reads import shared
 from statuspage.lib.text import one_line, without_control_characters
 from statuspage.models import PageSettings
 from statuspage.public.isolation import isolated, plain_incident_html
@@ -46,6 +47,7 @@ XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 # What goes into a feed
 
 
+@shared
 def feed_incidents(component: Component | None = None) -> list[Incident]:
     """The 50 incidents and maintenances announced last, newest first, with their updates."""
     incidents = Incident.objects.public().filter(

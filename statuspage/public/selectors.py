@@ -38,6 +38,7 @@ from components.selectors import (
 from components.uptime import DayUptime, MonthTotals, MonthUptime
 from incidents.models import Incident, IncidentKind, IncidentQuerySet, IncidentStatus
 from incidents.selectors import with_timeline
+from statuspage.lib.shared_reads import shared
 from statuspage.models import PageSettings
 
 
@@ -129,6 +130,7 @@ def _incidents(include_internal: bool) -> IncidentQuerySet:
     return Incident.objects.all() if include_internal else Incident.objects.public()
 
 
+@shared
 def build_status_page(*, now: datetime | None = None, include_internal: bool = False) -> StatusPage:
     now = now or timezone.now()
     page = PageSettings.load()
@@ -278,6 +280,7 @@ def _past_days(incidents: list[Incident], *, today: date, zone: tzinfo) -> list[
     ]
 
 
+@shared
 def incident_detail(code: str, *, include_internal: bool = False) -> Incident | None:
     return (
         with_timeline(
@@ -308,6 +311,7 @@ class HistoryMonth:
     incidents: list[Incident]
 
 
+@shared
 def incident_history(
     *, page_number: int, per_page: int = HISTORY_PAGE_SIZE, include_internal: bool = False
 ) -> tuple[Page[Incident], list[HistoryMonth]]:

@@ -23,6 +23,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse
 
+from statuspage.lib import shared_reads
 from statuspage.lib.outage import database_unreachable
 from statuspage.public import public_cache
 from statuspage.public.snapshots import keys, outage, store
@@ -91,6 +92,7 @@ def render_key(key: str, *, base_url: str | None = None) -> Snapshot:
         }
     )
     generation = current_generation()
+    shared_reads.render_generation(generation)
     # Every public output's view answers with a plain HttpResponse, never a streaming one.
     response = cast(HttpResponse, _handler().get_response(request))
     if response.status_code >= 500:
@@ -294,23 +296,24 @@ def rebuild_hot_snapshots(
             outage.refresh_failed()
         raise
     built = 0
-    for key in hot:
-        if stream is not None and stream.began() and keys.hand_over_to_stream():
-            # Begun after a calm, and a stream of changes has begun since: its own rebuild
-            # (queued) waits for it, and paces it, rather than this one rendering on through
-            # it. A change now and then does not stop it, nor does a stream when the last
-            # rebuild the worker finished is older than the longest gap.
-            return None
-        current = store.load(key)
-        if current is not None and current.generation == generation:
-            store.write_files_tree(current)
-            continue
-        try:
-            if rebuild(key, base_url=base_url, wait=True, write_file=True) is not None:
-                built += 1
-        except RenderFailed as error:
-            # One broken output keeps its last good copy; the others are still rebuilt.
-            logger.error("could not render %s: %s", key, error)
+    with shared_reads.sharing():
+        for key in hot:
+            if stream is not None and stream.began() and keys.hand_over_to_stream():
+                # Begun after a calm, and a stream of changes has begun since: its own rebuild
+                # (queued) waits for it, and paces it, rather than this one rendering on through
+                # it. A change now and then does not stop it, nor does a stream when the last
+                # rebuild the worker finished is older than the longest gap.
+                return None
+            current = store.load(key)
+            if current is not None and current.generation == generation:
+                store.write_files_tree(current)
+                continue
+            try:
+                if rebuild(key, base_url=base_url, wait=True, write_file=True) is not None:
+                    built += 1
+            except RenderFailed as error:
+                # One broken output keeps its last good copy; the others are still rebuilt.
+                logger.error("could not render %s: %s", key, error)
     store.prune_files_tree(set(hot))
     store.share_files_tree(hot, generation)
     keys.note_rebuild_completed()

@@ -200,14 +200,14 @@ def public_keys(*, everything: bool = False) -> list[str]:
     The hot set is what the status page links to while something is happening: the page, the
     API, feeds, badges, and the pages of incidents that are open, upcoming or recent.
     """
-    unprefixed = _unprefixed_keys(everything=everything)
-    keys = list(unprefixed)
-    for language in PageSettings.load().languages:
-        keys += [
-            f"/{language}{key}"
-            for key in unprefixed
-            if url_match(key.partition("?")[0])[0] in LOCALIZED_URL_NAMES
-        ]
+    languages = PageSettings.load().languages
+    keys = []
+    # Each output next to its languages: a rebuild renders the page in every language before
+    # the incidents' pages, and the languages of one output share its reads (shared_reads).
+    for key in _unprefixed_keys(everything=everything):
+        keys.append(key)
+        if url_match(key.partition("?")[0])[0] in LOCALIZED_URL_NAMES:
+            keys += [f"/{language}{key}" for language in languages]
     return keys
 
 

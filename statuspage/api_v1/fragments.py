@@ -24,8 +24,7 @@ import json
 import logging
 import re
 import secrets
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, cast
@@ -50,6 +49,7 @@ from incidents.statuspage_json import (
     timestamp,
 )
 from statuspage.api_v1 import schemas
+from statuspage.lib.kept import Kept
 from statuspage.lib.outage import database_read_only
 from statuspage.lib.replica import current_scope
 from statuspage.models import (
@@ -621,49 +621,11 @@ UPDATE_TEXTS_KEPT_CHARS = 8_000_000
 UPDATE_TEXT_KEPT_CHARS = 16384
 
 
-class _Kept:
-    """A process's bounded memory, shared by its threads: at most `count()` entries of at most
-    `chars()` characters in all (`size` measures one; one larger than `largest()` is not
-    kept), the first kept going first. A process needing more renders again, nothing worse."""
-
-    def __init__(
-        self,
-        count: Callable[[], int],
-        chars: Callable[[], int],
-        largest: Callable[[], int],
-        size: Callable[[Any], int],
-    ) -> None:
-        self._count, self._limit, self._largest, self._size = count, chars, largest, size
-        self._kept: dict[Any, Any] = {}
-        self._chars = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        return self._kept.get(key)
-
-    def put(self, key: Any, value: Any) -> None:
-        size = self._size(value)
-        if size > self._largest():
-            return
-        with self._lock:
-            old = self._kept.pop(key, None)
-            if old is not None:
-                self._chars -= self._size(old)
-            self._kept[key] = value
-            self._chars += size
-            while len(self._kept) > self._count() or self._chars > self._limit():
-                self._chars -= self._size(self._kept.pop(next(iter(self._kept))))
-
-    def put_all(self, items: list[tuple[Any, Any]]) -> None:
-        for key, value in items:
-            self.put(key, value)
-
-
 # This process's update texts (slots in place), each under everything it is rendered from:
 # the update's fields, its affected components', the incident's id and the page's stamp. A
 # text is therefore never out of date, and an incident rendered again after one more update
 # renders that update, not its whole timeline again.
-update_texts = _Kept(
+update_texts = Kept(
     lambda: UPDATE_TEXTS_KEPT, lambda: UPDATE_TEXTS_KEPT_CHARS, lambda: UPDATE_TEXT_KEPT_CHARS, len
 )
 
@@ -774,7 +736,7 @@ TIMELINES_KEPT_CHARS = 8_000_000
 # store's `WHERE version =`), so the rows it was made from are the row's at that version;
 # its random id tells it from a render of an earlier life of the row, whose versions repeat
 # after a restore or a failover.
-timelines_kept = _Kept(
+timelines_kept = Kept(
     lambda: TIMELINES_KEPT,
     lambda: TIMELINES_KEPT_CHARS,
     lambda: TIMELINES_KEPT_CHARS // 8,

@@ -8,6 +8,7 @@ from django import template
 from django.conf import settings
 from django.template.base import FilterExpression, NodeList, Parser, Token, token_kwargs
 from django.template.context import Context
+from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import formats
@@ -20,6 +21,7 @@ from components.models import ComponentStatus
 from components.uptime import DayUptime, MonthUptime
 from incidents.models import Incident, IncidentUpdate
 from incidents.postmortems import Postmortem, structured_postmortem
+from statuspage.lib.kept import Kept
 from statuspage.lib.local_format import DateStyle, format_date, format_percent
 from statuspage.lib.markdown import render_markdown
 from statuspage.models import PageSettings
@@ -91,6 +93,44 @@ class IsolatedNode(template.Node):
             lambda: self.nodelist.render(context),
             lambda: mark_safe(plain_incident_html(incident, **options)),  # noqa: S308 - escaped
         )
+
+
+# This process's rendered updates, each under everything it is rendered from: the update's
+# status, time and body in the language, its component changes where shown, the page's zone
+# and the language. A page rendered again after one more update (in each of its languages)
+# renders that update, not its whole timeline again; an edit anywhere is a new entry.
+UPDATE_ITEMS_KEPT = 8192
+UPDATE_ITEMS_KEPT_CHARS = 16_000_000
+UPDATE_ITEM_KEPT_CHARS = 100_000
+update_items = Kept(
+    lambda: UPDATE_ITEMS_KEPT, lambda: UPDATE_ITEMS_KEPT_CHARS, lambda: UPDATE_ITEM_KEPT_CHARS, len
+)
+
+
+@register.simple_tag(takes_context=True)
+def update_item(context: Context, update: IncidentUpdate, show_components: bool = False) -> str:
+    """One update of a timeline (statuspage/_update.html), rendered once per process."""
+    language = get_language()
+    zone = context.get("page_zone") or PageSettings.load().zone
+    body = update.body_in(language)
+    changes = list(update.affected_components.all()) if show_components else []
+    key = (
+        update.pk,
+        update.status,
+        update.display_at,
+        body,
+        tuple((c.component.name, c.old_status, c.new_status) for c in changes),
+        str(zone),
+        language,
+    )
+    html = update_items.get(key)
+    if html is None:
+        html = render_to_string(
+            "statuspage/_update.html",
+            {"update": update, "body": body, "changes": changes, "page_zone": zone},
+        )
+        update_items.put(key, html)
+    return mark_safe(html)  # noqa: S308 - rendered by the template, which escapes
 
 
 @register.simple_tag(takes_context=True)

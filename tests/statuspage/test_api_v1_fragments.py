@@ -20,6 +20,7 @@ from incidents.notify import events, links, subscriptions
 from incidents.notify.models import Subscriber
 from incidents.statuspage_json import page_json_context
 from statuspage.api_v1 import fragments, schemas
+from statuspage.lib.kept import Kept
 from statuspage.models import IncidentFragment, PageSettings, SubscriberFragment
 from tests.components.factories import ComponentFactory, ComponentGroupFactory
 from tests.incidents.factories import SubscriberFactory, open_incident, schedule_maintenance
@@ -549,7 +550,7 @@ def test_a_timeline_kept_before_a_restore_is_not_used_after_it(committed_api):
 
 def test_the_timelines_kept_are_bounded(monkeypatch):
     monkeypatch.setattr(fragments, "TIMELINES_KEPT", 3)
-    kept = fragments._Kept(
+    kept = Kept(
         lambda: fragments.TIMELINES_KEPT,
         lambda: fragments.TIMELINES_KEPT_CHARS,
         lambda: fragments.TIMELINES_KEPT_CHARS // 8,

@@ -100,8 +100,8 @@ class IsolatedNode(template.Node):
 # and the language. A page rendered again after one more update (in each of its languages)
 # renders that update, not its whole timeline again; an edit anywhere is a new entry.
 UPDATE_ITEMS_KEPT = 8192
-UPDATE_ITEMS_KEPT_CHARS = 16_000_000
-UPDATE_ITEM_KEPT_CHARS = 100_000
+UPDATE_ITEMS_KEPT_CHARS = 8_000_000
+UPDATE_ITEM_KEPT_CHARS = 64_000
 update_items = Kept(
     lambda: UPDATE_ITEMS_KEPT, lambda: UPDATE_ITEMS_KEPT_CHARS, lambda: UPDATE_ITEM_KEPT_CHARS, len
 )

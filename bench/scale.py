@@ -868,8 +868,8 @@ def render(result: dict, out: Path) -> str:
             + " (the *rendered* column): the rebuild task waits until the change has been "
             "still for `SNAPSHOT_SETTLE_SECONDS` (0.2 s), then renders the hot outputs one "
             "after the other, each written to disk and announced as it is done; "
-            "`api/v2/components.json`, the one timed here, comes after the page, the "
-            "history, the feeds, the badges and the summary (`HOT_URL_NAMES` in "
+            "`api/v2/components.json`, the one timed here, comes after the page (in each "
+            "enabled language) and the summary (`HOT_URL_NAMES` in "
             "statuspage/public/snapshots/keys.py), so the page itself is out somewhat sooner "
             "and the open incidents' pages later. The followers add the rest, "
             + ", ".join(f"{_ms(v['follower_lag_median_s'])} with {n}" for n, v in vis.items())

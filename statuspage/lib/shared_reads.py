@@ -65,7 +65,7 @@ def shared(read: Callable[P, T]) -> Callable[P, T]:
         reads = _active.get()
         if reads is None or reads.generation is None:
             return read(*args, **kwargs)
-        key = (read.__qualname__, args, tuple(sorted(kwargs.items())))
+        key = (read, args, tuple(sorted(kwargs.items())))
         if key in reads.kept:
             reads.kept.move_to_end(key)
             return cast(T, reads.kept[key])

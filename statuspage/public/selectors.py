@@ -8,13 +8,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
-from functools import cached_property
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
 from components import charts
 from components.models import (
@@ -89,9 +88,20 @@ class CheckMetrics:
     dom_id: str
     now: datetime
     zone: tzinfo
+    _charts: dict[str, list[Chart]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
-    @cached_property
+    @property
     def charts(self) -> list[Chart]:
+        """Drawn once per language: their words are the active language's, and a rebuild hands
+        one read of the page to every language's render (statuspage/lib/shared_reads.py)."""
+        language = get_language() or ""
+        if language not in self._charts:
+            self._charts[language] = self._drawn()
+        return self._charts[language]
+
+    def _drawn(self) -> list[Chart]:
         return [
             Chart(
                 spec,

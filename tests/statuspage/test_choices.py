@@ -4,7 +4,7 @@ as Django's, in the language active at each call."""
 from django.db import models
 from django.utils import translation
 
-from components.models import Component
+from components.models import Component, ComponentStatusChange
 from incidents.models import AffectedComponent, Incident, IncidentUpdate
 
 
@@ -20,7 +20,7 @@ def test_labels_follow_the_active_language_call_by_call():
 
 
 def test_every_choice_reads_as_django_would_read_it():
-    for model in (Incident, IncidentUpdate, AffectedComponent, Component):
+    for model in (Incident, IncidentUpdate, AffectedComponent, Component, ComponentStatusChange):
         for field in model._meta.get_fields():
             if not getattr(field, "choices", None):
                 continue

@@ -11,6 +11,7 @@ from incidents.models import IncidentStatus
 from statuspage.lib import shared_reads
 from statuspage.public import public_cache, selectors
 from statuspage.public.snapshots import build, keys, store
+from tests.components.factories import HealthCheckFactory
 from tests.incidents.factories import open_incident
 from tests.statuspage.test_languages import api, set_languages  # noqa: F401 - the fixture
 
@@ -26,7 +27,12 @@ def test_an_outputs_languages_are_next_to_each_other_in_the_hot_set(api):  # noq
     page = f"/incidents/{incident.public_id}/"
     at = hot.index(page)
     assert hot[at : at + 1 + len(LANGUAGES)] == [page, *(f"/{lang}{page}" for lang in LANGUAGES)]
-    assert hot[:2] == ["/", "/en/"]  # the page first, in every language
+    # The page first, in every language, then the API widgets and clients poll.
+    assert hot[: 2 + len(LANGUAGES)] == [
+        "/",
+        *(f"/{lang}/" for lang in LANGUAGES),
+        "/api/v2/summary.json",
+    ]
     assert "/de/api/v2/summary.json" not in hot
 
 
@@ -121,3 +127,15 @@ def test_reads_are_shared_only_inside_a_rebuild_and_within_one_generation():
             read(f"other-{n}")
         assert read("a") == 7 + shared_reads.KEPT_READS  # pushed out by newer reads
     assert read("a") == 8 + shared_reads.KEPT_READS
+
+
+def test_what_a_shared_read_draws_is_in_each_language_s_words(api):  # noqa: F811
+    """The page's response-time charts are drawn from the shared read: each language draws
+    its own, not the first language's."""
+    set_languages(enabled=("en", "de"))
+    HealthCheckFactory(component=api, name="Health endpoint", show_on_page=True)
+    build.rebuild_hot_snapshots()
+    english, german = (store.load(key).body.decode() for key in ("/en/", "/de/"))
+    assert "API Health endpoint: response times, last 24 hours" in english
+    assert "API Health endpoint: Antwortzeiten, letzte" in german
+    assert "response times" not in german

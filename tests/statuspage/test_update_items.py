@@ -3,6 +3,7 @@ everything they are rendered from: a page rendered again renders only what is ne
 edit, translation, rename, zone or language is ever shown from an older rendering."""
 
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -109,10 +110,32 @@ def test_a_new_time_zone_shows_the_updates_times_in_it(incident):
     assert all(new != old for new, old in zip(after, before, strict=True))
 
 
-def test_a_status_change_of_an_update_is_shown(incident):
-    page(incident)
+def update_heads(html: str) -> list[str]:
+    return re.findall(r'<p class="update-head">(.*?)</p>', html)
+
+
+@pytest.mark.parametrize("edit", ["status", "display_at"])
+def test_an_update_s_new_status_or_time_is_shown(incident, edit):
+    before = update_heads(page(incident))
     update = incident.updates.get(body="A bad deploy.")
-    update.status = IncidentStatus.MONITORING
+    if edit == "status":
+        update.status = IncidentStatus.MONITORING
+    else:
+        update.display_at = update.display_at - timedelta(days=400)
     update.save()
+    after = update_heads(page(incident))
+    assert len(after) == len(before) == 2
+    changed = [head for head in after if head not in before]
+    assert len(changed) == 1
+    shown = "Monitoring" if edit == "status" else str(update.display_at.year)
+    assert shown in changed[0]
+
+
+def test_a_component_change_s_statuses_are_shown_as_they_are_now(incident, api):  # noqa: F811
+    assert "Major outage" in page(incident) or "Major Outage" in page(incident)
+    change = incident.updates.get(body="We see **errors**.").affected_components.get()
+    change.new_status = "partial_outage"
+    change.save()
     shown = page(incident)
-    assert shown.count("Monitoring") >= 1
+    assert "tone-major" in shown or "Partial" in shown
+    assert "Partial outage" in shown or "Partial Outage" in shown

@@ -86,8 +86,18 @@ PUBLIC_URLS: dict[str, tuple[str, ...]] = {
     "api-v2-scheduled-maintenances-active": (),
 }
 # The outputs visitors hit during an outage, rebuilt right after a change (render on write).
+# In the order a rebuild renders them: the page (in every language), then the API widgets and
+# clients poll, then the rest.
 HOT_URL_NAMES = [
     "status-page",
+    "api-v2-summary",
+    "api-v2-status",
+    "api-v2-components",
+    "api-v2-incidents",
+    "api-v2-incidents-unresolved",
+    "api-v2-scheduled-maintenances",
+    "api-v2-scheduled-maintenances-upcoming",
+    "api-v2-scheduled-maintenances-active",
     "history",
     "history-atom",
     "history-rss",
@@ -97,14 +107,6 @@ HOT_URL_NAMES = [
     "embed-js",
     "robots-txt",
     "uptime",
-    "api-v2-summary",
-    "api-v2-status",
-    "api-v2-components",
-    "api-v2-incidents",
-    "api-v2-incidents-unresolved",
-    "api-v2-scheduled-maintenances",
-    "api-v2-scheduled-maintenances-upcoming",
-    "api-v2-scheduled-maintenances-active",
 ]
 # The outputs served in each enabled language under its prefix (`/de/history/`); the others
 # (API v2, robots.txt) are language-neutral and only unprefixed.
